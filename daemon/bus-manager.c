@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include <systemd/sd-id128.h>
+
+#include "config.h"
+#include "bus-objects.h"
+#include "bus-util.h"
+#include "log.h"
+#include "names.h"
+#include "util.h"
+#include "vfiomig-names.h"
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+}
+
+static int property_get_backend(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+
+        return sd_bus_message_append(reply, "s", m->source->ops->backend);
+}
+
+static int property_get_device_count(sd_bus *bus, const char *path, const char *interface,
+                                     const char *property, sd_bus_message *reply, void *userdata,
+                                     sd_bus_error *error) {
+        Manager *m = userdata;
+
+        return sd_bus_message_append(reply, "u", registry_device_count(m->registry));
+}
+
+static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autoptr(GPtrArray) devices = registry_list_devices(m->registry);
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssssss)");
+        for (guint i = 0; r >= 0 && i < devices->len; i++) {
+                const Device *d = devices->pdata[i];
+                g_autofree char *flags = migration_flags_to_string(d->migration_flags, ",");
+
+                r = sd_bus_message_append(reply, "(ssssss)", d->name, device_kind_to_string(d->kind),
+                                          d->driver, d->mdev_type, flags, d->migration_state);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autoptr(GPtrArray) types = registry_list_types(m->registry);
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sssu)");
+        for (guint i = 0; r >= 0 && i < types->len; i++) {
+                const MdevType *t = types->pdata[i];
+
+                r = sd_bus_message_append(reply, "(sssu)", t->parent, t->id, t->name, t->available_instances);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static const Device *lookup_device(Manager *m, const char *name, sd_bus_error *error) {
+        const Device *d = registry_get_device(m->registry, name);
+
+        if (!d)
+                sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No device %s known to vfiomigd", name);
+        return d;
+}
+
+static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autofree char *name = NULL, *path = NULL;
+        int r;
+
+        r = bus_read_device_name(msg, &name, error);
+        if (r < 0)
+                return r;
+        if (!lookup_device(m, name, error))
+                return -ENODEV;
+        path = bus_device_path(name);
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+static int read_plain_name(sd_bus_message *msg, const char *what, const char **ret, sd_bus_error *error) {
+        int r = sd_bus_message_read(msg, "s", ret);
+
+        if (r < 0)
+                return r;
+        if (!name_is_sysfs_component(*ret))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "'%s' is not a valid %s name", *ret, what);
+        return 0;
+}
+
+static char *random_uuid(void) {
+        sd_id128_t id;
+
+        if (sd_id128_randomize(&id) < 0)
+                return NULL;
+        return g_strdup_printf("%08x-%04x-%04x-%04x-%012" G_GINT64_MODIFIER "x",
+                               (id.bytes[0] << 24) | (id.bytes[1] << 16) | (id.bytes[2] << 8) | id.bytes[3],
+                               (id.bytes[4] << 8) | id.bytes[5], (id.bytes[6] << 8) | id.bytes[7],
+                               (id.bytes[8] << 8) | id.bytes[9],
+                               ((guint64) id.bytes[10] << 40) | ((guint64) id.bytes[11] << 32) |
+                               ((guint64) id.bytes[12] << 24) | ((guint64) id.bytes[13] << 16) |
+                               ((guint64) id.bytes[14] << 8) | id.bytes[15]);
+}
+
+static const MdevType *lookup_type(Manager *m, const char *parent, const char *type_id, sd_bus_error *error) {
+        const MdevType *t;
+        g_autoptr(GPtrArray) types = NULL;
+        g_autoptr(GString) ids = NULL;
+
+        if (!registry_get_parent(m->registry, parent)) {
+                sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No mdev parent device %s", parent);
+                return NULL;
+        }
+        t = registry_find_type(m->registry, parent, type_id);
+        if (t)
+                return t;
+        types = registry_list_parent_types(m->registry, parent);
+        ids = g_string_new(NULL);
+        for (guint i = 0; i < types->len; i++)
+                g_string_append_printf(ids, "%s%s", i ? ", " : "", ((MdevType *) types->pdata[i])->id);
+        sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "mdev parent %s has no type %s (it has: %s)",
+                          parent, type_id, ids->len ? ids->str : "none");
+        return NULL;
+}
+
+static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *parent, *type_id, *uuid_arg;
+        g_autofree char *uuid = NULL;
+        const MdevType *t;
+        int r;
+
+        r = read_plain_name(msg, "mdev parent", &parent, error);
+        if (r < 0)
+                return r;
+        r = read_plain_name(msg, "mdev type", &type_id, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &uuid_arg);
+        if (r < 0)
+                return r;
+        if (*uuid_arg && !name_is_uuid(uuid_arg))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "'%s' is not a valid UUID (expected 8-4-4-4-12 hex digits)", uuid_arg);
+        r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+
+        t = lookup_type(m, parent, type_id, error);
+        if (!t)
+                return -ENODEV;
+        uuid = *uuid_arg ? g_ascii_strdown(uuid_arg, -1) : random_uuid();
+        if (!uuid)
+                return -ENOMEM;
+        if (registry_get_device(m->registry, uuid))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_ALREADY_EXISTS, "Device %s already exists", uuid);
+
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE,
+                          (const char *[]) { "parent", parent, "type", type_id, NULL }, m->polkit, error);
+        if (r <= 0)
+                return r;
+
+        r = m->source->ops->create_mdev(m->source, t, uuid);
+        if (r == -EUSERS)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY,
+                                         "%s: mdev type %s has no available instances left", parent, type_id);
+        if (r == -EEXIST)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_ALREADY_EXISTS,
+                                         "%s: an mdev with UUID %s already exists (the kernel refused it)",
+                                         parent, uuid);
+        if (r < 0)
+                return bus_error_device_errno(error, r, parent, "failed to create %s mdev %s", type_id, uuid);
+
+        log_info("Created mdev %s of type %s on %s", uuid, type_id, parent);
+        return sd_bus_reply_method_return(msg, "s", uuid);
+}
+
+static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autofree char *name = NULL;
+        const Device *d;
+        int r;
+
+        r = bus_read_device_name(msg, &name, error);
+        if (r < 0)
+                return r;
+        r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+        d = lookup_device(m, name, error);
+        if (!d)
+                return -ENODEV;
+        if (d->kind != DEVICE_KIND_MDEV)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s is a %s device, not an mdev", name, device_kind_to_string(d->kind));
+
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "device", name, NULL }, m->polkit, error);
+        if (r <= 0)
+                return r;
+
+        /* polkit may have taken a while: look again */
+        d = lookup_device(m, name, error);
+        if (!d)
+                return -ENODEV;
+        r = m->source->ops->remove_mdev(m->source, d);
+        if (r < 0)
+                return bus_error_device_errno(error, r, name, "failed to remove mdev");
+
+        log_info("Removed mdev %s", name);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+const sd_bus_vtable bus_manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Backend", "s", property_get_backend, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("DeviceCount", "u", property_get_device_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("ListDevices",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(ssssss)", devices),
+                                method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListTypes",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(sssu)", types),
+                                method_list_types, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetDevice",
+                                SD_BUS_ARGS("s", name),
+                                SD_BUS_RESULT("o", path),
+                                method_get_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateMdev",
+                                SD_BUS_ARGS("s", parent, "s", type, "s", uuid, "a{sv}", options),
+                                SD_BUS_RESULT("s", uuid),
+                                method_create_mdev, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveMdev",
+                                SD_BUS_ARGS("s", uuid, "a{sv}", options),
+                                SD_BUS_NO_RESULT,
+                                method_remove_mdev, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("DeviceAdded", SD_BUS_ARGS("s", name, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("DeviceRemoved", SD_BUS_ARGS("s", name, "o", path), 0),
+        SD_BUS_VTABLE_END
+};
+
+int bus_manager_register(Manager *m) {
+        int r;
+
+        r = sd_bus_add_object_vtable(m->bus, NULL, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                                     bus_manager_vtable, m);
+        if (r < 0)
+                return r;
+        return sd_bus_add_object_manager(m->bus, NULL, VFIOMIG_OBJECT_PATH);
+}
+
+static void notify_device(Manager *m, RegistryEvent event, const Device *d) {
+        g_autofree char *path = bus_device_path(d->name);
+
+        switch (event) {
+        case REGISTRY_DEVICE_ADDED:
+                log_info("Device %s added (%s, %s)", d->name, device_kind_to_string(d->kind), d->driver);
+                (void) sd_bus_emit_interfaces_added(m->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
+                (void) sd_bus_emit_signal(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                                          "DeviceAdded", "so", d->name, path);
+                break;
+        case REGISTRY_DEVICE_REMOVED:
+                log_info("Device %s removed", d->name);
+                (void) sd_bus_emit_interfaces_removed(m->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
+                (void) sd_bus_emit_signal(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                                          "DeviceRemoved", "so", d->name, path);
+                break;
+        default:
+                (void) sd_bus_emit_properties_changed_strv(m->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
+                return;
+        }
+        (void) sd_bus_emit_properties_changed(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                                              "DeviceCount", NULL);
+}
+
+static void notify_type(Manager *m, RegistryEvent event, const MdevType *t) {
+        g_autofree char *path = bus_type_path(t->key);
+
+        if (event == REGISTRY_TYPE_ADDED)
+                (void) sd_bus_emit_interfaces_added(m->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
+        else if (event == REGISTRY_TYPE_REMOVED)
+                (void) sd_bus_emit_interfaces_removed(m->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
+        else
+                (void) sd_bus_emit_properties_changed_strv(m->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
+}
+
+void bus_registry_notify(Registry *r, RegistryEvent event, const void *object, void *userdata) {
+        Manager *m = userdata;
+
+        if (!m->bus)
+                return;
+        if (event <= REGISTRY_DEVICE_CHANGED)
+                notify_device(m, event, object);
+        else
+                notify_type(m, event, object);
+}

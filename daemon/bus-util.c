@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "bus-util.h"
+#include "names.h"
+#include "vfiomig-names.h"
+
+int bus_read_device_name(sd_bus_message *m, char **ret, sd_bus_error *error) {
+        const char *name;
+        char *normalized;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        normalized = name_normalize_device(name);
+        if (!normalized)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "'%s' is not a device name: expected an mdev UUID "
+                                         "(e.g. 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001) or a PCI address "
+                                         "(e.g. 0000:3b:00.1)", name);
+        *ret = normalized;
+        return 0;
+}
+
+static const BusOption *find_option(const BusOption *table, const char *name) {
+        for (; table && table->name; table++)
+                if (strcmp(table->name, name) == 0)
+                        return table;
+        return NULL;
+}
+
+int bus_read_options(sd_bus_message *m, const BusOption *table, void *userdata, sd_bus_error *error) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const BusOption *o;
+                const char *name;
+
+                r = sd_bus_message_read(m, "s", &name);
+                if (r < 0)
+                        return r;
+                o = find_option(table, name);
+                if (!o)
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                                 "Unknown option '%s'", name);
+                r = sd_bus_message_enter_container(m, 'v', o->signature);
+                if (r == -ENXIO)
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                                 "Option '%s' must be of type '%s'", name, o->signature);
+                if (r < 0)
+                        return r;
+                r = o->parse(m, name, userdata, error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static const char *error_name_for_errno(int r) {
+        switch (-r) {
+        case ENODEV: case ENOENT: case ENXIO:
+                return VFIOMIG_ERROR_NO_SUCH_DEVICE;
+        case EBUSY: case EUSERS: case ENOSPC:
+                return VFIOMIG_ERROR_BUSY;
+        case EEXIST:
+                return VFIOMIG_ERROR_ALREADY_EXISTS;
+        case EINVAL:
+                return VFIOMIG_ERROR_INVALID_ARGUMENT;
+        case EOPNOTSUPP: case ENOTTY:
+                return VFIOMIG_ERROR_NOT_MIGRATABLE;
+        case ECANCELED:
+                return VFIOMIG_ERROR_CANCELLED;
+        case EPERM: case EACCES:
+                return SD_BUS_ERROR_ACCESS_DENIED;
+        default:
+                return VFIOMIG_ERROR_DEVICE_FAILED;
+        }
+}
+
+int bus_error_device_errno(sd_bus_error *error, int r, const char *dev, const char *format, ...) {
+        g_autofree char *what = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        what = g_strdup_vprintf(format, ap);
+        va_end(ap);
+        sd_bus_error_setf(error, error_name_for_errno(r), "%s: %s: %s", dev, what, g_strerror(-r));
+        return r;
+}
+
+static char *encode_path(const char *prefix, const char *id) {
+        char *path = NULL;
+
+        return sd_bus_path_encode(prefix, id, &path) < 0 ? NULL : path;
+}
+
+char *bus_device_path(const char *name) {
+        return encode_path(VFIOMIG_DEVICE_PATH_PREFIX, name);
+}
+
+char *bus_type_path(const char *key) {
+        return encode_path(VFIOMIG_TYPE_PATH_PREFIX, key);
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+/* A GKeyFile that remembers where each section and key came from, so
+ * every error can say "file:line: ...". Stricter than GKeyFile: duplicate
+ * sections or keys and stray lines are errors, not silently merged. */
+
+typedef struct ConfFile ConfFile;
+
+#define CONF_FILE_ERROR (conf_file_error_quark())
+GQuark conf_file_error_quark(void);
+
+ConfFile *conf_file_parse(const char *data, const char *filename, GError **error);
+ConfFile *conf_file_load(const char *path, GError **error);
+void conf_file_free(ConfFile *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ConfFile, conf_file_free);
+
+GKeyFile *conf_file_keyfile(ConfFile *c);
+const char *conf_file_name(ConfFile *c);
+/* Line of a section header (key == NULL) or a key; 0 if absent. */
+unsigned conf_file_line(ConfFile *c, const char *group, const char *key);
+
+/* Sets error to "file:line: [group] key: <message>". Returns false. */
+bool conf_file_error(ConfFile *c, GError **error, const char *group, const char *key,
+                     const char *format, ...) __attribute__((format(printf, 5, 6)));
+
+/* Typed access; a missing key yields def (or an error if def is NULL for
+ * strings). Bad values yield an error naming the line. */
+bool conf_file_get_string(ConfFile *c, const char *group, const char *key,
+                          const char *def, char **ret, GError **error);
+bool conf_file_get_uint64(ConfFile *c, const char *group, const char *key,
+                          uint64_t def, uint64_t min, uint64_t max, uint64_t *ret, GError **error);
+/* Accepts an optional K/M/G (binary) suffix. */
+bool conf_file_get_size(ConfFile *c, const char *group, const char *key,
+                        uint64_t def, uint64_t *ret, GError **error);
+
+/* Every key of group must be in allowed (NULL-terminated). */
+bool conf_file_check_keys(ConfFile *c, const char *group, const char *const *allowed, GError **error);

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "bus-objects.h"
+#include "conffile.h"
+#include "log.h"
+#include "manager.h"
+
+#define USEC_PER_SEC 1000000ULL
+
+typedef struct Options {
+        char *config_file;
+        char *testbed;
+        char *introspect;
+        uint64_t idle_timeout_usec;
+        int log_level;
+        bool testbed_set, idle_set, log_level_set;
+} Options;
+
+static void options_clear(Options *o) {
+        g_free(o->config_file);
+        g_free(o->testbed);
+        g_free(o->introspect);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Options, options_clear);
+
+static void help(void) {
+        printf("%s [OPTIONS...]\n\n"
+               "The VFIO device migration service (org.vfiomig1 on the system bus).\n\n"
+               "  -h --help                Show this help\n"
+               "     --version            Show package version\n"
+               "     --config=FILE        Read FILE instead of %s\n"
+               "     --testbed=FILE|default\n"
+               "                          Serve simulated devices from FILE, or the built-in set,\n"
+               "                          instead of the kernel's\n"
+               "     --idle-timeout=SEC   Exit after SEC seconds without clients' work (0: never)\n"
+               "     --log-level=LEVEL    err, warning, notice, info or debug\n"
+               "     --bus-introspect=PATH\n"
+               "                          Write the D-Bus API's introspection XML to PATH and exit\n",
+               program_invocation_short_name, VFIOMIG_CONFIG_FILE);
+}
+
+static int parse_seconds(const char *s, uint64_t *ret) {
+        guint64 v;
+
+        if (!g_ascii_string_to_unsigned(s, 10, 0, G_MAXUINT64 / USEC_PER_SEC, &v, NULL))
+                return -EINVAL;
+        *ret = v * USEC_PER_SEC;
+        return 0;
+}
+
+static int parse_argv(int argc, char *argv[], Options *o) {
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_TESTBED, ARG_IDLE, ARG_LOG_LEVEL, ARG_INTROSPECT };
+        static const struct option options[] = {
+                { "help",           no_argument,       NULL, 'h' },
+                { "version",        no_argument,       NULL, ARG_VERSION },
+                { "config",         required_argument, NULL, ARG_CONFIG },
+                { "testbed",        required_argument, NULL, ARG_TESTBED },
+                { "idle-timeout",   required_argument, NULL, ARG_IDLE },
+                { "log-level",      required_argument, NULL, ARG_LOG_LEVEL },
+                { "bus-introspect", required_argument, NULL, ARG_INTROSPECT },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("vfiomigd %s\n", PACKAGE_VERSION);
+                        return 0;
+                case ARG_CONFIG:
+                        g_free(o->config_file);
+                        o->config_file = g_strdup(optarg);
+                        break;
+                case ARG_TESTBED:
+                        g_free(o->testbed);
+                        o->testbed = g_strdup(optarg);
+                        o->testbed_set = true;
+                        break;
+                case ARG_IDLE:
+                        if (parse_seconds(optarg, &o->idle_timeout_usec) < 0)
+                                return log_error_errno(EINVAL, "Invalid --idle-timeout=%s: expected seconds", optarg);
+                        o->idle_set = true;
+                        break;
+                case ARG_LOG_LEVEL:
+                        o->log_level = log_level_from_string(optarg);
+                        if (o->log_level < 0)
+                                return log_error_errno(EINVAL, "Invalid --log-level=%s", optarg);
+                        o->log_level_set = true;
+                        break;
+                case ARG_INTROSPECT:
+                        g_free(o->introspect);
+                        o->introspect = g_strdup(optarg);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc)
+                return log_error_errno(EINVAL, "%s takes no positional arguments", program_invocation_short_name);
+        return 1;
+}
+
+/* [Daemon] Testbed=, IdleTimeoutSec=, LogLevel=; the command line wins. */
+static int parse_config(Options *o) {
+        static const char *const keys[] = { "Testbed", "IdleTimeoutSec", "LogLevel", NULL };
+        const char *path = o->config_file ? o->config_file : VFIOMIG_CONFIG_FILE;
+        g_autoptr(ConfFile) c = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *testbed = NULL, *level = NULL;
+        uint64_t idle;
+
+        if (!o->config_file && !g_file_test(path, G_FILE_TEST_EXISTS))
+                return 0;
+        c = conf_file_load(path, &error);
+        if (!c)
+                return log_error_errno(EINVAL, "Failed to read configuration: %s", error->message);
+        if (!g_key_file_has_group(conf_file_keyfile(c), "Daemon"))
+                return 0;
+        if (!conf_file_check_keys(c, "Daemon", keys, &error) ||
+            !conf_file_get_string(c, "Daemon", "Testbed", "", &testbed, &error) ||
+            !conf_file_get_uint64(c, "Daemon", "IdleTimeoutSec", 0, 0, G_MAXUINT64 / USEC_PER_SEC, &idle, &error) ||
+            !conf_file_get_string(c, "Daemon", "LogLevel", "info", &level, &error))
+                return log_error_errno(EINVAL, "Invalid configuration: %s", error->message);
+
+        if (!o->testbed_set && *testbed)
+                o->testbed = g_steal_pointer(&testbed);
+        if (!o->idle_set)
+                o->idle_timeout_usec = idle * USEC_PER_SEC;
+        if (!o->log_level_set) {
+                o->log_level = log_level_from_string(level);
+                if (o->log_level < 0)
+                        return log_error_errno(EINVAL, "%s: invalid LogLevel=%s", path, level);
+        }
+        return 0;
+}
+
+static int run(int argc, char *argv[]) {
+        g_auto(Options) o = { .log_level = LOG_INFO };
+        g_autoptr(Manager) m = NULL;
+        sigset_t mask;
+        int r;
+
+        log_open();
+        r = parse_argv(argc, argv, &o);
+        if (r <= 0)
+                return r;
+        if (o.introspect)
+                return bus_introspect_to_file(o.introspect);
+        r = parse_config(&o);
+        if (r < 0)
+                return r;
+        log_set_max_level(o.log_level);
+
+        /* sd-event delivers these as events; block them first. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        r = manager_new(&(ManagerOptions) { .testbed = o.testbed, .idle_timeout_usec = o.idle_timeout_usec }, &m);
+        if (r < 0)
+                return r;
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up signal handling: %m");
+        r = manager_start(m);
+        if (r < 0)
+                return r;
+
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        log_debug("Exiting");
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        return run(argc, argv) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

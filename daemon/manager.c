@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "bus-error.h"
+#include "bus-objects.h"
+#include "conffile.h"
+#include "log.h"
+#include "manager.h"
+#include "testbed.h"
+#include "udev.h"
+#include "util.h"
+#include "vfiomig-names.h"
+
+static int load_testbed(Manager *m, const char *spec) {
+        g_autoptr(ConfFile) c = NULL;
+        g_autoptr(GError) error = NULL;
+
+        if (g_str_equal(spec, "default"))
+                c = conf_file_parse(testbed_default_conf, "<built-in testbed>", &error);
+        else
+                c = conf_file_load(spec, &error);
+        if (c)
+                m->source = testbed_new(c, m->registry, &error);
+        if (!m->source)
+                return log_error_errno(EINVAL, "Cannot load testbed: %s", error->message);
+        log_info("Testbed backend: %u devices, simulated", registry_device_count(m->registry));
+        return 0;
+}
+
+int manager_new(const ManagerOptions *o, Manager **ret) {
+        g_autoptr(Manager) m = g_new0(Manager, 1);
+        int r;
+
+        m->registry = registry_new();
+        m->polkit = polkit_registry_new();
+        m->idle_timeout_usec = o->idle_timeout_usec;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate event loop: %m");
+        (void) sd_event_set_watchdog(m->event, true);
+
+        if (o->testbed)
+                r = load_testbed(m, o->testbed);
+        else
+                r = udev_source_new(m->event, m->registry, &m->source);
+        if (r < 0)
+                return r;
+
+        registry_set_notify(m->registry, bus_registry_notify, m);
+        *ret = g_steal_pointer(&m);
+        return 0;
+}
+
+void manager_free(Manager *m) {
+        if (!m)
+                return;
+        sd_event_source_disable_unref(m->idle_timer);
+        /* Drop the bus first: its slots hold pointers into the registry. */
+        sd_bus_flush_close_unref(m->bus);
+        source_free(m->source);
+        registry_free(m->registry);
+        polkit_registry_free(m->polkit);
+        sd_event_unref(m->event);
+        g_free(m);
+}
+
+bool manager_is_idle(Manager *m) {
+        return polkit_registry_pending(m->polkit) == 0;
+}
+
+/* Runs after every dispatch once the name is gone: work that was in
+ * flight (a polkit check, say) finishes before we exit. */
+static int on_post_maybe_exit(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+
+        if (manager_is_idle(m)) {
+                log_info("Idle, exiting.");
+                return sd_event_exit(m->event, 0);
+        }
+        return 0;
+}
+
+/* dbus-daemon routes nothing more to us once it announces that we lost
+ * the name; calls queued before that have been dispatched by now. */
+static int on_name_lost(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+
+        log_debug("Released %s", VFIOMIG_BUS_NAME);
+        m->exit_when_idle = true;
+        return sd_event_add_post(m->event, NULL, on_post_maybe_exit, m);
+}
+
+static int arm_idle_timer(Manager *m, uint64_t when);
+
+static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        uint64_t deadline = m->last_activity_usec + m->idle_timeout_usec;
+        int r;
+
+        if (usec < deadline || !manager_is_idle(m))
+                return arm_idle_timer(m, MAX(deadline, usec + m->idle_timeout_usec));
+
+        log_debug("Idle for %" PRIu64 " ms, releasing %s", m->idle_timeout_usec / 1000, VFIOMIG_BUS_NAME);
+        r = sd_bus_release_name_async(m->bus, NULL, VFIOMIG_BUS_NAME, NULL, NULL);
+        if (r < 0) {
+                log_error_errno(r, "Failed to release bus name, exiting now: %m");
+                return sd_event_exit(m->event, 0);
+        }
+        return 0;
+}
+
+static int arm_idle_timer(Manager *m, uint64_t when) {
+        int r;
+
+        if (!m->idle_timer)
+                return sd_event_add_time(m->event, &m->idle_timer, CLOCK_MONOTONIC, when, 0, on_idle_timer, m);
+        r = sd_event_source_set_time(m->idle_timer, when);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(m->idle_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_bus_message(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint8_t type;
+
+        if (sd_bus_message_get_type(msg, &type) >= 0 && type == SD_BUS_MESSAGE_METHOD_CALL)
+                m->last_activity_usec = now_usec(CLOCK_MONOTONIC);
+        return 0;
+}
+
+static int setup_idle_exit(Manager *m) {
+        g_autofree char *match = NULL;
+        const char *unique;
+        int r;
+
+        r = sd_bus_get_unique_name(m->bus, &unique);
+        if (r < 0)
+                return r;
+        match = g_strdup_printf("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                                "member='NameOwnerChanged',arg0='%s',arg1='%s',arg2=''",
+                                VFIOMIG_BUS_NAME, unique);
+        r = sd_bus_add_match(m->bus, NULL, match, on_name_lost, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_filter(m->bus, NULL, on_bus_message, m);
+        if (r < 0)
+                return r;
+        m->last_activity_usec = now_usec(CLOCK_MONOTONIC);
+        return arm_idle_timer(m, m->last_activity_usec + m->idle_timeout_usec);
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        vfiomig_bus_error_register();
+
+        /* sd-bus honours $DBUS_SYSTEM_BUS_ADDRESS: tests use a private bus */
+        r = sd_bus_default_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the system bus: %m");
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach bus to event loop: %m");
+
+        r = bus_manager_register(m);
+        if (r >= 0)
+                r = bus_device_register(m);
+        if (r >= 0)
+                r = bus_type_register(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register D-Bus objects: %m");
+
+        if (m->idle_timeout_usec > 0) {
+                r = setup_idle_exit(m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up idle exit: %m");
+        }
+
+        r = sd_bus_request_name(m->bus, VFIOMIG_BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to acquire %s: %m", VFIOMIG_BUS_NAME);
+
+        log_info("vfiomigd %s serving %s (%s backend, %u devices)", PACKAGE_VERSION, VFIOMIG_BUS_NAME,
+                 m->source->ops->backend, registry_device_count(m->registry));
+        return 0;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "polkit.h"
+#include "registry.h"
+#include "source.h"
+
+/* The daemon's one context: the loop, the bus, the model and where the
+ * model comes from. Everything the D-Bus callbacks need hangs off it. */
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        Registry *registry;
+        Source *source;
+        PolkitRegistry *polkit;
+
+        uint64_t idle_timeout_usec;     /* 0: never exit on idle */
+        uint64_t last_activity_usec;
+        sd_event_source *idle_timer;
+        bool exit_when_idle;            /* our name is released */
+} Manager;
+
+typedef struct ManagerOptions {
+        const char *testbed;            /* NULL: kernel; "default" or a file */
+        uint64_t idle_timeout_usec;
+} ManagerOptions;
+
+int manager_new(const ManagerOptions *o, Manager **ret);
+void manager_free(Manager *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Manager, manager_free);
+
+/* Connects to the system bus, exports the objects, takes the name. */
+int manager_start(Manager *m);
+bool manager_is_idle(Manager *m);

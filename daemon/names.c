@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "names.h"
+
+bool name_is_uuid(const char *s) {
+        /* 8-4-4-4-12 hex digits, as the kernel's uuid_parse() wants */
+        static const int dash_at[] = { 8, 13, 18, 23 };
+
+        if (!s || strlen(s) != 36)
+                return false;
+        for (int i = 0, d = 0; i < 36; i++) {
+                if (d < 4 && i == dash_at[d]) {
+                        if (s[i] != '-')
+                                return false;
+                        d++;
+                } else if (!isxdigit((unsigned char) s[i]))
+                        return false;
+        }
+        return true;
+}
+
+static bool hex_run(const char **p, size_t min, size_t max) {
+        size_t n = 0;
+
+        while (isxdigit((unsigned char) (*p)[n]))
+                n++;
+        if (n < min || n > max)
+                return false;
+        *p += n;
+        return true;
+}
+
+bool name_is_pci_address(const char *s) {
+        /* domain:bus:slot.function, e.g. 0000:3b:00.1; domains above 0xffff
+         * exist behind VMD, so allow up to 8 digits there. */
+        const char *p = s, *slot;
+
+        if (!s)
+                return false;
+        if (!hex_run(&p, 4, 8) || *p++ != ':')
+                return false;
+        if (!hex_run(&p, 2, 2) || *p++ != ':')
+                return false;
+        slot = p;
+        if (!hex_run(&p, 2, 2) || *p++ != '.')
+                return false;
+        if (g_ascii_xdigit_value(slot[0]) > 1)  /* slot <= 0x1f */
+                return false;
+        return p[0] >= '0' && p[0] <= '7' && p[1] == '\0';
+}
+
+bool name_is_device(const char *s) {
+        return name_is_uuid(s) || name_is_pci_address(s);
+}
+
+char *name_normalize_device(const char *s) {
+        if (!name_is_device(s))
+                return NULL;
+        return g_ascii_strdown(s, -1);
+}
+
+bool name_is_sysfs_component(const char *s) {
+        if (!s || !*s || strlen(s) > 255)
+                return false;
+        if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (*p == '/' || !g_ascii_isgraph(*p))
+                        return false;
+        return true;
+}
+
+bool name_is_plain_file(const char *s) {
+        if (!name_is_sysfs_component(s) || s[0] == '.')
+                return false;
+        return g_utf8_validate(s, -1, NULL);
+}

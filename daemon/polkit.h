@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include <glib.h>
+
+/* Asynchronous polkit CheckAuthorization over sd-bus, in the manner of
+ * systemd's bus_verify_polkit_async(): the first call starts the query and
+ * returns 0 (the method must return without replying); when polkit
+ * answers, the original message is dispatched again, and this time the
+ * call returns 1 (authorized) or a negative errno with error set.
+ * Root callers are authorized without asking polkit. */
+
+typedef struct PolkitRegistry PolkitRegistry;
+
+PolkitRegistry *polkit_registry_new(void);
+void polkit_registry_free(PolkitRegistry *reg);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PolkitRegistry, polkit_registry_free);
+unsigned polkit_registry_pending(PolkitRegistry *reg);
+
+/* details: NULL or a NULL-terminated list of key, value pairs. */
+int polkit_verify(sd_bus_message *call, const char *action, const char *const *details,
+                  PolkitRegistry *reg, sd_bus_error *error);
+
+/* Whether the sender of call runs as root. */
+int bus_sender_is_root(sd_bus_message *call);

@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "registry.h"
+
+struct Registry {
+        GHashTable *parents;    /* name -> Parent */
+        GHashTable *types;      /* key -> MdevType */
+        GHashTable *devices;    /* name -> Device */
+        RegistryNotify notify;
+        void *userdata;
+};
+
+static const char *const device_kind_names[_DEVICE_KIND_MAX] = {
+        [DEVICE_KIND_MDEV] = "mdev",
+        [DEVICE_KIND_PCI] = "pci",
+};
+
+const char *device_kind_to_string(DeviceKind k) {
+        return k >= 0 && k < _DEVICE_KIND_MAX ? device_kind_names[k] : NULL;
+}
+
+DeviceKind device_kind_from_string(const char *s) {
+        for (int k = 0; k < _DEVICE_KIND_MAX; k++)
+                if (s && strcmp(s, device_kind_names[k]) == 0)
+                        return k;
+        return _DEVICE_KIND_INVALID;
+}
+
+Parent *parent_new(const char *name) {
+        Parent *p = g_new0(Parent, 1);
+
+        p->name = g_strdup(name);
+        p->sysfs_path = g_strdup("");
+        p->driver = g_strdup("");
+        return p;
+}
+
+void parent_free(Parent *p) {
+        if (!p)
+                return;
+        g_free(p->name);
+        g_free(p->sysfs_path);
+        g_free(p->driver);
+        g_free(p);
+}
+
+char *mdev_type_key(const char *parent, const char *id) {
+        return g_strconcat(parent, "/", id, NULL);
+}
+
+MdevType *mdev_type_new(const char *parent, const char *id) {
+        MdevType *t = g_new0(MdevType, 1);
+
+        t->key = mdev_type_key(parent, id);
+        t->parent = g_strdup(parent);
+        t->id = g_strdup(id);
+        t->name = g_strdup("");
+        t->description = g_strdup("");
+        t->device_api = g_strdup("");
+        t->sysfs_path = g_strdup("");
+        return t;
+}
+
+void mdev_type_free(MdevType *t) {
+        if (!t)
+                return;
+        g_free(t->key);
+        g_free(t->parent);
+        g_free(t->id);
+        g_free(t->name);
+        g_free(t->description);
+        g_free(t->device_api);
+        g_free(t->sysfs_path);
+        g_free(t);
+}
+
+/* Every string field of a Device, so new/free/equal cannot drift apart. */
+#define DEVICE_STRING_FIELDS(X) \
+        X(sysfs_path) X(driver) X(parent) X(mdev_type) X(iommu_group) \
+        X(vfio_dev) X(vendor_id) X(device_id) X(subsystem_vendor_id) \
+        X(subsystem_device_id) X(migration_state)
+
+Device *device_new(const char *name, DeviceKind kind) {
+        Device *d = g_new0(Device, 1);
+
+        d->name = g_strdup(name);
+        d->kind = kind;
+#define INIT(f) d->f = g_strdup("");
+        DEVICE_STRING_FIELDS(INIT)
+#undef INIT
+        return d;
+}
+
+void device_free(Device *d) {
+        if (!d)
+                return;
+        g_free(d->name);
+#define FREE(f) g_free(d->f);
+        DEVICE_STRING_FIELDS(FREE)
+#undef FREE
+        g_free(d);
+}
+
+bool device_equal(const Device *a, const Device *b) {
+#define SAME(f) && g_strcmp0(a->f, b->f) == 0
+        return g_strcmp0(a->name, b->name) == 0 &&
+               a->kind == b->kind &&
+               a->migration_flags == b->migration_flags
+               DEVICE_STRING_FIELDS(SAME);
+#undef SAME
+}
+
+static bool mdev_type_equal(const MdevType *a, const MdevType *b) {
+        return g_str_equal(a->key, b->key) &&
+               g_str_equal(a->name, b->name) &&
+               g_str_equal(a->description, b->description) &&
+               g_str_equal(a->device_api, b->device_api) &&
+               g_str_equal(a->sysfs_path, b->sysfs_path) &&
+               a->available_instances == b->available_instances;
+}
+
+Registry *registry_new(void) {
+        Registry *r = g_new0(Registry, 1);
+
+        r->parents = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) parent_free);
+        r->types = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) mdev_type_free);
+        r->devices = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) device_free);
+        return r;
+}
+
+void registry_free(Registry *r) {
+        if (!r)
+                return;
+        g_hash_table_destroy(r->devices);
+        g_hash_table_destroy(r->types);
+        g_hash_table_destroy(r->parents);
+        g_free(r);
+}
+
+void registry_set_notify(Registry *r, RegistryNotify notify, void *userdata) {
+        r->notify = notify;
+        r->userdata = userdata;
+}
+
+static void emit(Registry *r, RegistryEvent event, const void *object) {
+        if (r->notify)
+                r->notify(r, event, object, r->userdata);
+}
+
+void registry_add_parent(Registry *r, Parent *p) {
+        /* Keys point into the value, so replace the whole entry. */
+        g_hash_table_replace(r->parents, p->name, p);
+}
+
+void registry_remove_parent(Registry *r, const char *name) {
+        g_autoptr(GPtrArray) types = registry_list_parent_types(r, name);
+
+        for (guint i = 0; i < types->len; i++)
+                registry_remove_type(r, ((MdevType *) types->pdata[i])->key);
+        g_hash_table_remove(r->parents, name);
+}
+
+void registry_add_type(Registry *r, MdevType *t) {
+        MdevType *old = g_hash_table_lookup(r->types, t->key);
+
+        if (old && mdev_type_equal(old, t)) {
+                mdev_type_free(t);
+                return;
+        }
+        g_hash_table_replace(r->types, t->key, t);
+        emit(r, old ? REGISTRY_TYPE_CHANGED : REGISTRY_TYPE_ADDED, t);
+}
+
+void registry_remove_type(Registry *r, const char *key) {
+        MdevType *t = g_hash_table_lookup(r->types, key);
+
+        if (!t)
+                return;
+        g_hash_table_steal(r->types, key);
+        emit(r, REGISTRY_TYPE_REMOVED, t);
+        mdev_type_free(t);
+}
+
+void registry_set_available(Registry *r, const char *key, unsigned available) {
+        MdevType *t = g_hash_table_lookup(r->types, key);
+
+        if (!t || t->available_instances == available)
+                return;
+        t->available_instances = available;
+        emit(r, REGISTRY_TYPE_CHANGED, t);
+}
+
+void registry_add_device(Registry *r, Device *d) {
+        Device *old = g_hash_table_lookup(r->devices, d->name);
+
+        if (old && device_equal(old, d)) {
+                device_free(d);
+                return;
+        }
+        g_hash_table_replace(r->devices, d->name, d);
+        emit(r, old ? REGISTRY_DEVICE_CHANGED : REGISTRY_DEVICE_ADDED, d);
+}
+
+bool registry_remove_device(Registry *r, const char *name) {
+        Device *d = g_hash_table_lookup(r->devices, name);
+
+        if (!d)
+                return false;
+        g_hash_table_steal(r->devices, name);
+        emit(r, REGISTRY_DEVICE_REMOVED, d);
+        device_free(d);
+        return true;
+}
+
+const Parent *registry_get_parent(Registry *r, const char *name) {
+        return g_hash_table_lookup(r->parents, name);
+}
+
+const MdevType *registry_get_type(Registry *r, const char *key) {
+        return g_hash_table_lookup(r->types, key);
+}
+
+const MdevType *registry_find_type(Registry *r, const char *parent, const char *id) {
+        g_autofree char *key = mdev_type_key(parent, id);
+
+        return registry_get_type(r, key);
+}
+
+const Device *registry_get_device(Registry *r, const char *name) {
+        return g_hash_table_lookup(r->devices, name);
+}
+
+unsigned registry_device_count(Registry *r) {
+        return g_hash_table_size(r->devices);
+}
+
+static int compare_by_first_string(gconstpointer a, gconstpointer b) {
+        /* Device and MdevType both start with their key */
+        return strcmp(**(char ***) a, **(char ***) b);
+}
+
+static GPtrArray *sorted_values(GHashTable *h) {
+        GPtrArray *a = g_ptr_array_new();
+        GHashTableIter i;
+        gpointer v;
+
+        g_hash_table_iter_init(&i, h);
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                g_ptr_array_add(a, v);
+        g_ptr_array_sort(a, compare_by_first_string);
+        return a;
+}
+
+GPtrArray *registry_list_devices(Registry *r) {
+        return sorted_values(r->devices);
+}
+
+GPtrArray *registry_list_types(Registry *r) {
+        return sorted_values(r->types);
+}
+
+GPtrArray *registry_list_parent_types(Registry *r, const char *parent) {
+        GPtrArray *a = registry_list_types(r);
+
+        for (guint i = a->len; i > 0; i--)
+                if (!g_str_equal(((MdevType *) a->pdata[i - 1])->parent, parent))
+                        g_ptr_array_remove_index(a, i - 1);
+        return a;
+}
+
+unsigned registry_count_instances(Registry *r, const char *parent, const char *type_id) {
+        GHashTableIter i;
+        gpointer v;
+        unsigned n = 0;
+
+        g_hash_table_iter_init(&i, r->devices);
+        while (g_hash_table_iter_next(&i, NULL, &v)) {
+                Device *d = v;
+
+                if (d->kind == DEVICE_KIND_MDEV &&
+                    g_str_equal(d->parent, parent) && g_str_equal(d->mdev_type, type_id))
+                        n++;
+        }
+        return n;
+}

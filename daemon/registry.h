@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+/* The device model: mdev parents, their types, and devices (mdev
+ * instances and VFIO-bound PCI functions). Sources (udev, testbed) write
+ * it; everyone else reads it and hears about changes through one notify
+ * callback. No I/O here. */
+
+typedef enum DeviceKind {
+        DEVICE_KIND_MDEV,
+        DEVICE_KIND_PCI,
+        _DEVICE_KIND_MAX,
+        _DEVICE_KIND_INVALID = -1,
+} DeviceKind;
+
+const char *device_kind_to_string(DeviceKind k);
+DeviceKind device_kind_from_string(const char *s);
+
+typedef struct Parent {
+        char *name;             /* kernel device name: "mtty", "0000:65:00.0" */
+        char *sysfs_path;
+        char *driver;
+} Parent;
+
+typedef struct MdevType {
+        char *key;              /* "<parent>/<id>": unique, names the object */
+        char *parent;
+        char *id;               /* "<driver>-<name>", e.g. "mtty-2" */
+        char *name;
+        char *description;
+        char *device_api;
+        char *sysfs_path;
+        unsigned available_instances;
+} MdevType;
+
+typedef struct Device {
+        char *name;             /* mdev UUID or PCI address: the key */
+        DeviceKind kind;
+        char *sysfs_path;
+        char *driver;
+        char *parent;           /* mdev parent; PCI: physical function or "" */
+        char *mdev_type;        /* type id for mdevs, else "" */
+        char *iommu_group;
+        char *vfio_dev;         /* device node to open it with */
+        char *vendor_id, *device_id, *subsystem_vendor_id, *subsystem_device_id;
+        uint32_t migration_flags;
+        char *migration_state;  /* "" when unknown */
+} Device;
+
+Parent *parent_new(const char *name);
+void parent_free(Parent *p);
+MdevType *mdev_type_new(const char *parent, const char *id);
+void mdev_type_free(MdevType *t);
+Device *device_new(const char *name, DeviceKind kind);
+void device_free(Device *d);
+bool device_equal(const Device *a, const Device *b);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Parent, parent_free);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MdevType, mdev_type_free);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Device, device_free);
+
+/* "<parent>/<id>", the key and object-path id of a type. */
+char *mdev_type_key(const char *parent, const char *id);
+
+typedef enum RegistryEvent {
+        REGISTRY_DEVICE_ADDED,
+        REGISTRY_DEVICE_REMOVED,        /* object still valid during the call */
+        REGISTRY_DEVICE_CHANGED,
+        REGISTRY_TYPE_ADDED,
+        REGISTRY_TYPE_REMOVED,
+        REGISTRY_TYPE_CHANGED,
+} RegistryEvent;
+
+typedef struct Registry Registry;
+typedef void (*RegistryNotify)(Registry *r, RegistryEvent event, const void *object, void *userdata);
+
+Registry *registry_new(void);
+void registry_free(Registry *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Registry, registry_free);
+void registry_set_notify(Registry *r, RegistryNotify notify, void *userdata);
+
+/* Adding takes ownership. Re-adding a known name replaces the entry and
+ * reports CHANGED, or nothing if all fields are equal. */
+void registry_add_parent(Registry *r, Parent *p);
+void registry_remove_parent(Registry *r, const char *name);   /* and its types */
+void registry_add_type(Registry *r, MdevType *t);
+void registry_remove_type(Registry *r, const char *key);
+void registry_set_available(Registry *r, const char *key, unsigned available);
+void registry_add_device(Registry *r, Device *d);
+bool registry_remove_device(Registry *r, const char *name);
+
+const Parent *registry_get_parent(Registry *r, const char *name);
+const MdevType *registry_get_type(Registry *r, const char *key);
+const MdevType *registry_find_type(Registry *r, const char *parent, const char *id);
+const Device *registry_get_device(Registry *r, const char *name);
+unsigned registry_device_count(Registry *r);
+
+/* Snapshots sorted by name/key; the array does not own the entries. */
+GPtrArray *registry_list_devices(Registry *r);
+GPtrArray *registry_list_types(Registry *r);
+GPtrArray *registry_list_parent_types(Registry *r, const char *parent);
+unsigned registry_count_instances(Registry *r, const char *parent, const char *type_id);

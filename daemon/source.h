@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "registry.h"
+
+/* Where the registry's content comes from: the kernel (udev) or the
+ * embedded testbed. The bus code sees only this table, so every method
+ * behaves the same on both. Operations return -errno, as the kernel's
+ * sysfs writes would (EEXIST, EUSERS, ...). */
+
+typedef struct Source Source;
+
+typedef struct SourceOps {
+        const char *backend;            /* Manager.Backend: "kernel" | "testbed" */
+        int (*create_mdev)(Source *s, const MdevType *type, const char *uuid);
+        int (*remove_mdev)(Source *s, const Device *device);
+        void (*free)(Source *s);
+} SourceOps;
+
+struct Source {
+        const SourceOps *ops;
+        Registry *registry;             /* not owned */
+};
+
+static inline void source_free(Source *s) {
+        if (s)
+                s->ops->free(s);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Source, source_free);

@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include "conffile.h"
+#include "names.h"
+#include "testbed.h"
+#include "util.h"
+
+/* Simulated parameters the registry does not model: what a new instance
+ * of a type gets, and (for later use by simulated devices) state sizes. */
+typedef struct TestbedType {
+        unsigned max_instances;
+        uint32_t migration_flags;
+        uint64_t state_size;
+} TestbedType;
+
+typedef struct Testbed {
+        Source source;
+        GHashTable *types;              /* type key -> TestbedType */
+        GHashTable *state_sizes;        /* device name -> uint64_t * */
+        unsigned next_iommu_group;
+} Testbed;
+
+static const char *const parent_keys[] = { "Driver", NULL };
+static const char *const type_keys[] = {
+        "Name", "Description", "DeviceApi", "MaxInstances", "MigrationFlags", "StateSize", NULL
+};
+static const char *const device_keys[] = {
+        "Kind", "Parent", "Type", "Driver", "Vendor", "Device", "SubsystemVendor",
+        "SubsystemDevice", "IommuGroup", "MigrationFlags", "StateSize", NULL
+};
+
+#define DEFAULT_STATE_SIZE (64 * 1024)
+#define FIRST_SYNTHETIC_IOMMU_GROUP 100
+
+/* What a parsed file adds, held back until the whole file is valid. */
+typedef struct Parsed {
+        GPtrArray *parents, *types, *devices;
+} Parsed;
+
+static void parsed_clear(Parsed *p) {
+        g_clear_pointer(&p->parents, g_ptr_array_unref);
+        g_clear_pointer(&p->types, g_ptr_array_unref);
+        g_clear_pointer(&p->devices, g_ptr_array_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Parsed, parsed_clear);
+
+static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *ret, GError **error) {
+        g_autofree char *s = NULL;
+
+        if (!conf_file_get_string(c, group, "MigrationFlags", "", &s, error))
+                return false;
+        if (!*s) {
+                *ret = def;
+                return true;
+        }
+        if (migration_flags_from_string(s, ret) < 0)
+                return conf_file_error(c, error, group, "MigrationFlags",
+                                       "'%s' is not a list of stop-copy, p2p, pre-copy", s);
+        return true;
+}
+
+static bool parse_parent(Testbed *tb, ConfFile *c, const char *group, const char *name,
+                         Parsed *out, GError **error) {
+        g_autoptr(Parent) p = NULL;
+
+        if (!name_is_sysfs_component(name))
+                return conf_file_error(c, error, group, NULL, "'%s' is not a valid device name", name);
+        if (!conf_file_check_keys(c, group, parent_keys, error))
+                return false;
+        p = parent_new(name);
+        g_free(p->driver);
+        if (!conf_file_get_string(c, group, "Driver", NULL, &p->driver, error))
+                return false;
+        g_ptr_array_add(out->parents, g_steal_pointer(&p));
+        return true;
+}
+
+static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *key,
+                       Parsed *out, GError **error) {
+        g_autofree char *parent = NULL, *parent_group = NULL;
+        g_autoptr(MdevType) t = NULL;
+        TestbedType *tt;
+        const char *slash = strchr(key, '/');
+        uint64_t max;
+
+        if (!slash || !name_is_sysfs_component(slash + 1))
+                return conf_file_error(c, error, group, NULL, "expected [Type PARENT/TYPE-ID]");
+        parent = g_strndup(key, slash - key);
+        parent_group = g_strconcat("Parent ", parent, NULL);
+        if (!g_key_file_has_group(conf_file_keyfile(c), parent_group))
+                return conf_file_error(c, error, group, NULL, "no [Parent %s] section", parent);
+        if (!conf_file_check_keys(c, group, type_keys, error))
+                return false;
+
+        t = mdev_type_new(parent, slash + 1);
+        tt = g_new0(TestbedType, 1);
+        g_hash_table_insert(tb->types, g_strdup(t->key), tt);
+        g_free(t->name);
+        g_free(t->description);
+        g_free(t->device_api);
+        if (!conf_file_get_string(c, group, "Name", slash + 1, &t->name, error) ||
+            !conf_file_get_string(c, group, "Description", "", &t->description, error) ||
+            !conf_file_get_string(c, group, "DeviceApi", "vfio-pci", &t->device_api, error) ||
+            !conf_file_get_uint64(c, group, "MaxInstances", 1, 1, 65536, &max, error) ||
+            !get_flags(c, group, 0, &tt->migration_flags, error) ||
+            !conf_file_get_size(c, group, "StateSize", DEFAULT_STATE_SIZE, &tt->state_size, error))
+                return false;
+        tt->max_instances = (unsigned) max;
+        g_ptr_array_add(out->types, g_steal_pointer(&t));
+        return true;
+}
+
+static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, GError **error) {
+        const TestbedType *tt;
+        g_autofree char *key = NULL;
+
+        g_free(d->parent);
+        g_free(d->mdev_type);
+        if (!conf_file_get_string(c, group, "Parent", NULL, &d->parent, error) ||
+            !conf_file_get_string(c, group, "Type", NULL, &d->mdev_type, error))
+                return false;
+        key = mdev_type_key(d->parent, d->mdev_type);
+        tt = g_hash_table_lookup(tb->types, key);
+        if (!tt)
+                return conf_file_error(c, error, group, "Type", "no [Type %s] section", key);
+        if (!get_flags(c, group, tt->migration_flags, &d->migration_flags, error))
+                return false;
+        return true;
+}
+
+static bool parse_pci(Testbed *tb, ConfFile *c, const char *group, Device *d, GError **error) {
+        static const struct { const char *key; size_t offset; } ids[] = {
+                { "Vendor", G_STRUCT_OFFSET(Device, vendor_id) },
+                { "Device", G_STRUCT_OFFSET(Device, device_id) },
+                { "SubsystemVendor", G_STRUCT_OFFSET(Device, subsystem_vendor_id) },
+                { "SubsystemDevice", G_STRUCT_OFFSET(Device, subsystem_device_id) },
+        };
+
+        if (!name_is_pci_address(d->name))
+                return conf_file_error(c, error, group, NULL, "a pci device must be named by its PCI address");
+        g_free(d->parent);
+        if (!conf_file_get_string(c, group, "Parent", "", &d->parent, error))
+                return false;
+        for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+                char **field = G_STRUCT_MEMBER_P(d, ids[i].offset);
+                uint64_t v;
+
+                if (!conf_file_get_uint64(c, group, ids[i].key, 0, 0, 0xffff, &v, error))
+                        return false;
+                g_free(*field);
+                *field = g_strdup_printf("0x%04" G_GINT64_MODIFIER "x", v);
+        }
+        return get_flags(c, group, 0, &d->migration_flags, error);
+}
+
+static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char *name,
+                         Parsed *out, GError **error) {
+        g_autofree char *kind = NULL, *normalized = name_normalize_device(name);
+        g_autoptr(Device) d = NULL;
+        uint64_t group_nr, size;
+        DeviceKind k;
+        bool ok;
+
+        if (!normalized)
+                return conf_file_error(c, error, group, NULL,
+                                       "'%s' is neither an mdev UUID nor a PCI address", name);
+        if (!conf_file_check_keys(c, group, device_keys, error) ||
+            !conf_file_get_string(c, group, "Kind", NULL, &kind, error))
+                return false;
+        k = device_kind_from_string(kind);
+        if (k < 0)
+                return conf_file_error(c, error, group, "Kind", "'%s' is not mdev or pci", kind);
+        if (k == DEVICE_KIND_MDEV && !name_is_uuid(normalized))
+                return conf_file_error(c, error, group, NULL, "an mdev must be named by a UUID");
+
+        d = device_new(normalized, k);
+        ok = k == DEVICE_KIND_MDEV ? parse_mdev(tb, c, group, d, error) : parse_pci(tb, c, group, d, error);
+        if (!ok)
+                return false;
+
+        g_free(d->driver);
+        if (!conf_file_get_string(c, group, "Driver", k == DEVICE_KIND_PCI ? "vfio-pci" : "", &d->driver, error) ||
+            !conf_file_get_uint64(c, group, "IommuGroup", tb->next_iommu_group, 0, 1u << 20, &group_nr, error) ||
+            !conf_file_get_size(c, group, "StateSize", DEFAULT_STATE_SIZE, &size, error))
+                return false;
+        g_free(d->iommu_group);
+        d->iommu_group = g_strdup_printf("%" G_GUINT64_FORMAT, group_nr);
+        tb->next_iommu_group = MAX(tb->next_iommu_group, (unsigned) group_nr + 1);
+        g_hash_table_insert(tb->state_sizes, g_strdup(d->name), g_memdup2(&size, sizeof(size)));
+        g_ptr_array_add(out->devices, g_steal_pointer(&d));
+        return true;
+}
+
+static bool parse_group(Testbed *tb, ConfFile *c, const char *group, Parsed *out, GError **error) {
+        static const struct {
+                const char *prefix;
+                bool (*parse)(Testbed *, ConfFile *, const char *, const char *, Parsed *, GError **);
+        } sections[] = {
+                { "Parent ", parse_parent },
+                { "Type ", parse_type },
+                { "Device ", parse_device },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(sections); i++)
+                if (g_str_has_prefix(group, sections[i].prefix))
+                        return sections[i].parse(tb, c, group, group + strlen(sections[i].prefix), out, error);
+        return conf_file_error(c, error, group, NULL, "unknown section (expected Parent, Type or Device)");
+}
+
+/* Parents first, then types, then devices: a later kind may refer to an
+ * earlier one wherever it appears in the file. */
+static bool parse_all(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
+        static const char *const order[] = { "Parent ", "Type ", "Device " };
+        g_auto(GStrv) groups = g_key_file_get_groups(conf_file_keyfile(c), NULL);
+
+        for (size_t pass = 0; pass < G_N_ELEMENTS(order); pass++)
+                for (char **g = groups; *g; g++) {
+                        bool known = false;
+
+                        for (size_t i = 0; i < G_N_ELEMENTS(order); i++)
+                                known = known || g_str_has_prefix(*g, order[i]);
+                        if ((known && !g_str_has_prefix(*g, order[pass])) || (!known && pass > 0))
+                                continue;
+                        if (!parse_group(tb, c, *g, out, error))
+                                return false;
+                }
+        return true;
+}
+
+static bool check_devices(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
+        for (guint i = 0; i < out->devices->len; i++) {
+                Device *d = out->devices->pdata[i];
+                g_autofree char *group = g_strconcat("Device ", d->name, NULL);
+                g_autofree char *key = NULL;
+                TestbedType *tt;
+                unsigned used = 0;
+
+                if (d->kind != DEVICE_KIND_MDEV)
+                        continue;
+                key = mdev_type_key(d->parent, d->mdev_type);
+                tt = g_hash_table_lookup(tb->types, key);
+                for (guint j = 0; j <= i; j++) {
+                        Device *o = out->devices->pdata[j];
+                        used += o->kind == DEVICE_KIND_MDEV && g_str_equal(o->parent, d->parent) &&
+                                g_str_equal(o->mdev_type, d->mdev_type);
+                }
+                if (used > tt->max_instances)
+                        return conf_file_error(c, error, group, "Type", "more instances of %s than its MaxInstances=%u",
+                                               key, tt->max_instances);
+                if (!*d->driver) {
+                        g_free(d->driver);
+                        for (guint j = 0; j < out->parents->len; j++)
+                                if (g_str_equal(((Parent *) out->parents->pdata[j])->name, d->parent))
+                                        d->driver = g_strdup(((Parent *) out->parents->pdata[j])->driver);
+                }
+        }
+        return true;
+}
+
+static void populate(Testbed *tb, Parsed *p) {
+        Registry *r = tb->source.registry;
+
+        for (guint i = 0; i < p->parents->len; i++)
+                registry_add_parent(r, g_steal_pointer(&p->parents->pdata[i]));
+        for (guint i = 0; i < p->devices->len; i++) {
+                Device *d = g_steal_pointer(&p->devices->pdata[i]);
+
+                g_free(d->migration_state);
+                d->migration_state = g_strdup("running");
+                registry_add_device(r, d);
+        }
+        for (guint i = 0; i < p->types->len; i++) {
+                MdevType *t = g_steal_pointer(&p->types->pdata[i]);
+                TestbedType *tt = g_hash_table_lookup(tb->types, t->key);
+
+                t->available_instances = tt->max_instances - registry_count_instances(r, t->parent, t->id);
+                registry_add_type(r, t);
+        }
+}
+
+static void refresh_available(Testbed *tb, const char *parent, const char *type_id) {
+        g_autofree char *key = mdev_type_key(parent, type_id);
+        const TestbedType *tt = g_hash_table_lookup(tb->types, key);
+        Registry *r = tb->source.registry;
+
+        if (tt)
+                registry_set_available(r, key, tt->max_instances - registry_count_instances(r, parent, type_id));
+}
+
+static int testbed_create_mdev(Source *s, const MdevType *type, const char *uuid) {
+        Testbed *tb = (Testbed *) s;
+        const TestbedType *tt = g_hash_table_lookup(tb->types, type->key);
+        Device *d;
+
+        if (registry_get_device(s->registry, uuid))
+                return -EEXIST;
+        if (type->available_instances == 0)
+                return -EUSERS;         /* what mdev_device_create() returns */
+
+        d = device_new(uuid, DEVICE_KIND_MDEV);
+        g_free(d->parent);
+        d->parent = g_strdup(type->parent);
+        g_free(d->mdev_type);
+        d->mdev_type = g_strdup(type->id);
+        g_free(d->driver);
+        d->driver = g_strdup(registry_get_parent(s->registry, type->parent)->driver);
+        g_free(d->iommu_group);
+        d->iommu_group = g_strdup_printf("%u", tb->next_iommu_group++);
+        g_free(d->migration_state);
+        d->migration_state = g_strdup("running");
+        d->migration_flags = tt->migration_flags;
+        g_hash_table_insert(tb->state_sizes, g_strdup(uuid), g_memdup2(&tt->state_size, sizeof(uint64_t)));
+        registry_add_device(s->registry, d);
+        refresh_available(tb, type->parent, type->id);
+        return 0;
+}
+
+static int testbed_remove_mdev(Source *s, const Device *device) {
+        Testbed *tb = (Testbed *) s;
+        g_autofree char *parent = g_strdup(device->parent), *type_id = g_strdup(device->mdev_type);
+        g_autofree char *name = g_strdup(device->name);
+
+        if (device->kind != DEVICE_KIND_MDEV)
+                return -EINVAL;
+        g_hash_table_remove(tb->state_sizes, name);
+        registry_remove_device(s->registry, name);
+        refresh_available(tb, parent, type_id);
+        return 0;
+}
+
+static void testbed_free(Source *s) {
+        Testbed *tb = (Testbed *) s;
+
+        g_hash_table_destroy(tb->types);
+        g_hash_table_destroy(tb->state_sizes);
+        g_free(tb);
+}
+
+static const SourceOps testbed_ops = {
+        .backend = "testbed",
+        .create_mdev = testbed_create_mdev,
+        .remove_mdev = testbed_remove_mdev,
+        .free = testbed_free,
+};
+
+Source *testbed_new(ConfFile *c, Registry *r, GError **error) {
+        g_auto(Parsed) parsed = {
+                .parents = g_ptr_array_new_with_free_func((GDestroyNotify) parent_free),
+                .types = g_ptr_array_new_with_free_func((GDestroyNotify) mdev_type_free),
+                .devices = g_ptr_array_new_with_free_func((GDestroyNotify) device_free),
+        };
+        g_autoptr(Source) s = NULL;
+        Testbed *tb;
+
+        tb = g_new0(Testbed, 1);
+        s = &tb->source;
+        s->ops = &testbed_ops;
+        s->registry = r;
+        tb->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        tb->state_sizes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        tb->next_iommu_group = FIRST_SYNTHETIC_IOMMU_GROUP;
+
+        if (!parse_all(tb, c, &parsed, error) || !check_devices(tb, c, &parsed, error))
+                return NULL;
+        populate(tb, &parsed);
+        return g_steal_pointer(&s);
+}

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+#include "conffile.h"
+#include "source.h"
+
+/* The embedded default backend: simulated mdev parents, types and devices
+ * described by a keyfile (see man vfiomigd(8), "TESTBED FILES"). Parsing
+ * validates the whole file before the registry sees any of it. */
+
+/* The built-in description used by --testbed=default. */
+extern const char testbed_default_conf[];
+
+/* Validates all of c, then populates r; on error r is untouched. */
+Source *testbed_new(ConfFile *c, Registry *r, GError **error);

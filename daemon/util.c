@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "vfio-uapi.h"
+
+/* sysfs attributes are at most a page; read one more byte to notice
+ * anything larger, which is not an attribute we understand. */
+#define SYSFS_ATTR_MAX 4096
+
+int sysfs_read(const char *dir, const char *attr, char **ret) {
+        g_autofree char *path = g_build_filename(dir, attr, NULL);
+        g_autofree char *buf = g_malloc(SYSFS_ATTR_MAX + 2);
+        ssize_t n;
+        int fd;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, SYSFS_ATTR_MAX + 1);
+        if (n < 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+        }
+        close(fd);
+        if (n > SYSFS_ATTR_MAX || memchr(buf, '\0', n))
+                return -EBADMSG;
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+                n--;
+        buf[n] = '\0';
+        *ret = g_steal_pointer(&buf);
+        return 0;
+}
+
+int sysfs_read_uint(const char *dir, const char *attr, unsigned *ret) {
+        g_autofree char *s = NULL;
+        guint64 v;
+        int r;
+
+        r = sysfs_read(dir, attr, &s);
+        if (r < 0)
+                return r;
+        if (!g_ascii_string_to_unsigned(s, 10, 0, UINT_MAX, &v, NULL))
+                return -EBADMSG;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+int sysfs_write(const char *dir, const char *attr, const char *value) {
+        g_autofree char *path = g_build_filename(dir, attr, NULL);
+        size_t len = strlen(value);
+        ssize_t n;
+        int fd, r = 0;
+
+        fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        n = write(fd, value, len);
+        if (n < 0)
+                r = -errno;
+        else if ((size_t) n != len)
+                r = -EIO;
+        close(fd);
+        return r;
+}
+
+int sysfs_link_basename(const char *dir, const char *link, char **ret) {
+        g_autofree char *path = g_build_filename(dir, link, NULL);
+        char target[PATH_MAX];
+        ssize_t n;
+
+        n = readlink(path, target, sizeof(target) - 1);
+        if (n < 0)
+                return -errno;
+        target[n] = '\0';
+        *ret = g_path_get_basename(target);
+        return 0;
+}
+
+bool sysfs_exists(const char *dir, const char *entry) {
+        g_autofree char *path = g_build_filename(dir, entry, NULL);
+
+        return access(path, F_OK) == 0;
+}
+
+uint64_t now_usec(int clock) {
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+static const struct {
+        uint32_t bit;
+        const char *name;
+} migration_flag_names[] = {
+        { VFIO_MIGRATION_STOP_COPY, "stop-copy" },
+        { VFIO_MIGRATION_P2P,       "p2p" },
+        { VFIO_MIGRATION_PRE_COPY,  "pre-copy" },
+};
+
+char **migration_flags_to_strv(uint32_t flags) {
+        g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+        for (size_t i = 0; i < G_N_ELEMENTS(migration_flag_names); i++)
+                if (flags & migration_flag_names[i].bit)
+                        g_strv_builder_add(b, migration_flag_names[i].name);
+        return g_strv_builder_end(b);
+}
+
+char *migration_flags_to_string(uint32_t flags, const char *sep) {
+        g_auto(GStrv) v = migration_flags_to_strv(flags);
+
+        return g_strjoinv(sep, v);
+}
+
+/* Accepts the names separated by ',', ';' or whitespace. */
+int migration_flags_from_string(const char *s, uint32_t *ret) {
+        g_auto(GStrv) words = g_strsplit_set(s, ",; \t", -1);
+        uint32_t flags = 0;
+
+        for (char **w = words; *w; w++) {
+                size_t i;
+
+                if (**w == '\0')
+                        continue;
+                for (i = 0; i < G_N_ELEMENTS(migration_flag_names); i++)
+                        if (strcmp(*w, migration_flag_names[i].name) == 0)
+                                break;
+                if (i == G_N_ELEMENTS(migration_flag_names))
+                        return -EINVAL;
+                flags |= migration_flag_names[i].bit;
+        }
+        *ret = flags;
+        return 0;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+/* Small sysfs helpers. All return -errno on failure. */
+
+/* Reads a sysfs attribute, stripping the trailing newline. */
+int sysfs_read(const char *dir, const char *attr, char **ret);
+int sysfs_read_uint(const char *dir, const char *attr, unsigned *ret);
+/* Writes value in one write(): the kernel's errno comes back unchanged. */
+int sysfs_write(const char *dir, const char *attr, const char *value);
+/* Last path component of the target of the symlink dir/link. */
+int sysfs_link_basename(const char *dir, const char *link, char **ret);
+bool sysfs_exists(const char *dir, const char *entry);
+
+uint64_t now_usec(int clock);
+
+/* "stop-copy,p2p,pre-copy" <-> VFIO_MIGRATION_* bits. */
+char *migration_flags_to_string(uint32_t flags, const char *sep);
+char **migration_flags_to_strv(uint32_t flags);
+int migration_flags_from_string(const char *s, uint32_t *ret);

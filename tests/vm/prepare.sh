@@ -1,0 +1,208 @@
+#!/bin/bash
+# Prepares what the VM tier boots, cached outside the repository: a Debian
+# 6.12 kernel, its guest modules decompressed, mtty.ko built from the matching
+# kernel source, and a busybox initramfs. A warm run downloads and builds
+# nothing. Logs go to stderr; stdout carries VM_* shell assignments for
+# run-vm.sh (also saved as $cache/<version>/vm.env).
+#
+# Env: VFIOMIG_VM_CACHE (default /var/cache/vfiomig-vm), VFIOMIG_VM_KERNEL (pin
+# a Debian version such as 6.12.117-1~deb12u1), VFIOMIG_VM_EXTRA_MODULES
+# (space-separated, loaded in the guest too).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${VFIOMIG_VM_CACHE:-/var/cache/vfiomig-vm}
+host_pkgs=(qemu-system-x86 busybox-static dwarves gcc gcc-12 make libelf-dev
+	xz-utils bc flex bison cpio kmod dbus-daemon systemd)
+guest_modules=(vfio vfio_iommu_type1 mdev 9p 9pnet_virtio overlay)
+
+log() { echo "prepare: $*" >&2; }
+die() {
+	echo "prepare: ERROR: $*" >&2
+	exit 1
+}
+
+[[ $(id -u) == 0 ]] || die "must run as root (apt-get, dpkg-deb, mknod)"
+mkdir -p "$cache"
+# Parallel test runs share the cache; the warm path is short, so serialise.
+exec 9>"$cache/.lock"
+flock 9
+
+apt_updated=
+apt_update_once() {
+	[[ -n $apt_updated ]] && return
+	log "apt-get update"
+	apt-get update >&2 || die "apt-get update failed"
+	apt_updated=1
+}
+
+missing=()
+for p in "${host_pkgs[@]}"; do
+	[[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	log "installing missing host packages: ${missing[*]}"
+	apt_update_once
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
+		die "apt-get install ${missing[*]} failed"
+fi
+
+# The binary packages a kernel version needs besides linux-source-6.12.
+kernel_pkgs() {
+	local abi=${1%%-*}+deb12
+	echo "linux-image-$abi-amd64-unsigned linux-headers-$abi-amd64 linux-headers-$abi-common linux-kbuild-$abi"
+}
+
+# Newest linux-source-6.12 version for which all kernel packages exist at the
+# very same version (old ones vanish from bookworm-security, new ones can
+# appear for some packages before others). Each apt-cache call costs ~1 s
+# here, hence one call for all candidates.
+pick_version() {
+	local srcv v p avail ok
+	srcv=$(apt-cache madison linux-source-6.12 2>/dev/null |
+		awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | sort -u -V -r)
+	[[ -n $srcv ]] || return 1
+	# shellcheck disable=SC2046  # word splitting wanted: many package names
+	avail=$(apt-cache madison $(for v in $srcv; do kernel_pkgs "$v"; done) 2>/dev/null |
+		awk -F'|' '{ gsub(/ /, ""); print $1 "=" $2 }')
+	for v in $srcv; do
+		ok=1
+		for p in $(kernel_pkgs "$v"); do
+			grep -qxF "$p=$v" <<<"$avail" || { ok= && break; }
+		done
+		[[ -n $ok ]] && { echo "$v" && return 0; }
+	done
+	return 1
+}
+
+# The choice only changes when the apt lists do: remember it per lists state.
+lists_key=$(stat -c '%n %Y %s' /var/lib/apt/lists/*Packages* 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [[ -n ${VFIOMIG_VM_KERNEL:-} ]]; then
+	ver=$VFIOMIG_VM_KERNEL
+elif [[ -s $cache/pick && $(head -n1 "$cache/pick") == "$lists_key" ]]; then
+	ver=$(sed -n 2p "$cache/pick")
+	log "cache hit: apt lists unchanged, kernel version $ver"
+else
+	ver=$(pick_version) || { apt_update_once && ver=$(pick_version); } ||
+		die "no version of linux-source-6.12 with matching linux-image/headers/kbuild packages in apt (is bookworm-security enabled?)"
+	[[ -n $apt_updated ]] && lists_key=$(stat -c '%n %Y %s' /var/lib/apt/lists/*Packages* | sha256sum | cut -d' ' -f1)
+	printf '%s\n%s\n' "$lists_key" "$ver" >"$cache/pick"
+fi
+read -ra kpkgs <<<"$(kernel_pkgs "$ver")"
+krel=${ver%%-*}+deb12-amd64
+kdir=$cache/$ver
+root=$kdir/root
+hdr=$root/usr/src/linux-headers-$krel
+log "kernel $krel (Debian $ver)"
+
+# 1. Download and unpack (dpkg-deb -x: no maintainer scripts, no install).
+if [[ -e $root/.done ]]; then
+	log "cache hit: kernel packages unpacked in $root"
+else
+	rm -rf "$root" "$kdir/debs" "$kdir/mtty"
+	mkdir -p "$kdir/debs" "$root" "$kdir/mtty"
+	log "downloading ${kpkgs[*]} linux-source-6.12 ($ver)"
+	dl() { (cd "$kdir/debs" && apt-get download -o APT::Sandbox::User=root "${kpkgs[@]/%/=$ver}" "linux-source-6.12=$ver" >&2); }
+	dl || { apt_update_once && dl; } || die "apt-get download failed"
+	for p in "${kpkgs[@]}"; do
+		dpkg-deb -x "$kdir/debs/${p}_${ver}_"*.deb "$root"
+	done
+	# The headers' Makefile includes the -common one by absolute path.
+	sed -i "s|^include /usr/src/|include $root/usr/src/|" "$hdr/Makefile"
+	# Debian generates modules.dep in a postinst hook, which we skip.
+	depmod -b "$root" "$krel"
+	log "extracting samples/vfio-mdev/mtty.c from linux-source-6.12"
+	dpkg-deb --fsys-tarfile "$kdir/debs/linux-source-6.12_${ver}_all.deb" |
+		tar -xO ./usr/src/linux-source-6.12.tar.xz |
+		tar -xJ -C "$kdir/mtty" --strip-components=3 linux-source-6.12/samples/vfio-mdev/mtty.c
+	[[ -s $kdir/mtty/mtty.c ]] || die "mtty.c not found in linux-source-6.12 $ver"
+	rm -rf "$kdir/debs"
+	touch "$root/.done"
+fi
+
+# 2. mtty.ko, out of tree against the unpacked headers.
+mtty=$kdir/mtty/mtty.ko
+if [[ -s $mtty ]]; then
+	log "cache hit: $mtty"
+else
+	log "building mtty.ko"
+	echo 'obj-m := mtty.o' >"$kdir/mtty/Kbuild"
+	mk() { make -C "$hdr" M="$kdir/mtty" "$@" modules >"$kdir/mtty/build.log" 2>&1; }
+	# Without a usable pahole, build without module BTF rather than fail.
+	mk || { log "build failed, retrying without BTF" && mk CONFIG_DEBUG_INFO_BTF_MODULES=; } ||
+		{ tail -n 30 "$kdir/mtty/build.log" >&2 && die "building mtty.ko failed (log: $kdir/mtty/build.log)"; }
+	strip --strip-debug "$mtty"
+fi
+
+# 3. Guest modules in load order, and the initramfs. Both are cheap, so they
+# are rebuilt whenever any input changes.
+read -ra extra <<<"${VFIOMIG_VM_EXTRA_MODULES:-}"
+IFS=, read -ra mtty_deps <<<"$(modinfo -F depends "$mtty")"
+want=("${guest_modules[@]}" "${mtty_deps[@]}" "${extra[@]}")
+key=$({
+	echo "${want[*]}"
+	sha256sum "$mtty" "$here/guest-init.sh" "$here/guest-stage2.sh" /bin/busybox
+} | sha256sum | cut -d' ' -f1)
+initrd=$kdir/initramfs.cpio
+if [[ -s $initrd && $(cat "$kdir/initramfs.key" 2>/dev/null) == "$key" ]]; then
+	log "cache hit: $initrd"
+else
+	log "building $initrd"
+	moddir=$root/lib/modules/$krel
+	declare -A mpath=() mdeps=() seen=()
+	while IFS=: read -r path deps; do
+		n=${path##*/} && n=${n%%.ko*} && n=${n//-/_}
+		mpath[$n]=$path
+		mdeps[$n]=$deps
+	done <"$moddir/modules.dep"
+	order=()
+	visit() {
+		local n=${1##*/} d
+		n=${n%%.ko*} && n=${n//-/_}
+		[[ -n ${seen[$n]:-} ]] && return
+		seen[$n]=1
+		if [[ -z ${mpath[$n]:-} ]]; then
+			grep -q "/$n\.ko" "$moddir/modules.builtin" && return
+			die "module $1 is neither in modules.dep nor built in"
+		fi
+		for d in ${mdeps[$n]}; do visit "$d"; done
+		order+=("$n")
+	}
+	for m in "${want[@]}"; do visit "$m"; done
+
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	mkdir -p "$tmp"/{bin,dev,proc,sys,lower,upper,newroot,lib/vm-modules}
+	cp /bin/busybox "$tmp/bin/"
+	for a in $(/bin/busybox --list); do ln -sf busybox "$tmp/bin/$a"; done
+	# The kernel opens /dev/console for /init before anything is mounted.
+	mknod -m 600 "$tmp/dev/console" c 5 1
+	install -m 755 "$here/guest-init.sh" "$tmp/init"
+	install -m 755 "$here/guest-stage2.sh" "$tmp/stage2.sh"
+	for n in "${order[@]}"; do
+		xz -dc "$moddir/${mpath[$n]}" >"$tmp/lib/vm-modules/$n.ko"
+		echo "$n" >>"$tmp/lib/vm-modules/load.order"
+	done
+	cp "$mtty" "$tmp/lib/vm-modules/mtty.ko"
+	echo mtty >>"$tmp/lib/vm-modules/load.order"
+	(cd "$tmp" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) >"$initrd.new"
+	mv "$initrd.new" "$initrd"
+	echo "$key" >"$kdir/initramfs.key"
+	log "guest modules (load order): $(paste -sd' ' "$tmp/lib/vm-modules/load.order")"
+fi
+
+# Other kernel versions are dead weight once a newer one is prepared.
+for d in "$cache"/*/; do
+	d=${d%/}
+	[[ $d != "$kdir" && -d $d/root ]] || continue
+	log "removing stale kernel cache $d"
+	rm -rf "$d"
+done
+
+{
+	printf 'VM_KERNEL_VERSION=%q\n' "$ver"
+	printf 'VM_KERNEL_RELEASE=%q\n' "$krel"
+	printf 'VM_KERNEL=%q\n' "$root/boot/vmlinuz-$krel"
+	printf 'VM_INITRD=%q\n' "$initrd"
+	printf 'VM_CACHE_DIR=%q\n' "$kdir"
+} | tee "$kdir/vm.env"
