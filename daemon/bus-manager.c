@@ -252,7 +252,7 @@ const sd_bus_vtable bus_manager_vtable[] = {
                                 method_get_device, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CreateMdev",
                                 SD_BUS_ARGS("s", parent, "s", type, "s", uuid, "a{sv}", options),
-                                SD_BUS_RESULT("s", uuid),
+                                SD_BUS_RESULT("s", name),
                                 method_create_mdev, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RemoveMdev",
                                 SD_BUS_ARGS("s", uuid, "a{sv}", options),

@@ -153,12 +153,13 @@ bool conf_file_get_string(ConfFile *c, const char *group, const char *key,
         if (!g_key_file_has_key(c->keyfile, group, key, NULL)) {
                 if (!def)
                         return conf_file_error(c, error, group, NULL, "missing required key %s", key);
-                *ret = g_strdup(def);
-                return true;
+                v = g_strdup(def);
+        } else {
+                v = g_key_file_get_string(c->keyfile, group, key, NULL);
+                if (!v)
+                        return conf_file_error(c, error, group, key, "invalid escape sequence");
         }
-        v = g_key_file_get_string(c->keyfile, group, key, NULL);
-        if (!v)
-                return conf_file_error(c, error, group, key, "invalid escape sequence");
+        g_free(*ret);
         *ret = g_steal_pointer(&v);
         return true;
 }

@@ -30,7 +30,9 @@ bool conf_file_error(ConfFile *c, GError **error, const char *group, const char 
                      const char *format, ...) __attribute__((format(printf, 5, 6)));
 
 /* Typed access; a missing key yields def (or an error if def is NULL for
- * strings). Bad values yield an error naming the line. */
+ * strings). Bad values yield an error naming the line. On success the
+ * string getter frees what *ret held before; on failure *ret is
+ * untouched, so it can fill a struct field in place. */
 bool conf_file_get_string(ConfFile *c, const char *group, const char *key,
                           const char *def, char **ret, GError **error);
 bool conf_file_get_uint64(ConfFile *c, const char *group, const char *key,

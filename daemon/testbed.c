@@ -70,7 +70,6 @@ static bool parse_parent(Testbed *tb, ConfFile *c, const char *group, const char
         if (!conf_file_check_keys(c, group, parent_keys, error))
                 return false;
         p = parent_new(name);
-        g_free(p->driver);
         if (!conf_file_get_string(c, group, "Driver", NULL, &p->driver, error))
                 return false;
         g_ptr_array_add(out->parents, g_steal_pointer(&p));
@@ -97,9 +96,6 @@ static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *
         t = mdev_type_new(parent, slash + 1);
         tt = g_new0(TestbedType, 1);
         g_hash_table_insert(tb->types, g_strdup(t->key), tt);
-        g_free(t->name);
-        g_free(t->description);
-        g_free(t->device_api);
         if (!conf_file_get_string(c, group, "Name", slash + 1, &t->name, error) ||
             !conf_file_get_string(c, group, "Description", "", &t->description, error) ||
             !conf_file_get_string(c, group, "DeviceApi", "vfio-pci", &t->device_api, error) ||
@@ -116,8 +112,6 @@ static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, G
         const TestbedType *tt;
         g_autofree char *key = NULL;
 
-        g_free(d->parent);
-        g_free(d->mdev_type);
         if (!conf_file_get_string(c, group, "Parent", NULL, &d->parent, error) ||
             !conf_file_get_string(c, group, "Type", NULL, &d->mdev_type, error))
                 return false;
@@ -140,7 +134,6 @@ static bool parse_pci(Testbed *tb, ConfFile *c, const char *group, Device *d, GE
 
         if (!name_is_pci_address(d->name))
                 return conf_file_error(c, error, group, NULL, "a pci device must be named by its PCI address");
-        g_free(d->parent);
         if (!conf_file_get_string(c, group, "Parent", "", &d->parent, error))
                 return false;
         for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
@@ -180,7 +173,6 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
         if (!ok)
                 return false;
 
-        g_free(d->driver);
         if (!conf_file_get_string(c, group, "Driver", k == DEVICE_KIND_PCI ? "vfio-pci" : "", &d->driver, error) ||
             !conf_file_get_uint64(c, group, "IommuGroup", tb->next_iommu_group, 0, 1u << 20, &group_nr, error) ||
             !conf_file_get_size(c, group, "StateSize", DEFAULT_STATE_SIZE, &size, error))
@@ -267,8 +259,7 @@ static void populate(Testbed *tb, Parsed *p) {
         for (guint i = 0; i < p->devices->len; i++) {
                 Device *d = g_steal_pointer(&p->devices->pdata[i]);
 
-                g_free(d->migration_state);
-                d->migration_state = g_strdup("running");
+                free_and_strdup(&d->migration_state, "running");
                 registry_add_device(r, d);
         }
         for (guint i = 0; i < p->types->len; i++) {
@@ -300,16 +291,12 @@ static int testbed_create_mdev(Source *s, const MdevType *type, const char *uuid
                 return -EUSERS;         /* what mdev_device_create() returns */
 
         d = device_new(uuid, DEVICE_KIND_MDEV);
-        g_free(d->parent);
-        d->parent = g_strdup(type->parent);
-        g_free(d->mdev_type);
-        d->mdev_type = g_strdup(type->id);
-        g_free(d->driver);
-        d->driver = g_strdup(registry_get_parent(s->registry, type->parent)->driver);
+        free_and_strdup(&d->parent, type->parent);
+        free_and_strdup(&d->mdev_type, type->id);
+        free_and_strdup(&d->driver, registry_get_parent(s->registry, type->parent)->driver);
         g_free(d->iommu_group);
         d->iommu_group = g_strdup_printf("%u", tb->next_iommu_group++);
-        g_free(d->migration_state);
-        d->migration_state = g_strdup("running");
+        free_and_strdup(&d->migration_state, "running");
         d->migration_flags = tt->migration_flags;
         g_hash_table_insert(tb->state_sizes, g_strdup(uuid), g_memdup2(&tt->state_size, sizeof(uint64_t)));
         registry_add_device(s->registry, d);

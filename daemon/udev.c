@@ -25,17 +25,12 @@ static void clear_udev_device(struct udev_device **d) {
 }
 #define _cleanup_udev_device_ __attribute__((cleanup(clear_udev_device)))
 
-static void set_str(char **field, const char *value) {
-        g_free(*field);
-        *field = g_strdup(value ? value : "");
-}
-
 static MdevType *read_type(const char *parent, const char *types_dir, const char *id) {
         g_autofree char *dir = g_build_filename(types_dir, id, NULL);
         MdevType *t = mdev_type_new(parent, id);
         char *v;
 
-        set_str(&t->sysfs_path, dir);
+        free_and_strdup(&t->sysfs_path, dir);
         /* name and description are optional in the kernel's mdev ABI */
         if (sysfs_read(dir, "name", &v) >= 0)
                 g_free(t->name), t->name = v;
@@ -59,8 +54,8 @@ static void add_parent(UdevSource *us, struct udev_device *dev) {
         if (!dir)
                 return;
         p = parent_new(udev_device_get_sysname(dev));
-        set_str(&p->sysfs_path, syspath);
-        set_str(&p->driver, udev_device_get_driver(dev));
+        free_and_strdup(&p->sysfs_path, syspath);
+        free_and_strdup(&p->driver, udev_device_get_driver(dev));
         log_debug("mdev parent %s (%s)", p->name, syspath);
         registry_add_parent(r, p);
 
@@ -101,8 +96,8 @@ static void fill_common(Device *d, struct udev_device *dev) {
         const char *syspath = udev_device_get_syspath(dev);
         char *v;
 
-        set_str(&d->sysfs_path, syspath);
-        set_str(&d->driver, udev_device_get_driver(dev));
+        free_and_strdup(&d->sysfs_path, syspath);
+        free_and_strdup(&d->driver, udev_device_get_driver(dev));
         if (sysfs_link_basename(syspath, "iommu_group", &v) >= 0)
                 g_free(d->iommu_group), d->iommu_group = v;
         g_free(d->vfio_dev);
@@ -119,7 +114,7 @@ static Device *device_from_mdev(struct udev_device *dev) {
                 return NULL;
         d = device_new(name, DEVICE_KIND_MDEV);
         fill_common(d, dev);
-        set_str(&d->parent, udev_device_get_sysname(parent));
+        free_and_strdup(&d->parent, udev_device_get_sysname(parent));
         if (sysfs_link_basename(udev_device_get_syspath(dev), "mdev_type", &v) >= 0)
                 g_free(d->mdev_type), d->mdev_type = v;
         return d;

@@ -90,6 +90,11 @@ bool sysfs_exists(const char *dir, const char *entry) {
         return access(path, F_OK) == 0;
 }
 
+void free_and_strdup(char **p, const char *s) {
+        g_free(*p);
+        *p = g_strdup(s ? s : "");
+}
+
 uint64_t now_usec(int clock) {
         struct timespec ts;
 

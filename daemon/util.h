@@ -17,6 +17,9 @@ int sysfs_write(const char *dir, const char *attr, const char *value);
 int sysfs_link_basename(const char *dir, const char *link, char **ret);
 bool sysfs_exists(const char *dir, const char *entry);
 
+/* Replaces *p with a copy of s ("" for NULL). */
+void free_and_strdup(char **p, const char *s);
+
 uint64_t now_usec(int clock);
 
 /* "stop-copy,p2p,pre-copy" <-> VFIO_MIGRATION_* bits. */

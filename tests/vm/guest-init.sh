@@ -47,10 +47,11 @@ mount --bind /lower /newroot/mnt/host || die "bind /mnt/host"
 mount -t 9p -o "rw,cache=none,$p9opts" results /newroot/mnt/results || die "cannot mount the results share (9p tag results)"
 
 for d in run tmp var/tmp var/lib/vfiomig dev/shm; do
+	mode=0755
+	case $d in tmp | var/tmp | dev/shm) mode=1777 ;; esac
 	mkdir -p "/newroot/$d"
-	mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "/newroot/$d" || die "tmpfs on /$d"
+	mount -t tmpfs -o "mode=$mode,nosuid,nodev" tmpfs "/newroot/$d" || die "tmpfs on /$d"
 done
-chmod 1777 /newroot/tmp /newroot/var/tmp /newroot/dev/shm
 mount --move /dev /newroot/dev
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys

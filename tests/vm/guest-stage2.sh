@@ -7,7 +7,7 @@
 BB=/run/vfiomig-vm/busybox
 R=/mnt/results
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root LANG=C.UTF-8 VFIOMIG_VM=1 VFIOMIG_VM_RESULTS=$R
+export HOME=/root LANG=C.UTF-8
 
 json_str() { printf '"%s"' "$(printf '%s' "$1" | $BB sed 's/[\\"]/\\&/g')"; }
 
@@ -31,7 +31,9 @@ finish() {
 # the host's own view of them stays reachable under /mnt/host.
 unmask() {
 	case $1 in
-	/tmp/* | /var/tmp/* | /run/* | /var/lib/vfiomig/* | /dev/shm/*) echo "/mnt/host$1" ;;
+	/tmp | /tmp/* | /var/tmp | /var/tmp/* | /run | /run/* | /var/lib/vfiomig | /var/lib/vfiomig/* | /dev/shm | /dev/shm/*)
+		echo "/mnt/host$1"
+		;;
 	*) echo "$1" ;;
 	esac
 }
@@ -39,6 +41,7 @@ unmask() {
 [ -r "$R/.vm-job" ] || finish 125 "no job file in the results share"
 # shellcheck disable=SC1091  # written by run-vm.sh
 . "$R/.vm-job"
+export VFIOMIG_VM=1 VFIOMIG_VM_RESULTS=$R
 VM_SCENARIO=$(unmask "$VM_SCENARIO")
 [ -n "${VFIOMIG_BUILDDIR:-}" ] && VFIOMIG_BUILDDIR=$(unmask "$VFIOMIG_BUILDDIR")
 [ -n "${VFIOMIG_SRCDIR:-}" ] && VFIOMIG_SRCDIR=$(unmask "$VFIOMIG_SRCDIR")

@@ -141,7 +141,7 @@ IFS=, read -ra mtty_deps <<<"$(modinfo -F depends "$mtty")"
 want=("${guest_modules[@]}" "${mtty_deps[@]}" "${extra[@]}")
 key=$({
 	echo "${want[*]}"
-	sha256sum "$mtty" "$here/guest-init.sh" "$here/guest-stage2.sh" /bin/busybox
+	sha256sum "$mtty" "$here/prepare.sh" "$here/guest-init.sh" "$here/guest-stage2.sh" /bin/busybox
 } | sha256sum | cut -d' ' -f1)
 initrd=$kdir/initramfs.cpio
 if [[ -s $initrd && $(cat "$kdir/initramfs.key" 2>/dev/null) == "$key" ]]; then
@@ -172,9 +172,12 @@ else
 
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
+	chmod 755 "$tmp"
 	mkdir -p "$tmp"/{bin,dev,proc,sys,lower,upper,newroot,lib/vm-modules}
 	cp /bin/busybox "$tmp/bin/"
-	for a in $(/bin/busybox --list); do ln -sf busybox "$tmp/bin/$a"; done
+	for a in $(/bin/busybox --list); do
+		[[ $a == busybox ]] || ln -s busybox "$tmp/bin/$a"
+	done
 	# The kernel opens /dev/console for /init before anything is mounted.
 	mknod -m 600 "$tmp/dev/console" c 5 1
 	install -m 755 "$here/guest-init.sh" "$tmp/init"

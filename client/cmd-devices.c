@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "vfiomig-names.h"
+
+int cmd_list(Ctl *ctl, int argc, char **argv) {
+        g_autoptr(Table) t = NULL;
+        g_autoptr(JsonArray) a = NULL;
+        sd_bus_message *reply = NULL;
+        const char *name, *kind, *driver, *type, *flags, *state;
+        int r, code;
+
+        if (argc != 1)
+                return ctl_usage_error("list takes no arguments");
+        code = ctl_call(ctl, "ListDevices", &reply, "list devices", NULL);
+        if (code != EXIT_OK)
+                return code;
+
+        t = table_new("NAME", "KIND", "DRIVER", "TYPE", "MIGRATION", "STATE", NULL);
+        a = json_array_new();
+        r = sd_bus_message_enter_container(reply, 'a', "(ssssss)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssssss)", &name, &kind, &driver, &type, &flags, &state)) > 0) {
+                JsonObject *o = json_object_new();
+                g_auto(GStrv) flagv = *flags ? g_strsplit(flags, ",", -1) : g_new0(char *, 1);
+
+                json_object_set_string_member(o, "name", name);
+                json_object_set_string_member(o, "kind", kind);
+                json_object_set_string_member(o, "driver", driver);
+                json_object_set_string_member(o, "mdev_type", type);
+                json_object_set_member(o, "migration_flags", json_strv_node(flagv));
+                json_object_set_string_member(o, "state", state);
+                json_array_add_object_element(a, o);
+                table_add_row(t, name, kind, driver, type, flags, state, NULL);
+        }
+        sd_bus_message_unref(reply);
+        if (r < 0) {
+                fprintf(stderr, "Failed to parse the device list: %s\n", strerror(-r));
+                return EXIT_FAILED;
+        }
+        if (ctl->json)
+                json_print(json_node_init_array(json_node_alloc(), g_steal_pointer(&a)));
+        else
+                table_print(t, "devices");
+        return EXIT_OK;
+}
+
+int cmd_types(Ctl *ctl, int argc, char **argv) {
+        g_autoptr(Table) t = NULL;
+        g_autoptr(JsonArray) a = NULL;
+        sd_bus_message *reply = NULL;
+        const char *parent, *id, *name;
+        uint32_t available;
+        int r, code;
+
+        if (argc != 1)
+                return ctl_usage_error("types takes no arguments");
+        code = ctl_call(ctl, "ListTypes", &reply, "list mdev types", NULL);
+        if (code != EXIT_OK)
+                return code;
+
+        t = table_new("PARENT", "TYPE", "NAME", "AVAILABLE", NULL);
+        a = json_array_new();
+        r = sd_bus_message_enter_container(reply, 'a', "(sssu)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssu)", &parent, &id, &name, &available)) > 0) {
+                JsonObject *o = json_object_new();
+                g_autofree char *avail = g_strdup_printf("%u", available);
+
+                json_object_set_string_member(o, "parent", parent);
+                json_object_set_string_member(o, "id", id);
+                json_object_set_string_member(o, "name", name);
+                json_object_set_int_member(o, "available_instances", available);
+                json_array_add_object_element(a, o);
+                table_add_row(t, parent, id, name, avail, NULL);
+        }
+        sd_bus_message_unref(reply);
+        if (r < 0) {
+                fprintf(stderr, "Failed to parse the type list: %s\n", strerror(-r));
+                return EXIT_FAILED;
+        }
+        if (ctl->json)
+                json_print(json_node_init_array(json_node_alloc(), g_steal_pointer(&a)));
+        else
+                table_print(t, "mdev types");
+        return EXIT_OK;
+}
+
+/* Reads one property value of GetAll into JSON and text. */
+static int read_property(sd_bus_message *m, const char *contents, JsonNode **json, char **text) {
+        int r = 0;
+
+        switch (contents[0]) {
+        case 's': case 'o': {
+                const char *s;
+
+                r = sd_bus_message_read_basic(m, contents[0], &s);
+                if (r >= 0) {
+                        *json = json_node_init_string(json_node_alloc(), s);
+                        *text = g_strdup(s);
+                }
+                break;
+        }
+        case 'b': {
+                int b;
+
+                r = sd_bus_message_read_basic(m, 'b', &b);
+                if (r >= 0) {
+                        *json = json_node_init_boolean(json_node_alloc(), b);
+                        *text = g_strdup(b ? "yes" : "no");
+                }
+                break;
+        }
+        case 'u': {
+                uint32_t u;
+
+                r = sd_bus_message_read_basic(m, 'u', &u);
+                if (r >= 0) {
+                        *json = json_node_init_int(json_node_alloc(), u);
+                        *text = g_strdup_printf("%u", u);
+                }
+                break;
+        }
+        case 'a': {
+                char **strv = NULL;
+
+                r = sd_bus_message_read_strv(m, &strv);
+                if (r >= 0) {
+                        *json = json_strv_node(strv);
+                        *text = g_strjoinv(" ", strv);
+                }
+                g_strfreev(strv);
+                break;
+        }
+        default:
+                r = sd_bus_message_skip(m, contents);
+                *json = json_node_init_null(json_node_alloc());
+                *text = g_strdup("?");
+        }
+        return r;
+}
+
+int cmd_show(Ctl *ctl, int argc, char **argv) {
+        sd_bus_message *reply = NULL, *props = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        g_autoptr(JsonObject) o = json_object_new();
+        g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
+        g_autofree char *what = NULL;
+        const char *path;
+        int r, code;
+
+        if (argc != 2)
+                return ctl_usage_error("show takes exactly one DEVICE (an mdev UUID or a PCI address)");
+        what = g_strdup_printf("look up device %s", argv[1]);
+        code = ctl_call(ctl, "GetDevice", &reply, what, "s", argv[1]);
+        if (code != EXIT_OK)
+                return code;
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r >= 0)
+                r = sd_bus_call_method(ctl->bus, VFIOMIG_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
+                                       &error, &props, "s", VFIOMIG_DEVICE_INTERFACE);
+        sd_bus_message_unref(reply);
+        if (r < 0) {
+                fprintf(stderr, "Failed to read properties of %s: %s\n", argv[1],
+                        sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                sd_bus_error_free(&error);
+                return ctl_exit_code_for_error(&error, r);
+        }
+
+        r = sd_bus_message_enter_container(props, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(props, 'e', "sv")) > 0) {
+                const char *name, *contents;
+                JsonNode *json = NULL;
+                g_autofree char *text = NULL;
+
+                r = sd_bus_message_read(props, "s", &name);
+                if (r >= 0)
+                        r = sd_bus_message_peek_type(props, NULL, &contents);
+                if (r >= 0)
+                        r = sd_bus_message_enter_container(props, 'v', contents);
+                if (r >= 0)
+                        r = read_property(props, contents, &json, &text);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(props);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(props);
+                if (r < 0)
+                        break;
+                json_object_set_member(o, name, json);
+                g_ptr_array_add(lines, g_strdup_printf("%16s: %s", name, *text ? text : "-"));
+        }
+        sd_bus_message_unref(props);
+        if (r < 0) {
+                fprintf(stderr, "Failed to parse properties of %s: %s\n", argv[1], strerror(-r));
+                return EXIT_FAILED;
+        }
+        if (ctl->json)
+                json_print(json_node_init_object(json_node_alloc(), o));
+        else
+                for (guint i = 0; i < lines->len; i++)
+                        puts(lines->pdata[i]);
+        return EXIT_OK;
+}

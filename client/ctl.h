@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <systemd/sd-bus.h>
+
+/* Exit codes scripts may rely on (documented in vfiomigctl(1)). */
+enum {
+        EXIT_OK = 0,
+        EXIT_FAILED = 1,        /* the daemon refused or the operation failed */
+        EXIT_USAGE = 2,         /* bad command line or invalid argument */
+        EXIT_NOT_FOUND = 3,     /* no such device, type or migration */
+        EXIT_DENIED = 4,        /* not authorized */
+        EXIT_CONFLICT = 5,      /* busy, or already exists */
+        EXIT_UNREACHABLE = 6,   /* no bus, or the service cannot be started */
+};
+
+typedef struct Ctl {
+        sd_bus *bus;
+        bool json;
+        bool ask_password;
+} Ctl;
+
+typedef int (*CommandFunc)(Ctl *ctl, int argc, char **argv);
+
+/* Each returns an exit code from the enum above. */
+int cmd_list(Ctl *ctl, int argc, char **argv);
+int cmd_types(Ctl *ctl, int argc, char **argv);
+int cmd_show(Ctl *ctl, int argc, char **argv);
+int cmd_create_mdev(Ctl *ctl, int argc, char **argv);
+int cmd_remove_mdev(Ctl *ctl, int argc, char **argv);
+int cmd_monitor(Ctl *ctl, int argc, char **argv);
+
+/* Calls a Manager method; on failure prints "Failed to <what>: <message>"
+ * and returns the exit code for the error, else EXIT_OK. */
+int ctl_call(Ctl *ctl, const char *method, sd_bus_message **reply, const char *what,
+             const char *types, ...);
+int ctl_exit_code_for_error(const sd_bus_error *error, int r);
+int ctl_usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* Output: human tables or JSON on stdout. */
+typedef struct Table Table;
+Table *table_new(const char *first_header, ...) G_GNUC_NULL_TERMINATED;
+void table_add_row(Table *t, const char *first, ...) G_GNUC_NULL_TERMINATED;
+void table_print(Table *t, const char *noun_plural);
+void table_free(Table *t);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Table, table_free);
+
+void json_print(JsonNode *node);
+JsonNode *json_strv_node(char **strv);

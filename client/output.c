@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+/* Empty cells print as "-" so columns stay readable and splittable. */
+static const char *cell_text(const char *cell) {
+        return *cell ? cell : "-";
+}
+
+struct Table {
+        GPtrArray *rows;        /* of GStrv; row 0 is the header */
+        guint columns;
+};
+
+static GStrv collect(const char *first, va_list ap) {
+        g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+        for (const char *s = first; s; s = va_arg(ap, const char *))
+                g_strv_builder_add(b, s);
+        return g_strv_builder_end(b);
+}
+
+Table *table_new(const char *first_header, ...) {
+        Table *t = g_new0(Table, 1);
+        va_list ap;
+        GStrv header;
+
+        va_start(ap, first_header);
+        header = collect(first_header, ap);
+        va_end(ap);
+        t->rows = g_ptr_array_new_with_free_func((GDestroyNotify) g_strfreev);
+        t->columns = g_strv_length(header);
+        g_ptr_array_add(t->rows, header);
+        return t;
+}
+
+void table_add_row(Table *t, const char *first, ...) {
+        va_list ap;
+        GStrv row;
+
+        va_start(ap, first);
+        row = collect(first, ap);
+        va_end(ap);
+        g_assert(g_strv_length(row) == t->columns);
+        g_ptr_array_add(t->rows, row);
+}
+
+void table_print(Table *t, const char *noun_plural) {
+        g_autofree guint *width = g_new0(guint, t->columns);
+        bool tty = isatty(STDOUT_FILENO);
+
+        for (guint r = 0; r < t->rows->len; r++)
+                for (guint c = 0; c < t->columns; c++) {
+                        const char *cell = cell_text(((GStrv) t->rows->pdata[r])[c]);
+
+                        width[c] = MAX(width[c], (guint) g_utf8_strlen(cell, -1));
+                }
+        for (guint r = 0; r < t->rows->len; r++) {
+                GStrv row = t->rows->pdata[r];
+
+                for (guint c = 0; c < t->columns; c++) {
+                        bool last = c + 1 == t->columns;
+                        const char *cell = cell_text(row[c]);
+
+                        /* Pad by characters, not bytes. */
+                        fputs(cell, stdout);
+                        if (!last)
+                                printf("%*s", (int) (width[c] - g_utf8_strlen(cell, -1) + 2), "");
+                }
+                putchar('\n');
+        }
+        if (tty)
+                printf("\n%u %s listed.\n", t->rows->len - 1, noun_plural);
+}
+
+void table_free(Table *t) {
+        if (!t)
+                return;
+        g_ptr_array_unref(t->rows);
+        g_free(t);
+}
+
+void json_print(JsonNode *node) {
+        g_autoptr(JsonGenerator) g = json_generator_new();
+        g_autofree char *s = NULL;
+
+        json_generator_set_pretty(g, isatty(STDOUT_FILENO));
+        json_generator_set_root(g, node);
+        s = json_generator_to_data(g, NULL);
+        puts(s);
+}
+
+JsonNode *json_strv_node(char **strv) {
+        JsonArray *a = json_array_new();
+
+        for (char **s = strv; s && *s; s++)
+                json_array_add_string_element(a, *s);
+        return json_node_init_array(json_node_alloc(), a);
+}

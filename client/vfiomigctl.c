@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "bus-error.h"
+#include "ctl.h"
+#include "vfiomig-names.h"
+
+static const struct {
+        const char *verb;
+        CommandFunc func;
+} commands[] = {
+        { "list",        cmd_list },
+        { "types",       cmd_types },
+        { "show",        cmd_show },
+        { "create-mdev", cmd_create_mdev },
+        { "remove-mdev", cmd_remove_mdev },
+        { "monitor",     cmd_monitor },
+};
+
+static void help(void) {
+        printf("%s [OPTIONS...] COMMAND ...\n\n"
+               "Inspect and manage VFIO devices through vfiomigd (org.vfiomig1).\n\n"
+               "Commands:\n"
+               "  list                        List VFIO devices\n"
+               "  types                       List mdev types and available instances\n"
+               "  show DEVICE                 Show properties of a device (UUID or PCI address)\n"
+               "  create-mdev PARENT TYPE [UUID]\n"
+               "                              Create an mdev; prints its UUID\n"
+               "  remove-mdev UUID            Remove an mdev\n"
+               "  monitor                     Print devices as they are added and removed\n\n"
+               "Options:\n"
+               "  -h --help                   Show this help\n"
+               "     --version                Show package version\n"
+               "     --json                   Print JSON instead of tables\n"
+               "     --no-ask-password        Do not ask for a password to authorize\n\n"
+               "Exit status: 0 success, 1 failure, 2 usage error, 3 no such device or type,\n"
+               "4 not authorized, 5 busy or already exists, 6 vfiomigd unreachable.\n",
+               program_invocation_short_name);
+}
+
+int ctl_usage_error(const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vfprintf(stderr, format, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return EXIT_USAGE;
+}
+
+int ctl_exit_code_for_error(const sd_bus_error *error, int r) {
+        if (error && sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
+                                            SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED,
+                                            "org.freedesktop.DBus.Error.Spawn.ChildExited"))
+                return EXIT_UNREACHABLE;
+        if (error && sd_bus_error_has_names(error, SD_BUS_ERROR_INVALID_ARGS, SD_BUS_ERROR_UNKNOWN_METHOD))
+                return EXIT_USAGE;
+        switch (abs(error && sd_bus_error_is_set(error) ? sd_bus_error_get_errno(error) : r)) {
+        case ENODEV: case ESRCH:
+                return EXIT_NOT_FOUND;
+        case EACCES: case EPERM:
+                return EXIT_DENIED;
+        case EBUSY: case EEXIST:
+                return EXIT_CONFLICT;
+        case EINVAL:
+                return EXIT_USAGE;
+        case ECONNREFUSED: case ENOENT: case ENOTCONN: case ECONNRESET:
+                return EXIT_UNREACHABLE;
+        default:
+                return EXIT_FAILED;
+        }
+}
+
+int ctl_call(Ctl *ctl, const char *method, sd_bus_message **reply, const char *what,
+             const char *types, ...) {
+        sd_bus_message *m = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        va_list ap;
+        int r, code = EXIT_OK;
+
+        r = sd_bus_message_new_method_call(ctl->bus, &m, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH,
+                                           VFIOMIG_MANAGER_INTERFACE, method);
+        if (r >= 0 && types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+        }
+        if (r >= 0)
+                r = sd_bus_message_set_allow_interactive_authorization(m, ctl->ask_password);
+        if (r >= 0)
+                r = sd_bus_call(ctl->bus, m, 0, &error, reply);
+        if (r < 0) {
+                fprintf(stderr, "Failed to %s: %s\n", what,
+                        sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                code = ctl_exit_code_for_error(&error, r);
+        }
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(m);
+        return code;
+}
+
+static int parse_argv(int argc, char *argv[], Ctl *ctl) {
+        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_NO_ASK_PASSWORD };
+        static const struct option options[] = {
+                { "help",            no_argument, NULL, 'h' },
+                { "version",         no_argument, NULL, ARG_VERSION },
+                { "json",            no_argument, NULL, ARG_JSON },
+                { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+                {}
+        };
+        int c;
+
+        /* "+" stops at the verb; options may follow it too (see main) */
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("vfiomigctl %s\n", PACKAGE_VERSION);
+                        return 0;
+                case ARG_JSON:
+                        ctl->json = true;
+                        break;
+                case ARG_NO_ASK_PASSWORD:
+                        ctl->ask_password = false;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        return 1;
+}
+
+/* Global options are accepted after the verb as well ("list --json");
+ * after "--" everything is an argument, and "-" alone is one too. */
+static void split_options(int argc, char **argv, GPtrArray *opts, GPtrArray *args) {
+        bool dashdash = false;
+
+        g_ptr_array_add(opts, argv[0]);
+        for (int i = 1; i < argc; i++) {
+                if (!dashdash && strcmp(argv[i], "--") == 0)
+                        dashdash = true;
+                else if (!dashdash && argv[i][0] == '-' && argv[i][1] != '\0')
+                        g_ptr_array_add(opts, argv[i]);
+                else
+                        g_ptr_array_add(args, argv[i]);
+        }
+        g_ptr_array_add(opts, NULL);
+        g_ptr_array_add(args, NULL);
+}
+
+int main(int argc, char *argv[]) {
+        g_autoptr(GPtrArray) opts = g_ptr_array_new(), args = g_ptr_array_new();
+        Ctl ctl = { .ask_password = isatty(STDIN_FILENO) };
+        const char *verb;
+        int r, code;
+
+        split_options(argc, argv, opts, args);
+        r = parse_argv((int) opts->len - 1, (char **) opts->pdata, &ctl);
+        if (r < 0)
+                return EXIT_USAGE;
+        if (r == 0)
+                return EXIT_OK;
+        if (args->len < 2)
+                return ctl_usage_error("Missing command. See '%s --help'.", program_invocation_short_name);
+
+        verb = args->pdata[0];
+        for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+                if (strcmp(verb, commands[i].verb) != 0)
+                        continue;
+                vfiomig_bus_error_register();
+                r = sd_bus_open_system(&ctl.bus);
+                if (r < 0) {
+                        fprintf(stderr, "Failed to connect to the system bus: %s\n", strerror(-r));
+                        return EXIT_UNREACHABLE;
+                }
+                code = commands[i].func(&ctl, (int) args->len - 1, (char **) args->pdata);
+                sd_bus_flush_close_unref(ctl.bus);
+                return code;
+        }
+        return ctl_usage_error("Unknown command '%s'. See '%s --help'.", verb, program_invocation_short_name);
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <glib.h>
+
+#include "registry.h"
+
+typedef struct Events {
+        GPtrArray *log;         /* "added:NAME", ... */
+} Events;
+
+static void record(Registry *r, RegistryEvent event, const void *object, void *userdata) {
+        static const char *const names[] = {
+                [REGISTRY_DEVICE_ADDED] = "device-added", [REGISTRY_DEVICE_REMOVED] = "device-removed",
+                [REGISTRY_DEVICE_CHANGED] = "device-changed", [REGISTRY_TYPE_ADDED] = "type-added",
+                [REGISTRY_TYPE_REMOVED] = "type-removed", [REGISTRY_TYPE_CHANGED] = "type-changed",
+        };
+        Events *e = userdata;
+        /* Device and MdevType both begin with their key */
+        const char *key = *(char *const *) object;
+
+        g_ptr_array_add(e->log, g_strdup_printf("%s:%s", names[event], key));
+}
+
+static Device *mdev(const char *uuid, const char *parent, const char *type) {
+        Device *d = device_new(uuid, DEVICE_KIND_MDEV);
+
+        g_free(d->parent);
+        d->parent = g_strdup(parent);
+        g_free(d->mdev_type);
+        d->mdev_type = g_strdup(type);
+        return d;
+}
+
+static void assert_log(Events *e, const char *const *expected) {
+        g_assert_cmpuint(e->log->len, ==, g_strv_length((char **) expected));
+        for (guint i = 0; i < e->log->len; i++)
+                g_assert_cmpstr(e->log->pdata[i], ==, expected[i]);
+        g_ptr_array_set_size(e->log, 0);
+}
+
+#define U1 "00000000-0000-0000-0000-000000000001"
+#define U2 "00000000-0000-0000-0000-000000000002"
+
+static void test_devices(void) {
+        g_autoptr(Registry) r = registry_new();
+        Events e = { g_ptr_array_new_with_free_func(g_free) };
+        g_autoptr(GPtrArray) list = NULL;
+        Device *changed;
+
+        registry_set_notify(r, record, &e);
+        registry_add_device(r, mdev(U2, "mtty", "mtty-2"));
+        registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
+        assert_log(&e, (const char *[]) { "device-added:" U2, "device-added:" U1, NULL });
+        g_assert_cmpuint(registry_device_count(r), ==, 2);
+
+        /* Re-adding an equal device is silent; a different one is a change. */
+        registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
+        assert_log(&e, (const char *[]) { NULL });
+        changed = mdev(U1, "mtty", "mtty-1");
+        g_free(changed->driver);
+        changed->driver = g_strdup("mtty");
+        registry_add_device(r, changed);
+        assert_log(&e, (const char *[]) { "device-changed:" U1, NULL });
+        g_assert_cmpstr(registry_get_device(r, U1)->driver, ==, "mtty");
+
+        list = registry_list_devices(r);
+        g_assert_cmpuint(list->len, ==, 2);
+        g_assert_cmpstr(((Device *) list->pdata[0])->name, ==, U1);     /* sorted */
+        g_assert_cmpuint(registry_count_instances(r, "mtty", "mtty-2"), ==, 1);
+        g_assert_cmpuint(registry_count_instances(r, "mtty", "mtty-3"), ==, 0);
+
+        g_assert_true(registry_remove_device(r, U2));
+        g_assert_false(registry_remove_device(r, U2));
+        assert_log(&e, (const char *[]) { "device-removed:" U2, NULL });
+        g_assert_null(registry_get_device(r, U2));
+        g_assert_cmpuint(registry_device_count(r), ==, 1);
+        g_ptr_array_unref(e.log);
+}
+
+static void test_types(void) {
+        g_autoptr(Registry) r = registry_new();
+        Events e = { g_ptr_array_new_with_free_func(g_free) };
+        MdevType *t;
+
+        registry_set_notify(r, record, &e);
+        registry_add_parent(r, parent_new("mtty"));
+        registry_add_parent(r, parent_new("other"));
+        t = mdev_type_new("mtty", "mtty-1");
+        t->available_instances = 24;
+        registry_add_type(r, t);
+        registry_add_type(r, mdev_type_new("mtty", "mtty-2"));
+        registry_add_type(r, mdev_type_new("other", "mtty-1"));
+        assert_log(&e, (const char *[]) { "type-added:mtty/mtty-1", "type-added:mtty/mtty-2",
+                                          "type-added:other/mtty-1", NULL });
+
+        g_assert_cmpuint(registry_find_type(r, "mtty", "mtty-1")->available_instances, ==, 24);
+        registry_set_available(r, "mtty/mtty-1", 24);
+        assert_log(&e, (const char *[]) { NULL });
+        registry_set_available(r, "mtty/mtty-1", 23);
+        assert_log(&e, (const char *[]) { "type-changed:mtty/mtty-1", NULL });
+        g_assert_cmpuint(registry_get_type(r, "mtty/mtty-1")->available_instances, ==, 23);
+
+        /* A parent takes its types along, and only its own. */
+        registry_remove_parent(r, "mtty");
+        assert_log(&e, (const char *[]) { "type-removed:mtty/mtty-1", "type-removed:mtty/mtty-2", NULL });
+        g_assert_null(registry_get_parent(r, "mtty"));
+        g_assert_nonnull(registry_find_type(r, "other", "mtty-1"));
+        g_ptr_array_unref(e.log);
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/registry/devices", test_devices);
+        g_test_add_func("/registry/types", test_types);
+        return g_test_run();
+}

@@ -1,0 +1,154 @@
+#!/bin/bash
+# Runs SCENARIO_SCRIPT [ARGS...] as root inside a throwaway QEMU guest running
+# Debian's 6.12 kernel with vfio, mdev and mtty loaded (see README.md).
+# Exit status: the scenario's; 1 when the guest hangs or leaves no result;
+# 77 (skip) when this machine cannot run the tier and CI is not "true".
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+die() {
+	echo "run-vm: ERROR: $*" >&2
+	exit 1
+}
+cannot_run() {
+	if [[ ${CI:-} == true ]]; then
+		die "VM tier cannot run here because $1 (CI=true, so this is a failure)"
+	fi
+	echo "SKIP: VM tier cannot run here because $1" >&2
+	exit 77
+}
+
+(($# >= 1)) || {
+	echo "usage: $0 SCENARIO_SCRIPT [ARGS...]" >&2
+	exit 2
+}
+scenario=$(realpath -e "$1") || die "scenario $1 not found"
+shift
+t_start=$(now)
+
+[[ $(id -u) == 0 ]] || cannot_run "it needs root (apt-get, 9p export of /), running as uid $(id -u)"
+had_qemu=$(command -v qemu-system-x86_64 || true)
+if ! vm_env=$("$here/prepare.sh"); then
+	[[ -n $had_qemu ]] || command -v qemu-system-x86_64 >/dev/null ||
+		cannot_run "qemu-system-x86_64 is missing and could not be installed"
+	die "prepare.sh failed"
+fi
+eval "$vm_env"
+t_prepared=$(now)
+
+export VFIOMIG_SRCDIR=${VFIOMIG_SRCDIR:-$(realpath "$here/../..")}
+export VFIOMIG_BUILDDIR=${VFIOMIG_BUILDDIR:-$VFIOMIG_SRCDIR/build}
+timeout_s=${VFIOMIG_VM_TIMEOUT:-300}
+keep=${VFIOMIG_VM_KEEP:-}
+if [[ -n ${VFIOMIG_VM_RESULTS:-} ]]; then
+	results=$(realpath -m "$VFIOMIG_VM_RESULTS")
+	mkdir -p "$results"
+	keep=1
+else
+	results=$(mktemp -d "${TMPDIR:-/tmp}/vfiomig-vm.XXXXXX")
+fi
+rm -f "$results/rc" "$results/result.json" "$results/console.log" "$results/.vm-job"
+console=$results/console.log
+
+qpid=
+# shellcheck disable=SC2317  # reached through the trap
+cleanup() {
+	# timeout(1) passes the TERM on to QEMU.
+	[[ -n $qpid ]] && kill "$qpid" 2>/dev/null && wait "$qpid" 2>/dev/null
+	[[ -n $keep ]] || rm -rf "$results"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The job file is sourced by the guest's busybox sh, so quote for POSIX sh.
+sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+{
+	echo "VM_SCENARIO=$(sq "$scenario")"
+	printf 'set --'
+	for a in "$@"; do printf ' %s' "$(sq "$a")"; done
+	echo
+	for v in $(compgen -e | grep -E '^VFIOMIG_') CI ${VFIOMIG_VM_PASS_ENV:-}; do
+		[[ $v == VFIOMIG_VM_RESULTS || -z ${!v+set} ]] && continue
+		echo "export $v=$(sq "${!v}")"
+	done
+} >"$results/.vm-job"
+
+# /dev/kvm may exist yet be unable to run a stock kernel (it aborts on an MSR
+# here), so KVM is used only after a probe boot worked; the answer is cached.
+accel=${VFIOMIG_VM_ACCEL:-auto}
+if [[ $accel == auto ]]; then
+	accel=tcg
+	if [[ -r /dev/kvm && -w /dev/kvm ]]; then
+		probe=$VM_CACHE_DIR/kvm-probe-$(uname -r)
+		if [[ ! -e $probe ]]; then
+			plog=$results/kvm-probe.log
+			timeout -k 5 30 qemu-system-x86_64 -nodefaults -no-user-config -nographic -monitor none \
+				-no-reboot -accel kvm -cpu host -m 256 -serial "file:$plog" -kernel "$VM_KERNEL" \
+				-initrd "$VM_INITRD" -append "console=ttyS0 panic=-1 vfiomig.probe=1" \
+				</dev/null >/dev/null 2>&1 || true
+			if grep -q VFIOMIG-VM-PROBE-OK "$plog" 2>/dev/null; then echo kvm; else echo tcg; fi >"$probe"
+			rm -f "$plog"
+		fi
+		accel=$(cat "$probe")
+	fi
+fi
+cpu=max
+[[ $accel == kvm ]] && cpu=host
+smp=$(($(nproc) < 2 ? $(nproc) : 2))
+
+echo "run-vm: $(basename "$scenario") on $VM_KERNEL_RELEASE ($accel, ${VFIOMIG_VM_MEM:-1024} MiB, timeout ${timeout_s} s)"
+qemu=(qemu-system-x86_64 -nodefaults -no-user-config -nographic -monitor none -no-reboot
+	-accel "$accel" -cpu "$cpu" -smp "$smp" -m "${VFIOMIG_VM_MEM:-1024}"
+	-serial "file:$console" -kernel "$VM_KERNEL" -initrd "$VM_INITRD"
+	-append "console=ttyS0 panic=-1 ${VFIOMIG_VM_CMDLINE:-}"
+	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+	-virtfs "local,path=${results//,/,,},mount_tag=results,security_model=none")
+timeout -k 10 "$timeout_s" "${qemu[@]}" </dev/null &
+qpid=$!
+tpid=
+if [[ -n ${VFIOMIG_VM_VERBOSE:-} ]]; then
+	tail -n +1 -F --pid="$qpid" "$console" 2>/dev/null &
+	tpid=$!
+fi
+qrc=0
+wait "$qpid" || qrc=$?
+qpid=
+[[ -z $tpid ]] || wait "$tpid" || true
+t_end=$(now)
+
+rc=$(cat "$results/rc" 2>/dev/null || true)
+verdict=
+fail_rc=1
+if ((qrc == 124 || qrc == 137)); then
+	verdict="guest did not finish within $timeout_s s (VFIOMIG_VM_TIMEOUT)"
+elif ((qrc != 0)); then
+	verdict="qemu exited with status $qrc"
+elif [[ ! $rc =~ ^[0-9]+$ ]]; then
+	verdict="the guest left no result marker in $results/rc"
+elif ((rc != 0 && rc != 77)); then
+	verdict="scenario failed with status $rc"
+	fail_rc=$rc
+fi
+
+if [[ -z $verdict ]]; then
+	[[ -n ${VFIOMIG_VM_VERBOSE:-} ]] || cat "$results/scenario.log" 2>/dev/null
+else
+	if [[ -z ${VFIOMIG_VM_VERBOSE:-} ]]; then
+		echo "---- guest console (last 150 lines of $console) ----"
+		tail -n 150 "$console" 2>/dev/null || echo "(no console output)"
+	fi
+	for f in "$results"/*.log; do
+		[[ -e $f && $f != "$console" && $f != */scenario.log ]] || continue
+		echo "---- $(basename "$f") (last 50 lines) ----"
+		tail -n 50 "$f"
+	done
+	echo "run-vm: FAIL: $(basename "$scenario"): $verdict"
+	[[ -n $keep ]] && echo "run-vm: results kept in $results"
+fi
+echo "VM tier wall time: prepare $(secs "$t_start" "$t_prepared") s," \
+	"boot+scenario $(secs "$t_prepared" "$t_end") s, total $(secs "$t_start" "$t_end") s"
+[[ -z $verdict ]] || exit "$fail_rc"
+exit "$rc"
