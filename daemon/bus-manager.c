@@ -180,8 +180,10 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
 
         r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE,
                           (const char *[]) { "parent", parent, "type", type_id, NULL }, m->polkit, error);
-        if (r <= 0)
+        if (r < 0)
                 return r;
+        if (r == 0)
+                return 1;       /* polkit will answer, then we are called again */
 
         r = m->source->ops->create_mdev(m->source, t, uuid);
         if (r == -EUSERS)
@@ -218,8 +220,10 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
                                          "%s is a %s device, not an mdev", name, device_kind_to_string(d->kind));
 
         r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "device", name, NULL }, m->polkit, error);
-        if (r <= 0)
+        if (r < 0)
                 return r;
+        if (r == 0)
+                return 1;       /* polkit will answer, then we are called again */
 
         /* polkit may have taken a while: look again */
         d = lookup_device(m, name, error);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdbool.h>
 
 #include "log.h"
 #include "polkit.h"
@@ -82,8 +83,11 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                                           "Authorization check failed: malformed polkit reply");
         }
 
-        /* Run the method again; polkit_verify() now finds the answer. */
-        r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(q->request), q->request);
+        /* Run the method again from its first argument; polkit_verify()
+         * now finds the answer. */
+        r = sd_bus_message_rewind(q->request, true);
+        if (r >= 0)
+                r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(q->request), q->request);
         if (r < 0) {
                 log_error_errno(r, "Failed to re-dispatch %s: %m", sd_bus_message_get_member(q->request));
                 g_hash_table_remove(q->registry->queries, q->request);

@@ -7,7 +7,8 @@
 
 /* Asynchronous polkit CheckAuthorization over sd-bus, in the manner of
  * systemd's bus_verify_polkit_async(): the first call starts the query and
- * returns 0 (the method must return without replying); when polkit
+ * returns 0 (the method must then return 1 without replying: 0 would
+ * tell sd-bus it was not handled); when polkit
  * answers, the original message is dispatched again, and this time the
  * call returns 1 (authorized) or a negative errno with error set.
  * Root callers are authorized without asking polkit. */

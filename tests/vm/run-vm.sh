@@ -85,10 +85,11 @@ if [[ $accel == auto ]]; then
 		probe=$VM_CACHE_DIR/kvm-probe-$(uname -r)
 		if [[ ! -e $probe ]]; then
 			plog=$results/kvm-probe.log
-			timeout -k 5 30 qemu-system-x86_64 -nodefaults -no-user-config -nographic -monitor none \
+			# A subshell, so that bash's "Aborted" job report goes to /dev/null too.
+			(timeout -k 5 30 qemu-system-x86_64 -nodefaults -no-user-config -nographic -monitor none \
 				-no-reboot -accel kvm -cpu host -m 256 -serial "file:$plog" -kernel "$VM_KERNEL" \
 				-initrd "$VM_INITRD" -append "console=ttyS0 panic=-1 vfiomig.probe=1" \
-				</dev/null >/dev/null 2>&1 || true
+				</dev/null) >/dev/null 2>&1 || true
 			if grep -q VFIOMIG-VM-PROBE-OK "$plog" 2>/dev/null; then echo kvm; else echo tcg; fi >"$probe"
 			rm -f "$plog"
 		fi

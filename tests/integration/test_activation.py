@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""D-Bus activation from dbus/org.vfiomig1.service, idle exit, SIGTERM."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from gi.repository import GLib
+
+from vfiomigtest import (BUILDDIR, MANAGER, OBJECT_PATH, VFIOMIGD, Daemon, PrivateBus, busctl, main,
+                         name_has_owner, wait_until)
+import unittest
+
+SERVICE_FILE = os.path.join(BUILDDIR, 'tests', 'integration', 'services', 'org.vfiomig1.service')
+
+
+def owner_pid(conn):
+    reply = conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                           'GetConnectionUnixProcessID', GLib.Variant('(s)', ('org.vfiomig1',)), None, 0, -1, None)
+    return reply.unpack()[0]
+
+
+class ActivationTest(unittest.TestCase):
+
+    def setUp(self):
+        self.bus = PrivateBus(servicedir=os.path.dirname(SERVICE_FILE))
+        self.conn = self.bus.connect()
+
+    def tearDown(self):
+        self.conn.close_sync(None)
+        self.bus.stop()
+
+    def test_activated_by_first_call_and_exits_when_idle(self):
+        with open(SERVICE_FILE, encoding='utf-8') as f:
+            self.assertIn(f'Exec={VFIOMIGD} ', f.read())
+        self.assertFalse(name_has_owner(self.conn))
+
+        p = busctl('call', 'org.vfiomig1', OBJECT_PATH, MANAGER, 'ListDevices')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith('a(ssssss) '))
+        pid = owner_pid(self.conn)
+        self.assertTrue(os.path.exists(f'/proc/{pid}'))
+
+        # --idle-timeout=1: gone on its own, name released and process exited
+        wait_until(lambda: not name_has_owner(self.conn), 15, 'idle exit')
+        wait_until(lambda: not os.path.exists(f'/proc/{pid}') or
+                   open(f'/proc/{pid}/stat').read().split()[2] == 'Z', 15, 'process exit')
+
+        # and the next call starts it again
+        p = busctl('get-property', 'org.vfiomig1', OBJECT_PATH, MANAGER, 'Backend')
+        self.assertEqual(p.stdout.strip(), 's "testbed"', p.stderr)
+
+    def test_activity_postpones_idle_exit(self):
+        busctl('call', 'org.vfiomig1', OBJECT_PATH, MANAGER, 'ListDevices', check=True)
+        pid = owner_pid(self.conn)
+        # keep calling for longer than the timeout: the same process answers
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            busctl('call', 'org.vfiomig1', OBJECT_PATH, MANAGER, 'ListTypes', check=True)
+            time.sleep(0.2)
+        self.assertEqual(owner_pid(self.conn), pid)
+
+    def test_sigterm_exits_cleanly(self):
+        d = Daemon(self.bus, ['--testbed=default'])
+        d.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(d.proc.wait(10), 0)
+        d.stop()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,291 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Shared harness for the integration tests.
+
+Every test talks to the real vfiomigd binary on a private dbus-daemon of
+type "system" whose policy is as strict as Debian's system.conf, plus the
+project's own dbus/org.vfiomig1.conf: a call that works here works because
+our policy file allows it.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import gi
+gi.require_version('Gio', '2.0')
+from gi.repository import Gio, GLib  # noqa: E402
+
+BUILDDIR = os.environ.get('VFIOMIG_BUILDDIR', os.path.abspath('build'))
+SRCDIR = os.environ.get('VFIOMIG_SRCDIR', os.path.abspath('.'))
+VFIOMIGD = os.path.join(BUILDDIR, 'daemon', 'vfiomigd')
+VFIOMIGCTL = os.path.join(BUILDDIR, 'client', 'vfiomigctl')
+
+BUS_NAME = 'org.vfiomig1'
+OBJECT_PATH = '/org/vfiomig1'
+MANAGER = 'org.vfiomig1.Manager'
+DEVICE = 'org.vfiomig1.Device'
+MDEV_TYPE = 'org.vfiomig1.MdevType'
+
+NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups']
+
+BUS_CONFIG = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  {servicedir}
+  <!-- Debian's system.conf defaults: nobody owns or calls anything unless
+       a policy file punches a hole -->
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
+  </policy>
+  <!-- what polkitd's own policy file would grant its mock -->
+  <policy user="root">
+    <allow own="org.freedesktop.PolicyKit1"/>
+    <allow send_destination="org.freedesktop.PolicyKit1"/>
+  </policy>
+  <policy context="default">
+    <allow send_destination="org.freedesktop.PolicyKit1"/>
+  </policy>
+  <include>{policy}</include>
+</busconfig>
+'''
+
+
+class PrivateBus:
+    """A dbus-daemon of type system in a temporary directory."""
+
+    def __init__(self, servicedir=None):
+        self.dir = tempfile.mkdtemp(prefix='vfiomig-bus-')
+        os.chmod(self.dir, 0o755)      # unprivileged test callers connect too
+        self.socket = os.path.join(self.dir, 'system_bus_socket')
+        config = os.path.join(self.dir, 'bus.conf')
+        with open(config, 'w', encoding='utf-8') as f:
+            f.write(BUS_CONFIG.format(
+                socket=self.socket,
+                policy=os.path.join(SRCDIR, 'dbus', 'org.vfiomig1.conf'),
+                servicedir=f'<servicedir>{servicedir}</servicedir>' if servicedir else ''))
+        self.log = open(os.path.join(self.dir, 'bus.log'), 'w+', encoding='utf-8')
+        self.proc = subprocess.Popen(['dbus-daemon', '--nofork', '--nopidfile', '--config-file', config],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.address = 'unix:path=' + self.socket
+        wait_until(lambda: os.path.exists(self.socket), 10, 'dbus-daemon socket')
+        os.environ['DBUS_SYSTEM_BUS_ADDRESS'] = self.address
+
+    def connect(self):
+        return Gio.DBusConnection.new_for_address_sync(
+            self.address,
+            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+            None, None)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def object_path(prefix, name):
+    """sd_bus_path_encode(): a leading digit and every non-alphanumeric
+    byte become _xx."""
+    out = ''.join(c if c.isascii() and (c.isalpha() or (c.isdigit() and i > 0)) else '_%02x' % ord(c)
+                  for i, c in enumerate(name))
+    return f'{prefix}/{out or "_"}'
+
+
+def device_path(name):
+    return object_path('/org/vfiomig1/device', name)
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f'timed out waiting for {what}')
+
+
+def name_has_owner(conn, name=BUS_NAME):
+    reply = conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                           'NameHasOwner', GLib.Variant('(s)', (name,)), None,
+                           Gio.DBusCallFlags.NONE, -1, None)
+    return reply.unpack()[0]
+
+
+class Daemon:
+    """The real vfiomigd, its stderr captured for failure reports."""
+
+    def __init__(self, bus, args, env=None, wrapper=()):
+        self.bus = bus
+        self.logpath = os.path.join(bus.dir, f'vfiomigd-{time.monotonic_ns()}.log')
+        self.log = open(self.logpath, 'w+', encoding='utf-8')
+        full_env = dict(os.environ, **(env or {}))
+        self.proc = subprocess.Popen([*wrapper, VFIOMIGD, '--log-level=debug', *args],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+        conn = bus.connect()
+        try:
+            wait_until(lambda: name_has_owner(conn) or self.proc.poll() is not None, 20, 'vfiomigd on the bus')
+        finally:
+            conn.close_sync(None)
+        if self.proc.poll() is not None:
+            raise RuntimeError('vfiomigd exited at start:\n' + self.output())
+
+    def output(self):
+        with open(self.logpath, encoding='utf-8', errors='replace') as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def run(args, user=None, check=False, input=None, timeout=30):
+    """Runs a client (busctl, vfiomigctl) and returns the CompletedProcess."""
+    cmd = [*(NOBODY if user == 'nobody' else []), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, input=input, timeout=timeout)
+
+
+def ctl(*args, **kw):
+    return run([VFIOMIGCTL, *args], **kw)
+
+
+def busctl(*args, **kw):
+    return run(['busctl', '--system', *args], **kw)
+
+
+def busctl_json(*args):
+    p = busctl('--json=short', *args, check=True)
+    return json.loads(p.stdout)
+
+
+class SignalRecorder:
+    """Collects signals from org.vfiomig1 with a GLib main context."""
+
+    def __init__(self, conn, interface=None, member=None, path=None):
+        self.conn = conn
+        self.signals = []
+        self.id = conn.signal_subscribe(BUS_NAME, interface, member, path, None,
+                                        Gio.DBusSignalFlags.NONE, self._on_signal, None)
+        # A round trip makes sure the bus has our match rule.
+        name_has_owner(conn)
+
+    def _on_signal(self, conn, sender, path, interface, member, params, data):
+        self.signals.append((interface, member, path, params.unpack()))
+
+    def wait_for(self, predicate, timeout=10):
+        ctx = GLib.MainContext.default()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while ctx.pending():
+                ctx.iteration(False)
+            found = [s for s in self.signals if predicate(s)]
+            if found:
+                return found
+            time.sleep(0.01)
+        raise AssertionError(f'signal not seen within {timeout}s; got {self.signals}')
+
+    def close(self):
+        self.conn.signal_unsubscribe(self.id)
+
+
+class DaemonTestCase(unittest.TestCase):
+    """One private bus and one daemon per test class."""
+
+    daemon_args = ['--testbed=default']
+    daemon_env = None
+    daemon_wrapper = ()
+    with_polkit = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bus = PrivateBus()
+        cls.polkit = None
+        if cls.with_polkit:
+            cls.start_polkit()
+        cls.daemon = Daemon(cls.bus, cls.daemon_args, cls.daemon_env, cls.daemon_wrapper)
+        cls.conn = cls.bus.connect()
+
+    @classmethod
+    def start_polkit(cls):
+        import dbusmock  # pylint: disable=import-outside-toplevel
+        cls.polkit_log = open(os.path.join(cls.bus.dir, 'polkit.log'), 'w', encoding='utf-8')
+        cls.polkit, cls.polkit_obj = dbusmock.DBusTestCase.spawn_server_template(
+            'polkitd', {}, stdout=cls.polkit_log, system_bus=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.conn.close_sync(None)
+        rc = cls.daemon.stop()
+        if cls.polkit:
+            cls.polkit.terminate()
+            cls.polkit.wait()
+            cls.polkit_log.close()
+        cls.bus.stop()
+        if rc not in (0, None):
+            raise AssertionError(f'vfiomigd exited with {rc}')
+
+    def tearDown(self):
+        # Every test leaves a daemon that still serves.
+        if not self.daemon.alive():
+            self.fail('vfiomigd died:\n' + self.daemon.output())
+
+    def call(self, method, signature=None, args=None, path=OBJECT_PATH, interface=MANAGER):
+        params = GLib.Variant(signature, args) if signature else None
+        reply = self.conn.call_sync(BUS_NAME, path, interface, method, params, None,
+                                    Gio.DBusCallFlags.NONE, 10000, None)
+        return reply.unpack()
+
+    def assert_dbus_error(self, name, fn, *args, **kw):
+        with self.assertRaises(GLib.Error) as cm:
+            fn(*args, **kw)
+        remote = Gio.DBusError.get_remote_error(cm.exception)
+        self.assertEqual(remote, name, cm.exception.message)
+        Gio.DBusError.strip_remote_error(cm.exception)
+        return cm.exception.message
+
+    def get_property(self, path, interface, name):
+        return self.call('Get', '(ss)', (interface, name), path=path,
+                         interface='org.freedesktop.DBus.Properties')[0]
+
+    def devices(self):
+        return {d[0]: d for d in self.call('ListDevices')[0]}
+
+    def types(self):
+        return {(t[0], t[1]): t for t in self.call('ListTypes')[0]}
+
+
+def main():
+    unittest.main(testRunner=unittest.TextTestRunner(stream=sys.stdout, verbosity=2))
