@@ -58,9 +58,13 @@ static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error
 
 static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        g_autoptr(GPtrArray) types = registry_list_types(m->registry);
+        g_autoptr(GPtrArray) types = NULL;
         sd_bus_message *reply = NULL;
         int r;
+
+        if (m->source->ops->refresh_types)
+                m->source->ops->refresh_types(m->source);
+        types = registry_list_types(m->registry);
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)

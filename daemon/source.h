@@ -14,6 +14,10 @@ typedef struct SourceOps {
         const char *backend;            /* Manager.Backend: "kernel" | "testbed" */
         int (*create_mdev)(Source *s, const MdevType *type, const char *uuid);
         int (*remove_mdev)(Source *s, const Device *device);
+        /* Optional: re-read what no event announces (available_instances
+         * goes up only when the kernel releases an mdev, after its remove
+         * uevent, or later while a VMM still holds it). */
+        void (*refresh_types)(Source *s);
         void (*free)(Source *s);
 } SourceOps;
 

@@ -296,6 +296,21 @@ static int udev_remove_mdev(Source *s, const Device *device) {
         return 0;
 }
 
+static void udev_refresh_types(Source *s) {
+        UdevSource *us = (UdevSource *) s;
+        g_autoptr(GPtrArray) types = registry_list_types(s->registry);
+        const char *last = NULL;
+
+        /* sorted by key, so each parent's types are adjacent */
+        for (guint i = 0; i < types->len; i++) {
+                const char *parent = ((MdevType *) types->pdata[i])->parent;
+
+                if (!last || !g_str_equal(last, parent))
+                        refresh_parent_types(us, parent);
+                last = parent;
+        }
+}
+
 static void udev_source_free(Source *s) {
         UdevSource *us = (UdevSource *) s;
 
@@ -311,6 +326,7 @@ static const SourceOps udev_ops = {
         .backend = "kernel",
         .create_mdev = udev_create_mdev,
         .remove_mdev = udev_remove_mdev,
+        .refresh_types = udev_refresh_types,
         .free = udev_source_free,
 };
 
