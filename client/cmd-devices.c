@@ -163,8 +163,9 @@ int cmd_show(Ctl *ctl, int argc, char **argv) {
         if (r < 0) {
                 fprintf(stderr, "Failed to read properties of %s: %s\n", argv[1],
                         sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                code = ctl_exit_code_for_error(&error, r);
                 sd_bus_error_free(&error);
-                return ctl_exit_code_for_error(&error, r);
+                return code;
         }
 
         r = sd_bus_message_enter_container(props, 'a', "{sv}");

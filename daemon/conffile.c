@@ -158,6 +158,7 @@ bool conf_file_get_string(ConfFile *c, const char *group, const char *key,
                 v = g_key_file_get_string(c->keyfile, group, key, NULL);
                 if (!v)
                         return conf_file_error(c, error, group, key, "invalid escape sequence");
+                g_strchomp(v);  /* GKeyFile keeps trailing blanks */
         }
         g_free(*ret);
         *ret = g_steal_pointer(&v);
@@ -207,6 +208,15 @@ bool conf_file_get_size(ConfFile *c, const char *group, const char *key,
         if (!g_ascii_string_to_unsigned(v, 10, 0, G_MAXUINT64 >> shift, &n, NULL))
                 return conf_file_error(c, error, group, key, "'%s' is not a size (bytes, or with K, M, G, T)", v);
         *ret = n << shift;
+        return true;
+}
+
+bool conf_file_check_groups(ConfFile *c, const char *const *allowed, GError **error) {
+        g_auto(GStrv) groups = g_key_file_get_groups(c->keyfile, NULL);
+
+        for (char **g = groups; *g; g++)
+                if (!g_strv_contains(allowed, *g))
+                        return conf_file_error(c, error, *g, NULL, "unknown section");
         return true;
 }
 

@@ -41,5 +41,7 @@ bool conf_file_get_uint64(ConfFile *c, const char *group, const char *key,
 bool conf_file_get_size(ConfFile *c, const char *group, const char *key,
                         uint64_t def, uint64_t *ret, GError **error);
 
+/* Every section must be in allowed (NULL-terminated). */
+bool conf_file_check_groups(ConfFile *c, const char *const *allowed, GError **error);
 /* Every key of group must be in allowed (NULL-terminated). */
 bool conf_file_check_keys(ConfFile *c, const char *group, const char *const *allowed, GError **error);

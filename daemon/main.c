@@ -39,7 +39,8 @@ static void help(void) {
                "     --testbed=FILE|default\n"
                "                          Serve simulated devices from FILE, or the built-in set,\n"
                "                          instead of the kernel's\n"
-               "     --idle-timeout=SEC   Exit after SEC seconds without clients' work (0: never)\n"
+               "     --idle-timeout=SEC   Exit after SEC seconds without clients' work (0: never;\n"
+               "                          default 60 when activated by D-Bus or systemd, else 0)\n"
                "     --log-level=LEVEL    err, warning, notice, info or debug\n"
                "     --bus-introspect=PATH\n"
                "                          Write the D-Bus API's introspection XML to PATH and exit\n",
@@ -109,8 +110,15 @@ static int parse_argv(int argc, char *argv[], Options *o) {
         return 1;
 }
 
+/* Started by D-Bus or systemd activation, we may go away when idle: the
+ * next call starts us again. Started by hand, we stay. */
+static uint64_t default_idle_timeout_usec(void) {
+        return getenv("DBUS_STARTER_BUS_TYPE") || getenv("INVOCATION_ID") ? 60 * USEC_PER_SEC : 0;
+}
+
 /* [Daemon] Testbed=, IdleTimeoutSec=, LogLevel=; the command line wins. */
 static int parse_config(Options *o) {
+        static const char *const groups[] = { "Daemon", NULL };
         static const char *const keys[] = { "Testbed", "IdleTimeoutSec", "LogLevel", NULL };
         const char *path = o->config_file ? o->config_file : VFIOMIG_CONFIG_FILE;
         g_autoptr(ConfFile) c = NULL;
@@ -118,16 +126,19 @@ static int parse_config(Options *o) {
         g_autofree char *testbed = NULL, *level = NULL;
         uint64_t idle;
 
+        if (!o->idle_set)
+                o->idle_timeout_usec = default_idle_timeout_usec();
         if (!o->config_file && !g_file_test(path, G_FILE_TEST_EXISTS))
                 return 0;
         c = conf_file_load(path, &error);
-        if (!c)
-                return log_error_errno(EINVAL, "Failed to read configuration: %s", error->message);
+        if (!c || !conf_file_check_groups(c, groups, &error))
+                return log_error_errno(EINVAL, "Invalid configuration: %s", error->message);
         if (!g_key_file_has_group(conf_file_keyfile(c), "Daemon"))
                 return 0;
         if (!conf_file_check_keys(c, "Daemon", keys, &error) ||
             !conf_file_get_string(c, "Daemon", "Testbed", "", &testbed, &error) ||
-            !conf_file_get_uint64(c, "Daemon", "IdleTimeoutSec", 0, 0, G_MAXUINT64 / USEC_PER_SEC, &idle, &error) ||
+            !conf_file_get_uint64(c, "Daemon", "IdleTimeoutSec", o->idle_timeout_usec / USEC_PER_SEC, 0,
+                                  G_MAXUINT64 / USEC_PER_SEC, &idle, &error) ||
             !conf_file_get_string(c, "Daemon", "LogLevel", "info", &level, &error))
                 return log_error_errno(EINVAL, "Invalid configuration: %s", error->message);
 
@@ -137,8 +148,11 @@ static int parse_config(Options *o) {
                 o->idle_timeout_usec = idle * USEC_PER_SEC;
         if (!o->log_level_set) {
                 o->log_level = log_level_from_string(level);
-                if (o->log_level < 0)
-                        return log_error_errno(EINVAL, "%s: invalid LogLevel=%s", path, level);
+                if (o->log_level < 0) {
+                        conf_file_error(c, &error, "Daemon", "LogLevel", "'%s' is not err, warning, notice, "
+                                        "info or debug", level);
+                        return log_error_errno(EINVAL, "Invalid configuration: %s", error->message);
+                }
         }
         return 0;
 }

@@ -108,7 +108,8 @@ static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *
         return true;
 }
 
-static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, GError **error) {
+static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, uint64_t *state_size,
+                       GError **error) {
         const TestbedType *tt;
         g_autofree char *key = NULL;
 
@@ -119,9 +120,8 @@ static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, G
         tt = g_hash_table_lookup(tb->types, key);
         if (!tt)
                 return conf_file_error(c, error, group, "Type", "no [Type %s] section", key);
-        if (!get_flags(c, group, tt->migration_flags, &d->migration_flags, error))
-                return false;
-        return true;
+        *state_size = tt->state_size;
+        return get_flags(c, group, tt->migration_flags, &d->migration_flags, error);
 }
 
 static bool parse_pci(Testbed *tb, ConfFile *c, const char *group, Device *d, GError **error) {
@@ -152,7 +152,7 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
                          Parsed *out, GError **error) {
         g_autofree char *kind = NULL, *normalized = name_normalize_device(name);
         g_autoptr(Device) d = NULL;
-        uint64_t group_nr, size;
+        uint64_t group_nr, size = DEFAULT_STATE_SIZE;
         DeviceKind k;
         bool ok;
 
@@ -169,13 +169,13 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
                 return conf_file_error(c, error, group, NULL, "an mdev must be named by a UUID");
 
         d = device_new(normalized, k);
-        ok = k == DEVICE_KIND_MDEV ? parse_mdev(tb, c, group, d, error) : parse_pci(tb, c, group, d, error);
+        ok = k == DEVICE_KIND_MDEV ? parse_mdev(tb, c, group, d, &size, error) : parse_pci(tb, c, group, d, error);
         if (!ok)
                 return false;
 
         if (!conf_file_get_string(c, group, "Driver", k == DEVICE_KIND_PCI ? "vfio-pci" : "", &d->driver, error) ||
             !conf_file_get_uint64(c, group, "IommuGroup", tb->next_iommu_group, 0, 1u << 20, &group_nr, error) ||
-            !conf_file_get_size(c, group, "StateSize", DEFAULT_STATE_SIZE, &size, error))
+            !conf_file_get_size(c, group, "StateSize", size, &size, error))
                 return false;
         g_free(d->iommu_group);
         d->iommu_group = g_strdup_printf("%" G_GUINT64_FORMAT, group_nr);

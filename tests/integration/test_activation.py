@@ -10,7 +10,7 @@ import time
 
 from gi.repository import GLib
 
-from vfiomigtest import (BUILDDIR, MANAGER, OBJECT_PATH, VFIOMIGD, Daemon, PrivateBus, busctl, main,
+from vfiomigtest import (BUILDDIR, MANAGER, OBJECT_PATH, VFIOMIGCTL, VFIOMIGD, Daemon, PrivateBus, busctl, main,
                          name_has_owner, wait_until)
 import unittest
 
@@ -62,6 +62,44 @@ class ActivationTest(unittest.TestCase):
             busctl('call', 'org.vfiomig1', OBJECT_PATH, MANAGER, 'ListTypes', check=True)
             time.sleep(0.2)
         self.assertEqual(owner_pid(self.conn), pid)
+
+    def test_monitor_survives_idle_exit(self):
+        """monitor starts the daemon again when it leaves and reports what
+        the new instance no longer has (the testbed forgets created mdevs)."""
+        monitor = subprocess.Popen([VFIOMIGCTL, 'monitor'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        try:
+            self.assertIn('Monitoring', monitor.stderr.readline())
+            first = owner_pid(self.conn)
+            uuid = busctl('call', 'org.vfiomig1', OBJECT_PATH, MANAGER, 'CreateMdev', 'sssa{sv}',
+                          'mtty', 'mtty-1', '', '0', check=True).stdout.split('"')[1]
+            self.assertEqual(monitor.stdout.readline().split(), ['added', uuid])
+            # idle exit after 1 s; the monitor brings it back and resyncs
+            self.assertEqual(monitor.stdout.readline().split(), ['removed', uuid])
+            wait_until(lambda: name_has_owner(self.conn), 10, 'vfiomigd restarted by monitor')
+            self.assertNotEqual(owner_pid(self.conn), first)
+        finally:
+            monitor.kill()
+            monitor.wait()
+
+    def test_config_file(self):
+        conf = os.path.join(self.bus.dir, 'vfiomigd.conf')
+        with open(conf, 'w', encoding='utf-8') as f:
+            f.write('[Daemon]\nTestbed=default\nIdleTimeoutSec=1\nLogLevel=debug\n')
+        d = Daemon(self.bus, ['--config=' + conf])
+        self.assertEqual(d.proc.wait(15), 0)      # IdleTimeoutSec=1 made it leave
+        self.assertIn('testbed backend', d.output())
+        d.stop()
+
+        for text, error in [('[Deamon]\nTestbed=default\n', 'vfiomigd.conf:1: [Deamon]: unknown section'),
+                            ('[Daemon]\nLogLevel=loud\n', "vfiomigd.conf:2: [Daemon] LogLevel: 'loud'"),
+                            ('[Daemon]\nIdleTimeoutSec=-1\n', 'vfiomigd.conf:2: [Daemon] IdleTimeoutSec'),
+                            ('[Daemon]\nTestbd=default\n', 'vfiomigd.conf:2: [Daemon] Testbd: unknown key')]:
+            with open(conf, 'w', encoding='utf-8') as f:
+                f.write(text)
+            p = subprocess.run([VFIOMIGD, '--config=' + conf], capture_output=True, text=True, timeout=10)
+            self.assertNotEqual(p.returncode, 0, text)
+            self.assertIn(error, p.stderr)
 
     def test_sigterm_exits_cleanly(self):
         d = Daemon(self.bus, ['--testbed=default'])

@@ -34,44 +34,7 @@ MDEV_TYPE = 'org.vfiomig1.MdevType'
 
 NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups']
 
-BUS_CONFIG = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  {servicedir}
-  <!-- Debian's system.conf defaults: nobody owns or calls anything unless
-       a policy file punches a hole -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
-  </policy>
-  <!-- what polkitd's own policy file would grant its mock -->
-  <policy user="root">
-    <allow own="org.freedesktop.PolicyKit1"/>
-    <allow send_destination="org.freedesktop.PolicyKit1"/>
-  </policy>
-  <policy context="default">
-    <allow send_destination="org.freedesktop.PolicyKit1"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-'''
+BUS_CONFIG = os.path.join(SRCDIR, 'tests', 'private-bus.conf.in')
 
 
 class PrivateBus:
@@ -82,11 +45,13 @@ class PrivateBus:
         os.chmod(self.dir, 0o755)      # unprivileged test callers connect too
         self.socket = os.path.join(self.dir, 'system_bus_socket')
         config = os.path.join(self.dir, 'bus.conf')
+        with open(BUS_CONFIG, encoding='utf-8') as f:
+            text = f.read()
+        text = text.replace('@SOCKET@', self.socket)
+        text = text.replace('@POLICY@', os.path.join(SRCDIR, 'dbus', 'org.vfiomig1.conf'))
+        text = text.replace('@SERVICEDIR@', f'<servicedir>{servicedir}</servicedir>' if servicedir else '')
         with open(config, 'w', encoding='utf-8') as f:
-            f.write(BUS_CONFIG.format(
-                socket=self.socket,
-                policy=os.path.join(SRCDIR, 'dbus', 'org.vfiomig1.conf'),
-                servicedir=f'<servicedir>{servicedir}</servicedir>' if servicedir else ''))
+            f.write(text)
         self.log = open(os.path.join(self.dir, 'bus.log'), 'w+', encoding='utf-8')
         self.proc = subprocess.Popen(['dbus-daemon', '--nofork', '--nopidfile', '--config-file', config],
                                      stdout=self.log, stderr=subprocess.STDOUT)

@@ -146,12 +146,15 @@ start_system_bus() {
 		for f; do echo "  <include>$f</include>"; done
 		echo "</busconfig>"
 	} >"$conf"
-	dbus-daemon --config-file="$conf" --nofork --nopidfile --nosyslog \
-		</dev/null >>"$VM_RESULTS/dbus-daemon.log" 2>&1 &
+	# dbus-daemon prints its address once it accepts connections: far cheaper
+	# to poll for than running busctl (~0.2 s per exec under TCG).
+	rm -f /run/dbus/vm-address
+	dbus-daemon --config-file="$conf" --nofork --nopidfile --nosyslog --print-address=3 \
+		</dev/null >>"$VM_RESULTS/dbus-daemon.log" 2>&1 3>/run/dbus/vm-address &
 	VM_DBUS_PID=$!
 	export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$VM_BUS_SOCKET
-	if ! wait_for "vm_bus_call GetId >/dev/null 2>&1 || ! kill -0 $VM_DBUS_PID 2>/dev/null" 10 ||
-		! vm_bus_call GetId >/dev/null 2>&1; then
+	wait_for "test -s /run/dbus/vm-address || ! kill -0 $VM_DBUS_PID 2>/dev/null" 10
+	if ! vm_bus_call GetId >/dev/null; then
 		vm_log "start_system_bus: dbus-daemon did not come up; $VM_RESULTS/dbus-daemon.log says:"
 		tail -n 20 "$VM_RESULTS/dbus-daemon.log" >&2
 		return 1

@@ -63,4 +63,5 @@ run=$VM_SCENARIO
 	echo $? >/run/vfiomig-vm/rc
 } | $BB tee "$R/scenario.log"
 rc=$(cat /run/vfiomig-vm/rc 2>/dev/null)
+$BB dmesg >"$R/dmesg.log"
 finish "${rc:-125}" ""

@@ -4,7 +4,7 @@
 # as a VFIO device and goes away again, and a system bus with the project's
 # policy works. Starts vfiomigd too when it has been built.
 set -uo pipefail
-# shellcheck source=tests/vm/guest-lib.sh
+# shellcheck source-path=SCRIPTDIR source=guest-lib.sh
 . "${BASH_SOURCE[0]%/*}/guest-lib.sh"
 
 types=/sys/class/mdev_bus/mtty/mdev_supported_types

@@ -1,0 +1,30 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Installs the Debian 12 packages vfiomig needs to build and test, and
+# nothing when they are all present. Usage: tests/deps.sh [build|test]
+set -euo pipefail
+
+build=(meson ninja-build pkg-config gcc libc6-dev
+       libsystemd-dev libglib2.0-dev libudev-dev libvirt-dev libjson-glib-dev scdoc)
+# a private system bus, busctl and systemd-analyze, umockdev sysfs trees,
+# python-dbusmock's polkitd, setpriv for unprivileged callers
+run=(dbus dbus-daemon systemd util-linux)
+test=(umockdev gir1.2-umockdev-1.0 python3 python3-gi python3-dbus python3-dbusmock)
+
+want=("${build[@]}" "${run[@]}")
+[ "${1:-test}" = test ] && want+=("${test[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+        echo "Missing packages: ${missing[*]}; run this as root to install them." >&2
+        exit 1
+fi
+echo "Installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
