@@ -124,10 +124,10 @@ static int read_property(sd_bus_message *m, const char *contents, JsonNode **jso
         case 'a': {
                 char **strv = NULL;
 
-                r = sd_bus_message_read_strv(m, &strv);
+                r = sd_bus_message_read_strv(m, &strv);     /* NULL for an empty array */
                 if (r >= 0) {
                         *json = json_strv_node(strv);
-                        *text = g_strjoinv(" ", strv);
+                        *text = strv ? g_strjoinv(" ", strv) : g_strdup("");
                 }
                 g_strfreev(strv);
                 break;

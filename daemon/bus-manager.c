@@ -179,9 +179,8 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         uuid = *uuid_arg ? g_ascii_strdown(uuid_arg, -1) : random_uuid();
         if (!uuid)
                 return -ENOMEM;
-        if (registry_get_device(m->registry, uuid))
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_ALREADY_EXISTS, "Device %s already exists", uuid);
-
+        /* A duplicate UUID is left for the kernel (or testbed) to refuse:
+         * it is the authority, and our registry may lag a uevent behind. */
         r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE,
                           (const char *[]) { "parent", parent, "type", type_id, NULL }, m->polkit, error);
         if (r < 0)
@@ -195,8 +194,7 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
                                          "%s: mdev type %s has no available instances left", parent, type_id);
         if (r == -EEXIST)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_ALREADY_EXISTS,
-                                         "%s: an mdev with UUID %s already exists (the kernel refused it)",
-                                         parent, uuid);
+                                         "%s: an mdev with UUID %s already exists", parent, uuid);
         if (r < 0)
                 return bus_error_device_errno(error, r, parent, "failed to create %s mdev %s", type_id, uuid);
 

@@ -92,6 +92,13 @@ static char *vfio_dev_node(const char *syspath, const char *group) {
         return *group ? g_strconcat("/dev/vfio/", group, NULL) : g_strdup("");
 }
 
+/* vfio-dev/ exists exactly while a VFIO driver is bound. Asking sysfs,
+ * not the uevent, also keeps a stale event (the unbind that precedes a
+ * remove, handled after the device is gone) from bringing a device back. */
+static bool is_vfio_device(struct udev_device *dev) {
+        return sysfs_exists(udev_device_get_syspath(dev), "vfio-dev");
+}
+
 static void fill_common(Device *d, struct udev_device *dev) {
         const char *syspath = udev_device_get_syspath(dev);
         char *v;
@@ -110,7 +117,7 @@ static Device *device_from_mdev(struct udev_device *dev) {
         Device *d;
         char *v;
 
-        if (!name || !name_is_uuid(name) || !parent)
+        if (!name || !name_is_uuid(name) || !parent || !is_vfio_device(dev))
                 return NULL;
         d = device_new(name, DEVICE_KIND_MDEV);
         fill_common(d, dev);
@@ -132,8 +139,7 @@ static Device *device_from_pci(struct udev_device *dev) {
         Device *d;
         char *v;
 
-        /* vfio-dev/ exists exactly when a VFIO driver is bound */
-        if (!name || !name_is_pci_address(name) || !sysfs_exists(syspath, "vfio-dev"))
+        if (!name || !name_is_pci_address(name) || !is_vfio_device(dev))
                 return NULL;
         d = device_new(name, DEVICE_KIND_PCI);
         fill_common(d, dev);

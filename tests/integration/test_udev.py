@@ -4,6 +4,7 @@
 uevents, binding and unbinding, parent registration, and sysfs writes of
 CreateMdev/RemoveMdev. Must run under umockdev-wrapper (see meson.build)."""
 
+import json
 import os
 import subprocess
 
@@ -66,6 +67,33 @@ class UdevTest(DaemonTestCase):
         self.assertEqual((t['Id'], t['Parent'], t['Name'], t['DeviceApi'], t['AvailableInstances']),
                          ('mtty-2', 'mtty', 'Dual port serial', 'vfio-pci', 11))
         self.assertEqual(t['Description'], '')      # optional in the kernel ABI, absent for mtty
+
+    def test_ctl_show_on_kernel_devices(self):
+        # no migration flags (the kernel backend does not open devices)
+        out = ctl('show', UUID1, check=True).stdout
+        self.assertRegex(out, r'MdevType: mtty-2\n')
+        self.assertRegex(out, r'MigrationFlags: -\n')
+        self.assertEqual(json.loads(ctl('show', VF, '--json', check=True).stdout)['MigrationFlags'], [])
+
+    def test_unbound_mdev_is_not_listed(self):
+        """An mdev without its driver has no vfio-dev/: not a VFIO device,
+        and a stale uevent for it must not bring it back."""
+        dev = self.tree.add_mdev(self.parent, UUID3, 'mtty-1', 15)
+        self.tree.uevent(dev, 'add')
+        wait_until(lambda: UUID3 in self.devices(), 10, 'mdev added')
+        vfio = self.tree.path(dev + '/vfio-dev')
+        os.rename(vfio, vfio + '.unbound')
+        self.tree.uevent(dev, 'unbind')
+        wait_until(lambda: UUID3 not in self.devices(), 10, 'unbound mdev to go')
+        self.tree.uevent(dev, 'change')
+        self.call('ListDevices')
+        self.assertNotIn(UUID3, self.devices())
+        os.rename(vfio + '.unbound', vfio)
+        self.tree.uevent(dev, 'bind')
+        wait_until(lambda: UUID3 in self.devices(), 10, 'rebound mdev')
+        self.tree.uevent(dev, 'remove')
+        self.tree.remove_mdev(self.parent, UUID3)
+        wait_until(lambda: UUID3 not in self.devices(), 10, 'removed mdev')
 
     def test_pci_properties(self):
         p = self.props(VF)

@@ -13,8 +13,11 @@ json_str() { printf '"%s"' "$(printf '%s' "$1" | $BB sed 's/[\\"]/\\&/g')"; }
 
 # finish RC DETAIL: record the result for run-vm.sh and power off.
 finish() {
-	verdict=FAIL
-	[ "$1" = 0 ] && verdict=PASS
+	case $1 in
+	0) verdict=PASS ;;
+	77) verdict=SKIP ;;
+	*) verdict=FAIL ;;
+	esac
 	printf '{"result": "%s", "rc": %s, "scenario": %s, "kernel": "%s", "detail": %s}\n' \
 		"$verdict" "$1" "$(json_str "${VM_SCENARIO:-}")" "$($BB uname -r)" \
 		"$(json_str "$2")" >"$R/result.json"
@@ -54,14 +57,44 @@ $BB ip link set lo up 2>/dev/null
 
 echo "vfiomig-vm: running $VM_SCENARIO $*"
 cd / || finish 125 "cd /"
-run=$VM_SCENARIO
-[ -x "$run" ] || run="bash $VM_SCENARIO"
-# The subshell's exit status is lost in the pipe, hence the rc file.
-# shellcheck disable=SC2086  # $run is deliberately split
-{
-	$run "$@" </dev/null 2>&1
-	echo $? >/run/vfiomig-vm/rc
-} | $BB tee "$R/scenario.log"
-rc=$(cat /run/vfiomig-vm/rc 2>/dev/null)
+set -- "$VM_SCENARIO" "$@"
+[ -x "$VM_SCENARIO" ] || set -- bash "$@"
+
+# Output goes to the console and to scenario.log through tee. Processes the
+# scenario leaves behind would hold the pipe open and keep tee (and us)
+# waiting, so they are killed once it ends; tee ignores that SIGTERM.
+out=/run/vfiomig-vm/out
+$BB mkfifo "$out"
+(
+	trap '' TERM
+	exec $BB tee "$R/scenario.log" <"$out"
+) &
+teepid=$!
+"$@" </dev/null >"$out" 2>&1
+rc=$?
+
+# Sets $left to the user-space processes besides us and tee (kernel threads
+# and zombies have no /proc/PID/exe).
+leftovers() {
+	left=
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[ "$p" = 1 ] || [ "$p" = "$teepid" ] || [ ! -e "/proc/$p/exe" ] || left="$left $p"
+	done
+}
+kill -TERM -1 2>/dev/null
+i=0
+leftovers
+while [ -n "$left" ] && [ $i -lt 20 ]; do
+	$BB sleep 0.1
+	i=$((i + 1))
+	leftovers
+done
+if [ -n "$left" ]; then
+	echo "vfiomig-vm: killing processes that ignored SIGTERM:$left"
+	# shellcheck disable=SC2086  # a list of pids
+	kill -KILL $left 2>/dev/null
+fi
+wait "$teepid"
 $BB dmesg >"$R/dmesg.log"
-finish "${rc:-125}" ""
+finish "$rc" ""

@@ -162,7 +162,7 @@ else
 		[[ -n ${seen[$n]:-} ]] && return
 		seen[$n]=1
 		if [[ -z ${mpath[$n]:-} ]]; then
-			grep -q "/$n\.ko" "$moddir/modules.builtin" && return
+			tr - _ <"$moddir/modules.builtin" | grep -q "/$n\.ko" && return
 			die "module $1 is neither in modules.dep nor built in"
 		fi
 		for d in ${mdeps[$n]}; do visit "$d"; done

@@ -141,6 +141,7 @@ fi
 
 if [[ -z $verdict ]]; then
 	[[ -n ${VFIOMIG_VM_VERBOSE:-} ]] || cat "$results/scenario.log" 2>/dev/null
+	[[ -z $keep ]] || echo "run-vm: results in $results"
 else
 	if [[ -z ${VFIOMIG_VM_VERBOSE:-} ]]; then
 		echo "---- guest console (last 150 lines of $console) ----"
