@@ -25,7 +25,12 @@ bool fsm_state_supported(uint32_t state, uint32_t flags);
 /* The kernel's next step from cur towards want (vfio_mig_get_next_state
  * semantics: arcs through unsupported optional states are skipped).
  * -EINVAL if cur or want is unsupported, want is ERROR, or the transition
- * is blocked (STOP_COPY -> PRE_COPY*). cur == want yields want. */
+ * is blocked (STOP_COPY -> PRE_COPY*). cur == want yields want.
+ * Check before every SET: since PRE_COPY support (6.2), kernels without
+ * the posted fix that ends the skip loop on ERROR (6.12 included) do not
+ * return -EINVAL for the blocked transitions on a PRE_COPY device but
+ * spin forever in vfio_mig_get_next_state() holding the driver's state
+ * mutex (soft lockup). */
 int fsm_next_step(uint32_t cur, uint32_t want, uint32_t flags, uint32_t *ret);
 
 /* Every step from cur to want, want last, cur excluded; *n == 0 if
@@ -51,5 +56,7 @@ typedef enum FsmRecovery {
  * failed or cancelled migration (want: RUNNING for a source, or for a
  * target whose load never started). ERROR, and states with no path to
  * want, need a reset; a SET that fails is followed by a reset (the
- * caller's job, as QEMU does). */
+ * caller's job, as QEMU does). ret_state may be NULL; when not, it is set
+ * to want whatever the verdict. actual == ERROR gives RESET even if want is
+ * ERROR; unknown actual values (a newer kernel's state) give RESET. */
 FsmRecovery fsm_recovery(uint32_t actual, uint32_t want, uint32_t flags, uint32_t *ret_state);
