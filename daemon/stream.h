@@ -40,7 +40,11 @@ typedef struct StreamHeader {
 
 void stream_header_clear(StreamHeader *h);
 
-/* Writing. Each function appends its bytes to out. */
+/* Writing. Each function appends its bytes to out and returns 0, or
+ * -EINVAL (nothing appended) for what the reader would refuse: an
+ * identity string over STREAM_MAX_STRING bytes, a migration type or device
+ * that is not UTF-8 (NULL strings are written as empty), a payload over
+ * STREAM_MAX_RECORD, a kind other than PRECOPY or STOPCOPY. */
 int stream_write_header(GByteArray *out, const StreamHeader *h);
 /* A record of payload len <= STREAM_MAX_RECORD; seq counts records from 0. */
 int stream_write_record(GByteArray *out, StreamRecordKind kind, uint32_t seq, const void *payload, size_t len);
@@ -71,17 +75,26 @@ StreamReader *stream_reader_new(void);
 void stream_reader_free(StreamReader *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(StreamReader, stream_reader_free);
 
-/* Appends input. -EBADMSG once the stream is known to be corrupt. */
+/* Appends input. -EBADMSG once the stream is known to be corrupt (also
+ * for any byte pushed after the END event). The reader keeps only what
+ * was pushed and not yet consumed: taking events until NONE after each
+ * push bounds it to one record (head + STREAM_MAX_RECORD) plus one push;
+ * -ENOBUFS (not sticky) if the caller let more than 4 GiB pile up. */
 int stream_reader_push(StreamReader *r, const void *data, size_t len);
 /* Next event, or STREAM_EVENT_NONE when more input is needed. -EBADMSG on
  * corruption (bad magic, CRC mismatch, bad length, wrong sequence, bytes
  * after END, totals that disagree), -EPROTONOSUPPORT for an unknown
- * format version. */
+ * format version. Returns 0 and fills ev (NONE included) or a negative
+ * errno; after an error every call (push, next, finish) returns that
+ * same error. END is withheld if bytes already follow it. */
 int stream_reader_next(StreamReader *r, StreamEvent *ev);
 /* At end of input: 0 if END was seen and nothing follows it, else
- * -EBADMSG (truncated). */
+ * -EBADMSG (truncated). Call it only after next() returned NONE: the END
+ * event alone does not prove that nothing follows. */
 int stream_reader_finish(StreamReader *r);
 const StreamHeader *stream_reader_header(StreamReader *r);
 /* Why the stream was refused, naming the record and offset. */
 const char *stream_reader_error(StreamReader *r);
+/* Stream bytes verified and delivered as events; after an error, the
+ * offset of the header or record that was refused. */
 uint64_t stream_reader_offset(StreamReader *r);
