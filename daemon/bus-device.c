@@ -40,7 +40,9 @@ static int property_get_empty_string(sd_bus *bus, const char *path, const char *
 
 static int property_get_busy(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "b", 0);
+        const Device *d = userdata;
+
+        return sd_bus_message_append(reply, "b", d->busy);
 }
 
 #define STRING_PROPERTY(name, field) \

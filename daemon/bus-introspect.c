@@ -22,6 +22,8 @@ static const struct {
         { VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, bus_manager_vtable },
         { VFIOMIG_DEVICE_PATH_PREFIX "/example", VFIOMIG_DEVICE_INTERFACE, bus_device_vtable },
         { VFIOMIG_TYPE_PATH_PREFIX "/example", VFIOMIG_TYPE_INTERFACE, bus_type_vtable },
+        { VFIOMIG_MIGRATION_PATH_PREFIX "/1", VFIOMIG_MIGRATION_INTERFACE, bus_migration_vtable },
+        { VFIOMIG_OBJECT_PATH, VFIOMIG_TESTBED_INTERFACE, bus_testbed_vtable },
 };
 
 static void bus_unrefp(sd_bus **b) {

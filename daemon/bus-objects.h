@@ -8,10 +8,28 @@
 extern const sd_bus_vtable bus_manager_vtable[];
 extern const sd_bus_vtable bus_device_vtable[];
 extern const sd_bus_vtable bus_type_vtable[];
+extern const sd_bus_vtable bus_migration_vtable[];
+extern const sd_bus_vtable bus_testbed_vtable[];
 
 int bus_manager_register(Manager *m);
 int bus_device_register(Manager *m);
 int bus_type_register(Manager *m);
+int bus_migration_register(Manager *m);
+int bus_testbed_register(Manager *m);
+
+/* Manager methods that start migrations (bus-migration.c). */
+int bus_method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_save_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_load_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+
+struct Migration;
+/* PropertiesChanged and ProgressUpdate of a job; final: its last word. */
+void bus_migration_emit_changed(struct Migration *j, bool final);
+/* InterfacesRemoved and MigrationRemoved(id, path, result). */
+void bus_migration_emit_removed(struct Migration *j);
 
 /* Turns registry changes into InterfacesAdded/Removed, PropertiesChanged
  * and the Manager's DeviceAdded/DeviceRemoved signals. */

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <glib.h>
 
@@ -33,6 +34,13 @@ typedef struct DeviceOps {
         /* Back to RUNNING from anywhere, ERROR included. */
         int (*reset)(DeviceHandle *h);
         void (*close)(DeviceHandle *h);
+
+        /* Optional data I/O on a session's fd; NULL means plain read() and
+         * write(), which is all the kernel needs. The testbed uses them to
+         * inject I/O faults on its real pipes. Semantics of read(2)/write(2)
+         * with -errno returns. */
+        ssize_t (*read_data)(DeviceHandle *h, int fd, void *buf, size_t len);
+        ssize_t (*write_data)(DeviceHandle *h, int fd, const void *buf, size_t len);
 } DeviceOps;
 
 struct DeviceHandle {

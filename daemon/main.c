@@ -174,6 +174,9 @@ static int run(int argc, char *argv[]) {
                 return r;
         log_set_max_level(o.log_level);
 
+        /* A client that closes its end of a stream must not kill us. */
+        signal(SIGPIPE, SIG_IGN);
+
         /* sd-event delivers these as events; block them first. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

@@ -9,6 +9,7 @@
 #include "conffile.h"
 #include "log.h"
 #include "manager.h"
+#include "migration.h"
 #include "testbed.h"
 #include "udev.h"
 #include "util.h"
@@ -23,7 +24,7 @@ static int load_testbed(Manager *m, const char *spec) {
         else
                 c = conf_file_load(spec, &error);
         if (c)
-                m->source = testbed_new(c, m->registry, &error);
+                m->source = testbed_new(c, m->registry, m->runtime_dir, &error);
         if (!m->source)
                 return log_error_errno(EINVAL, "Cannot load testbed: %s", error->message);
         log_info("Testbed backend: %u devices, simulated", registry_device_count(m->registry));
@@ -36,6 +37,12 @@ int manager_new(const ManagerOptions *o, Manager **ret) {
 
         m->registry = registry_new();
         m->polkit = polkit_registry_new();
+        m->migrations = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
+        /* systemd's RuntimeDirectory= and StateDirectory= tell us; tests too */
+        m->runtime_dir = g_strdup(getenv("RUNTIME_DIRECTORY") ?: VFIOMIG_RUNTIME_DIR);
+        m->state_dir = g_strdup(getenv("STATE_DIRECTORY") ?: VFIOMIG_STATE_DIR);
+        if (g_mkdir_with_parents(m->runtime_dir, 0755) < 0)
+                return log_error_errno(errno, "Cannot create %s: %m", m->runtime_dir);
         m->idle_timeout_usec = o->idle_timeout_usec;
 
         r = sd_event_default(&m->event);
@@ -59,17 +66,21 @@ void manager_free(Manager *m) {
         if (!m)
                 return;
         sd_event_source_disable_unref(m->idle_timer);
+        /* Running jobs roll back before anything they use goes away. */
+        g_hash_table_destroy(m->migrations);
         /* Drop the bus first: its slots hold pointers into the registry. */
         sd_bus_flush_close_unref(m->bus);
         source_free(m->source);
         registry_free(m->registry);
         polkit_registry_free(m->polkit);
         sd_event_unref(m->event);
+        g_free(m->runtime_dir);
+        g_free(m->state_dir);
         g_free(m);
 }
 
 bool manager_is_idle(Manager *m) {
-        return polkit_registry_pending(m->polkit) == 0;
+        return polkit_registry_pending(m->polkit) == 0 && g_hash_table_size(m->migrations) == 0;
 }
 
 /* Runs after every dispatch once the name is gone: work that was in
@@ -167,11 +178,19 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to attach bus to event loop: %m");
 
+        /* A predecessor killed mid-migration left devices stopped: put them
+         * back before anyone can ask for anything. */
+        migration_recover_journal(m);
+
         r = bus_manager_register(m);
         if (r >= 0)
                 r = bus_device_register(m);
         if (r >= 0)
                 r = bus_type_register(m);
+        if (r >= 0)
+                r = bus_migration_register(m);
+        if (r >= 0)
+                r = bus_testbed_register(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register D-Bus objects: %m");
 

@@ -20,6 +20,11 @@ typedef struct Manager {
         Source *source;
         PolkitRegistry *polkit;
 
+        GHashTable *migrations;         /* id -> Migration, running jobs */
+        uint32_t last_migration_id;
+        char *runtime_dir;              /* journal of in-flight jobs, testbed device state */
+        char *state_dir;                /* saved states */
+
         uint64_t idle_timeout_usec;     /* 0: never exit on idle */
         uint64_t last_activity_usec;
         sd_event_source *idle_timer;

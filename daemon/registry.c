@@ -102,10 +102,22 @@ void device_free(Device *d) {
         g_free(d);
 }
 
+Device *device_copy(const Device *d) {
+        Device *c = device_new(d->name, d->kind);
+
+#define COPY(f) g_free(c->f); c->f = g_strdup(d->f);
+        DEVICE_STRING_FIELDS(COPY)
+#undef COPY
+        c->migration_flags = d->migration_flags;
+        c->busy = d->busy;
+        return c;
+}
+
 bool device_equal(const Device *a, const Device *b) {
 #define SAME(f) && g_strcmp0(a->f, b->f) == 0
         return g_strcmp0(a->name, b->name) == 0 &&
                a->kind == b->kind &&
+               a->busy == b->busy &&
                a->migration_flags == b->migration_flags
                DEVICE_STRING_FIELDS(SAME);
 #undef SAME
@@ -194,6 +206,13 @@ void registry_set_available(Registry *r, const char *key, unsigned available) {
 void registry_add_device(Registry *r, Device *d) {
         Device *old = g_hash_table_lookup(r->devices, d->name);
 
+        if (old) {
+                d->busy = old->busy;
+                if (!*d->migration_state) {
+                        g_free(d->migration_state);
+                        d->migration_state = g_strdup(old->migration_state);
+                }
+        }
         if (old && device_equal(old, d)) {
                 device_free(d);
                 return;
@@ -211,6 +230,25 @@ bool registry_remove_device(Registry *r, const char *name) {
         emit(r, REGISTRY_DEVICE_REMOVED, d);
         device_free(d);
         return true;
+}
+
+void registry_set_device_busy(Registry *r, const char *name, bool busy) {
+        Device *d = g_hash_table_lookup(r->devices, name);
+
+        if (!d || d->busy == busy)
+                return;
+        d->busy = busy;
+        emit(r, REGISTRY_DEVICE_CHANGED, d);
+}
+
+void registry_set_device_state(Registry *r, const char *name, const char *state) {
+        Device *d = g_hash_table_lookup(r->devices, name);
+
+        if (!d || g_str_equal(d->migration_state, state))
+                return;
+        g_free(d->migration_state);
+        d->migration_state = g_strdup(state);
+        emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
 const Parent *registry_get_parent(Registry *r, const char *name) {

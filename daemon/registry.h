@@ -49,7 +49,9 @@ typedef struct Device {
         char *vfio_dev;         /* device node to open it with */
         char *vendor_id, *device_id, *subsystem_vendor_id, *subsystem_device_id;
         uint32_t migration_flags;
+        /* runtime status, kept when a uevent replaces the entry */
         char *migration_state;  /* "" when unknown */
+        bool busy;              /* held by a migration job */
 } Device;
 
 Parent *parent_new(const char *name);
@@ -59,6 +61,7 @@ void mdev_type_free(MdevType *t);
 Device *device_new(const char *name, DeviceKind kind);
 void device_free(Device *d);
 bool device_equal(const Device *a, const Device *b);
+Device *device_copy(const Device *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Parent, parent_free);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MdevType, mdev_type_free);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Device, device_free);
@@ -92,6 +95,9 @@ void registry_remove_type(Registry *r, const char *key);
 void registry_set_available(Registry *r, const char *key, unsigned available);
 void registry_add_device(Registry *r, Device *d);
 bool registry_remove_device(Registry *r, const char *name);
+/* Runtime status; report DEVICE_CHANGED when it changes. */
+void registry_set_device_busy(Registry *r, const char *name, bool busy);
+void registry_set_device_state(Registry *r, const char *name, const char *state);
 
 const Parent *registry_get_parent(Registry *r, const char *name);
 const MdevType *registry_get_type(Registry *r, const char *key);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "devops.h"
 #include "registry.h"
 
 /* Where the registry's content comes from: the kernel (udev) or the
@@ -18,6 +19,10 @@ typedef struct SourceOps {
          * goes up only when the kernel releases an mdev, after its remove
          * uevent, or later while a VMM still holds it). */
         void (*refresh_types)(Source *s);
+        /* Opens a device for an operation a client asked for (never to
+         * look at it). -EBUSY if someone else holds it; *ret_error names
+         * the device and the cause. */
+        int (*open_device)(Source *s, const Device *d, DeviceHandle **ret, char **ret_error);
         void (*free)(Source *s);
 } SourceOps;
 

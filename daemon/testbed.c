@@ -13,22 +13,24 @@ typedef struct TestbedType {
         unsigned max_instances;
         uint32_t migration_flags;
         uint64_t state_size;
+        uint64_t dirty_rate;
 } TestbedType;
 
 typedef struct Testbed {
         Source source;
         GHashTable *types;              /* type key -> TestbedType */
-        GHashTable *state_sizes;        /* device name -> uint64_t * */
+        GHashTable *sims;               /* device name -> SimDevice */
+        char *persist_dir;
         unsigned next_iommu_group;
 } Testbed;
 
 static const char *const parent_keys[] = { "Driver", NULL };
 static const char *const type_keys[] = {
-        "Name", "Description", "DeviceApi", "MaxInstances", "MigrationFlags", "StateSize", NULL
+        "Name", "Description", "DeviceApi", "MaxInstances", "MigrationFlags", "StateSize", "DirtyRate", NULL
 };
 static const char *const device_keys[] = {
         "Kind", "Parent", "Type", "Driver", "Vendor", "Device", "SubsystemVendor",
-        "SubsystemDevice", "IommuGroup", "MigrationFlags", "StateSize", NULL
+        "SubsystemDevice", "IommuGroup", "MigrationFlags", "StateSize", "DirtyRate", "Fault", NULL
 };
 
 #define DEFAULT_STATE_SIZE (64 * 1024)
@@ -101,14 +103,15 @@ static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *
             !conf_file_get_string(c, group, "DeviceApi", "vfio-pci", &t->device_api, error) ||
             !conf_file_get_uint64(c, group, "MaxInstances", 1, 1, 65536, &max, error) ||
             !get_flags(c, group, 0, &tt->migration_flags, error) ||
-            !conf_file_get_size(c, group, "StateSize", DEFAULT_STATE_SIZE, &tt->state_size, error))
+            !conf_file_get_size(c, group, "StateSize", DEFAULT_STATE_SIZE, &tt->state_size, error) ||
+            !conf_file_get_size(c, group, "DirtyRate", 0, &tt->dirty_rate, error))
                 return false;
         tt->max_instances = (unsigned) max;
         g_ptr_array_add(out->types, g_steal_pointer(&t));
         return true;
 }
 
-static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, uint64_t *state_size,
+static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, SimConfig *sim,
                        GError **error) {
         const TestbedType *tt;
         g_autofree char *key = NULL;
@@ -120,7 +123,8 @@ static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, u
         tt = g_hash_table_lookup(tb->types, key);
         if (!tt)
                 return conf_file_error(c, error, group, "Type", "no [Type %s] section", key);
-        *state_size = tt->state_size;
+        sim->state_size = tt->state_size;
+        sim->dirty_rate = tt->dirty_rate;
         return get_flags(c, group, tt->migration_flags, &d->migration_flags, error);
 }
 
@@ -148,11 +152,44 @@ static bool parse_pci(Testbed *tb, ConfFile *c, const char *group, Device *d, GE
         return get_flags(c, group, 0, &d->migration_flags, error);
 }
 
+/* A migrating device accepts state only from its own kind: the mdev type,
+ * or the PCI function's driver and IDs (what mtty's header check does). */
+static char *sim_tag(const Device *d) {
+        if (d->kind == DEVICE_KIND_MDEV)
+                return g_strconcat("mdev:", d->mdev_type, NULL);
+        return g_strdup_printf("pci:%s:%s:%s", d->driver, d->vendor_id, d->device_id);
+}
+
+static bool add_sim(Testbed *tb, ConfFile *c, const char *group, const Device *d, SimConfig *sim,
+                    GError **error) {
+        g_autofree char *tag = sim_tag(d);
+        g_auto(GStrv) faults = NULL;
+        SimDevice *dev;
+
+        sim->flags = d->migration_flags;
+        sim->tag = tag;
+        dev = sim_device_new(d->name, sim, tb->persist_dir);
+        g_hash_table_replace(tb->sims, g_strdup(d->name), dev);
+        if (!c)
+                return true;
+        faults = g_key_file_get_string_list(conf_file_keyfile(c), group, "Fault", NULL, NULL);
+        for (char **f = faults; f && *f; f++) {
+                g_autofree char *msg = NULL;
+                SimFault fault;
+
+                if (sim_fault_parse(g_strstrip(*f), &fault, &msg) < 0)
+                        return conf_file_error(c, error, group, "Fault", "%s", msg);
+                sim_device_add_fault(dev, &fault);
+        }
+        return true;
+}
+
 static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char *name,
                          Parsed *out, GError **error) {
         g_autofree char *kind = NULL, *normalized = name_normalize_device(name);
         g_autoptr(Device) d = NULL;
-        uint64_t group_nr, size = DEFAULT_STATE_SIZE;
+        SimConfig sim = { .state_size = DEFAULT_STATE_SIZE };
+        uint64_t group_nr;
         DeviceKind k;
         bool ok;
 
@@ -169,18 +206,20 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
                 return conf_file_error(c, error, group, NULL, "an mdev must be named by a UUID");
 
         d = device_new(normalized, k);
-        ok = k == DEVICE_KIND_MDEV ? parse_mdev(tb, c, group, d, &size, error) : parse_pci(tb, c, group, d, error);
+        ok = k == DEVICE_KIND_MDEV ? parse_mdev(tb, c, group, d, &sim, error) : parse_pci(tb, c, group, d, error);
         if (!ok)
                 return false;
 
         if (!conf_file_get_string(c, group, "Driver", k == DEVICE_KIND_PCI ? "vfio-pci" : "", &d->driver, error) ||
             !conf_file_get_uint64(c, group, "IommuGroup", tb->next_iommu_group, 0, 1u << 20, &group_nr, error) ||
-            !conf_file_get_size(c, group, "StateSize", size, &size, error))
+            !conf_file_get_size(c, group, "StateSize", sim.state_size, &sim.state_size, error) ||
+            !conf_file_get_size(c, group, "DirtyRate", sim.dirty_rate, &sim.dirty_rate, error))
                 return false;
         g_free(d->iommu_group);
         d->iommu_group = g_strdup_printf("%" G_GUINT64_FORMAT, group_nr);
         tb->next_iommu_group = MAX(tb->next_iommu_group, (unsigned) group_nr + 1);
-        g_hash_table_insert(tb->state_sizes, g_strdup(d->name), g_memdup2(&size, sizeof(size)));
+        if (!add_sim(tb, c, group, d, &sim, error))
+                return false;
         g_ptr_array_add(out->devices, g_steal_pointer(&d));
         return true;
 }
@@ -298,7 +337,7 @@ static int testbed_create_mdev(Source *s, const MdevType *type, const char *uuid
         d->iommu_group = g_strdup_printf("%u", tb->next_iommu_group++);
         free_and_strdup(&d->migration_state, "running");
         d->migration_flags = tt->migration_flags;
-        g_hash_table_insert(tb->state_sizes, g_strdup(uuid), g_memdup2(&tt->state_size, sizeof(uint64_t)));
+        add_sim(tb, NULL, NULL, d, &(SimConfig) { .state_size = tt->state_size, .dirty_rate = tt->dirty_rate }, NULL);
         registry_add_device(s->registry, d);
         refresh_available(tb, type->parent, type->id);
         return 0;
@@ -311,17 +350,34 @@ static int testbed_remove_mdev(Source *s, const Device *device) {
 
         if (device->kind != DEVICE_KIND_MDEV)
                 return -EINVAL;
-        g_hash_table_remove(tb->state_sizes, name);
+        sim_device_forget(g_hash_table_lookup(tb->sims, name));
+        g_hash_table_remove(tb->sims, name);
         registry_remove_device(s->registry, name);
         refresh_available(tb, parent, type_id);
         return 0;
+}
+
+static int testbed_open_device(Source *s, const Device *d, DeviceHandle **ret, char **ret_error) {
+        SimDevice *sim = testbed_get_sim(s, d->name);
+
+        if (!sim) {
+                if (ret_error)
+                        *ret_error = g_strdup_printf("%s: no such testbed device", d->name);
+                return -ENODEV;
+        }
+        return sim_device_open(sim, ret, ret_error);
+}
+
+SimDevice *testbed_get_sim(Source *s, const char *name) {
+        return s->ops->open_device == testbed_open_device ? g_hash_table_lookup(((Testbed *) s)->sims, name) : NULL;
 }
 
 static void testbed_free(Source *s) {
         Testbed *tb = (Testbed *) s;
 
         g_hash_table_destroy(tb->types);
-        g_hash_table_destroy(tb->state_sizes);
+        g_hash_table_destroy(tb->sims);
+        g_free(tb->persist_dir);
         g_free(tb);
 }
 
@@ -329,10 +385,11 @@ static const SourceOps testbed_ops = {
         .backend = "testbed",
         .create_mdev = testbed_create_mdev,
         .remove_mdev = testbed_remove_mdev,
+        .open_device = testbed_open_device,
         .free = testbed_free,
 };
 
-Source *testbed_new(ConfFile *c, Registry *r, GError **error) {
+Source *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError **error) {
         g_auto(Parsed) parsed = {
                 .parents = g_ptr_array_new_with_free_func((GDestroyNotify) parent_free),
                 .types = g_ptr_array_new_with_free_func((GDestroyNotify) mdev_type_free),
@@ -346,7 +403,8 @@ Source *testbed_new(ConfFile *c, Registry *r, GError **error) {
         s->ops = &testbed_ops;
         s->registry = r;
         tb->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        tb->state_sizes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        tb->sims = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) sim_device_free);
+        tb->persist_dir = g_strdup(persist_dir);
         tb->next_iommu_group = FIRST_SYNTHETIC_IOMMU_GROUP;
 
         if (!parse_all(tb, c, &parsed, error) || !check_devices(tb, c, &parsed, error))

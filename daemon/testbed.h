@@ -5,6 +5,7 @@
 
 #include "conffile.h"
 #include "source.h"
+#include "testbed-device.h"
 
 /* The embedded default backend: simulated mdev parents, types and devices
  * described by a keyfile (see man vfiomigd(8), "TESTBED FILES"). Parsing
@@ -13,5 +14,10 @@
 /* The built-in description used by --testbed=default. */
 extern const char testbed_default_conf[];
 
-/* Validates all of c, then populates r; on error r is untouched. */
-Source *testbed_new(ConfFile *c, Registry *r, GError **error);
+/* Validates all of c, then populates r; on error r is untouched.
+ * Simulated device state persists under persist_dir (if not NULL), so it
+ * survives a daemon restart as a real device's would. */
+Source *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError **error);
+
+/* The simulated device behind a testbed device, or NULL. */
+SimDevice *testbed_get_sim(Source *s, const char *name);

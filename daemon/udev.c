@@ -8,6 +8,7 @@
 #include "names.h"
 #include "udev.h"
 #include "util.h"
+#include "vfio.h"
 
 #define MDEV_BUS_CLASS "/sys/class/mdev_bus"
 #define MDEV_DEVICES   "/sys/bus/mdev/devices"
@@ -317,6 +318,10 @@ static void udev_refresh_types(Source *s) {
         }
 }
 
+static int udev_open_device(Source *s, const Device *d, DeviceHandle **ret, char **ret_error) {
+        return vfio_device_open(d, ret, ret_error);
+}
+
 static void udev_source_free(Source *s) {
         UdevSource *us = (UdevSource *) s;
 
@@ -333,6 +338,7 @@ static const SourceOps udev_ops = {
         .create_mdev = udev_create_mdev,
         .remove_mdev = udev_remove_mdev,
         .refresh_types = udev_refresh_types,
+        .open_device = udev_open_device,
         .free = udev_source_free,
 };
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -88,6 +89,31 @@ bool sysfs_exists(const char *dir, const char *entry) {
         g_autofree char *path = g_build_filename(dir, entry, NULL);
 
         return access(path, F_OK) == 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len) {
+        g_autofree char *tmp = g_strdup_printf("%s.XXXXXX", path);
+        const uint8_t *p = data;
+        int fd, r = 0;
+
+        fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        while (len > 0 && r == 0) {
+                ssize_t n = write(fd, p, len);
+
+                if (n < 0 && errno != EINTR)
+                        r = -errno;
+                else if (n > 0)
+                        p += n, len -= (size_t) n;
+        }
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlink(tmp);
+        return r;
 }
 
 void free_and_strdup(char **p, const char *s) {

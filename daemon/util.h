@@ -17,6 +17,11 @@ int sysfs_write(const char *dir, const char *attr, const char *value);
 int sysfs_link_basename(const char *dir, const char *link, char **ret);
 bool sysfs_exists(const char *dir, const char *entry);
 
+/* Replaces path atomically (a temporary file renamed over it) without
+ * fsync: for runtime state that must survive a crash of this process,
+ * not of the machine. */
+int write_file_atomic(const char *path, const void *data, size_t len);
+
 /* Replaces *p with a copy of s ("" for NULL). */
 void free_and_strdup(char **p, const char *s);
 

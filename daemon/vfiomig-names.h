@@ -14,6 +14,7 @@
 #define VFIOMIG_DEVICE_INTERFACE       "org.vfiomig1.Device"
 #define VFIOMIG_TYPE_INTERFACE         "org.vfiomig1.MdevType"
 #define VFIOMIG_MIGRATION_INTERFACE    "org.vfiomig1.Migration"
+#define VFIOMIG_TESTBED_INTERFACE      "org.vfiomig1.Testbed"   /* only with --testbed */
 
 #define VFIOMIG_ERROR_NO_SUCH_DEVICE    "org.vfiomig1.Error.NoSuchDevice"
 #define VFIOMIG_ERROR_NO_SUCH_MIGRATION "org.vfiomig1.Error.NoSuchMigration"

@@ -12,6 +12,7 @@ from vfiomigtest import (BUILDDIR, DEVICE, MANAGER, MDEV_TYPE, OBJECT_PATH, SRCD
                          DaemonTestCase, SignalRecorder, busctl, busctl_json, ctl, device_path, main)
 
 ERR = 'org.vfiomig1.Error.'
+TESTBED = 'org.vfiomig1.Testbed'
 PCI_VF = '0000:3b:00.1'
 MDEV_0001 = '5b7d1e0a-2c4f-4d8e-9a31-7c0e6f2a0001'
 NEW_UUID = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0'
@@ -250,11 +251,19 @@ class IntrospectionTest(DaemonTestCase):
 
     def test_documented_api_matches_live_objects(self):
         live = {}
-        for path in [OBJECT_PATH, device_path(PCI_VF), '/org/vfiomig1/type/mtty_2fmtty_2d1']:
-            xml = self.call('Introspect', path=path, interface='org.freedesktop.DBus.Introspectable')[0]
-            live.update(interfaces(xml))
+        # a migration object exists only while a job runs: start a slow one
+        source, target = '0000:3b:00.1', '0000:3b:00.2'
+        self.call('InjectFault', '(ss)', (source, 'stall after=0'), interface=TESTBED)
+        _, job = self.call('Migrate', '(ssa{sv})', (source, target, {}))
+        try:
+            for path in [OBJECT_PATH, device_path(PCI_VF), '/org/vfiomig1/type/mtty_2fmtty_2d1', job]:
+                xml = self.call('Introspect', path=path, interface='org.freedesktop.DBus.Introspectable')[0]
+                live.update(interfaces(xml))
+        finally:
+            self.call('Cancel', path=job, interface='org.vfiomig1.Migration')
+            self.call('ClearFaults', '(s)', (source,), interface=TESTBED)
         self.assertEqual(live, self.documented)
-        self.assertEqual(set(live), {MANAGER, DEVICE, MDEV_TYPE})
+        self.assertEqual(set(live), {MANAGER, DEVICE, MDEV_TYPE, 'org.vfiomig1.Migration', TESTBED})
 
 
 from gi.repository import GLib  # noqa: E402  (after the test classes, for GLib.Variant)

@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus-objects.h"
+#include "bus-util.h"
+#include "log.h"
+#include "migration.h"
+#include "names.h"
+#include "polkit.h"
+#include "vfiomig-names.h"
+
+#define USEC_PER_SEC 1000000ULL
+
+/* ---- options ---- */
+
+typedef struct Options {
+        MigrationOptions o;
+        GPtrArray *devices;     /* "SOURCE=TARGET" of a group migration */
+        bool overwrite;
+} Options;
+
+static int opt_bool(sd_bus_message *m, const char *name, void *userdata, sd_bus_error *error) {
+        Options *o = userdata;
+        int b, r;
+
+        r = sd_bus_message_read(m, "b", &b);
+        if (r < 0)
+                return r;
+        if (g_str_equal(name, "precopy"))
+                o->o.precopy = b;
+        else if (g_str_equal(name, "allow-no-p2p"))
+                o->o.allow_no_p2p = b;
+        else
+                o->overwrite = b;
+        return 0;
+}
+
+static int opt_uint(sd_bus_message *m, const char *name, void *userdata, sd_bus_error *error) {
+        Options *o = userdata;
+        uint32_t u;
+        int r;
+
+        r = sd_bus_message_read(m, "u", &u);
+        if (r < 0)
+                return r;
+        if (g_str_equal(name, "max-precopy-rounds"))
+                o->o.max_precopy_rounds = u;
+        else if (u == 0 || u > 24 * 3600)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "io-timeout must be 1 to 86400 seconds, not %u", u);
+        else
+                o->o.io_timeout_usec = u * USEC_PER_SEC;
+        return 0;
+}
+
+static int opt_threshold(sd_bus_message *m, const char *name, void *userdata, sd_bus_error *error) {
+        Options *o = userdata;
+
+        return sd_bus_message_read(m, "t", &o->o.precopy_threshold);
+}
+
+static int opt_state(sd_bus_message *m, const char *name, void *userdata, sd_bus_error *error) {
+        Options *o = userdata;
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &s);
+        if (r < 0)
+                return r;
+        if (!g_str_equal(s, "running") && !g_str_equal(s, "stop"))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s must be \"running\" or \"stop\", not \"%s\"", name, s);
+        if (g_str_equal(name, "target-state"))
+                o->o.target_running = g_str_equal(s, "running");
+        else
+                o->o.source_running = g_str_equal(s, "running");
+        return 0;
+}
+
+static int opt_devices(sd_bus_message *m, const char *name, void *userdata, sd_bus_error *error) {
+        Options *o = userdata;
+        g_auto(GStrv) pairs = NULL;
+        int r;
+
+        r = sd_bus_message_read_strv(m, &pairs);
+        if (r < 0)
+                return r;
+        for (char **p = pairs; p && *p; p++)
+                g_ptr_array_add(o->devices, g_strdup(*p));
+        return 0;
+}
+
+#define COMMON_OPTIONS \
+        { "precopy", "b", opt_bool }, \
+        { "max-precopy-rounds", "u", opt_uint }, \
+        { "precopy-threshold", "t", opt_threshold }, \
+        { "io-timeout", "u", opt_uint }
+
+static const BusOption migrate_options[] = {
+        COMMON_OPTIONS,
+        { "target-state", "s", opt_state },
+        { "devices", "as", opt_devices },
+        { "allow-no-p2p", "b", opt_bool },
+        {}
+};
+
+static const BusOption save_options[] = {
+        COMMON_OPTIONS,
+        { "source-state", "s", opt_state },
+        { "overwrite", "b", opt_bool },
+        {}
+};
+
+static const BusOption load_options[] = {
+        { "io-timeout", "u", opt_uint },
+        { "target-state", "s", opt_state },
+        {}
+};
+
+static void options_clear(Options *o) {
+        g_clear_pointer(&o->devices, g_ptr_array_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Options, options_clear);
+
+static void options_init(Options *o) {
+        migration_options_init(&o->o);
+        o->devices = g_ptr_array_new_with_free_func(g_free);
+}
+
+/* ---- replies and objects ---- */
+
+static Migration *find_migration(Manager *m, const char *path) {
+        g_autofree char *id = NULL;
+        guint64 n;
+
+        if (sd_bus_path_decode(path, VFIOMIG_MIGRATION_PATH_PREFIX, &id) <= 0 ||
+            !g_ascii_string_to_unsigned(id, 10, 1, G_MAXUINT32, &n, NULL))
+                return NULL;
+        return g_hash_table_lookup(m->migrations, GUINT_TO_POINTER((guint) n));
+}
+
+static int reply_started(sd_bus_message *msg, Migration *j) {
+        Manager *m = j->manager;
+        int r;
+
+        r = sd_bus_reply_method_return(msg, "uo", j->id, j->path);
+        (void) sd_bus_emit_interfaces_added(m->bus, j->path, VFIOMIG_MIGRATION_INTERFACE, NULL);
+        (void) sd_bus_emit_signal(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, "MigrationNew", "uo",
+                                  j->id, j->path);
+        return r;
+}
+
+void bus_migration_emit_changed(Migration *j, bool final) {
+        Manager *m = j->manager;
+        uint64_t bytes, expected, downtime;
+        uint32_t rounds;
+
+        migration_get_progress(j, &bytes, &expected, &rounds, &downtime);
+        (void) sd_bus_emit_properties_changed_strv(m->bus, j->path, VFIOMIG_MIGRATION_INTERFACE, NULL);
+        (void) sd_bus_emit_signal(m->bus, j->path, VFIOMIG_MIGRATION_INTERFACE, "ProgressUpdate", "dt",
+                                  migration_progress(j), bytes);
+}
+
+void bus_migration_emit_removed(Migration *j) {
+        Manager *m = j->manager;
+
+        (void) sd_bus_emit_interfaces_removed(m->bus, j->path, VFIOMIG_MIGRATION_INTERFACE, NULL);
+        (void) sd_bus_emit_signal(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, "MigrationRemoved",
+                                  "uos", j->id, j->path,
+                                  migration_phase_to_string(migration_get_phase(j)));
+}
+
+/* ---- Manager methods ---- */
+
+static int start(Manager *m, sd_bus_message *msg, const MigrationRequest *req, sd_bus_error *error) {
+        Migration *j;
+        int r;
+
+        r = migration_start(m, req, sd_bus_message_get_sender(msg), &j, error);
+        if (r < 0)
+                return r;
+        return reply_started(msg, j);
+}
+
+static int authorize(Manager *m, sd_bus_message *msg, const char *device, sd_bus_error *error) {
+        int r = polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, (const char *[]) { "device", device, NULL }, m->polkit,
+                              error);
+
+        return r;
+}
+
+/* "SOURCE=TARGET" entries of the devices option, normalized. */
+static int split_pairs(GPtrArray *pairs, GStrvBuilder *sources, GStrvBuilder *targets, sd_bus_error *error) {
+        for (guint i = 0; i < pairs->len; i++) {
+                g_auto(GStrv) st = g_strsplit(pairs->pdata[i], "=", 2);
+                g_autofree char *s = st[0] ? name_normalize_device(st[0]) : NULL;
+                g_autofree char *t = st[0] && st[1] ? name_normalize_device(st[1]) : NULL;
+
+                if (!s || !t)
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                                 "devices entry '%s' is not SOURCE=TARGET with two device names",
+                                                 (char *) pairs->pdata[i]);
+                g_strv_builder_add(sources, s);
+                g_strv_builder_add(targets, t);
+        }
+        return 0;
+}
+
+int bus_method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autofree char *source = NULL, *target = NULL;
+        g_autoptr(GStrvBuilder) sb = g_strv_builder_new(), tb = g_strv_builder_new();
+        g_auto(GStrv) sources = NULL, targets = NULL;
+        g_auto(Options) o = {};
+        int r;
+
+        options_init(&o);
+        r = bus_read_device_name(msg, &source, error);
+        if (r >= 0)
+                r = bus_read_device_name(msg, &target, error);
+        if (r >= 0)
+                r = bus_read_options(msg, migrate_options, &o, error);
+        if (r < 0)
+                return r;
+        g_strv_builder_add(sb, source);
+        g_strv_builder_add(tb, target);
+        r = split_pairs(o.devices, sb, tb, error);
+        if (r < 0)
+                return r;
+
+        r = authorize(m, msg, source, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;       /* polkit will answer, then we are called again */
+
+        sources = g_strv_builder_end(sb);
+        targets = g_strv_builder_end(tb);
+        return start(m, msg, &(MigrationRequest) {
+                .kind = MIGRATION_MIGRATE, .sources = sources, .targets = targets, .options = o.o,
+        }, error);
+}
+
+static int read_file_name(sd_bus_message *msg, const char **ret, sd_bus_error *error) {
+        int r = sd_bus_message_read(msg, "s", ret);
+
+        if (r < 0)
+                return r;
+        if (!name_is_plain_file(*ret))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "'%s' is not a plain file name (no '/', not starting with '.', "
+                                         "at most 255 printable bytes)", *ret);
+        return 0;
+}
+
+static char *states_dir(Manager *m) {
+        return g_build_filename(m->state_dir, "states", NULL);
+}
+
+int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autofree char *source = NULL, *dir = states_dir(m), *path = NULL;
+        g_auto(Options) o = {};
+        const char *name;
+        int r;
+
+        options_init(&o);
+        r = bus_read_device_name(msg, &source, error);
+        if (r >= 0)
+                r = read_file_name(msg, &name, error);
+        if (r >= 0)
+                r = bus_read_options(msg, save_options, &o, error);
+        if (r < 0)
+                return r;
+        path = g_build_filename(dir, name, NULL);
+        if (!o.overwrite && access(path, F_OK) == 0)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_ALREADY_EXISTS,
+                                         "A saved state named %s exists already (option overwrite)", name);
+
+        r = authorize(m, msg, source, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+
+        if (g_mkdir_with_parents(dir, 0700) < 0)
+                return sd_bus_error_set_errnof(error, errno, "Cannot create %s: %m", dir);
+        return start(m, msg, &(MigrationRequest) {
+                .kind = MIGRATION_SAVE, .sources = (char *[]) { source, NULL }, .stream_fd = -1,
+                .stream_label = name, .final_path = path, .options = o.o,
+        }, error);
+}
+
+int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autofree char *target = NULL, *dir = states_dir(m), *path = NULL;
+        g_auto(Options) o = {};
+        const char *name;
+        int fd, r;
+
+        options_init(&o);
+        r = bus_read_device_name(msg, &target, error);
+        if (r >= 0)
+                r = read_file_name(msg, &name, error);
+        if (r >= 0)
+                r = bus_read_options(msg, load_options, &o, error);
+        if (r < 0)
+                return r;
+        path = g_build_filename(dir, name, NULL);
+        if (access(path, F_OK) < 0)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "No saved state named %s in %s",
+                                         name, dir);
+
+        r = authorize(m, msg, target, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return sd_bus_error_set_errnof(error, errno, "Cannot open %s: %m", path);
+        r = start(m, msg, &(MigrationRequest) {
+                .kind = MIGRATION_LOAD, .targets = (char *[]) { target, NULL }, .stream_fd = fd,
+                .stream_label = name, .options = o.o,
+        }, error);
+        close(fd);
+        return r;
+}
+
+static int method_fd(sd_bus_message *msg, Manager *m, MigrationKind kind, sd_bus_error *error) {
+        g_autofree char *device = NULL;
+        g_auto(Options) o = {};
+        int fd, r;
+
+        options_init(&o);
+        r = bus_read_device_name(msg, &device, error);
+        if (r >= 0)
+                r = sd_bus_message_read(msg, "h", &fd);
+        if (r >= 0)
+                r = bus_read_options(msg, kind == MIGRATION_SAVE ? save_options : load_options, &o, error);
+        if (r < 0)
+                return r;
+
+        r = authorize(m, msg, device, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+
+        return start(m, msg, &(MigrationRequest) {
+                .kind = kind,
+                .sources = kind == MIGRATION_SAVE ? (char *[]) { device, NULL } : NULL,
+                .targets = kind == MIGRATION_LOAD ? (char *[]) { device, NULL } : NULL,
+                .stream_fd = fd, .stream_label = "fd", .options = o.o,
+        }, error);
+}
+
+int bus_method_save_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_fd(msg, userdata, MIGRATION_SAVE, error);
+}
+
+int bus_method_load_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_fd(msg, userdata, MIGRATION_LOAD, error);
+}
+
+static int compare_ids(gconstpointer a, gconstpointer b) {
+        uint32_t x = (*(Migration *const *) a)->id, y = (*(Migration *const *) b)->id;
+
+        return x < y ? -1 : x > y;
+}
+
+static GPtrArray *list_migrations(Manager *m) {
+        GPtrArray *a = g_ptr_array_new();
+        GHashTableIter i;
+        gpointer v;
+
+        g_hash_table_iter_init(&i, m->migrations);
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                g_ptr_array_add(a, v);
+
+        g_ptr_array_sort(a, compare_ids);
+        return a;
+}
+
+int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autoptr(GPtrArray) jobs = list_migrations(m);
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(usssso)");
+        for (guint i = 0; r >= 0 && i < jobs->len; i++) {
+                Migration *j = jobs->pdata[i];
+
+                r = sd_bus_message_append(reply, "(usssso)", j->id, migration_kind_to_string(j->kind),
+                                          j->source_label, j->target_label,
+                                          migration_phase_to_string(migration_get_phase(j)), j->path);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+/* ---- Migration objects ---- */
+
+static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Migration *j = userdata;
+        const char *sender = sd_bus_message_get_sender(msg);
+        g_autofree char *id = g_strdup_printf("%u", j->id);
+        int r;
+
+        /* The caller may cancel its own migration; anyone else needs polkit. */
+        if (g_strcmp0(sender, j->owner) != 0) {
+                r = polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, (const char *[]) { "migration", id, NULL },
+                                  j->manager->polkit, error);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return 1;
+        }
+        r = migration_cancel(j, sender);
+        if (r == -EBUSY)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY,
+                                         "Migration %u is finishing and can no longer be cancelled", j->id);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot cancel migration %u: %m", j->id);
+        log_info("Migration %u: cancel requested by %s", j->id, sender);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int property_get_id(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Migration *j = userdata;
+
+        return sd_bus_message_append(reply, "u", j->id);
+}
+
+static int property_get_kind(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Migration *j = userdata;
+
+        return sd_bus_message_append(reply, "s", migration_kind_to_string(j->kind));
+}
+
+static int property_get_phase(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", migration_phase_to_string(migration_get_phase(userdata)));
+}
+
+static int property_get_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        uint64_t bytes, expected, downtime;
+        uint32_t rounds;
+
+        migration_get_progress(userdata, &bytes, &expected, &rounds, &downtime);
+        if (g_str_equal(property, "PrecopyRounds"))
+                return sd_bus_message_append(reply, "u", rounds);
+        return sd_bus_message_append(reply, "t", g_str_equal(property, "BytesTransferred") ? bytes :
+                                                 g_str_equal(property, "BytesExpected") ? expected : downtime);
+}
+
+static int property_get_progress(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "d", migration_progress(userdata));
+}
+
+static int property_get_error(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        g_autofree char *name = NULL, *message = migration_get_error(userdata, &name);
+
+        return sd_bus_message_append(reply, "s", g_str_equal(property, "Error") ? (message ?: "") : (name ?: ""));
+}
+
+static int property_get_devices(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Migration *j = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sss)");
+        g_mutex_lock(&j->lock);
+        for (guint i = 0; r >= 0 && i < j->devices->len; i++) {
+                MigrationDevice *d = j->devices->pdata[i];
+
+                r = sd_bus_message_append(reply, "(sss)", d->info->name, d->source ? "source" : "target",
+                                          d->outcome ?: "");
+        }
+        g_mutex_unlock(&j->lock);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+#define CHANGING SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+
+const sd_bus_vtable bus_migration_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "u", property_get_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Kind", "s", property_get_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Source", "s", bus_property_get_string, offsetof(Migration, source_label),
+                        SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Target", "s", bus_property_get_string, offsetof(Migration, target_label),
+                        SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Phase", "s", property_get_phase, 0, CHANGING),
+        SD_BUS_PROPERTY("BytesTransferred", "t", property_get_counter, 0, CHANGING),
+        SD_BUS_PROPERTY("BytesExpected", "t", property_get_counter, 0, CHANGING),
+        SD_BUS_PROPERTY("Progress", "d", property_get_progress, 0, CHANGING),
+        SD_BUS_PROPERTY("PrecopyRounds", "u", property_get_counter, 0, CHANGING),
+        SD_BUS_PROPERTY("DowntimeUsec", "t", property_get_counter, 0, CHANGING),
+        SD_BUS_PROPERTY("Error", "s", property_get_error, 0, CHANGING),
+        SD_BUS_PROPERTY("ErrorName", "s", property_get_error, 0, CHANGING),
+        SD_BUS_PROPERTY("Devices", "a(sss)", property_get_devices, 0, CHANGING),
+        SD_BUS_METHOD("Cancel", NULL, NULL, method_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("ProgressUpdate", SD_BUS_ARGS("d", progress, "t", bytes), 0),
+        SD_BUS_VTABLE_END
+};
+
+static int find_migration_object(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                                 void **found, sd_bus_error *error) {
+        Migration *j = find_migration(userdata, path);
+
+        if (!j)
+                return 0;
+        *found = j;
+        return 1;
+}
+
+static int enumerate_migrations(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        g_autoptr(GPtrArray) jobs = list_migrations(userdata);
+        char **l = g_new0(char *, jobs->len + 1);
+
+        for (guint i = 0; i < jobs->len; i++)
+                l[i] = g_strdup(((Migration *) jobs->pdata[i])->path);
+        *nodes = l;
+        return 0;
+}
+
+int bus_migration_register(Manager *m) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, VFIOMIG_MIGRATION_PATH_PREFIX, VFIOMIG_MIGRATION_INTERFACE,
+                                       bus_migration_vtable, find_migration_object, m);
+        if (r < 0)
+                return r;
+        return sd_bus_add_node_enumerator(m->bus, NULL, VFIOMIG_MIGRATION_PATH_PREFIX, enumerate_migrations, m);
+}

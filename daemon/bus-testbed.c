@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+
+#include "bus-objects.h"
+#include "bus-util.h"
+#include "fsm.h"
+#include "log.h"
+#include "testbed.h"
+#include "vfiomig-names.h"
+
+/* org.vfiomig1.Testbed: looking into and breaking simulated devices, for
+ * tests and demos. Exists only when the testbed backend runs. */
+
+static SimDevice *lookup_sim(Manager *m, sd_bus_message *msg, sd_bus_error *error) {
+        g_autofree char *name = NULL;
+        SimDevice *sim;
+
+        if (bus_read_device_name(msg, &name, error) < 0)
+                return NULL;
+        sim = testbed_get_sim(m->source, name);
+        if (!sim)
+                sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No testbed device %s", name);
+        return sim;
+}
+
+static int check_manage(Manager *m, sd_bus_message *msg, sd_bus_error *error) {
+        return polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, NULL, m->polkit, error);
+}
+
+static int method_get_digest(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        SimDevice *sim = lookup_sim(userdata, msg, error);
+        g_autofree char *digest = NULL;
+
+        if (!sim)
+                return -ENODEV;
+        digest = sim_device_digest(sim);
+        return sd_bus_reply_method_return(msg, "s", digest);
+}
+
+static int method_get_device_state(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        SimDevice *sim = lookup_sim(userdata, msg, error);
+
+        if (!sim)
+                return -ENODEV;
+        return sd_bus_reply_method_return(msg, "s", fsm_state_to_string(sim_device_state(sim)));
+}
+
+static int method_inject_fault(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        SimDevice *sim = lookup_sim(m, msg, error);
+        g_autofree char *why = NULL;
+        const char *spec;
+        SimFault f;
+        int r;
+
+        if (!sim)
+                return -ENODEV;
+        r = sd_bus_message_read(msg, "s", &spec);
+        if (r < 0)
+                return r;
+        if (sim_fault_parse(spec, &f, &why) < 0)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s", why);
+        r = check_manage(m, msg, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        sim_device_add_fault(sim, &f);
+        log_info("Testbed: injected fault '%s'", spec);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_clear_faults(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        SimDevice *sim = lookup_sim(m, msg, error);
+        int r;
+
+        if (!sim)
+                return -ENODEV;
+        r = check_manage(m, msg, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        sim_device_clear_faults(sim);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_set_dirty_rate(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        SimDevice *sim = lookup_sim(m, msg, error);
+        uint64_t rate;
+        int r;
+
+        if (!sim)
+                return -ENODEV;
+        r = sd_bus_message_read(msg, "t", &rate);
+        if (r < 0)
+                return r;
+        r = check_manage(m, msg, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        sim_device_set_dirty_rate(sim, rate);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+const sd_bus_vtable bus_testbed_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("GetDigest", SD_BUS_ARGS("s", device), SD_BUS_RESULT("s", digest),
+                                method_get_digest, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetDeviceState", SD_BUS_ARGS("s", device), SD_BUS_RESULT("s", state),
+                                method_get_device_state, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("InjectFault", SD_BUS_ARGS("s", device, "s", fault), SD_BUS_NO_RESULT,
+                                method_inject_fault, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ClearFaults", SD_BUS_ARGS("s", device), SD_BUS_NO_RESULT,
+                                method_clear_faults, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetDirtyRate", SD_BUS_ARGS("s", device, "t", bytes_per_second), SD_BUS_NO_RESULT,
+                                method_set_dirty_rate, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END
+};
+
+int bus_testbed_register(Manager *m) {
+        if (!g_str_equal(m->source->ops->backend, "testbed"))
+                return 0;
+        return sd_bus_add_object_vtable(m->bus, NULL, VFIOMIG_OBJECT_PATH, VFIOMIG_TESTBED_INTERFACE,
+                                        bus_testbed_vtable, m);
+}

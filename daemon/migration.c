@@ -1,0 +1,1067 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "bus-objects.h"
+#include "compat.h"
+#include "crc32c.h"
+#include "fsm.h"
+#include "journal.h"
+#include "log.h"
+#include "migration.h"
+#include "util.h"
+#include "vfio-uapi.h"
+#include "vfiomig-names.h"
+
+#define DEFAULT_MAX_ROUNDS      16
+#define DEFAULT_THRESHOLD       (256 * 1024)
+#define DEFAULT_IO_TIMEOUT      (30 * 1000000ULL)
+#define SIGNAL_INTERVAL_USEC    (100 * 1000)    /* ProgressUpdate at most 10/s */
+#define PREFETCH_MAX            (64 * 1024 * 1024)
+#define CHUNK                   (1024 * 1024)
+
+static const char *const kind_names[_MIGRATION_KIND_MAX] = {
+        [MIGRATION_MIGRATE] = "migrate", [MIGRATION_SAVE] = "save", [MIGRATION_LOAD] = "load",
+};
+
+static const char *const phase_names[_MIGRATION_PHASE_MAX] = {
+        [MIGRATION_PREPARING] = "preparing", [MIGRATION_PRECOPY] = "precopy",
+        [MIGRATION_STOPCOPY] = "stopcopy", [MIGRATION_RESUMING] = "resuming",
+        [MIGRATION_FINISHING] = "finishing", [MIGRATION_DONE] = "done",
+        [MIGRATION_FAILED] = "failed", [MIGRATION_CANCELLED] = "cancelled",
+};
+
+const char *migration_kind_to_string(MigrationKind k) {
+        return k < _MIGRATION_KIND_MAX ? kind_names[k] : NULL;
+}
+
+const char *migration_phase_to_string(MigrationPhase p) {
+        return p < _MIGRATION_PHASE_MAX ? phase_names[p] : NULL;
+}
+
+void migration_options_init(MigrationOptions *o) {
+        *o = (MigrationOptions) {
+                .precopy = true,
+                .max_precopy_rounds = DEFAULT_MAX_ROUNDS,
+                .precopy_threshold = DEFAULT_THRESHOLD,
+                .target_running = true,
+                .io_timeout_usec = DEFAULT_IO_TIMEOUT,
+        };
+}
+
+/* ---- reporting (worker side) ---- */
+
+static void poke(Migration *j) {
+        uint64_t one = 1;
+
+        if (write(j->notify_fd, &one, sizeof(one)) < 0)
+                log_debug("migration %u: cannot wake the main loop: %m", j->id);
+}
+
+/* Records the first error only: later ones are consequences. */
+static int fail(Migration *j, int r, const char *name, const char *format, ...) G_GNUC_PRINTF(4, 5);
+static int fail(Migration *j, int r, const char *name, const char *format, ...) {
+        va_list ap;
+
+        g_mutex_lock(&j->lock);
+        if (!j->error) {
+                bool cancelled = r == -ECANCELED;
+
+                va_start(ap, format);
+                j->error = cancelled && j->error ? j->error : g_strdup_vprintf(format, ap);
+                va_end(ap);
+                j->error_name = g_strdup(cancelled ? VFIOMIG_ERROR_CANCELLED : name);
+        }
+        g_mutex_unlock(&j->lock);
+        return r < 0 ? r : -EIO;
+}
+
+/* A device error, named after the device and the step. */
+static int fail_device(Migration *j, int r, MigrationDevice *d, const char *step) {
+        if (r == -ECANCELED)
+                return fail(j, r, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+        if (r == -ETIMEDOUT)
+                return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s: no progress for %" PRIu64 " s",
+                            d->info->name, step, j->options.io_timeout_usec / 1000000);
+        return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s: %s", d->info->name, step, g_strerror(-r));
+}
+
+static void set_phase(Migration *j, MigrationPhase p) {
+        g_mutex_lock(&j->lock);
+        j->phase = p;
+        g_mutex_unlock(&j->lock);
+        log_debug("migration %u: %s", j->id, phase_names[p]);
+        poke(j);
+}
+
+static void report_state(Migration *j, MigrationDevice *d, uint32_t state) {
+        g_mutex_lock(&j->lock);
+        d->state = state;
+        g_mutex_unlock(&j->lock);
+        poke(j);
+}
+
+static void set_outcome(Migration *j, MigrationDevice *d, const char *format, ...) G_GNUC_PRINTF(3, 4);
+static void set_outcome(Migration *j, MigrationDevice *d, const char *format, ...) {
+        va_list ap;
+
+        g_mutex_lock(&j->lock);
+        g_free(d->outcome);
+        va_start(ap, format);
+        d->outcome = g_strdup_vprintf(format, ap);
+        va_end(ap);
+        g_mutex_unlock(&j->lock);
+}
+
+static void on_progress(void *userdata, uint64_t delta) {
+        Migration *j = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        bool signal;
+
+        g_mutex_lock(&j->lock);
+        j->bytes += delta;
+        j->expected = MAX(j->expected, j->bytes);
+        signal = now - j->last_signal_usec >= SIGNAL_INTERVAL_USEC;
+        if (signal)
+                j->last_signal_usec = now;
+        g_mutex_unlock(&j->lock);
+        if (signal)
+                poke(j);
+}
+
+static bool cancelled(Migration *j) {
+        struct pollfd p = { .fd = j->cancel_fd, .events = POLLIN };
+
+        return poll(&p, 1, 0) > 0;
+}
+
+static Xfer xfer_for(Migration *j, const char *what) {
+        return (Xfer) { .cancel_fd = j->cancel_fd, .io_timeout_usec = j->options.io_timeout_usec, .what = what };
+}
+
+static MigrationDevice *dev(Migration *j, unsigned i) {
+        return j->devices->pdata[i];
+}
+
+static MigrationDevice *target_of(Migration *j, unsigned pair) {
+        return dev(j, j->kind == MIGRATION_MIGRATE ? pair + j->pairs : pair);
+}
+
+/* ---- driving devices ---- */
+
+static void close_session(MigrationDevice *d) {
+        if (d->data.fd >= 0)
+                close(d->data.fd);
+        d->data = (XferEnd) { .fd = -1 };
+}
+
+/* Moves a device to want one arc at a time along the kernel's own path,
+ * so a failure names the arc, sessions are picked up where they open,
+ * and no blocked transition (STOP_COPY -> PRE_COPY*, which 6.12 does not
+ * refuse but spins on) is ever requested. */
+static int drive(Migration *j, MigrationDevice *d, uint32_t want) {
+        uint32_t path[FSM_MAX_PATH];
+        size_t n;
+        int r;
+
+        r = fsm_path(d->state, want, d->flags, path, &n);
+        if (r < 0)
+                return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: no way from %s to %s", d->info->name,
+                            fsm_state_to_string(d->state), fsm_state_to_string(want));
+        for (size_t i = 0; i < n; i++) {
+                g_autofree char *step = g_strdup_printf("%s -> %s", fsm_state_to_string(d->state),
+                                                        fsm_state_to_string(path[i]));
+                uint32_t actual;
+                int fd = -1;
+
+                if (d->source && fsm_state_is_running(d->state) && !fsm_state_is_running(path[i]) &&
+                    j->down_start_usec == 0)
+                        j->down_start_usec = now_usec(CLOCK_MONOTONIC);
+                if (!d->source)
+                        d->touched = true;
+                r = d->handle->ops->set_state(d->handle, path[i], &fd);
+                if (r < 0) {
+                        if (d->handle->ops->get_state(d->handle, &actual) >= 0)
+                                report_state(j, d, actual);
+                        return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s failed: %s (device now %s)",
+                                    d->info->name, step, g_strerror(-r), fsm_state_to_string(d->state));
+                }
+                if (fd >= 0) {
+                        close_session(d);
+                        r = xfer_end_from_device(d->handle, fd, &d->data);
+                        if (r < 0) {
+                                close(fd);
+                                return fail_device(j, r, d, "data fd");
+                        }
+                }
+                report_state(j, d, path[i]);
+        }
+        return 0;
+}
+
+static bool all_have(Migration *j, uint32_t flag) {
+        for (guint i = 0; i < j->devices->len; i++)
+                if (!(dev(j, i)->flags & flag))
+                        return false;
+        return true;
+}
+
+static void end_downtime(Migration *j) {
+        g_mutex_lock(&j->lock);
+        if (j->down_start_usec)
+                j->downtime_usec = now_usec(CLOCK_MONOTONIC) - j->down_start_usec;
+        g_mutex_unlock(&j->lock);
+}
+
+/* ---- migrate ---- */
+
+static int copy_pair(Migration *j, MigrationDevice *s, MigrationDevice *t, uint64_t limit, bool precopy) {
+        Xfer x = xfer_for(j, s->info->name);
+        bool dst_failed;
+        int64_t n;
+
+        n = xfer_copy(&x, &s->data, &t->data, limit, precopy, on_progress, j, &dst_failed);
+        if (n < 0)
+                return fail_device(j, (int) n, dst_failed ? t : s,
+                                   dst_failed ? "writing the device state" : "reading the device state");
+        return 0;
+}
+
+/* Pre-copy rounds until the initial data is through and what the devices
+ * dirty meanwhile is small enough for stop-copy, or the round limit. */
+static int precopy_rounds(Migration *j) {
+        for (uint32_t round = 0; round < j->options.max_precopy_rounds; round++) {
+                bool converged = true;
+
+                if (cancelled(j))
+                        return fail(j, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+                for (unsigned p = 0; p < j->pairs; p++) {
+                        MigrationDevice *s = dev(j, p);
+                        uint64_t initial, dirty;
+                        int r;
+
+                        r = s->handle->ops->precopy_info(s->handle, s->data.fd, &initial, &dirty);
+                        if (r < 0)
+                                return fail_device(j, r, s, "PRECOPY_INFO");
+                        if (initial > 0 || dirty > j->options.precopy_threshold)
+                                converged = false;
+                        if (initial + dirty > 0) {
+                                r = copy_pair(j, s, target_of(j, p), initial + dirty, true);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+                if (converged)
+                        break;
+                g_mutex_lock(&j->lock);
+                j->rounds++;
+                g_mutex_unlock(&j->lock);
+                poke(j);
+        }
+        return 0;
+}
+
+static uint64_t expected_bytes(Migration *j) {
+        uint64_t total = 0;
+
+        for (unsigned p = 0; p < j->pairs; p++) {
+                MigrationDevice *s = dev(j, p);
+                uint64_t size;
+
+                if (s->source && s->handle->ops->data_size(s->handle, &size) >= 0)
+                        total += size;
+        }
+        return total;
+}
+
+static void set_expected(Migration *j, uint64_t expected) {
+        g_mutex_lock(&j->lock);
+        j->expected = expected;
+        g_mutex_unlock(&j->lock);
+}
+
+static int journal_update(Migration *j, bool committed);
+
+static int run_migrate(Migration *j) {
+        bool precopy = j->options.precopy && all_have(j, VFIO_MIGRATION_PRE_COPY);
+        /* quiesce a group: everyone stops initiating P2P before anyone stops */
+        bool quiesce = j->pairs > 1 && all_have(j, VFIO_MIGRATION_P2P);
+        int r;
+
+        set_expected(j, expected_bytes(j));
+        for (unsigned p = 0; p < j->pairs; p++) {
+                r = drive(j, target_of(j, p), VFIO_STATE_RESUMING);
+                if (r < 0)
+                        return r;
+        }
+        if (precopy) {
+                set_phase(j, MIGRATION_PRECOPY);
+                for (unsigned p = 0; p < j->pairs; p++) {
+                        r = drive(j, dev(j, p), VFIO_STATE_PRE_COPY);
+                        if (r < 0)
+                                return r;
+                }
+                r = precopy_rounds(j);
+                if (r < 0)
+                        return r;
+        }
+
+        set_phase(j, MIGRATION_STOPCOPY);
+        if (cancelled(j))
+                return fail(j, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+        for (unsigned p = 0; quiesce && p < j->pairs; p++) {
+                r = drive(j, dev(j, p), precopy ? VFIO_STATE_PRE_COPY_P2P : VFIO_STATE_RUNNING_P2P);
+                if (r < 0)
+                        return r;
+        }
+        for (unsigned p = 0; p < j->pairs; p++) {
+                r = drive(j, dev(j, p), VFIO_STATE_STOP_COPY);
+                if (r < 0)
+                        return r;
+        }
+        for (unsigned p = 0; p < j->pairs; p++) {
+                r = copy_pair(j, dev(j, p), target_of(j, p), UINT64_MAX, false);
+                if (r < 0)
+                        return r;
+                close_session(dev(j, p));
+                r = drive(j, dev(j, p), VFIO_STATE_STOP);
+                if (r < 0)
+                        return r;
+        }
+
+        set_phase(j, MIGRATION_RESUMING);
+        for (unsigned p = 0; p < j->pairs; p++) {
+                MigrationDevice *t = target_of(j, p);
+
+                close_session(t);       /* end of data: the device checks it now */
+                r = drive(j, t, VFIO_STATE_STOP);
+                if (r < 0)
+                        return r;
+        }
+        /* The targets hold the state: from here on sources stay stopped. */
+        journal_update(j, true);
+        for (unsigned p = 0; j->options.target_running && p < j->pairs; p++) {
+                r = drive(j, target_of(j, p), VFIO_STATE_RUNNING);
+                if (r < 0)
+                        return r;
+        }
+        end_downtime(j);
+        set_phase(j, MIGRATION_FINISHING);
+        return 0;
+}
+
+/* ---- save ---- */
+
+static int write_stream(Migration *j, const void *data, size_t len) {
+        Xfer x = xfer_for(j, j->target_label);
+        int r = xfer_write_all(&x, &j->stream, data, len);
+
+        if (r == -ECANCELED)
+                return fail(j, r, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+        if (r < 0)
+                return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "writing %s: %s", j->target_label, g_strerror(-r));
+        return 0;
+}
+
+/* Reads up to limit bytes of device data as records of one kind. */
+static int save_records(Migration *j, MigrationDevice *s, StreamRecordKind kind, uint64_t limit, uint32_t *seq,
+                        uint64_t *total, uint64_t *records) {
+        g_autofree uint8_t *buf = g_malloc(CHUNK);
+        Xfer x = xfer_for(j, s->info->name);
+
+        while (limit > 0) {
+                ssize_t n = xfer_read(&x, &s->data, buf, (size_t) MIN(limit, CHUNK));
+                uint8_t head[24];
+                int r;
+
+                if (n == -ENOMSG || n == 0)
+                        break;          /* end (of the data available for now) */
+                if (n < 0)
+                        return fail_device(j, (int) n, s, "reading the device state");
+                stream_write_record_head(head, kind, (*seq)++, (uint32_t) n, crc32c(0, buf, (size_t) n));
+                r = write_stream(j, head, sizeof(head));
+                if (r >= 0)
+                        r = write_stream(j, buf, (size_t) n);
+                if (r < 0)
+                        return r;
+                limit -= MIN(limit, (uint64_t) n);
+                *total += (uint64_t) n;
+                (*records)++;
+                on_progress(j, (uint64_t) n);
+        }
+        return 0;
+}
+
+static int run_save(Migration *j) {
+        MigrationDevice *s = dev(j, 0);
+        bool precopy = j->options.precopy && (s->flags & VFIO_MIGRATION_PRE_COPY);
+        g_autoptr(GByteArray) out = g_byte_array_new();
+        uint64_t total = 0, records = 0;
+        uint32_t seq = 0;
+        int r;
+
+        j->identity.expected_size = expected_bytes(j);
+        set_expected(j, j->identity.expected_size);
+        r = stream_write_header(out, &j->identity);
+        if (r >= 0)
+                r = write_stream(j, out->data, out->len);
+        if (r < 0)
+                return r;
+
+        if (precopy) {
+                set_phase(j, MIGRATION_PRECOPY);
+                r = drive(j, s, VFIO_STATE_PRE_COPY);
+                for (uint32_t round = 0; r >= 0 && round < j->options.max_precopy_rounds; round++) {
+                        uint64_t initial, dirty;
+
+                        r = s->handle->ops->precopy_info(s->handle, s->data.fd, &initial, &dirty);
+                        if (r < 0) {
+                                r = fail_device(j, r, s, "PRECOPY_INFO");
+                                break;
+                        }
+                        if (initial == 0 && dirty <= j->options.precopy_threshold)
+                                break;
+                        r = save_records(j, s, STREAM_RECORD_PRECOPY, initial + dirty, &seq, &total, &records);
+                        g_mutex_lock(&j->lock);
+                        j->rounds++;
+                        g_mutex_unlock(&j->lock);
+                }
+                if (r < 0)
+                        return r;
+        }
+
+        set_phase(j, MIGRATION_STOPCOPY);
+        r = drive(j, s, VFIO_STATE_STOP_COPY);
+        if (r >= 0)
+                r = save_records(j, s, STREAM_RECORD_STOPCOPY, UINT64_MAX, &seq, &total, &records);
+        if (r < 0)
+                return r;
+        close_session(s);
+        end_downtime(j);
+        g_byte_array_set_size(out, 0);
+        r = stream_write_end(out, seq, total, records);
+        if (r >= 0)
+                r = write_stream(j, out->data, out->len);
+        if (r >= 0 && !j->stream.socket && fsync(j->stream.fd) < 0 && errno != EINVAL && errno != EROFS)
+                r = fail(j, -errno, VFIOMIG_ERROR_DEVICE_FAILED, "writing %s: %m", j->target_label);
+        if (r < 0)
+                return r;
+
+        set_phase(j, MIGRATION_FINISHING);
+        journal_update(j, true);        /* the stream is whole */
+        return drive(j, s, j->options.source_running ? VFIO_STATE_RUNNING : VFIO_STATE_STOP);
+}
+
+/* ---- load ---- */
+
+/* Next verified stream event, reading as needed; at the end of input
+ * checks that END was seen and nothing followed it. */
+static int next_event(Migration *j, StreamReader *reader, uint8_t *buf, StreamEvent *ev, bool *eof) {
+        Xfer x = xfer_for(j, j->source_label);
+
+        for (;;) {
+                ssize_t n;
+                int r = stream_reader_next(reader, ev);
+
+                if (r < 0)
+                        return fail(j, r, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: %s", j->source_label,
+                                    stream_reader_error(reader));
+                if (ev->type != STREAM_EVENT_NONE || *eof)
+                        return 0;
+                n = xfer_read(&x, &j->stream, buf, CHUNK);
+                if (n == -ECANCELED)
+                        return fail(j, (int) n, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+                if (n < 0)
+                        return fail(j, (int) n, VFIOMIG_ERROR_DEVICE_FAILED, "reading %s: %s", j->source_label,
+                                    g_strerror((int) -n));
+                if (n == 0) {
+                        *eof = true;
+                        r = stream_reader_finish(reader);
+                        if (r < 0)
+                                return fail(j, r, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: %s", j->source_label,
+                                            stream_reader_error(reader));
+                        continue;
+                }
+                r = stream_reader_push(reader, buf, (size_t) n);
+                if (r < 0)
+                        return fail(j, r, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: %s", j->source_label,
+                                    stream_reader_error(reader));
+        }
+}
+
+static int check_stream_identity(Migration *j, StreamReader *reader, MigrationDevice *t) {
+        const StreamHeader *h = stream_reader_header(reader);
+        g_autofree char *why = compat_check_stream(h->migration_type, t->info);
+
+        if (why)
+                return fail(j, -EPROTONOSUPPORT, VFIOMIG_ERROR_INCOMPATIBLE, "%s: %s", j->source_label, why);
+        set_expected(j, h->expected_size);
+        return 0;
+}
+
+static int load_write(Migration *j, MigrationDevice *t, const void *data, size_t len) {
+        Xfer x = xfer_for(j, t->info->name);
+        int r = xfer_write_all(&x, &t->data, data, len);
+
+        if (r < 0)
+                return fail_device(j, r, t, "writing the device state");
+        on_progress(j, len);
+        return 0;
+}
+
+static int run_load(Migration *j) {
+        MigrationDevice *t = dev(j, 0);
+        g_autoptr(StreamReader) reader = stream_reader_new();
+        g_autofree uint8_t *buf = g_malloc(CHUNK);
+        g_autoptr(GQueue) prefetched = g_queue_new();
+        uint64_t prefetch_bytes = 0;
+        bool eof = false, end = false;
+        StreamEvent ev;
+        int r;
+
+        /* The header first: nothing touches the device before we know the
+         * stream is meant for it. */
+        r = next_event(j, reader, buf, &ev, &eof);
+        if (r >= 0 && ev.type != STREAM_EVENT_HEADER)
+                r = fail(j, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: empty stream", j->source_label);
+        if (r >= 0)
+                r = check_stream_identity(j, reader, t);
+
+        /* Verify as much as fits before the device sees a byte: a stream of
+         * up to PREFETCH_MAX is checked whole, so a corrupt one loads
+         * nothing at all. */
+        while (r >= 0 && !end && prefetch_bytes < PREFETCH_MAX) {
+                r = next_event(j, reader, buf, &ev, &eof);
+                if (r >= 0 && ev.type == STREAM_EVENT_DATA) {
+                        g_queue_push_tail(prefetched, g_bytes_new(ev.data, ev.len));
+                        prefetch_bytes += ev.len;
+                } else if (r >= 0 && ev.type == STREAM_EVENT_END)
+                        end = true;
+        }
+        if (r < 0) {
+                g_queue_free_full(g_steal_pointer(&prefetched), (GDestroyNotify) g_bytes_unref);
+                return r;
+        }
+
+        set_phase(j, MIGRATION_RESUMING);
+        r = drive(j, t, VFIO_STATE_RESUMING);
+        for (GBytes *b; r >= 0 && (b = g_queue_pop_head(prefetched)); g_bytes_unref(b))
+                r = load_write(j, t, g_bytes_get_data(b, NULL), g_bytes_get_size(b));
+        g_queue_free_full(g_steal_pointer(&prefetched), (GDestroyNotify) g_bytes_unref);
+        while (r >= 0 && !(end && eof)) {
+                r = next_event(j, reader, buf, &ev, &eof);
+                if (r >= 0 && ev.type == STREAM_EVENT_DATA)
+                        r = load_write(j, t, ev.data, ev.len);
+                else if (r >= 0 && ev.type == STREAM_EVENT_END)
+                        end = true;
+                else if (r >= 0 && eof && !end)
+                        r = fail(j, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: truncated", j->source_label);
+        }
+        if (r < 0)
+                return r;
+
+        close_session(t);
+        r = drive(j, t, VFIO_STATE_STOP);
+        if (r < 0)
+                return r;
+        journal_update(j, true);
+        set_phase(j, MIGRATION_FINISHING);
+        return j->options.target_running ? drive(j, t, VFIO_STATE_RUNNING) : 0;
+}
+
+/* ---- rollback and recovery ---- */
+
+/* QEMU's rule: SET the recovery state; if that fails, reset. */
+static char *restore_source(DeviceHandle *h, uint32_t flags) {
+        uint32_t actual = VFIO_STATE_ERROR, want;
+        FsmRecovery rec;
+        int fd = -1, r;
+
+        if (h->ops->get_state(h, &actual) < 0)
+                actual = VFIO_STATE_ERROR;
+        rec = fsm_recovery(actual, VFIO_STATE_RUNNING, flags, &want);
+        if (rec == FSM_RECOVERY_NONE)
+                return g_strdup("running");
+        if (rec == FSM_RECOVERY_SET) {
+                r = h->ops->set_state(h, want, &fd);
+                if (fd >= 0)
+                        close(fd);
+                if (r >= 0)
+                        return g_strdup_printf("restored to running (was %s)", fsm_state_to_string(actual));
+                log_warning("%s: %s -> running failed: %s; resetting", h->name, fsm_state_to_string(actual),
+                            g_strerror(-r));
+        }
+        r = h->ops->reset(h);
+        if (r < 0)
+                return g_strdup_printf("reset failed: %s (device left in %s)", g_strerror(-r),
+                                       fsm_state_to_string(actual));
+        return g_strdup_printf("reset to running (was %s)", fsm_state_to_string(actual));
+}
+
+static char *reset_target(DeviceHandle *h) {
+        int r = h->ops->reset(h);
+
+        return r < 0 ? g_strdup_printf("reset failed: %s", g_strerror(-r)) : g_strdup("reset");
+}
+
+char *migration_recover_device(DeviceHandle *h, bool source) {
+        uint32_t flags = 0;
+
+        if (!source)
+                return reset_target(h);
+        (void) h->ops->get_flags(h, &flags);
+        return restore_source(h, flags);
+}
+
+static void rollback(Migration *j) {
+        for (guint i = 0; i < j->devices->len; i++) {
+                MigrationDevice *d = dev(j, i);
+                g_autofree char *outcome = NULL;
+                uint32_t state;
+
+                close_session(d);
+                if (!d->source && !d->touched) {
+                        set_outcome(j, d, "untouched");
+                        continue;
+                }
+                outcome = d->source ? restore_source(d->handle, d->flags) : reset_target(d->handle);
+                if (d->handle->ops->get_state(d->handle, &state) >= 0)
+                        report_state(j, d, state);
+                set_outcome(j, d, "%s", outcome);
+                log_notice("migration %u: %s %s: %s", j->id, d->source ? "source" : "target", d->info->name, outcome);
+        }
+}
+
+static void success_outcomes(Migration *j) {
+        for (guint i = 0; i < j->devices->len; i++) {
+                MigrationDevice *d = dev(j, i);
+
+                set_outcome(j, d, "%s", fsm_state_to_string(d->state));
+        }
+}
+
+/* ---- the worker ---- */
+
+static JournalEntry *journal_entry(Migration *j, bool committed) {
+        g_autoptr(GStrvBuilder) s = g_strv_builder_new(), t = g_strv_builder_new();
+        JournalEntry *e = g_new0(JournalEntry, 1);
+
+        for (guint i = 0; i < j->devices->len; i++)
+                g_strv_builder_add(dev(j, i)->source ? s : t, dev(j, i)->info->name);
+        e->id = j->id;
+        e->kind = g_strdup(kind_names[j->kind]);
+        e->committed = committed;
+        e->sources = g_strv_builder_end(s);
+        e->targets = g_strv_builder_end(t);
+        return e;
+}
+
+static int journal_update(Migration *j, bool committed) {
+        g_autoptr(JournalEntry) e = journal_entry(j, committed);
+
+        return journal_write(j->manager->runtime_dir, e);
+}
+
+static void finish_stream_file(Migration *j, bool ok) {
+        if (!j->temp_path)
+                return;
+        if (ok && rename(j->temp_path, j->final_path) < 0) {
+                fail(j, -errno, VFIOMIG_ERROR_DEVICE_FAILED, "cannot save as %s: %m", j->final_path);
+                ok = false;
+        }
+        if (!ok)
+                (void) unlink(j->temp_path);
+}
+
+static gpointer worker(gpointer userdata) {
+        Migration *j = userdata;
+        int r;
+
+        r = journal_update(j, false);
+        if (r < 0)
+                r = fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "cannot record the migration in %s",
+                         j->manager->runtime_dir);
+        else if (j->kind == MIGRATION_MIGRATE)
+                r = run_migrate(j);
+        else if (j->kind == MIGRATION_SAVE)
+                r = run_save(j);
+        else
+                r = run_load(j);
+
+        if (r < 0)
+                rollback(j);
+        else
+                success_outcomes(j);
+        finish_stream_file(j, r >= 0);
+        for (guint i = 0; i < j->devices->len; i++) {
+                close_session(dev(j, i));
+                g_clear_pointer(&dev(j, i)->handle, device_handle_close);
+        }
+        if (j->stream.fd >= 0)
+                close(j->stream.fd);
+        j->stream.fd = -1;
+        journal_remove(j->manager->runtime_dir, j->id);
+
+        g_mutex_lock(&j->lock);
+        if (r >= 0)
+                j->phase = MIGRATION_DONE;
+        else
+                j->phase = g_strcmp0(j->error_name, VFIOMIG_ERROR_CANCELLED) == 0 ? MIGRATION_CANCELLED
+                                                                                  : MIGRATION_FAILED;
+        j->finished = true;
+        g_mutex_unlock(&j->lock);
+        poke(j);
+        return NULL;
+}
+
+/* ---- the main loop's side ---- */
+
+static void sync_registry(Migration *j, bool release) {
+        Registry *reg = j->manager->registry;
+
+        for (guint i = 0; i < j->devices->len; i++) {
+                MigrationDevice *d = dev(j, i);
+                uint32_t state;
+
+                g_mutex_lock(&j->lock);
+                state = d->state;
+                g_mutex_unlock(&j->lock);
+                registry_set_device_state(reg, d->info->name, fsm_state_to_string(state));
+                if (release)
+                        registry_set_device_busy(reg, d->info->name, false);
+        }
+}
+
+static int on_worker_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Migration *j = userdata;
+        uint64_t count;
+        bool finished;
+
+        (void) read(fd, &count, sizeof(count));
+        g_mutex_lock(&j->lock);
+        finished = j->finished;
+        g_mutex_unlock(&j->lock);
+
+        sync_registry(j, finished);
+        bus_migration_emit_changed(j, finished);
+        if (!finished)
+                return 0;
+
+        g_thread_join(j->thread);
+        j->thread = NULL;
+        {
+                g_autofree char *name = NULL, *error = migration_get_error(j, &name);
+
+                if (error)
+                        log_notice("Migration %u %s: %s", j->id, phase_names[j->phase], error);
+                else
+                        log_info("Migration %u done: %s -> %s, %" PRIu64 " bytes, downtime %" PRIu64 " us",
+                                 j->id, j->source_label, j->target_label, j->bytes, j->downtime_usec);
+        }
+        bus_migration_emit_removed(j);
+        g_hash_table_remove(j->manager->migrations, GUINT_TO_POINTER(j->id));      /* frees j */
+        return 0;
+}
+
+void migration_free(Migration *j) {
+        if (!j)
+                return;
+        if (j->thread) {
+                /* Only at daemon exit: let the worker roll back first. */
+                migration_cancel(j, "vfiomigd shutting down");
+                g_thread_join(j->thread);
+        }
+        sd_event_source_disable_unref(j->notify_source);
+        if (j->cancel_fd >= 0)
+                close(j->cancel_fd);
+        if (j->notify_fd >= 0)
+                close(j->notify_fd);
+        if (j->stream.fd >= 0)
+                close(j->stream.fd);
+        for (guint i = 0; j->devices && i < j->devices->len; i++) {
+                MigrationDevice *d = dev(j, i);
+
+                close_session(d);
+                device_handle_close(d->handle);
+                device_free(d->info);
+                g_free(d->outcome);
+                g_free(d);
+        }
+        if (j->devices)
+                g_ptr_array_unref(j->devices);
+        stream_header_clear(&j->identity);
+        g_mutex_clear(&j->lock);
+        g_free(j->path);
+        g_free(j->source_label);
+        g_free(j->target_label);
+        g_free(j->owner);
+        g_free(j->temp_path);
+        g_free(j->final_path);
+        g_free(j->error);
+        g_free(j->error_name);
+        g_free(j);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Migration, migration_free);
+
+int migration_cancel(Migration *j, const char *who) {
+        uint64_t one = 1;
+
+        g_mutex_lock(&j->lock);
+        if (j->phase >= MIGRATION_FINISHING) {
+                g_mutex_unlock(&j->lock);
+                return -EBUSY;
+        }
+        if (!j->error) {
+                j->error = g_strdup_printf("Cancelled by %s", who);
+                j->error_name = g_strdup(VFIOMIG_ERROR_CANCELLED);
+        }
+        j->cancel_requested = true;
+        g_mutex_unlock(&j->lock);
+        if (write(j->cancel_fd, &one, sizeof(one)) < 0)
+                return -errno;
+        return 0;
+}
+
+MigrationPhase migration_get_phase(Migration *j) {
+        MigrationPhase p;
+
+        g_mutex_lock(&j->lock);
+        p = j->phase;
+        g_mutex_unlock(&j->lock);
+        return p;
+}
+
+void migration_get_progress(Migration *j, uint64_t *bytes, uint64_t *expected, uint32_t *rounds,
+                            uint64_t *downtime_usec) {
+        g_mutex_lock(&j->lock);
+        *bytes = j->bytes;
+        *expected = j->expected;
+        *rounds = j->rounds;
+        *downtime_usec = j->downtime_usec;
+        g_mutex_unlock(&j->lock);
+}
+
+double migration_progress(Migration *j) {
+        uint64_t bytes, expected, downtime;
+        uint32_t rounds;
+
+        if (migration_get_phase(j) == MIGRATION_DONE)
+                return 1.0;
+        migration_get_progress(j, &bytes, &expected, &rounds, &downtime);
+        return expected ? MIN(1.0, (double) bytes / (double) expected) : 0.0;
+}
+
+char *migration_get_error(Migration *j, char **ret_name) {
+        char *e;
+
+        g_mutex_lock(&j->lock);
+        e = g_strdup(j->error);
+        if (ret_name)
+                *ret_name = g_strdup(j->error_name);
+        g_mutex_unlock(&j->lock);
+        return e;
+}
+
+/* ---- starting a job ---- */
+
+static int add_device(Migration *j, const char *name, bool source, sd_bus_error *error) {
+        Manager *m = j->manager;
+        const Device *info = registry_get_device(m->registry, name);
+        g_autofree char *why = NULL;
+        MigrationDevice *d;
+        int r;
+
+        if (!info)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No device %s known to vfiomigd", name);
+        if (info->busy)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is busy with another migration", name);
+        for (guint i = 0; i < j->devices->len; i++)
+                if (g_str_equal(dev(j, i)->info->name, name))
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                                 "%s appears more than once in this migration", name);
+
+        d = g_new0(MigrationDevice, 1);
+        d->info = device_copy(info);
+        d->source = source;
+        d->data = (XferEnd) { .fd = -1 };
+        g_ptr_array_add(j->devices, d);
+
+        r = m->source->ops->open_device(m->source, info, &d->handle, &why);
+        if (r == -EBUSY)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s", why ? why : name);
+        if (r < 0)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s", why ? why : g_strerror(-r));
+        r = d->handle->ops->get_flags(d->handle, &d->flags);
+        if (r == -ENOTTY || (r >= 0 && !(d->flags & VFIO_MIGRATION_STOP_COPY)))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_NOT_MIGRATABLE, "%s does not support migration", name);
+        if (r >= 0)
+                r = d->handle->ops->get_state(d->handle, &d->state);
+        if (r < 0)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s: cannot query migration: %s",
+                                         name, g_strerror(-r));
+        /* A source must run; a target may also be stopped, e.g. the source
+         * of an earlier migration taking its state back. */
+        if (d->state != VFIO_STATE_RUNNING && (source || d->state != VFIO_STATE_STOP))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is in state %s, not %s", name,
+                                         fsm_state_to_string(d->state), source ? "running" : "running or stop");
+        return 0;
+}
+
+static int check_pairs(Migration *j, sd_bus_error *error) {
+        bool p2p = all_have(j, VFIO_MIGRATION_P2P);
+
+        for (unsigned p = 0; p < j->pairs && j->kind == MIGRATION_MIGRATE; p++) {
+                g_autofree char *why = compat_check(dev(j, p)->info, target_of(j, p)->info);
+
+                if (why)
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INCOMPATIBLE, "%s", why);
+        }
+        if (j->pairs > 1 && !p2p && !j->options.allow_no_p2p) {
+                for (guint i = 0; i < j->devices->len; i++)
+                        if (!(dev(j, i)->flags & VFIO_MIGRATION_P2P))
+                                return sd_bus_error_setf(error, VFIOMIG_ERROR_NOT_MIGRATABLE,
+                                                         "%s does not support P2P states, so it cannot be quiesced "
+                                                         "with the rest of the group (option allow-no-p2p)",
+                                                         dev(j, i)->info->name);
+        }
+        return 0;
+}
+
+static int setup_identity(Migration *j) {
+        MigrationDevice *d = dev(j, 0);
+
+        j->identity.migration_type = compat_migration_type(d->info);
+        j->identity.migration_version = g_strdup("");
+        j->identity.device = g_strdup(d->info->name);
+        j->identity.migration_flags = d->flags;
+        return 0;
+}
+
+static int open_stream(Migration *j, const MigrationRequest *req, sd_bus_error *error) {
+        int fd = req->stream_fd, r;
+
+        if (req->final_path) {
+                j->final_path = g_strdup(req->final_path);
+                j->temp_path = g_strdup_printf("%s.partial", req->final_path);
+                fd = open(j->temp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0)
+                        return sd_bus_error_set_errnof(error, errno, "Cannot create %s: %m", j->temp_path);
+                r = xfer_end_from_client_fd(fd, true, &j->stream);
+                close(fd);
+        } else
+                r = xfer_end_from_client_fd(fd, j->kind == MIGRATION_SAVE, &j->stream);
+        if (r < 0)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s cannot carry a stream: %s",
+                                         req->stream_label, g_strerror(-r));
+        return 0;
+}
+
+static char *label(char **names) {
+        return g_strjoinv(",", names);
+}
+
+int migration_start(Manager *m, const MigrationRequest *req, const char *owner, Migration **ret,
+                    sd_bus_error *error) {
+        g_autoptr(Migration) j = g_new0(Migration, 1);
+        int r;
+
+        j->manager = m;
+        j->kind = req->kind;
+        j->options = req->options;
+        j->owner = g_strdup(owner);
+        j->devices = g_ptr_array_new();
+        j->stream.fd = j->cancel_fd = j->notify_fd = -1;
+        g_mutex_init(&j->lock);
+        j->source_label = req->sources ? label(req->sources) : g_strdup(req->stream_label);
+        j->target_label = req->targets ? label(req->targets) : g_strdup(req->stream_label);
+        j->pairs = g_strv_length(req->sources ? req->sources : req->targets);
+
+        for (char **s = req->sources; s && *s; s++) {
+                r = add_device(j, *s, true, error);
+                if (r < 0)
+                        return r;
+        }
+        for (char **t = req->targets; t && *t; t++) {
+                r = add_device(j, *t, false, error);
+                if (r < 0)
+                        return r;
+        }
+        r = check_pairs(j, error);
+        if (r < 0)
+                return r;
+        if (j->kind != MIGRATION_MIGRATE) {
+                r = open_stream(j, req, error);
+                if (r < 0)
+                        return r;
+        }
+        if (j->kind == MIGRATION_SAVE)
+                setup_identity(j);
+
+        j->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        j->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (j->cancel_fd < 0 || j->notify_fd < 0)
+                return sd_bus_error_set_errnof(error, errno, "Cannot create eventfd: %m");
+        r = sd_event_add_io(m->event, &j->notify_source, j->notify_fd, EPOLLIN, on_worker_notify, j);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot watch the worker: %m");
+
+        j->id = ++m->last_migration_id;
+        j->path = g_strdup_printf(VFIOMIG_MIGRATION_PATH_PREFIX "/%u", j->id);
+        for (guint i = 0; i < j->devices->len; i++)
+                registry_set_device_busy(m->registry, dev(j, i)->info->name, true);
+        g_hash_table_insert(m->migrations, GUINT_TO_POINTER(j->id), j);
+        j->thread = g_thread_new("migration", worker, j);
+        log_info("Migration %u started: %s %s -> %s", j->id, kind_names[j->kind], j->source_label, j->target_label);
+        *ret = g_steal_pointer(&j);
+        return 0;
+}
+
+/* ---- after a crash ---- */
+
+static void recover_entry(Manager *m, const JournalEntry *e) {
+        struct { char **names; bool source; } roles[] = { { e->sources, true }, { e->targets, false } };
+
+        for (size_t k = 0; k < G_N_ELEMENTS(roles); k++)
+                for (char **n = roles[k].names; n && *n; n++) {
+                        const Device *d = registry_get_device(m->registry, *n);
+                        g_autoptr(DeviceHandle) h = NULL;
+                        g_autofree char *why = NULL, *outcome = NULL;
+                        int r;
+
+                        /* a committed job moved the state: sources stay stopped, targets keep it */
+                        if (e->committed)
+                                continue;
+                        if (!d) {
+                                log_warning("Migration %u: %s %s is gone, nothing to restore", e->id,
+                                            roles[k].source ? "source" : "target", *n);
+                                continue;
+                        }
+                        r = m->source->ops->open_device(m->source, d, &h, &why);
+                        if (r < 0) {
+                                log_warning("Migration %u: cannot restore %s: %s", e->id, *n,
+                                            why ? why : g_strerror(-r));
+                                continue;
+                        }
+                        outcome = migration_recover_device(h, roles[k].source);
+                        log_notice("Migration %u was interrupted by a daemon restart: %s %s %s", e->id,
+                                   roles[k].source ? "source" : "target", *n, outcome);
+                }
+}
+
+void migration_recover_journal(Manager *m) {
+        g_autoptr(GPtrArray) entries = journal_load(m->runtime_dir);
+
+        for (guint i = 0; i < entries->len; i++) {
+                JournalEntry *e = entries->pdata[i];
+
+                recover_entry(m, e);
+                journal_remove(m->runtime_dir, e->id);
+                m->last_migration_id = MAX(m->last_migration_id, e->id);
+        }
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "devops.h"
+
+/* Moving bytes for a migration worker: every wait can be cancelled (an
+ * eventfd the main loop writes) and gives up after io_timeout_usec
+ * without progress, so a stalled device or peer never hangs a job.
+ *
+ * An endpoint is a data session fd of a device (I/O through its ops) or a
+ * client's fd (a file, pipe or socket). */
+
+typedef struct Xfer {
+        int cancel_fd;
+        uint64_t io_timeout_usec;
+        const char *what;       /* for messages: "0000:3b:00.1" or a file name */
+} Xfer;
+
+typedef struct XferEnd {
+        int fd;
+        DeviceHandle *device;   /* NULL for a client's fd */
+        bool socket;            /* use MSG_DONTWAIT: its file description is shared */
+} XferEnd;
+
+/* Makes a client's fd safe to use without blocking: a FIFO is reopened
+ * through /proc (a new file description, so O_NONBLOCK does not leak to
+ * the client), a socket is marked for MSG_DONTWAIT, a regular file is
+ * dup'ed. */
+int xfer_end_from_client_fd(int fd, bool for_write, XferEnd *ret);
+/* A device's data fd: ours alone, so it is simply set non-blocking. */
+int xfer_end_from_device(DeviceHandle *device, int fd, XferEnd *ret);
+
+/* One read; 0 at end of stream. -ENOMSG is passed through: in PRE_COPY
+ * it marks the end of the data available for now. -ECANCELED,
+ * -ETIMEDOUT while waiting. */
+ssize_t xfer_read(const Xfer *x, const XferEnd *e, void *buf, size_t len);
+/* Reads until len bytes or end of stream; returns the bytes read. */
+ssize_t xfer_read_full(const Xfer *x, const XferEnd *e, void *buf, size_t len);
+int xfer_write_all(const Xfer *x, const XferEnd *e, const void *buf, size_t len);
+
+/* Copies from one device session to another, at most limit bytes, and
+ * for pre-copy (temporary_end) stops early at a 0 read or ENOMSG. Uses
+ * splice() between two plain pipes, else a buffer. Reports progress as it
+ * goes. Returns the bytes copied; on failure *ret_dst_failed tells which
+ * end it was. */
+typedef void (*XferProgress)(void *userdata, uint64_t delta);
+int64_t xfer_copy(const Xfer *x, const XferEnd *src, const XferEnd *dst, uint64_t limit, bool temporary_end,
+                  XferProgress progress, void *userdata, bool *ret_dst_failed);
