@@ -22,6 +22,12 @@ typedef struct Ctl {
         sd_bus *bus;
         bool json;
         bool ask_password;
+        /* migrations */
+        bool no_wait, no_precopy, overwrite, allow_no_p2p, loading;
+        int max_rounds;                 /* -1: the daemon's default */
+        uint32_t io_timeout;            /* 0: the daemon's default */
+        const char *target_state, *source_state;
+        GPtrArray *group;               /* "SOURCE=TARGET" */
 } Ctl;
 
 typedef int (*CommandFunc)(Ctl *ctl, int argc, char **argv);
@@ -33,6 +39,12 @@ int cmd_show(Ctl *ctl, int argc, char **argv);
 int cmd_create_mdev(Ctl *ctl, int argc, char **argv);
 int cmd_remove_mdev(Ctl *ctl, int argc, char **argv);
 int cmd_monitor(Ctl *ctl, int argc, char **argv);
+int cmd_migrate(Ctl *ctl, int argc, char **argv);
+int cmd_save(Ctl *ctl, int argc, char **argv);
+int cmd_load(Ctl *ctl, int argc, char **argv);
+int cmd_migrations(Ctl *ctl, int argc, char **argv);
+int cmd_cancel(Ctl *ctl, int argc, char **argv);
+int cmd_wait(Ctl *ctl, int argc, char **argv);
 
 /* Calls a Manager method; on failure prints "Failed to <what>: <message>"
  * and returns the exit code for the error, else EXIT_OK. */

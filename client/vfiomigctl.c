@@ -22,6 +22,12 @@ static const struct {
         { "create-mdev", cmd_create_mdev },
         { "remove-mdev", cmd_remove_mdev },
         { "monitor",     cmd_monitor },
+        { "migrate",     cmd_migrate },
+        { "save",        cmd_save },
+        { "load",        cmd_load },
+        { "migrations",  cmd_migrations },
+        { "cancel",      cmd_cancel },
+        { "wait",        cmd_wait },
 };
 
 static void help(void) {
@@ -34,14 +40,31 @@ static void help(void) {
                "  create-mdev PARENT TYPE [UUID]\n"
                "                              Create an mdev; prints its UUID\n"
                "  remove-mdev UUID            Remove an mdev\n"
-               "  monitor                     Print devices as they are added and removed\n\n"
+               "  monitor                     Print devices as they are added and removed\n"
+               "  migrate SOURCE TARGET       Move a device's state into another device\n"
+               "  save DEVICE NAME|-          Save a device's state under NAME, or to stdout\n"
+               "  load DEVICE NAME|-          Load a saved state, or one from stdin\n"
+               "  migrations                  List running migrations\n"
+               "  cancel ID                   Cancel a migration\n"
+               "  wait ID                     Wait for a migration to end\n\n"
                "Options:\n"
                "  -h --help                   Show this help\n"
                "     --version                Show package version\n"
                "     --json                   Print JSON instead of tables\n"
-               "     --no-ask-password        Do not ask for a password to authorize\n\n"
-               "Exit status: 0 success, 1 failure, 2 usage error, 3 no such device or type,\n"
-               "4 not authorized, 5 busy or already exists, 6 vfiomigd unreachable.\n",
+               "     --no-ask-password        Do not ask for a password to authorize\n"
+               "     --no-wait                Start a migration and print its ID\n"
+               "     --no-precopy             Skip pre-copy: stop the source at once\n"
+               "     --max-precopy-rounds=N   At most N pre-copy rounds\n"
+               "     --io-timeout=SEC         Fail after SEC seconds without progress\n"
+               "     --target-state=running|stop\n"
+               "                              State of targets after migrate or load\n"
+               "     --source-state=stop|running\n"
+               "                              State of the source after save\n"
+               "     --pair=SOURCE=TARGET     Migrate this pair together with the first\n"
+               "     --allow-no-p2p           Let group members without P2P take part\n"
+               "     --overwrite              Replace an existing saved state\n\n"
+               "Exit status: 0 success, 1 failure, 2 usage error, 3 no such device, type or\n"
+               "migration, 4 not authorized, 5 busy or already exists, 6 vfiomigd unreachable.\n",
                program_invocation_short_name);
 }
 
@@ -107,14 +130,27 @@ int ctl_call(Ctl *ctl, const char *method, sd_bus_message **reply, const char *w
 }
 
 static int parse_argv(int argc, char *argv[], Ctl *ctl) {
-        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_NO_ASK_PASSWORD };
+        enum {
+                ARG_VERSION = 0x100, ARG_JSON, ARG_NO_ASK_PASSWORD, ARG_NO_WAIT, ARG_NO_PRECOPY, ARG_MAX_ROUNDS,
+                ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE, ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_OVERWRITE,
+        };
         static const struct option options[] = {
-                { "help",            no_argument, NULL, 'h' },
-                { "version",         no_argument, NULL, ARG_VERSION },
-                { "json",            no_argument, NULL, ARG_JSON },
-                { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+                { "help",               no_argument,       NULL, 'h' },
+                { "version",            no_argument,       NULL, ARG_VERSION },
+                { "json",               no_argument,       NULL, ARG_JSON },
+                { "no-ask-password",    no_argument,       NULL, ARG_NO_ASK_PASSWORD },
+                { "no-wait",            no_argument,       NULL, ARG_NO_WAIT },
+                { "no-precopy",         no_argument,       NULL, ARG_NO_PRECOPY },
+                { "max-precopy-rounds", required_argument, NULL, ARG_MAX_ROUNDS },
+                { "io-timeout",         required_argument, NULL, ARG_IO_TIMEOUT },
+                { "target-state",       required_argument, NULL, ARG_TARGET_STATE },
+                { "source-state",       required_argument, NULL, ARG_SOURCE_STATE },
+                { "pair",               required_argument, NULL, ARG_PAIR },
+                { "allow-no-p2p",       no_argument,       NULL, ARG_ALLOW_NO_P2P },
+                { "overwrite",          no_argument,       NULL, ARG_OVERWRITE },
                 {}
         };
+        guint64 v;
         int c;
 
         /* "+" stops at the verb; options may follow it too (see main) */
@@ -131,6 +167,47 @@ static int parse_argv(int argc, char *argv[], Ctl *ctl) {
                         break;
                 case ARG_NO_ASK_PASSWORD:
                         ctl->ask_password = false;
+                        break;
+                case ARG_NO_WAIT:
+                        ctl->no_wait = true;
+                        break;
+                case ARG_NO_PRECOPY:
+                        ctl->no_precopy = true;
+                        break;
+                case ARG_MAX_ROUNDS:
+                        if (!g_ascii_string_to_unsigned(optarg, 10, 0, 1000000, &v, NULL)) {
+                                ctl_usage_error("Invalid --max-precopy-rounds=%s", optarg);
+                                return -EINVAL;
+                        }
+                        ctl->max_rounds = (int) v;
+                        break;
+                case ARG_IO_TIMEOUT:
+                        if (!g_ascii_string_to_unsigned(optarg, 10, 1, 86400, &v, NULL)) {
+                                ctl_usage_error("Invalid --io-timeout=%s: 1 to 86400 seconds", optarg);
+                                return -EINVAL;
+                        }
+                        ctl->io_timeout = (uint32_t) v;
+                        break;
+                case ARG_TARGET_STATE:
+                case ARG_SOURCE_STATE:
+                        if (!g_str_equal(optarg, "running") && !g_str_equal(optarg, "stop")) {
+                                ctl_usage_error("Invalid state '%s': running or stop", optarg);
+                                return -EINVAL;
+                        }
+                        *(c == ARG_TARGET_STATE ? &ctl->target_state : &ctl->source_state) = optarg;
+                        break;
+                case ARG_PAIR:
+                        if (!strchr(optarg, '=')) {
+                                ctl_usage_error("Invalid --pair=%s: SOURCE=TARGET", optarg);
+                                return -EINVAL;
+                        }
+                        g_ptr_array_add(ctl->group, optarg);
+                        break;
+                case ARG_ALLOW_NO_P2P:
+                        ctl->allow_no_p2p = true;
+                        break;
+                case ARG_OVERWRITE:
+                        ctl->overwrite = true;
                         break;
                 default:
                         return -EINVAL;
@@ -157,8 +234,8 @@ static void split_options(int argc, char **argv, GPtrArray *opts, GPtrArray *arg
 }
 
 int main(int argc, char *argv[]) {
-        g_autoptr(GPtrArray) opts = g_ptr_array_new(), args = g_ptr_array_new();
-        Ctl ctl = { .ask_password = isatty(STDIN_FILENO) };
+        g_autoptr(GPtrArray) opts = g_ptr_array_new(), args = g_ptr_array_new(), group = g_ptr_array_new();
+        Ctl ctl = { .ask_password = isatty(STDIN_FILENO), .max_rounds = -1, .group = group };
         const char *verb;
         int r, code;
 

@@ -100,16 +100,64 @@ static int method_set_dirty_rate(sd_bus_message *msg, void *userdata, sd_bus_err
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+static int method_get_transitions(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        SimDevice *sim = lookup_sim(userdata, msg, error);
+        g_autoptr(GArray) history = NULL;
+        sd_bus_message *reply = NULL;
+        int r;
+
+        if (!sim)
+                return -ENODEV;
+        history = sim_device_history(sim);
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(uss)");
+        for (guint i = 0; r >= 0 && i < history->len; i++) {
+                const SimArc *a = &g_array_index(history, SimArc, i);
+
+                r = sd_bus_message_append(reply, "(uss)", a->seq, fsm_state_to_string(a->from),
+                                          fsm_state_to_string(a->to));
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        SimDevice *sim = lookup_sim(m, msg, error);
+        int r;
+
+        if (!sim)
+                return -ENODEV;
+        r = check_manage(m, msg, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = sim_device_reset(sim);
+        if (r == -EBUSY)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "The device is open for a migration");
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 const sd_bus_vtable bus_testbed_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("GetDigest", SD_BUS_ARGS("s", device), SD_BUS_RESULT("s", digest),
                                 method_get_digest, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetDeviceState", SD_BUS_ARGS("s", device), SD_BUS_RESULT("s", state),
                                 method_get_device_state, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetTransitions", SD_BUS_ARGS("s", device), SD_BUS_RESULT("a(uss)", arcs),
+                                method_get_transitions, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("InjectFault", SD_BUS_ARGS("s", device, "s", fault), SD_BUS_NO_RESULT,
                                 method_inject_fault, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ClearFaults", SD_BUS_ARGS("s", device), SD_BUS_NO_RESULT,
                                 method_clear_faults, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reset", SD_BUS_ARGS("s", device), SD_BUS_NO_RESULT,
+                                method_reset, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetDirtyRate", SD_BUS_ARGS("s", device, "t", bytes_per_second), SD_BUS_NO_RESULT,
                                 method_set_dirty_rate, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END

@@ -184,6 +184,12 @@ FsmRecovery fsm_recovery(uint32_t actual, uint32_t want, uint32_t flags, uint32_
 
         if (actual == VFIO_STATE_ERROR)
                 return FSM_RECOVERY_RESET;
+        /* Leaving RESUMING makes the device check and load what it got:
+         * after a failure that is incomplete or rejected data, and mtty on
+         * 6.12 oopses on RESUMING -> STOP once the session's fd has been
+         * closed. Only a reset abandons a RESUMING session safely. */
+        if (actual == VFIO_STATE_RESUMING && want != VFIO_STATE_RESUMING)
+                return FSM_RECOVERY_RESET;
         if (actual == want)
                 return FSM_RECOVERY_NONE;
         if (fsm_path(actual, want, flags, path, &n) < 0)

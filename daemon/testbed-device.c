@@ -22,7 +22,12 @@
 #define SIM_PIPE_SIZE   (1024 * 1024)
 #define NOT_RECEIVED    UINT32_MAX
 
+typedef struct SimDevice SimDevice;
+
+/* A data session. Its thread gets it as its argument: the device may drop
+ * its pointer to the session (session_end) before the thread ever runs. */
 typedef struct Session {
+        SimDevice *dev;
         bool resume;
         int fd;                 /* our end: write end (save), read end (resume) */
         int wake;               /* eventfd: stop the thread */
@@ -61,7 +66,11 @@ struct SimDevice {
         GArray *faults;         /* SimFault */
         Session *session;
         uint64_t io_read, io_written;   /* through read_data/write_data, this session */
+        GArray *history;        /* SimArc, the last HISTORY_MAX */
 };
+
+#define HISTORY_MAX 256
+static gint history_seq;
 
 typedef struct SimHandle {
         DeviceHandle handle;
@@ -416,21 +425,30 @@ static size_t encode_item(SimDevice *d, uint64_t seed, const Item *it, uint8_t *
         return SIM_RECORD_HEAD + len;
 }
 
+/* The non-blocking write and the count of written bytes happen under one
+ * lock: PRECOPY_INFO computes what is left from the count and the pipe's
+ * fill level, and must never see bytes in the pipe it has not counted. */
 static bool write_all(Session *s, SimDevice *d, const uint8_t *buf, size_t len) {
         while (len > 0) {
-                ssize_t n;
+                ssize_t n = -1;
+                int e = EAGAIN;
                 bool stalled;
 
                 g_mutex_lock(&d->lock);
                 stalled = s->stall_after > 0 && s->written >= s->stall_after;
+                if (!stalled) {
+                        n = write(s->fd, buf, len);
+                        e = errno;
+                        if (n > 0)
+                                s->written += (uint64_t) n;
+                }
                 g_mutex_unlock(&d->lock);
                 if (stalled) {          /* produce nothing more, until stopped */
                         while (!session_stopped(d, s))
                                 session_wait(s, 0);
                         return false;
                 }
-                n = write(s->fd, buf, len);
-                if (n < 0 && errno == EAGAIN) {
+                if (n < 0 && e == EAGAIN) {
                         session_wait(s, POLLOUT);
                         if (session_stopped(d, s))
                                 return false;
@@ -438,9 +456,6 @@ static bool write_all(Session *s, SimDevice *d, const uint8_t *buf, size_t len) 
                 }
                 if (n < 0)
                         return false;   /* reader gone */
-                g_mutex_lock(&d->lock);
-                s->written += (uint64_t) n;
-                g_mutex_unlock(&d->lock);
                 buf += n;
                 len -= (size_t) n;
         }
@@ -448,12 +463,11 @@ static bool write_all(Session *s, SimDevice *d, const uint8_t *buf, size_t len) 
 }
 
 static gpointer producer(gpointer userdata) {
-        SimDevice *d = userdata;
-        Session *s;
+        Session *s = userdata;
+        SimDevice *d = s->dev;
         g_autofree uint8_t *buf = NULL;
 
         g_mutex_lock(&d->lock);
-        s = d->session;
         buf = g_malloc(MAX(header_len(d), SIM_RECORD_HEAD + d->page_size));
         for (;;) {
                 Item it = next_item(d, s);
@@ -510,7 +524,8 @@ static int start_save(SimDevice *d, bool stopcopy, int *ret_fd) {
                 s->stall_after = MAX(f.after, 1);
         d->session = s;
         d->io_read = d->io_written = 0;
-        s->thread = g_thread_new("sim-producer", producer, d);
+        s->dev = d;
+        s->thread = g_thread_new("sim-producer", producer, s);
         *ret_fd = fds[0];
         return 0;
 }
@@ -586,14 +601,11 @@ static size_t consume(SimDevice *d, Session *s, const uint8_t *buf, size_t len) 
 }
 
 static gpointer consumer(gpointer userdata) {
-        SimDevice *d = userdata;
-        Session *s;
+        Session *s = userdata;
+        SimDevice *d = s->dev;
         g_autoptr(GByteArray) pending = g_byte_array_new();
         uint8_t buf[65536];
 
-        g_mutex_lock(&d->lock);
-        s = d->session;
-        g_mutex_unlock(&d->lock);
         for (;;) {
                 ssize_t n = read(s->fd, buf, sizeof(buf));
                 size_t used;
@@ -645,7 +657,8 @@ static int start_resume(SimDevice *d, int *ret_fd) {
         memset(s->in_versions, 0xff, d->npages * sizeof(uint32_t));
         d->session = s;
         d->io_read = d->io_written = 0;
-        s->thread = g_thread_new("sim-consumer", consumer, d);
+        s->dev = d;
+        s->thread = g_thread_new("sim-consumer", consumer, s);
         *ret_fd = fds[1];
         return 0;
 }
@@ -750,8 +763,14 @@ static int sim_set_state(DeviceHandle *h, uint32_t want, int *ret_data_fd) {
                         break;
                 }
                 r = apply_arc(d, d->state, path[i], &fd);
-                if (r >= 0)
+                if (r >= 0) {
+                        SimArc arc = { (uint32_t) g_atomic_int_add(&history_seq, 1), d->state, path[i] };
+
+                        if (d->history->len >= HISTORY_MAX)
+                                g_array_remove_index(d->history, 0);
+                        g_array_append_val(d->history, arc);
                         d->state = path[i];
+                }
         }
         persist(d);
         g_mutex_unlock(&d->lock);
@@ -935,6 +954,7 @@ SimDevice *sim_device_new(const char *name, const SimConfig *c, const char *pers
         d->versions = g_new0(uint32_t, d->npages);
         d->dirty = g_new0(uint8_t, d->npages);
         d->faults = g_array_new(FALSE, FALSE, sizeof(SimFault));
+        d->history = g_array_new(FALSE, FALSE, sizeof(SimArc));
         d->dirty_last_usec = now_usec(CLOCK_MONOTONIC);
         g_mutex_init(&d->lock);
         if (persist_dir) {
@@ -952,6 +972,7 @@ void sim_device_free(SimDevice *d) {
         g_mutex_unlock(&d->lock);
         g_mutex_clear(&d->lock);
         g_array_unref(d->faults);
+        g_array_unref(d->history);
         g_free(d->versions);
         g_free(d->dirty);
         g_free(d->persist_base);
@@ -1032,10 +1053,32 @@ void sim_device_set_dirty_rate(SimDevice *d, uint64_t bytes_per_second) {
         g_mutex_unlock(&d->lock);
 }
 
+int sim_device_reset(SimDevice *d) {
+        g_mutex_lock(&d->lock);
+        if (d->open) {
+                g_mutex_unlock(&d->lock);
+                return -EBUSY;
+        }
+        session_end(d);
+        d->state = VFIO_STATE_RUNNING;
+        persist(d);
+        g_mutex_unlock(&d->lock);
+        return 0;
+}
+
 void sim_device_add_fault(SimDevice *d, const SimFault *f) {
         g_mutex_lock(&d->lock);
         g_array_append_val(d->faults, *f);
         g_mutex_unlock(&d->lock);
+}
+
+GArray *sim_device_history(SimDevice *d) {
+        GArray *copy;
+
+        g_mutex_lock(&d->lock);
+        copy = g_array_copy(d->history);
+        g_mutex_unlock(&d->lock);
+        return copy;
 }
 
 void sim_device_clear_faults(SimDevice *d) {

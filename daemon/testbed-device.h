@@ -77,5 +77,15 @@ char *sim_device_digest(SimDevice *d);
 uint32_t sim_device_state(SimDevice *d);
 uint32_t sim_device_flags(SimDevice *d);
 void sim_device_set_dirty_rate(SimDevice *d, uint64_t bytes_per_second);
+/* What VFIO_DEVICE_RESET does, from outside: -EBUSY while a handle is open. */
+int sim_device_reset(SimDevice *d);
 void sim_device_add_fault(SimDevice *d, const SimFault *f);
 void sim_device_clear_faults(SimDevice *d);
+
+/* Every arc the device took, with a sequence number shared by all
+ * simulated devices, so tests can order transitions across devices. */
+typedef struct SimArc {
+        uint32_t seq;
+        uint32_t from, to;
+} SimArc;
+GArray *sim_device_history(SimDevice *d);

@@ -30,7 +30,7 @@ static const char *const type_keys[] = {
 };
 static const char *const device_keys[] = {
         "Kind", "Parent", "Type", "Driver", "Vendor", "Device", "SubsystemVendor",
-        "SubsystemDevice", "IommuGroup", "MigrationFlags", "StateSize", "DirtyRate", "Fault", NULL
+        "SubsystemDevice", "IommuGroup", "MigrationFlags", "StateSize", "DirtyRate", "Fault", "VendorTag", NULL
 };
 
 #define DEFAULT_STATE_SIZE (64 * 1024)
@@ -166,6 +166,10 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, const Device *d
         g_auto(GStrv) faults = NULL;
         SimDevice *dev;
 
+        /* VendorTag= plays a driver that refuses data its identity promised
+         * to take (a firmware mismatch, say). */
+        if (c && !conf_file_get_string(c, group, "VendorTag", tag, &tag, error))
+                return false;
         sim->flags = d->migration_flags;
         sim->tag = tag;
         dev = sim_device_new(d->name, sim, tb->persist_dir);

@@ -223,6 +223,18 @@ static int open_error(char **ret_error, int error, const char *format, ...) {
         return -abs(error);
 }
 
+/* The same with the error's description appended: "<step>: <strerror>". */
+static int open_fail(char **ret_error, int error, const char *format, ...) G_GNUC_PRINTF(3, 4);
+static int open_fail(char **ret_error, int error, const char *format, ...) {
+        g_autofree char *step = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        step = g_strdup_vprintf(format, ap);
+        va_end(ap);
+        return open_error(ret_error, error, "%s: %s", step, g_strerror(abs(error)));
+}
+
 static bool is_cdev_node(const char *path) {
         const char *n;
 
@@ -248,11 +260,11 @@ static int open_cdev(VfioHandle *h, const Device *d, char **error) {
 
         device_fd = open(d->vfio_dev, O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (device_fd < 0)
-                return open_error(error, errno, "opening %s: %s", d->vfio_dev, g_strerror(errno));
+                return open_fail(error, errno, "opening %s", d->vfio_dev);
 
         iommufd = open(IOMMUFD_PATH, O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (iommufd < 0)
-                return open_error(error, errno, "opening " IOMMUFD_PATH ": %s", g_strerror(errno));
+                return open_fail(error, errno, "opening " IOMMUFD_PATH);
 
         bind.iommufd = iommufd;
         if (ioctl(device_fd, VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0) {
@@ -270,7 +282,7 @@ static int open_cdev(VfioHandle *h, const Device *d, char **error) {
                 if (e == EINVAL)
                         return open_error(error, EBUSY, "%s is in use by another process (already bound to an iommufd)",
                                           d->vfio_dev);
-                return open_error(error, e, "binding %s to " IOMMUFD_PATH ": %s", d->vfio_dev, g_strerror(e));
+                return open_fail(error, e, "binding %s to " IOMMUFD_PATH, d->vfio_dev);
         }
         log_debug("%s: bound %s to iommufd, device id %" PRIu32, d->name, d->vfio_dev, bind.out_devid);
 
@@ -285,19 +297,18 @@ static int open_container(const Device *d, int *ret, char **error) {
 
         fd = open(VFIO_CONTAINER_PATH, O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
-                return open_error(error, errno, "opening the VFIO container " VFIO_CONTAINER_PATH ": %s",
-                                  g_strerror(errno));
+                return open_fail(error, errno, "opening the VFIO container " VFIO_CONTAINER_PATH);
 
         r = ioctl(fd, VFIO_GET_API_VERSION);
         if (r < 0)
-                return open_error(error, errno, "VFIO_GET_API_VERSION: %s", g_strerror(errno));
+                return open_fail(error, errno, "VFIO_GET_API_VERSION");
         if (r != VFIO_API_VERSION)
                 return open_error(error, EPROTONOSUPPORT, "unknown VFIO API version %d (expected %d)",
                                   r, VFIO_API_VERSION);
 
         r = ioctl(fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU);
         if (r < 0)
-                return open_error(error, errno, "VFIO_CHECK_EXTENSION(TYPE1v2): %s", g_strerror(errno));
+                return open_fail(error, errno, "VFIO_CHECK_EXTENSION(TYPE1v2)");
         if (r == 0)
                 return open_error(error, EOPNOTSUPP, "the VFIO container has no Type1v2 IOMMU "
                                   "(is vfio_iommu_type1 loaded?)");
@@ -319,11 +330,11 @@ static int open_group(const Device *d, int *ret, char **error) {
                  * of its devices is open through its cdev. */
                 if (e == EBUSY)
                         return open_error(error, e, "IOMMU group %s is in use by another process", d->iommu_group);
-                return open_error(error, e, "opening IOMMU group %s: %s", path, g_strerror(e));
+                return open_fail(error, e, "opening IOMMU group %s", path);
         }
 
         if (ioctl(fd, VFIO_GROUP_GET_STATUS, &status) < 0)
-                return open_error(error, errno, "VFIO_GROUP_GET_STATUS on %s: %s", path, g_strerror(errno));
+                return open_fail(error, errno, "VFIO_GROUP_GET_STATUS on %s", path);
         if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE))
                 return open_error(error, EPERM, "IOMMU group %s is not viable: every device in it must be "
                                   "bound to a VFIO driver or to none", d->iommu_group);
@@ -349,17 +360,14 @@ static int open_legacy(VfioHandle *h, const Device *d, char **error) {
                 return r;
 
         if (ioctl(group, VFIO_GROUP_SET_CONTAINER, &container) < 0)
-                return open_error(error, errno, "VFIO_GROUP_SET_CONTAINER for IOMMU group %s: %s",
-                                  d->iommu_group, g_strerror(errno));
+                return open_fail(error, errno, "VFIO_GROUP_SET_CONTAINER for IOMMU group %s", d->iommu_group);
         if (ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0)
-                return open_error(error, errno, "VFIO_SET_IOMMU(TYPE1v2) for IOMMU group %s: %s",
-                                  d->iommu_group, g_strerror(errno));
+                return open_fail(error, errno, "VFIO_SET_IOMMU(TYPE1v2) for IOMMU group %s", d->iommu_group);
 
         /* The kernel installs the device fd O_CLOEXEC. */
         fd = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, d->name);
         if (fd < 0)
-                return open_error(error, errno, "VFIO_GROUP_GET_DEVICE_FD in IOMMU group %s: %s",
-                                  d->iommu_group, g_strerror(errno));
+                return open_fail(error, errno, "VFIO_GROUP_GET_DEVICE_FD in IOMMU group %s", d->iommu_group);
         log_debug("%s: opened through IOMMU group %s", d->name, d->iommu_group);
 
         h->device_fd = fd;

@@ -108,7 +108,9 @@ class Daemon:
         self.logpath = os.path.join(bus.dir, f'vfiomigd-{time.monotonic_ns()}.log')
         self.log = open(self.logpath, 'w+', encoding='utf-8')
         full_env = dict(os.environ, **(env or {}))
-        self.proc = subprocess.Popen([*wrapper, VFIOMIGD, '--log-level=debug', *args],
+        # e.g. VFIOMIG_TEST_WRAPPER="valgrind --error-exitcode=99" to debug
+        extra = os.environ.get('VFIOMIG_TEST_WRAPPER', '').split()
+        self.proc = subprocess.Popen([*wrapper, *extra, VFIOMIGD, '--log-level=debug', *args],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
         conn = bus.connect()
         try:

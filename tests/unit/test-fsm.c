@@ -574,7 +574,7 @@ static const char *rname(FsmRecovery r) {
  * state is stuck short of a reset when want is RUNNING: every supported
  * state reaches it. */
 static FsmRecovery ref_recovery_running(uint32_t actual, uint32_t flags) {
-        if (actual == ERR || actual >= VFIO_STATE_MAX)
+        if (actual == ERR || actual == RES || actual >= VFIO_STATE_MAX)
                 return FSM_RECOVERY_RESET;
         if (actual == RUN)
                 return FSM_RECOVERY_NONE;
@@ -602,8 +602,9 @@ static void test_recovery(void) {
         /* other targets, same rule */
         uint32_t st;
         g_assert_cmpint(fsm_recovery(STP, STP, F_SC, &st), ==, FSM_RECOVERY_NONE);
-        g_assert_cmpint(fsm_recovery(RES, STP, F_SC, &st), ==, FSM_RECOVERY_SET);
+        g_assert_cmpint(fsm_recovery(RES, STP, F_SC, &st), ==, FSM_RECOVERY_RESET);     /* never load leftovers */
         g_assert_cmpuint(st, ==, STP);
+        g_assert_cmpint(fsm_recovery(RES, RES, F_SC, &st), ==, FSM_RECOVERY_NONE);
         g_assert_cmpint(fsm_recovery(RUN, RP2, F_SC | F_P2P, &st), ==, FSM_RECOVERY_SET);
         g_assert_cmpuint(st, ==, RP2);
         g_assert_cmpint(fsm_recovery(SCP, PRE, F_ALL, &st), ==, FSM_RECOVERY_RESET);  /* blocked */

@@ -10,7 +10,7 @@
 static Source *load(const char *text, Registry *r, GError **error) {
         g_autoptr(ConfFile) c = conf_file_parse(text, "t.conf", error);
 
-        return c ? testbed_new(c, r, error) : NULL;
+        return c ? testbed_new(c, r, NULL, error) : NULL;
 }
 
 static void test_default(void) {

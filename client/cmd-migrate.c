@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "vfiomig-names.h"
+
+/* What we know of one job, from its properties and signals. */
+typedef struct Job {
+        Ctl *ctl;
+        uint32_t id;
+        char *path;
+        char *phase, *error, *error_name, *result;
+        uint64_t bytes, expected, downtime;
+        uint32_t rounds;
+        double progress;
+        GPtrArray *devices;     /* "name role outcome" */
+        bool removed, tty, shown_bar;
+} Job;
+
+static void job_clear(Job *j) {
+        g_free(j->path);
+        g_free(j->phase);
+        g_free(j->error);
+        g_free(j->error_name);
+        g_free(j->result);
+        if (j->devices)
+                g_ptr_array_unref(j->devices);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Job, job_clear);
+
+static void set(char **field, const char *value) {
+        g_free(*field);
+        *field = g_strdup(value);
+}
+
+static int read_devices(Job *j, sd_bus_message *m) {
+        const char *name, *role, *outcome;
+        int r;
+
+        g_ptr_array_set_size(j->devices, 0);
+        r = sd_bus_message_enter_container(m, 'a', "(sss)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(sss)", &name, &role, &outcome)) > 0)
+                g_ptr_array_add(j->devices, g_strdup_printf("%s\t%s\t%s", name, role, outcome));
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        return r;
+}
+
+/* One entry of a{sv}: the properties a job reports. */
+static int read_property(Job *j, sd_bus_message *m, const char *name) {
+        const char *contents, *s;
+        int r;
+
+        r = sd_bus_message_peek_type(m, NULL, &contents);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'v', contents);
+        if (r < 0)
+                return r;
+        if (g_str_equal(name, "Phase") || g_str_equal(name, "Error") || g_str_equal(name, "ErrorName")) {
+                r = sd_bus_message_read(m, "s", &s);
+                if (r >= 0)
+                        set(g_str_equal(name, "Phase") ? &j->phase :
+                            g_str_equal(name, "Error") ? &j->error : &j->error_name, s);
+        } else if (g_str_equal(name, "BytesTransferred"))
+                r = sd_bus_message_read(m, "t", &j->bytes);
+        else if (g_str_equal(name, "BytesExpected"))
+                r = sd_bus_message_read(m, "t", &j->expected);
+        else if (g_str_equal(name, "DowntimeUsec"))
+                r = sd_bus_message_read(m, "t", &j->downtime);
+        else if (g_str_equal(name, "PrecopyRounds"))
+                r = sd_bus_message_read(m, "u", &j->rounds);
+        else if (g_str_equal(name, "Progress"))
+                r = sd_bus_message_read(m, "d", &j->progress);
+        else if (g_str_equal(name, "Devices"))
+                r = read_devices(j, m);
+        else
+                r = sd_bus_message_skip(m, contents);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        return r;
+}
+
+static int read_properties(Job *j, sd_bus_message *m) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *name;
+
+                r = sd_bus_message_read(m, "s", &name);
+                if (r >= 0)
+                        r = read_property(j, m, name);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+        }
+        return r;
+}
+
+static void show_progress(Job *j) {
+        if (j->ctl->json)
+                return;
+        if (j->tty) {
+                int filled = (int) (j->progress * 30);
+
+                fprintf(stderr, "\r[%-30.*s] %3d%% %8.1f MiB  %-9s round %u ",
+                        filled, "==============================", (int) (j->progress * 100),
+                        (double) j->bytes / (1024 * 1024), j->phase ?: "", j->rounds);
+                j->shown_bar = true;
+        }
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        g_autofree char *old_phase = g_strdup(j->phase);
+        const char *interface;
+
+        if (!j->path || !g_str_equal(sd_bus_message_get_path(m), j->path))
+                return 0;
+        if (sd_bus_message_read(m, "s", &interface) < 0 || !g_str_equal(interface, VFIOMIG_MIGRATION_INTERFACE))
+                return 0;
+        (void) read_properties(j, m);
+        if (!j->tty && !j->ctl->json && j->phase && g_strcmp0(old_phase, j->phase) != 0)
+                fprintf(stderr, "Migration %u: %s\n", j->id, j->phase);
+        show_progress(j);
+        return 0;
+}
+
+static int on_migration_removed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        const char *path, *result;
+        uint32_t id;
+
+        if (sd_bus_message_read(m, "uos", &id, &path, &result) < 0 || id != j->id)
+                return 0;
+        set(&j->result, result);
+        j->removed = true;
+        return 0;
+}
+
+/* Subscribe before calling: the end of a quick job can come right after
+ * the reply. */
+static int subscribe(Job *j) {
+        int r;
+
+        r = sd_bus_match_signal(j->ctl->bus, NULL, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                                "MigrationRemoved", on_migration_removed, j);
+        if (r >= 0)
+                r = sd_bus_add_match(j->ctl->bus, NULL,
+                                     "type='signal',sender='" VFIOMIG_BUS_NAME "',"
+                                     "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
+                                     "path_namespace='" VFIOMIG_MIGRATION_PATH_PREFIX "'",
+                                     on_properties_changed, j);
+        if (r < 0)
+                fprintf(stderr, "Failed to subscribe to migration signals: %s\n", strerror(-r));
+        return r;
+}
+
+static int wait_removed(Job *j) {
+        int r;
+
+        while (!j->removed) {
+                r = sd_bus_process(j->ctl->bus, NULL);
+                if (r == 0)
+                        r = sd_bus_wait(j->ctl->bus, UINT64_MAX);
+                if (r < 0 && r != -EINTR) {
+                        fprintf(stderr, "Lost the connection to vfiomigd: %s\n", strerror(-r));
+                        return EXIT_UNREACHABLE;
+                }
+        }
+        return EXIT_OK;
+}
+
+static void print_json(Job *j) {
+        g_autoptr(JsonObject) o = json_object_new();
+        JsonArray *devices = json_array_new();
+
+        json_object_set_int_member(o, "id", j->id);
+        json_object_set_string_member(o, "result", j->result ?: "");
+        json_object_set_string_member(o, "error_name", j->error_name ?: "");
+        json_object_set_string_member(o, "error", j->error ?: "");
+        json_object_set_int_member(o, "bytes", (gint64) j->bytes);
+        json_object_set_int_member(o, "downtime_usec", (gint64) j->downtime);
+        json_object_set_int_member(o, "precopy_rounds", j->rounds);
+        for (guint i = 0; i < j->devices->len; i++) {
+                g_auto(GStrv) f = g_strsplit(j->devices->pdata[i], "\t", 3);
+                JsonObject *d = json_object_new();
+
+                json_object_set_string_member(d, "name", f[0]);
+                json_object_set_string_member(d, "role", f[1]);
+                json_object_set_string_member(d, "outcome", f[2]);
+                json_array_add_object_element(devices, d);
+        }
+        json_object_set_array_member(o, "devices", devices);
+        json_print(json_node_init_object(json_node_alloc(), o));
+}
+
+static int report(Job *j) {
+        bool ok = g_strcmp0(j->result, "done") == 0;
+
+        if (j->shown_bar)
+                fputc('\n', stderr);
+        if (j->ctl->json)
+                print_json(j);
+        else if (ok)
+                fprintf(stderr, "Migration %u done: %.1f MiB, downtime %.3f ms, %u pre-copy round%s.\n", j->id,
+                        (double) j->bytes / (1024 * 1024), (double) j->downtime / 1000, j->rounds,
+                        j->rounds == 1 ? "" : "s");
+        else {
+                fprintf(stderr, "Migration %u %s: %s\n", j->id, j->result ?: "ended", j->error ?: "");
+                for (guint i = 0; i < j->devices->len; i++) {
+                        g_auto(GStrv) f = g_strsplit(j->devices->pdata[i], "\t", 3);
+
+                        fprintf(stderr, "  %s %s: %s\n", f[1], f[0], f[2]);
+                }
+        }
+        if (ok)
+                return EXIT_OK;
+        if (!j->error_name || !*j->error_name)
+                return EXIT_FAILED;
+        {
+                sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(j->error_name, j->error);
+
+                return ctl_exit_code_for_error(&e, -EIO);
+        }
+}
+
+/* Builds the options dictionary from the command line. */
+static int append_options(Ctl *ctl, sd_bus_message *m, bool migrate, bool save) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && ctl->no_precopy && !ctl->loading)
+                r = sd_bus_message_append(m, "{sv}", "precopy", "b", 0);
+        if (r >= 0 && ctl->max_rounds >= 0 && !ctl->loading)
+                r = sd_bus_message_append(m, "{sv}", "max-precopy-rounds", "u", (uint32_t) ctl->max_rounds);
+        if (r >= 0 && ctl->io_timeout > 0)
+                r = sd_bus_message_append(m, "{sv}", "io-timeout", "u", ctl->io_timeout);
+        if (r >= 0 && ctl->target_state && !save)
+                r = sd_bus_message_append(m, "{sv}", "target-state", "s", ctl->target_state);
+        if (r >= 0 && ctl->source_state && save)
+                r = sd_bus_message_append(m, "{sv}", "source-state", "s", ctl->source_state);
+        if (r >= 0 && ctl->overwrite && save)
+                r = sd_bus_message_append(m, "{sv}", "overwrite", "b", 1);
+        if (r >= 0 && ctl->allow_no_p2p && migrate)
+                r = sd_bus_message_append(m, "{sv}", "allow-no-p2p", "b", 1);
+        if (r >= 0 && ctl->group->len > 0 && migrate) {
+                g_ptr_array_add(ctl->group, NULL);
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", "devices");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(m, (char **) ctl->group->pdata);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                g_ptr_array_remove_index(ctl->group, ctl->group->len - 1);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+/* Starts a job with method(device, second, options) and follows it. */
+static int run_job(Ctl *ctl, const char *method, const char *device, char type, const void *second,
+                   const char *what) {
+        bool migrate = g_str_equal(method, "Migrate"), save = g_str_has_prefix(method, "Save");
+        g_auto(Job) j = { .ctl = ctl, .devices = g_ptr_array_new_with_free_func(g_free) };
+        sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *path;
+        int r, code;
+
+        j.tty = isatty(STDERR_FILENO) && !ctl->json;
+        if (!ctl->no_wait && subscribe(&j) < 0)
+                return EXIT_FAILED;
+
+        r = sd_bus_message_new_method_call(ctl->bus, &m, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH,
+                                           VFIOMIG_MANAGER_INTERFACE, method);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", device);
+        if (r >= 0)
+                r = type == 'h' ? sd_bus_message_append(m, "h", *(const int *) second)
+                                : sd_bus_message_append(m, "s", (const char *) second);
+        if (r >= 0)
+                r = append_options(ctl, m, migrate, save);
+        if (r >= 0)
+                r = sd_bus_message_set_allow_interactive_authorization(m, ctl->ask_password);
+        if (r >= 0)
+                r = sd_bus_call(ctl->bus, m, 0, &error, &reply);
+        sd_bus_message_unref(m);
+        if (r < 0) {
+                fprintf(stderr, "Failed to %s: %s\n", what, sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                code = ctl_exit_code_for_error(&error, r);
+                sd_bus_error_free(&error);
+                return code;
+        }
+        r = sd_bus_message_read(reply, "uo", &j.id, &path);
+        if (r >= 0)
+                j.path = g_strdup(path);
+        sd_bus_message_unref(reply);
+        if (r < 0)
+                return EXIT_FAILED;
+
+        if (ctl->no_wait) {
+                if (ctl->json) {
+                        g_autoptr(JsonObject) o = json_object_new();
+
+                        json_object_set_int_member(o, "id", j.id);
+                        json_object_set_string_member(o, "path", j.path);
+                        json_print(json_node_init_object(json_node_alloc(), o));
+                } else
+                        printf("%u\n", j.id);
+                return EXIT_OK;
+        }
+        if (!j.tty && !ctl->json)
+                fprintf(stderr, "Migration %u started (%s).\n", j.id, j.path);
+        code = wait_removed(&j);
+        return code != EXIT_OK ? code : report(&j);
+}
+
+int cmd_migrate(Ctl *ctl, int argc, char **argv) {
+        g_autofree char *what = NULL;
+
+        if (argc != 3)
+                return ctl_usage_error("migrate takes SOURCE TARGET");
+        what = g_strdup_printf("migrate %s to %s", argv[1], argv[2]);
+        return run_job(ctl, "Migrate", argv[1], 's', argv[2], what);
+}
+
+int cmd_save(Ctl *ctl, int argc, char **argv) {
+        g_autofree char *what = NULL;
+        int fd = STDOUT_FILENO;
+
+        if (argc != 3)
+                return ctl_usage_error("save takes DEVICE NAME (or - for standard output)");
+        what = g_strdup_printf("save %s", argv[1]);
+        if (g_str_equal(argv[2], "-")) {
+                if (isatty(fd))
+                        return ctl_usage_error("Refusing to write device state to a terminal");
+                return run_job(ctl, "SaveFd", argv[1], 'h', &fd, what);
+        }
+        return run_job(ctl, "Save", argv[1], 's', argv[2], what);
+}
+
+int cmd_load(Ctl *ctl, int argc, char **argv) {
+        g_autofree char *what = NULL;
+        int fd = STDIN_FILENO;
+
+        if (argc != 3)
+                return ctl_usage_error("load takes DEVICE NAME (or - for standard input)");
+        what = g_strdup_printf("load %s", argv[1]);
+        ctl->loading = true;
+        if (g_str_equal(argv[2], "-"))
+                return run_job(ctl, "LoadFd", argv[1], 'h', &fd, what);
+        return run_job(ctl, "Load", argv[1], 's', argv[2], what);
+}
+
+static int parse_id(const char *s, uint32_t *ret) {
+        guint64 v;
+
+        if (!g_ascii_string_to_unsigned(s, 10, 1, G_MAXUINT32, &v, NULL))
+                return ctl_usage_error("'%s' is not a migration id", s);
+        *ret = (uint32_t) v;
+        return EXIT_OK;
+}
+
+int cmd_cancel(Ctl *ctl, int argc, char **argv) {
+        g_autofree char *path = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL;
+        uint32_t id = 0;
+        int r, code;
+
+        if (argc != 2)
+                return ctl_usage_error("cancel takes one migration ID");
+        code = parse_id(argv[1], &id);
+        if (code != EXIT_OK)
+                return code;
+        path = g_strdup_printf(VFIOMIG_MIGRATION_PATH_PREFIX "/%u", id);
+        r = sd_bus_message_new_method_call(ctl->bus, &m, VFIOMIG_BUS_NAME, path, VFIOMIG_MIGRATION_INTERFACE, "Cancel");
+        if (r >= 0)
+                r = sd_bus_message_set_allow_interactive_authorization(m, ctl->ask_password);
+        if (r >= 0)
+                r = sd_bus_call(ctl->bus, m, 0, &error, NULL);
+        sd_bus_message_unref(m);
+        if (r >= 0)
+                return EXIT_OK;
+        if (sd_bus_error_has_names(&error, SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_METHOD)) {
+                fprintf(stderr, "No migration %u.\n", id);
+                code = EXIT_NOT_FOUND;
+        } else {
+                fprintf(stderr, "Failed to cancel migration %u: %s\n", id,
+                        sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                code = ctl_exit_code_for_error(&error, r);
+        }
+        sd_bus_error_free(&error);
+        return code;
+}
+
+int cmd_wait(Ctl *ctl, int argc, char **argv) {
+        g_auto(Job) j = { .ctl = ctl, .devices = g_ptr_array_new_with_free_func(g_free) };
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int r, code;
+
+        if (argc != 2)
+                return ctl_usage_error("wait takes one migration ID");
+        code = parse_id(argv[1], &j.id);
+        if (code != EXIT_OK)
+                return code;
+        j.path = g_strdup_printf(VFIOMIG_MIGRATION_PATH_PREFIX "/%u", j.id);
+        j.tty = isatty(STDERR_FILENO) && !ctl->json;
+        if (subscribe(&j) < 0)
+                return EXIT_FAILED;
+        r = sd_bus_call_method(ctl->bus, VFIOMIG_BUS_NAME, j.path, "org.freedesktop.DBus.Properties", "GetAll",
+                               &error, &reply, "s", VFIOMIG_MIGRATION_INTERFACE);
+        if (r >= 0) {
+                (void) read_properties(&j, reply);
+                sd_bus_message_unref(reply);
+        } else {
+                /* It may have ended just now: its signals are queued then. */
+                while (sd_bus_process(ctl->bus, NULL) > 0)
+                        ;
+                if (!j.removed) {
+                        fprintf(stderr, "No migration %u.\n", j.id);
+                        sd_bus_error_free(&error);
+                        return EXIT_NOT_FOUND;
+                }
+        }
+        sd_bus_error_free(&error);
+        code = wait_removed(&j);
+        return code != EXIT_OK ? code : report(&j);
+}
+
+int cmd_migrations(Ctl *ctl, int argc, char **argv) {
+        g_autoptr(Table) t = NULL;
+        g_autoptr(JsonArray) a = NULL;
+        sd_bus_message *reply = NULL;
+        const char *kind, *source, *target, *phase, *path;
+        uint32_t id;
+        int r, code;
+
+        if (argc != 1)
+                return ctl_usage_error("migrations takes no arguments");
+        code = ctl_call(ctl, "ListMigrations", &reply, "list migrations", NULL);
+        if (code != EXIT_OK)
+                return code;
+        t = table_new("ID", "KIND", "SOURCE", "TARGET", "PHASE", NULL);
+        a = json_array_new();
+        r = sd_bus_message_enter_container(reply, 'a', "(usssso)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(usssso)", &id, &kind, &source, &target, &phase, &path)) > 0) {
+                g_autofree char *ids = g_strdup_printf("%u", id);
+                JsonObject *o = json_object_new();
+
+                json_object_set_int_member(o, "id", id);
+                json_object_set_string_member(o, "kind", kind);
+                json_object_set_string_member(o, "source", source);
+                json_object_set_string_member(o, "target", target);
+                json_object_set_string_member(o, "phase", phase);
+                json_object_set_string_member(o, "path", path);
+                json_array_add_object_element(a, o);
+                table_add_row(t, ids, kind, source, target, phase, NULL);
+        }
+        sd_bus_message_unref(reply);
+        if (r < 0)
+                return EXIT_FAILED;
+        if (ctl->json)
+                json_print(json_node_init_array(json_node_alloc(), g_steal_pointer(&a)));
+        else
+                table_print(t, "migrations");
+        return EXIT_OK;
+}

@@ -1,0 +1,660 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Migrations on the testbed: the real daemon moves the state of simulated
+devices through real pipes, with faults injected in every phase.
+
+Every failure case asserts what the issue asks: the job failed with the
+right error, the source runs again, the target was reset and its state
+(digest) is unchanged, and the daemon still serves."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import dbus
+from gi.repository import Gio, GLib
+
+from vfiomigtest import (MANAGER, NOBODY, OBJECT_PATH, VFIOMIGCTL, Daemon, DaemonTestCase, SignalRecorder, busctl,
+                         ctl, device_path, main, wait_until)
+
+ERR = 'org.vfiomig1.Error.'
+TESTBED = 'org.vfiomig1.Testbed'
+MIGRATION = 'org.vfiomig1.Migration'
+
+
+def uuid(n):
+    return f'00000000-0000-4000-8000-{n:012d}'
+
+
+# Eight 4 MiB devices with every feature, two without P2P, one of another
+# type, one that shares the identity but whose "driver" refuses foreign
+# data, and one big enough that a load outlasts its 64 MiB prefetch.
+A = [uuid(i) for i in range(1, 5)]
+B = [uuid(i) for i in range(11, 15)]
+NOP2P = [uuid(21), uuid(22)]
+OTHER = uuid(31)
+PICKY = uuid(41)
+BIG = [uuid(51), uuid(52)]
+
+TESTBED_CONF = '''
+[Parent simgpu]
+Driver=simgpu
+
+[Type simgpu/sim-4m]
+MaxInstances=16
+MigrationFlags=stop-copy,p2p,pre-copy
+StateSize=4M
+
+[Type simgpu/sim-nop2p]
+MaxInstances=4
+MigrationFlags=stop-copy,pre-copy
+StateSize=64K
+
+[Type simgpu/sim-other]
+MaxInstances=4
+MigrationFlags=stop-copy,p2p,pre-copy
+StateSize=4M
+
+[Type simgpu/sim-big]
+MaxInstances=4
+MigrationFlags=stop-copy,p2p
+StateSize=80M
+''' + ''.join(f'''
+[Device {name}]
+Kind=mdev
+Parent=simgpu
+Type={type_id}
+{extra}''' for name, type_id, extra in
+    [(n, 'sim-4m', '') for n in A + B] +
+    [(n, 'sim-nop2p', '') for n in NOP2P] +
+    [(OTHER, 'sim-other', ''), (PICKY, 'sim-4m', 'VendorTag=mdev:sim-4m-firmware-2\n')] +
+    [(n, 'sim-big', '') for n in BIG])
+
+
+class MigrationTestCase(DaemonTestCase):
+    """A daemon on a testbed of our own, with its runtime and state
+    directories in the test's temporary directory."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix='vfiomig-mig-')
+        conf = os.path.join(cls.tmp, 'testbed.conf')
+        with open(conf, 'w', encoding='utf-8') as f:
+            f.write(TESTBED_CONF)
+        cls.daemon_args = [f'--testbed={conf}']
+        cls.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(cls.tmp, 'run'),
+                          'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
+        super().setUpClass()
+
+    def setUp(self):
+        # every device running and healthy, as a VMM's reset leaves it
+        for name in A + B + NOP2P + [OTHER, PICKY] + BIG:
+            self.tb('ClearFaults', '(s)', name)
+            self.tb('SetDirtyRate', '(st)', name, 0)
+            if self.state(name) != 'running':
+                self.tb('Reset', '(s)', name)
+        self.last_seq = max((a[0] for n in A + B for a in self.tb('GetTransitions', '(s)', n)[0]), default=0)
+
+    def scramble(self, name):
+        """Changes a device's state, so a migration into an equal one cannot
+        pass unnoticed."""
+        before = self.digest(name)
+        self.tb('SetDirtyRate', '(st)', name, 1 << 30)
+        wait_until(lambda: self.digest(name) != before, 5, f'{name} to change')
+        self.tb('SetDirtyRate', '(st)', name, 0)
+
+    def arcs(self, name):
+        """This test's transitions of a device: (seq, from, to)."""
+        return [a for a in self.tb('GetTransitions', '(s)', name)[0] if a[0] > self.last_seq]
+
+    # helpers
+
+    def tb(self, method, signature, *args):
+        return self.call(method, signature, args, interface=TESTBED)
+
+    def digest(self, name):
+        return self.tb('GetDigest', '(s)', name)[0]
+
+    def state(self, name):
+        return self.tb('GetDeviceState', '(s)', name)[0]
+
+    def fault(self, name, spec):
+        self.tb('InjectFault', '(ss)', name, spec)
+
+    def start(self, method, signature, args):
+        """Starts a job, subscribed to its end first."""
+        rec = SignalRecorder(self.conn, member='MigrationRemoved')
+        self.addCleanup(rec.close)
+        props = SignalRecorder(self.conn, member='PropertiesChanged')
+        self.addCleanup(props.close)
+        job_id, path = self.call(method, signature, args)
+        return {'id': job_id, 'path': path, 'removed': rec, 'props': props}
+
+    def wait_job(self, job, timeout=60):
+        """The result of MigrationRemoved, and the job's last properties."""
+        sig = job['removed'].wait_for(lambda s: s[3][0] == job['id'], timeout)[0]
+        final = {}
+        for s in job['props'].signals:
+            if s[2] == job['path'] and s[3][0] == MIGRATION:
+                final.update(s[3][1])
+        final['result'] = sig[3][2]
+        return final
+
+    def start_and_wait(self, method, signature, args, expect=None, timeout=60):
+        final = self.wait_job(self.start(method, signature, args), timeout)
+        if expect:
+            self.assertEqual(final['result'], expect, final)
+        return final
+
+    def assert_rolled_back(self, final, source, target, target_digest, error):
+        self.assertEqual(final['result'], 'failed', final)
+        self.assertEqual(final['ErrorName'], ERR + error, final)
+        self.assertEqual(self.state(source), 'running')
+        self.assertEqual(self.state(target), 'running')
+        self.assertEqual(self.digest(target), target_digest)
+        outcomes = {d[0]: d[2] for d in final['Devices']}
+        self.assertTrue(outcomes[source] == 'running' or outcomes[source].startswith(('restored', 'reset to')),
+                        outcomes)
+        self.assertIn(outcomes[target], ('reset', 'untouched'), outcomes)
+        # and the daemon still serves
+        self.assertIn(source, self.devices())
+
+
+class MigrateTest(MigrationTestCase):
+
+    def test_migrate_without_precopy(self):
+        src, tgt = A[0], B[0]
+        self.scramble(src)
+        before = self.digest(src)
+        self.assertNotEqual(before, self.digest(tgt))
+        rec = SignalRecorder(self.conn, member='MigrationNew')
+        final = self.start_and_wait('Migrate', '(ssa{sv})', (src, tgt, {'precopy': GLib.Variant('b', False)}),
+                                    expect='done')
+        rec.wait_for(lambda s: True)
+        rec.close()
+        self.assertEqual(self.digest(tgt), before)
+        self.assertEqual((self.state(src), self.state(tgt)), ('stop', 'running'))
+        self.assertEqual(final['PrecopyRounds'], 0)
+        self.assertGreater(final['DowntimeUsec'], 0)
+        self.assertEqual(final['Progress'], 1.0)
+        self.assertGreaterEqual(final['BytesTransferred'], 4 * 1024 * 1024)
+        self.assertEqual({d[0]: (d[1], d[2]) for d in final['Devices']},
+                         {src: ('source', 'stop'), tgt: ('target', 'running')})
+        # the registry follows the devices
+        self.assertEqual(self.devices()[src][5], 'stop')
+
+    def test_migrate_with_precopy_rounds(self):
+        src, tgt = A[1], B[1]
+        self.call('SetDirtyRate', '(st)', (src, 40 * 1024 * 1024), interface=TESTBED)
+        rec = SignalRecorder(self.conn, member='ProgressUpdate')
+        final = self.start_and_wait('Migrate', '(ssa{sv})', (src, tgt, {
+            'precopy-threshold': GLib.Variant('t', 64 * 1024),
+            'max-precopy-rounds': GLib.Variant('u', 5)}), expect='done')
+        rec.close()
+        self.assertGreaterEqual(final['PrecopyRounds'], 1)
+        self.assertLessEqual(final['PrecopyRounds'], 5)
+        self.assertEqual(self.digest(tgt), self.digest(src))        # the source is stopped now
+        # a dirtying device sends more than its size
+        self.assertGreater(final['BytesTransferred'], 4 * 1024 * 1024)
+        self.assertTrue(rec.signals, 'no ProgressUpdate')
+        arcs = [(a[1], a[2]) for a in self.arcs(src)]
+        self.assertIn(('running', 'pre-copy'), arcs)
+        self.assertIn(('pre-copy-p2p', 'stop-copy'), arcs)
+
+    def test_target_state_stop(self):
+        src, tgt = A[2], B[2]
+        before = self.digest(src)
+        self.start_and_wait('Migrate', '(ssa{sv})', (src, tgt, {'target-state': GLib.Variant('s', 'stop')}),
+                            expect='done')
+        self.assertEqual((self.state(src), self.state(tgt)), ('stop', 'stop'))
+        self.assertEqual(self.digest(tgt), before)
+
+    def test_ctl_migrate(self):
+        src, tgt = A[3], B[3]
+        before = self.digest(src)
+        p = ctl('--json', 'migrate', src, tgt)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = json.loads(p.stdout)
+        self.assertEqual(out['result'], 'done')
+        self.assertEqual(self.digest(tgt), before)
+        # and back, watching the plain progress lines
+        p = ctl('migrate', tgt, src)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('stopcopy', p.stderr)
+        self.assertRegex(p.stderr, r'Migration \d+ done')
+
+    def test_group_of_three_reaches_p2p_before_stopping(self):
+        pairs = list(zip(A[:3], B[:3]))
+        before = {s: self.digest(s) for s, _ in pairs}
+        devices = GLib.Variant('as', [f'{s}={t}' for s, t in pairs[1:]])
+        final = self.start_and_wait('Migrate', '(ssa{sv})', (pairs[0][0], pairs[0][1], {'devices': devices}),
+                                    expect='done')
+        self.assertEqual(len(final['Devices']), 6)
+        for s, t in pairs:
+            self.assertEqual(self.digest(t), before[s])
+            self.assertEqual((self.state(s), self.state(t)), ('stop', 'running'))
+        quiesced = [seq for s, _ in pairs for seq, f, to in self.arcs(s) if to in ('pre-copy-p2p', 'running-p2p')]
+        stopped = [seq for s, _ in pairs for seq, f, to in self.arcs(s) if to in ('stop-copy', 'stop')]
+        self.assertEqual(len(quiesced), 3)
+        self.assertLess(max(quiesced), min(stopped), 'a source stopped before all were in P2P')
+
+    def test_group_without_p2p_needs_consent(self):
+        msg = self.assert_dbus_error(ERR + 'NotMigratable', self.call, 'Migrate', '(ssa{sv})',
+                                     (NOP2P[0], NOP2P[1], {'devices': GLib.Variant('as', [f'{A[0]}={B[0]}'])}))
+        self.assertIn('P2P', msg)
+        self.assertEqual(self.state(NOP2P[0]), 'running')
+        self.assertFalse(self.call('ListMigrations')[0])
+
+    def test_refused_before_anything_changes(self):
+        cases = [
+            ((A[0], OTHER, {}), 'Incompatible', 'sim-other'),
+            ((A[0], A[0], {}), 'InvalidArgument', 'more than once'),
+            ((A[0], uuid(99), {}), 'NoSuchDevice', uuid(99)),
+            ((A[0], B[0], {'devices': GLib.Variant('as', ['nonsense'])}), 'InvalidArgument', 'SOURCE=TARGET'),
+            ((A[0], B[0], {'target-state': GLib.Variant('s', 'paused')}), 'InvalidArgument', 'paused'),
+            ((A[0], B[0], {'precopy': GLib.Variant('s', 'yes')}), 'InvalidArgument', 'type'),
+            ((A[0], B[0], {'io-timeout': GLib.Variant('u', 0)}), 'InvalidArgument', 'io-timeout'),
+        ]
+        digests = {n: self.digest(n) for n in (A[0], B[0], OTHER)}
+        for args, error, text in cases:
+            with self.subTest(args=args):
+                msg = self.assert_dbus_error(ERR + error, self.call, 'Migrate', '(ssa{sv})', args)
+                self.assertIn(text, msg)
+        for n, d in digests.items():
+            self.assertEqual((self.digest(n), self.state(n)), (d, 'running'))
+
+    def test_busy_device(self):
+        self.fault(A[0], 'stall after=0')
+        job = self.start('Migrate', '(ssa{sv})', (A[0], B[0], {}))
+        try:
+            msg = self.assert_dbus_error(ERR + 'Busy', self.call, 'Migrate', '(ssa{sv})', (A[0], B[1], {}))
+            self.assertIn(A[0], msg)
+            self.assertTrue(self.get_property(device_path(A[0]), 'org.vfiomig1.Device', 'Busy'))
+            self.assertEqual([j[0] for j in self.call('ListMigrations')[0]], [job['id']])
+        finally:
+            self.call('Cancel', path=job['path'], interface=MIGRATION)
+        self.assertEqual(self.wait_job(job)['result'], 'cancelled')
+
+
+class FaultTest(MigrationTestCase):
+    """Injected faults in every phase; each run rolls back completely."""
+
+    def run_fault(self, source_faults=(), target_faults=(), options=None, error='DeviceFailed', text=None):
+        src, tgt = A[0], B[0]
+        target_digest = self.digest(tgt)
+        for f in source_faults:
+            self.fault(src, f)
+        for f in target_faults:
+            self.fault(tgt, f)
+        final = self.start_and_wait('Migrate', '(ssa{sv})', (src, tgt, options or {}))
+        self.tb('ClearFaults', '(s)', src)
+        self.tb('ClearFaults', '(s)', tgt)
+        self.assert_rolled_back(final, src, tgt, target_digest, error)
+        if text:
+            self.assertIn(text, final['Error'])
+        return final
+
+    # preparing
+    def test_target_refuses_resuming(self):
+        self.run_fault(target_faults=['transition to=resuming errno=EBUSY'], text='stop -> resuming')
+
+    # pre-copy
+    def test_source_refuses_precopy(self):
+        self.run_fault(source_faults=['transition from=running to=pre-copy errno=EIO'], text='running -> pre-copy')
+
+    def test_precopy_info_fails(self):
+        self.run_fault(source_faults=['precopy-info errno=EIO'], text='PRECOPY_INFO')
+
+    def test_read_error_in_precopy(self):
+        self.run_fault(source_faults=['read-error after=100000'], text='reading the device state')
+
+    def test_write_error_in_precopy(self):
+        self.run_fault(target_faults=['write-error after=200000'], text='writing the device state')
+
+    # stop-copy
+    def test_source_refuses_stop_copy(self):
+        self.run_fault(source_faults=['transition to=stop-copy errno=EIO'], text='-> stop-copy')
+
+    def test_read_error_in_stop_copy(self):
+        self.run_fault(source_faults=['read-error after=3000000'], options={'precopy': GLib.Variant('b', False)},
+                       text='reading the device state')
+
+    def test_source_lands_in_error(self):
+        final = self.run_fault(source_faults=['transition to=stop-copy errno=EIO land=error'])
+        self.assertIn('reset to running (was error)', dict((d[0], d[2]) for d in final['Devices'])[A[0]])
+
+    def test_recovery_set_fails_then_reset(self):
+        # forward fails at stop-copy; the way back to running fails too
+        final = self.run_fault(source_faults=['transition to=stop-copy errno=EIO',
+                                              'transition from=pre-copy-p2p to=running-p2p errno=EIO'])
+        self.assertIn('reset to running', dict((d[0], d[2]) for d in final['Devices'])[A[0]])
+
+    def test_stalled_source_times_out(self):
+        self.run_fault(source_faults=['stall after=1000000'], options={'io-timeout': GLib.Variant('u', 1)},
+                       text='no progress for 1 s')
+
+    # resuming
+    def test_target_rejects_the_data(self):
+        self.run_fault(target_faults=['transition from=resuming to=stop errno=EINVAL'], text='resuming -> stop')
+
+    def test_driver_refuses_foreign_vendor_data(self):
+        src, tgt = A[0], PICKY
+        target_digest = self.digest(tgt)
+        final = self.start_and_wait('Migrate', '(ssa{sv})', (src, tgt, {}))
+        self.assert_rolled_back(final, src, tgt, target_digest, 'DeviceFailed')
+
+    # finishing
+    def test_target_does_not_start(self):
+        self.run_fault(target_faults=['transition from=stop to=running-p2p errno=EIO'], text='stop -> running-p2p')
+
+    def test_target_reset_fails(self):
+        src, tgt = A[0], B[0]
+        self.fault(tgt, 'transition from=resuming to=stop errno=EINVAL')
+        self.fault(tgt, 'reset errno=EIO count=1')
+        final = self.start_and_wait('Migrate', '(ssa{sv})', (src, tgt, {}))
+        self.assertEqual(final['result'], 'failed')
+        self.assertEqual(self.state(src), 'running')
+        outcome = dict((d[0], d[2]) for d in final['Devices'])[tgt]
+        self.assertTrue(outcome.startswith('reset failed'), outcome)
+        self.assertEqual(self.state(tgt), 'resuming')      # reported, not hidden
+
+    def test_short_io_still_succeeds(self):
+        src, tgt = A[0], B[0]
+        before = self.digest(src)
+        self.fault(src, 'short-io chunk=4093')
+        self.fault(tgt, 'short-io chunk=777')
+        self.start_and_wait('Migrate', '(ssa{sv})', (src, tgt, {}), expect='done')
+        self.assertEqual(self.digest(tgt), before)
+
+
+class CancelTest(MigrationTestCase):
+
+    def cancel_in(self, phase, source_faults, options=None):
+        src, tgt = A[0], B[0]
+        target_digest = self.digest(tgt)
+        for f in source_faults:
+            self.fault(src, f)
+        job = self.start('Migrate', '(ssa{sv})', (src, tgt, options or {}))
+        wait_until(lambda: self.get_property(job['path'], MIGRATION, 'Phase') == phase, 10, phase)
+        self.call('Cancel', path=job['path'], interface=MIGRATION)
+        final = self.wait_job(job)
+        self.assertEqual(final['result'], 'cancelled')
+        self.assertEqual(final['ErrorName'], ERR + 'Cancelled')
+        self.assertEqual((self.state(src), self.state(tgt)), ('running', 'running'))
+        self.assertEqual(self.digest(tgt), target_digest)
+
+    def test_cancel_in_precopy(self):
+        self.cancel_in('precopy', ['stall after=0'])
+
+    def test_cancel_in_stopcopy(self):
+        self.cancel_in('stopcopy', ['stall after=0'], {'precopy': GLib.Variant('b', False)})
+
+    def test_cancel_load_while_preparing_and_resuming(self):
+        """A load cancelled before and after the target entered RESUMING:
+        either way the target runs with its old state."""
+        tgt = BIG[1]
+        data = self.save_to_bytes(BIG[0])
+        self.assertGreater(len(data), 80 * 1024 * 1024)
+        before = self.digest(tgt)
+        # 100 bytes: not even the header is complete; 70 MiB: past the 64 MiB
+        # the daemon verifies before touching the device
+        for phase, amount in [('preparing', 100), ('resuming', 70 * 1024 * 1024)]:
+            with self.subTest(phase=phase):
+                r, w = os.pipe()
+                writer = threading.Thread(target=write_all, args=(w, data[:amount]))
+                job = self.start_with_fd('LoadFd', tgt, r)
+                os.close(r)
+                writer.start()
+                wait_until(lambda: self.get_property(job['path'], MIGRATION, 'Phase') == phase, 20, phase)
+                self.call('Cancel', path=job['path'], interface=MIGRATION)
+                final = self.wait_job(job)
+                writer.join()
+                os.close(w)
+                self.assertEqual(final['result'], 'cancelled')
+                self.assertEqual((self.state(tgt), self.digest(tgt)), ('running', before))
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except BrokenPipeError:
+        pass
+
+
+class StreamTestMixin:
+    """Save and load with file descriptors, through Gio's fd passing."""
+
+    def start_with_fd(self, method, device, fd, options=None):
+        rec = SignalRecorder(self.conn, member='MigrationRemoved')
+        self.addCleanup(rec.close)
+        props = SignalRecorder(self.conn, member='PropertiesChanged')
+        self.addCleanup(props.close)
+        fds = Gio.UnixFDList.new()
+        index = fds.append(fd)
+        reply, _ = self.conn.call_with_unix_fd_list_sync(
+            'org.vfiomig1', OBJECT_PATH, MANAGER, method,
+            GLib.Variant('(sha{sv})', (device, index, options or {})), None, Gio.DBusCallFlags.NONE, 10000, fds, None)
+        job_id, path = reply.unpack()
+        return {'id': job_id, 'path': path, 'removed': rec, 'props': props}
+
+    def save_to_bytes(self, device):
+        r, w = os.pipe()
+        job = self.start_with_fd('SaveFd', device, w, {'source-state': GLib.Variant('s', 'running')})
+        os.close(w)
+        chunks = []
+        while (chunk := os.read(r, 1 << 20)):
+            chunks.append(chunk)
+        os.close(r)
+        self.assertEqual(self.wait_job(job)['result'], 'done')
+        return b''.join(chunks)
+
+    def load_bytes(self, device, data):
+        r, w = os.pipe()
+        job = self.start_with_fd('LoadFd', device, r)
+        os.close(r)
+        writer = threading.Thread(target=write_all, args=(w, data))
+        writer.start()
+        writer.join()
+        os.close(w)
+        return self.wait_job(job)
+
+
+CancelTest.__bases__ = (StreamTestMixin, MigrationTestCase)
+
+
+class SaveLoadTest(StreamTestMixin, MigrationTestCase):
+
+    def test_round_trip_through_a_file(self):
+        src, tgt = A[0], B[0]
+        before = self.digest(src)
+        final = self.start_and_wait('Save', '(ssa{sv})', (src, 'snapshot-1', {}), expect='done')
+        path = os.path.join(self.tmp, 'state', 'states', 'snapshot-1')
+        self.assertTrue(os.path.exists(path))
+        self.assertFalse(os.path.exists(path + '.partial'))
+        self.assertEqual(self.state(src), 'stop')
+        self.assertGreater(os.path.getsize(path), 4 * 1024 * 1024)
+        self.assertEqual(final['BytesTransferred'], 4 * 1024 * 1024 + 1024 * 8 + 26 + len('mdev:sim-4m'))
+        self.start_and_wait('Load', '(ssa{sv})', (tgt, 'snapshot-1', {}), expect='done')
+        self.assertEqual((self.digest(tgt), self.state(tgt)), (before, 'running'))
+        # a name is taken once
+        self.assert_dbus_error(ERR + 'AlreadyExists', self.call, 'Save', '(ssa{sv})', (tgt, 'snapshot-1', {}))
+
+    def test_round_trip_through_pipes_with_ctl(self):
+        src, tgt = A[1], B[1]
+        before = self.digest(src)
+        p = subprocess.run(f'{VFIOMIGCTL} save {src} - | {VFIOMIGCTL} load {tgt} -', shell=True,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.digest(tgt), before)
+
+    def test_round_trip_through_a_socket(self):
+        src, tgt = A[2], B[2]
+        before = self.digest(src)
+        a, b = socket.socketpair()
+        job = self.start_with_fd('SaveFd', src, a.fileno())
+        a.close()
+        data = b''
+        while (chunk := b.recv(1 << 20)):
+            data += chunk
+        b.close()
+        self.assertEqual(self.wait_job(job)['result'], 'done')
+        a, b = socket.socketpair()
+        job = self.start_with_fd('LoadFd', tgt, b.fileno())
+        b.close()
+        a.sendall(data)
+        a.close()
+        self.assertEqual(self.wait_job(job)['result'], 'done')
+        self.assertEqual(self.digest(tgt), before)
+
+    def corrupt_cases(self, data):
+        flip = bytearray(data)
+        flip[len(data) // 2] ^= 0x10            # inside a payload
+        header_flip = bytearray(data)
+        header_flip[30] ^= 0x01                 # inside the header
+        return [
+            ('payload bit flip', bytes(flip), 'StreamCorrupt'),
+            ('header bit flip', bytes(header_flip), 'StreamCorrupt'),
+            ('truncated mid-record', data[:len(data) // 2], 'StreamCorrupt'),
+            ('truncated before END', data[:-40], 'StreamCorrupt'),
+            ('trailing garbage', data + b'\0', 'StreamCorrupt'),
+            ('not a stream', b'hello world\n' * 100, 'StreamCorrupt'),
+            ('empty', b'', 'StreamCorrupt'),
+        ]
+
+    def test_corrupt_streams_load_nothing(self):
+        data = self.save_to_bytes(A[3])
+        tgt = B[3]
+        before = self.digest(tgt)
+        for name, bad, error in self.corrupt_cases(data):
+            with self.subTest(case=name):
+                final = self.load_bytes(tgt, bad)
+                self.assertEqual(final['result'], 'failed', name)
+                self.assertEqual(final['ErrorName'], ERR + error, final['Error'])
+                self.assertEqual((self.state(tgt), self.digest(tgt)), ('running', before), name)
+                # verified whole before the device saw a byte: untouched
+                self.assertEqual(dict((d[0], d[2]) for d in final['Devices'])[tgt], 'untouched')
+                self.assertFalse([a for a in self.arcs(tgt) if a[2] == 'resuming'], name)
+        # and the intact stream still loads
+        self.assertEqual(self.load_bytes(tgt, data)['result'], 'done')
+
+    def test_stream_of_another_type_is_incompatible(self):
+        data = self.save_to_bytes(OTHER)
+        tgt = B[0]
+        before = self.digest(tgt)
+        final = self.load_bytes(tgt, data)
+        self.assertEqual(final['ErrorName'], ERR + 'Incompatible')
+        self.assertIn('sim-other', final['Error'])
+        self.assertEqual((self.state(tgt), self.digest(tgt)), ('running', before))
+
+    def test_write_error_on_the_stream(self):
+        src = A[0]
+        r, w = os.pipe()
+        os.close(r)                     # nobody reads: EPIPE
+        job = self.start_with_fd('SaveFd', src, w)
+        os.close(w)
+        final = self.wait_job(job)
+        self.assertEqual(final['result'], 'failed')
+        self.assertEqual(self.state(src), 'running')
+
+    def test_hostile_file_names(self):
+        for name in ['../escape', '.hidden', 'a/b', '', '/etc/passwd', 'x' * 300, 'new\nline']:
+            with self.subTest(name=name):
+                msg = self.assert_dbus_error(ERR + 'InvalidArgument', self.call, 'Save', '(ssa{sv})',
+                                             (A[0], name, {}))
+                self.assertIn('plain file name', msg)
+                self.assert_dbus_error(ERR + 'InvalidArgument', self.call, 'Load', '(ssa{sv})', (B[0], name, {}))
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, 'escape')))
+        self.assertEqual(self.state(A[0]), 'running')
+        msg = self.assert_dbus_error(ERR + 'InvalidArgument', self.call, 'Load', '(ssa{sv})', (B[0], 'nothere', {}))
+        self.assertIn('nothere', msg)
+
+
+class CrashRecoveryTest(MigrationTestCase):
+
+    def test_sigkill_mid_migration_restores_running(self):
+        src, tgt = A[0], B[0]
+        target_digest = self.digest(tgt)
+        self.fault(src, 'stall after=100000')
+        job = self.start('Migrate', '(ssa{sv})', (src, tgt, {'precopy': GLib.Variant('b', False)}))
+        wait_until(lambda: self.get_property(job['path'], MIGRATION, 'Phase') == 'stopcopy', 10, 'stop-copy')
+        wait_until(lambda: self.state(src) == 'stop-copy' and self.state(tgt) == 'resuming', 10, 'mid-migration')
+        journal = os.listdir(os.path.join(self.tmp, 'run'))
+        self.assertIn(f'migration-{job["id"]}.journal', journal)
+
+        self.daemon.proc.send_signal(signal.SIGKILL)
+        self.daemon.proc.wait()
+        self.daemon.stop()
+        type(self).daemon = Daemon(self.bus, self.daemon_args, self.daemon_env)
+
+        self.assertEqual((self.state(src), self.state(tgt)), ('running', 'running'))
+        self.assertEqual(self.digest(tgt), target_digest)
+        log = self.daemon.output()
+        self.assertIn(f'Migration {job["id"]} was interrupted by a daemon restart: source {src}', log)
+        self.assertIn(f'target {tgt} reset', log)
+        self.assertNotIn(f'migration-{job["id"]}.journal', os.listdir(os.path.join(self.tmp, 'run')))
+        # new jobs do not reuse the interrupted job's id
+        final = self.start_and_wait('Migrate', '(ssa{sv})', (src, tgt, {}), expect='done')
+        self.assertEqual(self.digest(tgt), self.digest(src))
+
+
+CANCEL_SCRIPT = """
+import sys
+from gi.repository import Gio, GLib
+conn = Gio.DBusConnection.new_for_address_sync(sys.argv[1],
+    Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+def call(path, iface, method, args=None):
+    return conn.call_sync('org.vfiomig1', path, iface, method, args, None, 0, 10000, None).unpack()
+if sys.argv[2] == 'own':
+    jid, path = call('/org/vfiomig1', 'org.vfiomig1.Manager', 'Migrate',
+                     GLib.Variant('(ssa{sv})', (sys.argv[3], sys.argv[4], {})))
+    call(path, 'org.vfiomig1.Migration', 'Cancel')
+    print('cancelled own', jid)
+else:
+    try:
+        call(sys.argv[3], 'org.vfiomig1.Migration', 'Cancel')
+        print('cancelled other')
+    except GLib.Error as e:
+        print('denied:', e.message)
+"""
+
+
+class CancelPermissionTest(MigrationTestCase):
+    with_polkit = True
+
+    def run_as_nobody(self, *args):
+        return subprocess.run([*NOBODY, '/usr/bin/python3', '-c', CANCEL_SCRIPT, self.bus.address, *args],
+                              capture_output=True, text=True, timeout=30)
+
+    def test_only_the_caller_or_polkit_may_cancel(self):
+        src, tgt = A[0], B[0]
+        # the caller cancels its own job without asking polkit for it
+        self.polkit_obj.SetAllowed(['org.vfiomig1.migrate'])
+        self.fault(src, 'stall after=0')
+        p = self.run_as_nobody('own', src, tgt)
+        self.assertIn('cancelled own', p.stdout, p.stderr)
+        wait_until(lambda: not self.call('ListMigrations')[0], 10, 'job gone')
+        self.assertEqual(self.state(src), 'running')
+
+        # someone else's job: denied until polkit allows
+        self.polkit_obj.SetAllowed(dbus.Array([], signature='s'))
+        job = self.start('Migrate', '(ssa{sv})', (src, tgt, {}))
+        p = self.run_as_nobody('other', job['path'])
+        self.assertIn('denied', p.stdout, p.stderr)
+        self.assertIn('not authorized for org.vfiomig1.migrate', p.stdout)
+        self.assertEqual(self.get_property(job['path'], MIGRATION, 'Phase'), 'precopy')
+        self.polkit_obj.SetAllowed(['org.vfiomig1.migrate'])
+        p = self.run_as_nobody('other', job['path'])
+        self.assertIn('cancelled other', p.stdout, p.stderr)
+        self.assertEqual(self.wait_job(job)['result'], 'cancelled')
+        self.assertEqual(self.state(src), 'running')
+
+
+if __name__ == '__main__':
+    main()
