@@ -176,6 +176,7 @@ static int drive(Migration *j, MigrationDevice *d, uint32_t want) {
         for (size_t i = 0; i < n; i++) {
                 g_autofree char *step = g_strdup_printf("%s -> %s", fsm_state_to_string(d->state),
                                                         fsm_state_to_string(path[i]));
+                uint64_t t0;
                 uint32_t actual;
                 int fd = -1;
 
@@ -184,7 +185,10 @@ static int drive(Migration *j, MigrationDevice *d, uint32_t want) {
                         j->down_start_usec = now_usec(CLOCK_MONOTONIC);
                 if (!d->source)
                         d->touched = true;
+                t0 = now_usec(CLOCK_MONOTONIC);
                 r = d->handle->ops->set_state(d->handle, path[i], &fd);
+                if (j->down_start_usec && !j->downtime_usec)
+                        j->down_device_usec += now_usec(CLOCK_MONOTONIC) - t0;
                 if (r < 0) {
                         if (d->handle->ops->get_state(d->handle, &actual) >= 0)
                                 report_state(j, d, actual);
@@ -325,9 +329,12 @@ static int run_migrate(Migration *j) {
                         return r;
         }
         for (unsigned p = 0; p < j->pairs; p++) {
+                uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+
                 r = copy_pair(j, dev(j, p), target_of(j, p), UINT64_MAX, false);
                 if (r < 0)
                         return r;
+                j->down_transfer_usec += now_usec(CLOCK_MONOTONIC) - t0;
                 close_session(dev(j, p));
                 r = drive(j, dev(j, p), VFIO_STATE_STOP);
                 if (r < 0)
@@ -760,8 +767,11 @@ static int on_worker_notify(sd_event_source *s, int fd, uint32_t revents, void *
                 if (error)
                         log_notice("Migration %u %s: %s", j->id, phase_names[j->phase], error);
                 else
-                        log_info("Migration %u done: %s -> %s, %" PRIu64 " bytes, downtime %" PRIu64 " us",
-                                 j->id, j->source_label, j->target_label, j->bytes, j->downtime_usec);
+                        log_info("Migration %u done: %s -> %s, %" PRIu64 " bytes, downtime %" PRIu64 " us "
+                                 "(devices %" PRIu64 " us, data %" PRIu64 " us, vfiomigd %" PRIu64 " us)",
+                                 j->id, j->source_label, j->target_label, j->bytes, j->downtime_usec,
+                                 j->down_device_usec, j->down_transfer_usec,
+                                 j->downtime_usec - MIN(j->downtime_usec, j->down_device_usec + j->down_transfer_usec));
         }
         bus_migration_emit_removed(j);
         g_hash_table_remove(j->manager->migrations, GUINT_TO_POINTER(j->id));      /* frees j */

@@ -89,6 +89,9 @@ typedef struct Migration {
         sd_event_source *notify_source;
         uint64_t last_signal_usec;
         uint64_t down_start_usec;
+        /* where the downtime went: inside device calls, moving stop-copy
+         * data; the rest is ours */
+        uint64_t down_device_usec, down_transfer_usec;
 
         GMutex lock;                    /* guards what the worker reports: */
         MigrationPhase phase;

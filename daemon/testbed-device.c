@@ -462,35 +462,43 @@ static bool write_all(Session *s, SimDevice *d, const uint8_t *buf, size_t len) 
         return true;
 }
 
+#define PRODUCER_BATCH (256 * 1024)
+
+/* Writes records in batches: one syscall per page would make the
+ * simulation, not the daemon, the slowest part of every benchmark. */
 static gpointer producer(gpointer userdata) {
         Session *s = userdata;
         SimDevice *d = s->dev;
-        g_autofree uint8_t *buf = NULL;
+        size_t item_max = MAX(header_len(d), SIM_RECORD_HEAD + d->page_size);
+        g_autofree uint8_t *buf = g_malloc(PRODUCER_BATCH + item_max);
+        bool end = false;
 
-        g_mutex_lock(&d->lock);
-        buf = g_malloc(MAX(header_len(d), SIM_RECORD_HEAD + d->page_size));
-        for (;;) {
-                Item it = next_item(d, s);
-                uint64_t seed = d->seed;
-                size_t len;
+        while (!end) {
+                size_t len = 0;
 
-                if (s->stop || it.type == ITEM_END)
-                        break;
-                if (it.type == ITEM_NONE) {     /* pre-copy: wait for more */
+                g_mutex_lock(&d->lock);
+                while (len < PRODUCER_BATCH && !s->stop) {
+                        Item it = next_item(d, s);
+
+                        if (it.type == ITEM_END)
+                                end = true;
+                        if (it.type == ITEM_NONE || it.type == ITEM_END)
+                                break;
+                        len += encode_item(d, d->seed, &it, buf + len);
+                }
+                if (s->stop) {
                         g_mutex_unlock(&d->lock);
-                        session_wait(s, 0);
-                        g_mutex_lock(&d->lock);
-                        continue;
+                        break;
                 }
                 g_mutex_unlock(&d->lock);
-                len = encode_item(d, seed, &it, buf);
-                if (!write_all(s, d, buf, len)) {
-                        g_mutex_lock(&d->lock);
+
+                if (len > 0 && !write_all(s, d, buf, len))
                         break;
-                }
-                g_mutex_lock(&d->lock);
+                if (len == 0 && !end)
+                        session_wait(s, 0);     /* pre-copy: wait for more */
         }
         /* End of stream: the reader sees EOF. */
+        g_mutex_lock(&d->lock);
         close(s->fd);
         s->fd = -1;
         g_mutex_unlock(&d->lock);
@@ -600,14 +608,16 @@ static size_t consume(SimDevice *d, Session *s, const uint8_t *buf, size_t len) 
         return used;
 }
 
+#define CONSUMER_READ (1024 * 1024)
+
 static gpointer consumer(gpointer userdata) {
         Session *s = userdata;
         SimDevice *d = s->dev;
         g_autoptr(GByteArray) pending = g_byte_array_new();
-        uint8_t buf[65536];
+        g_autofree uint8_t *buf = g_malloc(CONSUMER_READ);
 
         for (;;) {
-                ssize_t n = read(s->fd, buf, sizeof(buf));
+                ssize_t n = read(s->fd, buf, CONSUMER_READ);
                 size_t used;
 
                 if (n < 0 && errno == EAGAIN) {
