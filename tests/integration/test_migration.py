@@ -281,6 +281,68 @@ class MigrateTest(MigrationTestCase):
         self.assertEqual(self.wait_job(job)['result'], 'cancelled')
 
 
+class ClientTest(MigrationTestCase):
+    """vfiomigctl's job commands, as a script uses them."""
+
+    def test_no_wait_migrations_wait_and_cancel(self):
+        src, tgt = A[0], B[0]
+        self.fault(src, 'stall after=0')
+        p = ctl('--no-wait', 'migrate', src, tgt)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        job_id = int(p.stdout)
+        listing = json.loads(ctl('--json', 'migrations', check=True).stdout)
+        self.assertEqual([(j['id'], j['kind'], j['source'], j['target']) for j in listing],
+                         [(job_id, 'migrate', src, tgt)])
+        self.assertIn(str(job_id), ctl('migrations', check=True).stdout)
+        waiter = subprocess.Popen([VFIOMIGCTL, '--json', 'wait', str(job_id)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        self.assertIsNone(waiter.poll())
+        self.assertEqual(ctl('cancel', str(job_id)).returncode, 0)
+        out, err = waiter.communicate(timeout=20)
+        self.assertEqual(waiter.returncode, 1, err)         # Cancelled: a failure for scripts
+        result = json.loads(out)
+        self.assertEqual((result['result'], result['error_name']), ('cancelled', ERR + 'Cancelled'))
+        self.assertEqual({d['name']: d['role'] for d in result['devices']}, {src: 'source', tgt: 'target'})
+        self.assertEqual(self.state(src), 'running')
+
+    def test_unknown_jobs(self):
+        self.assertEqual(ctl('wait', '4242').returncode, 3)
+        self.assertEqual(ctl('cancel', '4242').returncode, 3)
+        self.assertEqual(ctl('cancel', 'abc').returncode, 2)
+
+    def test_exit_codes_of_refusals(self):
+        self.assertEqual(ctl('migrate', A[0], OTHER).returncode, 1)          # Incompatible
+        self.assertEqual(ctl('migrate', A[0], uuid(99)).returncode, 3)       # NoSuchDevice
+        self.assertEqual(ctl('migrate', A[0]).returncode, 2)                 # usage
+        self.assertEqual(ctl('--target-state=paused', 'migrate', A[0], B[0]).returncode, 2)
+        p = ctl('migrate', NOP2P[0], NOP2P[1], f'--pair={A[0]}={B[0]}')
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('allow-no-p2p', p.stderr)
+        saved = subprocess.run([VFIOMIGCTL, 'save', A[0], '-'], capture_output=True, timeout=60)
+        self.assertEqual(saved.returncode, 0, saved.stderr)
+        self.assertTrue(saved.stdout.startswith(b'VFIOMIG\x01'))        # the stream, nothing else
+        self.tb('Reset', '(s)', A[0])
+
+    def test_failed_job_exit_code_and_report(self):
+        self.fault(B[0], 'transition from=resuming to=stop errno=EINVAL')
+        p = ctl('migrate', A[0], B[0])
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('resuming -> stop failed', p.stderr)
+        self.assertIn(f'source {A[0]}: restored to running', p.stderr)
+        self.assertIn(f'target {B[0]}: reset', p.stderr)
+
+    def test_progress_bar_on_a_terminal(self):
+        src, tgt = A[1], B[1]
+        # script(1) gives the client a terminal on stderr
+        p = subprocess.run(['script', '-qec', f'{VFIOMIGCTL} migrate {src} {tgt}', '/dev/null'],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn(b'\r[', p.stdout)                 # redrawn in place
+        self.assertIn(b'100%', p.stdout)
+        self.assertRegex(p.stdout, rb'Migration \d+ done')
+
+
 class FaultTest(MigrationTestCase):
     """Injected faults in every phase; each run rolls back completely."""
 
