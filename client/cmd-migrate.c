@@ -206,10 +206,15 @@ static int report(Job *j) {
                 fputc('\n', stderr);
         if (j->ctl->json)
                 print_json(j);
-        else if (ok)
-                fprintf(stderr, "Migration %u done: %.1f MiB, downtime %.3f ms, %u pre-copy round%s.\n", j->id,
-                        (double) j->bytes / (1024 * 1024), (double) j->downtime / 1000, j->rounds,
-                        j->rounds == 1 ? "" : "s");
+        else if (ok) {
+                g_autofree char *size = g_format_size_full(j->bytes, G_FORMAT_SIZE_IEC_UNITS);
+                g_autofree char *downtime = j->downtime ? g_strdup_printf(", downtime %.3f ms",
+                                                                           (double) j->downtime / 1000)
+                                                        : g_strdup("");
+
+                fprintf(stderr, "Migration %u done: %s%s, %u pre-copy round%s.\n", j->id, size, downtime,
+                        j->rounds, j->rounds == 1 ? "" : "s");
+        }
         else {
                 fprintf(stderr, "Migration %u %s: %s\n", j->id, j->result ?: "ended", j->error ?: "");
                 for (guint i = 0; i < j->devices->len; i++) {

@@ -24,7 +24,8 @@ dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile & bus=$!
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$dir/bus"
 while [ ! -S "$dir/bus" ]; do sleep 0.05; done
 
-build/daemon/vfiomigd --testbed=default 2>"$dir/vfiomigd.log" & daemon=$!
+RUNTIME_DIRECTORY=$dir/run STATE_DIRECTORY=$dir/state \
+	build/daemon/vfiomigd --testbed=default 2>"$dir/vfiomigd.log" & daemon=$!
 until busctl --system status org.vfiomig1 >/dev/null 2>&1; do
         kill -0 $daemon 2>/dev/null || { cat "$dir/vfiomigd.log"; exit 1; }
         sleep 0.05
@@ -47,6 +48,25 @@ echo "$uuid"
 step "$ctl" --json show "$uuid"
 step busctl --system call org.vfiomig1 /org/vfiomig1 org.vfiomig1.Manager ListTypes
 step "$ctl" remove-mdev "$uuid"
+
+echo
+echo "Migrations move a device's state; the testbed's digests show it arrived intact:"
+a=5b7d1e0a-2c4f-4d8e-9a31-7c0e6f2a0001
+b=5b7d1e0a-2c4f-4d8e-9a31-7c0e6f2a0002
+digest() { busctl --system call org.vfiomig1 /org/vfiomig1 org.vfiomig1.Testbed GetDigest s "$1"; }
+echo "  source $a: $(digest $a)   target $b: $(digest $b)"
+step "$ctl" migrate "$a" "$b"
+echo "  target $b now: $(digest $b)"
+step "$ctl" save 0000:3b:00.1 snapshot
+step ls -l "$dir/state/states"
+printf '\n\033[1m$ %s\033[0m\n' "$ctl save 0000:3b:00.2 - | $ctl load 0000:3b:00.1 -"
+"$ctl" --source-state=running save 0000:3b:00.2 - | "$ctl" load 0000:3b:00.1 -
+echo
+echo "A fault in the middle of a migration rolls everything back:"
+busctl --system call org.vfiomig1 /org/vfiomig1 org.vfiomig1.Testbed InjectFault ss "$a" \
+	"transition from=resuming to=stop errno=EINVAL"
+step "$ctl" migrate "$b" "$a" || echo "(exit status $?)"
+
 echo
 echo "Mistakes get clear errors and exit codes:"
 step "$ctl" show 0000:3b:00.7 || echo "(exit status $?)"
