@@ -196,7 +196,7 @@ static void print_json(Job *j) {
                 json_array_add_object_element(devices, d);
         }
         json_object_set_array_member(o, "devices", devices);
-        json_print(json_node_init_object(json_node_alloc(), o));
+        json_print_to(j->ctl->out, json_node_init_object(json_node_alloc(), o));
 }
 
 static int report(Job *j) {
@@ -320,9 +320,9 @@ static int run_job(Ctl *ctl, const char *method, const char *device, char type, 
 
                         json_object_set_int_member(o, "id", j.id);
                         json_object_set_string_member(o, "path", j.path);
-                        json_print(json_node_init_object(json_node_alloc(), o));
+                        json_print_to(ctl->out, json_node_init_object(json_node_alloc(), o));
                 } else
-                        printf("%u\n", j.id);
+                        fprintf(ctl->out, "%u\n", j.id);
                 return EXIT_OK;
         }
         if (!j.tty && !ctl->json)
@@ -350,6 +350,7 @@ int cmd_save(Ctl *ctl, int argc, char **argv) {
         if (g_str_equal(argv[2], "-")) {
                 if (isatty(fd))
                         return ctl_usage_error("Refusing to write device state to a terminal");
+                ctl->out = stderr;      /* stdout carries the stream */
                 return run_job(ctl, "SaveFd", argv[1], 'h', &fd, what);
         }
         return run_job(ctl, "Save", argv[1], 's', argv[2], what);

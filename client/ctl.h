@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
@@ -28,6 +29,7 @@ typedef struct Ctl {
         uint32_t io_timeout;            /* 0: the daemon's default */
         const char *target_state, *source_state;
         GPtrArray *group;               /* "SOURCE=TARGET" */
+        FILE *out;                      /* stdout, or stderr when stdout carries a stream */
 } Ctl;
 
 typedef int (*CommandFunc)(Ctl *ctl, int argc, char **argv);
@@ -62,4 +64,5 @@ void table_free(Table *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Table, table_free);
 
 void json_print(JsonNode *node);
+void json_print_to(FILE *f, JsonNode *node);
 JsonNode *json_strv_node(char **strv);

@@ -84,14 +84,18 @@ void table_free(Table *t) {
         g_free(t);
 }
 
-void json_print(JsonNode *node) {
+void json_print_to(FILE *f, JsonNode *node) {
         g_autoptr(JsonGenerator) g = json_generator_new();
         g_autofree char *s = NULL;
 
-        json_generator_set_pretty(g, isatty(STDOUT_FILENO));
+        json_generator_set_pretty(g, isatty(fileno(f)));
         json_generator_set_root(g, node);
         s = json_generator_to_data(g, NULL);
-        puts(s);
+        fprintf(f, "%s\n", s);
+}
+
+void json_print(JsonNode *node) {
+        json_print_to(stdout, node);
 }
 
 JsonNode *json_strv_node(char **strv) {

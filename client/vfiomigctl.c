@@ -235,7 +235,7 @@ static void split_options(int argc, char **argv, GPtrArray *opts, GPtrArray *arg
 
 int main(int argc, char *argv[]) {
         g_autoptr(GPtrArray) opts = g_ptr_array_new(), args = g_ptr_array_new(), group = g_ptr_array_new();
-        Ctl ctl = { .ask_password = isatty(STDIN_FILENO), .max_rounds = -1, .group = group };
+        Ctl ctl = { .ask_password = isatty(STDIN_FILENO), .max_rounds = -1, .group = group, .out = stdout };
         const char *verb;
         int r, code;
 

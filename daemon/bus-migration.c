@@ -292,7 +292,7 @@ int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return sd_bus_error_set_errnof(error, errno, "Cannot create %s: %m", dir);
         return start(m, msg, &(MigrationRequest) {
                 .kind = MIGRATION_SAVE, .sources = (char *[]) { source, NULL }, .stream_fd = -1,
-                .stream_label = name, .final_path = path, .options = o.o,
+                .stream_label = name, .final_path = path, .overwrite = o.overwrite, .options = o.o,
         }, error);
 }
 

@@ -3,6 +3,7 @@
 
 #include "bus-objects.h"
 #include "bus-util.h"
+#include "registry.h"
 #include "fsm.h"
 #include "log.h"
 #include "testbed.h"
@@ -11,7 +12,7 @@
 /* org.vfiomig1.Testbed: looking into and breaking simulated devices, for
  * tests and demos. Exists only when the testbed backend runs. */
 
-static SimDevice *lookup_sim(Manager *m, sd_bus_message *msg, sd_bus_error *error) {
+static SimDevice *lookup_sim_named(Manager *m, sd_bus_message *msg, char **ret_name, sd_bus_error *error) {
         g_autofree char *name = NULL;
         SimDevice *sim;
 
@@ -20,7 +21,13 @@ static SimDevice *lookup_sim(Manager *m, sd_bus_message *msg, sd_bus_error *erro
         sim = testbed_get_sim(m->source, name);
         if (!sim)
                 sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No testbed device %s", name);
+        else if (ret_name)
+                *ret_name = g_steal_pointer(&name);
         return sim;
+}
+
+static SimDevice *lookup_sim(Manager *m, sd_bus_message *msg, sd_bus_error *error) {
+        return lookup_sim_named(m, msg, NULL, error);
 }
 
 static int check_manage(Manager *m, sd_bus_message *msg, sd_bus_error *error) {
@@ -128,7 +135,8 @@ static int method_get_transitions(sd_bus_message *msg, void *userdata, sd_bus_er
 
 static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        SimDevice *sim = lookup_sim(m, msg, error);
+        g_autofree char *name = NULL;
+        SimDevice *sim = lookup_sim_named(m, msg, &name, error);
         int r;
 
         if (!sim)
@@ -141,6 +149,7 @@ static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "The device is open for a migration");
         if (r < 0)
                 return r;
+        registry_set_device_state(m->registry, name, "running");
         return sd_bus_reply_method_return(msg, NULL);
 }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -88,6 +89,9 @@ static int fail_device(Migration *j, int r, MigrationDevice *d, const char *step
         if (r == -ETIMEDOUT)
                 return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s: no progress for %" PRIu64 " s",
                             d->info->name, step, j->options.io_timeout_usec / 1000000);
+        if (r == -EPIPE && !d->source)  /* it closed its end: the driver refused the data */
+                return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s: the device refused the data",
+                            d->info->name, step);
         return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s: %s", d->info->name, step, g_strerror(-r));
 }
 
@@ -291,6 +295,21 @@ static void set_expected(Migration *j, uint64_t expected) {
 
 static int journal_update(Migration *j, bool committed);
 
+/* The point of no return: from here the targets (or the stream) hold the
+ * state and the job completes. A cancel that came first wins; one that
+ * comes later is refused (migration_cancel sees committed). */
+static int commit(Migration *j) {
+        bool cancel;
+
+        g_mutex_lock(&j->lock);
+        cancel = j->cancel_requested;
+        j->committed = !cancel;
+        g_mutex_unlock(&j->lock);
+        if (cancel)
+                return fail(j, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+        return journal_update(j, true);
+}
+
 static int run_migrate(Migration *j) {
         bool precopy = j->options.precopy && all_have(j, VFIO_MIGRATION_PRE_COPY);
         /* quiesce a group: everyone stops initiating P2P before anyone stops */
@@ -351,14 +370,16 @@ static int run_migrate(Migration *j) {
                         return r;
         }
         /* The targets hold the state: from here on sources stay stopped. */
-        journal_update(j, true);
+        r = commit(j);
+        if (r < 0)
+                return r;
+        set_phase(j, MIGRATION_FINISHING);
         for (unsigned p = 0; j->options.target_running && p < j->pairs; p++) {
                 r = drive(j, target_of(j, p), VFIO_STATE_RUNNING);
                 if (r < 0)
                         return r;
         }
         end_downtime(j);
-        set_phase(j, MIGRATION_FINISHING);
         return 0;
 }
 
@@ -401,6 +422,20 @@ static int save_records(Migration *j, MigrationDevice *s, StreamRecordKind kind,
                 (*records)++;
                 on_progress(j, (uint64_t) n);
         }
+        return 0;
+}
+
+/* The saved state appears under its name only when complete; without
+ * overwrite, a name another job took meanwhile is not replaced. */
+static int publish_stream_file(Migration *j) {
+        unsigned flags = j->overwrite ? 0 : RENAME_NOREPLACE;
+
+        if (!j->temp_path)
+                return 0;
+        if (renameat2(AT_FDCWD, j->temp_path, AT_FDCWD, j->final_path, flags) < 0)
+                return fail(j, -errno, errno == EEXIST ? VFIOMIG_ERROR_ALREADY_EXISTS : VFIOMIG_ERROR_DEVICE_FAILED,
+                            "cannot save as %s: %m", j->final_path);
+        g_clear_pointer(&j->temp_path, g_free);
         return 0;
 }
 
@@ -456,11 +491,14 @@ static int run_save(Migration *j) {
                 r = write_stream(j, out->data, out->len);
         if (r >= 0 && !j->stream.socket && fsync(j->stream.fd) < 0 && errno != EINVAL && errno != EROFS)
                 r = fail(j, -errno, VFIOMIG_ERROR_DEVICE_FAILED, "writing %s: %m", j->target_label);
+        if (r >= 0)
+                r = publish_stream_file(j);
+        if (r >= 0)
+                r = commit(j);          /* the stream is whole */
         if (r < 0)
                 return r;
 
         set_phase(j, MIGRATION_FINISHING);
-        journal_update(j, true);        /* the stream is whole */
         return drive(j, s, j->options.source_running ? VFIO_STATE_RUNNING : VFIO_STATE_STOP);
 }
 
@@ -475,9 +513,10 @@ static int next_event(Migration *j, StreamReader *reader, uint8_t *buf, StreamEv
                 ssize_t n;
                 int r = stream_reader_next(reader, ev);
 
-                if (r < 0)
-                        return fail(j, r, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: %s", j->source_label,
-                                    stream_reader_error(reader));
+                if (r < 0)      /* a format version we do not know is not corruption */
+                        return fail(j, r, r == -EPROTONOSUPPORT ? VFIOMIG_ERROR_INCOMPATIBLE
+                                                                 : VFIOMIG_ERROR_STREAM_CORRUPT,
+                                    "%s: %s", j->source_label, stream_reader_error(reader));
                 if (ev->type != STREAM_EVENT_NONE || *eof)
                         return 0;
                 n = xfer_read(&x, &j->stream, buf, CHUNK);
@@ -574,9 +613,10 @@ static int run_load(Migration *j) {
 
         close_session(t);
         r = drive(j, t, VFIO_STATE_STOP);
+        if (r >= 0)
+                r = commit(j);
         if (r < 0)
                 return r;
-        journal_update(j, true);
         set_phase(j, MIGRATION_FINISHING);
         return j->options.target_running ? drive(j, t, VFIO_STATE_RUNNING) : 0;
 }
@@ -674,17 +714,6 @@ static int journal_update(Migration *j, bool committed) {
         return journal_write(j->manager->runtime_dir, e);
 }
 
-static void finish_stream_file(Migration *j, bool ok) {
-        if (!j->temp_path)
-                return;
-        if (ok && rename(j->temp_path, j->final_path) < 0) {
-                fail(j, -errno, VFIOMIG_ERROR_DEVICE_FAILED, "cannot save as %s: %m", j->final_path);
-                ok = false;
-        }
-        if (!ok)
-                (void) unlink(j->temp_path);
-}
-
 static gpointer worker(gpointer userdata) {
         Migration *j = userdata;
         int r;
@@ -704,7 +733,8 @@ static gpointer worker(gpointer userdata) {
                 rollback(j);
         else
                 success_outcomes(j);
-        finish_stream_file(j, r >= 0);
+        if (j->temp_path)               /* not published: half a stream */
+                (void) unlink(j->temp_path);
         for (guint i = 0; i < j->devices->len; i++) {
                 close_session(dev(j, i));
                 g_clear_pointer(&dev(j, i)->handle, device_handle_close);
@@ -823,7 +853,7 @@ int migration_cancel(Migration *j, const char *who) {
         uint64_t one = 1;
 
         g_mutex_lock(&j->lock);
-        if (j->phase >= MIGRATION_FINISHING) {
+        if (j->committed || j->phase >= MIGRATION_FINISHING) {
                 g_mutex_unlock(&j->lock);
                 return -EBUSY;
         }
@@ -910,8 +940,10 @@ static int add_device(Migration *j, const char *name, bool source, sd_bus_error 
         r = d->handle->ops->get_flags(d->handle, &d->flags);
         if (r == -ENOTTY || (r >= 0 && !(d->flags & VFIO_MIGRATION_STOP_COPY)))
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_NOT_MIGRATABLE, "%s does not support migration", name);
-        if (r >= 0)
+        if (r >= 0) {
+                registry_set_device_flags(m->registry, name, d->flags);  /* the kernel backend learns them now */
                 r = d->handle->ops->get_state(d->handle, &d->state);
+        }
         if (r < 0)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s: cannot query migration: %s",
                                          name, g_strerror(-r));
@@ -958,8 +990,10 @@ static int open_stream(Migration *j, const MigrationRequest *req, sd_bus_error *
 
         if (req->final_path) {
                 j->final_path = g_strdup(req->final_path);
-                j->temp_path = g_strdup_printf("%s.partial", req->final_path);
-                fd = open(j->temp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+                j->overwrite = req->overwrite;
+                /* unique: two saves under one name must not share it */
+                j->temp_path = g_strdup_printf("%s.XXXXXX.partial", req->final_path);
+                fd = g_mkstemp_full(j->temp_path, O_WRONLY | O_CLOEXEC, 0600);
                 if (fd < 0)
                         return sd_bus_error_set_errnof(error, errno, "Cannot create %s: %m", j->temp_path);
                 r = xfer_end_from_client_fd(fd, true, &j->stream);
@@ -1059,6 +1093,12 @@ static void recover_entry(Manager *m, const JournalEntry *e) {
                                 continue;
                         }
                         outcome = migration_recover_device(h, roles[k].source);
+                        {
+                                uint32_t st;
+
+                                if (h->ops->get_state(h, &st) >= 0)
+                                        registry_set_device_state(m->registry, *n, fsm_state_to_string(st));
+                        }
                         log_notice("Migration %u was interrupted by a daemon restart: %s %s %s", e->id,
                                    roles[k].source ? "source" : "target", *n, outcome);
                 }

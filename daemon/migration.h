@@ -83,6 +83,7 @@ typedef struct Migration {
         XferEnd stream;                 /* save, load: the file, pipe or socket */
         char *temp_path, *final_path;   /* save into the state directory */
         StreamHeader identity;          /* save: of the source; load: what the target accepts */
+        bool overwrite;                 /* save: may replace final_path */
 
         GThread *thread;
         int cancel_fd, notify_fd;
@@ -99,7 +100,7 @@ typedef struct Migration {
         uint32_t rounds;
         uint64_t downtime_usec;
         char *error_name, *error;
-        bool cancel_requested, finished;
+        bool cancel_requested, committed, finished;
 } Migration;
 
 typedef struct MigrationRequest {
@@ -108,6 +109,7 @@ typedef struct MigrationRequest {
         int stream_fd;                  /* save, load: borrowed */
         const char *stream_label;
         const char *final_path;         /* save by name: renamed into place when complete */
+        bool overwrite;
         MigrationOptions options;
 } MigrationRequest;
 
@@ -116,7 +118,8 @@ typedef struct MigrationRequest {
  * naming the device and the cause. */
 int migration_start(Manager *m, const MigrationRequest *req, const char *owner, Migration **ret,
                     sd_bus_error *error);
-/* -EBUSY once the job is past the point of no return (targets loaded). */
+/* -EBUSY once the job is past the point of no return (the targets hold
+ * the state, or the stream is complete). */
 int migration_cancel(Migration *j, const char *who);
 void migration_free(Migration *j);
 

@@ -208,6 +208,8 @@ void registry_add_device(Registry *r, Device *d) {
 
         if (old) {
                 d->busy = old->busy;
+                if (!d->migration_flags)
+                        d->migration_flags = old->migration_flags;
                 if (!*d->migration_state) {
                         g_free(d->migration_state);
                         d->migration_state = g_strdup(old->migration_state);
@@ -248,6 +250,15 @@ void registry_set_device_state(Registry *r, const char *name, const char *state)
                 return;
         g_free(d->migration_state);
         d->migration_state = g_strdup(state);
+        emit(r, REGISTRY_DEVICE_CHANGED, d);
+}
+
+void registry_set_device_flags(Registry *r, const char *name, uint32_t flags) {
+        Device *d = g_hash_table_lookup(r->devices, name);
+
+        if (!d || d->migration_flags == flags)
+                return;
+        d->migration_flags = flags;
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 

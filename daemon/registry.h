@@ -98,6 +98,7 @@ bool registry_remove_device(Registry *r, const char *name);
 /* Runtime status; report DEVICE_CHANGED when it changes. */
 void registry_set_device_busy(Registry *r, const char *name, bool busy);
 void registry_set_device_state(Registry *r, const char *name, const char *state);
+void registry_set_device_flags(Registry *r, const char *name, uint32_t flags);
 
 const Parent *registry_get_parent(Registry *r, const char *name);
 const MdevType *registry_get_type(Registry *r, const char *key);

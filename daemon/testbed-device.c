@@ -237,7 +237,7 @@ static int parse_fault_arg(SimFault *f, const char *key, const char *v) {
         if (g_str_equal(key, "land"))
                 return g_str_equal(v, "stay") ? (f->land = -1, 0) : parse_state_arg(v, &f->land);
         if (g_str_equal(key, "errno"))
-                return (f->error = errno_from_name(v)) < 0 ? -EINVAL : 0;
+                return g_str_equal(v, "0") ? (f->error = 0) : (f->error = errno_from_name(v)) < 0 ? -EINVAL : 0;
         if (!g_ascii_string_to_unsigned(v, 10, 0, G_MAXUINT64, &n, NULL))
                 return -EINVAL;
         if (g_str_equal(key, "after"))
@@ -246,6 +246,8 @@ static int parse_fault_arg(SimFault *f, const char *key, const char *v) {
                 f->chunk = (size_t) n;
         else if (g_str_equal(key, "count"))
                 f->count = (unsigned) n;
+        else if (g_str_equal(key, "delay") && n <= 60000)
+                f->delay_ms = (unsigned) n;
         else
                 return -EINVAL;
         return 0;
@@ -287,7 +289,8 @@ fail:
         if (ret_error)
                 *ret_error = g_strdup_printf("'%s' is not a fault: expected one of transition, read-error, "
                                              "write-error, short-io, stall, precopy-info, reset, followed by "
-                                             "key=value words (from, to, land, errno, after, chunk, count)", spec);
+                                             "key=value words (from, to, land, errno, after, chunk, count, delay)",
+                                             spec);
         return -EINVAL;
 }
 
@@ -759,10 +762,15 @@ static int sim_set_state(DeviceHandle *h, uint32_t want, int *ret_data_fd) {
         r = fsm_path(d->state, want, d->flags, path, &n);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 SimFault f;
+                bool fault;
 
                 if (fd >= 0)
                         close(fd), fd = -1;
-                if (take_fault(d, SIM_FAULT_TRANSITION, (int) d->state, (int) path[i], &f)) {
+                fault = take_fault(d, SIM_FAULT_TRANSITION, (int) d->state, (int) path[i], &f);
+
+                if (fault && f.delay_ms > 0)    /* a slow driver, holding its state mutex */
+                        g_usleep(f.delay_ms * 1000);
+                if (fault && f.error != 0) {
                         log_debug("testbed %s: injected failure of %s -> %s", d->name,
                                   fsm_state_to_string(d->state), fsm_state_to_string(path[i]));
                         if (f.land >= 0) {

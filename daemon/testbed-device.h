@@ -20,8 +20,10 @@
  * Data sessions use real pipes: a producer thread writes the stream of a
  * saving session, a consumer thread reads and checks a resuming one.
  * Stream: a vendor header (magic, geometry, seed, tag) and page records.
- * A resuming device refuses a header with another tag or geometry (the
- * next write fails with EFAULT, as mtty does) and commits only complete,
+ * A resuming device refuses a header with another tag or geometry (it
+ * closes its end: the next write fails, with EFAULT where I/O faults are
+ * armed and the hooks run, else with EPIPE; mtty says EFAULT) and commits
+ * only complete,
  * verified data at RESUMING -> STOP; a reset discards what it received.
  *
  * The migration state, seed and page versions persist in a directory, so
@@ -55,10 +57,12 @@ typedef struct SimFault {
         uint64_t after;         /* bytes */
         size_t chunk;
         unsigned count;         /* how often it fires; 0 = every time */
+        unsigned delay_ms;      /* TRANSITION: take this long first (errno=0: then succeed) */
 } SimFault;
 
-/* Parses "transition from=stop-copy to=stop errno=EIO land=error count=1"
- * and the like (see vfiomigd(8), TESTBED FILES). */
+/* Parses "transition from=stop-copy to=stop errno=EIO land=error count=1",
+ * "transition to=running delay=500 errno=0" and the like (see vfiomigd(8),
+ * TESTBED FILES). */
 int sim_fault_parse(const char *spec, SimFault *ret, char **ret_error);
 
 /* persist_dir may be NULL (no persistence). */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "conffile.h"
+#include "fsm.h"
 #include "names.h"
 #include "testbed.h"
 #include "util.h"
@@ -302,7 +303,10 @@ static void populate(Testbed *tb, Parsed *p) {
         for (guint i = 0; i < p->devices->len; i++) {
                 Device *d = g_steal_pointer(&p->devices->pdata[i]);
 
-                free_and_strdup(&d->migration_state, "running");
+                /* as the device itself says: its state may have been persisted
+                 * by a daemon that died mid-migration */
+                free_and_strdup(&d->migration_state,
+                                fsm_state_to_string(sim_device_state(g_hash_table_lookup(tb->sims, d->name))));
                 registry_add_device(r, d);
         }
         for (guint i = 0; i < p->types->len; i++) {

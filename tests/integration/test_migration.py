@@ -268,6 +268,26 @@ class MigrateTest(MigrationTestCase):
         for n, d in digests.items():
             self.assertEqual((self.digest(n), self.state(n)), (d, 'running'))
 
+    def test_cancel_after_the_point_of_no_return_is_refused(self):
+        src, tgt = A[0], B[0]
+        before = self.digest(src)
+        # the target takes its time to start: the job sits in finishing
+        self.fault(tgt, 'transition from=stop to=running-p2p delay=800 errno=0')
+        job = self.start('Migrate', '(ssa{sv})', (src, tgt, {}))
+        wait_until(lambda: self.get_property(job['path'], MIGRATION, 'Phase') == 'finishing', 10, 'finishing')
+        msg = self.assert_dbus_error(ERR + 'Busy', self.call, 'Cancel', path=job['path'], interface=MIGRATION)
+        self.assertIn('can no longer be cancelled', msg)
+        final = self.wait_job(job)
+        self.assertEqual((final['result'], final['Error']), ('done', ''))
+        self.assertEqual(self.digest(tgt), before)
+
+    def test_registry_follows_the_devices(self):
+        src, tgt = A[1], B[1]
+        self.start_and_wait('Migrate', '(ssa{sv})', (src, tgt, {}), expect='done')
+        self.assertEqual((self.devices()[src][5], self.devices()[tgt][5]), ('stop', 'running'))
+        self.tb('Reset', '(s)', src)
+        self.assertEqual(self.devices()[src][5], 'running')
+
     def test_busy_device(self):
         self.fault(A[0], 'stall after=0')
         job = self.start('Migrate', '(ssa{sv})', (A[0], B[0], {}))
@@ -409,6 +429,7 @@ class FaultTest(MigrationTestCase):
         target_digest = self.digest(tgt)
         final = self.start_and_wait('Migrate', '(ssa{sv})', (src, tgt, {}))
         self.assert_rolled_back(final, src, tgt, target_digest, 'DeviceFailed')
+        self.assertTrue('refused the data' in final['Error'] or 'resuming -> stop' in final['Error'], final['Error'])
 
     # finishing
     def test_target_does_not_start(self):
@@ -586,6 +607,7 @@ class SaveLoadTest(StreamTestMixin, MigrationTestCase):
             ('truncated mid-record', data[:len(data) // 2], 'StreamCorrupt'),
             ('truncated before END', data[:-40], 'StreamCorrupt'),
             ('trailing garbage', data + b'\0', 'StreamCorrupt'),
+            ('format version 2', data[:8] + b'\x02' + data[9:], 'Incompatible'),
             ('not a stream', b'hello world\n' * 100, 'StreamCorrupt'),
             ('empty', b'', 'StreamCorrupt'),
         ]
@@ -614,6 +636,36 @@ class SaveLoadTest(StreamTestMixin, MigrationTestCase):
         self.assertEqual(final['ErrorName'], ERR + 'Incompatible')
         self.assertIn('sim-other', final['Error'])
         self.assertEqual((self.state(tgt), self.digest(tgt)), ('running', before))
+
+    def test_concurrent_saves_under_one_name(self):
+        """Both pass the call's check; one publishes, the other fails
+        AlreadyExists and puts its source back."""
+        jobs = [self.start('Save', '(ssa{sv})', (n, 'twin', {})) for n in (A[0], A[1])]
+        results = sorted(self.wait_job(j)['result'] for j in jobs)
+        self.assertEqual(results, ['done', 'failed'])
+        self.assertEqual(sorted(self.state(n) for n in (A[0], A[1])), ['running', 'stop'])
+        states = os.listdir(os.path.join(self.tmp, 'state', 'states'))
+        self.assertNotIn(True, [n.endswith('.partial') for n in states], states)
+        self.start_and_wait('Load', '(ssa{sv})', (B[0], 'twin', {}), expect='done')
+
+    def test_failed_publish_is_a_failed_save(self):
+        path = os.path.join(self.tmp, 'state', 'states', 'late')
+        self.fault(A[2], 'transition to=stop-copy delay=600 errno=0')
+        job = self.start('Save', '(ssa{sv})', (A[2], 'late', {}))
+        os.makedirs(path)               # someone takes the name meanwhile
+        try:
+            final = self.wait_job(job)
+        finally:
+            os.rmdir(path)
+        self.assertEqual((final['result'], final['ErrorName']), ('failed', ERR + 'AlreadyExists'))
+        self.assertEqual(self.state(A[2]), 'running')
+
+    def test_json_of_save_to_stdout_goes_to_stderr(self):
+        p = subprocess.run([VFIOMIGCTL, '--json', '--source-state=running', 'save', A[3], '-'], capture_output=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith(b'VFIOMIG\x01'))
+        self.assertEqual(json.loads(p.stderr)['result'], 'done')
 
     def test_write_error_on_the_stream(self):
         src = A[0]

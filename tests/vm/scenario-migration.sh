@@ -47,6 +47,8 @@ step "B: scratch came from A" assert_eq 0x5a "$(reg "$B" get 7)"
 step "B: LCR came from A" assert_eq 0x1b "$(reg "$B" get 3)"
 step "B: port 2 came from A" assert_eq 0xa5 "$(reg "$B" --region 1 get 7)"
 step "A is stopped, B runs (daemon's view)" assert_eq "stop running" "$(state_of "$A") $(state_of "$B")"
+step "the daemon learned A's migration flags" assert_eq "stop-copy p2p pre-copy" \
+	"$("$ctl" show "$A" | awk '$1 == "MigrationFlags:" { $1 = ""; print substr($0, 2) }')"
 step "A is stopped, B runs (kernel's view)" assert_eq "stop running" \
 	"$("$tool" state "$A" 2>&1) $("$tool" state "$B" 2>&1)"
 step "migration reported pre-copy" eval "\"$ctl\" --json migrate $B $C | grep -q '\"precopy_rounds\":1'"
