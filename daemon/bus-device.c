@@ -34,7 +34,7 @@ static int property_get_migration_flags(sd_bus *bus, const char *path, const cha
 static int property_get_empty_string(sd_bus *bus, const char *path, const char *interface,
                                      const char *property, sd_bus_message *reply, void *userdata,
                                      sd_bus_error *error) {
-        /* Filled by later work: compatibility identities, libvirt domains. */
+        /* Filled by later work: libvirt domains. */
         return sd_bus_message_append(reply, "s", "");
 }
 
@@ -60,8 +60,9 @@ const sd_bus_vtable bus_device_vtable[] = {
         STRING_PROPERTY("IommuGroup", iommu_group),
         STRING_PROPERTY("VfioDevNode", vfio_dev),
         SD_BUS_PROPERTY("MigrationFlags", "as", property_get_migration_flags, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("MigrationType", "s", property_get_empty_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("MigrationVersion", "s", property_get_empty_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        STRING_PROPERTY("MigrationType", migration_type),
+        STRING_PROPERTY("MigrationVersion", migration_version),
+        STRING_PROPERTY("MigrationBasis", migration_basis),
         STRING_PROPERTY("MigrationState", migration_state),
         SD_BUS_PROPERTY("Busy", "b", property_get_busy, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Domain", "s", property_get_empty_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

@@ -2,8 +2,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include <systemd/sd-id128.h>
-
 #include "config.h"
 #include "bus-objects.h"
 #include "bus-util.h"
@@ -115,20 +113,6 @@ static int read_plain_name(sd_bus_message *msg, const char *what, const char **r
         return 0;
 }
 
-static char *random_uuid(void) {
-        sd_id128_t id;
-
-        if (sd_id128_randomize(&id) < 0)
-                return NULL;
-        return g_strdup_printf("%08x-%04x-%04x-%04x-%012" G_GINT64_MODIFIER "x",
-                               (id.bytes[0] << 24) | (id.bytes[1] << 16) | (id.bytes[2] << 8) | id.bytes[3],
-                               (id.bytes[4] << 8) | id.bytes[5], (id.bytes[6] << 8) | id.bytes[7],
-                               (id.bytes[8] << 8) | id.bytes[9],
-                               ((guint64) id.bytes[10] << 40) | ((guint64) id.bytes[11] << 32) |
-                               ((guint64) id.bytes[12] << 24) | ((guint64) id.bytes[13] << 16) |
-                               ((guint64) id.bytes[14] << 8) | id.bytes[15]);
-}
-
 static const MdevType *lookup_type(Manager *m, const char *parent, const char *type_id, sd_bus_error *error) {
         const MdevType *t;
         g_autoptr(GPtrArray) types = NULL;
@@ -176,9 +160,7 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         t = lookup_type(m, parent, type_id, error);
         if (!t)
                 return -ENODEV;
-        uuid = *uuid_arg ? g_ascii_strdown(uuid_arg, -1) : random_uuid();
-        if (!uuid)
-                return -ENOMEM;
+        uuid = *uuid_arg ? g_ascii_strdown(uuid_arg, -1) : g_uuid_string_random();
         /* A duplicate UUID is left for the kernel (or testbed) to refuse:
          * it is the authority, and our registry may lag a uevent behind. */
         r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE,
@@ -264,6 +246,26 @@ const sd_bus_vtable bus_manager_vtable[] = {
                                 SD_BUS_ARGS("s", uuid, "a{sv}", options),
                                 SD_BUS_NO_RESULT,
                                 method_remove_mdev, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetIdentity",
+                                SD_BUS_ARGS("s", device),
+                                SD_BUS_RESULT("s", type, "s", version),
+                                bus_method_get_identity, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CheckCompatibility",
+                                SD_BUS_ARGS("s", source, "s", target),
+                                SD_BUS_RESULT("s", verdict, "s", basis, "s", reason),
+                                bus_method_check_compatibility, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CheckIdentity",
+                                SD_BUS_ARGS("s", type, "s", version, "s", target),
+                                SD_BUS_RESULT("s", verdict, "s", basis, "s", reason),
+                                bus_method_check_identity, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("FindTargets",
+                                SD_BUS_ARGS("s", type, "s", version, "a{sv}", options),
+                                SD_BUS_RESULT("a(ssss)", targets),
+                                bus_method_find_targets, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Probe",
+                                SD_BUS_ARGS("s", source, "s", target, "a{sv}", options),
+                                SD_BUS_RESULT("s", verdict, "s", basis, "s", reason),
+                                bus_method_probe, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Migrate",
                                 SD_BUS_ARGS("s", source, "s", target, "a{sv}", options),
                                 SD_BUS_RESULT("u", id, "o", path),

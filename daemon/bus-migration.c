@@ -35,6 +35,8 @@ static int opt_bool(sd_bus_message *m, const char *name, void *userdata, sd_bus_
                 o->o.precopy = b;
         else if (g_str_equal(name, "allow-no-p2p"))
                 o->o.allow_no_p2p = b;
+        else if (g_str_equal(name, "allow-unknown"))
+                o->o.allow_unknown = b;
         else
                 o->overwrite = b;
         return 0;
@@ -106,6 +108,7 @@ static const BusOption migrate_options[] = {
         { "target-state", "s", opt_state },
         { "devices", "as", opt_devices },
         { "allow-no-p2p", "b", opt_bool },
+        { "allow-unknown", "b", opt_bool },
         {}
 };
 
@@ -119,6 +122,7 @@ static const BusOption save_options[] = {
 static const BusOption load_options[] = {
         { "io-timeout", "u", opt_uint },
         { "target-state", "s", opt_state },
+        { "allow-unknown", "b", opt_bool },
         {}
 };
 

@@ -25,6 +25,13 @@ int bus_method_save_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 int bus_method_load_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 
+/* Manager methods of the compatibility map (bus-compat.c). */
+int bus_method_get_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_check_compatibility(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+
 struct Migration;
 /* PropertiesChanged and ProgressUpdate of a job; final: its last word. */
 void bus_migration_emit_changed(struct Migration *j, bool final);

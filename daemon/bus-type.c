@@ -12,12 +12,6 @@ static int property_get_available(sd_bus *bus, const char *path, const char *int
         return sd_bus_message_append(reply, "u", t->available_instances);
 }
 
-static int property_get_unknown(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        /* Filled by the compatibility map. */
-        return sd_bus_message_append(reply, "s", "");
-}
-
 #define STRING_PROPERTY(name, field, flags) \
         SD_BUS_PROPERTY(name, "s", bus_property_get_string, offsetof(MdevType, field), flags)
 
@@ -29,8 +23,9 @@ const sd_bus_vtable bus_type_vtable[] = {
         STRING_PROPERTY("Description", description, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("DeviceApi", device_api, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("AvailableInstances", "u", property_get_available, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("MigrationType", "s", property_get_unknown, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("MigrationVersion", "s", property_get_unknown, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        STRING_PROPERTY("MigrationType", migration_type, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        STRING_PROPERTY("MigrationVersion", migration_version, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        STRING_PROPERTY("MigrationBasis", migration_basis, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END
 };
 

@@ -41,6 +41,11 @@ typedef struct DeviceOps {
          * with -errno returns. */
         ssize_t (*read_data)(DeviceHandle *h, int fd, void *buf, size_t len);
         ssize_t (*write_data)(DeviceHandle *h, int fd, const void *buf, size_t len);
+        /* Optional: whether a resuming device has refused what it was
+         * given so far (-errno), once it has looked at all of it. For
+         * devices that check asynchronously; the kernel's write() fails
+         * at once, so vfio.c leaves it NULL. */
+        int (*resume_status)(DeviceHandle *h);
 } DeviceOps;
 
 struct DeviceHandle {

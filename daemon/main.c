@@ -18,12 +18,15 @@ typedef struct Options {
         char *config_file;
         char *testbed;
         char *introspect;
+        GPtrArray *rules_dirs;
         uint64_t idle_timeout_usec;
         int log_level;
         bool testbed_set, idle_set, log_level_set;
 } Options;
 
 static void options_clear(Options *o) {
+        if (o->rules_dirs)
+                g_ptr_array_unref(o->rules_dirs);
         g_free(o->config_file);
         g_free(o->testbed);
         g_free(o->introspect);
@@ -42,9 +45,11 @@ static void help(void) {
                "     --idle-timeout=SEC   Exit after SEC seconds without clients' work (0: never;\n"
                "                          default 60 when activated by D-Bus or systemd, else 0)\n"
                "     --log-level=LEVEL    err, warning, notice, info or debug\n"
+               "     --rules-dir=DIR      Read compatibility rules from DIR instead of\n"
+               "                          %s and %s (repeatable)\n"
                "     --bus-introspect=PATH\n"
                "                          Write the D-Bus API's introspection XML to PATH and exit\n",
-               program_invocation_short_name, VFIOMIG_CONFIG_FILE);
+               program_invocation_short_name, VFIOMIG_CONFIG_FILE, VFIOMIG_RULES_DIR_VENDOR, VFIOMIG_RULES_DIR_LOCAL);
 }
 
 static int parse_seconds(const char *s, uint64_t *ret) {
@@ -57,7 +62,7 @@ static int parse_seconds(const char *s, uint64_t *ret) {
 }
 
 static int parse_argv(int argc, char *argv[], Options *o) {
-        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_TESTBED, ARG_IDLE, ARG_LOG_LEVEL, ARG_INTROSPECT };
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_TESTBED, ARG_IDLE, ARG_LOG_LEVEL, ARG_INTROSPECT, ARG_RULES_DIR };
         static const struct option options[] = {
                 { "help",           no_argument,       NULL, 'h' },
                 { "version",        no_argument,       NULL, ARG_VERSION },
@@ -66,6 +71,7 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                 { "idle-timeout",   required_argument, NULL, ARG_IDLE },
                 { "log-level",      required_argument, NULL, ARG_LOG_LEVEL },
                 { "bus-introspect", required_argument, NULL, ARG_INTROSPECT },
+                { "rules-dir",      required_argument, NULL, ARG_RULES_DIR },
                 {}
         };
         int c;
@@ -101,6 +107,11 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                 case ARG_INTROSPECT:
                         g_free(o->introspect);
                         o->introspect = g_strdup(optarg);
+                        break;
+                case ARG_RULES_DIR:
+                        if (!o->rules_dirs)
+                                o->rules_dirs = g_ptr_array_new_with_free_func(g_free);
+                        g_ptr_array_add(o->rules_dirs, g_strdup(optarg));
                         break;
                 default:
                         return -EINVAL;
@@ -183,7 +194,13 @@ static int run(int argc, char *argv[]) {
         sigaddset(&mask, SIGINT);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
-        r = manager_new(&(ManagerOptions) { .testbed = o.testbed, .idle_timeout_usec = o.idle_timeout_usec }, &m);
+        if (o.rules_dirs)
+                g_ptr_array_add(o.rules_dirs, NULL);
+        r = manager_new(&(ManagerOptions) {
+                .testbed = o.testbed,
+                .idle_timeout_usec = o.idle_timeout_usec,
+                .rules_dirs = o.rules_dirs ? (char **) o.rules_dirs->pdata : NULL,
+        }, &m);
         if (r < 0)
                 return r;
         r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);

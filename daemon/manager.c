@@ -8,8 +8,10 @@
 #include "bus-objects.h"
 #include "conffile.h"
 #include "log.h"
+#include "identities.h"
 #include "manager.h"
 #include "migration.h"
+#include "probe.h"
 #include "testbed.h"
 #include "udev.h"
 #include "util.h"
@@ -29,6 +31,15 @@ static int load_testbed(Manager *m, const char *spec) {
                 return log_error_errno(EINVAL, "Cannot load testbed: %s", error->message);
         log_info("Testbed backend: %u devices, simulated", registry_device_count(m->registry));
         return 0;
+}
+
+/* The bus announces a change first (InterfacesAdded before anything
+ * about the object's identity), then the map follows it. */
+static void on_registry(Registry *r, RegistryEvent event, const void *object, void *userdata) {
+        Manager *m = userdata;
+
+        bus_registry_notify(r, event, object, m);
+        identities_on_registry(m, event, object);
 }
 
 int manager_new(const ManagerOptions *o, Manager **ret) {
@@ -57,7 +68,8 @@ int manager_new(const ManagerOptions *o, Manager **ret) {
         if (r < 0)
                 return r;
 
-        registry_set_notify(m->registry, bus_registry_notify, m);
+        m->rules_dirs = g_strdupv(o->rules_dirs);
+        registry_set_notify(m->registry, on_registry, m);
         *ret = g_steal_pointer(&m);
         return 0;
 }
@@ -72,6 +84,9 @@ void manager_free(Manager *m) {
         sd_bus_flush_close_unref(m->bus);
         source_free(m->source);
         registry_free(m->registry);
+        identities_stop(m);
+        probe_cache_free(m->probes);
+        g_strfreev(m->rules_dirs);
         polkit_registry_free(m->polkit);
         sd_event_unref(m->event);
         g_free(m->runtime_dir);
@@ -80,7 +95,8 @@ void manager_free(Manager *m) {
 }
 
 bool manager_is_idle(Manager *m) {
-        return polkit_registry_pending(m->polkit) == 0 && g_hash_table_size(m->migrations) == 0;
+        return polkit_registry_pending(m->polkit) == 0 && g_hash_table_size(m->migrations) == 0 &&
+               probe_running(m) == 0;
 }
 
 /* Runs after every dispatch once the name is gone: work that was in
@@ -166,6 +182,7 @@ static int setup_idle_exit(Manager *m) {
 }
 
 int manager_start(Manager *m) {
+        g_autofree char *probes_path = NULL;
         int r;
 
         vfiomig_bus_error_register();
@@ -181,6 +198,12 @@ int manager_start(Manager *m) {
         /* A predecessor killed mid-migration left devices stopped: put them
          * back before anyone can ask for anything. */
         migration_recover_journal(m);
+
+        probes_path = g_build_filename(m->state_dir, "probes.conf", NULL);
+        m->probes = probe_cache_new(probes_path);
+        r = identities_start(m);
+        if (r < 0)
+                return r;
 
         r = bus_manager_register(m);
         if (r >= 0)

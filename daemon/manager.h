@@ -22,6 +22,12 @@ typedef struct Manager {
 
         GHashTable *migrations;         /* id -> Migration, running jobs */
         uint32_t last_migration_id;
+        struct Rules *rules;
+        struct CompatMap *compat;       /* the compatibility map */
+        struct ProbeCache *probes;
+        char **rules_dirs;              /* NULL: the defaults */
+        uint64_t compat_build_usec;
+
         char *runtime_dir;              /* journal of in-flight jobs, testbed device state */
         char *state_dir;                /* saved states */
 
@@ -34,6 +40,7 @@ typedef struct Manager {
 typedef struct ManagerOptions {
         const char *testbed;            /* NULL: kernel; "default" or a file */
         uint64_t idle_timeout_usec;
+        char **rules_dirs;              /* NULL: the defaults */
 } ManagerOptions;
 
 int manager_new(const ManagerOptions *o, Manager **ret);

@@ -9,8 +9,9 @@
 #include <unistd.h>
 
 #include "bus-objects.h"
-#include "compat.h"
+#include "compat-map.h"
 #include "crc32c.h"
+#include "identities.h"
 #include "fsm.h"
 #include "journal.h"
 #include "log.h"
@@ -540,14 +541,61 @@ static int next_event(Migration *j, StreamReader *reader, uint8_t *buf, StreamEv
         }
 }
 
+/* The map is the main loop's: ask it and wait for the answer. */
+static Verdict ask_verdict(Migration *j, const char *type, const char *version, char **ret_reason) {
+        Verdict v;
+
+        g_mutex_lock(&j->lock);
+        j->ask_type = g_strdup(type);
+        j->ask_version = g_strdup(version);
+        g_mutex_unlock(&j->lock);
+        poke(j);
+        g_mutex_lock(&j->lock);
+        while (j->ask_type && !j->cancel_requested)
+                g_cond_wait(&j->answered, &j->lock);
+        v = j->ask_type ? VERDICT_UNKNOWN : j->answer;
+        *ret_reason = j->ask_type ? g_strdup("cancelled") : g_steal_pointer(&j->answer_reason);
+        g_mutex_unlock(&j->lock);
+        return v;
+}
+
 static int check_stream_identity(Migration *j, StreamReader *reader, MigrationDevice *t) {
         const StreamHeader *h = stream_reader_header(reader);
-        g_autofree char *why = compat_check_stream(h->migration_type, t->info);
+        g_autofree char *reason = NULL;
+        Verdict v;
 
-        if (why)
-                return fail(j, -EPROTONOSUPPORT, VFIOMIG_ERROR_INCOMPATIBLE, "%s: %s", j->source_label, why);
+        v = ask_verdict(j, h->migration_type, h->migration_version, &reason);
+        if (cancelled(j))
+                return fail(j, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+        if (v == VERDICT_INCOMPATIBLE || (v == VERDICT_UNKNOWN && !j->options.allow_unknown))
+                return fail(j, -EPROTONOSUPPORT, VFIOMIG_ERROR_INCOMPATIBLE, "%s: state of a %s device%s%s cannot go "
+                            "into %s: %s%s", j->source_label, h->migration_type, *h->migration_version ? " version " : "",
+                            h->migration_version, t->info->name, reason,
+                            v == VERDICT_UNKNOWN ? " (option allow-unknown)" : "");
         set_expected(j, h->expected_size);
         return 0;
+}
+
+/* The main loop's side of ask_verdict(). */
+static void answer_question(Migration *j) {
+        g_autoptr(Identity) id = NULL;
+        const Judgement *judgement;
+        const char *target;
+
+        g_mutex_lock(&j->lock);
+        if (!j->ask_type) {
+                g_mutex_unlock(&j->lock);
+                return;
+        }
+        id = identities_remote(j->ask_type, j->ask_version);
+        target = dev(j, 0)->info->name;
+        judgement = compat_map_verdict_for(j->manager->compat, id, target);
+        j->answer = judgement ? judgement->verdict : VERDICT_UNKNOWN;
+        j->answer_reason = g_strdup(judgement ? judgement->reason : "the target has no identity");
+        g_clear_pointer(&j->ask_type, g_free);
+        g_clear_pointer(&j->ask_version, g_free);
+        g_cond_signal(&j->answered);
+        g_mutex_unlock(&j->lock);
 }
 
 static int load_write(Migration *j, MigrationDevice *t, const void *data, size_t len) {
@@ -780,6 +828,7 @@ static int on_worker_notify(sd_event_source *s, int fd, uint32_t revents, void *
         bool finished;
 
         (void) read(fd, &count, sizeof(count));
+        answer_question(j);
         g_mutex_lock(&j->lock);
         finished = j->finished;
         g_mutex_unlock(&j->lock);
@@ -836,6 +885,10 @@ void migration_free(Migration *j) {
                 g_ptr_array_unref(j->devices);
         stream_header_clear(&j->identity);
         g_mutex_clear(&j->lock);
+        g_cond_clear(&j->answered);
+        g_free(j->ask_type);
+        g_free(j->ask_version);
+        g_free(j->answer_reason);
         g_free(j->path);
         g_free(j->source_label);
         g_free(j->target_label);
@@ -862,6 +915,7 @@ int migration_cancel(Migration *j, const char *who) {
                 j->error_name = g_strdup(VFIOMIG_ERROR_CANCELLED);
         }
         j->cancel_requested = true;
+        g_cond_signal(&j->answered);
         g_mutex_unlock(&j->lock);
         if (write(j->cancel_fd, &one, sizeof(one)) < 0)
                 return -errno;
@@ -959,10 +1013,14 @@ static int check_pairs(Migration *j, sd_bus_error *error) {
         bool p2p = all_have(j, VFIO_MIGRATION_P2P);
 
         for (unsigned p = 0; p < j->pairs && j->kind == MIGRATION_MIGRATE; p++) {
-                g_autofree char *why = compat_check(dev(j, p)->info, target_of(j, p)->info);
+                const char *s = dev(j, p)->info->name, *t = target_of(j, p)->info->name;
+                const Judgement *v = compat_map_verdict(j->manager->compat, s, t);
 
-                if (why)
-                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INCOMPATIBLE, "%s", why);
+                if (!v || v->verdict == VERDICT_INCOMPATIBLE ||
+                    (v->verdict == VERDICT_UNKNOWN && !j->options.allow_unknown))
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INCOMPATIBLE, "%s cannot go into %s: %s%s", s, t,
+                                                 v ? v->reason : "no identity",
+                                                 v && v->verdict == VERDICT_UNKNOWN ? " (option allow-unknown)" : "");
         }
         if (j->pairs > 1 && !p2p && !j->options.allow_no_p2p) {
                 for (guint i = 0; i < j->devices->len; i++)
@@ -978,8 +1036,8 @@ static int check_pairs(Migration *j, sd_bus_error *error) {
 static int setup_identity(Migration *j) {
         MigrationDevice *d = dev(j, 0);
 
-        j->identity.migration_type = compat_migration_type(d->info);
-        j->identity.migration_version = g_strdup("");
+        j->identity.migration_type = g_strdup(d->info->migration_type);
+        j->identity.migration_version = g_strdup(d->info->migration_version);
         j->identity.device = g_strdup(d->info->name);
         j->identity.migration_flags = d->flags;
         return 0;
@@ -1022,6 +1080,7 @@ int migration_start(Manager *m, const MigrationRequest *req, const char *owner, 
         j->devices = g_ptr_array_new();
         j->stream.fd = j->cancel_fd = j->notify_fd = -1;
         g_mutex_init(&j->lock);
+        g_cond_init(&j->answered);
         j->source_label = req->sources ? label(req->sources) : g_strdup(req->stream_label);
         j->target_label = req->targets ? label(req->targets) : g_strdup(req->stream_label);
         j->pairs = g_strv_length(req->sources ? req->sources : req->targets);

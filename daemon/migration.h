@@ -7,6 +7,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "compat.h"
 #include "devops.h"
 #include "manager.h"
 #include "stream.h"
@@ -52,6 +53,7 @@ typedef struct MigrationOptions {
         bool target_running;            /* else targets stay STOP */
         bool source_running;            /* save: source back to RUNNING */
         bool allow_no_p2p;              /* group members without P2P */
+        bool allow_unknown;             /* go ahead when compatibility is unknown */
         uint64_t io_timeout_usec;
 } MigrationOptions;
 
@@ -101,6 +103,11 @@ typedef struct Migration {
         uint64_t downtime_usec;
         char *error_name, *error;
         bool cancel_requested, committed, finished;
+        /* the worker asks the main loop (which owns the map) for a verdict */
+        GCond answered;
+        char *ask_type, *ask_version;   /* non-NULL: a question is waiting */
+        Verdict answer;
+        char *answer_reason;
 } Migration;
 
 typedef struct MigrationRequest {

@@ -27,6 +27,11 @@ DeviceKind device_kind_from_string(const char *s) {
         return _DEVICE_KIND_INVALID;
 }
 
+static void free_string(char **p, const char *s) {
+        g_free(*p);
+        *p = g_strdup(s);
+}
+
 Parent *parent_new(const char *name) {
         Parent *p = g_new0(Parent, 1);
 
@@ -59,6 +64,11 @@ MdevType *mdev_type_new(const char *parent, const char *id) {
         t->description = g_strdup("");
         t->device_api = g_strdup("");
         t->sysfs_path = g_strdup("");
+        t->vendor_migration_type = g_strdup("");
+        t->vendor_migration_version = g_strdup("");
+        t->migration_type = g_strdup("");
+        t->migration_version = g_strdup("");
+        t->migration_basis = g_strdup("");
         return t;
 }
 
@@ -72,6 +82,11 @@ void mdev_type_free(MdevType *t) {
         g_free(t->description);
         g_free(t->device_api);
         g_free(t->sysfs_path);
+        g_free(t->vendor_migration_type);
+        g_free(t->vendor_migration_version);
+        g_free(t->migration_type);
+        g_free(t->migration_version);
+        g_free(t->migration_basis);
         g_free(t);
 }
 
@@ -79,7 +94,8 @@ void mdev_type_free(MdevType *t) {
 #define DEVICE_STRING_FIELDS(X) \
         X(sysfs_path) X(driver) X(parent) X(mdev_type) X(iommu_group) \
         X(vfio_dev) X(vendor_id) X(device_id) X(subsystem_vendor_id) \
-        X(subsystem_device_id) X(migration_state)
+        X(subsystem_device_id) X(vendor_migration_type) X(vendor_migration_version) \
+        X(migration_type) X(migration_version) X(migration_basis) X(migration_state)
 
 Device *device_new(const char *name, DeviceKind kind) {
         Device *d = g_new0(Device, 1);
@@ -129,6 +145,8 @@ static bool mdev_type_equal(const MdevType *a, const MdevType *b) {
                g_str_equal(a->description, b->description) &&
                g_str_equal(a->device_api, b->device_api) &&
                g_str_equal(a->sysfs_path, b->sysfs_path) &&
+               g_str_equal(a->vendor_migration_type, b->vendor_migration_type) &&
+               g_str_equal(a->vendor_migration_version, b->vendor_migration_version) &&
                a->available_instances == b->available_instances;
 }
 
@@ -176,6 +194,11 @@ void registry_remove_parent(Registry *r, const char *name) {
 void registry_add_type(Registry *r, MdevType *t) {
         MdevType *old = g_hash_table_lookup(r->types, t->key);
 
+        if (old && !*t->migration_basis) {
+                free_string(&t->migration_type, old->migration_type);
+                free_string(&t->migration_version, old->migration_version);
+                free_string(&t->migration_basis, old->migration_basis);
+        }
         if (old && mdev_type_equal(old, t)) {
                 mdev_type_free(t);
                 return;
@@ -210,6 +233,11 @@ void registry_add_device(Registry *r, Device *d) {
                 d->busy = old->busy;
                 if (!d->migration_flags)
                         d->migration_flags = old->migration_flags;
+                if (!*d->migration_basis) {
+                        free_string(&d->migration_type, old->migration_type);
+                        free_string(&d->migration_version, old->migration_version);
+                        free_string(&d->migration_basis, old->migration_basis);
+                }
                 if (!*d->migration_state) {
                         g_free(d->migration_state);
                         d->migration_state = g_strdup(old->migration_state);
@@ -260,6 +288,31 @@ void registry_set_device_flags(Registry *r, const char *name, uint32_t flags) {
                 return;
         d->migration_flags = flags;
         emit(r, REGISTRY_DEVICE_CHANGED, d);
+}
+
+static bool set_identity(char **type, char **version, char **basis, const char *t, const char *v, const char *b) {
+        if (g_str_equal(*type, t) && g_str_equal(*version, v) && g_str_equal(*basis, b))
+                return false;
+        free_string(type, t);
+        free_string(version, v);
+        free_string(basis, b);
+        return true;
+}
+
+void registry_set_identity(Registry *r, const char *node, const char *type, const char *version, const char *basis) {
+        if (g_str_has_prefix(node, "type:")) {
+                MdevType *t = g_hash_table_lookup(r->types, node + 5);
+
+                if (t && set_identity(&t->migration_type, &t->migration_version, &t->migration_basis, type, version,
+                                      basis))
+                        emit(r, REGISTRY_TYPE_CHANGED, t);
+        } else {
+                Device *d = g_hash_table_lookup(r->devices, node);
+
+                if (d && set_identity(&d->migration_type, &d->migration_version, &d->migration_basis, type, version,
+                                      basis))
+                        emit(r, REGISTRY_DEVICE_CHANGED, d);
+        }
 }
 
 const Parent *registry_get_parent(Registry *r, const char *name) {

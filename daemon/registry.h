@@ -35,6 +35,8 @@ typedef struct MdevType {
         char *description;
         char *device_api;
         char *sysfs_path;
+        char *vendor_migration_type, *vendor_migration_version;       /* "" when absent */
+        char *migration_type, *migration_version, *migration_basis;   /* derived */
         unsigned available_instances;
 } MdevType;
 
@@ -48,7 +50,12 @@ typedef struct Device {
         char *iommu_group;
         char *vfio_dev;         /* device node to open it with */
         char *vendor_id, *device_id, *subsystem_vendor_id, *subsystem_device_id;
+        /* the driver's migration_type and migration_version attributes,
+         * "" when it has none */
+        char *vendor_migration_type, *vendor_migration_version;
         uint32_t migration_flags;
+        /* derived by identities.c, kept when a uevent replaces the entry */
+        char *migration_type, *migration_version, *migration_basis;
         /* runtime status, kept when a uevent replaces the entry */
         char *migration_state;  /* "" when unknown */
         bool busy;              /* held by a migration job */
@@ -99,6 +106,9 @@ bool registry_remove_device(Registry *r, const char *name);
 void registry_set_device_busy(Registry *r, const char *name, bool busy);
 void registry_set_device_state(Registry *r, const char *name, const char *state);
 void registry_set_device_flags(Registry *r, const char *name, uint32_t flags);
+/* The derived migration identity of a device, or of a type (node
+ * "type:KEY"); reports CHANGED when it changes. */
+void registry_set_identity(Registry *r, const char *node, const char *type, const char *version, const char *basis);
 
 const Parent *registry_get_parent(Registry *r, const char *name);
 const MdevType *registry_get_type(Registry *r, const char *key);

@@ -23,6 +23,11 @@ typedef struct SourceOps {
          * look at it). -EBUSY if someone else holds it; *ret_error names
          * the device and the cause. */
         int (*open_device)(Source *s, const Device *d, DeviceHandle **ret, char **ret_error);
+        /* The seeds' protocol: writes version into the migration_version
+         * attribute of a device or mdev type (node: a device name or
+         * "type:PARENT/TYPE-ID"); the driver's answer is the verdict.
+         * 0 accepted, -errno refused. */
+        int (*vendor_judge)(Source *s, const char *node, const char *version);
         void (*free)(Source *s);
 } SourceOps;
 

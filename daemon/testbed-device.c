@@ -48,6 +48,7 @@ typedef struct Session {
         int error;              /* first problem with the incoming data */
         char *error_text;
         bool header_ok, eof;
+        bool busy;              /* the consumer holds bytes it has not checked yet */
 } Session;
 
 struct SimDevice {
@@ -620,10 +621,17 @@ static gpointer consumer(gpointer userdata) {
         g_autofree uint8_t *buf = g_malloc(CONSUMER_READ);
 
         for (;;) {
-                ssize_t n = read(s->fd, buf, CONSUMER_READ);
+                ssize_t n;
                 size_t used;
 
+                g_mutex_lock(&d->lock);
+                s->busy = true;
+                g_mutex_unlock(&d->lock);
+                n = read(s->fd, buf, CONSUMER_READ);
                 if (n < 0 && errno == EAGAIN) {
+                        g_mutex_lock(&d->lock);
+                        s->busy = false;
+                        g_mutex_unlock(&d->lock);
                         session_wait(s, POLLIN);
                         if (session_stopped(d, s))
                                 break;
@@ -635,6 +643,7 @@ static gpointer consumer(gpointer userdata) {
                 g_mutex_lock(&d->lock);
                 used = consume(d, s, pending->data, pending->len);
                 g_byte_array_remove_range(pending, 0, (guint) used);
+                s->busy = false;
                 if (s->error) {
                         /* like a driver refusing the data: writes fail from now */
                         close(s->fd);
@@ -646,6 +655,7 @@ static gpointer consumer(gpointer userdata) {
         }
         g_mutex_lock(&d->lock);
         s->eof = true;
+        s->busy = false;
         if (pending->len > 0)
                 resume_fail(s, EINVAL, "%u bytes of an incomplete record", pending->len);
         g_mutex_unlock(&d->lock);
@@ -931,6 +941,29 @@ static void sim_close(DeviceHandle *h) {
         g_free(h);
 }
 
+/* Waits (a little) until the consumer has looked at everything written. */
+static int sim_resume_status(DeviceHandle *h) {
+        SimDevice *d = dev_of(h);
+
+        for (int i = 0; i < 1000; i++) {
+                int inpipe = 0, r = 0;
+                bool done;
+
+                g_mutex_lock(&d->lock);
+                if (!d->session || !d->session->resume)
+                        r = -EINVAL;
+                else if (d->session->error)
+                        r = -d->session->error;
+                done = r < 0 || d->session->fd < 0 ||
+                       (!d->session->busy && ioctl(d->session->fd, FIONREAD, &inpipe) >= 0 && inpipe == 0);
+                g_mutex_unlock(&d->lock);
+                if (done)
+                        return r;
+                g_usleep(1000);
+        }
+        return 0;
+}
+
 /* Without I/O faults the data fds are used plainly, as the kernel's are,
  * and two simulated devices can splice() their pipes directly. */
 static const DeviceOps sim_ops_plain = {
@@ -941,6 +974,7 @@ static const DeviceOps sim_ops_plain = {
         .precopy_info = sim_precopy_info,
         .reset = sim_reset,
         .close = sim_close,
+        .resume_status = sim_resume_status,
 };
 
 static const DeviceOps sim_ops = {
@@ -953,6 +987,7 @@ static const DeviceOps sim_ops = {
         .close = sim_close,
         .read_data = sim_read_data,
         .write_data = sim_write_data,
+        .resume_status = sim_resume_status,
 };
 
 /* ---- lifetime and views ---- */

@@ -15,23 +15,35 @@ typedef struct TestbedType {
         uint32_t migration_flags;
         uint64_t state_size;
         uint64_t dirty_rate;
+        char *vendor_type, *vendor_version;
+        char **accept;
 } TestbedType;
+
+static void testbed_type_free(TestbedType *tt) {
+        g_free(tt->vendor_type);
+        g_free(tt->vendor_version);
+        g_strfreev(tt->accept);
+        g_free(tt);
+}
 
 typedef struct Testbed {
         Source source;
         GHashTable *types;              /* type key -> TestbedType */
         GHashTable *sims;               /* device name -> SimDevice */
+        GHashTable *accept;             /* node -> versions its simulated driver takes */
         char *persist_dir;
         unsigned next_iommu_group;
 } Testbed;
 
 static const char *const parent_keys[] = { "Driver", NULL };
 static const char *const type_keys[] = {
-        "Name", "Description", "DeviceApi", "MaxInstances", "MigrationFlags", "StateSize", "DirtyRate", NULL
+        "Name", "Description", "DeviceApi", "MaxInstances", "MigrationFlags", "StateSize", "DirtyRate",
+        "MigrationType", "MigrationVersion", "AcceptVersions", NULL
 };
 static const char *const device_keys[] = {
         "Kind", "Parent", "Type", "Driver", "Vendor", "Device", "SubsystemVendor",
-        "SubsystemDevice", "IommuGroup", "MigrationFlags", "StateSize", "DirtyRate", "Fault", "VendorTag", NULL
+        "SubsystemDevice", "IommuGroup", "MigrationFlags", "StateSize", "DirtyRate", "Fault", "VendorTag",
+        "MigrationType", "MigrationVersion", "AcceptVersions", NULL
 };
 
 #define DEFAULT_STATE_SIZE (64 * 1024)
@@ -61,6 +73,27 @@ static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *re
         if (migration_flags_from_string(s, ret) < 0)
                 return conf_file_error(c, error, group, "MigrationFlags",
                                        "'%s' is not a list of stop-copy, p2p, pre-copy", s);
+        return true;
+}
+
+/* MigrationType=, MigrationVersion= (what the simulated driver's
+ * attributes read) and AcceptVersions= (which versions a write into its
+ * migration_version accepts; its own by default). */
+static bool parse_vendor(Testbed *tb, ConfFile *c, const char *group, const char *node, char **type,
+                         char **version, const char *const *def_accept, GError **error) {
+        g_auto(GStrv) accept = g_key_file_get_string_list(conf_file_keyfile(c), group, "AcceptVersions", NULL, NULL);
+
+        if (!conf_file_get_string(c, group, "MigrationType", *type, type, error) ||
+            !conf_file_get_string(c, group, "MigrationVersion", *version, version, error))
+                return false;
+        if (!accept && def_accept && !g_key_file_has_key(conf_file_keyfile(c), group, "MigrationVersion", NULL))
+                accept = g_strdupv((char **) def_accept);
+        if (!accept && **version)
+                accept = g_strdupv((char *[]) { *version, NULL });
+        for (char **a = accept; a && *a; a++)
+                g_strstrip(*a);
+        if (accept)
+                g_hash_table_replace(tb->accept, g_strdup(node), g_steal_pointer(&accept));
         return true;
 }
 
@@ -98,6 +131,8 @@ static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *
 
         t = mdev_type_new(parent, slash + 1);
         tt = g_new0(TestbedType, 1);
+        tt->vendor_type = g_strdup("");
+        tt->vendor_version = g_strdup("");
         g_hash_table_insert(tb->types, g_strdup(t->key), tt);
         if (!conf_file_get_string(c, group, "Name", slash + 1, &t->name, error) ||
             !conf_file_get_string(c, group, "Description", "", &t->description, error) ||
@@ -107,6 +142,15 @@ static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *
             !conf_file_get_size(c, group, "StateSize", DEFAULT_STATE_SIZE, &tt->state_size, error) ||
             !conf_file_get_size(c, group, "DirtyRate", 0, &tt->dirty_rate, error))
                 return false;
+        {
+                g_autofree char *node = g_strconcat("type:", t->key, NULL);
+
+                if (!parse_vendor(tb, c, group, node, &tt->vendor_type, &tt->vendor_version, NULL, error))
+                        return false;
+                tt->accept = g_strdupv(g_hash_table_lookup(tb->accept, node));
+                free_and_strdup(&t->vendor_migration_type, tt->vendor_type);
+                free_and_strdup(&t->vendor_migration_version, tt->vendor_version);
+        }
         tt->max_instances = (unsigned) max;
         g_ptr_array_add(out->types, g_steal_pointer(&t));
         return true;
@@ -126,6 +170,12 @@ static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, S
                 return conf_file_error(c, error, group, "Type", "no [Type %s] section", key);
         sim->state_size = tt->state_size;
         sim->dirty_rate = tt->dirty_rate;
+        /* an instance reads its type's attributes unless it has its own */
+        free_and_strdup(&d->vendor_migration_type, tt->vendor_type);
+        free_and_strdup(&d->vendor_migration_version, tt->vendor_version);
+        if (!parse_vendor(tb, c, group, d->name, &d->vendor_migration_type, &d->vendor_migration_version,
+                          (const char *const *) tt->accept, error))
+                return false;
         return get_flags(c, group, tt->migration_flags, &d->migration_flags, error);
 }
 
@@ -139,6 +189,9 @@ static bool parse_pci(Testbed *tb, ConfFile *c, const char *group, Device *d, GE
 
         if (!name_is_pci_address(d->name))
                 return conf_file_error(c, error, group, NULL, "a pci device must be named by its PCI address");
+        if (!parse_vendor(tb, c, group, d->name, &d->vendor_migration_type, &d->vendor_migration_version, NULL,
+                          error))
+                return false;
         if (!conf_file_get_string(c, group, "Parent", "", &d->parent, error))
                 return false;
         for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
@@ -345,6 +398,10 @@ static int testbed_create_mdev(Source *s, const MdevType *type, const char *uuid
         d->iommu_group = g_strdup_printf("%u", tb->next_iommu_group++);
         free_and_strdup(&d->migration_state, "running");
         d->migration_flags = tt->migration_flags;
+        free_and_strdup(&d->vendor_migration_type, tt->vendor_type);
+        free_and_strdup(&d->vendor_migration_version, tt->vendor_version);
+        if (tt->accept)
+                g_hash_table_replace(tb->accept, g_strdup(uuid), g_strdupv(tt->accept));
         add_sim(tb, NULL, NULL, d, &(SimConfig) { .state_size = tt->state_size, .dirty_rate = tt->dirty_rate }, NULL);
         registry_add_device(s->registry, d);
         refresh_available(tb, type->parent, type->id);
@@ -360,6 +417,7 @@ static int testbed_remove_mdev(Source *s, const Device *device) {
                 return -EINVAL;
         sim_device_forget(g_hash_table_lookup(tb->sims, name));
         g_hash_table_remove(tb->sims, name);
+        g_hash_table_remove(tb->accept, name);
         registry_remove_device(s->registry, name);
         refresh_available(tb, parent, type_id);
         return 0;
@@ -376,6 +434,15 @@ static int testbed_open_device(Source *s, const Device *d, DeviceHandle **ret, c
         return sim_device_open(sim, ret, ret_error);
 }
 
+/* The simulated driver's answer to a write into migration_version. */
+static int testbed_vendor_judge(Source *s, const char *node, const char *version) {
+        char **accept = g_hash_table_lookup(((Testbed *) s)->accept, node);
+
+        if (!accept)
+                return -ENODEV;         /* no such attribute */
+        return g_strv_contains((const char *const *) accept, version) ? 0 : -EINVAL;
+}
+
 SimDevice *testbed_get_sim(Source *s, const char *name) {
         return s->ops->open_device == testbed_open_device ? g_hash_table_lookup(((Testbed *) s)->sims, name) : NULL;
 }
@@ -385,6 +452,7 @@ static void testbed_free(Source *s) {
 
         g_hash_table_destroy(tb->types);
         g_hash_table_destroy(tb->sims);
+        g_hash_table_destroy(tb->accept);
         g_free(tb->persist_dir);
         g_free(tb);
 }
@@ -394,6 +462,7 @@ static const SourceOps testbed_ops = {
         .create_mdev = testbed_create_mdev,
         .remove_mdev = testbed_remove_mdev,
         .open_device = testbed_open_device,
+        .vendor_judge = testbed_vendor_judge,
         .free = testbed_free,
 };
 
@@ -410,7 +479,8 @@ Source *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError **
         s = &tb->source;
         s->ops = &testbed_ops;
         s->registry = r;
-        tb->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        tb->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) testbed_type_free);
+        tb->accept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_strfreev);
         tb->sims = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) sim_device_free);
         tb->persist_dir = g_strdup(persist_dir);
         tb->next_iommu_group = FIRST_SYNTHETIC_IOMMU_GROUP;

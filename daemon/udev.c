@@ -26,6 +26,18 @@ static void clear_udev_device(struct udev_device **d) {
 }
 #define _cleanup_udev_device_ __attribute__((cleanup(clear_udev_device)))
 
+/* The never-merged migration_version/migration_type attributes, which
+ * vendor drivers may ship. A reading failure means "none"; whether what
+ * we read is acceptable is the compatibility map's business. */
+static void read_vendor_identity(const char *dir, char **type, char **version) {
+        char *v;
+
+        if (sysfs_read(dir, "migration_version", &v) >= 0)
+                g_free(*version), *version = v;
+        if (sysfs_read(dir, "migration_type", &v) >= 0)
+                g_free(*type), *type = v;
+}
+
 static MdevType *read_type(const char *parent, const char *types_dir, const char *id) {
         g_autofree char *dir = g_build_filename(types_dir, id, NULL);
         MdevType *t = mdev_type_new(parent, id);
@@ -41,6 +53,7 @@ static MdevType *read_type(const char *parent, const char *types_dir, const char
                 g_free(t->device_api), t->device_api = v;
         if (sysfs_read_uint(dir, "available_instances", &t->available_instances) < 0)
                 t->available_instances = 0;
+        read_vendor_identity(dir, &t->vendor_migration_type, &t->vendor_migration_version);
         return t;
 }
 
@@ -110,6 +123,7 @@ static void fill_common(Device *d, struct udev_device *dev) {
                 g_free(d->iommu_group), d->iommu_group = v;
         g_free(d->vfio_dev);
         d->vfio_dev = vfio_dev_node(syspath, d->iommu_group);
+        read_vendor_identity(syspath, &d->vendor_migration_type, &d->vendor_migration_version);
 }
 
 static Device *device_from_mdev(struct udev_device *dev) {
@@ -318,6 +332,18 @@ static void udev_refresh_types(Source *s) {
         }
 }
 
+static int udev_vendor_judge(Source *s, const char *node, const char *version) {
+        const Device *d;
+        const MdevType *t;
+
+        if (g_str_has_prefix(node, "type:")) {
+                t = registry_get_type(s->registry, node + 5);
+                return t ? sysfs_write(t->sysfs_path, "migration_version", version) : -ENODEV;
+        }
+        d = registry_get_device(s->registry, node);
+        return d ? sysfs_write(d->sysfs_path, "migration_version", version) : -ENODEV;
+}
+
 static int udev_open_device(Source *s, const Device *d, DeviceHandle **ret, char **ret_error) {
         return vfio_device_open(d, ret, ret_error);
 }
@@ -339,6 +365,7 @@ static const SourceOps udev_ops = {
         .remove_mdev = udev_remove_mdev,
         .refresh_types = udev_refresh_types,
         .open_device = udev_open_device,
+        .vendor_judge = udev_vendor_judge,
         .free = udev_source_free,
 };
 

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include "bus-objects.h"
+#include "bus-util.h"
+#include "compat-map.h"
+#include "identities.h"
+#include "names.h"
+#include "polkit.h"
+#include "probe.h"
+#include "vfiomig-names.h"
+
+static const Device *lookup(Manager *m, sd_bus_message *msg, char **ret_name, sd_bus_error *error) {
+        const Device *d;
+
+        if (bus_read_device_name(msg, ret_name, error) < 0)
+                return NULL;
+        d = registry_get_device(m->registry, *ret_name);
+        if (!d)
+                sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No device %s known to vfiomigd", *ret_name);
+        return d;
+}
+
+int bus_method_get_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autofree char *name = NULL;
+        const Device *d = lookup(m, msg, &name, error);
+
+        if (!d)
+                return -ENODEV;
+        return sd_bus_reply_method_return(msg, "ss", d->migration_type, d->migration_version);
+}
+
+static int reply_judgement(sd_bus_message *msg, const Judgement *j) {
+        return sd_bus_reply_method_return(msg, "sss", verdict_to_string(j->verdict), basis_to_string(j->basis),
+                                          j->reason);
+}
+
+int bus_method_check_compatibility(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autofree char *source = NULL, *target = NULL;
+        const Judgement *j;
+
+        if (!lookup(m, msg, &source, error) || !lookup(m, msg, &target, error))
+                return -ENODEV;
+        j = compat_map_verdict(m->compat, source, target);
+        if (!j)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "%s or %s has no identity yet", source,
+                                         target);
+        return reply_judgement(msg, j);
+}
+
+/* A migration type and version as another host reports them. */
+static int read_remote_identity(sd_bus_message *msg, Identity **ret, sd_bus_error *error) {
+        const char *type, *version;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &type, &version);
+        if (r < 0)
+                return r;
+        if (!vendor_string_valid(type))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "'%s' is not a migration type: 1 to 4096 printable ASCII characters", type);
+        if (*version && !vendor_string_valid(version))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "a migration version is 0 to 4096 printable ASCII characters");
+        *ret = identities_remote(type, version);
+        return 0;
+}
+
+int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autoptr(Identity) id = NULL;
+        g_autofree char *target = NULL;
+        int r;
+
+        r = read_remote_identity(msg, &id, error);
+        if (r < 0)
+                return r;
+        if (!lookup(m, msg, &target, error))
+                return -ENODEV;
+        return reply_judgement(msg, compat_map_verdict_for(m->compat, id, target));
+}
+
+typedef struct FindOptions {
+        bool include_busy, existing_only, include_unknown;
+} FindOptions;
+
+static int opt_flag(sd_bus_message *msg, const char *name, void *userdata, sd_bus_error *error) {
+        FindOptions *o = userdata;
+        int b, r;
+
+        r = sd_bus_message_read(msg, "b", &b);
+        if (r < 0)
+                return r;
+        if (g_str_equal(name, "include-busy"))
+                o->include_busy = b;
+        else if (g_str_equal(name, "existing-only"))
+                o->existing_only = b;
+        else
+                o->include_unknown = b;
+        return 0;
+}
+
+static const BusOption find_options[] = {
+        { "include-busy", "b", opt_flag },
+        { "existing-only", "b", opt_flag },
+        { "include-unknown", "b", opt_flag },
+        {}
+};
+
+/* Whether a node can take state now: an idle device, or a type with
+ * instances left. */
+static bool usable(Manager *m, const char *node, const FindOptions *o, const char **ret_kind, const char **ret_name) {
+        if (g_str_has_prefix(node, "type:")) {
+                const MdevType *t = registry_get_type(m->registry, node + 5);
+
+                *ret_kind = "mdev-type";
+                *ret_name = node + 5;
+                return !o->existing_only && t && t->available_instances > 0;
+        } else {
+                const Device *d = registry_get_device(m->registry, node);
+
+                *ret_kind = "device";
+                *ret_name = node;
+                return d && (o->include_busy || !d->busy);
+        }
+}
+
+int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autoptr(Identity) id = NULL;
+        g_autoptr(GArray) targets = NULL;
+        FindOptions o = {};
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = read_remote_identity(msg, &id, error);
+        if (r >= 0)
+                r = bus_read_options(msg, find_options, &o, error);
+        if (r < 0)
+                return r;
+
+        targets = compat_map_targets(m->compat, id);      /* best first */
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssss)");
+        for (guint i = 0; r >= 0 && i < targets->len; i++) {
+                const CompatTarget *t = &g_array_index(targets, CompatTarget, i);
+                const char *kind, *name;
+
+                if (t->judgement->verdict == VERDICT_INCOMPATIBLE ||
+                    (t->judgement->verdict == VERDICT_UNKNOWN && !o.include_unknown) ||
+                    !usable(m, t->node, &o, &kind, &name))
+                        continue;
+                r = sd_bus_message_append(reply, "(ssss)", kind, name, verdict_to_string(t->judgement->verdict),
+                                          basis_to_string(t->judgement->basis));
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+/* A device name, or PARENT/TYPE-ID for an mdev type. */
+static int read_probe_node(sd_bus_message *msg, char **ret, sd_bus_error *error) {
+        const char *s, *slash;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &s);
+        if (r < 0)
+                return r;
+        slash = strchr(s, '/');
+        if (slash) {
+                g_autofree char *parent = g_strndup(s, slash - s);
+
+                if (!name_is_sysfs_component(parent) || !name_is_sysfs_component(slash + 1))
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                                 "'%s' is not PARENT/TYPE-ID", s);
+                *ret = g_strdup(s);
+                return 0;
+        }
+        *ret = name_normalize_device(s);
+        if (!*ret)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "'%s' is neither a device name nor PARENT/TYPE-ID", s);
+        return 0;
+}
+
+int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autofree char *source = NULL, *target = NULL;
+        int r;
+
+        r = read_probe_node(msg, &source, error);
+        if (r >= 0)
+                r = read_probe_node(msg, &target, error);
+        if (r >= 0)
+                r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "source", source, "target", target, NULL },
+                          m->polkit, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        r = probe_start(m, msg, source, target, error);
+        return r < 0 ? r : 1;   /* replied when the probe is done */
+}

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "compat-map.h"
+#include "util.h"
+
+typedef struct Class {
+        char *key;
+        Identity *identity;
+        GPtrArray *nodes;       /* names; nodes->pdata[0] stands for the class */
+} Class;
+
+struct CompatMap {
+        JudgeOps ops;
+        GHashTable *nodes;      /* node -> Class */
+        GHashTable *classes;    /* key -> Class */
+        GHashTable *verdicts;   /* "source key\ntarget key" -> Judgement */
+        CompatMapStats stats;
+        bool counting_vendor;
+};
+
+static void class_free(Class *c) {
+        g_free(c->key);
+        identity_free(c->identity);
+        g_ptr_array_unref(c->nodes);
+        g_free(c);
+}
+
+static void judgement_free(Judgement *j) {
+        judgement_clear(j);
+        g_free(j);
+}
+
+/* Counts the calls that reach the vendor's driver. */
+static int counting_vendor(void *userdata, const char *target, const char *version) {
+        CompatMap *m = userdata;
+
+        m->stats.vendor_checks++;
+        return m->ops.vendor(m->ops.userdata, target, version);
+}
+
+static bool forward_probe(void *userdata, const char *s, const char *t, Judgement *ret) {
+        CompatMap *m = userdata;
+
+        return m->ops.probe && m->ops.probe(m->ops.userdata, s, t, ret);
+}
+
+CompatMap *compat_map_new(const JudgeOps *ops) {
+        CompatMap *m = g_new0(CompatMap, 1);
+
+        m->ops = *ops;
+        m->nodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        m->classes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) class_free);
+        m->verdicts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) judgement_free);
+        return m;
+}
+
+void compat_map_free(CompatMap *m) {
+        if (!m)
+                return;
+        g_hash_table_destroy(m->verdicts);
+        g_hash_table_destroy(m->nodes);
+        g_hash_table_destroy(m->classes);
+        g_free(m);
+}
+
+static char *pair_key(const char *source_key, const char *target_key) {
+        return g_strconcat(source_key, "\n", target_key, NULL);
+}
+
+static const Judgement *judge(CompatMap *m, const Identity *source, const char *source_key, const Class *target) {
+        g_autofree char *k = pair_key(source_key, target->key);
+        JudgeOps ops = { counting_vendor, forward_probe, m };
+        Judgement *j = g_hash_table_lookup(m->verdicts, k);
+
+        if (j)
+                return j;
+        j = g_new(Judgement, 1);
+        *j = compat_judge(source, target->identity, target->nodes->pdata[0], &ops);
+        m->stats.verdicts++;
+        g_hash_table_insert(m->verdicts, g_steal_pointer(&k), j);
+        return j;
+}
+
+/* A new class is judged against every class, both ways, itself included. */
+static void judge_class(CompatMap *m, Class *c) {
+        GHashTableIter i;
+        gpointer v;
+
+        g_hash_table_iter_init(&i, m->classes);
+        while (g_hash_table_iter_next(&i, NULL, &v)) {
+                Class *o = v;
+
+                judge(m, c->identity, c->key, o);
+                if (o != c)
+                        judge(m, o->identity, o->key, c);
+        }
+}
+
+static void forget_verdicts_of(CompatMap *m, const char *key) {
+        GHashTableIter i;
+        gpointer k;
+
+        g_hash_table_iter_init(&i, m->verdicts);
+        while (g_hash_table_iter_next(&i, &k, NULL)) {
+                const char *nl = strchr(k, '\n');
+
+                if ((size_t) (nl - (const char *) k) == strlen(key) && strncmp(k, key, nl - (const char *) k) == 0)
+                        g_hash_table_iter_remove(&i);
+                else if (g_str_equal(nl + 1, key))
+                        g_hash_table_iter_remove(&i);
+        }
+}
+
+static void unlink_node(CompatMap *m, const char *node) {
+        Class *c = g_hash_table_lookup(m->nodes, node);
+
+        if (!c)
+                return;
+        g_hash_table_remove(m->nodes, node);
+        for (guint i = 0; i < c->nodes->len; i++)
+                if (g_str_equal(c->nodes->pdata[i], node)) {
+                        g_ptr_array_remove_index(c->nodes, i);
+                        break;
+                }
+        if (c->nodes->len == 0) {
+                forget_verdicts_of(m, c->key);
+                g_hash_table_remove(m->classes, c->key);
+        }
+}
+
+void compat_map_set(CompatMap *m, const char *node, Identity *id) {
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        g_autofree char *key = identity_class_key(id);
+        Class *c = g_hash_table_lookup(m->nodes, node);
+
+        if (c && g_str_equal(c->key, key)) {
+                identity_free(id);
+                m->stats.last_change_usec = now_usec(CLOCK_MONOTONIC) - t0;
+                return;
+        }
+        unlink_node(m, node);
+        c = g_hash_table_lookup(m->classes, key);
+        if (c)
+                identity_free(id);
+        else {
+                c = g_new0(Class, 1);
+                c->key = g_steal_pointer(&key);
+                c->identity = id;
+                c->nodes = g_ptr_array_new_with_free_func(g_free);
+                g_ptr_array_add(c->nodes, g_strdup(node));
+                g_hash_table_insert(m->classes, c->key, c);
+                g_hash_table_insert(m->nodes, g_strdup(node), c);
+                judge_class(m, c);
+                m->stats.last_change_usec = now_usec(CLOCK_MONOTONIC) - t0;
+                return;
+        }
+        g_ptr_array_add(c->nodes, g_strdup(node));
+        g_hash_table_insert(m->nodes, g_strdup(node), c);
+        m->stats.last_change_usec = now_usec(CLOCK_MONOTONIC) - t0;
+}
+
+void compat_map_remove(CompatMap *m, const char *node) {
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+
+        unlink_node(m, node);
+        m->stats.last_change_usec = now_usec(CLOCK_MONOTONIC) - t0;
+}
+
+const Identity *compat_map_identity(CompatMap *m, const char *node) {
+        Class *c = g_hash_table_lookup(m->nodes, node);
+
+        return c ? c->identity : NULL;
+}
+
+const Judgement *compat_map_verdict(CompatMap *m, const char *source, const char *target) {
+        Class *s = g_hash_table_lookup(m->nodes, source), *t = g_hash_table_lookup(m->nodes, target);
+
+        return s && t ? judge(m, s->identity, s->key, t) : NULL;
+}
+
+const Judgement *compat_map_verdict_for(CompatMap *m, const Identity *source, const char *target) {
+        Class *t = g_hash_table_lookup(m->nodes, target);
+        g_autofree char *key = identity_class_key(source);
+
+        return t ? judge(m, source, key, t) : NULL;
+}
+
+static int compare_targets(gconstpointer a, gconstpointer b) {
+        const CompatTarget *x = a, *y = b;
+
+        if (x->judgement->verdict != y->judgement->verdict)
+                return (int) x->judgement->verdict - (int) y->judgement->verdict;
+        if (x->judgement->basis != y->judgement->basis)
+                return (int) x->judgement->basis - (int) y->judgement->basis;
+        return strcmp(x->node, y->node);
+}
+
+GArray *compat_map_targets(CompatMap *m, const Identity *source) {
+        GArray *out = g_array_new(FALSE, FALSE, sizeof(CompatTarget));
+        g_autofree char *key = identity_class_key(source);
+        GHashTableIter i;
+        gpointer v;
+
+        g_hash_table_iter_init(&i, m->classes);
+        while (g_hash_table_iter_next(&i, NULL, &v)) {
+                Class *c = v;
+                const Judgement *j = judge(m, source, key, c);
+
+                for (guint n = 0; n < c->nodes->len; n++) {
+                        CompatTarget t = { c->nodes->pdata[n], j };
+
+                        g_array_append_val(out, t);
+                }
+        }
+        g_array_sort(out, compare_targets);
+        return out;
+}
+
+void compat_map_invalidate(CompatMap *m, const char *source_type, const char *target_type) {
+        GHashTableIter i, j;
+        gpointer sv, tv;
+
+        g_hash_table_iter_init(&i, m->classes);
+        while (g_hash_table_iter_next(&i, NULL, &sv)) {
+                Class *s = sv;
+
+                if (!g_str_equal(s->identity->type, source_type))
+                        continue;
+                g_hash_table_iter_init(&j, m->classes);
+                while (g_hash_table_iter_next(&j, NULL, &tv)) {
+                        Class *t = tv;
+                        g_autofree char *k = NULL;
+
+                        if (!g_str_equal(t->identity->type, target_type))
+                                continue;
+                        k = pair_key(s->key, t->key);
+                        g_hash_table_remove(m->verdicts, k);
+                        judge(m, s->identity, s->key, t);
+                }
+        }
+}
+
+void compat_map_stats(CompatMap *m, CompatMapStats *ret) {
+        *ret = m->stats;
+        ret->nodes = g_hash_table_size(m->nodes);
+        ret->classes = g_hash_table_size(m->classes);
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+#include "compat.h"
+
+/* The compatibility map: a directed graph over identity classes (devices
+ * and instantiable mdev types alike that share an identity), with one
+ * verdict per class pair. Nodes come and go one at a time (per uevent);
+ * a node of a known class costs nothing, a new class costs one verdict
+ * with each existing class in each direction. 10,000 devices in 50
+ * classes: 2,500 verdicts, not 10^8. Pure: judging goes through JudgeOps.
+ *
+ * Node names: a device's name, or "type:PARENT/TYPE-ID" for an mdev type. */
+
+typedef struct CompatMap CompatMap;
+
+CompatMap *compat_map_new(const JudgeOps *ops);
+void compat_map_free(CompatMap *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CompatMap, compat_map_free);
+
+/* Adds a node or changes its identity (takes ownership of id). */
+void compat_map_set(CompatMap *m, const char *node, Identity *id);
+void compat_map_remove(CompatMap *m, const char *node);
+const Identity *compat_map_identity(CompatMap *m, const char *node);
+
+/* NULL if either node is unknown. */
+const Judgement *compat_map_verdict(CompatMap *m, const char *source, const char *target);
+/* For a source not in the map (another host's, say): judged on demand
+ * against the target's class, cached by class. */
+const Judgement *compat_map_verdict_for(CompatMap *m, const Identity *source, const char *target);
+
+typedef struct CompatTarget {
+        const char *node;
+        const Judgement *judgement;
+} CompatTarget;
+
+/* Every node and the verdict for source going there (incompatible ones
+ * included), best basis first, then by name. */
+GArray *compat_map_targets(CompatMap *m, const Identity *source);
+
+/* Forgets verdicts between these types (a new probe result), and judges
+ * the affected class pairs again. */
+void compat_map_invalidate(CompatMap *m, const char *source_type, const char *target_type);
+
+typedef struct CompatMapStats {
+        unsigned nodes, classes;
+        uint64_t verdicts;              /* judged, ever */
+        uint64_t vendor_checks;         /* of those, asked the vendor's driver */
+        uint64_t last_change_usec;      /* the last set/remove took this long */
+} CompatMapStats;
+
+void compat_map_stats(CompatMap *m, CompatMapStats *ret);

@@ -1,0 +1,485 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "compat-map.h"
+#include "fsm.h"
+#include "identities.h"
+#include "log.h"
+#include "probe.h"
+#include "util.h"
+#include "vfio-uapi.h"
+#include "vfiomig-names.h"
+
+#define PROBE_DATA_MAX (1024 * 1024)    /* enough for any header a driver checks */
+#define PROBE_IO_TIMEOUT_MS 10000
+
+/* ---- the cache ---- */
+
+typedef struct CachedProbe {
+        Verdict verdict;
+        char *reason;
+} CachedProbe;
+
+struct ProbeCache {
+        char *path;
+        char *kernel;
+        GHashTable *results;    /* "source type\x1ftarget type" -> CachedProbe */
+};
+
+static void cached_probe_free(CachedProbe *p) {
+        g_free(p->reason);
+        g_free(p);
+}
+
+static char *cache_key(const char *source_type, const char *target_type) {
+        return g_strconcat(source_type, "\x1f", target_type, NULL);
+}
+
+static char *kernel_release(void) {
+        struct utsname u;
+
+        return uname(&u) < 0 ? g_strdup("unknown") : g_strdup(u.release);
+}
+
+static void cache_load(ProbeCache *c) {
+        g_autoptr(GKeyFile) k = g_key_file_new();
+        g_auto(GStrv) groups = NULL;
+
+        if (!g_key_file_load_from_file(k, c->path, G_KEY_FILE_NONE, NULL))
+                return;
+        groups = g_key_file_get_groups(k, NULL);
+        for (char **g = groups; *g; g++) {
+                g_autofree char *kernel = g_key_file_get_string(k, *g, "Kernel", NULL);
+                g_autofree char *st = g_key_file_get_string(k, *g, "SourceType", NULL);
+                g_autofree char *tt = g_key_file_get_string(k, *g, "TargetType", NULL);
+                g_autofree char *v = g_key_file_get_string(k, *g, "Verdict", NULL);
+                CachedProbe *p;
+
+                if (g_strcmp0(kernel, c->kernel) != 0 || !st || !tt || !v)
+                        continue;       /* made with another kernel's drivers */
+                p = g_new0(CachedProbe, 1);
+                p->verdict = g_str_equal(v, "compatible") ? VERDICT_COMPATIBLE : VERDICT_INCOMPATIBLE;
+                p->reason = g_key_file_get_string(k, *g, "Reason", NULL);
+                g_hash_table_replace(c->results, cache_key(st, tt), p);
+        }
+}
+
+ProbeCache *probe_cache_new(const char *path) {
+        ProbeCache *c = g_new0(ProbeCache, 1);
+
+        c->path = g_strdup(path);
+        c->kernel = kernel_release();
+        c->results = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) cached_probe_free);
+        cache_load(c);
+        return c;
+}
+
+void probe_cache_free(ProbeCache *c) {
+        if (!c)
+                return;
+        g_hash_table_destroy(c->results);
+        g_free(c->kernel);
+        g_free(c->path);
+        g_free(c);
+}
+
+bool probe_cache_lookup(ProbeCache *c, const char *source_type, const char *target_type, Judgement *ret) {
+        g_autofree char *key = cache_key(source_type, target_type);
+        CachedProbe *p = c ? g_hash_table_lookup(c->results, key) : NULL;
+
+        if (!p)
+                return false;
+        *ret = (Judgement) { .verdict = p->verdict, .basis = BASIS_PROBE, .reason = g_strdup(p->reason) };
+        return true;
+}
+
+static void cache_store(ProbeCache *c, const char *source_type, const char *target_type, const char *drivers,
+                        const Judgement *j) {
+        g_autoptr(GKeyFile) k = g_key_file_new();
+        g_autofree char *group = NULL, *data = NULL;
+        CachedProbe *p = g_new0(CachedProbe, 1);
+        gsize len;
+        int r;
+
+        p->verdict = j->verdict;
+        p->reason = g_strdup(j->reason);
+        g_hash_table_replace(c->results, cache_key(source_type, target_type), p);
+
+        (void) g_key_file_load_from_file(k, c->path, G_KEY_FILE_KEEP_COMMENTS, NULL);
+        group = g_strdup_printf("Probe %s %s -> %s", c->kernel, source_type, target_type);
+        g_key_file_set_string(k, group, "Kernel", c->kernel);
+        g_key_file_set_string(k, group, "Drivers", drivers);
+        g_key_file_set_string(k, group, "SourceType", source_type);
+        g_key_file_set_string(k, group, "TargetType", target_type);
+        g_key_file_set_string(k, group, "Verdict", verdict_to_string(j->verdict));
+        g_key_file_set_string(k, group, "Reason", j->reason);
+        data = g_key_file_to_data(k, &len, NULL);
+        {
+                g_autofree char *dir = g_path_get_dirname(c->path);
+
+                (void) g_mkdir_with_parents(dir, 0755);
+        }
+        r = write_file_atomic(c->path, data, len);
+        if (r < 0)
+                log_warning_errno(r, "Cannot persist probe results in %s: %m", c->path);
+}
+
+/* ---- the probe ---- */
+
+typedef struct ProbeEnd {
+        char *node;             /* what the caller named */
+        char *device;           /* what is opened: the device or a temporary instance */
+        char *type;             /* migration type, for the cache */
+        char *driver;
+        bool temporary;
+        DeviceHandle *handle;
+        uint32_t flags;
+} ProbeEnd;
+
+typedef struct Probe {
+        Manager *manager;
+        sd_bus_message *call;
+        ProbeEnd source, target;
+        GThread *thread;
+        int notify_fd;
+        sd_event_source *notify_source;
+        /* the worker's result */
+        Judgement result;
+        char *error_name, *error;
+} Probe;
+
+static unsigned probes_running;
+
+unsigned probe_running(Manager *m) {
+        return probes_running;
+}
+
+static int read_initial(int fd, uint8_t *buf, size_t want, size_t *ret) {
+        size_t got = 0;
+
+        while (got < want) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ssize_t n;
+
+                if (poll(&p, 1, PROBE_IO_TIMEOUT_MS) == 0)
+                        return -ETIMEDOUT;
+                n = read(fd, buf + got, want - got);
+                if (n < 0 && errno == ENOMSG)
+                        break;  /* no more for now */
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                got += (size_t) n;
+        }
+        *ret = got;
+        return 0;
+}
+
+static ssize_t write_once(DeviceHandle *h, int fd, const uint8_t *buf, size_t len) {
+        ssize_t n;
+
+        if (h->ops->write_data)
+                return h->ops->write_data(h, fd, buf, len);
+        n = write(fd, buf, len);
+        return n < 0 ? -errno : n;
+}
+
+static ssize_t write_data(DeviceHandle *h, int fd, const uint8_t *buf, size_t len) {
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t n = write_once(h, fd, buf + done, len - done);
+
+                if (n == -EINTR)
+                        continue;
+                if (n < 0)
+                        return n;
+                done += (size_t) n;
+        }
+        return (ssize_t) done;
+}
+
+/* Steps a device to want along the kernel's path, picking up a data fd. */
+static int step_to(DeviceHandle *h, uint32_t flags, uint32_t want, int *ret_fd) {
+        uint32_t cur, path[FSM_MAX_PATH];
+        size_t n;
+        int r;
+
+        r = h->ops->get_state(h, &cur);
+        if (r >= 0)
+                r = fsm_path(cur, want, flags, path, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                int fd = -1;
+
+                r = h->ops->set_state(h, path[i], &fd);
+                if (fd >= 0) {
+                        if (*ret_fd >= 0)
+                                close(*ret_fd);
+                        *ret_fd = fd;
+                }
+        }
+        return r;
+}
+
+static void probe_fail(Probe *p, const char *name, const char *format, ...) G_GNUC_PRINTF(3, 4);
+static void probe_fail(Probe *p, const char *name, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        p->error = g_strdup_vprintf(format, ap);
+        va_end(ap);
+        p->error_name = g_strdup(name);
+}
+
+static void verdict(Probe *p, Verdict v, const char *format, ...) G_GNUC_PRINTF(3, 4);
+static void verdict(Probe *p, Verdict v, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        p->result = (Judgement) { .verdict = v, .basis = BASIS_PROBE, .reason = g_strdup_vprintf(format, ap) };
+        va_end(ap);
+}
+
+/* The source's pre-copy initial data, read while it keeps running. */
+static int take_initial(Probe *p, uint8_t *buf, size_t *ret) {
+        DeviceHandle *h = p->source.handle;
+        uint64_t initial = 0, dirty = 0;
+        int fd = -1, r, k;
+
+        r = step_to(h, p->source.flags, VFIO_STATE_PRE_COPY, &fd);
+        if (r >= 0 && fd < 0)
+                r = -EIO;
+        if (r >= 0)
+                r = h->ops->precopy_info(h, fd, &initial, &dirty);
+        if (r >= 0)
+                r = read_initial(fd, buf, MIN(initial, (uint64_t) PROBE_DATA_MAX), ret);
+        /* back to running whatever happened; the session ends with it */
+        k = step_to(h, p->source.flags, VFIO_STATE_RUNNING, &fd);
+        if (fd >= 0)
+                close(fd);
+        if (k < 0 && h->ops->reset(h) < 0)
+                log_warning("%s: could not return to running after a probe", p->source.device);
+        return r;
+}
+
+static void try_resume(Probe *p, const uint8_t *buf, size_t len) {
+        DeviceHandle *h = p->target.handle;
+        ssize_t n = 0;
+        int fd = -1, r;
+
+        r = step_to(h, p->target.flags, VFIO_STATE_RESUMING, &fd);
+        if (r >= 0 && fd < 0)
+                r = -EIO;
+        if (r < 0)
+                probe_fail(p, VFIOMIG_ERROR_DEVICE_FAILED, "%s: cannot enter RESUMING: %s", p->target.device,
+                           g_strerror(-r));
+        else {
+                n = write_data(h, fd, buf, len);
+                if (n >= 0 && h->ops->resume_status)
+                        n = h->ops->resume_status(h);
+                if (n < 0)
+                        verdict(p, VERDICT_INCOMPATIBLE, "the target's driver refused %s's pre-copy data: %s",
+                                p->source.node, g_strerror((int) -n));
+                else
+                        verdict(p, VERDICT_COMPATIBLE, "the target's driver accepted %zu bytes of %s's pre-copy data",
+                                len, p->source.node);
+        }
+        if (fd >= 0)
+                close(fd);
+        /* a RESUMING session is abandoned only by a reset (never SET) */
+        if (h->ops->reset(h) < 0)
+                log_warning("%s: reset after a probe failed", p->target.device);
+}
+
+static gpointer worker(gpointer userdata) {
+        Probe *p = userdata;
+        g_autofree uint8_t *buf = g_malloc(PROBE_DATA_MAX);
+        uint64_t one = 1;
+        size_t len = 0;
+        int r;
+
+        r = take_initial(p, buf, &len);
+        if (r < 0)
+                probe_fail(p, VFIOMIG_ERROR_DEVICE_FAILED, "%s: cannot read pre-copy data: %s", p->source.device,
+                           g_strerror(-r));
+        else if (len == 0)
+                verdict(p, VERDICT_UNKNOWN, "%s has no pre-copy data to try", p->source.node);
+        else
+                try_resume(p, buf, len);
+        if (write(p->notify_fd, &one, sizeof(one)) < 0)
+                log_error_errno(errno, "Cannot report a probe's end: %m");
+        return NULL;
+}
+
+static void end_close(Manager *m, ProbeEnd *e) {
+        const Device *d;
+        int r;
+
+        g_clear_pointer(&e->handle, device_handle_close);
+        if (e->device)
+                registry_set_device_busy(m->registry, e->device, false);
+        if (e->temporary && (d = registry_get_device(m->registry, e->device))) {
+                r = m->source->ops->remove_mdev(m->source, d);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot remove temporary instance %s: %m", e->device);
+        }
+        g_free(e->node);
+        g_free(e->device);
+        g_free(e->type);
+        g_free(e->driver);
+}
+
+static void probe_free(Probe *p) {
+        Manager *m = p->manager;
+
+        if (p->thread)
+                g_thread_join(p->thread);
+        end_close(m, &p->source);
+        end_close(m, &p->target);
+        sd_event_source_disable_unref(p->notify_source);
+        if (p->notify_fd >= 0)
+                close(p->notify_fd);
+        sd_bus_message_unref(p->call);
+        judgement_clear(&p->result);
+        g_free(p->error_name);
+        g_free(p->error);
+        g_free(p);
+        probes_running--;
+}
+
+static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Probe *p = userdata;
+        Manager *m = p->manager;
+        uint64_t count;
+
+        (void) read(fd, &count, sizeof(count));
+        g_thread_join(p->thread);
+        p->thread = NULL;
+        if (p->error) {
+                (void) sd_bus_reply_method_errorf(p->call, p->error_name, "%s", p->error);
+        } else {
+                g_autofree char *drivers = g_strdup_printf("%s -> %s", p->source.driver, p->target.driver);
+
+                log_info("Probe %s -> %s: %s (%s)", p->source.node, p->target.node,
+                         verdict_to_string(p->result.verdict), p->result.reason);
+                if (p->result.verdict != VERDICT_UNKNOWN) {
+                        cache_store(m->probes, p->source.type, p->target.type, drivers, &p->result);
+                        compat_map_invalidate(m->compat, p->source.type, p->target.type);
+                }
+                (void) sd_bus_reply_method_return(p->call, "sss", verdict_to_string(p->result.verdict),
+                                                  basis_to_string(p->result.basis), p->result.reason);
+        }
+        probe_free(p);          /* removes temporary instances */
+        return 0;
+}
+
+/* A temporary instance of an mdev type, opened. */
+static int open_temporary(Manager *m, const MdevType *t, ProbeEnd *e, sd_bus_error *error) {
+        g_autofree char *uuid = g_uuid_string_random();
+        g_autofree char *why = NULL;
+        const Device *d;
+        int r;
+
+        r = m->source->ops->create_mdev(m->source, t, uuid);
+        if (r < 0)
+                return sd_bus_error_setf(error, r == -EUSERS ? VFIOMIG_ERROR_BUSY : VFIOMIG_ERROR_DEVICE_FAILED,
+                                         "%s: cannot create a temporary %s instance: %s", t->parent, t->id,
+                                         g_strerror(-r));
+        e->device = g_steal_pointer(&uuid);
+        e->temporary = true;
+        d = registry_get_device(m->registry, e->device);
+        if (!d)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s: the temporary instance %s did "
+                                         "not appear", t->parent, e->device);
+        registry_set_device_busy(m->registry, e->device, true);
+        r = m->source->ops->open_device(m->source, d, &e->handle, &why);
+        if (r < 0)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s", why ? why : g_strerror(-r));
+        return 0;
+}
+
+static int resolve(Manager *m, const char *node, ProbeEnd *e, sd_bus_error *error) {
+        const MdevType *t = strchr(node, '/') ? registry_get_type(m->registry, node) : NULL;
+        g_autofree char *why = NULL;
+        const Device *d;
+        int r;
+
+        e->node = g_strdup(node);
+        if (strchr(node, '/')) {
+                const Parent *p;
+
+                if (!t)
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No mdev type %s", node);
+                p = registry_get_parent(m->registry, t->parent);
+                e->type = g_strdup(t->migration_type);
+                e->driver = g_strdup(p ? p->driver : "");
+                r = open_temporary(m, t, e, error);
+        } else {
+                d = registry_get_device(m->registry, node);
+                if (!d)
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No device %s known to vfiomigd",
+                                                 node);
+                if (d->busy)
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is busy with a migration", node);
+                e->type = g_strdup(d->migration_type);
+                e->driver = g_strdup(d->driver);
+                r = m->source->ops->open_device(m->source, d, &e->handle, &why);
+                if (r == -EBUSY && d->kind == DEVICE_KIND_MDEV &&
+                    (t = registry_find_type(m->registry, d->parent, d->mdev_type))) {
+                        log_info("%s is in use: probing a temporary %s instance instead", node, t->id);
+                        r = open_temporary(m, t, e, error);
+                } else if (r == -EBUSY)
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY,
+                                                 "%s is in use, and is no mdev that a temporary instance could stand "
+                                                 "in for", node);
+                else if (r < 0)
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s", why ? why : g_strerror(-r));
+                else {
+                        e->device = g_strdup(node);
+                        registry_set_device_busy(m->registry, node, true);
+                }
+        }
+        if (r < 0)
+                return r;
+        r = e->handle->ops->get_flags(e->handle, &e->flags);
+        if (r < 0 || !(e->flags & VFIO_MIGRATION_STOP_COPY))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_NOT_MIGRATABLE, "%s does not support migration", node);
+        return 0;
+}
+
+int probe_start(Manager *m, sd_bus_message *call, const char *source, const char *target, sd_bus_error *error) {
+        Probe *p = g_new0(Probe, 1);
+        int r;
+
+        p->manager = m;
+        p->notify_fd = -1;
+        probes_running++;
+        r = resolve(m, source, &p->source, error);
+        if (r >= 0)
+                r = resolve(m, target, &p->target, error);
+        if (r >= 0 && !(p->source.flags & VFIO_MIGRATION_PRE_COPY))
+                r = sd_bus_error_setf(error, VFIOMIG_ERROR_NOT_MIGRATABLE,
+                                      "%s has no PRE_COPY: its state cannot be read while it runs, so it cannot be "
+                                      "probed", source);
+        if (r >= 0) {
+                p->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                r = p->notify_fd < 0 ? -errno : sd_event_add_io(m->event, &p->notify_source, p->notify_fd, EPOLLIN,
+                                                                on_done, p);
+                if (r < 0)
+                        sd_bus_error_set_errnof(error, r, "Cannot start the probe: %m");
+        }
+        if (r < 0) {
+                probe_free(p);
+                return r;
+        }
+        p->call = sd_bus_message_ref(call);
+        p->thread = g_thread_new("probe", worker, p);
+        return 0;
+}
