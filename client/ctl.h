@@ -47,6 +47,10 @@ int cmd_load(Ctl *ctl, int argc, char **argv);
 int cmd_migrations(Ctl *ctl, int argc, char **argv);
 int cmd_cancel(Ctl *ctl, int argc, char **argv);
 int cmd_wait(Ctl *ctl, int argc, char **argv);
+int cmd_identity(Ctl *ctl, int argc, char **argv);
+int cmd_compat(Ctl *ctl, int argc, char **argv);
+int cmd_targets(Ctl *ctl, int argc, char **argv);
+int cmd_probe(Ctl *ctl, int argc, char **argv);
 
 /* Calls a Manager method; on failure prints "Failed to <what>: <message>"
  * and returns the exit code for the error, else EXIT_OK. */

@@ -28,6 +28,10 @@ static const struct {
         { "migrations",  cmd_migrations },
         { "cancel",      cmd_cancel },
         { "wait",        cmd_wait },
+        { "identity",    cmd_identity },
+        { "compat",      cmd_compat },
+        { "targets",     cmd_targets },
+        { "probe",       cmd_probe },
 };
 
 static void help(void) {
@@ -46,7 +50,13 @@ static void help(void) {
                "  load DEVICE NAME|-          Load a saved state, or one from stdin\n"
                "  migrations                  List running migrations\n"
                "  cancel ID                   Cancel a migration\n"
-               "  wait ID                     Wait for a migration to end\n\n"
+               "  wait ID                     Wait for a migration to end\n"
+               "  identity DEVICE             Show a device's migration type, version and basis\n"
+               "  compat SOURCE TARGET        Whether SOURCE's state may go into TARGET\n"
+               "  targets DEVICE | --type=TYPE [--version=VERSION]\n"
+               "                              Where state of this identity may go (options\n"
+               "                              --include-busy, --existing-only, --include-unknown)\n"
+               "  probe SOURCE TARGET         Try a resume of SOURCE's pre-copy data on TARGET\n\n"
                "Options:\n"
                "  -h --help                   Show this help\n"
                "     --version                Show package version\n"
@@ -215,19 +225,52 @@ static int parse_argv(int argc, char *argv[], Ctl *ctl) {
         return 1;
 }
 
+/* The options of a command of its own ("targets --type=T --version=V",
+ * whose --version is not the global one). Returns how many argv words
+ * the option takes, 0 if it is not one. */
+static int command_option(const char *verb, char **argv, int i, int argc) {
+        static const char *const targets[] = { "--type", "--version", "--include-busy", "--existing-only",
+                                               "--include-unknown", NULL };
+
+        if (g_strcmp0(verb, "targets") != 0)
+                return 0;
+        for (const char *const *o = targets; *o; o++) {
+                size_t n = strlen(*o);
+
+                if (strncmp(argv[i], *o, n) != 0 || (argv[i][n] != '\0' && argv[i][n] != '='))
+                        continue;
+                /* --type T and --version V take the next word */
+                if (argv[i][n] == '\0' && (g_str_equal(*o, "--type") || g_str_equal(*o, "--version")) &&
+                    i + 1 < argc)
+                        return 2;
+                return 1;
+        }
+        return 0;
+}
+
 /* Global options are accepted after the verb as well ("list --json");
  * after "--" everything is an argument, and "-" alone is one too. */
 static void split_options(int argc, char **argv, GPtrArray *opts, GPtrArray *args) {
         bool dashdash = false;
+        const char *verb = NULL;
 
         g_ptr_array_add(opts, argv[0]);
         for (int i = 1; i < argc; i++) {
-                if (!dashdash && strcmp(argv[i], "--") == 0)
+                int n = verb ? command_option(verb, argv, i, argc) : 0;
+
+                if (n > 0) {
+                        for (int k = 0; k < n; k++)
+                                g_ptr_array_add(args, argv[i + k]);
+                        i += n - 1;
+                } else if (!dashdash && strcmp(argv[i], "--") == 0)
                         dashdash = true;
                 else if (!dashdash && argv[i][0] == '-' && argv[i][1] != '\0')
                         g_ptr_array_add(opts, argv[i]);
-                else
+                else {
+                        if (!verb)
+                                verb = argv[i];
                         g_ptr_array_add(args, argv[i]);
+                }
         }
         g_ptr_array_add(opts, NULL);
         g_ptr_array_add(args, NULL);

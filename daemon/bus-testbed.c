@@ -3,6 +3,7 @@
 
 #include "bus-objects.h"
 #include "bus-util.h"
+#include "compat-map.h"
 #include "registry.h"
 #include "fsm.h"
 #include "log.h"
@@ -153,12 +154,34 @@ static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+/* The compatibility map's work counters, for tests and benchmarks. */
+static int method_get_map_stats(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        sd_bus_message *reply = NULL;
+        CompatMapStats st;
+        int r;
+
+        compat_map_stats(m->compat, &st);
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "a{st}", 6, "nodes", (uint64_t) st.nodes,
+                                          "classes", (uint64_t) st.classes, "verdicts", st.verdicts,
+                                          "vendor-checks", st.vendor_checks, "last-change-usec", st.last_change_usec,
+                                          "build-usec", m->compat_build_usec);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
 const sd_bus_vtable bus_testbed_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("GetDigest", SD_BUS_ARGS("s", device), SD_BUS_RESULT("s", digest),
                                 method_get_digest, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetDeviceState", SD_BUS_ARGS("s", device), SD_BUS_RESULT("s", state),
                                 method_get_device_state, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetMapStats", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{st}", stats),
+                                method_get_map_stats, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetTransitions", SD_BUS_ARGS("s", device), SD_BUS_RESULT("a(uss)", arcs),
                                 method_get_transitions, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("InjectFault", SD_BUS_ARGS("s", device, "s", fault), SD_BUS_NO_RESULT,

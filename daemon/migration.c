@@ -964,12 +964,11 @@ char *migration_get_error(Migration *j, char **ret_name) {
 
 /* ---- starting a job ---- */
 
+/* From the registry only: nothing is opened before the request passed
+ * every check that needs no device. */
 static int add_device(Migration *j, const char *name, bool source, sd_bus_error *error) {
-        Manager *m = j->manager;
-        const Device *info = registry_get_device(m->registry, name);
-        g_autofree char *why = NULL;
+        const Device *info = registry_get_device(j->manager->registry, name);
         MigrationDevice *d;
-        int r;
 
         if (!info)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No device %s known to vfiomigd", name);
@@ -985,8 +984,17 @@ static int add_device(Migration *j, const char *name, bool source, sd_bus_error 
         d->source = source;
         d->data = (XferEnd) { .fd = -1 };
         g_ptr_array_add(j->devices, d);
+        return 0;
+}
 
-        r = m->source->ops->open_device(m->source, info, &d->handle, &why);
+static int open_device(Migration *j, MigrationDevice *d, sd_bus_error *error) {
+        Manager *m = j->manager;
+        const char *name = d->info->name;
+        g_autofree char *why = NULL;
+        bool source = d->source;
+        int r;
+
+        r = m->source->ops->open_device(m->source, d->info, &d->handle, &why);
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s", why ? why : name);
         if (r < 0)
@@ -1009,9 +1017,7 @@ static int add_device(Migration *j, const char *name, bool source, sd_bus_error 
         return 0;
 }
 
-static int check_pairs(Migration *j, sd_bus_error *error) {
-        bool p2p = all_have(j, VFIO_MIGRATION_P2P);
-
+static int check_compatibility(Migration *j, sd_bus_error *error) {
         for (unsigned p = 0; p < j->pairs && j->kind == MIGRATION_MIGRATE; p++) {
                 const char *s = dev(j, p)->info->name, *t = target_of(j, p)->info->name;
                 const Judgement *v = compat_map_verdict(j->manager->compat, s, t);
@@ -1022,6 +1028,12 @@ static int check_pairs(Migration *j, sd_bus_error *error) {
                                                  v ? v->reason : "no identity",
                                                  v && v->verdict == VERDICT_UNKNOWN ? " (option allow-unknown)" : "");
         }
+        return 0;
+}
+
+static int check_p2p(Migration *j, sd_bus_error *error) {
+        bool p2p = all_have(j, VFIO_MIGRATION_P2P);
+
         if (j->pairs > 1 && !p2p && !j->options.allow_no_p2p) {
                 for (guint i = 0; i < j->devices->len; i++)
                         if (!(dev(j, i)->flags & VFIO_MIGRATION_P2P))
@@ -1095,7 +1107,11 @@ int migration_start(Manager *m, const MigrationRequest *req, const char *owner, 
                 if (r < 0)
                         return r;
         }
-        r = check_pairs(j, error);
+        r = check_compatibility(j, error);
+        for (guint i = 0; r >= 0 && i < j->devices->len; i++)
+                r = open_device(j, dev(j, i), error);
+        if (r >= 0)
+                r = check_p2p(j, error);
         if (r < 0)
                 return r;
         if (j->kind != MIGRATION_MIGRATE) {

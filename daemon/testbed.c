@@ -319,31 +319,36 @@ static bool parse_all(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
 }
 
 static bool check_devices(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
+        g_autoptr(GHashTable) used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_autoptr(GHashTable) drivers = g_hash_table_new(g_str_hash, g_str_equal);
+
+        for (guint j = 0; j < out->parents->len; j++) {
+                Parent *p = out->parents->pdata[j];
+
+                g_hash_table_insert(drivers, p->name, p->driver);
+        }
         for (guint i = 0; i < out->devices->len; i++) {
                 Device *d = out->devices->pdata[i];
-                g_autofree char *group = g_strconcat("Device ", d->name, NULL);
-                g_autofree char *key = NULL;
+                g_autofree char *group = NULL;
+                char *key;
                 TestbedType *tt;
-                unsigned used = 0;
+                unsigned n;
 
                 if (d->kind != DEVICE_KIND_MDEV)
                         continue;
                 key = mdev_type_key(d->parent, d->mdev_type);
                 tt = g_hash_table_lookup(tb->types, key);
-                for (guint j = 0; j <= i; j++) {
-                        Device *o = out->devices->pdata[j];
-                        used += o->kind == DEVICE_KIND_MDEV && g_str_equal(o->parent, d->parent) &&
-                                g_str_equal(o->mdev_type, d->mdev_type);
+                n = GPOINTER_TO_UINT(g_hash_table_lookup(used, key)) + 1;
+                if (n > tt->max_instances) {
+                        group = g_strconcat("Device ", d->name, NULL);
+                        conf_file_error(c, error, group, "Type", "more instances of %s than its MaxInstances=%u",
+                                        key, tt->max_instances);
+                        g_free(key);
+                        return false;
                 }
-                if (used > tt->max_instances)
-                        return conf_file_error(c, error, group, "Type", "more instances of %s than its MaxInstances=%u",
-                                               key, tt->max_instances);
-                if (!*d->driver) {
-                        g_free(d->driver);
-                        for (guint j = 0; j < out->parents->len; j++)
-                                if (g_str_equal(((Parent *) out->parents->pdata[j])->name, d->parent))
-                                        d->driver = g_strdup(((Parent *) out->parents->pdata[j])->driver);
-                }
+                g_hash_table_replace(used, key, GUINT_TO_POINTER(n));
+                if (!*d->driver)
+                        free_and_strdup(&d->driver, g_hash_table_lookup(drivers, d->parent));
         }
         return true;
 }
