@@ -142,7 +142,7 @@ int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *e
         if (r < 0)
                 return r;
 
-        targets = compat_map_targets(m->compat, id);      /* best first */
+        targets = compat_map_candidates(m->compat, id, o.include_unknown);    /* best first */
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ssss)");
@@ -150,9 +150,7 @@ int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 const CompatTarget *t = &g_array_index(targets, CompatTarget, i);
                 const char *kind, *name;
 
-                if (t->judgement->verdict == VERDICT_INCOMPATIBLE ||
-                    (t->judgement->verdict == VERDICT_UNKNOWN && !o.include_unknown) ||
-                    !usable(m, t->node, &o, &kind, &name))
+                if (!usable(m, t->node, &o, &kind, &name))
                         continue;
                 r = sd_bus_message_append(reply, "(ssss)", kind, name, verdict_to_string(t->judgement->verdict),
                                           basis_to_string(t->judgement->basis));

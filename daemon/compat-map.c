@@ -12,6 +12,7 @@ typedef struct Class {
 
 struct CompatMap {
         JudgeOps ops;
+        GHashTable *drivers;    /* "judge key\nversion" -> the driver's answer (int) */
         GHashTable *nodes;      /* node -> Class */
         GHashTable *classes;    /* key -> Class */
         GHashTable *verdicts;   /* "source key\ntarget key" -> Judgement */
@@ -31,12 +32,28 @@ static void judgement_free(Judgement *j) {
         g_free(j);
 }
 
-/* Counts the calls that reach the vendor's driver. */
+/* A driver's answer depends on the version written and on what the
+ * target is (type, version, basis), not on its flags or which of its
+ * kind we ask: remember it at that level, and count what reaches a
+ * driver. */
+static char *judge_key(const Identity *id, const char *version) {
+        return g_strdup_printf("%s\x1f%s\x1f%s\n%s", basis_to_string(id->basis), id->type, id->version, version);
+}
+
 static int counting_vendor(void *userdata, const char *target, const char *version) {
         CompatMap *m = userdata;
+        Class *c = g_hash_table_lookup(m->nodes, target);
+        g_autofree char *key = c ? judge_key(c->identity, version) : NULL;
+        gpointer answer;
+        int r;
 
+        if (key && g_hash_table_lookup_extended(m->drivers, key, NULL, &answer))
+                return GPOINTER_TO_INT(answer);
         m->stats.vendor_checks++;
-        return m->ops.vendor(m->ops.userdata, target, version);
+        r = m->ops.vendor(m->ops.userdata, target, version);
+        if (key)
+                g_hash_table_insert(m->drivers, g_steal_pointer(&key), GINT_TO_POINTER(r));
+        return r;
 }
 
 static bool forward_probe(void *userdata, const char *s, const char *t, Judgement *ret) {
@@ -49,6 +66,7 @@ CompatMap *compat_map_new(const JudgeOps *ops) {
         CompatMap *m = g_new0(CompatMap, 1);
 
         m->ops = *ops;
+        m->drivers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         m->nodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         m->classes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) class_free);
         m->verdicts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) judgement_free);
@@ -59,6 +77,7 @@ void compat_map_free(CompatMap *m) {
         if (!m)
                 return;
         g_hash_table_destroy(m->verdicts);
+        g_hash_table_destroy(m->drivers);
         g_hash_table_destroy(m->nodes);
         g_hash_table_destroy(m->classes);
         g_free(m);
@@ -186,17 +205,22 @@ const Judgement *compat_map_verdict_for(CompatMap *m, const Identity *source, co
         return t ? judge(m, source, key, t) : NULL;
 }
 
+/* compatible, unknown, incompatible */
+static int verdict_rank(Verdict v) {
+        return v == VERDICT_COMPATIBLE ? 0 : v == VERDICT_UNKNOWN ? 1 : 2;
+}
+
 static int compare_targets(gconstpointer a, gconstpointer b) {
         const CompatTarget *x = a, *y = b;
 
         if (x->judgement->verdict != y->judgement->verdict)
-                return (int) x->judgement->verdict - (int) y->judgement->verdict;
+                return verdict_rank(x->judgement->verdict) - verdict_rank(y->judgement->verdict);
         if (x->judgement->basis != y->judgement->basis)
                 return (int) x->judgement->basis - (int) y->judgement->basis;
         return strcmp(x->node, y->node);
 }
 
-GArray *compat_map_targets(CompatMap *m, const Identity *source) {
+static GArray *collect_targets(CompatMap *m, const Identity *source, int worst_rank) {
         GArray *out = g_array_new(FALSE, FALSE, sizeof(CompatTarget));
         g_autofree char *key = identity_class_key(source);
         GHashTableIter i;
@@ -207,6 +231,8 @@ GArray *compat_map_targets(CompatMap *m, const Identity *source) {
                 Class *c = v;
                 const Judgement *j = judge(m, source, key, c);
 
+                if (verdict_rank(j->verdict) > worst_rank)
+                        continue;
                 for (guint n = 0; n < c->nodes->len; n++) {
                         CompatTarget t = { c->nodes->pdata[n], j };
 
@@ -215,6 +241,14 @@ GArray *compat_map_targets(CompatMap *m, const Identity *source) {
         }
         g_array_sort(out, compare_targets);
         return out;
+}
+
+GArray *compat_map_targets(CompatMap *m, const Identity *source) {
+        return collect_targets(m, source, 2);
+}
+
+GArray *compat_map_candidates(CompatMap *m, const Identity *source, bool with_unknown) {
+        return collect_targets(m, source, with_unknown ? 1 : 0);
 }
 
 void compat_map_invalidate(CompatMap *m, const char *source_type, const char *target_type) {

@@ -37,8 +37,12 @@ typedef struct CompatTarget {
 } CompatTarget;
 
 /* Every node and the verdict for source going there (incompatible ones
- * included), best basis first, then by name. */
+ * included): compatible, then unknown, then incompatible; within each,
+ * best basis first, then by name. */
 GArray *compat_map_targets(CompatMap *m, const Identity *source);
+/* Only the nodes that could take the state (compatible, and unknown if
+ * asked), in the same order; classes that cannot are never expanded. */
+GArray *compat_map_candidates(CompatMap *m, const Identity *source, bool with_unknown);
 
 /* Forgets verdicts between these types (a new probe result), and judges
  * the affected class pairs again. */
@@ -47,7 +51,8 @@ void compat_map_invalidate(CompatMap *m, const char *source_type, const char *ta
 typedef struct CompatMapStats {
         unsigned nodes, classes;
         uint64_t verdicts;              /* judged, ever */
-        uint64_t vendor_checks;         /* of those, asked the vendor's driver */
+        uint64_t vendor_checks;         /* calls that reached a driver: one per source
+                                         * version and target type, version and basis */
         uint64_t last_change_usec;      /* the last set/remove took this long */
 } CompatMapStats;
 
