@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <string.h>
 
 #include "compat-map.h"
@@ -51,7 +52,7 @@ static int counting_vendor(void *userdata, const char *target, const char *versi
                 return GPOINTER_TO_INT(answer);
         m->stats.vendor_checks++;
         r = m->ops.vendor(m->ops.userdata, target, version);
-        if (key)
+        if (key && r != -EBUSY && r != -EAGAIN && r != -EINTR)     /* a busy driver has not answered */
                 g_hash_table_insert(m->drivers, g_steal_pointer(&key), GINT_TO_POINTER(r));
         return r;
 }
@@ -92,12 +93,12 @@ static const Judgement *judge(CompatMap *m, const Identity *source, const char *
         JudgeOps ops = { counting_vendor, forward_probe, m };
         Judgement *j = g_hash_table_lookup(m->verdicts, k);
 
-        if (j)
+        if (j && !j->retry)
                 return j;
         j = g_new(Judgement, 1);
         *j = compat_judge(source, target->identity, target->nodes->pdata[0], &ops);
         m->stats.verdicts++;
-        g_hash_table_insert(m->verdicts, g_steal_pointer(&k), j);
+        g_hash_table_replace(m->verdicts, g_steal_pointer(&k), j);
         return j;
 }
 
@@ -251,9 +252,28 @@ GArray *compat_map_candidates(CompatMap *m, const Identity *source, bool with_un
         return collect_targets(m, source, with_unknown ? 1 : 0);
 }
 
+/* The type in a class key (basis\x1ftype\x1f...). */
+static bool key_has_type(const char *key, const char *type) {
+        const char *a = strchr(key, '\x1f'), *b = a ? strchr(a + 1, '\x1f') : NULL;
+
+        return b && (size_t) (b - a - 1) == strlen(type) && strncmp(a + 1, type, b - a - 1) == 0;
+}
+
 void compat_map_invalidate(CompatMap *m, const char *source_type, const char *target_type) {
         GHashTableIter i, j;
-        gpointer sv, tv;
+        gpointer sv, tv, vk;
+
+        /* sources from elsewhere are no classes: their verdicts go, and are
+         * judged again when asked for */
+        g_hash_table_iter_init(&i, m->verdicts);
+        while (g_hash_table_iter_next(&i, &vk, NULL)) {
+                const char *nl = strchr(vk, '\n');
+                g_autofree char *source_key = g_strndup(vk, nl - (const char *) vk);
+
+                if (!g_hash_table_contains(m->classes, source_key) && key_has_type(source_key, source_type) &&
+                    key_has_type(nl + 1, target_type))
+                        g_hash_table_iter_remove(&i);
+        }
 
         g_hash_table_iter_init(&i, m->classes);
         while (g_hash_table_iter_next(&i, NULL, &sv)) {

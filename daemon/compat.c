@@ -110,8 +110,11 @@ Identity *identity_of_device(const Device *d, const char *vendor_type, const cha
 
 Identity *identity_of_type(const MdevType *t, const char *parent_driver, const char *vendor_type,
                            const char *vendor_version, const Rules *rules, char **ret_warning) {
-        return derive(t->id, rules ? rules_match_type(rules, parent_driver, t->id) : NULL, vendor_type,
-                      vendor_version, 0, ret_warning);
+        const char *dash = strrchr(t->id, '-');
+        g_autofree char *driver = dash ? g_strndup(t->id, dash - t->id) : g_strdup(parent_driver);
+
+        return derive(t->id, rules ? rules_match_type(rules, driver, t->id) : NULL, vendor_type, vendor_version, 0,
+                      ret_warning);
 }
 
 void judgement_clear(Judgement *j) {
@@ -147,6 +150,13 @@ static Judgement judge_versions(const Identity *src, const Identity *tgt, const 
                         return verdict(VERDICT_UNKNOWN, BASIS_VENDOR,
                                        "the target's driver checks migration versions, the source has none");
                 r = ops->vendor(ops->userdata, tgt_node, src->version);
+                if (r == -EBUSY || r == -EAGAIN || r == -EINTR) {
+                        Judgement j = verdict(VERDICT_UNKNOWN, BASIS_VENDOR, "the target's driver was busy: %s",
+                                              g_strerror(-r));
+
+                        j.retry = true;
+                        return j;
+                }
                 if (r >= 0)
                         return verdict(VERDICT_COMPATIBLE, BASIS_VENDOR, "the target's driver accepts version %s",
                                        src->version);
@@ -155,7 +165,9 @@ static Judgement judge_versions(const Identity *src, const Identity *tgt, const 
         }
         if (ops->probe && ops->probe(ops->userdata, src->type, tgt->type, &p))
                 return p;
-        if (src->basis == BASIS_RULE && tgt->basis == BASIS_RULE) {
+        /* the target's rule says which versions it takes, whoever
+         * vouches for the source's version (a remote one, say) */
+        if (tgt->basis == BASIS_RULE && *src->version) {
                 bool ok = rules_versions_compatible(tgt->compare, src->version, tgt->version);
 
                 return verdict(ok ? VERDICT_COMPATIBLE : VERDICT_INCOMPATIBLE, BASIS_RULE,

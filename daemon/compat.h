@@ -73,7 +73,9 @@ char *compat_type_match_type(const Device *d);
  * *ret_warning saying why. */
 Identity *identity_of_device(const Device *d, const char *vendor_type, const char *vendor_version,
                              const Rules *rules, char **ret_warning);
-/* The same for an instantiable mdev type (its future instances). */
+/* The same for an instantiable mdev type (its future instances). Rules
+ * match its Driver= against the driver name the kernel put into the
+ * type id ("<driver>-<name>"), as a virtual parent may have no driver. */
 Identity *identity_of_type(const MdevType *t, const char *parent_driver, const char *vendor_type,
                            const char *vendor_version, const Rules *rules, char **ret_warning);
 
@@ -81,6 +83,7 @@ typedef struct Judgement {
         Verdict verdict;
         Basis basis;
         char *reason;           /* for people: why */
+        bool retry;             /* the driver was busy: not a verdict to keep */
 } Judgement;
 
 void judgement_clear(Judgement *j);

@@ -74,6 +74,9 @@ static bool index_lines(ConfFile *c, const char *data, GError **error) {
                 if (!group)
                         return scan_error(c, error, lineno, "key outside of any [section]");
                 key = g_strstrip(g_strndup(l, eq - l));
+                /* GKeyFile would refuse these without saying where */
+                if (strpbrk(key, "[]") || !g_utf8_validate(key, -1, NULL))
+                        return scan_error(c, error, lineno, "invalid key name: %s", key);
                 k = line_key(group, key);
                 if (g_hash_table_contains(c->lines, k))
                         return scan_error(c, error, lineno, "duplicate key %s in [%s] (first on line %u)", key, group,
@@ -155,8 +158,11 @@ bool conf_file_get_string(ConfFile *c, const char *group, const char *key,
                         return conf_file_error(c, error, group, NULL, "missing required key %s", key);
                 v = g_strdup(def);
         } else {
-                v = g_key_file_get_string(c->keyfile, group, key, NULL);
-                if (!v)
+                g_autoptr(GError) e = NULL;
+
+                /* GLib returns the raw text and reports a bad escape only here */
+                v = g_key_file_get_string(c->keyfile, group, key, &e);
+                if (!v || e)
                         return conf_file_error(c, error, group, key, "invalid escape sequence");
                 g_strchomp(v);  /* GKeyFile keeps trailing blanks */
         }

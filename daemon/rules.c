@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "compat.h"
 #include "conffile.h"
 #include "log.h"
 #include "rules.h"
@@ -107,8 +108,11 @@ static bool parse_rule(ConfFile *c, const char *group, Rule **ret, GError **erro
             !conf_file_get_string(c, group, "Type", "", &rule->type, error) ||
             !conf_file_get_string(c, group, "Compare", "exact", &compare, error))
                 return false;
-        if (!*rule->version || strlen(rule->version) > 4096)
-                return conf_file_error(c, error, group, "Version", "must be 1 to 4096 characters");
+        /* the map keys classes by these: printable ASCII only */
+        if (!vendor_string_valid(rule->version))
+                return conf_file_error(c, error, group, "Version", "must be 1 to 4096 printable ASCII characters");
+        if (*rule->type && !vendor_string_valid(rule->type))
+                return conf_file_error(c, error, group, "Type", "must be 1 to 4096 printable ASCII characters");
         if (g_str_equal(compare, "exact"))
                 rule->compare = RULE_COMPARE_EXACT;
         else if (g_str_equal(compare, "same-major"))

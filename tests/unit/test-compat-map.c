@@ -1,0 +1,759 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "compat-map.h"
+#include "vfio-uapi.h"
+
+#define F_SC  VFIO_MIGRATION_STOP_COPY
+#define F_P2P VFIO_MIGRATION_P2P
+#define F_PRE VFIO_MIGRATION_PRE_COPY
+
+/* Records a failure and goes on, so one run names every broken case (GLib's
+ * own message keeps only the last one). */
+#define fail(...)                                                       \
+        do {                                                            \
+                g_autofree char *msg_ = g_strdup_printf(__VA_ARGS__);   \
+                g_test_message("FAIL: %s", msg_);                       \
+                g_test_fail_printf("%s", msg_);                         \
+        } while (0)
+
+/* ---- the judge: counts its work ---- */
+
+typedef struct Counter {
+        CompatMap *m;
+        uint64_t vendor_calls;
+        uint64_t probe_calls;
+        /* a probe result for (probe_src -> probe_tgt) while probe_on */
+        bool probe_on;
+        Verdict probe_verdict;
+        const char *probe_src, *probe_tgt;
+} Counter;
+
+/* The target's driver accepts exactly its own version. It is asked about a
+ * node of the map, never about one gone. */
+static int vendor_cb(void *userdata, const char *target_node, const char *version) {
+        Counter *c = userdata;
+        const Identity *t = compat_map_identity(c->m, target_node);
+
+        c->vendor_calls++;
+        if (!t) {
+                fail("the vendor judge was asked about node %s, which is not in the map", target_node);
+                return -ENODEV;
+        }
+        if (t->basis != BASIS_VENDOR)
+                fail("the vendor judge was asked about node %s, whose basis is %s", target_node,
+                     basis_to_string(t->basis));
+        return g_str_equal(version, t->version) ? 0 : -EINVAL;
+}
+
+static bool probe_cb(void *userdata, const char *source_type, const char *target_type, Judgement *ret) {
+        Counter *c = userdata;
+
+        c->probe_calls++;
+        if (!c->probe_on || !g_str_equal(source_type, c->probe_src) || !g_str_equal(target_type, c->probe_tgt))
+                return false;
+        *ret = (Judgement) { .verdict = c->probe_verdict, .basis = BASIS_PROBE,
+                             .reason = g_strdup_printf("probed %s -> %s", source_type, target_type) };
+        return true;
+}
+
+static CompatMap *map_new(Counter *c) {
+        JudgeOps ops = { vendor_cb, probe_cb, c };
+
+        c->m = compat_map_new(&ops);
+        return c->m;
+}
+
+/* ---- helpers ---- */
+
+static Identity *ident(const char *type, const char *version, Basis basis, uint32_t flags) {
+        Identity *id = identity_new(type, version, basis);
+
+        id->flags = flags;
+        return id;
+}
+
+static Identity *vid(const char *version) {
+        return ident("T", version, BASIS_VENDOR, F_SC);
+}
+
+static CompatMapStats stats(CompatMap *m) {
+        CompatMapStats s;
+
+        compat_map_stats(m, &s);
+        return s;
+}
+
+static void check_stats(CompatMap *m, const Counter *c, const char *when, unsigned nodes, unsigned classes,
+                        uint64_t verdicts) {
+        CompatMapStats s = stats(m);
+
+        g_test_message("%s: %u nodes, %u classes, %" PRIu64 " verdicts, %" PRIu64 " vendor checks", when, s.nodes,
+                       s.classes, s.verdicts, s.vendor_checks);
+        if (s.nodes != nodes || s.classes != classes || s.verdicts != verdicts)
+                fail("%s: %u nodes, %u classes, %" PRIu64 " verdicts; want %u, %u, %" PRIu64, when, s.nodes,
+                     s.classes, s.verdicts, nodes, classes, verdicts);
+        if (s.vendor_checks != c->vendor_calls)
+                fail("%s: stats say %" PRIu64 " vendor checks, the judge counted %" PRIu64, when, s.vendor_checks,
+                     c->vendor_calls);
+        if (s.vendor_checks > s.verdicts)
+                fail("%s: %" PRIu64 " vendor checks for %" PRIu64 " verdicts", when, s.vendor_checks, s.verdicts);
+}
+
+static char *dev(unsigned i) {
+        return g_strdup_printf("dev-%03u", i);
+}
+
+/* n nodes dev-000..., node i in class i % classes (vendor basis, version "vK") */
+static void add_nodes(CompatMap *m, unsigned first, unsigned n, unsigned classes) {
+        for (unsigned i = first; i < first + n; i++) {
+                g_autofree char *name = dev(i), *version = g_strdup_printf("v%u", i % classes);
+
+                compat_map_set(m, name, vid(version));
+        }
+}
+
+static void check_verdict(CompatMap *m, const char *source, const char *target, Verdict want, Basis want_basis) {
+        const Judgement *j = compat_map_verdict(m, source, target);
+
+        if (!j)
+                fail("%s -> %s: no verdict", source, target);
+        else if (j->verdict != want || j->basis != want_basis)
+                fail("%s -> %s: %s (%s: %s), want %s (%s)", source, target, verdict_to_string(j->verdict),
+                     basis_to_string(j->basis), j->reason, verdict_to_string(want), basis_to_string(want_basis));
+}
+
+/* ---- tests ---- */
+
+static void test_empty(void) {
+        Counter c = {};
+        g_autoptr(CompatMap) m = map_new(&c);
+        g_autoptr(Identity) src = vid("v0");
+        g_autoptr(GArray) targets = NULL;
+
+        check_stats(m, &c, "empty", 0, 0, 0);
+        compat_map_remove(m, "nothing");
+        g_assert_null(compat_map_identity(m, "nothing"));
+        g_assert_null(compat_map_verdict(m, "a", "b"));
+        g_assert_null(compat_map_verdict_for(m, src, "b"));
+        targets = compat_map_targets(m, src);
+        g_assert_cmpuint(targets->len, ==, 0);
+        check_stats(m, &c, "empty, after queries", 0, 0, 0);
+}
+
+/* 100 nodes in 5 classes: one verdict per class pair, never per node. */
+static void test_build(void) {
+        Counter c = {};
+        g_autoptr(CompatMap) m = map_new(&c);
+
+        add_nodes(m, 0, 100, 5);
+        check_stats(m, &c, "100 nodes in 5 classes", 100, 5, 25);
+        g_assert_cmpuint(stats(m).vendor_checks, <=, 25);
+
+        /* every node pair has its verdict, from the cache */
+        for (unsigned i = 0; i < 100; i++)
+                for (unsigned j = 0; j < 100; j++) {
+                        g_autofree char *a = dev(i), *b = dev(j);
+
+                        check_verdict(m, a, b, i % 5 == j % 5 ? VERDICT_COMPATIBLE : VERDICT_INCOMPATIBLE,
+                                      BASIS_VENDOR);
+                }
+        check_stats(m, &c, "after 10,000 lookups", 100, 5, 25);
+        g_assert_null(compat_map_verdict(m, "dev-000", "no-such-node"));
+        g_assert_null(compat_map_verdict(m, "no-such-node", "dev-000"));
+        g_assert_cmpstr(compat_map_identity(m, "dev-007")->version, ==, "v2");
+}
+
+static void test_add_existing_class(void) {
+        Counter c = {};
+        g_autoptr(CompatMap) m = map_new(&c);
+
+        add_nodes(m, 0, 100, 5);
+        compat_map_set(m, "dev-100", vid("v2"));
+        check_stats(m, &c, "a node of a known class", 101, 5, 25);
+        g_assert_cmpstr(compat_map_identity(m, "dev-100")->version, ==, "v2");
+        check_verdict(m, "dev-100", "dev-002", VERDICT_COMPATIBLE, BASIS_VENDOR);
+        check_verdict(m, "dev-002", "dev-100", VERDICT_COMPATIBLE, BASIS_VENDOR);
+        check_verdict(m, "dev-100", "dev-100", VERDICT_COMPATIBLE, BASIS_VENDOR);
+        check_verdict(m, "dev-100", "dev-003", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
+        check_verdict(m, "dev-004", "dev-100", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
+        check_stats(m, &c, "its verdicts looked up", 101, 5, 25);
+
+        /* setting a node to an equal identity again changes nothing */
+        compat_map_set(m, "dev-100", vid("v2"));
+        compat_map_set(m, "dev-000", vid("v0"));
+        check_stats(m, &c, "equal identities set again", 101, 5, 25);
+}
+
+static void test_add_new_class(void) {
+        Counter c = {};
+        g_autoptr(CompatMap) m = map_new(&c);
+        uint64_t verdicts = 25;
+
+        add_nodes(m, 0, 100, 5);
+
+        /* with 5 classes, a sixth costs 2 * 5 + 1 verdicts: both ways with each, and itself */
+        compat_map_set(m, "new-0", vid("v9"));
+        verdicts += 2 * 5 + 1;
+        check_stats(m, &c, "a sixth class", 101, 6, verdicts);
+        check_verdict(m, "new-0", "new-0", VERDICT_COMPATIBLE, BASIS_VENDOR);
+        check_verdict(m, "new-0", "dev-000", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
+        check_verdict(m, "dev-004", "new-0", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
+        check_stats(m, &c, "its verdicts looked up", 101, 6, verdicts);
+
+        /* a second node of it: free */
+        compat_map_set(m, "new-1", vid("v9"));
+        check_stats(m, &c, "a second node of the sixth class", 102, 6, verdicts);
+        check_verdict(m, "new-1", "new-0", VERDICT_COMPATIBLE, BASIS_VENDOR);
+
+        /* a seventh class, type-match: 2 * 6 + 1 verdicts, none asked of a driver
+         * (it has no version to give, and is no vendor target) */
+        {
+                uint64_t vendor = c.vendor_calls;
+
+                compat_map_set(m, "tm-0", ident("T", "", BASIS_TYPE_MATCH, F_SC));
+                verdicts += 2 * 6 + 1;
+                check_stats(m, &c, "a type-match class", 103, 7, verdicts);
+                g_assert_cmpuint(c.vendor_calls, ==, vendor);
+                check_verdict(m, "tm-0", "tm-0", VERDICT_COMPATIBLE, BASIS_TYPE_MATCH);
+                check_verdict(m, "tm-0", "dev-000", VERDICT_UNKNOWN, BASIS_VENDOR);
+                check_verdict(m, "dev-000", "tm-0", VERDICT_UNKNOWN, BASIS_TYPE_MATCH);
+        }
+        /* an eighth, differing only in flags from an existing class */
+        {
+                compat_map_set(m, "pre-0", ident("T", "v1", BASIS_VENDOR, F_SC | F_PRE));
+                verdicts += 2 * 7 + 1;
+                check_stats(m, &c, "a class differing in flags", 104, 8, verdicts);
+                check_verdict(m, "pre-0", "dev-001", VERDICT_COMPATIBLE, BASIS_VENDOR);
+                g_assert_nonnull(strstr(compat_map_verdict(m, "pre-0", "dev-001")->reason, "without pre-copy"));
+        }
+}
+
+static void test_remove_class(void) {
+        Counter c = {};
+        g_autoptr(CompatMap) m = map_new(&c);
+
+        add_nodes(m, 0, 100, 5);
+
+        /* the first node of class 1 stands for it in the vendor's check; remove it first */
+        compat_map_remove(m, "dev-001");
+        check_stats(m, &c, "dev-001 removed", 99, 5, 25);
+        g_assert_null(compat_map_identity(m, "dev-001"));
+        g_assert_null(compat_map_verdict(m, "dev-001", "dev-006"));
+        check_verdict(m, "dev-006", "dev-011", VERDICT_COMPATIBLE, BASIS_VENDOR);
+
+        /* class 0, node by node: the class goes with its last node, nothing is judged */
+        for (unsigned i = 0; i < 100; i += 5) {
+                g_autofree char *name = dev(i);
+                g_autofree char *when = g_strdup_printf("%s removed", name);
+
+                compat_map_remove(m, name);
+                check_stats(m, &c, when, 99 - (i / 5 + 1), i == 95 ? 4 : 5, 25);
+        }
+        compat_map_remove(m, "dev-000");                /* again: no-op */
+        compat_map_remove(m, "no-such-node");
+        check_stats(m, &c, "class 0 gone", 79, 4, 25);
+
+        /* the other verdicts stay, cached */
+        for (unsigned i = 1; i < 100; i++)
+                for (unsigned j = 1; j < 100; j++) {
+                        g_autofree char *a = dev(i), *b = dev(j);
+
+                        if (i % 5 == 0 || j % 5 == 0 || i == 1 || j == 1)
+                                continue;
+                        check_verdict(m, a, b, i % 5 == j % 5 ? VERDICT_COMPATIBLE : VERDICT_INCOMPATIBLE,
+                                      BASIS_VENDOR);
+                }
+        check_stats(m, &c, "remaining verdicts looked up", 79, 4, 25);
+
+        /* class 0 again: its old verdicts were forgotten, so it is judged anew
+         * (2 * 4 + 1), against whichever node now stands for class 1 */
+        compat_map_set(m, "dev-000", vid("v0"));
+        check_stats(m, &c, "class 0 back", 80, 5, 25 + 2 * 4 + 1);
+        check_verdict(m, "dev-000", "dev-006", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
+        check_verdict(m, "dev-006", "dev-000", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
+        check_verdict(m, "dev-000", "dev-000", VERDICT_COMPATIBLE, BASIS_VENDOR);
+        check_stats(m, &c, "class 0 looked up", 80, 5, 25 + 2 * 4 + 1);
+}
+
+static void test_change_identity(void) {
+        Counter c = {};
+        g_autoptr(CompatMap) m = map_new(&c);
+        uint64_t verdicts = 25;
+
+        add_nodes(m, 0, 100, 5);
+
+        /* into an existing class: free */
+        compat_map_set(m, "dev-001", vid("v3"));
+        check_stats(m, &c, "dev-001 to class 3", 100, 5, verdicts);
+        g_assert_cmpstr(compat_map_identity(m, "dev-001")->version, ==, "v3");
+        check_verdict(m, "dev-001", "dev-003", VERDICT_COMPATIBLE, BASIS_VENDOR);
+        check_verdict(m, "dev-001", "dev-006", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
+        check_verdict(m, "dev-006", "dev-001", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
+        check_stats(m, &c, "dev-001 looked up", 100, 5, verdicts);
+
+        /* into a new class: its pairs only */
+        compat_map_set(m, "dev-002", vid("v7"));
+        verdicts += 2 * 5 + 1;
+        check_stats(m, &c, "dev-002 to a new class", 100, 6, verdicts);
+        check_verdict(m, "dev-002", "dev-007", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
+
+        /* from a class of its own into a new one: the old class goes first */
+        compat_map_set(m, "dev-002", vid("v8"));
+        verdicts += 2 * 5 + 1;
+        check_stats(m, &c, "dev-002 to another new class", 100, 6, verdicts);
+        g_assert_cmpstr(compat_map_identity(m, "dev-002")->version, ==, "v8");
+
+        /* an equal identity (another object): nothing */
+        compat_map_set(m, "dev-002", vid("v8"));
+        check_stats(m, &c, "dev-002 set equal", 100, 6, verdicts);
+
+        /* back into its first class: free, and its own class goes */
+        compat_map_set(m, "dev-002", vid("v2"));
+        check_stats(m, &c, "dev-002 back", 100, 5, verdicts);
+        check_verdict(m, "dev-002", "dev-007", VERDICT_COMPATIBLE, BASIS_VENDOR);
+
+        /* another basis, same type and version: another class */
+        compat_map_set(m, "dev-003", ident("T", "v3", BASIS_RULE, F_SC));
+        verdicts += 2 * 5 + 1;
+        check_stats(m, &c, "dev-003 to rule basis", 100, 6, verdicts);
+        g_assert_cmpint(compat_map_identity(m, "dev-003")->basis, ==, BASIS_RULE);
+        check_verdict(m, "dev-003", "dev-008", VERDICT_COMPATIBLE, BASIS_VENDOR);
+        check_stats(m, &c, "dev-003 looked up", 100, 6, verdicts);
+}
+
+/* A source not in the map: judged per target class, once. */
+static void test_verdict_for(void) {
+        Counter c = {};
+        g_autoptr(CompatMap) m = map_new(&c);
+        g_autoptr(Identity) same = vid("v1");
+        g_autoptr(Identity) remote = ident("T", "v1", BASIS_VENDOR, F_SC | F_PRE);
+        const Judgement *j, *j2;
+
+        add_nodes(m, 0, 100, 5);
+
+        /* equal to a local class: its verdicts serve */
+        j = compat_map_verdict_for(m, same, "dev-006");
+        g_assert_nonnull(j);
+        g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
+        g_assert_true(j == compat_map_verdict(m, "dev-001", "dev-006"));
+        check_stats(m, &c, "a remote source equal to a local class", 100, 5, 25);
+
+        /* another class: one verdict per target class, however often asked */
+        j = compat_map_verdict_for(m, remote, "dev-001");
+        check_stats(m, &c, "remote -> dev-001", 100, 5, 26);
+        j2 = compat_map_verdict_for(m, remote, "dev-001");
+        check_stats(m, &c, "remote -> dev-001 again", 100, 5, 26);
+        g_assert_true(j == j2);
+        g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
+        g_assert_cmpint(j->basis, ==, BASIS_VENDOR);
+        j2 = compat_map_verdict_for(m, remote, "dev-006");           /* same class as dev-001 */
+        g_assert_true(j == j2);
+        check_stats(m, &c, "remote -> dev-006", 100, 5, 26);
+        j = compat_map_verdict_for(m, remote, "dev-002");
+        g_assert_cmpint(j->verdict, ==, VERDICT_INCOMPATIBLE);
+        check_stats(m, &c, "remote -> dev-002", 100, 5, 27);
+
+        for (int round = 0; round < 2; round++)
+                for (unsigned i = 0; i < 100; i++) {
+                        g_autofree char *name = dev(i);
+
+                        j = compat_map_verdict_for(m, remote, name);
+                        if (!j || j->verdict != (i % 5 == 1 ? VERDICT_COMPATIBLE : VERDICT_INCOMPATIBLE))
+                                fail("remote -> %s: %s", name, j ? verdict_to_string(j->verdict) : "NULL");
+                }
+        check_stats(m, &c, "remote -> every node, twice", 100, 5, 25 + 5);
+        g_assert_null(compat_map_verdict_for(m, remote, "no-such-node"));
+        /* the remote source did not become a node */
+        check_stats(m, &c, "remote -> unknown node", 100, 5, 25 + 5);
+}
+
+/* ---- targets ---- */
+
+static int verdict_rank(Verdict v) {
+        switch (v) {
+        case VERDICT_COMPATIBLE:        return 0;
+        case VERDICT_UNKNOWN:           return 1;
+        case VERDICT_INCOMPATIBLE:      return 2;
+        default:                        return 3;
+        }
+}
+
+static int basis_rank(Basis b) {
+        switch (b) {
+        case BASIS_VENDOR:              return 0;
+        case BASIS_PROBE:               return 1;
+        case BASIS_RULE:                return 2;
+        case BASIS_TYPE_MATCH:          return 3;
+        default:                        return 4;
+        }
+}
+
+static const struct {
+        const char *node, *type, *version;
+        Basis basis;
+        uint32_t flags;
+} target_nodes[] = {
+        { "vend-b", "T", "1", BASIS_VENDOR, F_SC },
+        { "vend-a", "T", "1", BASIS_VENDOR, F_SC },
+        { "vend-x", "T", "2", BASIS_VENDOR, F_SC },
+        { "rule-1b", "T", "1", BASIS_RULE, F_SC },
+        { "rule-1a", "T", "1", BASIS_RULE, F_SC },
+        { "rule-2", "T", "2", BASIS_RULE, F_SC },
+        { "tm-1", "T", "", BASIS_TYPE_MATCH, F_SC },
+        { "nostop", "T", "1", BASIS_VENDOR, F_P2P },
+        { "prb-1", "P", "1", BASIS_RULE, F_SC },
+        { "pvend", "P", "1", BASIS_VENDOR, F_SC },
+        { "u-vend", "U", "1", BASIS_VENDOR, F_SC },
+};
+
+static char *describe(GArray *targets) {
+        GString *s = g_string_new(NULL);
+
+        for (guint i = 0; i < targets->len; i++) {
+                const CompatTarget *t = &g_array_index(targets, CompatTarget, i);
+
+                g_string_append_printf(s, "%s%s(%s/%s)", i ? " " : "", t->node,
+                                       verdict_to_string(t->judgement->verdict), basis_to_string(t->judgement->basis));
+        }
+        return g_string_free(s, FALSE);
+}
+
+static void check_targets(CompatMap *m, const char *what, const Identity *source, const char *const *want) {
+        g_autoptr(GArray) targets = compat_map_targets(m, source);
+        g_autofree char *got = describe(targets);
+        g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+        g_autofree char *want_s = g_strjoinv(" ", (char **) want);
+        GString *names = g_string_new(NULL);
+        g_autofree char *names_s = NULL;
+
+        g_test_message("%s: %s", what, got);
+        if (targets->len != G_N_ELEMENTS(target_nodes))
+                fail("%s: %u targets, want every node (%zu): %s", what, targets->len, G_N_ELEMENTS(target_nodes),
+                     got);
+        for (guint i = 0; i < targets->len; i++) {
+                const CompatTarget *t = &g_array_index(targets, CompatTarget, i);
+
+                g_string_append_printf(names, "%s%s", i ? " " : "", t->node);
+                if (!g_hash_table_add(seen, (gpointer) t->node))
+                        fail("%s: %s listed twice: %s", what, t->node, got);
+                if (t->judgement != compat_map_verdict_for(m, source, t->node))
+                        fail("%s: %s: the listed verdict is not the map's", what, t->node);
+                if (i > 0) {
+                        const CompatTarget *p = &g_array_index(targets, CompatTarget, i - 1);
+                        int dv = verdict_rank(p->judgement->verdict) - verdict_rank(t->judgement->verdict);
+                        int db = basis_rank(p->judgement->basis) - basis_rank(t->judgement->basis);
+
+                        if (dv > 0 || (dv == 0 && db > 0) || (dv == 0 && db == 0 && strcmp(p->node, t->node) > 0))
+                                fail("%s: %s listed before %s: %s", what, p->node, t->node, got);
+                }
+        }
+        names_s = g_string_free(names, FALSE);
+        if (!g_str_equal(names_s, want_s))
+                fail("%s: order\n  got  %s\n  want %s\n  (%s)", what, names_s, want_s, got);
+}
+
+static void test_targets(void) {
+        Counter c = { .probe_on = true, .probe_verdict = VERDICT_COMPATIBLE, .probe_src = "P", .probe_tgt = "P" };
+        g_autoptr(CompatMap) m = map_new(&c);
+
+        for (size_t i = 0; i < G_N_ELEMENTS(target_nodes); i++)
+                compat_map_set(m, target_nodes[i].node,
+                               ident(target_nodes[i].type, target_nodes[i].version, target_nodes[i].basis,
+                                     target_nodes[i].flags));
+
+        /* a rule source: vendor before rule among the compatible; then unknown;
+         * then incompatible, vendor before rule, each by name */
+        {
+                g_autoptr(Identity) src = ident("T", "1", BASIS_RULE, F_SC);
+                const char *const want[] = {
+                        "vend-a", "vend-b",                             /* compatible, vendor */
+                        "rule-1a", "rule-1b",                           /* compatible, rule */
+                        "tm-1",                                         /* unknown, type-match */
+                        "vend-x",                                       /* incompatible, vendor */
+                        "nostop", "prb-1", "pvend", "rule-2", "u-vend", /* incompatible, rule */
+                        NULL
+                };
+
+                check_targets(m, "rule source", src, want);
+        }
+        /* a source with a probe result: vendor, then probe */
+        {
+                g_autoptr(Identity) src = ident("P", "1", BASIS_RULE, F_SC);
+                const char *const want[] = {
+                        "pvend",                                        /* compatible, vendor */
+                        "prb-1",                                        /* compatible, probe */
+                        "nostop", "rule-1a", "rule-1b", "rule-2",       /* incompatible, rule */
+                        "u-vend", "vend-a", "vend-b", "vend-x",
+                        "tm-1",                                         /* incompatible, type-match */
+                        NULL
+                };
+
+                check_targets(m, "probed source", src, want);
+        }
+        /* a type-match source: compatible, then unknown vendor before unknown type-match */
+        {
+                g_autoptr(Identity) src = ident("T", "", BASIS_TYPE_MATCH, F_SC);
+                const char *const want[] = {
+                        "tm-1",                                         /* compatible, type-match */
+                        "vend-a", "vend-b", "vend-x",                   /* unknown, vendor */
+                        "rule-1a", "rule-1b", "rule-2",                 /* unknown, type-match */
+                        "nostop", "prb-1", "pvend", "u-vend",           /* incompatible, type-match */
+                        NULL
+                };
+
+                check_targets(m, "type-match source", src, want);
+        }
+}
+
+/* compat_map_candidates(): what compat_map_targets() lists, without the
+ * incompatible (and the unknown unless asked), in the same order. */
+static void test_candidates(void) {
+        Counter c = { .probe_on = true, .probe_verdict = VERDICT_COMPATIBLE, .probe_src = "P", .probe_tgt = "P" };
+        g_autoptr(CompatMap) m = map_new(&c);
+        g_autoptr(Identity) rule_src = ident("T", "1", BASIS_RULE, F_SC);
+        g_autoptr(Identity) tm_src = ident("T", "", BASIS_TYPE_MATCH, F_SC);
+        g_autoptr(Identity) none_src = ident("Z", "1", BASIS_VENDOR, F_SC);
+        const struct {
+                const char *what;
+                const Identity *src;
+                bool with_unknown;
+                const char *want;
+        } cases[] = {
+                { "rule source", rule_src, false, "vend-a vend-b rule-1a rule-1b" },
+                { "rule source, with unknown", rule_src, true, "vend-a vend-b rule-1a rule-1b tm-1" },
+                { "type-match source", tm_src, false, "tm-1" },
+                { "type-match source, with unknown", tm_src, true, "tm-1 vend-a vend-b vend-x rule-1a rule-1b rule-2" },
+                { "a type nobody has", none_src, true, "" },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(target_nodes); i++)
+                compat_map_set(m, target_nodes[i].node,
+                               ident(target_nodes[i].type, target_nodes[i].version, target_nodes[i].basis,
+                                     target_nodes[i].flags));
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autoptr(GArray) cand = compat_map_candidates(m, cases[i].src, cases[i].with_unknown);
+                g_autoptr(GArray) all = compat_map_targets(m, cases[i].src);
+                g_autofree char *got = describe(cand);
+                GString *names = g_string_new(NULL);
+                g_autofree char *names_s = NULL;
+                guint k = 0;
+
+                for (guint n = 0; n < cand->len; n++)
+                        g_string_append_printf(names, "%s%s", n ? " " : "",
+                                               g_array_index(cand, CompatTarget, n).node);
+                names_s = g_string_free(names, FALSE);
+                if (!g_str_equal(names_s, cases[i].want))
+                        fail("%s: candidates\n  got  %s\n  want %s\n  (%s)", cases[i].what, names_s, cases[i].want,
+                             got);
+                /* the same entries, in the same order, as the full list filtered */
+                for (guint n = 0; n < all->len; n++) {
+                        const CompatTarget *t = &g_array_index(all, CompatTarget, n);
+
+                        if (t->judgement->verdict == VERDICT_INCOMPATIBLE ||
+                            (t->judgement->verdict == VERDICT_UNKNOWN && !cases[i].with_unknown))
+                                continue;
+                        if (k >= cand->len || !g_str_equal(g_array_index(cand, CompatTarget, k).node, t->node) ||
+                            g_array_index(cand, CompatTarget, k).judgement != t->judgement)
+                                fail("%s: candidate %u is not %s, as in compat_map_targets()", cases[i].what, k,
+                                     t->node);
+                        k++;
+                }
+                if (k != cand->len)
+                        fail("%s: %u candidates, compat_map_targets() has %u", cases[i].what, cand->len, k);
+        }
+}
+
+/* ---- invalidation ---- */
+
+static void test_invalidate(void) {
+        Counter c = { .probe_src = "T", .probe_tgt = "T", .probe_verdict = VERDICT_INCOMPATIBLE };
+        g_autoptr(CompatMap) m = map_new(&c);
+        const Judgement *uu, *tu, *ut, *j;
+        CompatMapStats before;
+        const unsigned n_t = 4, n_u = 2;        /* classes of each type */
+        uint64_t verdicts = (n_t + n_u) * (n_t + n_u);
+
+        compat_map_set(m, "r1a", ident("T", "1", BASIS_RULE, F_SC));
+        compat_map_set(m, "r1b", ident("T", "1", BASIS_RULE, F_SC));
+        compat_map_set(m, "r1c", ident("T", "1", BASIS_RULE, F_SC));
+        compat_map_set(m, "r2", ident("T", "2", BASIS_RULE, F_SC));
+        compat_map_set(m, "tm", ident("T", "", BASIS_TYPE_MATCH, F_SC));
+        compat_map_set(m, "v1", ident("T", "1", BASIS_VENDOR, F_SC));
+        compat_map_set(m, "u1", ident("U", "1", BASIS_RULE, F_SC));
+        compat_map_set(m, "utm", ident("U", "", BASIS_TYPE_MATCH, F_SC));
+        check_stats(m, &c, "built", 8, 6, verdicts);
+        check_verdict(m, "r1a", "r1b", VERDICT_COMPATIBLE, BASIS_RULE);
+        check_verdict(m, "r1a", "r2", VERDICT_INCOMPATIBLE, BASIS_RULE);
+        check_verdict(m, "tm", "tm", VERDICT_COMPATIBLE, BASIS_TYPE_MATCH);
+        uu = compat_map_verdict(m, "u1", "utm");
+        tu = compat_map_verdict(m, "r1a", "u1");
+        ut = compat_map_verdict(m, "u1", "r1a");
+
+        /* a probe result for T -> T arrives: only the T -> T pairs are judged again */
+        c.probe_on = true;
+        before = stats(m);
+        compat_map_invalidate(m, "T", "T");
+        verdicts += n_t * n_t;
+        check_stats(m, &c, "invalidate T -> T", 8, 6, verdicts);
+        /* the drivers' answers do not change with a probe result: they are
+         * remembered per written version and target type, version and basis */
+        g_assert_cmpuint(stats(m).vendor_checks, ==, before.vendor_checks);
+        check_verdict(m, "r1a", "r1b", VERDICT_INCOMPATIBLE, BASIS_PROBE);
+        check_verdict(m, "r1c", "r2", VERDICT_INCOMPATIBLE, BASIS_PROBE);
+        check_verdict(m, "tm", "tm", VERDICT_INCOMPATIBLE, BASIS_PROBE);
+        check_verdict(m, "v1", "tm", VERDICT_INCOMPATIBLE, BASIS_PROBE);
+        check_verdict(m, "r1a", "v1", VERDICT_COMPATIBLE, BASIS_VENDOR);         /* the vendor still decides */
+        /* the other pairs were not touched */
+        g_assert_true(compat_map_verdict(m, "u1", "utm") == uu);
+        g_assert_true(compat_map_verdict(m, "r1a", "u1") == tu);
+        g_assert_true(compat_map_verdict(m, "u1", "r1a") == ut);
+        check_stats(m, &c, "looked up", 8, 6, verdicts);
+
+        /* the probe changes its mind */
+        c.probe_verdict = VERDICT_COMPATIBLE;
+        compat_map_invalidate(m, "T", "T");
+        verdicts += n_t * n_t;
+        check_stats(m, &c, "invalidate T -> T again", 8, 6, verdicts);
+        check_verdict(m, "r1a", "r2", VERDICT_COMPATIBLE, BASIS_PROBE);
+
+        /* other directions count their own pairs */
+        compat_map_invalidate(m, "T", "U");
+        verdicts += n_t * n_u;
+        check_stats(m, &c, "invalidate T -> U", 8, 6, verdicts);
+        compat_map_invalidate(m, "U", "T");
+        verdicts += n_u * n_t;
+        check_stats(m, &c, "invalidate U -> T", 8, 6, verdicts);
+        compat_map_invalidate(m, "X", "T");
+        compat_map_invalidate(m, "T", "X");
+        check_stats(m, &c, "invalidate unknown types", 8, 6, verdicts);
+        j = compat_map_verdict(m, "r1a", "r1b");
+        g_assert_cmpint(j->basis, ==, BASIS_PROBE);
+
+        /* the probe result is gone: back to the rules */
+        c.probe_on = false;
+        compat_map_invalidate(m, "T", "T");
+        verdicts += n_t * n_t;
+        check_stats(m, &c, "probe result gone", 8, 6, verdicts);
+        check_verdict(m, "r1a", "r2", VERDICT_INCOMPATIBLE, BASIS_RULE);
+        check_verdict(m, "r1a", "r1b", VERDICT_COMPATIBLE, BASIS_RULE);
+}
+
+/* A probe result must reach sources not in the map too (CheckIdentity,
+ * FindTargets and incoming streams judge another host's identity). */
+static void test_invalidate_remote(void) {
+        Counter c = { .probe_src = "T", .probe_tgt = "T", .probe_verdict = VERDICT_INCOMPATIBLE };
+        g_autoptr(CompatMap) m = map_new(&c);
+        /* as identities_remote() makes them: no flags */
+        g_autoptr(Identity) remote = ident("T", "", BASIS_TYPE_MATCH, 0);
+        const Judgement *j;
+
+        compat_map_set(m, "tm", ident("T", "", BASIS_TYPE_MATCH, F_SC));
+        j = compat_map_verdict_for(m, remote, "tm");
+        g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
+        g_assert_cmpint(j->basis, ==, BASIS_TYPE_MATCH);
+
+        c.probe_on = true;
+        compat_map_invalidate(m, "T", "T");
+        j = compat_map_verdict_for(m, remote, "tm");
+        if (j->verdict != VERDICT_INCOMPATIBLE || j->basis != BASIS_PROBE)
+                fail("remote T -> tm after a probe result T -> T and compat_map_invalidate(T, T): %s (%s: %s), "
+                     "want incompatible (probe)", verdict_to_string(j->verdict), basis_to_string(j->basis),
+                     j->reason);
+        {
+                g_autoptr(GArray) targets = compat_map_targets(m, remote);
+                const CompatTarget *t = &g_array_index(targets, CompatTarget, 0);
+
+                if (t->judgement->verdict != VERDICT_INCOMPATIBLE || t->judgement->basis != BASIS_PROBE)
+                        fail("compat_map_targets(remote T) after the probe: %s %s (%s)", t->node,
+                             verdict_to_string(t->judgement->verdict), basis_to_string(t->judgement->basis));
+        }
+}
+
+/* ---- scale ---- */
+
+static void test_scale(void) {
+        Counter c = {};
+        g_autoptr(CompatMap) m = map_new(&c);
+        int64_t t0 = g_get_monotonic_time(), built;
+        CompatMapStats s;
+
+        for (unsigned i = 0; i < 10000; i++) {
+                g_autofree char *name = g_strdup_printf("0000:%02x:%02x.%u", i / 256, (i / 8) % 32, i % 8);
+                g_autofree char *version = g_strdup_printf("fw-%u", i % 50);
+
+                compat_map_set(m, name, vid(version));
+        }
+        built = g_get_monotonic_time() - t0;
+        s = stats(m);
+        g_test_message("10,000 nodes in 50 classes: built in %" G_GINT64_FORMAT " us, %" PRIu64 " verdicts, %" PRIu64
+                       " vendor checks, last change %" PRIu64 " us", built, s.verdicts, s.vendor_checks,
+                       s.last_change_usec);
+        check_stats(m, &c, "10,000 nodes in 50 classes", 10000, 50, 2500);
+        g_assert_cmpuint(s.vendor_checks, <=, 2500);
+
+        /* one more node of a known class, then of a new one */
+        compat_map_set(m, "extra-0", vid("fw-7"));
+        check_stats(m, &c, "a node of a known class", 10001, 50, 2500);
+        compat_map_set(m, "extra-1", vid("fw-new"));
+        check_stats(m, &c, "a node of a new class", 10002, 51, 2500 + 2 * 50 + 1);
+        g_test_message("last change: %" PRIu64 " us", stats(m).last_change_usec);
+}
+
+/* A driver that says EBUSY has not answered: asked again next time. */
+static int busy_once(void *userdata, const char *target, const char *version) {
+        unsigned *calls = userdata;
+
+        return (*calls)++ == 0 ? -EBUSY : 0;
+}
+
+static void test_busy_driver(void) {
+        unsigned calls = 0;
+        JudgeOps ops = { busy_once, NULL, &calls };
+        g_autoptr(CompatMap) m = compat_map_new(&ops);
+        const Judgement *j;
+
+        /* building judges x -> x: the driver says EBUSY */
+        compat_map_set(m, "x", identity_new("T", "v1", BASIS_VENDOR));
+        g_assert_cmpuint(calls, ==, 1);
+        /* not kept: the next question asks the driver again */
+        j = compat_map_verdict(m, "x", "x");
+        g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
+        g_assert_cmpuint(calls, ==, 2);
+        /* a real answer is kept */
+        j = compat_map_verdict(m, "x", "x");
+        g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
+        g_assert_cmpuint(calls, ==, 2);
+}
+
+int main(int argc, char *argv[]) {
+        /* --keep-going: a failed case must not hide the results of the later ones */
+        g_autofree char **args = g_new0(char *, argc + 2);
+        char **a = args;
+        int n = argc + 1;
+
+        memcpy(args, argv, sizeof(char *) * argc);
+        args[argc] = (char *) "--keep-going";
+        g_test_init(&n, &a, NULL);
+
+        g_test_add_func("/compat-map/empty", test_empty);
+        g_test_add_func("/compat-map/build", test_build);
+        g_test_add_func("/compat-map/add-existing-class", test_add_existing_class);
+        g_test_add_func("/compat-map/add-new-class", test_add_new_class);
+        g_test_add_func("/compat-map/remove-class", test_remove_class);
+        g_test_add_func("/compat-map/change-identity", test_change_identity);
+        g_test_add_func("/compat-map/verdict-for", test_verdict_for);
+        g_test_add_func("/compat-map/targets", test_targets);
+        g_test_add_func("/compat-map/candidates", test_candidates);
+        g_test_add_func("/compat-map/invalidate", test_invalidate);
+        g_test_add_func("/compat-map/scale", test_scale);
+        g_test_add_func("/compat-map/invalidate-remote", test_invalidate_remote);
+        g_test_add_func("/compat-map/busy-driver", test_busy_driver);
+
+        return g_test_run();
+}
