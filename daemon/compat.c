@@ -142,6 +142,11 @@ static Judgement judge_versions(const Identity *src, const Identity *tgt, const 
         Judgement p;
         int r;
 
+        /* A probe is the target driver's own answer: it outranks what rules
+         * and type names presume, across types too. A vendor's target
+         * declares its migration type itself, and that filter stays. */
+        if (tgt->basis != BASIS_VENDOR && ops->probe && ops->probe(ops->userdata, src->type, tgt->type, &p))
+                return p;
         if (!g_str_equal(src->type, tgt->type))
                 return verdict(VERDICT_INCOMPATIBLE, weaker(src->basis, tgt->basis),
                                "different migration types: %s and %s", src->type, tgt->type);
@@ -163,8 +168,6 @@ static Judgement judge_versions(const Identity *src, const Identity *tgt, const 
                 return verdict(VERDICT_INCOMPATIBLE, BASIS_VENDOR, "the target's driver refuses version %s: %s",
                                src->version, g_strerror(-r));
         }
-        if (ops->probe && ops->probe(ops->userdata, src->type, tgt->type, &p))
-                return p;
         /* the target's rule says which versions it takes, whoever
          * vouches for the source's version (a remote one, say) */
         if (tgt->basis == BASIS_RULE && *src->version) {

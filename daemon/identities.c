@@ -31,10 +31,16 @@ static bool judge_probe(void *userdata, const char *source_type, const char *tar
         return probe_cache_lookup(m->probes, source_type, target_type, ret);
 }
 
-static void warn(const char *node, char *warning) {
-        if (warning)
+/* Once per identity: a re-derivation that changes nothing stays quiet. */
+static void warn(const char *node, char *warning, bool changed) {
+        if (warning && changed)
                 log_warning("%s: %s", node, warning);
         g_free(warning);
+}
+
+static bool identity_differs(const Identity *id, const char *type, const char *version, const char *basis) {
+        return !g_str_equal(id->type, type) || !g_str_equal(id->version, version) ||
+               !g_str_equal(basis_to_string(id->basis), basis);
 }
 
 static void update_device(Manager *m, const Device *d) {
@@ -48,7 +54,7 @@ static void update_device(Manager *m, const Device *d) {
         Identity *id;
 
         id = identity_of_device(d, *vtype ? vtype : NULL, *vversion ? vversion : NULL, m->rules, &warning);
-        warn(d->name, warning);
+        warn(d->name, warning, identity_differs(id, d->migration_type, d->migration_version, d->migration_basis));
         registry_set_identity(m->registry, d->name, id->type, id->version, basis_to_string(id->basis));
         compat_map_set(m->compat, d->name, id);
 }
@@ -62,7 +68,7 @@ static void update_type(Manager *m, const MdevType *t) {
         id = identity_of_type(t, p ? p->driver : "", *t->vendor_migration_type ? t->vendor_migration_type : NULL,
                               *t->vendor_migration_version ? t->vendor_migration_version : NULL, m->rules,
                               &warning);
-        warn(node, warning);
+        warn(node, warning, identity_differs(id, t->migration_type, t->migration_version, t->migration_basis));
         registry_set_identity(m->registry, node, id->type, id->version, basis_to_string(id->basis));
         compat_map_set(m->compat, node, id);
 }

@@ -341,7 +341,13 @@ static int udev_vendor_judge(Source *s, const char *node, const char *version) {
                 return t ? sysfs_write(t->sysfs_path, "migration_version", version) : -ENODEV;
         }
         d = registry_get_device(s->registry, node);
-        return d ? sysfs_write(d->sysfs_path, "migration_version", version) : -ENODEV;
+        if (!d)
+                return -ENODEV;
+        /* an mdev without an attribute of its own answers through its type's */
+        if (d->kind == DEVICE_KIND_MDEV && !sysfs_exists(d->sysfs_path, "migration_version") &&
+            (t = registry_find_type(s->registry, d->parent, d->mdev_type)))
+                return sysfs_write(t->sysfs_path, "migration_version", version);
+        return sysfs_write(d->sysfs_path, "migration_version", version);
 }
 
 static int udev_open_device(Source *s, const Device *d, DeviceHandle **ret, char **ret_error) {
