@@ -199,6 +199,13 @@ static void print_json(Job *j) {
         json_print_to(j->ctl->out, json_node_init_object(json_node_alloc(), o));
 }
 
+/* vfiomigd names its D-Bus option; say which of ours sets it. */
+static void hint_allow_unknown(const char *message) {
+        if (message && strstr(message, "(option allow-unknown)"))
+                fputs("Nothing says whether the target takes this state: --allow-unknown lets the job try.\n",
+                      stderr);
+}
+
 static int report(Job *j) {
         bool ok = g_strcmp0(j->result, "done") == 0;
 
@@ -222,6 +229,7 @@ static int report(Job *j) {
 
                         fprintf(stderr, "  %s %s: %s\n", f[1], f[0], f[2]);
                 }
+                hint_allow_unknown(j->error);
         }
         if (ok)
                 return EXIT_OK;
@@ -253,6 +261,8 @@ static int append_options(Ctl *ctl, sd_bus_message *m, bool migrate, bool save) 
                 r = sd_bus_message_append(m, "{sv}", "overwrite", "b", 1);
         if (r >= 0 && ctl->allow_no_p2p && migrate)
                 r = sd_bus_message_append(m, "{sv}", "allow-no-p2p", "b", 1);
+        if (r >= 0 && ctl->allow_unknown && !save)
+                r = sd_bus_message_append(m, "{sv}", "allow-unknown", "b", 1);
         if (r >= 0 && ctl->group->len > 0 && migrate) {
                 g_ptr_array_add(ctl->group, NULL);
                 r = sd_bus_message_open_container(m, 'e', "sv");
@@ -303,6 +313,7 @@ static int run_job(Ctl *ctl, const char *method, const char *device, char type, 
         sd_bus_message_unref(m);
         if (r < 0) {
                 fprintf(stderr, "Failed to %s: %s\n", what, sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                hint_allow_unknown(error.message);
                 code = ctl_exit_code_for_error(&error, r);
                 sd_bus_error_free(&error);
                 return code;

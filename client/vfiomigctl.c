@@ -72,6 +72,7 @@ static void help(void) {
                "                              State of the source after save\n"
                "     --pair=SOURCE=TARGET     Migrate this pair together with the first\n"
                "     --allow-no-p2p           Let group members without P2P take part\n"
+               "     --allow-unknown          Migrate or load where compatibility is unknown\n"
                "     --overwrite              Replace an existing saved state\n\n"
                "Exit status: 0 success, 1 failure, 2 usage error, 3 no such device, type or\n"
                "migration, 4 not authorized, 5 busy or already exists, 6 vfiomigd unreachable.\n",
@@ -142,7 +143,8 @@ int ctl_call(Ctl *ctl, const char *method, sd_bus_message **reply, const char *w
 static int parse_argv(int argc, char *argv[], Ctl *ctl) {
         enum {
                 ARG_VERSION = 0x100, ARG_JSON, ARG_NO_ASK_PASSWORD, ARG_NO_WAIT, ARG_NO_PRECOPY, ARG_MAX_ROUNDS,
-                ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE, ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_OVERWRITE,
+                ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE, ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN,
+                ARG_OVERWRITE,
         };
         static const struct option options[] = {
                 { "help",               no_argument,       NULL, 'h' },
@@ -157,6 +159,7 @@ static int parse_argv(int argc, char *argv[], Ctl *ctl) {
                 { "source-state",       required_argument, NULL, ARG_SOURCE_STATE },
                 { "pair",               required_argument, NULL, ARG_PAIR },
                 { "allow-no-p2p",       no_argument,       NULL, ARG_ALLOW_NO_P2P },
+                { "allow-unknown",      no_argument,       NULL, ARG_ALLOW_UNKNOWN },
                 { "overwrite",          no_argument,       NULL, ARG_OVERWRITE },
                 {}
         };
@@ -215,6 +218,9 @@ static int parse_argv(int argc, char *argv[], Ctl *ctl) {
                         break;
                 case ARG_ALLOW_NO_P2P:
                         ctl->allow_no_p2p = true;
+                        break;
+                case ARG_ALLOW_UNKNOWN:
+                        ctl->allow_unknown = true;
                         break;
                 case ARG_OVERWRITE:
                         ctl->overwrite = true;

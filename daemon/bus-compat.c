@@ -69,6 +69,17 @@ static int read_remote_identity(sd_bus_message *msg, Identity **ret, sd_bus_erro
         return 0;
 }
 
+/* An identity no node here has may make vfiomigd write its version into
+ * drivers' migration_version attributes, and is remembered for a while:
+ * that takes the right to migrate. Root passes without asking. Returns
+ * as polkit_verify() does. */
+static int verify_remote_identity(Manager *m, sd_bus_message *msg, const Identity *id, sd_bus_error *error) {
+        if (compat_map_knows(m->compat, id->type, id->version))
+                return 1;
+        return polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE,
+                             (const char *[]) { "type", id->type, "version", id->version, NULL }, m->polkit, error);
+}
+
 int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         g_autoptr(Identity) id = NULL;
@@ -80,6 +91,9 @@ int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return r;
         if (!lookup(m, msg, &target, error))
                 return -ENODEV;
+        r = verify_remote_identity(m, msg, id, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         return reply_judgement(msg, compat_map_verdict_for(m->compat, id, target));
 }
 
@@ -139,8 +153,10 @@ int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *e
         r = read_remote_identity(msg, &id, error);
         if (r >= 0)
                 r = bus_read_options(msg, find_options, &o, error);
-        if (r < 0)
-                return r;
+        if (r >= 0)
+                r = verify_remote_identity(m, msg, id, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
 
         /* the kernel frees instances without a uevent: read them now */
         if (m->source->ops->refresh_types)

@@ -11,6 +11,10 @@ typedef struct Class {
         GPtrArray *nodes;       /* names; nodes->pdata[0] stands for the class */
 } Class;
 
+/* Sources from elsewhere are whatever a caller names: their verdicts and
+ * the drivers' answers to their versions are forgotten past the maxima,
+ * so that callers cannot grow the daemon without bound. */
+
 struct CompatMap {
         JudgeOps ops;
         GHashTable *drivers;    /* "judge key\nversion" -> the driver's answer (int) */
@@ -18,7 +22,7 @@ struct CompatMap {
         GHashTable *classes;    /* key -> Class */
         GHashTable *verdicts;   /* "source key\ntarget key" -> Judgement */
         CompatMapStats stats;
-        bool counting_vendor;
+        unsigned remote_verdicts;       /* at most; some may be gone */
 };
 
 static void class_free(Class *c) {
@@ -52,12 +56,15 @@ static int counting_vendor(void *userdata, const char *target, const char *versi
                 return GPOINTER_TO_INT(answer);
         m->stats.vendor_checks++;
         r = m->ops.vendor(m->ops.userdata, target, version);
-        if (key && r != -EBUSY && r != -EAGAIN && r != -EINTR)     /* a busy driver has not answered */
+        if (key && r != -EBUSY && r != -EAGAIN && r != -EINTR) {   /* a busy driver has not answered */
+                if (g_hash_table_size(m->drivers) >= COMPAT_MAP_DRIVER_ANSWERS_MAX)
+                        g_hash_table_remove_all(m->drivers);    /* a memo: it fills again */
                 g_hash_table_insert(m->drivers, g_steal_pointer(&key), GINT_TO_POINTER(r));
+        }
         return r;
 }
 
-static bool forward_probe(void *userdata, const char *s, const char *t, Judgement *ret) {
+static bool forward_probe(void *userdata, const Identity *s, const Identity *t, Judgement *ret) {
         CompatMap *m = userdata;
 
         return m->ops.probe && m->ops.probe(m->ops.userdata, s, t, ret);
@@ -95,6 +102,8 @@ static const Judgement *judge(CompatMap *m, const Identity *source, const char *
 
         if (j && !j->retry)
                 return j;
+        if (!j && !g_hash_table_contains(m->classes, source_key))
+                m->remote_verdicts++;
         j = g_new(Judgement, 1);
         *j = compat_judge(source, target->identity, target->nodes->pdata[0], &ops);
         m->stats.verdicts++;
@@ -199,10 +208,29 @@ const Judgement *compat_map_verdict(CompatMap *m, const char *source, const char
         return s && t ? judge(m, s->identity, s->key, t) : NULL;
 }
 
+/* Called before a query, never during one: callers hold pointers to
+ * verdicts until they are done. */
+static void forget_remote_verdicts(CompatMap *m) {
+        GHashTableIter i;
+        gpointer k;
+
+        if (m->remote_verdicts < COMPAT_MAP_REMOTE_VERDICTS_MAX)
+                return;
+        g_hash_table_iter_init(&i, m->verdicts);
+        while (g_hash_table_iter_next(&i, &k, NULL)) {
+                g_autofree char *source_key = g_strndup(k, strchr(k, '\n') - (const char *) k);
+
+                if (!g_hash_table_contains(m->classes, source_key))
+                        g_hash_table_iter_remove(&i);
+        }
+        m->remote_verdicts = 0;
+}
+
 const Judgement *compat_map_verdict_for(CompatMap *m, const Identity *source, const char *target) {
         Class *t = g_hash_table_lookup(m->nodes, target);
         g_autofree char *key = identity_class_key(source);
 
+        forget_remote_verdicts(m);
         return t ? judge(m, source, key, t) : NULL;
 }
 
@@ -227,6 +255,7 @@ static GArray *collect_targets(CompatMap *m, const Identity *source, int worst_r
         GHashTableIter i;
         gpointer v;
 
+        forget_remote_verdicts(m);
         g_hash_table_iter_init(&i, m->classes);
         while (g_hash_table_iter_next(&i, NULL, &v)) {
                 Class *c = v;
@@ -252,14 +281,22 @@ GArray *compat_map_candidates(CompatMap *m, const Identity *source, bool with_un
         return collect_targets(m, source, with_unknown ? 1 : 0);
 }
 
-/* The type in a class key (basis\x1ftype\x1f...). */
-static bool key_has_type(const char *key, const char *type) {
+/* Whether a class key (basis\x1ftype\x1fversion\x1f...) is of this type
+ * and version. */
+static bool key_is(const char *key, const char *type, const char *version) {
         const char *a = strchr(key, '\x1f'), *b = a ? strchr(a + 1, '\x1f') : NULL;
+        const char *c = b ? strchr(b + 1, '\x1f') : NULL;
 
-        return b && (size_t) (b - a - 1) == strlen(type) && strncmp(a + 1, type, b - a - 1) == 0;
+        return c && (size_t) (b - a - 1) == strlen(type) && strncmp(a + 1, type, b - a - 1) == 0 &&
+               (size_t) (c - b - 1) == strlen(version) && strncmp(b + 1, version, c - b - 1) == 0;
 }
 
-void compat_map_invalidate(CompatMap *m, const char *source_type, const char *target_type) {
+static bool identity_is(const Identity *id, const char *type, const char *version) {
+        return g_str_equal(id->type, type) && g_str_equal(id->version, version);
+}
+
+void compat_map_invalidate(CompatMap *m, const char *source_type, const char *source_version,
+                           const char *target_type, const char *target_version) {
         GHashTableIter i, j;
         gpointer sv, tv, vk;
 
@@ -270,8 +307,8 @@ void compat_map_invalidate(CompatMap *m, const char *source_type, const char *ta
                 const char *nl = strchr(vk, '\n');
                 g_autofree char *source_key = g_strndup(vk, nl - (const char *) vk);
 
-                if (!g_hash_table_contains(m->classes, source_key) && key_has_type(source_key, source_type) &&
-                    key_has_type(nl + 1, target_type))
+                if (!g_hash_table_contains(m->classes, source_key) &&
+                    key_is(source_key, source_type, source_version) && key_is(nl + 1, target_type, target_version))
                         g_hash_table_iter_remove(&i);
         }
 
@@ -279,14 +316,14 @@ void compat_map_invalidate(CompatMap *m, const char *source_type, const char *ta
         while (g_hash_table_iter_next(&i, NULL, &sv)) {
                 Class *s = sv;
 
-                if (!g_str_equal(s->identity->type, source_type))
+                if (!identity_is(s->identity, source_type, source_version))
                         continue;
                 g_hash_table_iter_init(&j, m->classes);
                 while (g_hash_table_iter_next(&j, NULL, &tv)) {
                         Class *t = tv;
                         g_autofree char *k = NULL;
 
-                        if (!g_str_equal(t->identity->type, target_type))
+                        if (!identity_is(t->identity, target_type, target_version))
                                 continue;
                         k = pair_key(s->key, t->key);
                         g_hash_table_remove(m->verdicts, k);
@@ -295,8 +332,21 @@ void compat_map_invalidate(CompatMap *m, const char *source_type, const char *ta
         }
 }
 
+bool compat_map_knows(CompatMap *m, const char *type, const char *version) {
+        GHashTableIter i;
+        gpointer v;
+
+        g_hash_table_iter_init(&i, m->classes);
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                if (identity_is(((Class *) v)->identity, type, version))
+                        return true;
+        return false;
+}
+
 void compat_map_stats(CompatMap *m, CompatMapStats *ret) {
         *ret = m->stats;
         ret->nodes = g_hash_table_size(m->nodes);
         ret->classes = g_hash_table_size(m->classes);
+        ret->kept_verdicts = g_hash_table_size(m->verdicts);
+        ret->driver_answers = g_hash_table_size(m->drivers);
 }

@@ -44,9 +44,13 @@ GArray *compat_map_targets(CompatMap *m, const Identity *source);
  * asked), in the same order; classes that cannot are never expanded. */
 GArray *compat_map_candidates(CompatMap *m, const Identity *source, bool with_unknown);
 
-/* Forgets verdicts between these types (a new probe result), and judges
- * the affected class pairs again. */
-void compat_map_invalidate(CompatMap *m, const char *source_type, const char *target_type);
+/* Forgets verdicts between identities of these types and versions (a new
+ * probe result), and judges the affected class pairs again. */
+void compat_map_invalidate(CompatMap *m, const char *source_type, const char *source_version,
+                           const char *target_type, const char *target_version);
+
+#define COMPAT_MAP_REMOTE_VERDICTS_MAX 4096
+#define COMPAT_MAP_DRIVER_ANSWERS_MAX 65536
 
 typedef struct CompatMapStats {
         unsigned nodes, classes;
@@ -54,6 +58,12 @@ typedef struct CompatMapStats {
         uint64_t vendor_checks;         /* calls that reached a driver: one per source
                                          * version and target type, version and basis */
         uint64_t last_change_usec;      /* the last set/remove took this long */
+        unsigned kept_verdicts;         /* now: bounded for sources from elsewhere */
+        unsigned driver_answers;        /* now, remembered */
 } CompatMapStats;
 
 void compat_map_stats(CompatMap *m, CompatMapStats *ret);
+
+/* Whether a node has this migration type and version. Judging such an
+ * identity asks drivers nothing they were not asked for the node's. */
+bool compat_map_knows(CompatMap *m, const char *type, const char *version);

@@ -110,8 +110,7 @@ Identity *identity_of_device(const Device *d, const char *vendor_type, const cha
 
 Identity *identity_of_type(const MdevType *t, const char *parent_driver, const char *vendor_type,
                            const char *vendor_version, const Rules *rules, char **ret_warning) {
-        const char *dash = strrchr(t->id, '-');
-        g_autofree char *driver = dash ? g_strndup(t->id, dash - t->id) : g_strdup(parent_driver);
+        g_autofree char *driver = rules_mdev_driver(t->id, parent_driver);
 
         return derive(t->id, rules ? rules_match_type(rules, driver, t->id) : NULL, vendor_type, vendor_version, 0,
                       ret_warning);
@@ -142,10 +141,11 @@ static Judgement judge_versions(const Identity *src, const Identity *tgt, const 
         Judgement p;
         int r;
 
-        /* A probe is the target driver's own answer: it outranks what rules
-         * and type names presume, across types too. A vendor's target
+        /* A probe is the target driver's own answer for these two
+         * identities: it outranks what rules and type names presume, across
+         * types too. A vendor's target
          * declares its migration type itself, and that filter stays. */
-        if (tgt->basis != BASIS_VENDOR && ops->probe && ops->probe(ops->userdata, src->type, tgt->type, &p))
+        if (tgt->basis != BASIS_VENDOR && ops->probe && ops->probe(ops->userdata, src, tgt, &p))
                 return p;
         if (!g_str_equal(src->type, tgt->type))
                 return verdict(VERDICT_INCOMPATIBLE, weaker(src->basis, tgt->basis),

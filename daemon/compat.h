@@ -91,8 +91,9 @@ void judgement_clear(Judgement *j);
 /* The target's driver decides (the seeds' protocol): writes version into
  * target_node's migration_version attribute. 0: accepted; -errno: refused. */
 typedef int (*VendorJudge)(void *userdata, const char *target_node, const char *version);
-/* A trial resume's verdict for these migration types, if one was made. */
-typedef bool (*ProbeResult)(void *userdata, const char *source_type, const char *target_type, Judgement *ret);
+/* A trial resume's verdict for these identities (type and version each),
+ * if one was made. */
+typedef bool (*ProbeResult)(void *userdata, const Identity *source, const Identity *target, Judgement *ret);
 
 typedef struct JudgeOps {
         VendorJudge vendor;

@@ -25,10 +25,10 @@ static int judge_vendor(void *userdata, const char *node, const char *version) {
         return m->source->ops->vendor_judge(m->source, node, version);
 }
 
-static bool judge_probe(void *userdata, const char *source_type, const char *target_type, Judgement *ret) {
+static bool judge_probe(void *userdata, const Identity *source, const Identity *target, Judgement *ret) {
         Manager *m = userdata;
 
-        return probe_cache_lookup(m->probes, source_type, target_type, ret);
+        return probe_cache_lookup(m->probes, source, target, ret);
 }
 
 /* Once per identity: a re-derivation that changes nothing stays quiet. */

@@ -80,6 +80,7 @@ void manager_free(Manager *m) {
         sd_event_source_disable_unref(m->idle_timer);
         /* Running jobs roll back before anything they use goes away. */
         g_hash_table_destroy(m->migrations);
+        probe_stop_all(m);
         /* Drop the bus first: its slots hold pointers into the registry. */
         sd_bus_flush_close_unref(m->bus);
         source_free(m->source);

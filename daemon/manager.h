@@ -25,6 +25,7 @@ typedef struct Manager {
         struct Rules *rules;
         struct CompatMap *compat;       /* the compatibility map */
         struct ProbeCache *probes;
+        GList *running_probes;          /* Probe, until it has replied */
         char **rules_dirs;              /* NULL: the defaults */
         uint64_t compat_build_usec;
 

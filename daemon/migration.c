@@ -564,6 +564,14 @@ static int check_stream_identity(Migration *j, StreamReader *reader, MigrationDe
         g_autofree char *reason = NULL;
         Verdict v;
 
+        /* The CRC says the bytes are the writer's, not that the writer was
+         * honest: these strings may be written into drivers' attributes. */
+        if (!vendor_string_valid(h->migration_type))
+                return fail(j, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: the stream's migration type is not 1 to "
+                            "4096 printable ASCII characters", j->source_label);
+        if (*h->migration_version && !vendor_string_valid(h->migration_version))
+                return fail(j, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: the stream's migration version is not "
+                            "0 to 4096 printable ASCII characters", j->source_label);
         v = ask_verdict(j, h->migration_type, h->migration_version, &reason);
         if (cancelled(j))
                 return fail(j, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");

@@ -17,6 +17,16 @@
 #define PROBE_DATA_MAX (1024 * 1024)    /* enough for any header a driver checks */
 #define PROBE_IO_TIMEOUT_MS 10000
 
+typedef struct ProbeEnd {
+        char *node;             /* what the caller named */
+        char *device;           /* what is opened: the device or a temporary instance */
+        char *type, *version;   /* migration identity, for the cache */
+        char *driver;
+        bool temporary;
+        DeviceHandle *handle;
+        uint32_t flags;
+} ProbeEnd;
+
 /* ---- the cache ---- */
 
 typedef struct CachedProbe {
@@ -27,7 +37,7 @@ typedef struct CachedProbe {
 struct ProbeCache {
         char *path;
         char *kernel;
-        GHashTable *results;    /* "source type\x1ftarget type" -> CachedProbe */
+        GHashTable *results;    /* cache_key() -> CachedProbe */
 };
 
 static void cached_probe_free(CachedProbe *p) {
@@ -35,8 +45,11 @@ static void cached_probe_free(CachedProbe *p) {
         g_free(p);
 }
 
-static char *cache_key(const char *source_type, const char *target_type) {
-        return g_strconcat(source_type, "\x1f", target_type, NULL);
+/* A driver may take one firmware's data and refuse another's: the
+ * versions are part of what was probed. \x1f occurs in neither. */
+static char *cache_key(const char *source_type, const char *source_version, const char *target_type,
+                       const char *target_version) {
+        return g_strjoin("\x1f", source_type, source_version, target_type, target_version, NULL);
 }
 
 static char *kernel_release(void) {
@@ -56,15 +69,19 @@ static void cache_load(ProbeCache *c) {
                 g_autofree char *kernel = g_key_file_get_string(k, *g, "Kernel", NULL);
                 g_autofree char *st = g_key_file_get_string(k, *g, "SourceType", NULL);
                 g_autofree char *tt = g_key_file_get_string(k, *g, "TargetType", NULL);
+                g_autofree char *sv = g_key_file_get_string(k, *g, "SourceVersion", NULL);
+                g_autofree char *tv = g_key_file_get_string(k, *g, "TargetVersion", NULL);
                 g_autofree char *v = g_key_file_get_string(k, *g, "Verdict", NULL);
                 CachedProbe *p;
 
-                if (g_strcmp0(kernel, c->kernel) != 0 || !st || !tt || !v)
+                if (g_strcmp0(kernel, c->kernel) != 0)
                         continue;       /* made with another kernel's drivers */
+                if (!st || !tt || !sv || !tv || !v)
+                        continue;
                 p = g_new0(CachedProbe, 1);
                 p->verdict = g_str_equal(v, "compatible") ? VERDICT_COMPATIBLE : VERDICT_INCOMPATIBLE;
                 p->reason = g_key_file_get_string(k, *g, "Reason", NULL);
-                g_hash_table_replace(c->results, cache_key(st, tt), p);
+                g_hash_table_replace(c->results, cache_key(st, sv, tt, tv), p);
         }
 }
 
@@ -87,8 +104,8 @@ void probe_cache_free(ProbeCache *c) {
         g_free(c);
 }
 
-bool probe_cache_lookup(ProbeCache *c, const char *source_type, const char *target_type, Judgement *ret) {
-        g_autofree char *key = cache_key(source_type, target_type);
+bool probe_cache_lookup(ProbeCache *c, const Identity *source, const Identity *target, Judgement *ret) {
+        g_autofree char *key = cache_key(source->type, source->version, target->type, target->version);
         CachedProbe *p = c ? g_hash_table_lookup(c->results, key) : NULL;
 
         if (!p)
@@ -97,8 +114,8 @@ bool probe_cache_lookup(ProbeCache *c, const char *source_type, const char *targ
         return true;
 }
 
-static void cache_store(ProbeCache *c, const char *source_type, const char *target_type, const char *drivers,
-                        const Judgement *j) {
+static void cache_store(ProbeCache *c, const ProbeEnd *source, const ProbeEnd *target, const Judgement *j) {
+        g_autofree char *drivers = g_strdup_printf("%s -> %s", source->driver, target->driver);
         g_autoptr(GKeyFile) k = g_key_file_new();
         g_autofree char *group = NULL, *data = NULL;
         CachedProbe *p = g_new0(CachedProbe, 1);
@@ -107,14 +124,17 @@ static void cache_store(ProbeCache *c, const char *source_type, const char *targ
 
         p->verdict = j->verdict;
         p->reason = g_strdup(j->reason);
-        g_hash_table_replace(c->results, cache_key(source_type, target_type), p);
+        g_hash_table_replace(c->results, cache_key(source->type, source->version, target->type, target->version), p);
 
         (void) g_key_file_load_from_file(k, c->path, G_KEY_FILE_KEEP_COMMENTS, NULL);
-        group = g_strdup_printf("Probe %s %s -> %s", c->kernel, source_type, target_type);
+        group = g_strdup_printf("Probe %s %s %s -> %s %s", c->kernel, source->type, source->version, target->type,
+                                target->version);
         g_key_file_set_string(k, group, "Kernel", c->kernel);
         g_key_file_set_string(k, group, "Drivers", drivers);
-        g_key_file_set_string(k, group, "SourceType", source_type);
-        g_key_file_set_string(k, group, "TargetType", target_type);
+        g_key_file_set_string(k, group, "SourceType", source->type);
+        g_key_file_set_string(k, group, "SourceVersion", source->version);
+        g_key_file_set_string(k, group, "TargetType", target->type);
+        g_key_file_set_string(k, group, "TargetVersion", target->version);
         g_key_file_set_string(k, group, "Verdict", verdict_to_string(j->verdict));
         g_key_file_set_string(k, group, "Reason", j->reason);
         data = g_key_file_to_data(k, &len, NULL);
@@ -130,16 +150,6 @@ static void cache_store(ProbeCache *c, const char *source_type, const char *targ
 
 /* ---- the probe ---- */
 
-typedef struct ProbeEnd {
-        char *node;             /* what the caller named */
-        char *device;           /* what is opened: the device or a temporary instance */
-        char *type;             /* migration type, for the cache */
-        char *driver;
-        bool temporary;
-        DeviceHandle *handle;
-        uint32_t flags;
-} ProbeEnd;
-
 typedef struct Probe {
         Manager *manager;
         sd_bus_message *call;
@@ -152,10 +162,8 @@ typedef struct Probe {
         char *error_name, *error;
 } Probe;
 
-static unsigned probes_running;
-
 unsigned probe_running(Manager *m) {
-        return probes_running;
+        return g_list_length(m->running_probes);
 }
 
 static int read_initial(int fd, uint8_t *buf, size_t want, size_t *ret) {
@@ -333,6 +341,7 @@ static void end_close(Manager *m, ProbeEnd *e) {
         g_free(e->node);
         g_free(e->device);
         g_free(e->type);
+        g_free(e->version);
         g_free(e->driver);
 }
 
@@ -350,8 +359,13 @@ static void probe_free(Probe *p) {
         judgement_clear(&p->result);
         g_free(p->error_name);
         g_free(p->error);
+        m->running_probes = g_list_remove(m->running_probes, p);
         g_free(p);
-        probes_running--;
+}
+
+void probe_stop_all(Manager *m) {
+        while (m->running_probes)
+                probe_free(m->running_probes->data);
 }
 
 static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -365,13 +379,12 @@ static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         if (p->error) {
                 (void) sd_bus_reply_method_errorf(p->call, p->error_name, "%s", p->error);
         } else {
-                g_autofree char *drivers = g_strdup_printf("%s -> %s", p->source.driver, p->target.driver);
-
                 log_info("Probe %s -> %s: %s (%s)", p->source.node, p->target.node,
                          verdict_to_string(p->result.verdict), p->result.reason);
                 if (p->result.verdict != VERDICT_UNKNOWN) {
-                        cache_store(m->probes, p->source.type, p->target.type, drivers, &p->result);
-                        compat_map_invalidate(m->compat, p->source.type, p->target.type);
+                        cache_store(m->probes, &p->source, &p->target, &p->result);
+                        compat_map_invalidate(m->compat, p->source.type, p->source.version, p->target.type,
+                                              p->target.version);
                 }
                 (void) sd_bus_reply_method_return(p->call, "sss", verdict_to_string(p->result.verdict),
                                                   basis_to_string(p->result.basis), p->result.reason);
@@ -419,6 +432,7 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, sd_bus_error *erro
                         return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No mdev type %s", node);
                 p = registry_get_parent(m->registry, t->parent);
                 e->type = g_strdup(t->migration_type);
+                e->version = g_strdup(t->migration_version);
                 e->driver = g_strdup(p ? p->driver : "");
                 r = open_temporary(m, t, e, error);
         } else {
@@ -429,6 +443,7 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, sd_bus_error *erro
                 if (d->busy)
                         return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is busy with a migration", node);
                 e->type = g_strdup(d->migration_type);
+                e->version = g_strdup(d->migration_version);
                 e->driver = g_strdup(d->driver);
                 r = m->source->ops->open_device(m->source, d, &e->handle, &why);
                 if (r == -EBUSY && d->kind == DEVICE_KIND_MDEV &&
@@ -460,7 +475,7 @@ int probe_start(Manager *m, sd_bus_message *call, const char *source, const char
 
         p->manager = m;
         p->notify_fd = -1;
-        probes_running++;
+        m->running_probes = g_list_prepend(m->running_probes, p);
         r = resolve(m, source, &p->source, error);
         if (r >= 0)
                 r = resolve(m, target, &p->target, error);

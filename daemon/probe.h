@@ -15,7 +15,8 @@
  * is removed again; an mdev type ("PARENT/TYPE-ID") is always probed
  * through temporary instances.
  *
- * Verdicts are kept per (source type, target type), and persisted in the
+ * Verdicts are kept per (source type and version, target type and
+ * version), and persisted in the
  * state directory for the running kernel release: a new kernel may bring
  * new drivers, so old results do not carry over. */
 
@@ -23,9 +24,12 @@ typedef struct ProbeCache ProbeCache;
 
 ProbeCache *probe_cache_new(const char *path);
 void probe_cache_free(ProbeCache *c);
-bool probe_cache_lookup(ProbeCache *c, const char *source_type, const char *target_type, Judgement *ret);
+bool probe_cache_lookup(ProbeCache *c, const Identity *source, const Identity *target, Judgement *ret);
 
 /* Starts a probe for the Probe() call; its reply (verdict, basis,
  * reason) is sent when the probe is done. */
 int probe_start(Manager *m, sd_bus_message *call, const char *source, const char *target, sd_bus_error *error);
 unsigned probe_running(Manager *m);
+/* At exit: waits for the workers and removes temporary instances; the
+ * callers get no reply. */
+void probe_stop_all(Manager *m);

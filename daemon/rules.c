@@ -207,8 +207,20 @@ static const Rule *match(const Rules *r, const char *driver, const char *mdev_ty
         return NULL;
 }
 
+char *rules_mdev_driver(const char *type_id, const char *fallback) {
+        const char *dash = strrchr(type_id, '-');
+
+        return dash ? g_strndup(type_id, dash - type_id) : g_strdup(fallback);
+}
+
 const Rule *rules_match(const Rules *r, const Device *d) {
-        return match(r, d->driver, d->kind == DEVICE_KIND_MDEV ? d->mdev_type : NULL, d);
+        g_autofree char *driver = NULL;
+
+        if (d->kind != DEVICE_KIND_MDEV)
+                return match(r, d->driver, NULL, d);
+        /* as for its type: an mdev and its type must not part ways */
+        driver = rules_mdev_driver(d->mdev_type, d->driver);
+        return match(r, driver, d->mdev_type, d);
 }
 
 const Rule *rules_match_type(const Rules *r, const char *driver, const char *mdev_type) {

@@ -52,8 +52,13 @@ bool rules_add_data(Rules *r, const char *data, const char *filename, GError **e
 unsigned rules_load_dirs(Rules *r, const char *const *dirs);
 
 unsigned rules_count(const Rules *r);
-/* The first rule matching a device (or an mdev type: pass its parent's
- * driver and its id as mdev_type), or NULL. */
+/* The driver an mdev type's id names ("<driver>-<name>"), or fallback if
+ * it has no "-". Rules match an mdev and its type by it, so both get the
+ * same rule: a virtual parent may have no driver, and an mdev's own driver
+ * may differ from its parent's. */
+char *rules_mdev_driver(const char *type_id, const char *fallback);
+/* The first rule matching a device (or an mdev type: pass the driver
+ * rules_mdev_driver() gives and its id as mdev_type), or NULL. */
 const Rule *rules_match(const Rules *r, const Device *d);
 const Rule *rules_match_type(const Rules *r, const char *driver, const char *mdev_type);
 

@@ -32,8 +32,8 @@ import time
 import dbus
 from gi.repository import GLib
 
-from vfiomigtest import (DEVICE, MANAGER, MDEV_TYPE, Daemon, DaemonTestCase, SignalRecorder, ctl, device_path,
-                         main, object_path, wait_until)
+from vfiomigtest import (DEVICE, MANAGER, MDEV_TYPE, VFIOMIGCTL, Daemon, DaemonTestCase, SignalRecorder, busctl,
+                         ctl, device_path, main, object_path, wait_until)
 
 ERR = 'org.vfiomig1.Error.'
 TESTBED = 'org.vfiomig1.Testbed'
@@ -882,6 +882,33 @@ class TestbedMigrationTest(TestbedCase):
         self.assertEqual(final['result'], 'done', final)
         self.assertEqual(self.digest(V2A), source)
 
+    def test_ctl_allow_unknown(self):
+        """vfiomigctl migrate and load pass --allow-unknown on; it never
+        overrides an "incompatible" verdict."""
+        before = self.snapshot(P1, V2A)
+        p = ctl('migrate', P1, V2A)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn('--allow-unknown', p.stderr)
+        self.assertEqual(self.snapshot(P1, V2A), before)
+        source = self.digest(P1)
+        p = ctl('--allow-unknown', 'migrate', P1, V2A)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.digest(V2A), source)
+        before = self.snapshot(V2A, V1A)
+        self.assertEqual(ctl('migrate', '--allow-unknown', V2A, V1A).returncode, 1)    # incompatible
+        self.assertEqual(self.snapshot(V2A, V1A), before)
+
+        self.save(P2, 'plain-ctl')
+        before = self.snapshot(V2B)
+        p = ctl('load', V2B, 'plain-ctl')
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn('--allow-unknown', p.stderr)
+        self.assertEqual(self.snapshot(V2B), before)
+        saved = self.digest(P2)
+        p = ctl('load', '--allow-unknown', V2B, 'plain-ctl')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.digest(V2B), saved)
+
     def save(self, source, name):
         final = self.run_job('Save', '(ssa{sv})', (source, name, {'source-state': GLib.Variant('s', 'running')}))
         self.assertEqual(final['result'], 'done', final)
@@ -1001,6 +1028,7 @@ G1, G2 = uuid(171), uuid(172)       # G2 refuses foreign headers
 H1, H2 = uuid(181), uuid(182)
 N1 = uuid(151)                      # no PRE_COPY
 X1 = uuid(161)                      # of type tm-x, but takes tm-a's data
+W1, W1B, W2 = uuid(191), uuid(192), uuid(193)   # rules: type tm-w, versions 1, 1, 2
 
 PROBE_TESTBED = '''
 [Parent simgpu]
@@ -1013,7 +1041,8 @@ MigrationFlags={flags}
                         ('tm-c', 2, 'stop-copy,p2p,pre-copy'), ('tm-d', 2, 'stop-copy,p2p,pre-copy'),
                         ('tm-f', 2, 'stop-copy,p2p,pre-copy'), ('tm-n', 2, 'stop-copy,p2p'),
                         ('tm-x', 2, 'stop-copy,p2p,pre-copy'), ('tm-g', 2, 'stop-copy,p2p,pre-copy'),
-                        ('tm-h', 3, 'stop-copy,p2p,pre-copy')]) + ''.join(f'''
+                        ('tm-h', 3, 'stop-copy,p2p,pre-copy'), ('tm-w1', 3, 'stop-copy,p2p,pre-copy'),
+                        ('tm-w2', 2, 'stop-copy,p2p,pre-copy')]) + ''.join(f'''
 [Device {name}]
 Kind=mdev
 Parent=simgpu
@@ -1022,11 +1051,25 @@ Type={type_id}
     (A1, 'tm-a', ''), (A2, 'tm-a', ''), (B1, 'tm-b', ''), (C1, 'tm-c', ''), (C2, 'tm-c', 'VendorTag=picky\n'),
     (D1, 'tm-d', ''), (D2, 'tm-d', ''), (F1, 'tm-f', ''), (F2, 'tm-f', ''), (N1, 'tm-n', ''),
     (X1, 'tm-x', 'VendorTag=mdev:tm-a\n'), (G1, 'tm-g', ''), (G2, 'tm-g', 'VendorTag=picky\n'),
-    (H1, 'tm-h', ''), (H2, 'tm-h', '')])
+    (H1, 'tm-h', ''), (H2, 'tm-h', ''), (W1, 'tm-w1', 'VendorTag=w\n'), (W1B, 'tm-w1', 'VendorTag=w\n'),
+    (W2, 'tm-w2', 'VendorTag=w\n')])
+
+PROBE_RULES = '''
+[Rule w1]
+MdevType=tm-w1
+Type=tm-w
+Version=1
+
+[Rule w2]
+MdevType=tm-w2
+Type=tm-w
+Version=2
+'''
 
 
 class TestbedProbeTest(TestbedCase):
     testbed = PROBE_TESTBED
+    rules = PROBE_RULES
     with_polkit = True
 
     def setUp(self):
@@ -1039,7 +1082,8 @@ class TestbedProbeTest(TestbedCase):
         c = configparser.ConfigParser(interpolation=None, strict=False)
         c.optionxform = str
         c.read(os.path.join(self.tmp, 'state', 'probes.conf'))
-        return {(s['SourceType'], s['TargetType'], s['Kernel']): s['Verdict'] for s in c.values() if 'Verdict' in s}
+        return {(s['SourceType'], s['SourceVersion'], s['TargetType'], s['TargetVersion'], s['Kernel']): s['Verdict']
+                for s in c.values() if 'Verdict' in s}
 
     def probe_types(self, source, target):
         """A probe of types: temporary instances come and go."""
@@ -1064,8 +1108,8 @@ class TestbedProbeTest(TestbedCase):
         self.assert_verdict(self.probe_types('simgpu/tm-a', 'simgpu/tm-a'), 'compatible', 'probe', 'accepted')
         self.assert_verdict(self.check(A1, A2), 'compatible', 'probe', 'accepted')
         self.assert_verdict(self.probe_types('simgpu/tm-a', 'simgpu/tm-b'), 'incompatible', 'probe', 'refused')
-        self.assertEqual(self.probes_conf()[('tm-a', 'tm-a', os.uname().release)], 'compatible')
-        self.assertEqual(self.probes_conf()[('tm-a', 'tm-b', os.uname().release)], 'incompatible')
+        self.assertEqual(self.probes_conf()[('tm-a', '', 'tm-a', '', os.uname().release)], 'compatible')
+        self.assertEqual(self.probes_conf()[('tm-a', '', 'tm-b', '', os.uname().release)], 'incompatible')
         self.assertEqual(self.get_property(type_path('simgpu/tm-b'), MDEV_TYPE, 'AvailableInstances'), 1)
 
     def test_probe_devices(self):
@@ -1109,7 +1153,7 @@ class TestbedProbeTest(TestbedCase):
         self.polkit_obj.SetAllowed(['org.vfiomig1.migrate'])
         self.assertEqual(ctl('probe', D1, D2, user='nobody').returncode, 4)
         self.assertEqual(self.devices(), devices)
-        self.assertNotIn(('tm-f', 'tm-f', os.uname().release), self.probes_conf())
+        self.assertNotIn(('tm-f', '', 'tm-f', '', os.uname().release), self.probes_conf())
         self.polkit_obj.SetAllowed(['org.vfiomig1.manage'])
         p = ctl('--json', 'probe', D1, D2, user='nobody')
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -1117,6 +1161,56 @@ class TestbedProbeTest(TestbedCase):
         # reading needs nothing
         self.polkit_obj.SetAllowed(dbus.Array([], signature='s'))
         self.assertEqual(ctl('compat', D1, D2, user='nobody').returncode, 0)
+
+    def test_foreign_identities_need_migrate(self):
+        """Judging an identity that no device or type here has may write its
+        version into drivers' attributes, and is remembered for a while:
+        that takes org.vfiomig1.migrate. A local node's identity does not."""
+        def check_identity(type_, version, user):
+            return busctl('call', 'org.vfiomig1', '/org/vfiomig1', MANAGER, 'CheckIdentity', 'sss', type_, version,
+                          W2, user=user)
+
+        p = ctl('targets', '--type=tm-zz', '--version=9', user='nobody')
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn('org.vfiomig1.migrate', p.stderr)
+        p = check_identity('tm-w', '7', 'nobody')
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('Access denied', p.stderr)        # busctl hides the text
+        # what the nodes here have is free: W1's identity, a device's own
+        self.assertEqual(ctl('targets', '--type=tm-w', '--version=1', user='nobody').returncode, 0)
+        self.assertEqual(ctl('targets', W1, user='nobody').returncode, 0)
+        p = check_identity('tm-w', '1', 'nobody')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('"rule"', p.stdout)
+        # with the right, and as root, anything goes
+        self.polkit_obj.SetAllowed(['org.vfiomig1.migrate'])
+        self.assertEqual(ctl('targets', '--type=tm-zz', '--version=9', user='nobody').returncode, 0)
+        self.assertEqual(check_identity('tm-w', '7', 'nobody').returncode, 0)
+        self.polkit_obj.SetAllowed(dbus.Array([], signature='s'))
+        self.assertEqual(ctl('targets', '--type=tm-zz', '--version=8').returncode, 0)
+
+    def test_stop_during_a_probe(self):
+        """vfiomigd told to stop while a probe runs waits for its worker,
+        leaves the source running and removes the temporary instance
+        (which the kernel would keep)."""
+        # a slow driver: the source takes 1.5 s to enter PRE_COPY
+        self.tb('InjectFault', '(ss)', H1, 'transition from=running to=pre-copy errno=0 delay=1500')
+        added = SignalRecorder(self.conn, member='DeviceAdded')
+        self.addCleanup(added.close)
+        client = subprocess.Popen([VFIOMIGCTL, 'probe', H1, 'simgpu/tm-h'], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        added.wait_for(lambda s: len(added.signals) >= 1)
+        temporary = added.signals[0][3][0]
+        self.assertEqual(self.daemon.stop(), 0, self.daemon.output())
+        _, err = client.communicate(timeout=10)
+        self.assertNotEqual(client.returncode, 0, err)
+        log = self.daemon.output()
+        self.assertIn(f'Device {temporary} removed', log)
+        self.assertNotIn('Cannot remove temporary instance', log)
+
+        # the source's state survives in the testbed's runtime directory
+        type(self).daemon = Daemon(self.bus, self.daemon_args, self.daemon_env)
+        self.assertEqual(self.state(H1), 'running')
 
     def test_ctl_probe(self):
         j = self.ctl_json('probe', G1, G2, code=1)
@@ -1138,13 +1232,30 @@ class TestbedProbeTest(TestbedCase):
         path = os.path.join(self.tmp, 'state', 'probes.conf')
         with open(path, 'a', encoding='utf-8') as f:
             f.write('\n[Probe 0.0.0-elsewhere tm-f -> tm-f]\nKernel=0.0.0-elsewhere\nDrivers=simgpu -> simgpu\n'
-                    'SourceType=tm-f\nTargetType=tm-f\nVerdict=incompatible\nReason=another kernel\n')
+                    'SourceType=tm-f\nSourceVersion=\nTargetType=tm-f\nTargetVersion=\nVerdict=incompatible\n'
+                    'Reason=another kernel\n')
         self.daemon.stop()
         type(self).daemon = Daemon(self.bus, self.daemon_args, self.daemon_env)
         self.assert_verdict(self.check(D1, D2), 'compatible', 'probe')
         self.assert_verdict(self.check(C1, C2), 'incompatible', 'probe', 'refused')
         # another kernel's drivers said nothing about these
         self.assert_verdict(self.check(F1, F2), 'compatible', 'type-match')
+
+    def test_probe_results_are_per_version(self):
+        """A driver may take one firmware's state and refuse another's: a
+        probe of version 1 -> 2 says nothing of 2 -> 1, nor of 1 -> 1."""
+        self.assert_verdict(self.check(W1, W2), 'incompatible', 'rule', 'does not match')
+        self.assert_verdict(self.check(W2, W1), 'incompatible', 'rule')
+        self.assert_verdict(self.check(W1, W1B), 'compatible', 'rule')
+        self.assert_verdict(self.probe(W1, W2), 'compatible', 'probe', 'accepted')
+        self.assert_verdict(self.check(W1, W2), 'compatible', 'probe', 'accepted')
+        self.assert_verdict(self.check(W2, W1), 'incompatible', 'rule')
+        self.assert_verdict(self.check(W1, W1B), 'compatible', 'rule')
+        self.assertEqual(self.probes_conf()[('tm-w', '1', 'tm-w', '2', os.uname().release)], 'compatible')
+        self.assertNotIn(('tm-w', '2', 'tm-w', '1', os.uname().release), self.probes_conf())
+        # FindTargets of version 1 lists W2 by the probe
+        targets = {t[1]: (t[2], t[3]) for t in self.targets('tm-w', '1')}
+        self.assertEqual(targets.get(W2), ('compatible', 'probe'), targets)
 
     def test_probe_verdict_across_migration_types(self):
         """BUG: judge_versions() returns "incompatible: different migration

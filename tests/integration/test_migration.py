@@ -76,6 +76,42 @@ Type={type_id}
     [(n, 'sim-big', '') for n in BIG])
 
 
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), as the stream format uses it."""
+    crc = 0xffffffff
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+
+
+def stream_identity(data):
+    """The migration type and version of a stream's header (see
+    org.vfiomig1(5), STREAM FORMAT)."""
+    header_len = int.from_bytes(data[10:12], 'little')
+    assert crc32c(data[:header_len - 4]) == int.from_bytes(data[header_len - 4:header_len], 'little')
+    strings, p = [], 24
+    for _ in range(3):
+        n = int.from_bytes(data[p:p + 2], 'little')
+        strings.append(data[p + 2:p + 2 + n])
+        p += 2 + n
+    return strings[0], strings[1]
+
+
+def with_identity(data, type_, version):
+    """The stream with these identity strings and a header CRC to match."""
+    header_len = int.from_bytes(data[10:12], 'little')
+    p = 24
+    for _ in range(2):
+        p += 2 + int.from_bytes(data[p:p + 2], 'little')
+    device = data[p:header_len - 4]                 # its length and bytes
+    body = b''.join(len(s).to_bytes(2, 'little') + s for s in (type_, version)) + device
+    new_len = 24 + len(body) + 4
+    header = data[:10] + new_len.to_bytes(2, 'little') + data[12:24] + body
+    return header + crc32c(header).to_bytes(4, 'little') + data[header_len:]
+
 class MigrationTestCase(DaemonTestCase):
     """A daemon on a testbed of our own, with its runtime and state
     directories in the test's temporary directory."""
@@ -627,6 +663,29 @@ class SaveLoadTest(StreamTestMixin, MigrationTestCase):
                 self.assertFalse([a for a in self.arcs(tgt) if a[2] == 'resuming'], name)
         # and the intact stream still loads
         self.assertEqual(self.load_bytes(tgt, data)['result'], 'done')
+
+    def test_hostile_identity_in_a_sound_stream(self):
+        """A stream whose CRCs are right but whose identity strings are no
+        migration type or version (newlines, control or non-ASCII bytes)
+        is refused as corrupt: such strings would be written into drivers'
+        migration_version attributes."""
+        data = self.save_to_bytes(A[0])
+        tgt = B[0]
+        fields = stream_identity(data)
+        # the rebuilt header itself is sound: the same strings load
+        self.assertEqual(self.load_bytes(tgt, with_identity(data, *fields))['result'], 'done')
+        before = self.digest(tgt)
+        for what, type_, version in [('type with a newline', b'mdev:sim\nx', b''),
+                                     ('type with DEL', fields[0] + b'\x7f', b''),
+                                     ('empty type', b'', b''),
+                                     ('version with a newline', fields[0], b'1.0\n2.0'),
+                                     ('non-ASCII version', fields[0], 'é'.encode())]:
+            with self.subTest(case=what):
+                final = self.load_bytes(tgt, with_identity(data, type_, version))
+                self.assertEqual((final['result'], final['ErrorName']), ('failed', ERR + 'StreamCorrupt'), final)
+                self.assertIn('printable ASCII', final['Error'])
+                self.assertEqual((self.state(tgt), self.digest(tgt)), ('running', before), what)
+                self.assertEqual(dict((d[0], d[2]) for d in final['Devices'])[tgt], 'untouched')
 
     def test_stream_of_another_type_is_incompatible(self):
         data = self.save_to_bytes(OTHER)

@@ -27,7 +27,7 @@ typedef struct Counter {
         CompatMap *m;
         uint64_t vendor_calls;
         uint64_t probe_calls;
-        /* a probe result for (probe_src -> probe_tgt) while probe_on */
+        /* a probe result for (probe_src -> probe_tgt), "TYPE/VERSION", while probe_on */
         bool probe_on;
         Verdict probe_verdict;
         const char *probe_src, *probe_tgt;
@@ -50,14 +50,16 @@ static int vendor_cb(void *userdata, const char *target_node, const char *versio
         return g_str_equal(version, t->version) ? 0 : -EINVAL;
 }
 
-static bool probe_cb(void *userdata, const char *source_type, const char *target_type, Judgement *ret) {
+static bool probe_cb(void *userdata, const Identity *source, const Identity *target, Judgement *ret) {
         Counter *c = userdata;
+        g_autofree char *s = g_strdup_printf("%s/%s", source->type, source->version);
+        g_autofree char *t = g_strdup_printf("%s/%s", target->type, target->version);
 
         c->probe_calls++;
-        if (!c->probe_on || !g_str_equal(source_type, c->probe_src) || !g_str_equal(target_type, c->probe_tgt))
+        if (!c->probe_on || !g_str_equal(s, c->probe_src) || !g_str_equal(t, c->probe_tgt))
                 return false;
         *ret = (Judgement) { .verdict = c->probe_verdict, .basis = BASIS_PROBE,
-                             .reason = g_strdup_printf("probed %s -> %s", source_type, target_type) };
+                             .reason = g_strdup_printf("probed %s -> %s", s, t) };
         return true;
 }
 
@@ -458,7 +460,8 @@ static void check_targets(CompatMap *m, const char *what, const Identity *source
 }
 
 static void test_targets(void) {
-        Counter c = { .probe_on = true, .probe_verdict = VERDICT_COMPATIBLE, .probe_src = "P", .probe_tgt = "P" };
+        Counter c = { .probe_on = true, .probe_verdict = VERDICT_COMPATIBLE, .probe_src = "P/1",
+                      .probe_tgt = "P/1" };
         g_autoptr(CompatMap) m = map_new(&c);
 
         for (size_t i = 0; i < G_N_ELEMENTS(target_nodes); i++)
@@ -513,7 +516,8 @@ static void test_targets(void) {
 /* compat_map_candidates(): what compat_map_targets() lists, without the
  * incompatible (and the unknown unless asked), in the same order. */
 static void test_candidates(void) {
-        Counter c = { .probe_on = true, .probe_verdict = VERDICT_COMPATIBLE, .probe_src = "P", .probe_tgt = "P" };
+        Counter c = { .probe_on = true, .probe_verdict = VERDICT_COMPATIBLE, .probe_src = "P/1",
+                      .probe_tgt = "P/1" };
         g_autoptr(CompatMap) m = map_new(&c);
         g_autoptr(Identity) rule_src = ident("T", "1", BASIS_RULE, F_SC);
         g_autoptr(Identity) tm_src = ident("T", "", BASIS_TYPE_MATCH, F_SC);
@@ -572,12 +576,11 @@ static void test_candidates(void) {
 /* ---- invalidation ---- */
 
 static void test_invalidate(void) {
-        Counter c = { .probe_src = "T", .probe_tgt = "T", .probe_verdict = VERDICT_INCOMPATIBLE };
+        Counter c = { .probe_src = "T/1", .probe_tgt = "T/1", .probe_verdict = VERDICT_INCOMPATIBLE };
         g_autoptr(CompatMap) m = map_new(&c);
-        const Judgement *uu, *tu, *ut, *j;
+        const Judgement *uu, *tu, *ut, *r12, *tmtm, *r11, *j;
         CompatMapStats before;
-        const unsigned n_t = 4, n_u = 2;        /* classes of each type */
-        uint64_t verdicts = (n_t + n_u) * (n_t + n_u);
+        uint64_t verdicts = 6 * 6;
 
         compat_map_set(m, "r1a", ident("T", "1", BASIS_RULE, F_SC));
         compat_map_set(m, "r1b", ident("T", "1", BASIS_RULE, F_SC));
@@ -594,77 +597,97 @@ static void test_invalidate(void) {
         uu = compat_map_verdict(m, "u1", "utm");
         tu = compat_map_verdict(m, "r1a", "u1");
         ut = compat_map_verdict(m, "u1", "r1a");
+        r12 = compat_map_verdict(m, "r1a", "r2");
+        tmtm = compat_map_verdict(m, "tm", "tm");
 
-        /* a probe result for T -> T arrives: only the T -> T pairs are judged again */
+        /* a probe result for T 1 -> T 1 arrives: only the pairs of classes
+         * with those identities (rule and vendor, 2 x 2) are judged again */
         c.probe_on = true;
         before = stats(m);
-        compat_map_invalidate(m, "T", "T");
-        verdicts += n_t * n_t;
-        check_stats(m, &c, "invalidate T -> T", 8, 6, verdicts);
+        compat_map_invalidate(m, "T", "1", "T", "1");
+        verdicts += 2 * 2;
+        check_stats(m, &c, "invalidate T 1 -> T 1", 8, 6, verdicts);
         /* the drivers' answers do not change with a probe result: they are
          * remembered per written version and target type, version and basis */
         g_assert_cmpuint(stats(m).vendor_checks, ==, before.vendor_checks);
         check_verdict(m, "r1a", "r1b", VERDICT_INCOMPATIBLE, BASIS_PROBE);
-        check_verdict(m, "r1c", "r2", VERDICT_INCOMPATIBLE, BASIS_PROBE);
-        check_verdict(m, "tm", "tm", VERDICT_INCOMPATIBLE, BASIS_PROBE);
-        check_verdict(m, "v1", "tm", VERDICT_INCOMPATIBLE, BASIS_PROBE);
+        check_verdict(m, "v1", "r1c", VERDICT_INCOMPATIBLE, BASIS_PROBE);
         check_verdict(m, "r1a", "v1", VERDICT_COMPATIBLE, BASIS_VENDOR);         /* the vendor still decides */
-        /* the other pairs were not touched */
+        /* another version's pairs were not touched: a driver may take one
+         * firmware's data and refuse another's */
+        g_assert_true(compat_map_verdict(m, "r1a", "r2") == r12);
+        g_assert_true(compat_map_verdict(m, "tm", "tm") == tmtm);
         g_assert_true(compat_map_verdict(m, "u1", "utm") == uu);
         g_assert_true(compat_map_verdict(m, "r1a", "u1") == tu);
         g_assert_true(compat_map_verdict(m, "u1", "r1a") == ut);
         check_stats(m, &c, "looked up", 8, 6, verdicts);
+        r11 = compat_map_verdict(m, "r1a", "r1b");
 
-        /* the probe changes its mind */
+        /* T 1 -> T 2: sources rule and vendor, one target class */
+        c.probe_tgt = "T/2";
         c.probe_verdict = VERDICT_COMPATIBLE;
-        compat_map_invalidate(m, "T", "T");
-        verdicts += n_t * n_t;
-        check_stats(m, &c, "invalidate T -> T again", 8, 6, verdicts);
+        compat_map_invalidate(m, "T", "1", "T", "2");
+        verdicts += 2 * 1;
+        check_stats(m, &c, "invalidate T 1 -> T 2", 8, 6, verdicts);
         check_verdict(m, "r1a", "r2", VERDICT_COMPATIBLE, BASIS_PROBE);
+        check_verdict(m, "v1", "r2", VERDICT_COMPATIBLE, BASIS_PROBE);
+        g_assert_true(compat_map_verdict(m, "r1a", "r1b") == r11);
+        check_verdict(m, "r2", "r1a", VERDICT_INCOMPATIBLE, BASIS_RULE);        /* the other direction stays */
 
-        /* other directions count their own pairs */
-        compat_map_invalidate(m, "T", "U");
-        verdicts += n_t * n_u;
-        check_stats(m, &c, "invalidate T -> U", 8, 6, verdicts);
-        compat_map_invalidate(m, "U", "T");
-        verdicts += n_u * n_t;
-        check_stats(m, &c, "invalidate U -> T", 8, 6, verdicts);
-        compat_map_invalidate(m, "X", "T");
-        compat_map_invalidate(m, "T", "X");
-        check_stats(m, &c, "invalidate unknown types", 8, 6, verdicts);
+        /* type-match identities have the empty version */
+        c.probe_src = c.probe_tgt = "T/";
+        compat_map_invalidate(m, "T", "", "T", "");
+        verdicts += 1;
+        check_stats(m, &c, "invalidate T -> T", 8, 6, verdicts);
+        check_verdict(m, "tm", "tm", VERDICT_COMPATIBLE, BASIS_PROBE);
+
+        /* other types and directions count their own pairs */
+        compat_map_invalidate(m, "T", "1", "U", "1");
+        verdicts += 2 * 1;
+        compat_map_invalidate(m, "U", "", "T", "");
+        verdicts += 1 * 1;
+        check_stats(m, &c, "invalidate T 1 -> U 1, U -> T", 8, 6, verdicts);
+        compat_map_invalidate(m, "X", "1", "T", "1");
+        compat_map_invalidate(m, "T", "1", "X", "1");
+        compat_map_invalidate(m, "T", "3", "T", "1");
+        check_stats(m, &c, "invalidate unknown identities", 8, 6, verdicts);
         j = compat_map_verdict(m, "r1a", "r1b");
         g_assert_cmpint(j->basis, ==, BASIS_PROBE);
 
         /* the probe result is gone: back to the rules */
         c.probe_on = false;
-        compat_map_invalidate(m, "T", "T");
-        verdicts += n_t * n_t;
+        compat_map_invalidate(m, "T", "1", "T", "2");
+        verdicts += 2;
         check_stats(m, &c, "probe result gone", 8, 6, verdicts);
         check_verdict(m, "r1a", "r2", VERDICT_INCOMPATIBLE, BASIS_RULE);
-        check_verdict(m, "r1a", "r1b", VERDICT_COMPATIBLE, BASIS_RULE);
 }
 
 /* A probe result must reach sources not in the map too (CheckIdentity,
  * FindTargets and incoming streams judge another host's identity). */
 static void test_invalidate_remote(void) {
-        Counter c = { .probe_src = "T", .probe_tgt = "T", .probe_verdict = VERDICT_INCOMPATIBLE };
+        Counter c = { .probe_src = "T/", .probe_tgt = "T/", .probe_verdict = VERDICT_INCOMPATIBLE };
         g_autoptr(CompatMap) m = map_new(&c);
         /* as identities_remote() makes them: no flags */
         g_autoptr(Identity) remote = ident("T", "", BASIS_TYPE_MATCH, 0);
-        const Judgement *j;
+        g_autoptr(Identity) remote2 = ident("T", "2", BASIS_VENDOR, 0);
+        const Judgement *j, *j2;
 
         compat_map_set(m, "tm", ident("T", "", BASIS_TYPE_MATCH, F_SC));
         j = compat_map_verdict_for(m, remote, "tm");
         g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
         g_assert_cmpint(j->basis, ==, BASIS_TYPE_MATCH);
+        j2 = compat_map_verdict_for(m, remote2, "tm");
+        g_assert_cmpint(j2->verdict, ==, VERDICT_UNKNOWN);
 
         c.probe_on = true;
-        compat_map_invalidate(m, "T", "T");
+        compat_map_invalidate(m, "T", "", "T", "");
         j = compat_map_verdict_for(m, remote, "tm");
         if (j->verdict != VERDICT_INCOMPATIBLE || j->basis != BASIS_PROBE)
                 fail("remote T -> tm after a probe result T -> T and compat_map_invalidate(T, T): %s (%s: %s), "
                      "want incompatible (probe)", verdict_to_string(j->verdict), basis_to_string(j->basis),
                      j->reason);
+        /* a remote source of another version keeps its verdict */
+        g_assert_true(compat_map_verdict_for(m, remote2, "tm") == j2);
         {
                 g_autoptr(GArray) targets = compat_map_targets(m, remote);
                 const CompatTarget *t = &g_array_index(targets, CompatTarget, 0);
@@ -673,6 +696,46 @@ static void test_invalidate_remote(void) {
                         fail("compat_map_targets(remote T) after the probe: %s %s (%s)", t->node,
                              verdict_to_string(t->judgement->verdict), basis_to_string(t->judgement->basis));
         }
+}
+
+/* Sources from elsewhere are whatever callers name: what the map keeps
+ * for them stays bounded, and the local verdicts stay. */
+static void test_remote_sources_are_bounded(void) {
+        Counter c = {};
+        g_autoptr(CompatMap) m = map_new(&c);
+        const Judgement *local;
+        const unsigned classes = 3, rounds = 3 * COMPAT_MAP_REMOTE_VERDICTS_MAX;
+        unsigned most = 0;
+
+        compat_map_set(m, "v1", vid("1"));
+        compat_map_set(m, "v2", vid("2"));
+        compat_map_set(m, "tm", ident("T", "", BASIS_TYPE_MATCH, F_SC));
+        local = compat_map_verdict(m, "v1", "v2");
+        g_assert_true(compat_map_knows(m, "T", "1"));
+        g_assert_true(compat_map_knows(m, "T", ""));
+        g_assert_false(compat_map_knows(m, "T", "3"));
+        g_assert_false(compat_map_knows(m, "U", "1"));
+
+        for (unsigned i = 0; i < rounds; i++) {
+                g_autofree char *version = g_strdup_printf("remote-%u", i);
+                g_autoptr(Identity) remote = ident("T", version, BASIS_VENDOR, 0);
+                CompatMapStats s;
+
+                if (i % 2)
+                        g_array_unref(compat_map_targets(m, remote));
+                else
+                        g_assert_nonnull(compat_map_verdict_for(m, remote, "v1"));
+                s = stats(m);
+                most = MAX(most, s.kept_verdicts);
+        }
+        if (most > classes * classes + COMPAT_MAP_REMOTE_VERDICTS_MAX + classes)
+                fail("kept up to %u verdicts for %u classes and %u remote sources", most, classes, rounds);
+        g_assert_cmpuint(most, >=, COMPAT_MAP_REMOTE_VERDICTS_MAX);          /* they were kept for a while */
+        /* 4 for the map's own versions; then each remote version written
+         * once into v1 (a verdict) or into v1 and v2 (the targets) */
+        g_assert_cmpuint(c.vendor_calls, ==, 4 + rounds / 2 + 2 * (rounds / 2));
+        g_assert_true(compat_map_verdict(m, "v1", "v2") == local);
+        g_assert_cmpuint(stats(m).driver_answers, <=, COMPAT_MAP_DRIVER_ANSWERS_MAX);
 }
 
 /* ---- scale ---- */
@@ -753,6 +816,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/compat-map/invalidate", test_invalidate);
         g_test_add_func("/compat-map/scale", test_scale);
         g_test_add_func("/compat-map/invalidate-remote", test_invalidate_remote);
+        g_test_add_func("/compat-map/remote-sources-are-bounded", test_remote_sources_are_bounded);
         g_test_add_func("/compat-map/busy-driver", test_busy_driver);
 
         return g_test_run();

@@ -416,14 +416,15 @@ static int vendor_cb(void *userdata, const char *target_node, const char *versio
         return j->vendor_result;
 }
 
-static bool probe_cb(void *userdata, const char *source_type, const char *target_type, Judgement *ret) {
+static bool probe_cb(void *userdata, const Identity *source, const Identity *target, Judgement *ret) {
         Judge *j = userdata;
 
         j->probe_calls++;
         if (!j->probe_has)
                 return false;
         *ret = (Judgement) { .verdict = j->probe_verdict, .basis = BASIS_PROBE,
-                             .reason = g_strdup_printf("probe %s -> %s", source_type, target_type) };
+                             .reason = g_strdup_printf("probe %s %s -> %s %s", source->type, source->version,
+                                                       target->type, target->version) };
         return true;
 }
 
@@ -479,9 +480,9 @@ static const struct JudgeCase {
 
         /* probe */
         { "probe says compatible", { "A", "1", BASIS_RULE, 0, F_SC }, { "A", "2", BASIS_RULE, 0, F_SC },
-          0, PROBE(VERDICT_COMPATIBLE), VERDICT_COMPATIBLE, BASIS_PROBE, "probe A -> A", 0 },
+          0, PROBE(VERDICT_COMPATIBLE), VERDICT_COMPATIBLE, BASIS_PROBE, "probe A 1 -> A 2", 0 },
         { "probe says incompatible", { "A", "", BASIS_TYPE_MATCH, 0, F_SC }, { "A", "", BASIS_TYPE_MATCH, 0, F_SC },
-          0, PROBE(VERDICT_INCOMPATIBLE), VERDICT_INCOMPATIBLE, BASIS_PROBE, "probe A -> A", 0 },
+          0, PROBE(VERDICT_INCOMPATIBLE), VERDICT_INCOMPATIBLE, BASIS_PROBE, "probe A  -> A ", 0 },
         { "probe, vendor source to type-match target", { "A", "1", BASIS_VENDOR, 0, F_SC },
           { "A", "", BASIS_TYPE_MATCH, 0, F_SC }, 0, PROBE(VERDICT_COMPATIBLE), VERDICT_COMPATIBLE, BASIS_PROBE,
           "probe", 0 },

@@ -68,7 +68,7 @@ static const char full[] =
         "# every key\n"
         "[Rule full]\n"
         "Driver=mlx5_vfio_pci\n"
-        "MdevType=mlx5-x\n"
+        "MdevType=mlx5_vfio_pci-x\n"
         "Vendor=0x15B3\n"
         "Device=101e\n"
         "SubsystemVendor=0X15b3\n"
@@ -89,7 +89,7 @@ static void test_parse_good(void) {
         g_assert_cmpuint(rules_count(r), ==, 2);
 
         /* read back through a device that matches every key of [Rule full] */
-        d = mdev("00000000-0000-0000-0000-000000000001", "mlx5_vfio_pci", "p", "mlx5-x");
+        d = mdev("00000000-0000-0000-0000-000000000001", "mlx5_vfio_pci", "p", "mlx5_vfio_pci-x");
         g_free(d->vendor_id), d->vendor_id = g_strdup("0x15b3");
         g_free(d->device_id), d->device_id = g_strdup("0x101e");
         g_free(d->subsystem_vendor_id), d->subsystem_vendor_id = g_strdup("0x15b3");
@@ -98,7 +98,7 @@ static void test_parse_good(void) {
         g_assert_nonnull(rule);
         g_assert_cmpstr(rule->name, ==, "t.rules:Rule full");
         g_assert_cmpstr(rule->driver, ==, "mlx5_vfio_pci");
-        g_assert_cmpstr(rule->mdev_type, ==, "mlx5-x");
+        g_assert_cmpstr(rule->mdev_type, ==, "mlx5_vfio_pci-x");
         /* IDs normalized to the kernel's 0x%04x */
         g_assert_cmpstr(rule->vendor_id, ==, "0x15b3");
         g_assert_cmpstr(rule->device_id, ==, "0x101e");
@@ -234,7 +234,10 @@ static void test_mdev_vs_pci(void) {
                                       "m.rules");
         g_autoptr(Device) m2 = mdev("00000000-0000-0000-0000-000000000001", "mtty", "mtty", "mtty-2");
         g_autoptr(Device) m1 = mdev("00000000-0000-0000-0000-000000000002", "mtty", "mtty", "mtty-1");
-        g_autoptr(Device) other = mdev("00000000-0000-0000-0000-000000000003", "vfio_mdev", "mtty", "mtty-2");
+        /* an mdev matches Driver= by its type id, like its type: its own
+         * driver may differ from the one the type id names */
+        g_autoptr(Device) own_driver = mdev("00000000-0000-0000-0000-000000000003", "vfio_mdev", "mtty", "mtty-2");
+        g_autoptr(Device) other = mdev("00000000-0000-0000-0000-000000000004", "mtty", "mtty", "other-2");
         /* a PCI function does not have an mdev type, whatever the field holds */
         g_autoptr(Device) p = pci("0000:01:00.0", "mtty", "0x1", "0x1", "0x0", "0x0");
 
@@ -242,6 +245,7 @@ static void test_mdev_vs_pci(void) {
         p->mdev_type = g_strdup("mtty-2");
         g_assert_cmpstr(rule_name(rules_match(r, m2)), ==, "m.rules:Rule mtty2");
         g_assert_cmpstr(rule_name(rules_match(r, m1)), ==, "m.rules:Rule any-mtty");
+        g_assert_cmpstr(rule_name(rules_match(r, own_driver)), ==, "m.rules:Rule mtty2");
         g_assert_null(rules_match(r, other));
         g_assert_cmpstr(rule_name(rules_match(r, p)), ==, "m.rules:Rule any-mtty");
 
@@ -268,6 +272,42 @@ static void test_match_type(void) {
         g_assert_null(rules_match_type(r, "other", "mtty-2"));
         g_assert_cmpstr(rule_name(rules_match_type(r, "whatever", "mtty-3")), ==, "m.rules:Rule type-only");
         g_assert_cmpstr(rule_name(rules_match_type(r, "", "mtty-3")), ==, "m.rules:Rule type-only");
+}
+
+/* An mdev and its type always get the same rule, whatever driver the mdev
+ * has; a type id without "-" falls back to the mdev's driver or the
+ * parent's. */
+static void test_mdev_matches_like_its_type(void) {
+        g_autoptr(Rules) r = parse_ok("[Rule nv]\nDriver=nvidia\nVersion=1\n"
+                                      "[Rule plain]\nDriver=plaindrv\nVersion=2\n"
+                                      "[Rule gvt]\nDriver=i915\nMdevType=i915-GVTg_V5_4\nVersion=3\n",
+                                      "t.rules");
+        static const struct {
+                const char *mdev_driver, *parent_driver, *type_id, *want;
+        } cases[] = {
+                { "nvidia-vgpu-vfio", "nvidia", "nvidia-35", "t.rules:Rule nv" },
+                { "vfio_mdev", "nvidia", "nvidia-35", "t.rules:Rule nv" },
+                { "i915", "i915", "i915-GVTg_V5_4", "t.rules:Rule gvt" },
+                { "vfio_mdev", "i915", "i915-GVTg_V5_4", "t.rules:Rule gvt" },
+                { "plaindrv", "plaindrv", "nodash", "t.rules:Rule plain" },
+                { "vfio_mdev", "vfio_mdev", "plaindrv-x", "t.rules:Rule plain" },
+                { "nvidia", "nvidia", "other-35", NULL },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autoptr(Device) d = mdev("00000000-0000-0000-0000-000000000001", cases[i].mdev_driver, "parent",
+                                           cases[i].type_id);
+                g_autofree char *type_driver = rules_mdev_driver(cases[i].type_id, cases[i].parent_driver);
+                const char *as_device = rule_name(rules_match(r, d));
+                const char *as_type = rule_name(rules_match_type(r, type_driver, cases[i].type_id));
+                const char *want = rule_name(NULL);
+
+                if (cases[i].want)
+                        want = cases[i].want;
+                if (!g_str_equal(as_device, want) || !g_str_equal(as_type, want))
+                        fail("mdev of %s (driver %s, parent's %s): %s, its type %s; want %s", cases[i].type_id,
+                             cases[i].mdev_driver, cases[i].parent_driver, as_device, as_type, want);
+        }
 }
 
 static void test_versions(void) {
@@ -559,6 +599,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/rules/first-match-in-file", test_first_match_in_file);
         g_test_add_func("/rules/mdev-vs-pci", test_mdev_vs_pci);
         g_test_add_func("/rules/match-type", test_match_type);
+        g_test_add_func("/rules/mdev-matches-like-its-type", test_mdev_matches_like_its_type);
         g_test_add_func("/rules/versions", test_versions);
         g_test_add_func("/rules/malformed", test_malformed);
         g_test_add_func("/rules/dirs-order-and-override", test_dirs_order_and_override);
