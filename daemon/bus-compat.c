@@ -174,12 +174,7 @@ int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 r = sd_bus_message_append(reply, "(ssss)", kind, name, verdict_to_string(t->judgement->verdict),
                                           basis_to_string(t->judgement->basis));
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        return bus_send_array_reply(reply, r);
 }
 
 /* A device name, or PARENT/TYPE-ID for an mdev type. */

@@ -46,12 +46,7 @@ static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error
                 r = sd_bus_message_append(reply, "(ssssss)", d->name, device_kind_to_string(d->kind),
                                           d->driver, d->mdev_type, flags, d->migration_state);
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        return bus_send_array_reply(reply, r);
 }
 
 static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -72,12 +67,7 @@ static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *
 
                 r = sd_bus_message_append(reply, "(sssu)", t->parent, t->id, t->name, t->available_instances);
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        return bus_send_array_reply(reply, r);
 }
 
 static const Device *lookup_device(Manager *m, const char *name, sd_bus_error *error) {

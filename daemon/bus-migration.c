@@ -408,12 +408,7 @@ int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error
                                           j->source_label, j->target_label,
                                           migration_phase_to_string(migration_get_phase(j)), j->path);
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        return bus_send_array_reply(reply, r);
 }
 
 /* ---- Migration objects ---- */

@@ -126,12 +126,7 @@ static int method_get_transitions(sd_bus_message *msg, void *userdata, sd_bus_er
                 r = sd_bus_message_append(reply, "(uss)", a->seq, fsm_state_to_string(a->from),
                                           fsm_state_to_string(a->to));
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        return bus_send_array_reply(reply, r);
 }
 
 static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

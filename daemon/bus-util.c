@@ -116,3 +116,12 @@ char *bus_device_path(const char *name) {
 char *bus_type_path(const char *key) {
         return encode_path(VFIOMIG_TYPE_PATH_PREFIX, key);
 }
+
+int bus_send_array_reply(sd_bus_message *reply, int r) {
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}

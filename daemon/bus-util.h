@@ -23,6 +23,10 @@ typedef struct BusOption {
 /* Reads a{sv}, rejecting unknown keys and wrong types with InvalidArgument. */
 int bus_read_options(sd_bus_message *m, const BusOption *table, void *userdata, sd_bus_error *error);
 
+/* Closes the array a method's reply was built in, sends the reply and
+ * drops it; r is how building went so far. */
+int bus_send_array_reply(sd_bus_message *reply, int r);
+
 /* Sets error from -errno as a D-Bus error named after what went wrong
  * with device dev; returns r. */
 int bus_error_device_errno(sd_bus_error *error, int r, const char *dev, const char *format, ...)

@@ -33,7 +33,7 @@ def conf():
     for c in range(CLASSES):
         older = [f'ver-{v:02d}' for v in range(c - c % FAMILY, c + 1)]
         lines += [f'[Type simgpu/cls-{c:02d}]', f'MaxInstances={PER_CLASS + 50}', 'MigrationFlags=stop-copy,p2p',
-                  'StateSize=4K', f'MigrationType=bench-gpu', f'MigrationVersion=ver-{c:02d}',
+                  'StateSize=4K', 'MigrationType=bench-gpu', f'MigrationVersion=ver-{c:02d}',
                   f'AcceptVersions={";".join(older)}', '']
     for i in range(DEVICES):
         lines += [f'[Device {i:08x}-0000-4000-8000-000000000000]', 'Kind=mdev', 'Parent=simgpu',

@@ -25,8 +25,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration'))
 
 from gi.repository import GLib  # noqa: E402
-from vfiomigtest import BUILDDIR, Daemon, PrivateBus, SignalRecorder, main  # noqa: E402, F401
-import vfiomigtest  # noqa: E402
+from vfiomigtest import BUILDDIR, Daemon, PrivateBus, SignalRecorder  # noqa: E402
 
 GIB = 1 << 30
 SIZE = int(os.environ.get('VFIOMIG_BENCH_SIZE', GIB))

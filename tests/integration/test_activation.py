@@ -3,7 +3,6 @@
 """D-Bus activation from dbus/org.vfiomig1.service, idle exit, SIGTERM."""
 
 import os
-import shutil
 import signal
 import subprocess
 import time

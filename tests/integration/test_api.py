@@ -8,7 +8,7 @@ import os
 import subprocess
 import xml.etree.ElementTree as ET
 
-from vfiomigtest import (BUILDDIR, DEVICE, MANAGER, MDEV_TYPE, OBJECT_PATH, SRCDIR, VFIOMIGD,
+from vfiomigtest import (DEVICE, MANAGER, MDEV_TYPE, OBJECT_PATH, SRCDIR, VFIOMIGD,
                          DaemonTestCase, SignalRecorder, busctl, busctl_json, ctl, device_path, main)
 
 ERR = 'org.vfiomig1.Error.'

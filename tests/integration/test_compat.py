@@ -32,12 +32,10 @@ import time
 import dbus
 from gi.repository import GLib
 
-from vfiomigtest import (DEVICE, MANAGER, MDEV_TYPE, VFIOMIGCTL, Daemon, DaemonTestCase, SignalRecorder, busctl,
-                         ctl, device_path, main, object_path, wait_until)
+from vfiomigtest import (DEVICE, MANAGER, MDEV_TYPE, MIGRATION, VFIOMIGCTL, Daemon, DaemonTestCase, SignalRecorder,
+                         busctl, ctl, device_path, main, object_path, wait_until)
 
 ERR = 'org.vfiomig1.Error.'
-TESTBED = 'org.vfiomig1.Testbed'
-MIGRATION = 'org.vfiomig1.Migration'
 FUSEVENDOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fusevendor.py')
 PROTO = os.strerror(errno.EPROTO)         # "Protocol error": fusevendor's refusal
 INVAL = os.strerror(errno.EINVAL)         # the testbed driver's refusal
@@ -712,37 +710,11 @@ class TestbedCase(CompatCase):
         finally:
             shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def tb(self, method, signature=None, *args):
-        return self.call(method, signature, args if signature else None, interface=TESTBED)
-
-    def digest(self, name):
-        return self.tb('GetDigest', '(s)', name)[0]
-
-    def state(self, name):
-        return self.tb('GetDeviceState', '(s)', name)[0]
-
     def arcs(self, name):
         return self.tb('GetTransitions', '(s)', name)[0]
 
     def map_stats(self):
         return dict(self.tb('GetMapStats')[0])
-
-    def start(self, method, signature, args):
-        rec = SignalRecorder(self.conn, member='MigrationRemoved')
-        self.addCleanup(rec.close)
-        props = SignalRecorder(self.conn, member='PropertiesChanged')
-        self.addCleanup(props.close)
-        job_id, path = self.call(method, signature, args)
-        return {'id': job_id, 'path': path, 'removed': rec, 'props': props}
-
-    def wait_job(self, job, timeout=30):
-        sig = job['removed'].wait_for(lambda s: s[3][0] == job['id'], timeout)[0]
-        final = {}
-        for s in job['props'].signals:
-            if s[2] == job['path'] and s[3][0] == MIGRATION:
-                final.update(s[3][1])
-        final['result'] = sig[3][2]
-        return final
 
     def run_job(self, method, signature, args):
         return self.wait_job(self.start(method, signature, args))

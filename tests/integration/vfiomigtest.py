@@ -31,6 +31,8 @@ OBJECT_PATH = '/org/vfiomig1'
 MANAGER = 'org.vfiomig1.Manager'
 DEVICE = 'org.vfiomig1.Device'
 MDEV_TYPE = 'org.vfiomig1.MdevType'
+MIGRATION = 'org.vfiomig1.Migration'
+TESTBED = 'org.vfiomig1.Testbed'
 
 NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups']
 
@@ -252,6 +254,38 @@ class DaemonTestCase(unittest.TestCase):
 
     def types(self):
         return {(t[0], t[1]): t for t in self.call('ListTypes')[0]}
+
+    # the testbed backend's test interface
+
+    def tb(self, method, signature=None, *args):
+        return self.call(method, signature, args if signature else None, interface=TESTBED)
+
+    def digest(self, name):
+        return self.tb('GetDigest', '(s)', name)[0]
+
+    def state(self, name):
+        return self.tb('GetDeviceState', '(s)', name)[0]
+
+    # jobs
+
+    def start(self, method, signature, args):
+        """Starts a job, subscribed to its end first."""
+        rec = SignalRecorder(self.conn, member='MigrationRemoved')
+        self.addCleanup(rec.close)
+        props = SignalRecorder(self.conn, member='PropertiesChanged')
+        self.addCleanup(props.close)
+        job_id, path = self.call(method, signature, args)
+        return {'id': job_id, 'path': path, 'removed': rec, 'props': props}
+
+    def wait_job(self, job, timeout=60):
+        """The result of MigrationRemoved, and the job's last properties."""
+        sig = job['removed'].wait_for(lambda s: s[3][0] == job['id'], timeout)[0]
+        final = {}
+        for s in job['props'].signals:
+            if s[2] == job['path'] and s[3][0] == MIGRATION:
+                final.update(s[3][1])
+        final['result'] = sig[3][2]
+        return final
 
 
 def main():

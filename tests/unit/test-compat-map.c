@@ -7,19 +7,11 @@
 
 #include "compat-map.h"
 #include "vfio-uapi.h"
+#include "unit-test.h"
 
 #define F_SC  VFIO_MIGRATION_STOP_COPY
 #define F_P2P VFIO_MIGRATION_P2P
 #define F_PRE VFIO_MIGRATION_PRE_COPY
-
-/* Records a failure and goes on, so one run names every broken case (GLib's
- * own message keeps only the last one). */
-#define fail(...)                                                       \
-        do {                                                            \
-                g_autofree char *msg_ = g_strdup_printf(__VA_ARGS__);   \
-                g_test_message("FAIL: %s", msg_);                       \
-                g_test_fail_printf("%s", msg_);                         \
-        } while (0)
 
 /* ---- the judge: counts its work ---- */
 
@@ -795,14 +787,7 @@ static void test_busy_driver(void) {
 }
 
 int main(int argc, char *argv[]) {
-        /* --keep-going: a failed case must not hide the results of the later ones */
-        g_autofree char **args = g_new0(char *, argc + 2);
-        char **a = args;
-        int n = argc + 1;
-
-        memcpy(args, argv, sizeof(char *) * argc);
-        args[argc] = (char *) "--keep-going";
-        g_test_init(&n, &a, NULL);
+        unit_test_init(argc, argv);
 
         g_test_add_func("/compat-map/empty", test_empty);
         g_test_add_func("/compat-map/build", test_build);

@@ -9,15 +9,7 @@
 
 #include "registry.h"
 #include "rules.h"
-
-/* Records a failure and goes on, so one run names every broken case (GLib's
- * own message keeps only the last one). */
-#define fail(...)                                                       \
-        do {                                                            \
-                g_autofree char *msg_ = g_strdup_printf(__VA_ARGS__);   \
-                g_test_message("FAIL: %s", msg_);                       \
-                g_test_fail_printf("%s", msg_);                         \
-        } while (0)
+#include "unit-test.h"
 
 /* ---- helpers ---- */
 
@@ -584,14 +576,7 @@ static void test_dirs_broken_file(void) {
 }
 
 int main(int argc, char *argv[]) {
-        /* --keep-going: a failed case must not hide the results of the later ones */
-        g_autofree char **args = g_new0(char *, argc + 2);
-        char **a = args;
-        int n = argc + 1;
-
-        memcpy(args, argv, sizeof(char *) * argc);
-        args[argc] = (char *) "--keep-going";
-        g_test_init(&n, &a, NULL);
+        unit_test_init(argc, argv);
 
         g_test_add_func("/rules/parse-good", test_parse_good);
         g_test_add_func("/rules/each-match-key", test_each_match_key);
