@@ -441,7 +441,10 @@ static bool write_all(Session *s, SimDevice *d, const uint8_t *buf, size_t len) 
                 g_mutex_lock(&d->lock);
                 stalled = s->stall_after > 0 && s->written >= s->stall_after;
                 if (!stalled) {
-                        n = write(s->fd, buf, len);
+                        /* a stall cuts the batch: one write fills a big pipe */
+                        size_t want = s->stall_after > 0 ? MIN(len, s->stall_after - s->written) : len;
+
+                        n = write(s->fd, buf, want);
                         e = errno;
                         if (n > 0)
                                 s->written += (uint64_t) n;

@@ -20,9 +20,12 @@ trap cleanup EXIT
 
 sed -e "s|@SOCKET@|$dir/bus|" -e "s|@SERVICEDIR@||" -e "s|@POLICY@|$PWD/dbus/org.vfiomig1.conf|" \
         tests/private-bus.conf.in > "$dir/bus.conf"
-dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile & bus=$!
+# the address is printed once the socket listens (the file exists a moment
+# before, when connects are still refused)
+mkfifo "$dir/ready"
+dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile --print-address=3 3>"$dir/ready" & bus=$!
+read -r _ <"$dir/ready" || { echo "dbus-daemon did not start" >&2; exit 1; }
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$dir/bus"
-while [ ! -S "$dir/bus" ]; do sleep 0.05; done
 
 RUNTIME_DIRECTORY=$dir/run STATE_DIRECTORY=$dir/state \
 	build/daemon/vfiomigd --testbed=default 2>"$dir/vfiomigd.log" & daemon=$!

@@ -55,10 +55,18 @@ class PrivateBus:
         with open(config, 'w', encoding='utf-8') as f:
             f.write(text)
         self.log = open(os.path.join(self.dir, 'bus.log'), 'w+', encoding='utf-8')
-        self.proc = subprocess.Popen(['dbus-daemon', '--nofork', '--nopidfile', '--config-file', config],
+        # The address is printed once the socket listens; the socket file
+        # appears at bind(), a moment before, when a connect is refused.
+        ready, w = os.pipe()
+        self.proc = subprocess.Popen(['dbus-daemon', '--nofork', '--nopidfile', '--config-file', config,
+                                      f'--print-address={w}'], pass_fds=(w,),
                                      stdout=self.log, stderr=subprocess.STDOUT)
+        os.close(w)
+        with os.fdopen(ready, encoding='utf-8') as f:
+            if not f.readline():
+                self.log.seek(0)
+                raise RuntimeError('dbus-daemon did not start:\n' + self.log.read())
         self.address = 'unix:path=' + self.socket
-        wait_until(lambda: os.path.exists(self.socket), 10, 'dbus-daemon socket')
         os.environ['DBUS_SYSTEM_BUS_ADDRESS'] = self.address
 
     def connect(self):
