@@ -125,6 +125,10 @@ class Daemon:
         conn = bus.connect()
         try:
             wait_until(lambda: name_has_owner(conn) or self.proc.poll() is not None, 20, 'vfiomigd on the bus')
+        except TimeoutError:
+            self.proc.kill()
+            self.proc.wait()
+            raise
         finally:
             conn.close_sync(None)
         if self.proc.poll() is not None:
@@ -208,7 +212,9 @@ class DaemonTestCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        # class cleanups run even when setUpClass fails half-way
         cls.bus = PrivateBus()
+        cls.addClassCleanup(cls.bus.stop)
         cls.polkit = None
         if cls.with_polkit:
             cls.start_polkit()
@@ -221,16 +227,18 @@ class DaemonTestCase(unittest.TestCase):
         cls.polkit_log = open(os.path.join(cls.bus.dir, 'polkit.log'), 'w', encoding='utf-8')
         cls.polkit, cls.polkit_obj = dbusmock.DBusTestCase.spawn_server_template(
             'polkitd', {}, stdout=cls.polkit_log, system_bus=True)
+        cls.addClassCleanup(cls.stop_polkit)
+
+    @classmethod
+    def stop_polkit(cls):
+        cls.polkit.terminate()
+        cls.polkit.wait()
+        cls.polkit_log.close()
 
     @classmethod
     def tearDownClass(cls):
         cls.conn.close_sync(None)
         rc = cls.daemon.stop()
-        if cls.polkit:
-            cls.polkit.terminate()
-            cls.polkit.wait()
-            cls.polkit_log.close()
-        cls.bus.stop()
         if rc not in (0, None):
             raise AssertionError(f'vfiomigd exited with {rc}')
 
