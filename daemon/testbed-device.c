@@ -876,22 +876,34 @@ static int sim_reset(DeviceHandle *h) {
         return r;
 }
 
-static ssize_t sim_read_data(DeviceHandle *h, int fd, void *buf, size_t len) {
-        SimDevice *d = dev_of(h);
+/* Under d->lock: the I/O faults for one read or write after done bytes.
+ * Cuts len at a short-io chunk or where an error fault is due, or fails
+ * with the fault's errno once it is. */
+static int admit_io(SimDevice *d, SimFaultType error_fault, uint64_t done, size_t *len) {
         SimFault f;
-        ssize_t n;
 
-        g_mutex_lock(&d->lock);
         if (peek_fault(d, SIM_FAULT_SHORT_IO, &f))
-                len = MIN(len, f.chunk);
-        if (peek_fault(d, SIM_FAULT_READ_ERROR, &f) && d->io_read >= f.after) {
-                take_fault(d, SIM_FAULT_READ_ERROR, -1, -1, &f);
-                g_mutex_unlock(&d->lock);
+                *len = MIN(*len, f.chunk);
+        if (!peek_fault(d, error_fault, &f))
+                return 0;
+        if (done >= f.after) {
+                take_fault(d, error_fault, -1, -1, &f);
                 return -f.error;
         }
-        if (peek_fault(d, SIM_FAULT_READ_ERROR, &f))
-                len = MIN(len, f.after - d->io_read);
+        *len = MIN(*len, f.after - done);
+        return 0;
+}
+
+static ssize_t sim_read_data(DeviceHandle *h, int fd, void *buf, size_t len) {
+        SimDevice *d = dev_of(h);
+        ssize_t n;
+        int r;
+
+        g_mutex_lock(&d->lock);
+        r = admit_io(d, SIM_FAULT_READ_ERROR, d->io_read, &len);
         g_mutex_unlock(&d->lock);
+        if (r < 0)
+                return r;
         n = read(fd, buf, len);
         if (n < 0)
                 return -errno;
@@ -903,8 +915,8 @@ static ssize_t sim_read_data(DeviceHandle *h, int fd, void *buf, size_t len) {
 
 static ssize_t sim_write_data(DeviceHandle *h, int fd, const void *buf, size_t len) {
         SimDevice *d = dev_of(h);
-        SimFault f;
         ssize_t n;
+        int r;
 
         g_mutex_lock(&d->lock);
         if (d->session && d->session->resume && d->session->error) {
@@ -913,16 +925,10 @@ static ssize_t sim_write_data(DeviceHandle *h, int fd, const void *buf, size_t l
                 g_mutex_unlock(&d->lock);
                 return -e;
         }
-        if (peek_fault(d, SIM_FAULT_SHORT_IO, &f))
-                len = MIN(len, f.chunk);
-        if (peek_fault(d, SIM_FAULT_WRITE_ERROR, &f) && d->io_written >= f.after) {
-                take_fault(d, SIM_FAULT_WRITE_ERROR, -1, -1, &f);
-                g_mutex_unlock(&d->lock);
-                return -f.error;
-        }
-        if (peek_fault(d, SIM_FAULT_WRITE_ERROR, &f))
-                len = MIN(len, f.after - d->io_written);
+        r = admit_io(d, SIM_FAULT_WRITE_ERROR, d->io_written, &len);
         g_mutex_unlock(&d->lock);
+        if (r < 0)
+                return r;
         n = write(fd, buf, len);
         if (n < 0)
                 return errno == EPIPE ? -EFAULT : -errno;

@@ -61,13 +61,17 @@ class SysfsTree:
         self.link('/sys/class/mdev_bus/mtty', dev)
         names = {'mtty-1': 'Single port serial', 'mtty-2': 'Dual port serial'}
         for type_id, name in names.items():
-            t = f'{dev}/mdev_supported_types/{type_id}'
-            self.write(t + '/name', name + '\n')
-            self.write(t + '/device_api', 'vfio-pci\n')
-            self.write(t + '/available_instances', f'{(available or {}).get(type_id, 0)}\n')
-            self.write(t + '/create', '')
-            os.makedirs(self.path(t + '/devices'), exist_ok=True)
+            self.add_type(dev, type_id, name, (available or {}).get(type_id, 0))
         return dev
+
+    def add_type(self, parent_dev, type_id, name, available):
+        t = f'{parent_dev}/mdev_supported_types/{type_id}'
+        self.write(t + '/name', name + '\n')
+        self.write(t + '/device_api', 'vfio-pci\n')
+        self.write(t + '/available_instances', f'{available}\n')
+        self.write(t + '/create', '')
+        os.makedirs(self.path(t + '/devices'), exist_ok=True)
+        return t
 
     def set_available(self, parent_dev, type_id, n):
         self.write(f'{parent_dev}/mdev_supported_types/{type_id}/available_instances', f'{n}\n')

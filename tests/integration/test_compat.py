@@ -145,17 +145,8 @@ def vendor_sysfs_tree():
     from sysfs import SysfsTree     # pylint: disable=import-outside-toplevel  (needs umockdev)
 
     class VendorSysfsTree(SysfsTree):
-        """SysfsTree plus more mdev types, vendor attributes served by
-        FUSE, and device nodes that count opens."""
-
-        def add_type(self, parent_dev, type_id, name, available):
-            t = f'{parent_dev}/mdev_supported_types/{type_id}'
-            self.write(t + '/name', name + '\n')
-            self.write(t + '/device_api', 'vfio-pci\n')
-            self.write(t + '/available_instances', f'{available}\n')
-            self.write(t + '/create', '')
-            os.makedirs(self.path(t + '/devices'), exist_ok=True)
-            return t
+        """SysfsTree plus vendor attributes served by FUSE, and device
+        nodes that count opens."""
 
         def vendor_attrs(self, sysdir, fs, node):
             """migration_version (and migration_type) of sysdir become
