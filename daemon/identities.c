@@ -38,9 +38,15 @@ static void warn(const char *node, char *warning, bool changed) {
         g_free(warning);
 }
 
-static bool identity_differs(const Identity *id, const char *type, const char *version, const char *basis) {
-        return !g_str_equal(id->type, type) || !g_str_equal(id->version, version) ||
-               !g_str_equal(basis_to_string(id->basis), basis);
+/* Publishes a node's identity on its object and in the map. */
+static void apply(Manager *m, const char *node, Identity *id, char *warning) {
+        bool changed;
+
+        m->setting_identity = true;
+        changed = registry_set_identity(m->registry, node, id->type, id->version, basis_to_string(id->basis));
+        m->setting_identity = false;
+        warn(node, warning, changed);
+        compat_map_set(m->compat, node, id);
 }
 
 static void update_device(Manager *m, const Device *d) {
@@ -54,9 +60,7 @@ static void update_device(Manager *m, const Device *d) {
         Identity *id;
 
         id = identity_of_device(d, *vtype ? vtype : NULL, *vversion ? vversion : NULL, m->rules, &warning);
-        warn(d->name, warning, identity_differs(id, d->migration_type, d->migration_version, d->migration_basis));
-        registry_set_identity(m->registry, d->name, id->type, id->version, basis_to_string(id->basis));
-        compat_map_set(m->compat, d->name, id);
+        apply(m, d->name, id, warning);
 }
 
 static void update_type(Manager *m, const MdevType *t) {
@@ -68,15 +72,13 @@ static void update_type(Manager *m, const MdevType *t) {
         id = identity_of_type(t, p ? p->driver : "", *t->vendor_migration_type ? t->vendor_migration_type : NULL,
                               *t->vendor_migration_version ? t->vendor_migration_version : NULL, m->rules,
                               &warning);
-        warn(node, warning, identity_differs(id, t->migration_type, t->migration_version, t->migration_basis));
-        registry_set_identity(m->registry, node, id->type, id->version, basis_to_string(id->basis));
-        compat_map_set(m->compat, node, id);
+        apply(m, node, id, warning);
 }
 
 void identities_on_registry(Manager *m, RegistryEvent event, const void *object) {
         g_autofree char *node = NULL;
 
-        if (!m->compat)
+        if (!m->compat || m->setting_identity)
                 return;
         switch (event) {
         case REGISTRY_DEVICE_ADDED:

@@ -118,7 +118,6 @@ static int on_name_lost(sd_bus_message *msg, void *userdata, sd_bus_error *error
         Manager *m = userdata;
 
         log_debug("Released %s", VFIOMIG_BUS_NAME);
-        m->exit_when_idle = true;
         return sd_event_add_post(m->event, NULL, on_post_maybe_exit, m);
 }
 

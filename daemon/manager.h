@@ -25,6 +25,7 @@ typedef struct Manager {
         struct Rules *rules;
         struct CompatMap *compat;       /* the compatibility map */
         struct ProbeCache *probes;
+        bool setting_identity;          /* the CHANGED it causes is no news to the map */
         GList *running_probes;          /* Probe, until it has replied */
         char **rules_dirs;              /* NULL: the defaults */
         uint64_t compat_build_usec;
@@ -35,7 +36,6 @@ typedef struct Manager {
         uint64_t idle_timeout_usec;     /* 0: never exit on idle */
         uint64_t last_activity_usec;
         sd_event_source *idle_timer;
-        bool exit_when_idle;            /* our name is released */
 } Manager;
 
 typedef struct ManagerOptions {

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "registry.h"
+#include "util.h"
 
 struct Registry {
         GHashTable *parents;    /* name -> Parent */
@@ -25,11 +26,6 @@ DeviceKind device_kind_from_string(const char *s) {
                 if (s && strcmp(s, device_kind_names[k]) == 0)
                         return k;
         return _DEVICE_KIND_INVALID;
-}
-
-static void free_string(char **p, const char *s) {
-        g_free(*p);
-        *p = g_strdup(s);
 }
 
 Parent *parent_new(const char *name) {
@@ -191,14 +187,21 @@ void registry_remove_parent(Registry *r, const char *name) {
         g_hash_table_remove(r->parents, name);
 }
 
+static bool set_identity(char **type, char **version, char **basis, const char *t, const char *v, const char *b) {
+        if (g_str_equal(*type, t) && g_str_equal(*version, v) && g_str_equal(*basis, b))
+                return false;
+        free_and_strdup(type, t);
+        free_and_strdup(version, v);
+        free_and_strdup(basis, b);
+        return true;
+}
+
 void registry_add_type(Registry *r, MdevType *t) {
         MdevType *old = g_hash_table_lookup(r->types, t->key);
 
-        if (old && !*t->migration_basis) {
-                free_string(&t->migration_type, old->migration_type);
-                free_string(&t->migration_version, old->migration_version);
-                free_string(&t->migration_basis, old->migration_basis);
-        }
+        if (old && !*t->migration_basis)        /* the identity is derived later */
+                set_identity(&t->migration_type, &t->migration_version, &t->migration_basis, old->migration_type,
+                             old->migration_version, old->migration_basis);
         if (old && mdev_type_equal(old, t)) {
                 mdev_type_free(t);
                 return;
@@ -233,15 +236,11 @@ void registry_add_device(Registry *r, Device *d) {
                 d->busy = old->busy;
                 if (!d->migration_flags)
                         d->migration_flags = old->migration_flags;
-                if (!*d->migration_basis) {
-                        free_string(&d->migration_type, old->migration_type);
-                        free_string(&d->migration_version, old->migration_version);
-                        free_string(&d->migration_basis, old->migration_basis);
-                }
-                if (!*d->migration_state) {
-                        g_free(d->migration_state);
-                        d->migration_state = g_strdup(old->migration_state);
-                }
+                if (!*d->migration_basis)
+                        set_identity(&d->migration_type, &d->migration_version, &d->migration_basis,
+                                     old->migration_type, old->migration_version, old->migration_basis);
+                if (!*d->migration_state)
+                        free_and_strdup(&d->migration_state, old->migration_state);
         }
         if (old && device_equal(old, d)) {
                 device_free(d);
@@ -290,29 +289,23 @@ void registry_set_device_flags(Registry *r, const char *name, uint32_t flags) {
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
-static bool set_identity(char **type, char **version, char **basis, const char *t, const char *v, const char *b) {
-        if (g_str_equal(*type, t) && g_str_equal(*version, v) && g_str_equal(*basis, b))
-                return false;
-        free_string(type, t);
-        free_string(version, v);
-        free_string(basis, b);
-        return true;
-}
-
-void registry_set_identity(Registry *r, const char *node, const char *type, const char *version, const char *basis) {
+bool registry_set_identity(Registry *r, const char *node, const char *type, const char *version, const char *basis) {
         if (g_str_has_prefix(node, "type:")) {
                 MdevType *t = g_hash_table_lookup(r->types, node + 5);
 
-                if (t && set_identity(&t->migration_type, &t->migration_version, &t->migration_basis, type, version,
-                                      basis))
-                        emit(r, REGISTRY_TYPE_CHANGED, t);
+                if (!t || !set_identity(&t->migration_type, &t->migration_version, &t->migration_basis, type,
+                                        version, basis))
+                        return false;
+                emit(r, REGISTRY_TYPE_CHANGED, t);
         } else {
                 Device *d = g_hash_table_lookup(r->devices, node);
 
-                if (d && set_identity(&d->migration_type, &d->migration_version, &d->migration_basis, type, version,
-                                      basis))
-                        emit(r, REGISTRY_DEVICE_CHANGED, d);
+                if (!d || !set_identity(&d->migration_type, &d->migration_version, &d->migration_basis, type,
+                                        version, basis))
+                        return false;
+                emit(r, REGISTRY_DEVICE_CHANGED, d);
         }
+        return true;
 }
 
 const Parent *registry_get_parent(Registry *r, const char *name) {
@@ -363,11 +356,15 @@ GPtrArray *registry_list_types(Registry *r) {
 }
 
 GPtrArray *registry_list_parent_types(Registry *r, const char *parent) {
-        GPtrArray *a = registry_list_types(r);
+        GPtrArray *a = g_ptr_array_new();
+        GHashTableIter i;
+        gpointer v;
 
-        for (guint i = a->len; i > 0; i--)
-                if (!g_str_equal(((MdevType *) a->pdata[i - 1])->parent, parent))
-                        g_ptr_array_remove_index(a, i - 1);
+        g_hash_table_iter_init(&i, r->types);
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                if (g_str_equal(((MdevType *) v)->parent, parent))
+                        g_ptr_array_add(a, v);
+        g_ptr_array_sort(a, compare_by_first_string);
         return a;
 }
 

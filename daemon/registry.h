@@ -107,8 +107,8 @@ void registry_set_device_busy(Registry *r, const char *name, bool busy);
 void registry_set_device_state(Registry *r, const char *name, const char *state);
 void registry_set_device_flags(Registry *r, const char *name, uint32_t flags);
 /* The derived migration identity of a device, or of a type (node
- * "type:KEY"); reports CHANGED when it changes. */
-void registry_set_identity(Registry *r, const char *node, const char *type, const char *version, const char *basis);
+ * "type:KEY"); reports CHANGED, and returns true, when it changes. */
+bool registry_set_identity(Registry *r, const char *node, const char *type, const char *version, const char *basis);
 
 const Parent *registry_get_parent(Registry *r, const char *name);
 const MdevType *registry_get_type(Registry *r, const char *key);

@@ -47,7 +47,7 @@ typedef struct Session {
         uint32_t *in_versions;
         int error;              /* first problem with the incoming data */
         char *error_text;
-        bool header_ok, eof;
+        bool header_ok;
         bool busy;              /* the consumer holds bytes it has not checked yet */
 } Session;
 
@@ -282,8 +282,6 @@ int sim_fault_parse(const char *spec, SimFault *ret, char **ret_error) {
         if (type < 0)
                 goto fail;
         f.type = (SimFaultType) type;
-        if (f.type == SIM_FAULT_TRANSITION && f.land == VFIO_STATE_ERROR)
-                f.land = VFIO_STATE_ERROR;
         *ret = f;
         return 0;
 fail:
@@ -657,7 +655,6 @@ static gpointer consumer(gpointer userdata) {
                 g_mutex_unlock(&d->lock);
         }
         g_mutex_lock(&d->lock);
-        s->eof = true;
         s->busy = false;
         if (pending->len > 0)
                 resume_fail(s, EINVAL, "%u bytes of an incomplete record", pending->len);
@@ -1102,10 +1099,6 @@ uint32_t sim_device_state(SimDevice *d) {
         s = d->state;
         g_mutex_unlock(&d->lock);
         return s;
-}
-
-uint32_t sim_device_flags(SimDevice *d) {
-        return d->flags;
 }
 
 void sim_device_set_dirty_rate(SimDevice *d, uint64_t bytes_per_second) {

@@ -79,7 +79,6 @@ int sim_device_open(SimDevice *d, DeviceHandle **ret, char **ret_error);
 /* Thread-safe views and controls, for the main loop and tests. */
 char *sim_device_digest(SimDevice *d);
 uint32_t sim_device_state(SimDevice *d);
-uint32_t sim_device_flags(SimDevice *d);
 void sim_device_set_dirty_rate(SimDevice *d, uint64_t bytes_per_second);
 /* What VFIO_DEVICE_RESET does, from outside: -EBUSY while a handle is open. */
 int sim_device_reset(SimDevice *d);

@@ -78,17 +78,19 @@ static void add_parent(UdevSource *us, struct udev_device *dev) {
                         registry_add_type(r, read_type(udev_device_get_sysname(dev), types_dir, id));
 }
 
+static void refresh_type(Registry *r, const MdevType *t) {
+        unsigned n;
+
+        if (sysfs_read_uint(t->sysfs_path, "available_instances", &n) >= 0)
+                registry_set_available(r, t->key, n);
+}
+
 static void refresh_parent_types(UdevSource *us, const char *parent) {
         Registry *r = us->source.registry;
         g_autoptr(GPtrArray) types = registry_list_parent_types(r, parent);
 
-        for (guint i = 0; i < types->len; i++) {
-                const MdevType *t = types->pdata[i];
-                unsigned n;
-
-                if (sysfs_read_uint(t->sysfs_path, "available_instances", &n) >= 0)
-                        registry_set_available(r, t->key, n);
-        }
+        for (guint i = 0; i < types->len; i++)
+                refresh_type(r, types->pdata[i]);
 }
 
 /* The node a VMM opens: the cdev if the kernel made one, else the group. */
@@ -318,18 +320,10 @@ static int udev_remove_mdev(Source *s, const Device *device) {
 }
 
 static void udev_refresh_types(Source *s) {
-        UdevSource *us = (UdevSource *) s;
         g_autoptr(GPtrArray) types = registry_list_types(s->registry);
-        const char *last = NULL;
 
-        /* sorted by key, so each parent's types are adjacent */
-        for (guint i = 0; i < types->len; i++) {
-                const char *parent = ((MdevType *) types->pdata[i])->parent;
-
-                if (!last || !g_str_equal(last, parent))
-                        refresh_parent_types(us, parent);
-                last = parent;
-        }
+        for (guint i = 0; i < types->len; i++)
+                refresh_type(s->registry, types->pdata[i]);
 }
 
 static int udev_vendor_judge(Source *s, const char *node, const char *version) {
