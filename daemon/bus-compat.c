@@ -12,14 +12,9 @@
 #include "vfiomig-names.h"
 
 static const Device *lookup(Manager *m, sd_bus_message *msg, char **ret_name, sd_bus_error *error) {
-        const Device *d;
-
         if (bus_read_device_name(msg, ret_name, error) < 0)
                 return NULL;
-        d = registry_get_device(m->registry, *ret_name);
-        if (!d)
-                sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No device %s known to vfiomigd", *ret_name);
-        return d;
+        return bus_lookup_device(m->registry, *ret_name, error);
 }
 
 int bus_method_get_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

@@ -70,14 +70,6 @@ static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *
         return bus_send_array_reply(reply, r);
 }
 
-static const Device *lookup_device(Manager *m, const char *name, sd_bus_error *error) {
-        const Device *d = registry_get_device(m->registry, name);
-
-        if (!d)
-                sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No device %s known to vfiomigd", name);
-        return d;
-}
-
 static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         g_autofree char *name = NULL, *path = NULL;
@@ -86,7 +78,7 @@ static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = bus_read_device_name(msg, &name, error);
         if (r < 0)
                 return r;
-        if (!lookup_device(m, name, error))
+        if (!bus_lookup_device(m->registry, name, error))
                 return -ENODEV;
         path = bus_device_path(name);
         return sd_bus_reply_method_return(msg, "o", path);
@@ -186,7 +178,7 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = bus_read_options(msg, NULL, NULL, error);
         if (r < 0)
                 return r;
-        d = lookup_device(m, name, error);
+        d = bus_lookup_device(m->registry, name, error);
         if (!d)
                 return -ENODEV;
         if (d->kind != DEVICE_KIND_MDEV)
@@ -200,7 +192,7 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return 1;       /* polkit will answer, then we are called again */
 
         /* polkit may have taken a while: look again */
-        d = lookup_device(m, name, error);
+        d = bus_lookup_device(m->registry, name, error);
         if (!d)
                 return -ENODEV;
         r = m->source->ops->remove_mdev(m->source, d);

@@ -13,8 +13,8 @@
 #include "names.h"
 #include "polkit.h"
 #include "vfiomig-names.h"
+#include "util.h"
 
-#define USEC_PER_SEC 1000000ULL
 
 /* ---- options ---- */
 

@@ -125,3 +125,11 @@ int bus_send_array_reply(sd_bus_message *reply, int r) {
         sd_bus_message_unref(reply);
         return r;
 }
+
+const Device *bus_lookup_device(Registry *r, const char *name, sd_bus_error *error) {
+        const Device *d = registry_get_device(r, name);
+
+        if (!d)
+                sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No device %s known to vfiomigd", name);
+        return d;
+}

@@ -5,6 +5,8 @@
 
 #include <systemd/sd-bus.h>
 
+#include "registry.h"
+
 /* Helpers shared by the bus-* vtable modules. */
 
 /* Reads a device name argument and normalizes it; on a malformed name sets
@@ -31,6 +33,9 @@ int bus_send_array_reply(sd_bus_message *reply, int r);
  * with device dev; returns r. */
 int bus_error_device_errno(sd_bus_error *error, int r, const char *dev, const char *format, ...)
         __attribute__((format(printf, 4, 5)));
+
+/* The device, or NULL with NoSuchDevice naming it. */
+const Device *bus_lookup_device(Registry *r, const char *name, sd_bus_error *error);
 
 char *bus_device_path(const char *name);
 char *bus_type_path(const char *key);

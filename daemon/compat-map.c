@@ -56,7 +56,7 @@ static int counting_vendor(void *userdata, const char *target, const char *versi
                 return GPOINTER_TO_INT(answer);
         m->stats.vendor_checks++;
         r = m->ops.vendor(m->ops.userdata, target, version);
-        if (key && r != -EBUSY && r != -EAGAIN && r != -EINTR) {   /* a busy driver has not answered */
+        if (key && !vendor_answer_busy(r)) {
                 if (g_hash_table_size(m->drivers) >= COMPAT_MAP_DRIVER_ANSWERS_MAX)
                         g_hash_table_remove_all(m->drivers);    /* a memo: it fills again */
                 g_hash_table_insert(m->drivers, g_steal_pointer(&key), GINT_TO_POINTER(r));

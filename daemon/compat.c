@@ -155,7 +155,7 @@ static Judgement judge_versions(const Identity *src, const Identity *tgt, const 
                         return verdict(VERDICT_UNKNOWN, BASIS_VENDOR,
                                        "the target's driver checks migration versions, the source has none");
                 r = ops->vendor(ops->userdata, tgt_node, src->version);
-                if (r == -EBUSY || r == -EAGAIN || r == -EINTR) {
+                if (vendor_answer_busy(r)) {
                         Judgement j = verdict(VERDICT_UNKNOWN, BASIS_VENDOR, "the target's driver was busy: %s",
                                               g_strerror(-r));
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -89,11 +90,17 @@ typedef struct Judgement {
 void judgement_clear(Judgement *j);
 
 /* The target's driver decides (the seeds' protocol): writes version into
- * target_node's migration_version attribute. 0: accepted; -errno: refused. */
+ * target_node's migration_version attribute. 0: accepted; -errno: refused,
+ * unless vendor_answer_busy(). */
 typedef int (*VendorJudge)(void *userdata, const char *target_node, const char *version);
 /* A trial resume's verdict for these identities (type and version each),
  * if one was made. */
 typedef bool (*ProbeResult)(void *userdata, const Identity *source, const Identity *target, Judgement *ret);
+
+/* A busy driver has not answered: ask again later, remember nothing. */
+static inline bool vendor_answer_busy(int r) {
+        return r == -EBUSY || r == -EAGAIN || r == -EINTR;
+}
 
 typedef struct JudgeOps {
         VendorJudge vendor;

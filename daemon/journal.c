@@ -32,8 +32,6 @@ int journal_write(const char *dir, const JournalEntry *e) {
         gsize len;
         int r;
 
-        if (g_mkdir_with_parents(dir, 0755) < 0)
-                return log_error_errno(errno, "Cannot create %s: %m", dir);
         g_key_file_set_uint64(k, "Migration", "Id", e->id);
         g_key_file_set_string(k, "Migration", "Kind", e->kind);
         g_key_file_set_boolean(k, "Migration", "Committed", e->committed);

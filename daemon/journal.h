@@ -22,7 +22,7 @@ typedef struct JournalEntry {
 void journal_entry_free(JournalEntry *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(JournalEntry, journal_entry_free);
 
-/* Atomically replaces the entry's file. */
+/* Atomically replaces the entry's file; dir exists (the manager made it). */
 int journal_write(const char *dir, const JournalEntry *e);
 int journal_remove(const char *dir, uint32_t id);
 /* Every readable entry, by id; unreadable files are logged and removed. */

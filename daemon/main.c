@@ -10,8 +10,8 @@
 #include "conffile.h"
 #include "log.h"
 #include "manager.h"
+#include "util.h"
 
-#define USEC_PER_SEC 1000000ULL
 
 typedef struct Options {
         char *config_file;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bus-objects.h"
+#include "bus-util.h"
 #include "compat-map.h"
 #include "crc32c.h"
 #include "identities.h"
@@ -22,7 +23,7 @@
 
 #define DEFAULT_MAX_ROUNDS      16
 #define DEFAULT_THRESHOLD       (256 * 1024)
-#define DEFAULT_IO_TIMEOUT      (30 * 1000000ULL)
+#define DEFAULT_IO_TIMEOUT      (30 * USEC_PER_SEC)
 #define SIGNAL_INTERVAL_USEC    (100 * 1000)    /* ProgressUpdate at most 10/s */
 #define PREFETCH_MAX            (64 * 1024 * 1024)
 #define CHUNK                   (1024 * 1024)
@@ -65,19 +66,21 @@ static void poke(Migration *j) {
                 log_debug("migration %u: cannot wake the main loop: %m", j->id);
 }
 
-/* Records the first error only: later ones are consequences. */
+/* Records the first error only: later ones are consequences. Whatever
+ * step a cancel interrupts, the job was cancelled. */
 static int fail(Migration *j, int r, const char *name, const char *format, ...) G_GNUC_PRINTF(4, 5);
 static int fail(Migration *j, int r, const char *name, const char *format, ...) {
         va_list ap;
 
         g_mutex_lock(&j->lock);
-        if (!j->error) {
-                bool cancelled = r == -ECANCELED;
-
+        if (!j->error && r == -ECANCELED) {
+                j->error = g_strdup("Cancelled");
+                j->error_name = g_strdup(VFIOMIG_ERROR_CANCELLED);
+        } else if (!j->error) {
                 va_start(ap, format);
-                j->error = cancelled && j->error ? j->error : g_strdup_vprintf(format, ap);
+                j->error = g_strdup_vprintf(format, ap);
                 va_end(ap);
-                j->error_name = g_strdup(cancelled ? VFIOMIG_ERROR_CANCELLED : name);
+                j->error_name = g_strdup(name);
         }
         g_mutex_unlock(&j->lock);
         return r < 0 ? r : -EIO;
@@ -85,11 +88,9 @@ static int fail(Migration *j, int r, const char *name, const char *format, ...) 
 
 /* A device error, named after the device and the step. */
 static int fail_device(Migration *j, int r, MigrationDevice *d, const char *step) {
-        if (r == -ECANCELED)
-                return fail(j, r, VFIOMIG_ERROR_CANCELLED, "Cancelled");
         if (r == -ETIMEDOUT)
                 return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s: no progress for %" PRIu64 " s",
-                            d->info->name, step, j->options.io_timeout_usec / 1000000);
+                            d->info->name, step, j->options.io_timeout_usec / USEC_PER_SEC);
         if (r == -EPIPE && !d->source)  /* it closed its end: the driver refused the data */
                 return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s: the device refused the data",
                             d->info->name, step);
@@ -145,8 +146,8 @@ static bool cancelled(Migration *j) {
         return poll(&p, 1, 0) > 0;
 }
 
-static Xfer xfer_for(Migration *j, const char *what) {
-        return (Xfer) { .cancel_fd = j->cancel_fd, .io_timeout_usec = j->options.io_timeout_usec, .what = what };
+static Xfer xfer_for(Migration *j) {
+        return (Xfer) { .cancel_fd = j->cancel_fd, .io_timeout_usec = j->options.io_timeout_usec };
 }
 
 static MigrationDevice *dev(Migration *j, unsigned i) {
@@ -230,7 +231,7 @@ static void end_downtime(Migration *j) {
 /* ---- migrate ---- */
 
 static int copy_pair(Migration *j, MigrationDevice *s, MigrationDevice *t, uint64_t limit, bool precopy) {
-        Xfer x = xfer_for(j, s->info->name);
+        Xfer x = xfer_for(j);
         bool dst_failed;
         int64_t n;
 
@@ -387,11 +388,9 @@ static int run_migrate(Migration *j) {
 /* ---- save ---- */
 
 static int write_stream(Migration *j, const void *data, size_t len) {
-        Xfer x = xfer_for(j, j->target_label);
+        Xfer x = xfer_for(j);
         int r = xfer_write_all(&x, &j->stream, data, len);
 
-        if (r == -ECANCELED)
-                return fail(j, r, VFIOMIG_ERROR_CANCELLED, "Cancelled");
         if (r < 0)
                 return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "writing %s: %s", j->target_label, g_strerror(-r));
         return 0;
@@ -401,7 +400,7 @@ static int write_stream(Migration *j, const void *data, size_t len) {
 static int save_records(Migration *j, MigrationDevice *s, StreamRecordKind kind, uint64_t limit, uint32_t *seq,
                         uint64_t *total, uint64_t *records) {
         g_autofree uint8_t *buf = g_malloc(CHUNK);
-        Xfer x = xfer_for(j, s->info->name);
+        Xfer x = xfer_for(j);
 
         while (limit > 0) {
                 ssize_t n = xfer_read(&x, &s->data, buf, (size_t) MIN(limit, CHUNK));
@@ -508,7 +507,7 @@ static int run_save(Migration *j) {
 /* Next verified stream event, reading as needed; at the end of input
  * checks that END was seen and nothing followed it. */
 static int next_event(Migration *j, StreamReader *reader, uint8_t *buf, StreamEvent *ev, bool *eof) {
-        Xfer x = xfer_for(j, j->source_label);
+        Xfer x = xfer_for(j);
 
         for (;;) {
                 ssize_t n;
@@ -521,8 +520,6 @@ static int next_event(Migration *j, StreamReader *reader, uint8_t *buf, StreamEv
                 if (ev->type != STREAM_EVENT_NONE || *eof)
                         return 0;
                 n = xfer_read(&x, &j->stream, buf, CHUNK);
-                if (n == -ECANCELED)
-                        return fail(j, (int) n, VFIOMIG_ERROR_CANCELLED, "Cancelled");
                 if (n < 0)
                         return fail(j, (int) n, VFIOMIG_ERROR_DEVICE_FAILED, "reading %s: %s", j->source_label,
                                     g_strerror((int) -n));
@@ -607,7 +604,7 @@ static void answer_question(Migration *j) {
 }
 
 static int load_write(Migration *j, MigrationDevice *t, const void *data, size_t len) {
-        Xfer x = xfer_for(j, t->info->name);
+        Xfer x = xfer_for(j);
         int r = xfer_write_all(&x, &t->data, data, len);
 
         if (r < 0)
@@ -712,7 +709,9 @@ static char *reset_target(DeviceHandle *h) {
         return r < 0 ? g_strdup_printf("reset failed: %s", g_strerror(-r)) : g_strdup("reset");
 }
 
-char *migration_recover_device(DeviceHandle *h, bool source) {
+/* Puts one device back after a daemon restart found it in a journal:
+ * a source to RUNNING, a target reset. Returns what was done. */
+static char *recover_device(DeviceHandle *h, bool source) {
         uint32_t flags = 0;
 
         if (!source)
@@ -975,11 +974,11 @@ char *migration_get_error(Migration *j, char **ret_name) {
 /* From the registry only: nothing is opened before the request passed
  * every check that needs no device. */
 static int add_device(Migration *j, const char *name, bool source, sd_bus_error *error) {
-        const Device *info = registry_get_device(j->manager->registry, name);
+        const Device *info = bus_lookup_device(j->manager->registry, name, error);
         MigrationDevice *d;
 
         if (!info)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No device %s known to vfiomigd", name);
+                return -ENODEV;
         if (info->busy)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is busy with another migration", name);
         for (guint i = 0; i < j->devices->len; i++)
@@ -1040,27 +1039,23 @@ static int check_compatibility(Migration *j, sd_bus_error *error) {
 }
 
 static int check_p2p(Migration *j, sd_bus_error *error) {
-        bool p2p = all_have(j, VFIO_MIGRATION_P2P);
-
-        if (j->pairs > 1 && !p2p && !j->options.allow_no_p2p) {
-                for (guint i = 0; i < j->devices->len; i++)
-                        if (!(dev(j, i)->flags & VFIO_MIGRATION_P2P))
-                                return sd_bus_error_setf(error, VFIOMIG_ERROR_NOT_MIGRATABLE,
-                                                         "%s does not support P2P states, so it cannot be quiesced "
-                                                         "with the rest of the group (option allow-no-p2p)",
-                                                         dev(j, i)->info->name);
-        }
+        if (j->pairs == 1 || j->options.allow_no_p2p)
+                return 0;
+        for (guint i = 0; i < j->devices->len; i++)
+                if (!(dev(j, i)->flags & VFIO_MIGRATION_P2P))
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_NOT_MIGRATABLE,
+                                                 "%s does not support P2P states, so it cannot be quiesced with the "
+                                                 "rest of the group (option allow-no-p2p)", dev(j, i)->info->name);
         return 0;
 }
 
-static int setup_identity(Migration *j) {
+static void setup_identity(Migration *j) {
         MigrationDevice *d = dev(j, 0);
 
         j->identity.migration_type = g_strdup(d->info->migration_type);
         j->identity.migration_version = g_strdup(d->info->migration_version);
         j->identity.device = g_strdup(d->info->name);
         j->identity.migration_flags = d->flags;
-        return 0;
 }
 
 static int open_stream(Migration *j, const MigrationRequest *req, sd_bus_error *error) {
@@ -1151,40 +1146,38 @@ int migration_start(Manager *m, const MigrationRequest *req, const char *owner, 
 
 /* ---- after a crash ---- */
 
+static void recover_one(Manager *m, const JournalEntry *e, const char *name, bool source) {
+        const Device *d = registry_get_device(m->registry, name);
+        g_autoptr(DeviceHandle) h = NULL;
+        g_autofree char *why = NULL, *outcome = NULL;
+        uint32_t st;
+        int r;
+
+        if (!d) {
+                log_warning("Migration %u: %s %s is gone, nothing to restore", e->id, source ? "source" : "target",
+                            name);
+                return;
+        }
+        r = m->source->ops->open_device(m->source, d, &h, &why);
+        if (r < 0) {
+                log_warning("Migration %u: cannot restore %s: %s", e->id, name, why ? why : g_strerror(-r));
+                return;
+        }
+        outcome = recover_device(h, source);
+        if (h->ops->get_state(h, &st) >= 0)
+                registry_set_device_state(m->registry, name, fsm_state_to_string(st));
+        log_notice("Migration %u was interrupted by a daemon restart: %s %s %s", e->id,
+                   source ? "source" : "target", name, outcome);
+}
+
 static void recover_entry(Manager *m, const JournalEntry *e) {
-        struct { char **names; bool source; } roles[] = { { e->sources, true }, { e->targets, false } };
-
-        for (size_t k = 0; k < G_N_ELEMENTS(roles); k++)
-                for (char **n = roles[k].names; n && *n; n++) {
-                        const Device *d = registry_get_device(m->registry, *n);
-                        g_autoptr(DeviceHandle) h = NULL;
-                        g_autofree char *why = NULL, *outcome = NULL;
-                        int r;
-
-                        /* a committed job moved the state: sources stay stopped, targets keep it */
-                        if (e->committed)
-                                continue;
-                        if (!d) {
-                                log_warning("Migration %u: %s %s is gone, nothing to restore", e->id,
-                                            roles[k].source ? "source" : "target", *n);
-                                continue;
-                        }
-                        r = m->source->ops->open_device(m->source, d, &h, &why);
-                        if (r < 0) {
-                                log_warning("Migration %u: cannot restore %s: %s", e->id, *n,
-                                            why ? why : g_strerror(-r));
-                                continue;
-                        }
-                        outcome = migration_recover_device(h, roles[k].source);
-                        {
-                                uint32_t st;
-
-                                if (h->ops->get_state(h, &st) >= 0)
-                                        registry_set_device_state(m->registry, *n, fsm_state_to_string(st));
-                        }
-                        log_notice("Migration %u was interrupted by a daemon restart: %s %s %s", e->id,
-                                   roles[k].source ? "source" : "target", *n, outcome);
-                }
+        /* a committed job moved the state: sources stay stopped, targets keep it */
+        if (e->committed)
+                return;
+        for (char **n = e->sources; n && *n; n++)
+                recover_one(m, e, *n, true);
+        for (char **n = e->targets; n && *n; n++)
+                recover_one(m, e, *n, false);
 }
 
 void migration_recover_journal(Manager *m) {

@@ -137,9 +137,5 @@ void migration_get_progress(Migration *j, uint64_t *bytes, uint64_t *expected, u
 double migration_progress(Migration *j);
 char *migration_get_error(Migration *j, char **ret_name);
 
-/* Puts one device back after a daemon restart found it in a journal:
- * a source to RUNNING, a target reset. Returns what was done. */
-char *migration_recover_device(DeviceHandle *h, bool source);
-
 /* Finds devices left behind by a killed daemon and puts them back. */
 void migration_recover_journal(Manager *m);

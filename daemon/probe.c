@@ -1,21 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "bus-util.h"
 #include "compat-map.h"
 #include "fsm.h"
-#include "identities.h"
 #include "log.h"
 #include "probe.h"
+#include "transfer.h"
 #include "util.h"
 #include "vfio-uapi.h"
 #include "vfiomig-names.h"
 
 #define PROBE_DATA_MAX (1024 * 1024)    /* enough for any header a driver checks */
-#define PROBE_IO_TIMEOUT_MS 10000
+#define PROBE_IO_TIMEOUT_USEC (10 * USEC_PER_SEC)
 
 typedef struct ProbeEnd {
         char *node;             /* what the caller named */
@@ -166,52 +166,30 @@ unsigned probe_running(Manager *m) {
         return g_list_length(m->running_probes);
 }
 
-static int read_initial(int fd, uint8_t *buf, size_t want, size_t *ret) {
-        size_t got = 0;
+/* A probe cannot be cancelled; a device that stops answering fails it. */
+static const Xfer probe_xfer = { .cancel_fd = -1, .io_timeout_usec = PROBE_IO_TIMEOUT_USEC };
 
-        while (got < want) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                ssize_t n;
+static int read_initial(DeviceHandle *h, int fd, uint8_t *buf, size_t want, size_t *ret) {
+        XferEnd e;
+        ssize_t n;
+        int r;
 
-                if (poll(&p, 1, PROBE_IO_TIMEOUT_MS) == 0)
-                        return -ETIMEDOUT;
-                n = read(fd, buf + got, want - got);
-                if (n < 0 && errno == ENOMSG)
-                        break;  /* no more for now */
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        break;
-                got += (size_t) n;
-        }
-        *ret = got;
+        r = xfer_end_from_device(h, fd, &e);
+        if (r < 0)
+                return r;
+        n = xfer_read_full(&probe_xfer, &e, buf, want);
+        if (n < 0)
+                return (int) n;
+        *ret = (size_t) n;
         return 0;
 }
 
-static ssize_t write_once(DeviceHandle *h, int fd, const uint8_t *buf, size_t len) {
-        ssize_t n;
+static int write_initial(DeviceHandle *h, int fd, const uint8_t *buf, size_t len) {
+        XferEnd e;
+        int r;
 
-        if (h->ops->write_data)
-                return h->ops->write_data(h, fd, buf, len);
-        n = write(fd, buf, len);
-        return n < 0 ? -errno : n;
-}
-
-static ssize_t write_data(DeviceHandle *h, int fd, const uint8_t *buf, size_t len) {
-        size_t done = 0;
-
-        while (done < len) {
-                ssize_t n = write_once(h, fd, buf + done, len - done);
-
-                if (n == -EINTR)
-                        continue;
-                if (n < 0)
-                        return n;
-                done += (size_t) n;
-        }
-        return (ssize_t) done;
+        r = xfer_end_from_device(h, fd, &e);
+        return r < 0 ? r : xfer_write_all(&probe_xfer, &e, buf, len);
 }
 
 /* Steps a device to want along the kernel's path, picking up a data fd. */
@@ -267,7 +245,7 @@ static int take_initial(Probe *p, uint8_t *buf, size_t *ret) {
         if (r >= 0)
                 r = h->ops->precopy_info(h, fd, &initial, &dirty);
         if (r >= 0)
-                r = read_initial(fd, buf, MIN(initial, (uint64_t) PROBE_DATA_MAX), ret);
+                r = read_initial(h, fd, buf, MIN(initial, (uint64_t) PROBE_DATA_MAX), ret);
         /* back to running whatever happened; the session ends with it */
         k = step_to(h, p->source.flags, VFIO_STATE_RUNNING, &fd);
         if (fd >= 0)
@@ -289,7 +267,7 @@ static void try_resume(Probe *p, const uint8_t *buf, size_t len) {
                 probe_fail(p, VFIOMIG_ERROR_DEVICE_FAILED, "%s: cannot enter RESUMING: %s", p->target.device,
                            g_strerror(-r));
         else {
-                n = write_data(h, fd, buf, len);
+                n = write_initial(h, fd, buf, len);
                 if (n >= 0 && h->ops->resume_status)
                         n = h->ops->resume_status(h);
                 if (n < 0)
@@ -436,10 +414,9 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, sd_bus_error *erro
                 e->driver = g_strdup(p ? p->driver : "");
                 r = open_temporary(m, t, e, error);
         } else {
-                d = registry_get_device(m->registry, node);
+                d = bus_lookup_device(m->registry, node, error);
                 if (!d)
-                        return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No device %s known to vfiomigd",
-                                                 node);
+                        return -ENODEV;
                 if (d->busy)
                         return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is busy with a migration", node);
                 e->type = g_strdup(d->migration_type);

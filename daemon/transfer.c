@@ -103,10 +103,10 @@ ssize_t xfer_read_full(const Xfer *x, const XferEnd *e, void *buf, size_t len) {
         while (done < len) {
                 ssize_t n = xfer_read(x, e, (uint8_t *) buf + done, len - done);
 
+                if (n == -ENOMSG || n == 0)
+                        break;
                 if (n < 0)
                         return n;
-                if (n == 0)
-                        break;
                 done += (size_t) n;
         }
         return (ssize_t) done;

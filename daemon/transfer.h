@@ -17,7 +17,6 @@
 typedef struct Xfer {
         int cancel_fd;
         uint64_t io_timeout_usec;
-        const char *what;       /* for messages: "0000:3b:00.1" or a file name */
 } Xfer;
 
 typedef struct XferEnd {
@@ -38,7 +37,8 @@ int xfer_end_from_device(DeviceHandle *device, int fd, XferEnd *ret);
  * it marks the end of the data available for now. -ECANCELED,
  * -ETIMEDOUT while waiting. */
 ssize_t xfer_read(const Xfer *x, const XferEnd *e, void *buf, size_t len);
-/* Reads until len bytes or end of stream; returns the bytes read. */
+/* Reads until len bytes, end of stream, or (in PRE_COPY) the end of the
+ * data available for now; returns the bytes read. */
 ssize_t xfer_read_full(const Xfer *x, const XferEnd *e, void *buf, size_t len);
 int xfer_write_all(const Xfer *x, const XferEnd *e, const void *buf, size_t len);
 

@@ -125,7 +125,7 @@ uint64_t now_usec(int clock) {
         struct timespec ts;
 
         clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000ULL;
 }
 
 static const struct {

@@ -25,6 +25,8 @@ int write_file_atomic(const char *path, const void *data, size_t len);
 /* Replaces *p with a copy of s ("" for NULL). */
 void free_and_strdup(char **p, const char *s);
 
+#define USEC_PER_SEC ((uint64_t) 1000000)
+
 uint64_t now_usec(int clock);
 
 /* "stop-copy,p2p,pre-copy" <-> VFIO_MIGRATION_* bits. */
