@@ -30,54 +30,80 @@ static int print_judgement(Ctl *ctl, const char *what, sd_bus_message *reply) {
         return verdict_exit(verdict);
 }
 
-/* type, version and basis of a device */
-static int identity_of(Ctl *ctl, const char *device, char **type, char **version, char **basis) {
+typedef struct DeviceIdentity {
+        char *name;             /* as vfiomigd spells it: the user may not have */
+        char *type, *version, *basis;
+} DeviceIdentity;
+
+static void device_identity_clear(DeviceIdentity *id) {
+        g_free(id->name);
+        g_free(id->type);
+        g_free(id->version);
+        g_free(id->basis);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(DeviceIdentity, device_identity_clear);
+
+static char *device_property(Ctl *ctl, const char *path, const char *name) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *value = NULL;
+
+        if (sd_bus_get_property_string(ctl->bus, VFIOMIG_BUS_NAME, path, VFIOMIG_DEVICE_INTERFACE, name, &error,
+                                       &value) < 0) {
+                sd_bus_error_free(&error);
+                return g_strdup("");
+        }
+        return value;
+}
+
+/* The identity of a device, from GetIdentity() and its object. */
+static int identity_of(Ctl *ctl, const char *device, DeviceIdentity *ret) {
         g_autofree char *what = g_strdup_printf("get the identity of %s", device);
         sd_bus_message *reply = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        g_autofree char *path = NULL;
-        const char *t, *v;
+        const char *s, *v;
         int code, r;
 
+        code = ctl_call(ctl, "GetDevice", &reply, what, "s", device);
+        if (code != EXIT_OK)
+                return code;
+        r = sd_bus_message_read(reply, "o", &s);
+        if (r >= 0) {
+                ret->name = device_property(ctl, s, "Name");
+                ret->basis = device_property(ctl, s, "MigrationBasis");
+        }
+        sd_bus_message_unref(reply);
+        if (r < 0)
+                return EXIT_FAILED;
         code = ctl_call(ctl, "GetIdentity", &reply, what, "s", device);
         if (code != EXIT_OK)
                 return code;
-        r = sd_bus_message_read(reply, "ss", &t, &v);
+        r = sd_bus_message_read(reply, "ss", &s, &v);
         if (r >= 0) {
-                *type = g_strdup(t);
-                *version = g_strdup(v);
+                ret->type = g_strdup(s);
+                ret->version = g_strdup(v);
         }
         sd_bus_message_unref(reply);
-        if (r < 0 || !basis)
-                return r < 0 ? EXIT_FAILED : EXIT_OK;
-        if (sd_bus_path_encode(VFIOMIG_DEVICE_PATH_PREFIX, device, &path) < 0 ||
-            sd_bus_get_property_string(ctl->bus, VFIOMIG_BUS_NAME, path, VFIOMIG_DEVICE_INTERFACE, "MigrationBasis",
-                                       &error, basis) < 0) {
-                sd_bus_error_free(&error);
-                *basis = g_strdup("");
-        }
-        return EXIT_OK;
+        return r < 0 ? EXIT_FAILED : EXIT_OK;
 }
 
 int cmd_identity(Ctl *ctl, int argc, char **argv) {
-        g_autofree char *type = NULL, *version = NULL, *basis = NULL;
+        g_auto(DeviceIdentity) id = {};
         int code;
 
         if (argc != 2)
                 return ctl_usage_error("identity takes one DEVICE");
-        code = identity_of(ctl, argv[1], &type, &version, &basis);
+        code = identity_of(ctl, argv[1], &id);
         if (code != EXIT_OK)
                 return code;
         if (ctl->json) {
                 g_autoptr(JsonObject) o = json_object_new();
 
-                json_object_set_string_member(o, "name", argv[1]);
-                json_object_set_string_member(o, "type", type);
-                json_object_set_string_member(o, "version", version);
-                json_object_set_string_member(o, "basis", basis);
+                json_object_set_string_member(o, "name", id.name);
+                json_object_set_string_member(o, "type", id.type);
+                json_object_set_string_member(o, "version", id.version);
+                json_object_set_string_member(o, "basis", id.basis);
                 json_print(json_node_init_object(json_node_alloc(), o));
         } else
-                printf("   Type: %s\nVersion: %s\n  Basis: %s\n", type, *version ? version : "-", basis);
+                printf("   Type: %s\nVersion: %s\n  Basis: %s\n", id.type, *id.version ? id.version : "-", id.basis);
         return EXIT_OK;
 }
 
@@ -164,11 +190,10 @@ static int append_flag(sd_bus_message *m, const char *name, bool value) {
 
 int cmd_targets(Ctl *ctl, int argc, char **argv) {
         TargetsArgs a = {};
-        g_autofree char *type = NULL, *version = NULL;
+        g_auto(DeviceIdentity) id = {};
         g_autoptr(Table) t = NULL;
         g_autoptr(JsonArray) arr = NULL;
         sd_bus_message *m = NULL, *reply = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *kind, *name, *verdict, *basis;
         int r, code;
 
@@ -176,18 +201,18 @@ int cmd_targets(Ctl *ctl, int argc, char **argv) {
                 return ctl_usage_error("targets takes DEVICE, or --type=TYPE [--version=VERSION] (a source "
                                        "elsewhere); options --include-busy, --existing-only, --include-unknown");
         if (a.device) {
-                code = identity_of(ctl, a.device, &type, &version, NULL);
+                code = identity_of(ctl, a.device, &id);
                 if (code != EXIT_OK)
                         return code;
         } else {
-                type = g_strdup(a.type);
-                version = g_strdup(a.version ? a.version : "");
+                id.type = g_strdup(a.type);
+                id.version = g_strdup(a.version ? a.version : "");
         }
 
         r = sd_bus_message_new_method_call(ctl->bus, &m, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH,
                                            VFIOMIG_MANAGER_INTERFACE, "FindTargets");
         if (r >= 0)
-                r = sd_bus_message_append(m, "ss", type, version);
+                r = sd_bus_message_append(m, "ss", id.type, id.version);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0)
@@ -198,15 +223,9 @@ int cmd_targets(Ctl *ctl, int argc, char **argv) {
                 r = append_flag(m, "include-unknown", a.include_unknown);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_call(ctl->bus, m, 0, &error, &reply);
-        sd_bus_message_unref(m);
-        if (r < 0) {
-                fprintf(stderr, "Failed to find targets: %s\n", sd_bus_error_is_set(&error) ? error.message : strerror(-r));
-                code = ctl_exit_code_for_error(&error, r);
-                sd_bus_error_free(&error);
+        code = ctl_send(ctl, m, r, &reply, "find targets", NULL);
+        if (code != EXIT_OK)
                 return code;
-        }
 
         t = table_new("KIND", "NAME", "VERDICT", "BASIS", NULL);
         arr = json_array_new();
@@ -214,7 +233,7 @@ int cmd_targets(Ctl *ctl, int argc, char **argv) {
         while (r >= 0 && (r = sd_bus_message_read(reply, "(ssss)", &kind, &name, &verdict, &basis)) > 0) {
                 JsonObject *o;
 
-                if (a.device && g_str_equal(name, a.device))
+                if (id.name && g_str_equal(name, id.name))
                         continue;       /* not a target of itself */
                 o = json_object_new();
                 json_object_set_string_member(o, "kind", kind);

@@ -306,15 +306,9 @@ static int run_job(Ctl *ctl, const char *method, const char *device, char type, 
                                 : sd_bus_message_append(m, "s", (const char *) second);
         if (r >= 0)
                 r = append_options(ctl, m, migrate, save);
-        if (r >= 0)
-                r = sd_bus_message_set_allow_interactive_authorization(m, ctl->ask_password);
-        if (r >= 0)
-                r = sd_bus_call(ctl->bus, m, 0, &error, &reply);
-        sd_bus_message_unref(m);
-        if (r < 0) {
-                fprintf(stderr, "Failed to %s: %s\n", what, sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+        code = ctl_send(ctl, m, r, &reply, what, &error);
+        if (code != EXIT_OK) {
                 hint_allow_unknown(error.message);
-                code = ctl_exit_code_for_error(&error, r);
                 sd_bus_error_free(&error);
                 return code;
         }

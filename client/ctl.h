@@ -52,8 +52,13 @@ int cmd_compat(Ctl *ctl, int argc, char **argv);
 int cmd_targets(Ctl *ctl, int argc, char **argv);
 int cmd_probe(Ctl *ctl, int argc, char **argv);
 
-/* Calls a Manager method; on failure prints "Failed to <what>: <message>"
- * and returns the exit code for the error, else EXIT_OK. */
+/* Sends the method call m (and drops it), asking polkit to ask for a
+ * password unless --no-ask-password; r < 0 says building m failed. On
+ * failure prints "Failed to <what>: <message>" and returns the exit code
+ * for the error, else EXIT_OK. ret_error, if not NULL, gets the error. */
+int ctl_send(Ctl *ctl, sd_bus_message *m, int r, sd_bus_message **reply, const char *what,
+             sd_bus_error *ret_error);
+/* The same for a Manager method with simple arguments. */
 int ctl_call(Ctl *ctl, const char *method, sd_bus_message **reply, const char *what,
              const char *types, ...);
 int ctl_exit_code_for_error(const sd_bus_error *error, int r);

@@ -112,20 +112,11 @@ int ctl_exit_code_for_error(const sd_bus_error *error, int r) {
         }
 }
 
-int ctl_call(Ctl *ctl, const char *method, sd_bus_message **reply, const char *what,
-             const char *types, ...) {
-        sd_bus_message *m = NULL;
+int ctl_send(Ctl *ctl, sd_bus_message *m, int r, sd_bus_message **reply, const char *what,
+             sd_bus_error *ret_error) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        va_list ap;
-        int r, code = EXIT_OK;
+        int code = EXIT_OK;
 
-        r = sd_bus_message_new_method_call(ctl->bus, &m, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH,
-                                           VFIOMIG_MANAGER_INTERFACE, method);
-        if (r >= 0 && types) {
-                va_start(ap, types);
-                r = sd_bus_message_appendv(m, types, ap);
-                va_end(ap);
-        }
         if (r >= 0)
                 r = sd_bus_message_set_allow_interactive_authorization(m, ctl->ask_password);
         if (r >= 0)
@@ -135,9 +126,27 @@ int ctl_call(Ctl *ctl, const char *method, sd_bus_message **reply, const char *w
                         sd_bus_error_is_set(&error) ? error.message : strerror(-r));
                 code = ctl_exit_code_for_error(&error, r);
         }
+        if (ret_error)
+                sd_bus_error_move(ret_error, &error);
         sd_bus_error_free(&error);
         sd_bus_message_unref(m);
         return code;
+}
+
+int ctl_call(Ctl *ctl, const char *method, sd_bus_message **reply, const char *what,
+             const char *types, ...) {
+        sd_bus_message *m = NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_message_new_method_call(ctl->bus, &m, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH,
+                                           VFIOMIG_MANAGER_INTERFACE, method);
+        if (r >= 0 && types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+        }
+        return ctl_send(ctl, m, r, reply, what, NULL);
 }
 
 static int parse_argv(int argc, char *argv[], Ctl *ctl) {

@@ -625,6 +625,10 @@ class KernelVendorTest(KernelCase):
         self.assertRegex(out, r'Type: nvidia-a10\n')
         self.assertRegex(out, r'Basis: rule\n')
         self.assertRegex(ctl('identity', T1, check=True).stdout, r'Version: -\n')
+        # as vfiomigd spells the name, whatever the user typed
+        self.assertEqual(self.ctl_json('identity', VF1.upper()),
+                         {'name': VF1, 'type': 'cx7-vf', 'version': 'CX7-28.39', 'basis': 'vendor'})
+        self.assertNotIn(VF2, [t['name'] for t in self.ctl_json('targets', VF2.upper())])
 
         j = self.ctl_json('compat', VF1, VF2, code=1)
         self.assertEqual((j['verdict'], j['basis']), ('incompatible', 'vendor'))
