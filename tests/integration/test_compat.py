@@ -32,7 +32,7 @@ import time
 import dbus
 from gi.repository import GLib
 
-from vfiomigtest import (DEVICE, MANAGER, MDEV_TYPE, MIGRATION, VFIOMIGCTL, Daemon, DaemonTestCase, SignalRecorder,
+from vfiomigtest import (DEVICE, MANAGER, MDEV_TYPE, MIGRATION, VFIOMIGCTL, DaemonTestCase, SignalRecorder,
                          busctl, ctl, device_path, main, object_path, wait_until)
 
 ERR = 'org.vfiomig1.Error.'
@@ -887,7 +887,7 @@ class TestbedMigrationTest(TestbedCase):
         self.assertEqual((final['result'], final['ErrorName']), ('failed', ERR + 'Incompatible'), final)
         self.assertIn('refuses version 2.0', final['Error'])
         self.assertIn(V1B, final['Error'])
-        self.assertEqual(dict((d[0], d[2]) for d in final['Devices'])[V1B], 'untouched')
+        self.assertEqual(self.outcomes(final)[V1B], 'untouched')
         self.assertEqual(self.snapshot(V1B), before)
         # allow-unknown does not override "incompatible" either
         final = self.run_job('Load', '(ssa{sv})', (V1B, 'v2-state', {'allow-unknown': GLib.Variant('b', True)}))
@@ -1176,7 +1176,7 @@ class TestbedProbeTest(TestbedCase):
         self.assertNotIn('Cannot remove temporary instance', log)
 
         # the source's state survives in the testbed's runtime directory
-        type(self).daemon = Daemon(self.bus, self.daemon_args, self.daemon_env)
+        self.restart_daemon()
         self.assertEqual(self.state(H1), 'running')
 
     def test_ctl_probe(self):
@@ -1201,8 +1201,7 @@ class TestbedProbeTest(TestbedCase):
             f.write('\n[Probe 0.0.0-elsewhere tm-f -> tm-f]\nKernel=0.0.0-elsewhere\nDrivers=simgpu -> simgpu\n'
                     'SourceType=tm-f\nSourceVersion=\nTargetType=tm-f\nTargetVersion=\nVerdict=incompatible\n'
                     'Reason=another kernel\n')
-        self.daemon.stop()
-        type(self).daemon = Daemon(self.bus, self.daemon_args, self.daemon_env)
+        self.restart_daemon()
         self.assert_verdict(self.check(D1, D2), 'compatible', 'probe')
         self.assert_verdict(self.check(C1, C2), 'incompatible', 'probe', 'refused')
         # another kernel's drivers said nothing about these

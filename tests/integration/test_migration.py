@@ -19,7 +19,7 @@ import time
 import dbus
 from gi.repository import Gio, GLib
 
-from vfiomigtest import (MANAGER, MIGRATION, NOBODY, OBJECT_PATH, TESTBED, VFIOMIGCTL, Daemon, DaemonTestCase,
+from vfiomigtest import (MANAGER, MIGRATION, NOBODY, OBJECT_PATH, TESTBED, VFIOMIGCTL, DaemonTestCase,
                          SignalRecorder, ctl, device_path, main, wait_until)
 
 ERR = 'org.vfiomig1.Error.'
@@ -162,7 +162,7 @@ class MigrationTestCase(DaemonTestCase):
         self.assertEqual(self.state(source), 'running')
         self.assertEqual(self.state(target), 'running')
         self.assertEqual(self.digest(target), target_digest)
-        outcomes = {d[0]: d[2] for d in final['Devices']}
+        outcomes = self.outcomes(final)
         self.assertTrue(outcomes[source] == 'running' or outcomes[source].startswith(('restored', 'reset to')),
                         outcomes)
         self.assertIn(outcomes[target], ('reset', 'untouched'), outcomes)
@@ -413,13 +413,13 @@ class FaultTest(MigrationTestCase):
 
     def test_source_lands_in_error(self):
         final = self.run_fault(source_faults=['transition to=stop-copy errno=EIO land=error'])
-        self.assertIn('reset to running (was error)', dict((d[0], d[2]) for d in final['Devices'])[A[0]])
+        self.assertIn('reset to running (was error)', self.outcomes(final)[A[0]])
 
     def test_recovery_set_fails_then_reset(self):
         # forward fails at stop-copy; the way back to running fails too
         final = self.run_fault(source_faults=['transition to=stop-copy errno=EIO',
                                               'transition from=pre-copy-p2p to=running-p2p errno=EIO'])
-        self.assertIn('reset to running', dict((d[0], d[2]) for d in final['Devices'])[A[0]])
+        self.assertIn('reset to running', self.outcomes(final)[A[0]])
 
     def test_stalled_source_times_out(self):
         self.run_fault(source_faults=['stall after=1000000'], options={'io-timeout': GLib.Variant('u', 1)},
@@ -447,7 +447,7 @@ class FaultTest(MigrationTestCase):
         final = self.start_and_wait('Migrate', '(ssa{sv})', (src, tgt, {}))
         self.assertEqual(final['result'], 'failed')
         self.assertEqual(self.state(src), 'running')
-        outcome = dict((d[0], d[2]) for d in final['Devices'])[tgt]
+        outcome = self.outcomes(final)[tgt]
         self.assertTrue(outcome.startswith('reset failed'), outcome)
         self.assertEqual(self.state(tgt), 'resuming')      # reported, not hidden
 
@@ -628,7 +628,7 @@ class SaveLoadTest(StreamTestMixin, MigrationTestCase):
                 self.assertEqual(final['ErrorName'], ERR + error, final['Error'])
                 self.assertEqual((self.state(tgt), self.digest(tgt)), ('running', before), name)
                 # verified whole before the device saw a byte: untouched
-                self.assertEqual(dict((d[0], d[2]) for d in final['Devices'])[tgt], 'untouched')
+                self.assertEqual(self.outcomes(final)[tgt], 'untouched')
                 self.assertFalse([a for a in self.arcs(tgt) if a[2] == 'resuming'], name)
         # and the intact stream still loads
         self.assertEqual(self.load_bytes(tgt, data)['result'], 'done')
@@ -654,7 +654,7 @@ class SaveLoadTest(StreamTestMixin, MigrationTestCase):
                 self.assertEqual((final['result'], final['ErrorName']), ('failed', ERR + 'StreamCorrupt'), final)
                 self.assertIn('printable ASCII', final['Error'])
                 self.assertEqual((self.state(tgt), self.digest(tgt)), ('running', before), what)
-                self.assertEqual(dict((d[0], d[2]) for d in final['Devices'])[tgt], 'untouched')
+                self.assertEqual(self.outcomes(final)[tgt], 'untouched')
 
     def test_stream_of_another_type_is_incompatible(self):
         data = self.save_to_bytes(OTHER)
@@ -732,8 +732,7 @@ class CrashRecoveryTest(MigrationTestCase):
 
         self.daemon.proc.send_signal(signal.SIGKILL)
         self.daemon.proc.wait()
-        self.daemon.stop()
-        type(self).daemon = Daemon(self.bus, self.daemon_args, self.daemon_env)
+        self.restart_daemon()
 
         self.assertEqual((self.state(src), self.state(tgt)), ('running', 'running'))
         self.assertEqual(self.digest(tgt), target_digest)

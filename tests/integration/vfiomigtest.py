@@ -113,14 +113,14 @@ def name_has_owner(conn, name=BUS_NAME):
 class Daemon:
     """The real vfiomigd, its stderr captured for failure reports."""
 
-    def __init__(self, bus, args, env=None, wrapper=()):
+    def __init__(self, bus, args, env=None):
         self.bus = bus
         self.logpath = os.path.join(bus.dir, f'vfiomigd-{time.monotonic_ns()}.log')
         self.log = open(self.logpath, 'w+', encoding='utf-8')
         full_env = dict(os.environ, **(env or {}))
         # e.g. VFIOMIG_TEST_WRAPPER="valgrind --error-exitcode=99" to debug
         extra = os.environ.get('VFIOMIG_TEST_WRAPPER', '').split()
-        self.proc = subprocess.Popen([*wrapper, *extra, VFIOMIGD, '--log-level=debug', *args],
+        self.proc = subprocess.Popen([*extra, VFIOMIGD, '--log-level=debug', *args],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
         conn = bus.connect()
         try:
@@ -207,7 +207,6 @@ class DaemonTestCase(unittest.TestCase):
 
     daemon_args = ['--testbed=default']
     daemon_env = None
-    daemon_wrapper = ()
     with_polkit = False
 
     @classmethod
@@ -218,8 +217,15 @@ class DaemonTestCase(unittest.TestCase):
         cls.polkit = None
         if cls.with_polkit:
             cls.start_polkit()
-        cls.daemon = Daemon(cls.bus, cls.daemon_args, cls.daemon_env, cls.daemon_wrapper)
+        cls.daemon = Daemon(cls.bus, cls.daemon_args, cls.daemon_env)
         cls.conn = cls.bus.connect()
+
+    @classmethod
+    def restart_daemon(cls):
+        """A new vfiomigd on the same bus, runtime and state directories;
+        the old one is stopped if it still runs."""
+        cls.daemon.stop()
+        cls.daemon = Daemon(cls.bus, cls.daemon_args, cls.daemon_env)
 
     @classmethod
     def start_polkit(cls):
@@ -283,6 +289,11 @@ class DaemonTestCase(unittest.TestCase):
         return self.tb('GetDeviceState', '(s)', name)[0]
 
     # jobs
+
+    @staticmethod
+    def outcomes(final):
+        """What became of each device of a job: device name -> outcome."""
+        return {d[0]: d[2] for d in final['Devices']}
 
     def start(self, method, signature, args):
         """Starts a job, subscribed to its end first."""

@@ -219,6 +219,22 @@ mdev_create() {
 	echo "$uuid" >"/sys/class/mdev_bus/$1/mdev_supported_types/$2/create" && echo "$uuid"
 }
 
+# mtty_create VAR TYPE_ID: a new mtty instance, its UUID in VAR.
+mtty_create() {
+	local uuid
+	uuid=$(mdev_create mtty "$2") && printf -v "$1" %s "$uuid"
+}
+
+# expect_exit EXIT-CODE TEXT CMD...: CMD exits so and says TEXT (stdout
+# or stderr).
+expect_exit() {
+	local want=$1 text=$2 out rc=0
+	shift 2
+	out=$("$@" 2>&1) || rc=$?
+	vm_log "  $* -> $rc: $out"
+	assert_eq "$want" "$rc" "exit status of $*" && assert_contains "$out" "$text" "output of $*"
+}
+
 # mdev_remove UUID
 mdev_remove() {
 	echo 1 >"/sys/bus/mdev/devices/$1/remove"

@@ -15,22 +15,11 @@ ctl=$VFIOMIG_BUILDDIR/client/vfiomigctl
 export STATE_DIRECTORY=/var/lib/vfiomig RUNTIME_DIRECTORY=/run/vfiomig
 states=$STATE_DIRECTORY/states
 
-create() { # create VAR TYPE
-	local uuid
-	uuid=$(cat /proc/sys/kernel/random/uuid)
-	echo "$uuid" >"/sys/class/mdev_bus/mtty/mdev_supported_types/$2/create" && printf -v "$1" %s "$uuid"
-}
 reg() { "$tool" regs "$1" "${@:2}" 2>&1; }     # reg DEV [--region N] get|set OFF [VAL]
 state_of() { "$ctl" show "$1" | awk '$1 == "MigrationState:" { print $2 }'; }
-expect_fail() {  # expect_fail EXIT-CODE TEXT CMD...
-	local want=$1 text=$2 out rc=0
-	shift 2
-	out=$("$@" 2>&1) || rc=$?
-	assert_eq "$want" "$rc" "exit status of $*" && assert_contains "$out" "$text" "output of $*"
-}
 
-step "mtty-2 A, B, C, E and mtty-1 D" eval 'create A mtty-2 && create B mtty-2 && create C mtty-2 &&
-	create E mtty-2 && create D mtty-1'
+step "mtty-2 A, B, C, E and mtty-1 D" eval 'mtty_create A mtty-2 && mtty_create B mtty-2 && mtty_create C mtty-2 &&
+	mtty_create E mtty-2 && mtty_create D mtty-1'
 # The registers the guest driver would have programmed, on both ports.
 step "A: scratch = 0x5a" reg "$A" set 7 0x5a
 step "A: LCR = 0x1b" reg "$A" set 3 0x1b
@@ -69,24 +58,24 @@ step "copy with one bit flipped in the last record" eval "cp $states/mtty-state 
 	printf '\\x$(printf %02x $(( $(od -An -tu1 -j$((size - 60)) -N1 $states/mtty-state) ^ 4 )))' |
 	dd of=$states/flipped bs=1 seek=$((size - 60)) conv=notrunc status=none"
 step "the copy differs in one byte" eval "[[ \$(cmp -l $states/mtty-state $states/flipped | wc -l) == 1 ]]"
-step "load of the flipped stream is refused" expect_fail 1 "CRC mismatch" "$ctl" load "$E" flipped
+step "load of the flipped stream is refused" expect_exit 1 "CRC mismatch" "$ctl" load "$E" flipped
 step "E: registers unchanged" assert_eq 0x33 "$(reg "$E" get 7)"
 step "E: still running" assert_eq running "$("$tool" state "$E" 2>&1)"
 step "truncated stream refused" eval "head -c 100 $states/mtty-state > $states/short"
-step "load of the truncated stream is refused" expect_fail 1 "truncated" "$ctl" load "$E" short
+step "load of the truncated stream is refused" expect_exit 1 "truncated" "$ctl" load "$E" short
 step "E: registers still unchanged" assert_eq 0x33 "$(reg "$E" get 7)"
 
 # 4. mtty-2 -> mtty-1: refused before anything moves; the source keeps running
-step "migrate mtty-2 B -> mtty-1 D fails" expect_fail 1 "cannot go into" "$ctl" migrate "$B" "$D"
+step "migrate mtty-2 B -> mtty-1 D fails" expect_exit 1 "cannot go into" "$ctl" migrate "$B" "$D"
 step "B still running with its registers" assert_eq "running 0x5a" "$("$tool" state "$B" 2>&1) $(reg "$B" get 7)"
 step "D untouched" assert_eq running "$("$tool" state "$D" 2>&1)"
-step "load mtty-2 state into mtty-1 fails" expect_fail 1 "cannot go into" "$ctl" load "$D" mtty-state
+step "load mtty-2 state into mtty-1 fails" expect_exit 1 "cannot go into" "$ctl" load "$D" mtty-state
 
 # 5. a device someone else holds: Busy, nothing changes
 "$tool" hold "$E" 30 >/dev/null 2>&1 &
 holder=$!
 step "E is held by another process" wait_for "ls -l /proc/$holder/fd 2>/dev/null | grep -q /dev/vfio/" 10
-step "migrate into a held device: Busy" expect_fail 5 "in use by another process" "$ctl" migrate "$B" "$E"
+step "migrate into a held device: Busy" expect_exit 5 "in use by another process" "$ctl" migrate "$B" "$E"
 step "B unaffected" assert_eq running "$("$tool" state "$B" 2>&1)"
 kill "$holder" 2>/dev/null
 wait "$holder" 2>/dev/null

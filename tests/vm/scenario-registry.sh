@@ -18,12 +18,6 @@ listed_available() { "$ctl" types | awk -v t="$1" '$1 == "mtty" && $2 == t { pri
 kernel_available() { cat "$sysfs_types/$1/available_instances"; }
 listed() { "$ctl" list | awk 'NR > 1 { print $1 }' | sort | tr '\n' ' '; }
 field() { "$ctl" show "$1" | awk -v k="$2:" '$1 == k { print $2 }'; }
-expect_fail() {  # expect_fail EXIT-CODE TEXT CMD...
-	local want=$1 text=$2 out rc=0
-	shift 2
-	out=$("$@" 2>&1) || rc=$?
-	assert_eq "$want" "$rc" "exit status of $*" && assert_contains "$out" "$text" "error of $*"
-}
 no_vfio_fds() {
 	local fds
 	fds=$(ls -l "/proc/$VFIOMIGD_PID/fd" 2>&1 | grep /dev/vfio || true)
@@ -85,13 +79,13 @@ step "monitor saw the removal" wait_for "grep -q \"^removed  *$C\" $VM_RESULTS/m
 
 # Bad requests against the real kernel: clear errors, nothing changes.
 before=$(ls /sys/bus/mdev/devices | sort | tr '\n' ' ')
-step "unknown type" expect_fail 3 "mdev parent mtty has no type mtty-7" "$ctl" create-mdev mtty mtty-7
-step "duplicate UUID: the kernel's EEXIST" expect_fail 5 "already exists" "$ctl" create-mdev mtty mtty-1 "$A"
-step "duplicate UUID via busctl" expect_fail 1 "already exists" busctl --system call org.vfiomig1 /org/vfiomig1 \
+step "unknown type" expect_exit 3 "mdev parent mtty has no type mtty-7" "$ctl" create-mdev mtty mtty-7
+step "duplicate UUID: the kernel's EEXIST" expect_exit 5 "already exists" "$ctl" create-mdev mtty mtty-1 "$A"
+step "duplicate UUID via busctl" expect_exit 1 "already exists" busctl --system call org.vfiomig1 /org/vfiomig1 \
 	org.vfiomig1.Manager CreateMdev 'sssa{sv}' mtty mtty-2 "$A" 0
-step "malformed UUID" expect_fail 2 "not a valid UUID" "$ctl" create-mdev mtty mtty-1 not-a-uuid
-step "unknown parent" expect_fail 3 "No mdev parent device nope" "$ctl" create-mdev nope mtty-1
-step "remove unknown device" expect_fail 3 "No device" "$ctl" remove-mdev "$D"
+step "malformed UUID" expect_exit 2 "not a valid UUID" "$ctl" create-mdev mtty mtty-1 not-a-uuid
+step "unknown parent" expect_exit 3 "No mdev parent device nope" "$ctl" create-mdev nope mtty-1
+step "remove unknown device" expect_exit 3 "No device" "$ctl" remove-mdev "$D"
 step "kernel unchanged by bad requests" assert_eq "$before" "$(ls /sys/bus/mdev/devices | sort | tr '\n' ' ')"
 step "daemon still serving" assert_eq "$(printf '%s\n' "$A" "$B" | sort | tr '\n' ' ')" "$(listed)"
 step "still no device opened" no_vfio_fds

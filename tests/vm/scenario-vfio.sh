@@ -48,13 +48,9 @@ all_in() {
 group_of() { basename "$(readlink "/sys/bus/mdev/devices/$1/iommu_group")"; }
 
 step "vfio-tool was built" test -x "$tool"
-create() { # create VAR TYPE: an mtty instance, its UUID in VAR
-	local uuid
-	uuid=$(mdev_create mtty "$2") && printf -v "$1" %s "$uuid"
-}
-step "mtty-2 A (source)" create A mtty-2
-step "mtty-2 B (target)" create B mtty-2
-step "mtty-1 C (wrong type)" create C mtty-1
+step "mtty-2 A (source)" mtty_create A mtty-2
+step "mtty-2 B (target)" mtty_create B mtty-2
+step "mtty-1 C (wrong type)" mtty_create C mtty-1
 gA=$(group_of "$A")
 
 # --- the uAPI on a fresh device

@@ -42,6 +42,7 @@
 
 #include <glib.h>
 
+#include "fsm.h"
 #include "log.h"
 #include "names.h"
 #include "util.h"
@@ -55,32 +56,22 @@ static gint arg_region = VFIO_PCI_BAR0_REGION_INDEX;
 static gboolean arg_debug = FALSE;
 static gboolean arg_force = FALSE;
 
-static const char *const state_names[VFIO_STATE_MAX] = {
-        [VFIO_STATE_ERROR] = "error",
-        [VFIO_STATE_STOP] = "stop",
-        [VFIO_STATE_RUNNING] = "running",
-        [VFIO_STATE_STOP_COPY] = "stop-copy",
-        [VFIO_STATE_RESUMING] = "resuming",
-        [VFIO_STATE_RUNNING_P2P] = "running-p2p",
-        [VFIO_STATE_PRE_COPY] = "pre-copy",
-        [VFIO_STATE_PRE_COPY_P2P] = "pre-copy-p2p",
-};
-
 static const char *state_to_string(uint32_t s) {
-        return s < VFIO_STATE_MAX ? state_names[s] : "invalid";
+        return fsm_state_to_string(s) ?: "invalid";
 }
 
 /* "stop-copy", "STOP_COPY" and "3" all name STOP_COPY. */
 static int state_from_string(const char *s, uint32_t *ret) {
         g_autofree char *n = g_ascii_strdown(s, -1);
         guint64 v;
+        int k;
 
         g_strdelimit(n, "_", '-');
-        for (uint32_t i = 0; i < VFIO_STATE_MAX; i++)
-                if (strcmp(n, state_names[i]) == 0) {
-                        *ret = i;
-                        return 0;
-                }
+        k = fsm_state_from_string(n);
+        if (k >= 0) {
+                *ret = (uint32_t) k;
+                return 0;
+        }
         if (g_ascii_string_to_unsigned(s, 10, 0, UINT32_MAX, &v, NULL)) {
                 *ret = (uint32_t) v;
                 return 0;
