@@ -232,6 +232,10 @@ static size_t available(const StreamReader *r) {
 }
 
 static const uint8_t *input(const StreamReader *r) {
+        /* A GByteArray that never held a byte has no storage, and even
+         * NULL + 0 is undefined behaviour: hand out no pointer then. */
+        if (available(r) == 0)
+                return NULL;
         return r->buf->data + r->pos;
 }
 
@@ -390,12 +394,13 @@ static int check_end(StreamReader *r, const uint8_t *payload) {
 }
 
 static int read_payload(StreamReader *r, StreamEvent *ev) {
-        const uint8_t *payload = input(r) + HEAD_SIZE;
+        const uint8_t *payload;
         uint32_t computed;
         int k;
 
         if (available(r) < HEAD_SIZE + (size_t) r->len)
                 return 0;
+        payload = input(r) + HEAD_SIZE;
 
         computed = crc32c(0, payload, r->len);
         if (computed != r->payload_crc) {

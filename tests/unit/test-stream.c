@@ -633,6 +633,41 @@ static void test_payload_crc_message(void) {
         outcome_clear(&o);
 }
 
+/* A reader that has no bytes yet, or only pushes of none, has no buffer
+ * storage either: every call must still be defined (the sanitizer build
+ * reports NULL pointer arithmetic here). */
+static void test_empty_input(void) {
+        static const uint8_t one = 0x01;
+        StreamEvent ev;
+
+        for (int pushes = 0; pushes < 3; pushes++) {
+                g_autoptr(StreamReader) r = stream_reader_new();
+
+                for (int i = 0; i < pushes; i++) {
+                        g_assert_cmpint(stream_reader_push(r, NULL, 0), ==, 0);
+                        g_assert_cmpint(stream_reader_push(r, &one, 0), ==, 0);
+                        g_assert_cmpint(stream_reader_next(r, &ev), ==, 0);
+                        g_assert_cmpint(ev.type, ==, STREAM_EVENT_NONE);
+                }
+                g_assert_cmpint(stream_reader_next(r, &ev), ==, 0);
+                g_assert_cmpint(ev.type, ==, STREAM_EVENT_NONE);
+                g_assert_null(stream_reader_header(r));
+                g_assert_cmpuint(stream_reader_offset(r), ==, 0);
+                g_assert_cmpint(stream_reader_finish(r), ==, -EBADMSG);
+                g_assert_cmpstr(stream_reader_error(r), ==, "truncated: empty input, no stream header");
+        }
+
+        /* One byte that cannot start the magic: refused at once, and the
+         * empty pushes after it change nothing. */
+        g_autoptr(StreamReader) r = stream_reader_new();
+        g_assert_cmpint(stream_reader_push(r, &one, 1), ==, 0);
+        g_assert_cmpint(stream_reader_next(r, &ev), ==, -EBADMSG);
+        g_assert_cmpint(stream_reader_push(r, NULL, 0), ==, -EBADMSG);
+        g_assert_cmpint(stream_reader_finish(r), ==, -EBADMSG);
+        g_assert_cmpstr(stream_reader_error(r), ==, "not a vfiomig stream: bad magic");
+        g_assert_cmpuint(stream_reader_offset(r), ==, 0);
+}
+
 static void test_bad_magic(void) {
         g_autoptr(GByteArray) s = build_bare();
         g_autoptr(StreamReader) r = stream_reader_new();
@@ -918,6 +953,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/stream/corrupt/truncation", test_truncation);
         g_test_add_func("/stream/corrupt/truncation-messages", test_truncation_messages);
         g_test_add_func("/stream/corrupt/payload-crc-message", test_payload_crc_message);
+        g_test_add_func("/stream/corrupt/empty-input", test_empty_input);
         g_test_add_func("/stream/corrupt/magic", test_bad_magic);
         g_test_add_func("/stream/corrupt/version", test_unknown_version);
         g_test_add_func("/stream/corrupt/header-strings", test_header_strings);
