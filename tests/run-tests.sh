@@ -11,9 +11,9 @@ tests/deps.sh test
 werror=false
 [ "${CI:-}" = true ] && werror=true
 if [ -f build/build.ninja ]; then
-        meson configure build -Dwerror=$werror >/dev/null
+        meson configure build -Dwerror=$werror -Dtests=enabled >/dev/null
 else
-        meson setup build -Dwerror=$werror
+        meson setup build -Dwerror=$werror -Dtests=enabled
 fi
 ninja -C build
 
