@@ -42,6 +42,13 @@ class ActivationTest(unittest.TestCase):
         self.assertTrue(p.stdout.startswith('a(ssssss) '))
         pid = owner_pid(self.conn)
         self.assertTrue(os.path.exists(f'/proc/{pid}'))
+        # the bus passed its environment on: this test's runtime directory,
+        # not the machine's /run/vfiomig
+        with open(f'/proc/{pid}/environ', 'rb') as f:
+            environ = dict(v.split(b'=', 1) for v in f.read().split(b'\0') if b'=' in v)
+        self.assertEqual(environ.get(b'RUNTIME_DIRECTORY'), self.bus.daemon_env['RUNTIME_DIRECTORY'].encode())
+        self.assertEqual(environ.get(b'STATE_DIRECTORY'), self.bus.daemon_env['STATE_DIRECTORY'].encode())
+        self.assertTrue(os.path.isdir(self.bus.daemon_env['RUNTIME_DIRECTORY']))
 
         # --idle-timeout=1: gone on its own, name released and process exited
         wait_until(lambda: not name_has_owner(self.conn), 15, 'idle exit')
@@ -96,7 +103,8 @@ class ActivationTest(unittest.TestCase):
                             ('[Daemon]\nTestbd=default\n', 'vfiomigd.conf:2: [Daemon] Testbd: unknown key')]:
             with open(conf, 'w', encoding='utf-8') as f:
                 f.write(text)
-            p = subprocess.run([VFIOMIGD, '--config=' + conf], capture_output=True, text=True, timeout=10)
+            p = subprocess.run([VFIOMIGD, '--config=' + conf], capture_output=True, text=True, timeout=10,
+                               env={**os.environ, **self.bus.daemon_env})
             self.assertNotEqual(p.returncode, 0, text)
             self.assertIn(error, p.stderr)
 

@@ -210,7 +210,9 @@ class ClientHelpTest(DaemonTestCase):
         path = os.path.join(self.bus.dir, 'broken.conf')
         with open(path, 'w', encoding='utf-8') as f:
             f.write('[Parent p]\nDriver=x\n\n[Device 1234]\nKind=mdev\n')
-        p = subprocess.run([VFIOMIGD, f'--testbed={path}'], capture_output=True, text=True, timeout=10)
+        # it creates its runtime directory before it reads the file
+        p = subprocess.run([VFIOMIGD, f'--testbed={path}'], capture_output=True, text=True, timeout=10,
+                           env={**os.environ, **self.bus.daemon_env})
         self.assertNotEqual(p.returncode, 0)
         self.assertIn('broken.conf:4', p.stderr)
 
@@ -254,14 +256,18 @@ class IntrospectionTest(DaemonTestCase):
         # a migration object exists only while a job runs: start a slow one
         source, target = '0000:3b:00.1', '0000:3b:00.2'
         self.call('InjectFault', '(ss)', (source, 'stall after=0'), interface=TESTBED)
-        _, job = self.call('Migrate', '(ssa{sv})', (source, target, {}))
+        job = self.start('Migrate', '(ssa{sv})', (source, target, {}))
         try:
-            for path in [OBJECT_PATH, device_path(PCI_VF), '/org/vfiomig1/type/mtty_2fmtty_2d1', job]:
+            for path in [OBJECT_PATH, device_path(PCI_VF), '/org/vfiomig1/type/mtty_2fmtty_2d1', job['path']]:
                 xml = self.call('Introspect', path=path, interface='org.freedesktop.DBus.Introspectable')[0]
                 live.update(interfaces(xml))
         finally:
-            self.call('Cancel', path=job, interface='org.vfiomig1.Migration')
+            self.call('Cancel', path=job['path'], interface='org.vfiomig1.Migration')
             self.call('ClearFaults', '(s)', (source,), interface=TESTBED)
+            # the rollback is over only when the job is gone
+            self.assertEqual(self.wait_job(job)['result'], 'cancelled')
+        self.assertEqual([self.call('GetDeviceState', '(s)', (n,), interface=TESTBED)[0] for n in (source, target)],
+                         ['running', 'running'])
         self.assertEqual(live, self.documented)
         self.assertEqual(set(live), {MANAGER, DEVICE, MDEV_TYPE, 'org.vfiomig1.Migration', TESTBED})
 

@@ -303,7 +303,11 @@ class MigrateTest(MigrationTestCase):
             self.assertEqual([j[0] for j in self.call('ListMigrations')[0]], [job['id']])
         finally:
             self.call('Cancel', path=job['path'], interface=MIGRATION)
-        self.assertEqual(self.wait_job(job)['result'], 'cancelled')
+            self.tb('ClearFaults', '(s)', A[0])
+            final = self.wait_job(job)
+        self.assertEqual(final['result'], 'cancelled')
+        self.assertEqual((self.state(A[0]), self.state(B[0])), ('running', 'running'))
+        self.assertFalse(self.call('ListMigrations')[0])
 
 
 class ClientTest(MigrationTestCase):

@@ -40,11 +40,19 @@ BUS_CONFIG = os.path.join(SRCDIR, 'tests', 'private-bus.conf.in')
 
 
 class PrivateBus:
-    """A dbus-daemon of type system in a temporary directory."""
+    """A dbus-daemon of type system in a temporary directory.
+
+    The directory also holds the runtime and state directories of every
+    vfiomigd on this bus, started by hand (Daemon) or by activation (the
+    bus passes its environment on): /run/vfiomig and /var/lib/vfiomig are
+    shared by every run and checkout on the machine, and a device left
+    stopped there by one run would make the next one fail."""
 
     def __init__(self, servicedir=None):
         self.dir = tempfile.mkdtemp(prefix='vfiomig-bus-')
         os.chmod(self.dir, 0o755)      # unprivileged test callers connect too
+        self.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(self.dir, 'run'),
+                           'STATE_DIRECTORY': os.path.join(self.dir, 'state')}
         self.socket = os.path.join(self.dir, 'system_bus_socket')
         config = os.path.join(self.dir, 'bus.conf')
         with open(BUS_CONFIG, encoding='utf-8') as f:
@@ -60,7 +68,8 @@ class PrivateBus:
         ready, w = os.pipe()
         self.proc = subprocess.Popen(['dbus-daemon', '--nofork', '--nopidfile', '--config-file', config,
                                       f'--print-address={w}'], pass_fds=(w,),
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.daemon_env})
         os.close(w)
         with os.fdopen(ready, encoding='utf-8') as f:
             if not f.readline():
@@ -111,13 +120,14 @@ def name_has_owner(conn, name=BUS_NAME):
 
 
 class Daemon:
-    """The real vfiomigd, its stderr captured for failure reports."""
+    """The real vfiomigd, its stderr captured for failure reports. Its
+    runtime and state directories are the bus's unless env names others."""
 
     def __init__(self, bus, args, env=None):
         self.bus = bus
         self.logpath = os.path.join(bus.dir, f'vfiomigd-{time.monotonic_ns()}.log')
         self.log = open(self.logpath, 'w+', encoding='utf-8')
-        full_env = dict(os.environ, **(env or {}))
+        full_env = {**os.environ, **bus.daemon_env, **(env or {})}
         # e.g. VFIOMIG_TEST_WRAPPER="valgrind --error-exitcode=99" to debug
         extra = os.environ.get('VFIOMIG_TEST_WRAPPER', '').split()
         self.proc = subprocess.Popen([*extra, VFIOMIGD, '--log-level=debug', *args],
