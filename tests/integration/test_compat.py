@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Migration compatibility (DESIGN.md section 4): identities from each
+"""Migration compatibility (vfiomigd(8), COMPATIBILITY): identities from each
 basis (vendor, rule, type-match), verdicts, FindTargets, hotplug without a
 rebuild of the map, refusals of incompatible migrations and loads, probes,
 and vfiomigctl's identity/compat/targets/probe.

@@ -52,7 +52,8 @@ step "B: scratch restored from the file" assert_eq "0x5a 0x1b 0xa5" \
 	"$(reg "$B" get 7) $(reg "$B" get 3) $(reg "$B" --region 1 get 7)"
 
 # 3. one flipped bit in the payload: refused, E untouched (the kernel alone
-#    would load it, see FACTS.md: a bad write is still buffered)
+#    would load it: mtty keeps even a write it refused buffered, see the
+#    garbage test in scenario-vfio.sh)
 size=$(stat -c %s "$states/mtty-state")
 step "copy with one bit flipped in the last record" eval "cp $states/mtty-state $states/flipped &&
 	printf '\\x$(printf %02x $(( $(od -An -tu1 -j$((size - 60)) -N1 $states/mtty-state) ^ 4 )))' |

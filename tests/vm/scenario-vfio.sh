@@ -133,7 +133,7 @@ step "B is stuck in RESUMING" ok resuming state "$B"
 step "reset from RESUMING gives RUNNING" ok running reset "$B"
 step "B: registers survived the failed load" ok 0x5a regs "$B" get 7
 
-# The driver's own header check is no protection (FACTS.md): 96 bytes of
+# The driver's own header check is no protection: 96 bytes of
 # garbage in one write fail with EFAULT, yet stay buffered, and RESUMING ->
 # STOP loads them. Only the daemon's stream CRC keeps garbage out.
 garbage() {
