@@ -195,6 +195,9 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         d = bus_lookup_device(m->registry, name, error);
         if (!d)
                 return -ENODEV;
+        if (d->busy)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s; cancel or wait for it first",
+                                         name, d->holder);
         r = m->source->ops->remove_mdev(m->source, d);
         if (r < 0)
                 return bus_error_device_errno(error, r, name, "failed to remove mdev");
@@ -268,6 +271,10 @@ const sd_bus_vtable bus_manager_vtable[] = {
                                 SD_BUS_ARGS("s", target, "h", fd, "a{sv}", options),
                                 SD_BUS_RESULT("u", id, "o", path),
                                 bus_method_load_fd, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Resume",
+                                SD_BUS_ARGS("s", device, "a{sv}", options),
+                                SD_BUS_NO_RESULT,
+                                bus_method_resume, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListMigrations",
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("a(usssso)", migrations),

@@ -145,7 +145,7 @@ static Migration *find_migration(Manager *m, const char *path) {
         if (sd_bus_path_decode(path, VFIOMIG_MIGRATION_PATH_PREFIX, &id) <= 0 ||
             !g_ascii_string_to_unsigned(id, 10, 1, G_MAXUINT32, &n, NULL))
                 return NULL;
-        return g_hash_table_lookup(m->migrations, GUINT_TO_POINTER((guint) n));
+        return migration_lookup(m, (uint32_t) n);
 }
 
 static int reply_started(sd_bus_message *msg, Migration *j) {
@@ -170,10 +170,13 @@ void bus_migration_emit_changed(Migration *j, bool final) {
                                   migration_progress(j), bytes);
 }
 
+void bus_migration_emit_forgotten(Migration *j) {
+        (void) sd_bus_emit_interfaces_removed(j->manager->bus, j->path, VFIOMIG_MIGRATION_INTERFACE, NULL);
+}
+
 void bus_migration_emit_removed(Migration *j) {
         Manager *m = j->manager;
 
-        (void) sd_bus_emit_interfaces_removed(m->bus, j->path, VFIOMIG_MIGRATION_INTERFACE, NULL);
         (void) sd_bus_emit_signal(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, "MigrationRemoved",
                                   "uos", j->id, j->path,
                                   migration_phase_to_string(migration_get_phase(j)));
@@ -373,20 +376,56 @@ int bus_method_load_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         return method_fd(msg, userdata, MIGRATION_LOAD, error);
 }
 
+int bus_method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autofree char *device = NULL, *outcome = NULL, *why = NULL;
+        const Device *d;
+        int r;
+
+        r = bus_read_device_name(msg, &device, error);
+        if (r >= 0)
+                r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+
+        r = authorize(m, msg, device, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        d = bus_lookup_device(m->registry, device, error);
+        if (!d)
+                return -ENODEV;
+        r = migration_resume_device(m, d, &outcome, &why);
+        if (r == -EBUSY)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s", why);
+        if (r < 0)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s", why);
+        log_info("%s: %s (resume requested by %s)", device, outcome, sd_bus_message_get_sender(msg));
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 static int compare_ids(gconstpointer a, gconstpointer b) {
         uint32_t x = (*(Migration *const *) a)->id, y = (*(Migration *const *) b)->id;
 
         return x < y ? -1 : x > y;
 }
 
-static GPtrArray *list_migrations(Manager *m) {
-        GPtrArray *a = g_ptr_array_new();
+static void add_jobs(GPtrArray *a, GHashTable *jobs) {
         GHashTableIter i;
         gpointer v;
 
-        g_hash_table_iter_init(&i, m->migrations);
+        g_hash_table_iter_init(&i, jobs);
         while (g_hash_table_iter_next(&i, NULL, &v))
                 g_ptr_array_add(a, v);
+}
+
+/* Running jobs, and with ended ones too, the objects there are. */
+static GPtrArray *list_migrations(Manager *m, bool ended) {
+        GPtrArray *a = g_ptr_array_new();
+
+        add_jobs(a, m->migrations);
+        if (ended)
+                add_jobs(a, m->finished);
 
         g_ptr_array_sort(a, compare_ids);
         return a;
@@ -394,7 +433,7 @@ static GPtrArray *list_migrations(Manager *m) {
 
 int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        g_autoptr(GPtrArray) jobs = list_migrations(m);
+        g_autoptr(GPtrArray) jobs = list_migrations(m, false);
         sd_bus_message *reply = NULL;
         int r;
 
@@ -429,6 +468,9 @@ static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                         return 1;
         }
         r = migration_cancel(j, sender);
+        if (r == -EBUSY && j->ended_usec)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "Migration %u has ended (%s)", j->id,
+                                         migration_phase_to_string(migration_get_phase(j)));
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY,
                                          "Migration %u is finishing and can no longer be cancelled", j->id);
@@ -535,7 +577,7 @@ static int find_migration_object(sd_bus *bus, const char *path, const char *inte
 }
 
 static int enumerate_migrations(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
-        g_autoptr(GPtrArray) jobs = list_migrations(userdata);
+        g_autoptr(GPtrArray) jobs = list_migrations(userdata, true);
         char **l = g_new0(char *, jobs->len + 1);
 
         for (guint i = 0; i < jobs->len; i++)

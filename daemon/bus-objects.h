@@ -23,6 +23,7 @@ int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_save_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_load_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 
 /* Manager methods of the compatibility map (bus-compat.c). */
@@ -35,8 +36,11 @@ int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 struct Migration;
 /* PropertiesChanged and ProgressUpdate of a job; final: its last word. */
 void bus_migration_emit_changed(struct Migration *j, bool final);
-/* InterfacesRemoved and MigrationRemoved(id, path, result). */
+/* MigrationRemoved(id, path, result): the job ended; its object stays
+ * for a while with the outcome. */
 void bus_migration_emit_removed(struct Migration *j);
+/* InterfacesRemoved: the ended job's object goes away. */
+void bus_migration_emit_forgotten(struct Migration *j);
 
 /* Turns registry changes into InterfacesAdded/Removed, PropertiesChanged
  * and the Manager's DeviceAdded/DeviceRemoved signals. */

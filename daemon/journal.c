@@ -35,6 +35,8 @@ int journal_write(const char *dir, const JournalEntry *e) {
         g_key_file_set_uint64(k, "Migration", "Id", e->id);
         g_key_file_set_string(k, "Migration", "Kind", e->kind);
         g_key_file_set_boolean(k, "Migration", "Committed", e->committed);
+        g_key_file_set_boolean(k, "Migration", "TargetRunning", e->target_running);
+        g_key_file_set_boolean(k, "Migration", "SourceRunning", e->source_running);
         g_key_file_set_string_list(k, "Migration", "Sources", (const char *const *) (e->sources ? e->sources : (char **) none),
                                    e->sources ? g_strv_length(e->sources) : 0);
         g_key_file_set_string_list(k, "Migration", "Targets", (const char *const *) (e->targets ? e->targets : (char **) none),
@@ -57,6 +59,13 @@ int journal_remove(const char *dir, uint32_t id) {
         return 0;
 }
 
+static bool get_boolean(GKeyFile *k, const char *key, bool fallback) {
+        g_autoptr(GError) error = NULL;
+        bool b = g_key_file_get_boolean(k, "Migration", key, &error);
+
+        return error ? fallback : b;
+}
+
 static JournalEntry *load_entry(const char *path) {
         g_autoptr(GKeyFile) k = g_key_file_new();
         g_autoptr(JournalEntry) e = g_new0(JournalEntry, 1);
@@ -69,6 +78,8 @@ static JournalEntry *load_entry(const char *path) {
         e->id = (uint32_t) g_key_file_get_uint64(k, "Migration", "Id", NULL);
         e->kind = g_key_file_get_string(k, "Migration", "Kind", NULL);
         e->committed = g_key_file_get_boolean(k, "Migration", "Committed", NULL);
+        e->target_running = get_boolean(k, "TargetRunning", true);
+        e->source_running = get_boolean(k, "SourceRunning", false);
         e->sources = g_key_file_get_string_list(k, "Migration", "Sources", NULL, NULL);
         e->targets = g_key_file_get_string_list(k, "Migration", "Targets", NULL, NULL);
         if (!e->kind || !e->sources || !e->targets) {

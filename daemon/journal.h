@@ -15,6 +15,9 @@ typedef struct JournalEntry {
         uint32_t id;
         char *kind;             /* "migrate", "save", "load" */
         bool committed;         /* targets hold the state now: sources stay stopped */
+        /* what the job was to leave behind, so that recovery can finish a
+         * committed job as it would have */
+        bool target_running, source_running;
         char **sources;         /* device names */
         char **targets;
 } JournalEntry;

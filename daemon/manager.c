@@ -49,10 +49,13 @@ int manager_new(const ManagerOptions *o, Manager **ret) {
         m->registry = registry_new();
         m->polkit = polkit_registry_new();
         m->migrations = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
+        m->finished = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
+        m->finished_order = g_queue_new();
         /* systemd's RuntimeDirectory= and StateDirectory= tell us; tests too */
         m->runtime_dir = g_strdup(getenv("RUNTIME_DIRECTORY") ?: VFIOMIG_RUNTIME_DIR);
         m->state_dir = g_strdup(getenv("STATE_DIRECTORY") ?: VFIOMIG_STATE_DIR);
-        if (g_mkdir_with_parents(m->runtime_dir, 0755) < 0)
+        /* journals and simulated state are nobody else's business */
+        if (g_mkdir_with_parents(m->runtime_dir, 0700) < 0)
                 return log_error_errno(errno, "Cannot create %s: %m", m->runtime_dir);
         m->idle_timeout_usec = o->idle_timeout_usec;
 
@@ -80,6 +83,9 @@ void manager_free(Manager *m) {
         sd_event_source_disable_unref(m->idle_timer);
         /* Running jobs roll back before anything they use goes away. */
         g_hash_table_destroy(m->migrations);
+        sd_event_source_disable_unref(m->retire_timer);
+        g_queue_free(m->finished_order);
+        g_hash_table_destroy(m->finished);
         probe_stop_all(m);
         /* Drop the bus first: its slots hold pointers into the registry. */
         sd_bus_flush_close_unref(m->bus);

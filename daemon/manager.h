@@ -21,7 +21,10 @@ typedef struct Manager {
         PolkitRegistry *polkit;
 
         GHashTable *migrations;         /* id -> Migration, running jobs */
-        uint32_t last_migration_id;
+        GHashTable *finished;           /* id -> Migration, kept for clients that ask late */
+        GQueue *finished_order;         /* the same, oldest first */
+        sd_event_source *retire_timer;
+        uint32_t last_migration_id;     /* kept in the runtime directory across restarts */
         struct Rules *rules;
         struct CompatMap *compat;       /* the compatibility map */
         struct ProbeCache *probes;

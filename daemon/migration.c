@@ -396,6 +396,15 @@ static int write_stream(Migration *j, const void *data, size_t len) {
         return 0;
 }
 
+static int flush_stream(Migration *j) {
+        Xfer x = xfer_for(j);
+        int r = xfer_flush(&x, &j->stream);
+
+        if (r < 0)
+                return fail(j, r, VFIOMIG_ERROR_DEVICE_FAILED, "writing %s: %s", j->target_label, g_strerror(-r));
+        return 0;
+}
+
 /* Reads up to limit bytes of device data as records of one kind. */
 static int save_records(Migration *j, MigrationDevice *s, StreamRecordKind kind, uint64_t limit, uint32_t *seq,
                         uint64_t *total, uint64_t *records) {
@@ -489,6 +498,8 @@ static int run_save(Migration *j) {
         r = stream_write_end(out, seq, total, records);
         if (r >= 0)
                 r = write_stream(j, out->data, out->len);
+        if (r >= 0)
+                r = flush_stream(j);
         if (r >= 0 && !j->stream.socket && fsync(j->stream.fd) < 0 && errno != EINVAL && errno != EROFS)
                 r = fail(j, -errno, VFIOMIG_ERROR_DEVICE_FAILED, "writing %s: %m", j->target_label);
         if (r >= 0)
@@ -758,6 +769,8 @@ static JournalEntry *journal_entry(Migration *j, bool committed) {
         e->id = j->id;
         e->kind = g_strdup(kind_names[j->kind]);
         e->committed = committed;
+        e->target_running = j->options.target_running;
+        e->source_running = j->options.source_running;
         e->sources = g_strv_builder_end(s);
         e->targets = g_strv_builder_end(t);
         return e;
@@ -794,9 +807,7 @@ static gpointer worker(gpointer userdata) {
                 close_session(dev(j, i));
                 g_clear_pointer(&dev(j, i)->handle, device_handle_close);
         }
-        if (j->stream.fd >= 0)
-                close(j->stream.fd);
-        j->stream.fd = -1;
+        xfer_end_close(&j->stream);
         journal_remove(j->manager->runtime_dir, j->id);
 
         g_mutex_lock(&j->lock);
@@ -825,9 +836,11 @@ static void sync_registry(Migration *j, bool release) {
                 g_mutex_unlock(&j->lock);
                 registry_set_device_state(reg, d->info->name, fsm_state_to_string(state));
                 if (release)
-                        registry_set_device_busy(reg, d->info->name, false);
+                        registry_set_device_busy(reg, d->info->name, NULL);
         }
 }
+
+static void retire(Migration *j);
 
 static int on_worker_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Migration *j = userdata;
@@ -859,9 +872,64 @@ static int on_worker_notify(sd_event_source *s, int fd, uint32_t revents, void *
                                  j->down_device_usec, j->down_transfer_usec,
                                  j->downtime_usec - MIN(j->downtime_usec, j->down_device_usec + j->down_transfer_usec));
         }
-        bus_migration_emit_removed(j);
-        g_hash_table_remove(j->manager->migrations, GUINT_TO_POINTER(j->id));      /* frees j */
+        retire(j);
         return 0;
+}
+
+Migration *migration_lookup(Manager *m, uint32_t id) {
+        return g_hash_table_lookup(m->migrations, GUINT_TO_POINTER(id)) ?:
+               g_hash_table_lookup(m->finished, GUINT_TO_POINTER(id));
+}
+
+static bool expired(Manager *m, Migration *j, uint64_t now) {
+        return g_queue_get_length(m->finished_order) > MIGRATION_RETAIN_JOBS &&
+               now >= j->ended_usec + MIGRATION_RETAIN_USEC;
+}
+
+static int on_retire_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Forgets the ended jobs that are both old and beyond the last few. */
+static void prune_finished(Manager *m) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        Migration *j;
+        int r;
+
+        while ((j = g_queue_peek_head(m->finished_order)) && expired(m, j, now)) {
+                g_queue_pop_head(m->finished_order);
+                bus_migration_emit_forgotten(j);
+                g_hash_table_remove(m->finished, GUINT_TO_POINTER(j->id));      /* frees j */
+        }
+        if (g_queue_get_length(m->finished_order) <= MIGRATION_RETAIN_JOBS)
+                return;
+        j = g_queue_peek_head(m->finished_order);
+        if (m->retire_timer)
+                r = sd_event_source_set_time(m->retire_timer, j->ended_usec + MIGRATION_RETAIN_USEC) ?:
+                    sd_event_source_set_enabled(m->retire_timer, SD_EVENT_ONESHOT);
+        else
+                r = sd_event_add_time(m->event, &m->retire_timer, CLOCK_MONOTONIC,
+                                      j->ended_usec + MIGRATION_RETAIN_USEC, USEC_PER_SEC, on_retire_timer, m);
+        if (r < 0)
+                log_warning_errno(r, "Cannot schedule forgetting ended migrations: %m");
+}
+
+static int on_retire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        prune_finished(userdata);
+        return 0;
+}
+
+/* The job has ended: it leaves ListMigrations and says so, but keeps its
+ * object, so that a client that comes late (wait after --no-wait) still
+ * learns the outcome. */
+static void retire(Migration *j) {
+        Manager *m = j->manager;
+
+        j->notify_source = sd_event_source_disable_unref(j->notify_source);
+        j->ended_usec = now_usec(CLOCK_MONOTONIC);
+        bus_migration_emit_removed(j);
+        g_hash_table_steal(m->migrations, GUINT_TO_POINTER(j->id));
+        g_hash_table_insert(m->finished, GUINT_TO_POINTER(j->id), j);
+        g_queue_push_tail(m->finished_order, j);
+        prune_finished(m);
 }
 
 void migration_free(Migration *j) {
@@ -877,8 +945,7 @@ void migration_free(Migration *j) {
                 close(j->cancel_fd);
         if (j->notify_fd >= 0)
                 close(j->notify_fd);
-        if (j->stream.fd >= 0)
-                close(j->stream.fd);
+        xfer_end_close(&j->stream);
         for (guint i = 0; j->devices && i < j->devices->len; i++) {
                 MigrationDevice *d = dev(j, i);
 
@@ -980,7 +1047,7 @@ static int add_device(Migration *j, const char *name, bool source, sd_bus_error 
         if (!info)
                 return -ENODEV;
         if (info->busy)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is busy with another migration", name);
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s", name, info->holder);
         for (guint i = 0; i < j->devices->len; i++)
                 if (g_str_equal(dev(j, i)->info->name, name))
                         return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
@@ -1058,14 +1125,42 @@ static void setup_identity(Migration *j) {
         j->identity.migration_flags = d->flags;
 }
 
+/* Unique, as two saves under one name must not share it; hidden, as no
+ * saved state's name starts with a dot, so that recovery can sweep what
+ * a killed daemon left. */
+#define TEMP_PREFIX "."
+#define TEMP_SUFFIX ".partial"
+
+static char *temp_path_for(const char *final_path) {
+        g_autofree char *dir = g_path_get_dirname(final_path), *base = g_path_get_basename(final_path);
+
+        return g_strdup_printf("%s/" TEMP_PREFIX "%s.XXXXXX" TEMP_SUFFIX, dir, base);
+}
+
+static void sweep_temp_files(const char *dir) {
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        const char *n;
+
+        while (d && (n = g_dir_read_name(d))) {
+                g_autofree char *path = NULL;
+
+                if (!g_str_has_prefix(n, TEMP_PREFIX) || !g_str_has_suffix(n, TEMP_SUFFIX))
+                        continue;
+                path = g_build_filename(dir, n, NULL);
+                if (unlink(path) < 0)
+                        log_warning_errno(errno, "Cannot remove %s: %m", path);
+                else
+                        log_notice("Removed %s, half a saved state from before a restart", path);
+        }
+}
+
 static int open_stream(Migration *j, const MigrationRequest *req, sd_bus_error *error) {
         int fd = req->stream_fd, r;
 
         if (req->final_path) {
                 j->final_path = g_strdup(req->final_path);
                 j->overwrite = req->overwrite;
-                /* unique: two saves under one name must not share it */
-                j->temp_path = g_strdup_printf("%s.XXXXXX.partial", req->final_path);
+                j->temp_path = temp_path_for(req->final_path);
                 fd = g_mkstemp_full(j->temp_path, O_WRONLY | O_CLOEXEC, 0600);
                 if (fd < 0)
                         return sd_bus_error_set_errnof(error, errno, "Cannot create %s: %m", j->temp_path);
@@ -1073,10 +1168,40 @@ static int open_stream(Migration *j, const MigrationRequest *req, sd_bus_error *
                 close(fd);
         } else
                 r = xfer_end_from_client_fd(fd, j->kind == MIGRATION_SAVE, &j->stream);
+        if (r == -EBADF)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s is not open for %s",
+                                         req->stream_label, j->kind == MIGRATION_SAVE ? "writing" : "reading");
         if (r < 0)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s cannot carry a stream: %s",
                                          req->stream_label, g_strerror(-r));
         return 0;
+}
+
+#define LAST_ID_FILE "last-migration-id"
+
+/* Ids stay unique across restarts of the daemon (not of the machine,
+ * whose runtime directory starts empty): a client's "wait 7" must never
+ * find another job 7. */
+static uint32_t next_id(Manager *m) {
+        g_autofree char *path = g_build_filename(m->runtime_dir, LAST_ID_FILE, NULL);
+        g_autofree char *text = g_strdup_printf("%u\n", ++m->last_migration_id);
+        int r = write_file_atomic(path, text, strlen(text));
+
+        if (r < 0)
+                log_warning_errno(r, "Cannot record the last migration id in %s: %m", path);
+        return m->last_migration_id;
+}
+
+static void load_last_id(Manager *m) {
+        g_autofree char *path = g_build_filename(m->runtime_dir, LAST_ID_FILE, NULL), *text = NULL;
+        guint64 id;
+
+        if (!g_file_get_contents(path, &text, NULL, NULL))
+                return;
+        if (g_ascii_string_to_unsigned(g_strstrip(text), 10, 0, G_MAXUINT32 - 1, &id, NULL))
+                m->last_migration_id = MAX(m->last_migration_id, (uint32_t) id);
+        else
+                log_warning("Ignoring %s: not a migration id", path);
 }
 
 static char *label(char **names) {
@@ -1086,6 +1211,7 @@ static char *label(char **names) {
 int migration_start(Manager *m, const MigrationRequest *req, const char *owner, Migration **ret,
                     sd_bus_error *error) {
         g_autoptr(Migration) j = g_new0(Migration, 1);
+        g_autofree char *holder = NULL;
         int r;
 
         j->manager = m;
@@ -1133,10 +1259,11 @@ int migration_start(Manager *m, const MigrationRequest *req, const char *owner, 
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot watch the worker: %m");
 
-        j->id = ++m->last_migration_id;
+        j->id = next_id(m);
         j->path = g_strdup_printf(VFIOMIG_MIGRATION_PATH_PREFIX "/%u", j->id);
+        holder = g_strdup_printf("migration %u", j->id);
         for (guint i = 0; i < j->devices->len; i++)
-                registry_set_device_busy(m->registry, dev(j, i)->info->name, true);
+                registry_set_device_busy(m->registry, dev(j, i)->info->name, holder);
         g_hash_table_insert(m->migrations, GUINT_TO_POINTER(j->id), j);
         j->thread = g_thread_new("migration", worker, j);
         log_info("Migration %u started: %s %s -> %s", j->id, kind_names[j->kind], j->source_label, j->target_label);
@@ -1144,9 +1271,55 @@ int migration_start(Manager *m, const MigrationRequest *req, const char *owner, 
         return 0;
 }
 
+/* ---- resume ---- */
+
+int migration_resume_device(Manager *m, const Device *d, char **ret_outcome, char **ret_error) {
+        g_autoptr(DeviceHandle) h = NULL;
+        g_autofree char *why = NULL;
+        uint32_t st = VFIO_STATE_ERROR;
+        int r;
+
+        if (d->busy) {
+                *ret_error = g_strdup_printf("%s is held by %s", d->name, d->holder);
+                return -EBUSY;
+        }
+        r = m->source->ops->open_device(m->source, d, &h, &why);
+        if (r < 0) {
+                *ret_error = g_steal_pointer(&why) ?: g_strdup_printf("%s: %s", d->name, g_strerror(-r));
+                return r;
+        }
+        *ret_outcome = recover_device(h, true);
+        if (h->ops->get_state(h, &st) >= 0)
+                registry_set_device_state(m->registry, d->name, fsm_state_to_string(st));
+        if (st != VFIO_STATE_RUNNING) {
+                *ret_error = g_strdup_printf("%s: %s", d->name, *ret_outcome);
+                return -EIO;
+        }
+        return 0;
+}
+
 /* ---- after a crash ---- */
 
-static void recover_one(Manager *m, const JournalEntry *e, const char *name, bool source) {
+typedef enum RecoverGoal {
+        RECOVER_RUNNING,        /* a source of a job that did not commit, or a target asked to run */
+        RECOVER_RESET,          /* a target of a job that did not commit */
+        RECOVER_STOP,           /* a committed job's source (or target) meant to stay stopped */
+} RecoverGoal;
+
+/* Puts one device where the job would have left it. */
+static char *recover_to(DeviceHandle *h, RecoverGoal goal) {
+        uint32_t st = VFIO_STATE_ERROR;
+
+        if (goal == RECOVER_RESET)
+                return reset_target(h);
+        (void) h->ops->get_state(h, &st);
+        if (goal == RECOVER_STOP && st == VFIO_STATE_STOP)
+                return g_strdup("left stopped, as the job asked");
+        /* elsewhere a stopped device has no state to keep: not half-way */
+        return recover_device(h, true);
+}
+
+static void recover_one(Manager *m, const JournalEntry *e, const char *name, bool source, RecoverGoal goal) {
         const Device *d = registry_get_device(m->registry, name);
         g_autoptr(DeviceHandle) h = NULL;
         g_autofree char *why = NULL, *outcome = NULL;
@@ -1163,26 +1336,35 @@ static void recover_one(Manager *m, const JournalEntry *e, const char *name, boo
                 log_warning("Migration %u: cannot restore %s: %s", e->id, name, why ? why : g_strerror(-r));
                 return;
         }
-        outcome = recover_device(h, source);
+        outcome = recover_to(h, goal);
         if (h->ops->get_state(h, &st) >= 0)
                 registry_set_device_state(m->registry, name, fsm_state_to_string(st));
-        log_notice("Migration %u was interrupted by a daemon restart: %s %s %s", e->id,
-                   source ? "source" : "target", name, outcome);
+        log_notice("Migration %u was interrupted by a daemon restart%s: %s %s %s", e->id,
+                   e->committed ? " after its commit point" : "", source ? "source" : "target", name, outcome);
 }
 
+/* A job that committed moved the state: it is finished as it would have
+ * been (targets to RUNNING if asked; a saved source to RUNNING if asked,
+ * else it stays stopped). One that did not is rolled back. */
 static void recover_entry(Manager *m, const JournalEntry *e) {
-        /* a committed job moved the state: sources stay stopped, targets keep it */
-        if (e->committed)
-                return;
+        bool save = g_strcmp0(e->kind, "save") == 0;
+        RecoverGoal source_goal = !e->committed ? RECOVER_RUNNING :
+                                  save && e->source_running ? RECOVER_RUNNING : RECOVER_STOP;
+        RecoverGoal target_goal = !e->committed ? RECOVER_RESET :
+                                  e->target_running ? RECOVER_RUNNING : RECOVER_STOP;
+
         for (char **n = e->sources; n && *n; n++)
-                recover_one(m, e, *n, true);
+                recover_one(m, e, *n, true, source_goal);
         for (char **n = e->targets; n && *n; n++)
-                recover_one(m, e, *n, false);
+                recover_one(m, e, *n, false, target_goal);
 }
 
 void migration_recover_journal(Manager *m) {
         g_autoptr(GPtrArray) entries = journal_load(m->runtime_dir);
+        g_autofree char *states = g_build_filename(m->state_dir, "states", NULL);
 
+        load_last_id(m);
+        sweep_temp_files(states);
         for (guint i = 0; i < entries->len; i++) {
                 JournalEntry *e = entries->pdata[i];
 

@@ -88,6 +88,7 @@ typedef struct Migration {
         bool overwrite;                 /* save: may replace final_path */
 
         GThread *thread;
+        uint64_t ended_usec;            /* CLOCK_MONOTONIC; 0 while running */
         int cancel_fd, notify_fd;
         sd_event_source *notify_source;
         uint64_t last_signal_usec;
@@ -136,6 +137,18 @@ void migration_get_progress(Migration *j, uint64_t *bytes, uint64_t *expected, u
                             uint64_t *downtime_usec);
 double migration_progress(Migration *j);
 char *migration_get_error(Migration *j, char **ret_name);
+
+/* A running job (ListMigrations) or one that ended lately: its outcome
+ * stays queryable for RETAIN_USEC, or while among the last RETAIN_JOBS. */
+#define MIGRATION_RETAIN_USEC (10 * 60 * USEC_PER_SEC)
+#define MIGRATION_RETAIN_JOBS 64
+Migration *migration_lookup(Manager *m, uint32_t id);
+
+/* Brings a device that nothing holds back to RUNNING (a stopped source
+ * of an earlier migration, say), as a rollback would: SET, else reset.
+ * *ret_outcome says what was done; -EBUSY if a job or another process
+ * holds it, with *ret_error naming the holder. */
+int migration_resume_device(Manager *m, const Device *d, char **ret_outcome, char **ret_error);
 
 /* Finds devices left behind by a killed daemon and puts them back. */
 void migration_recover_journal(Manager *m);

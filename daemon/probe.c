@@ -310,7 +310,7 @@ static void end_close(Manager *m, ProbeEnd *e) {
 
         g_clear_pointer(&e->handle, device_handle_close);
         if (e->device)
-                registry_set_device_busy(m->registry, e->device, false);
+                registry_set_device_busy(m->registry, e->device, NULL);
         if (e->temporary && (d = registry_get_device(m->registry, e->device))) {
                 r = m->source->ops->remove_mdev(m->source, d);
                 if (r < 0)
@@ -389,7 +389,7 @@ static int open_temporary(Manager *m, const MdevType *t, ProbeEnd *e, sd_bus_err
         if (!d)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s: the temporary instance %s did "
                                          "not appear", t->parent, e->device);
-        registry_set_device_busy(m->registry, e->device, true);
+        registry_set_device_busy(m->registry, e->device, "a probe");
         r = m->source->ops->open_device(m->source, d, &e->handle, &why);
         if (r < 0)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s", why ? why : g_strerror(-r));
@@ -418,7 +418,7 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, sd_bus_error *erro
                 if (!d)
                         return -ENODEV;
                 if (d->busy)
-                        return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is busy with a migration", node);
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s", node, d->holder);
                 e->type = g_strdup(d->migration_type);
                 e->version = g_strdup(d->migration_version);
                 e->driver = g_strdup(d->driver);
@@ -435,7 +435,7 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, sd_bus_error *erro
                         return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s", why ? why : g_strerror(-r));
                 else {
                         e->device = g_strdup(node);
-                        registry_set_device_busy(m->registry, node, true);
+                        registry_set_device_busy(m->registry, node, "a probe");
                 }
         }
         if (r < 0)

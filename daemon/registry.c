@@ -91,7 +91,7 @@ void mdev_type_free(MdevType *t) {
         X(sysfs_path) X(driver) X(parent) X(mdev_type) X(iommu_group) \
         X(vfio_dev) X(vendor_id) X(device_id) X(subsystem_vendor_id) \
         X(subsystem_device_id) X(vendor_migration_type) X(vendor_migration_version) \
-        X(migration_type) X(migration_version) X(migration_basis) X(migration_state)
+        X(migration_type) X(migration_version) X(migration_basis) X(migration_state) X(holder)
 
 Device *device_new(const char *name, DeviceKind kind) {
         Device *d = g_new0(Device, 1);
@@ -234,6 +234,7 @@ void registry_add_device(Registry *r, Device *d) {
 
         if (old) {
                 d->busy = old->busy;
+                free_and_strdup(&d->holder, old->holder);
                 if (!d->migration_flags)
                         d->migration_flags = old->migration_flags;
                 if (!*d->migration_basis)
@@ -261,12 +262,13 @@ bool registry_remove_device(Registry *r, const char *name) {
         return true;
 }
 
-void registry_set_device_busy(Registry *r, const char *name, bool busy) {
+void registry_set_device_busy(Registry *r, const char *name, const char *holder) {
         Device *d = g_hash_table_lookup(r->devices, name);
 
-        if (!d || d->busy == busy)
+        if (!d || g_str_equal(d->holder, holder ?: ""))
                 return;
-        d->busy = busy;
+        d->busy = holder != NULL;
+        free_and_strdup(&d->holder, holder ?: "");
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 

@@ -58,7 +58,8 @@ typedef struct Device {
         char *migration_type, *migration_version, *migration_basis;
         /* runtime status, kept when a uevent replaces the entry */
         char *migration_state;  /* "" when unknown */
-        bool busy;              /* held by a migration job */
+        bool busy;              /* held by a job of ours */
+        char *holder;           /* which: "migration 3", "probe 2"; "" when not busy */
 } Device;
 
 Parent *parent_new(const char *name);
@@ -103,7 +104,9 @@ void registry_set_available(Registry *r, const char *key, unsigned available);
 void registry_add_device(Registry *r, Device *d);
 bool registry_remove_device(Registry *r, const char *name);
 /* Runtime status; report DEVICE_CHANGED when it changes. */
-void registry_set_device_busy(Registry *r, const char *name, bool busy);
+/* holder names the job that takes the device ("migration 3"); NULL
+ * releases it. */
+void registry_set_device_busy(Registry *r, const char *name, const char *holder);
 void registry_set_device_state(Registry *r, const char *name, const char *state);
 void registry_set_device_flags(Registry *r, const char *name, uint32_t flags);
 /* The derived migration identity of a device, or of a type (node

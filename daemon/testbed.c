@@ -420,6 +420,9 @@ static int testbed_remove_mdev(Source *s, const Device *device) {
 
         if (device->kind != DEVICE_KIND_MDEV)
                 return -EINVAL;
+        /* a job's handle would point into freed (or, in the kernel, blocking) state */
+        if (device->busy)
+                return -EBUSY;
         sim_device_forget(g_hash_table_lookup(tb->sims, name));
         g_hash_table_remove(tb->sims, name);
         g_hash_table_remove(tb->accept, name);

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,28 +33,58 @@ static int wait_fd(const Xfer *x, int fd, short events) {
         return 0;
 }
 
+/* The client decides what may happen to its fd: we neither reopen it
+ * (that would use root's rights on it) nor change its flags (it shares
+ * them). */
+static int check_access_mode(int fd, bool for_write) {
+        int flags = fcntl(fd, F_GETFL);
+
+        if (flags < 0)
+                return -errno;
+        if (flags & O_PATH)
+                return -EBADF;
+        switch (flags & O_ACCMODE) {
+        case O_RDWR:
+                return 0;
+        case O_WRONLY:
+                return for_write ? 0 : -EBADF;
+        default:
+                return for_write ? -EBADF : 0;
+        }
+}
+
+static int open_relay(XferEnd *e) {
+        if (pipe2(e->relay, O_NONBLOCK | O_CLOEXEC) < 0)
+                return -errno;
+        /* room for one whole COPY_BUFFER; the default 64 KiB also works */
+        (void) fcntl(e->relay[1], F_SETPIPE_SZ, COPY_BUFFER);
+        e->pipe = true;
+        return 0;
+}
+
 int xfer_end_from_client_fd(int fd, bool for_write, XferEnd *ret) {
         struct stat st;
-        int nfd;
+        int r;
 
+        *ret = (XferEnd) { .fd = -1 };
         if (fstat(fd, &st) < 0)
                 return -errno;
-        *ret = (XferEnd) { .fd = -1 };
-        if (S_ISFIFO(st.st_mode)) {
-                char path[64];
-
-                snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-                nfd = open(path, (for_write ? O_WRONLY : O_RDONLY) | O_NONBLOCK | O_CLOEXEC);
-        } else if (S_ISSOCK(st.st_mode)) {
-                nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                ret->socket = true;
-        } else if (S_ISREG(st.st_mode))
-                nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        else
+        if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode) && !S_ISREG(st.st_mode))
                 return -EBADFD;         /* ttys, devices: not a stream we can frame */
-        if (nfd < 0)
+        r = check_access_mode(fd, for_write);
+        if (r < 0)
+                return r;
+        ret->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (ret->fd < 0)
                 return -errno;
-        ret->fd = nfd;
+        ret->socket = S_ISSOCK(st.st_mode);
+        if (S_ISFIFO(st.st_mode)) {
+                r = open_relay(ret);
+                if (r < 0) {
+                        xfer_end_close(ret);
+                        return r;
+                }
+        }
         return 0;
 }
 
@@ -66,11 +97,92 @@ int xfer_end_from_device(DeviceHandle *device, int fd, XferEnd *ret) {
         return 0;
 }
 
+void xfer_end_close(XferEnd *e) {
+        if (e->fd >= 0)
+                close(e->fd);
+        if (e->pipe) {
+                close(e->relay[0]);
+                close(e->relay[1]);
+        }
+        *e = (XferEnd) { .fd = -1 };
+}
+
+static size_t relay_pending(const XferEnd *e) {
+        int n = 0;
+
+        return ioctl(e->relay[0], FIONREAD, &n) < 0 ? 0 : (size_t) n;
+}
+
+/* SPLICE_F_NONBLOCK makes the client's pipe non-blocking for this call
+ * alone, whatever its O_NONBLOCK says. */
+static ssize_t relay_splice(int from, int to, size_t len) {
+        ssize_t n = splice(from, NULL, to, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+        return n < 0 ? -errno : n;
+}
+
+static ssize_t relay_read(const XferEnd *e, void *buf, size_t len) {
+        ssize_t n = read(e->relay[0], buf, len);
+
+        if (n >= 0 || errno != EAGAIN)
+                return n < 0 ? -errno : n;
+        n = relay_splice(e->fd, e->relay[1], MIN(len, (size_t) COPY_BUFFER));
+        if (n <= 0)
+                return n;       /* 0: the writer closed its end */
+        n = read(e->relay[0], buf, len);
+        return n < 0 ? -errno : n;
+}
+
+/* Moves what the relay holds into the client's pipe: 0 when it is all
+ * out, -EAGAIN when the pipe is full. */
+static int relay_drain(const XferEnd *e) {
+        for (size_t pending; (pending = relay_pending(e)) > 0;) {
+                ssize_t n = relay_splice(e->relay[0], e->fd, pending);
+
+                if (n < 0)
+                        return (int) n;
+                if (n == 0)
+                        return -EPIPE;
+        }
+        return 0;
+}
+
+/* Accepts bytes only into an empty relay, so they leave in order and a
+ * flush has at most one buffer to wait for. */
+static ssize_t relay_write(const XferEnd *e, const void *buf, size_t len) {
+        ssize_t n;
+        int r;
+
+        r = relay_drain(e);
+        if (r < 0)
+                return r;
+        n = write(e->relay[1], buf, len);
+        if (n < 0)
+                return -errno;
+        r = relay_drain(e);
+        return r < 0 && r != -EAGAIN ? r : n;
+}
+
+int xfer_flush(const Xfer *x, const XferEnd *e) {
+        while (e->pipe) {
+                int r = relay_drain(e);
+
+                if (r != -EAGAIN)
+                        return r;
+                r = wait_fd(x, e->fd, POLLOUT);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static ssize_t read_once(const XferEnd *e, void *buf, size_t len) {
         ssize_t n;
 
         if (e->device && e->device->ops->read_data)
                 return e->device->ops->read_data(e->device, e->fd, buf, len);
+        if (e->pipe)
+                return relay_read(e, buf, len);
         n = e->socket ? recv(e->fd, buf, len, MSG_DONTWAIT) : read(e->fd, buf, len);
         return n < 0 ? -errno : n;
 }
@@ -80,6 +192,8 @@ static ssize_t write_once(const XferEnd *e, const void *buf, size_t len) {
 
         if (e->device && e->device->ops->write_data)
                 return e->device->ops->write_data(e->device, e->fd, buf, len);
+        if (e->pipe)
+                return relay_write(e, buf, len);
         n = e->socket ? send(e->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) : write(e->fd, buf, len);
         return n < 0 ? -errno : n;
 }
@@ -134,7 +248,7 @@ int xfer_write_all(const Xfer *x, const XferEnd *e, const void *buf, size_t len)
 }
 
 static bool plain(const XferEnd *e) {
-        return !e->socket && (!e->device || (!e->device->ops->read_data && !e->device->ops->write_data));
+        return !e->socket && !e->pipe && (!e->device || (!e->device->ops->read_data && !e->device->ops->write_data));
 }
 
 /* Pipe to pipe without copying through user space. -EINVAL: not

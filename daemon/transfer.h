@@ -23,15 +23,23 @@ typedef struct XferEnd {
         int fd;
         DeviceHandle *device;   /* NULL for a client's fd */
         bool socket;            /* use MSG_DONTWAIT: its file description is shared */
+        bool pipe;              /* a client's pipe, moved through relay with splice() */
+        int relay[2];           /* our own pipe, when pipe is set */
 } XferEnd;
 
-/* Makes a client's fd safe to use without blocking: a FIFO is reopened
- * through /proc (a new file description, so O_NONBLOCK does not leak to
- * the client), a socket is marked for MSG_DONTWAIT, a regular file is
- * dup'ed. */
+/* Makes a client's fd safe to use without blocking and without more
+ * rights than the client gave: the fd is used as passed (dup'ed), never
+ * reopened. Its file description is shared with the client, so its
+ * O_NONBLOCK flag is left alone: a socket gets MSG_DONTWAIT, a pipe is
+ * moved through a relay pipe of ours with SPLICE_F_NONBLOCK, a regular
+ * file cannot block. -EBADF if the fd is not open for the direction
+ * asked (O_PATH, read-only for a save, write-only for a load). */
 int xfer_end_from_client_fd(int fd, bool for_write, XferEnd *ret);
 /* A device's data fd: ours alone, so it is simply set non-blocking. */
 int xfer_end_from_device(DeviceHandle *device, int fd, XferEnd *ret);
+/* Writes out what a client pipe's relay still holds. */
+int xfer_flush(const Xfer *x, const XferEnd *e);
+void xfer_end_close(XferEnd *e);
 
 /* One read; 0 at end of stream. -ENOMSG is passed through: in PRE_COPY
  * it marks the end of the data available for now. -ECANCELED,

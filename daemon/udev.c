@@ -310,6 +310,9 @@ static int udev_remove_mdev(Source *s, const Device *device) {
 
         if (device->kind != DEVICE_KIND_MDEV)
                 return -EINVAL;
+        /* a job's handle would point into freed (or, in the kernel, blocking) state */
+        if (device->busy)
+                return -EBUSY;
         r = sysfs_write(device->sysfs_path, "remove", "1");
         if (r < 0)
                 return r;
