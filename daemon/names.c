@@ -77,5 +77,46 @@ bool name_is_sysfs_component(const char *s) {
 bool name_is_plain_file(const char *s) {
         if (!name_is_sysfs_component(s) || s[0] == '.')
                 return false;
+        if (strlen(s) > NAME_PLAIN_FILE_MAX)
+                return false;
         return g_utf8_validate(s, -1, NULL);
+}
+
+static void quote_char(GString *q, const char *p, const char *next, gunichar c) {
+        static const char escapes[] = "\\a\\b\\t\\n\\v\\f\\r";
+
+        if (c == '\\' || c == '\'')
+                g_string_append_printf(q, "\\%c", (char) c);
+        else if (c >= '\a' && c <= '\r')
+                g_string_append_len(q, escapes + 2 * (c - '\a'), 2);
+        else if (c < 0x80 ? g_ascii_isprint((char) c) : g_unichar_isprint(c))
+                g_string_append_len(q, p, next - p);
+        else if (c < 0x80)
+                g_string_append_printf(q, "\\x%02x", c);
+        else
+                g_string_append_printf(q, "\\u%04X", c);
+}
+
+char *name_quote(const char *s) {
+        size_t len = strlen(s);
+        const char *p = s, *end = s + len;
+        GString *q = g_string_new("'");
+
+        /* The limit counts what is written, escapes included: every
+         * argument costs at most a few bytes more than NAME_QUOTE_MAX. */
+        while (p < end && q->len <= NAME_QUOTE_MAX) {
+                gunichar c = g_utf8_get_char_validated(p, end - p);
+
+                if (c == (gunichar) -1 || c == (gunichar) -2) {
+                        /* not UTF-8: each byte on its own */
+                        g_string_append_printf(q, "\\x%02x", (unsigned char) *p++);
+                        continue;
+                }
+                quote_char(q, p, g_utf8_next_char(p), c);
+                p = g_utf8_next_char(p);
+        }
+        g_string_append_c(q, '\'');
+        if (p < end)
+                g_string_append_printf(q, "... (%zu bytes)", len);
+        return g_string_free(q, FALSE);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <limits.h>
 #include <stdbool.h>
 
 /* Syntax of the names clients hand us. Pure functions, no I/O.
@@ -20,6 +21,25 @@ char *name_normalize_device(const char *s);
  * type ids are "<driver>-<name>": both must be one sysfs path component. */
 bool name_is_sysfs_component(const char *s);
 
+/* Save() writes a state under a temporary name, NAME between these
+ * (mkstemp() fills in the X's), and renames it to NAME once complete;
+ * migration.c asserts that it builds that name of these lengths. */
+#define NAME_SAVE_TEMP_PREFIX "."
+#define NAME_SAVE_TEMP_SUFFIX ".XXXXXX.partial"
+/* The longest plain file name: one byte more and the temporary name would
+ * not fit in a directory entry (NAME_MAX). */
+#define NAME_PLAIN_FILE_MAX ((int) (NAME_MAX - (sizeof(NAME_SAVE_TEMP_PREFIX NAME_SAVE_TEMP_SUFFIX) - 1)))
+
 /* A plain file name under a directory we own: no slash, no leading dot,
- * printable, not too long. */
+ * printable ASCII, at most NAME_PLAIN_FILE_MAX bytes. */
 bool name_is_plain_file(const char *s);
+
+/* At most about this many bytes of a caller's string go into a message. */
+#define NAME_QUOTE_MAX 64
+
+/* s as an error message may echo it: in single quotes, with what is not
+ * printable UTF-8 escaped (\n, \x01, \u200B), quotes and backslashes
+ * escaped, and cut after NAME_QUOTE_MAX bytes of that with "..." and the
+ * length of s, so that a reply to a 64 KiB argument stays one short line
+ * and a terminal that shows it is not steered by it. */
+char *name_quote(const char *s);

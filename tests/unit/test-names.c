@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
 #include <glib.h>
 
 #include "names.h"
@@ -69,11 +71,75 @@ static void test_components(void) {
         g_assert_false(name_is_plain_file("\xff\xfe"));
 }
 
+/* Save() writes .NAME.XXXXXX.partial first: a name is plain only if that
+ * still fits in a directory entry, so every accepted name can be saved. */
+static void test_plain_file_length(void) {
+        g_autofree char *longest = g_strnfill(NAME_PLAIN_FILE_MAX, 'a');
+        g_autofree char *one_more = g_strnfill(NAME_PLAIN_FILE_MAX + 1, 'a');
+        g_autofree char *temp = g_strconcat(NAME_SAVE_TEMP_PREFIX, longest, NAME_SAVE_TEMP_SUFFIX, NULL);
+
+        g_assert_cmpint(NAME_PLAIN_FILE_MAX, >=, 200);
+        g_assert_cmpuint(strlen(temp), ==, NAME_MAX);
+        g_assert_true(name_is_plain_file(longest));
+        g_assert_false(name_is_plain_file(one_more));
+        for (int n = NAME_PLAIN_FILE_MAX + 1; n <= NAME_MAX; n++) {
+                g_autofree char *s = g_strnfill(n, 'b');
+
+                g_assert_false(name_is_plain_file(s));
+        }
+}
+
+static void assert_quote(const char *s, const char *want) {
+        g_autofree char *q = name_quote(s);
+
+        g_assert_cmpstr(q, ==, want);
+        g_assert_true(g_utf8_validate(q, -1, NULL));
+}
+
+static void test_quote(void) {
+        g_autofree char *big = g_strnfill(65536, 'x');
+        g_autofree char *prefix = g_strnfill(NAME_QUOTE_MAX, 'x');
+        g_autofree char *want = g_strdup_printf("'%s'... (65536 bytes)", prefix);
+        g_autofree char *exact = g_strnfill(NAME_QUOTE_MAX, 'y');
+        g_autofree char *exact_quoted = g_strdup_printf("'%s'", exact);
+        g_autofree char *escapes = g_strnfill(4096, '\001');
+        g_autofree char *q = NULL;
+
+        assert_quote("", "''");
+        assert_quote("mtty-1", "'mtty-1'");
+        assert_quote("it's a\\b", "'it\\'s a\\\\b'");
+        assert_quote("a\nb\tc\033[2J", "'a\\nb\\tc\\x1b[2J'");
+        assert_quote("gr\xc3\xbc\xc3\x9f", "'gr\xc3\xbc\xc3\x9f'");          /* printable UTF-8 stays */
+        assert_quote("\xe2\x80\x8b\xc2\x85", "'\\u200B\\u0085'");           /* zero-width space, NEL */
+        assert_quote("\xff\xfe" "a", "'\\xff\\xfea'");                      /* not UTF-8 */
+        assert_quote(exact, exact_quoted);                                 /* the limit, not cut */
+        assert_quote(big, want);
+
+        /* Escapes count: many control bytes still make a short quote, and
+         * a cut never splits a character. */
+        q = name_quote(escapes);
+        g_assert_cmpuint(strlen(q), <, NAME_QUOTE_MAX + 32);
+        g_assert_true(g_str_has_prefix(q, "'\\x01\\x01"));
+        g_assert_true(g_str_has_suffix(q, "'... (4096 bytes)"));
+        g_clear_pointer(&q, g_free);
+        {
+                g_autoptr(GString) accents = g_string_new(NULL);
+
+                for (int i = 0; i < 100; i++)
+                        g_string_append(accents, "\xc3\xa9");
+                q = name_quote(accents->str);
+                g_assert_true(g_utf8_validate(q, -1, NULL));
+                g_assert_true(g_str_has_suffix(q, "'... (200 bytes)"));
+        }
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/names/uuid", test_uuid);
         g_test_add_func("/names/pci", test_pci);
         g_test_add_func("/names/normalize", test_normalize);
         g_test_add_func("/names/components", test_components);
+        g_test_add_func("/names/plain-file-length", test_plain_file_length);
+        g_test_add_func("/names/quote", test_quote);
         return g_test_run();
 }
