@@ -54,9 +54,12 @@ static int read_remote_identity(sd_bus_message *msg, Identity **ret, sd_bus_erro
         r = sd_bus_message_read(msg, "ss", &type, &version);
         if (r < 0)
                 return r;
-        if (!vendor_string_valid(type))
+        if (!vendor_string_valid(type)) {
+                g_autofree char *q = name_quote(type);
+
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                         "'%s' is not a migration type: 1 to 4096 printable ASCII characters", type);
+                                         "%s is not a migration type: 1 to 4096 printable ASCII characters", q);
+        }
         if (*version && !vendor_string_valid(version))
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
                                          "a migration version is 0 to 4096 printable ASCII characters");
@@ -184,16 +187,21 @@ static int read_probe_node(sd_bus_message *msg, char **ret, sd_bus_error *error)
         if (slash) {
                 g_autofree char *parent = g_strndup(s, slash - s);
 
-                if (!name_is_sysfs_component(parent) || !name_is_sysfs_component(slash + 1))
-                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                                 "'%s' is not PARENT/TYPE-ID", s);
+                if (!name_is_sysfs_component(parent) || !name_is_sysfs_component(slash + 1)) {
+                        g_autofree char *q = name_quote(s);
+
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s is not PARENT/TYPE-ID", q);
+                }
                 *ret = g_strdup(s);
                 return 0;
         }
         *ret = name_normalize_device(s);
-        if (!*ret)
+        if (!*ret) {
+                g_autofree char *q = name_quote(s);
+
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                         "'%s' is neither a device name nor PARENT/TYPE-ID", s);
+                                         "%s is neither a device name nor PARENT/TYPE-ID", q);
+        }
         return 0;
 }
 

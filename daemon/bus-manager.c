@@ -89,9 +89,11 @@ static int read_plain_name(sd_bus_message *msg, const char *what, const char **r
 
         if (r < 0)
                 return r;
-        if (!name_is_sysfs_component(*ret))
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                         "'%s' is not a valid %s name", *ret, what);
+        if (!name_is_sysfs_component(*ret)) {
+                g_autofree char *q = name_quote(*ret);
+
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s is not a valid %s name", q, what);
+        }
         return 0;
 }
 
@@ -132,9 +134,12 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = sd_bus_message_read(msg, "s", &uuid_arg);
         if (r < 0)
                 return r;
-        if (*uuid_arg && !name_is_uuid(uuid_arg))
+        if (*uuid_arg && !name_is_uuid(uuid_arg)) {
+                g_autofree char *q = name_quote(uuid_arg);
+
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                         "'%s' is not a valid UUID (expected 8-4-4-4-12 hex digits)", uuid_arg);
+                                         "%s is not a valid UUID (expected 8-4-4-4-12 hex digits)", q);
+        }
         r = bus_read_options(msg, NULL, NULL, error);
         if (r < 0)
                 return r;

@@ -74,9 +74,12 @@ static int opt_state(sd_bus_message *m, const char *name, void *userdata, sd_bus
         r = sd_bus_message_read(m, "s", &s);
         if (r < 0)
                 return r;
-        if (!g_str_equal(s, "running") && !g_str_equal(s, "stop"))
+        if (!g_str_equal(s, "running") && !g_str_equal(s, "stop")) {
+                g_autofree char *q = name_quote(s);
+
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                         "%s must be \"running\" or \"stop\", not \"%s\"", name, s);
+                                         "%s must be \"running\" or \"stop\", not %s", name, q);
+        }
         if (g_str_equal(name, "target-state"))
                 o->o.target_running = g_str_equal(s, "running");
         else
@@ -258,10 +261,13 @@ static int read_file_name(sd_bus_message *msg, const char **ret, sd_bus_error *e
 
         if (r < 0)
                 return r;
-        if (!name_is_plain_file(*ret))
+        if (!name_is_plain_file(*ret)) {
+                g_autofree char *q = name_quote(*ret);
+
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                         "'%s' is not a plain file name (no '/', not starting with '.', "
-                                         "at most 255 printable bytes)", *ret);
+                                         "%s is not a plain file name (no '/', not starting with '.', "
+                                         "at most %d printable ASCII bytes)", q, NAME_PLAIN_FILE_MAX);
+        }
         return 0;
 }
 
@@ -296,7 +302,7 @@ int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return 1;
 
         if (g_mkdir_with_parents(dir, 0700) < 0)
-                return sd_bus_error_set_errnof(error, errno, "Cannot create %s: %m", dir);
+                return bus_error_set_errnof(error, errno, "Cannot create %s: %m", dir);
         return start(m, msg, &(MigrationRequest) {
                 .kind = MIGRATION_SAVE, .sources = (char *[]) { source, NULL }, .stream_fd = -1,
                 .stream_label = name, .final_path = path, .overwrite = o.overwrite, .options = o.o,
@@ -331,7 +337,7 @@ int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
-                return sd_bus_error_set_errnof(error, errno, "Cannot open %s: %m", path);
+                return bus_error_set_errnof(error, errno, "Cannot open %s: %m", path);
         r = start(m, msg, &(MigrationRequest) {
                 .kind = MIGRATION_LOAD, .targets = (char *[]) { target, NULL }, .stream_fd = fd,
                 .stream_label = name, .options = o.o,
@@ -475,7 +481,7 @@ static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY,
                                          "Migration %u is finishing and can no longer be cancelled", j->id);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot cancel migration %u: %m", j->id);
+                return bus_error_set_errnof(error, r, "Cannot cancel migration %u: %m", j->id);
         log_info("Migration %u: cancel requested by %s", j->id, sender);
         return sd_bus_reply_method_return(msg, NULL);
 }

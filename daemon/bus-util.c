@@ -18,11 +18,13 @@ int bus_read_device_name(sd_bus_message *m, char **ret, sd_bus_error *error) {
         if (r < 0)
                 return r;
         normalized = name_normalize_device(name);
-        if (!normalized)
+        if (!normalized) {
+                g_autofree char *q = name_quote(name);
+
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                         "'%s' is not a device name: expected an mdev UUID "
-                                         "(e.g. 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001) or a PCI address "
-                                         "(e.g. 0000:3b:00.1)", name);
+                                         "%s is not a device name: expected an mdev UUID "
+                                         "(8-4-4-4-12 hex digits) or a PCI address (e.g. 0000:3b:00.1)", q);
+        }
         *ret = normalized;
         return 0;
 }
@@ -48,11 +50,13 @@ int bus_read_options(sd_bus_message *m, const BusOption *table, void *userdata, 
                 if (r < 0)
                         return r;
                 o = find_option(table, name);
-                if (!o)
-                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                                 "Unknown option '%s'", name);
+                if (!o) {
+                        g_autofree char *q = name_quote(name);
+
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "Unknown option %s", q);
+                }
                 r = sd_bus_message_enter_container(m, 'v', o->signature);
-                if (r == -ENXIO)
+                if (r == -ENXIO)        /* a known name: no quoting needed */
                         return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
                                                  "Option '%s' must be of type '%s'", name, o->signature);
                 if (r < 0)
@@ -71,27 +75,6 @@ int bus_read_options(sd_bus_message *m, const BusOption *table, void *userdata, 
         return sd_bus_message_exit_container(m);
 }
 
-static const char *error_name_for_errno(int r) {
-        switch (-r) {
-        case ENODEV: case ENOENT: case ENXIO:
-                return VFIOMIG_ERROR_NO_SUCH_DEVICE;
-        case EBUSY: case EUSERS: case ENOSPC:
-                return VFIOMIG_ERROR_BUSY;
-        case EEXIST:
-                return VFIOMIG_ERROR_ALREADY_EXISTS;
-        case EINVAL:
-                return VFIOMIG_ERROR_INVALID_ARGUMENT;
-        case EOPNOTSUPP: case ENOTTY:
-                return VFIOMIG_ERROR_NOT_MIGRATABLE;
-        case ECANCELED:
-                return VFIOMIG_ERROR_CANCELLED;
-        case EPERM: case EACCES:
-                return SD_BUS_ERROR_ACCESS_DENIED;
-        default:
-                return VFIOMIG_ERROR_DEVICE_FAILED;
-        }
-}
-
 int bus_error_device_errno(sd_bus_error *error, int r, const char *dev, const char *format, ...) {
         g_autofree char *what = NULL;
         va_list ap;
@@ -99,7 +82,7 @@ int bus_error_device_errno(sd_bus_error *error, int r, const char *dev, const ch
         va_start(ap, format);
         what = g_strdup_vprintf(format, ap);
         va_end(ap);
-        sd_bus_error_setf(error, error_name_for_errno(r), "%s: %s: %s", dev, what, g_strerror(-r));
+        sd_bus_error_setf(error, bus_error_name_for_errno(r), "%s: %s: %s", dev, what, g_strerror(-r));
         return r;
 }
 

@@ -17,6 +17,7 @@
 #include "journal.h"
 #include "log.h"
 #include "migration.h"
+#include "names.h"
 #include "util.h"
 #include "vfio-uapi.h"
 #include "vfiomig-names.h"
@@ -1131,6 +1132,9 @@ static void setup_identity(Migration *j) {
 #define TEMP_PREFIX "."
 #define TEMP_SUFFIX ".partial"
 
+/* names.c accepts no name longer than what fits between these */
+G_STATIC_ASSERT(sizeof(TEMP_PREFIX ".XXXXXX" TEMP_SUFFIX) == sizeof(NAME_SAVE_TEMP_PREFIX NAME_SAVE_TEMP_SUFFIX));
+
 static char *temp_path_for(const char *final_path) {
         g_autofree char *dir = g_path_get_dirname(final_path), *base = g_path_get_basename(final_path);
 
@@ -1163,7 +1167,7 @@ static int open_stream(Migration *j, const MigrationRequest *req, sd_bus_error *
                 j->temp_path = temp_path_for(req->final_path);
                 fd = g_mkstemp_full(j->temp_path, O_WRONLY | O_CLOEXEC, 0600);
                 if (fd < 0)
-                        return sd_bus_error_set_errnof(error, errno, "Cannot create %s: %m", j->temp_path);
+                        return bus_error_set_errnof(error, errno, "Cannot create %s: %m", j->temp_path);
                 r = xfer_end_from_client_fd(fd, true, &j->stream);
                 close(fd);
         } else
@@ -1254,10 +1258,10 @@ int migration_start(Manager *m, const MigrationRequest *req, const char *owner, 
         j->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         j->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (j->cancel_fd < 0 || j->notify_fd < 0)
-                return sd_bus_error_set_errnof(error, errno, "Cannot create eventfd: %m");
+                return bus_error_set_errnof(error, errno, "Cannot create eventfd: %m");
         r = sd_event_add_io(m->event, &j->notify_source, j->notify_fd, EPOLLIN, on_worker_notify, j);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot watch the worker: %m");
+                return bus_error_set_errnof(error, r, "Cannot watch the worker: %m");
 
         j->id = next_id(m);
         j->path = g_strdup_printf(VFIOMIG_MIGRATION_PATH_PREFIX "/%u", j->id);

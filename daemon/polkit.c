@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdbool.h>
 
+#include "bus-error.h"
 #include "log.h"
 #include "polkit.h"
 
@@ -172,6 +173,6 @@ int polkit_verify(sd_bus_message *call, const char *action, const char *const *d
 
         r = start_check(call, action, details, reg);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Failed to start polkit authorization check: %m");
+                return bus_error_set_errnof(error, r, "Failed to start polkit authorization check: %m");
         return 0;
 }

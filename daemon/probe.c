@@ -141,7 +141,7 @@ static void cache_store(ProbeCache *c, const ProbeEnd *source, const ProbeEnd *t
         {
                 g_autofree char *dir = g_path_get_dirname(c->path);
 
-                (void) g_mkdir_with_parents(dir, 0755);
+                (void) g_mkdir_with_parents(dir, 0700);
         }
         r = write_file_atomic(c->path, data, len);
         if (r < 0)
@@ -465,7 +465,7 @@ int probe_start(Manager *m, sd_bus_message *call, const char *source, const char
                 r = p->notify_fd < 0 ? -errno : sd_event_add_io(m->event, &p->notify_source, p->notify_fd, EPOLLIN,
                                                                 on_done, p);
                 if (r < 0)
-                        sd_bus_error_set_errnof(error, r, "Cannot start the probe: %m");
+                        bus_error_set_errnof(error, r, "Cannot start the probe: %m");
         }
         if (r < 0) {
                 probe_free(p);
