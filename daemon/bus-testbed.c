@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <inttypes.h>
 
 #include "bus-objects.h"
 #include "bus-util.h"
@@ -101,10 +102,17 @@ static int method_set_dirty_rate(sd_bus_message *msg, void *userdata, sd_bus_err
         r = sd_bus_message_read(msg, "t", &rate);
         if (r < 0)
                 return r;
+        /* a rate no device has, and one the simulation would spin on */
+        if (rate > SIM_DIRTY_RATE_MAX)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "A dirty rate is at most %" PRIu64 " bytes per second (64 GiB/s), "
+                                         "not %" PRIu64, SIM_DIRTY_RATE_MAX, rate);
         r = check_manage(m, msg, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        sim_device_set_dirty_rate(sim, rate);
+        r = sim_device_set_dirty_rate(sim, rate);
+        if (r < 0)
+                return bus_error_set_errnof(error, r, "Cannot set the dirty rate: %m");
         return sd_bus_reply_method_return(msg, NULL);
 }
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 #include "fsm.h"
 #include "log.h"
+#include "names.h"
 #include "testbed-device.h"
 #include "util.h"
 #include "vfio-uapi.h"
@@ -138,9 +141,21 @@ static void advance(SimDevice *d) {
                 return;
         }
         bytes = (double) d->dirty_rate * (double) (now - d->dirty_last_usec) / 1e6 + d->dirty_carry;
+        d->dirty_last_usec = now;
+        if (bytes >= (double) d->npages * d->page_size) {
+                /* At least the whole state's worth: every page changed, and
+                 * which ones changed twice nobody can tell. One pass, however
+                 * long nobody looked and however high the rate, since this
+                 * runs under the lock the main loop waits for. */
+                for (uint32_t p = 0; p < d->npages; p++) {
+                        d->versions[p]++;
+                        d->dirty[p] = 1;
+                }
+                d->dirty_carry = 0;
+                return;
+        }
         n = (uint64_t) (bytes / d->page_size);
         d->dirty_carry = bytes - (double) n * d->page_size;
-        d->dirty_last_usec = now;
         for (uint64_t i = 0; i < n; i++) {
                 uint32_t p = (uint32_t) (mix(d->seed ^ d->dirty_counter++) % d->npages);
 
@@ -228,35 +243,78 @@ static int parse_state_arg(const char *v, int *ret) {
         return 0;
 }
 
-static int parse_fault_arg(SimFault *f, const char *key, const char *v) {
-        guint64 n;
+/* The numeric keys and what they accept: a count above UINT_MAX would
+ * wrap, a delay is bounded so that no test can park a job for an hour. */
+static const struct {
+        const char *key;
+        uint64_t min, max;
+        const char *unit;
+} numeric_keys[] = {
+        { "after", 0, UINT64_MAX,       "bytes" },
+        { "chunk", 1, SIZE_MAX,         "bytes" },
+        { "count", 0, UINT_MAX,         "times, 0 for always" },
+        { "delay", 0, SIM_DELAY_MAX_MS, "milliseconds" },
+};
 
-        if (g_str_equal(key, "from"))
-                return parse_state_arg(v, &f->from);
-        if (g_str_equal(key, "to"))
-                return parse_state_arg(v, &f->to);
-        if (g_str_equal(key, "land"))
-                return g_str_equal(v, "stay") ? (f->land = -1, 0) : parse_state_arg(v, &f->land);
-        if (g_str_equal(key, "errno"))
-                return g_str_equal(v, "0") ? (f->error = 0) : (f->error = errno_from_name(v)) < 0 ? -EINVAL : 0;
-        if (!g_ascii_string_to_unsigned(v, 10, 0, G_MAXUINT64, &n, NULL))
+static int parse_numeric_arg(SimFault *f, const char *key, const char *v, char **why) {
+        guint64 n;
+        size_t i;
+
+        for (i = 0; i < G_N_ELEMENTS(numeric_keys); i++)
+                if (g_str_equal(key, numeric_keys[i].key))
+                        break;
+        if (i == G_N_ELEMENTS(numeric_keys)) {
+                g_autofree char *q = name_quote(key);
+
+                *why = g_strdup_printf("unknown key %s", q);
                 return -EINVAL;
+        }
+        if (!g_ascii_string_to_unsigned(v, 10, numeric_keys[i].min, numeric_keys[i].max, &n, NULL)) {
+                g_autofree char *q = name_quote(v);
+
+                *why = g_strdup_printf("%s=%s: expected a number from %" PRIu64 " to %" PRIu64 " (%s)", key, q,
+                                       numeric_keys[i].min, numeric_keys[i].max, numeric_keys[i].unit);
+                return -EINVAL;
+        }
         if (g_str_equal(key, "after"))
                 f->after = n;
-        else if (g_str_equal(key, "chunk") && n > 0)
+        else if (g_str_equal(key, "chunk"))
                 f->chunk = (size_t) n;
         else if (g_str_equal(key, "count"))
                 f->count = (unsigned) n;
-        else if (g_str_equal(key, "delay") && n <= 60000)
-                f->delay_ms = (unsigned) n;
         else
-                return -EINVAL;
+                f->delay_ms = (unsigned) n;
         return 0;
+}
+
+static int parse_fault_arg(SimFault *f, const char *key, const char *v, char **why) {
+        g_autofree char *q = NULL;
+        int r;
+
+        if (g_str_equal(key, "from"))
+                r = parse_state_arg(v, &f->from);
+        else if (g_str_equal(key, "to"))
+                r = parse_state_arg(v, &f->to);
+        else if (g_str_equal(key, "land"))
+                r = g_str_equal(v, "stay") ? (f->land = -1, 0) : parse_state_arg(v, &f->land);
+        else if (g_str_equal(key, "errno"))
+                r = g_str_equal(v, "0") ? (f->error = 0) : (f->error = errno_from_name(v)) < 0 ? -EINVAL : 0;
+        else
+                return parse_numeric_arg(f, key, v, why);
+        if (r >= 0)
+                return 0;
+        q = name_quote(v);
+        if (g_str_equal(key, "errno"))
+                *why = g_strdup_printf("errno=%s: expected an errno name or a number from 1 to 4095", q);
+        else
+                *why = g_strdup_printf("%s=%s: expected a migration state", key, q);
+        return -EINVAL;
 }
 
 int sim_fault_parse(const char *spec, SimFault *ret, char **ret_error) {
         g_auto(GStrv) words = g_strsplit_set(spec, " \t", -1);
         SimFault f = { .type = _SIM_FAULT_MAX, .from = -1, .to = -1, .land = -1, .error = EIO, .chunk = 7 };
+        g_autofree char *why = NULL;
         int type = -1;
 
         for (char **w = words; *w; w++) {
@@ -276,7 +334,7 @@ int sim_fault_parse(const char *spec, SimFault *ret, char **ret_error) {
                 if (!eq)
                         goto fail;
                 key = g_strndup(*w, eq - *w);
-                if (parse_fault_arg(&f, key, eq + 1) < 0)
+                if (parse_fault_arg(&f, key, eq + 1, &why) < 0)
                         goto fail;
         }
         if (type < 0)
@@ -285,11 +343,15 @@ int sim_fault_parse(const char *spec, SimFault *ret, char **ret_error) {
         *ret = f;
         return 0;
 fail:
-        if (ret_error)
-                *ret_error = g_strdup_printf("'%s' is not a fault: expected one of transition, read-error, "
-                                             "write-error, short-io, stall, precopy-info, reset, followed by "
-                                             "key=value words (from, to, land, errno, after, chunk, count, delay)",
-                                             spec);
+        if (ret_error) {
+                g_autofree char *q = name_quote(spec);
+
+                *ret_error = why ? g_strdup_printf("%s is not a fault: %s", q, why)
+                                 : g_strdup_printf("%s is not a fault: expected one of transition, read-error, "
+                                                   "write-error, short-io, stall, precopy-info, reset, followed by "
+                                                   "key=value words (from, to, land, errno, after, chunk, count, "
+                                                   "delay)", q);
+        }
         return -EINVAL;
 }
 
@@ -778,8 +840,16 @@ static int sim_set_state(DeviceHandle *h, uint32_t want, int *ret_data_fd) {
                         close(fd), fd = -1;
                 fault = take_fault(d, SIM_FAULT_TRANSITION, (int) d->state, (int) path[i], &f);
 
-                if (fault && f.delay_ms > 0)    /* a slow driver, holding its state mutex */
-                        g_usleep(f.delay_ms * 1000);
+                if (fault && f.delay_ms > 0) {
+                        /* A slow driver. Not under the lock: the main loop
+                         * takes it to answer GetDeviceState(), GetDigest()
+                         * and the like, and must not wait out the delay.
+                         * Only this handle's holder changes the state, so
+                         * the path stays valid meanwhile. */
+                        g_mutex_unlock(&d->lock);
+                        g_usleep((gulong) f.delay_ms * 1000);
+                        g_mutex_lock(&d->lock);
+                }
                 if (fault && f.error != 0) {
                         log_debug("testbed %s: injected failure of %s -> %s", d->name,
                                   fsm_state_to_string(d->state), fsm_state_to_string(path[i]));
@@ -1004,10 +1074,11 @@ SimDevice *sim_device_new(const char *name, const SimConfig *c, const char *pers
         d->name = g_strdup(name);
         d->tag = g_strdup(c->tag);
         d->flags = c->flags;
-        d->size = MAX(c->state_size, 1);
+        /* testbed.c refuses larger values; never more than the bounds */
+        d->size = CLAMP(c->state_size, 1, SIM_STATE_SIZE_MAX);
         d->page_size = (uint32_t) MIN(d->size, SIM_PAGE);
         d->npages = (uint32_t) ((d->size + d->page_size - 1) / d->page_size);
-        d->dirty_rate = c->dirty_rate;
+        d->dirty_rate = MIN(c->dirty_rate, SIM_DIRTY_RATE_MAX);
         d->state = VFIO_STATE_RUNNING;
         d->seed = mix(g_str_hash(name));        /* every device starts different */
         d->versions = g_new0(uint32_t, d->npages);
@@ -1101,11 +1172,14 @@ uint32_t sim_device_state(SimDevice *d) {
         return s;
 }
 
-void sim_device_set_dirty_rate(SimDevice *d, uint64_t bytes_per_second) {
+int sim_device_set_dirty_rate(SimDevice *d, uint64_t bytes_per_second) {
+        if (bytes_per_second > SIM_DIRTY_RATE_MAX)
+                return -ERANGE;
         g_mutex_lock(&d->lock);
         advance(d);
         d->dirty_rate = bytes_per_second;
         g_mutex_unlock(&d->lock);
+        return 0;
 }
 
 int sim_device_reset(SimDevice *d) {

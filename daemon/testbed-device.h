@@ -31,10 +31,18 @@
 
 typedef struct SimDevice SimDevice;
 
+/* What a simulated device accepts, from a testbed file or over D-Bus. A
+ * state costs a 64th of its size in memory and, each time a running
+ * device is looked at, at most one pass over its pages; a delayed
+ * transition holds up only the thread that asked for it. */
+#define SIM_STATE_SIZE_MAX      (UINT64_C(64) << 30)    /* 64 GiB */
+#define SIM_DIRTY_RATE_MAX      (UINT64_C(64) << 30)    /* 64 GiB per second */
+#define SIM_DELAY_MAX_MS        60000u
+
 typedef struct SimConfig {
         uint32_t flags;         /* VFIO_MIGRATION_* */
-        uint64_t state_size;    /* bytes */
-        uint64_t dirty_rate;    /* bytes per second while running */
+        uint64_t state_size;    /* bytes, at most SIM_STATE_SIZE_MAX */
+        uint64_t dirty_rate;    /* bytes per second while running, at most SIM_DIRTY_RATE_MAX */
         const char *tag;        /* compatibility tag in the vendor header */
 } SimConfig;
 
@@ -57,12 +65,14 @@ typedef struct SimFault {
         uint64_t after;         /* bytes */
         size_t chunk;
         unsigned count;         /* how often it fires; 0 = every time */
-        unsigned delay_ms;      /* TRANSITION: take this long first (errno=0: then succeed) */
+        unsigned delay_ms;      /* TRANSITION: take this long first (errno=0: then succeed),
+                                 * at most SIM_DELAY_MAX_MS; the device can be looked at meanwhile */
 } SimFault;
 
 /* Parses "transition from=stop-copy to=stop errno=EIO land=error count=1",
  * "transition to=running delay=500 errno=0" and the like (see vfiomigd(8),
- * TESTBED FILES). */
+ * TESTBED FILES). *ret_error says what is wrong, naming the limit a value
+ * exceeds. */
 int sim_fault_parse(const char *spec, SimFault *ret, char **ret_error);
 
 /* persist_dir may be NULL (no persistence). */
@@ -79,7 +89,8 @@ int sim_device_open(SimDevice *d, DeviceHandle **ret, char **ret_error);
 /* Thread-safe views and controls, for the main loop and tests. */
 char *sim_device_digest(SimDevice *d);
 uint32_t sim_device_state(SimDevice *d);
-void sim_device_set_dirty_rate(SimDevice *d, uint64_t bytes_per_second);
+/* -ERANGE above SIM_DIRTY_RATE_MAX. */
+int sim_device_set_dirty_rate(SimDevice *d, uint64_t bytes_per_second);
 /* What VFIO_DEVICE_RESET does, from outside: -EBUSY while a handle is open. */
 int sim_device_reset(SimDevice *d);
 void sim_device_add_fault(SimDevice *d, const SimFault *f);

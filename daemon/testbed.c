@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 #include "conffile.h"
@@ -60,6 +61,20 @@ static void parsed_clear(Parsed *p) {
         g_clear_pointer(&p->devices, g_ptr_array_unref);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Parsed, parsed_clear);
+
+/* A size up to max: the simulation's bounds (testbed-device.h). */
+static bool get_bounded_size(ConfFile *c, const char *group, const char *key, uint64_t def, uint64_t max,
+                             uint64_t *ret, GError **error) {
+        uint64_t v;
+
+        if (!conf_file_get_size(c, group, key, def, &v, error))
+                return false;
+        if (v > max)
+                return conf_file_error(c, error, group, key, "%" PRIu64 " exceeds the maximum of %" PRIu64 "G",
+                                       v, max >> 30);
+        *ret = v;
+        return true;
+}
 
 static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *ret, GError **error) {
         g_autofree char *s = NULL;
@@ -139,8 +154,8 @@ static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *
             !conf_file_get_string(c, group, "DeviceApi", "vfio-pci", &t->device_api, error) ||
             !conf_file_get_uint64(c, group, "MaxInstances", 1, 1, 65536, &max, error) ||
             !get_flags(c, group, 0, &tt->migration_flags, error) ||
-            !conf_file_get_size(c, group, "StateSize", DEFAULT_STATE_SIZE, &tt->state_size, error) ||
-            !conf_file_get_size(c, group, "DirtyRate", 0, &tt->dirty_rate, error))
+            !get_bounded_size(c, group, "StateSize", DEFAULT_STATE_SIZE, SIM_STATE_SIZE_MAX, &tt->state_size, error) ||
+            !get_bounded_size(c, group, "DirtyRate", 0, SIM_DIRTY_RATE_MAX, &tt->dirty_rate, error))
                 return false;
         {
                 g_autofree char *node = g_strconcat("type:", t->key, NULL);
@@ -270,8 +285,8 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
 
         if (!conf_file_get_string(c, group, "Driver", k == DEVICE_KIND_PCI ? "vfio-pci" : "", &d->driver, error) ||
             !conf_file_get_uint64(c, group, "IommuGroup", tb->next_iommu_group, 0, 1u << 20, &group_nr, error) ||
-            !conf_file_get_size(c, group, "StateSize", sim.state_size, &sim.state_size, error) ||
-            !conf_file_get_size(c, group, "DirtyRate", sim.dirty_rate, &sim.dirty_rate, error))
+            !get_bounded_size(c, group, "StateSize", sim.state_size, SIM_STATE_SIZE_MAX, &sim.state_size, error) ||
+            !get_bounded_size(c, group, "DirtyRate", sim.dirty_rate, SIM_DIRTY_RATE_MAX, &sim.dirty_rate, error))
                 return false;
         g_free(d->iommu_group);
         d->iommu_group = g_strdup_printf("%" G_GUINT64_FORMAT, group_nr);

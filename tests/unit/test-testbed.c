@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <glib.h>
 
 #include "conffile.h"
 #include "testbed.h"
+#include "util.h"
 #include "vfio-uapi.h"
 
 static Source *load(const char *text, Registry *r, GError **error) {
@@ -122,6 +125,15 @@ static const struct {
           "more instances of p/t than its MaxInstances=1" },
         { "[Device 0000:01:00.0]\nKind=pci\nVendor=0x10000\n", "t.conf:3: [Device 0000:01:00.0] Vendor" },
         { "[Parent p]\nDriver=\xff\n", "t.conf: not valid UTF-8" },
+        /* the simulation's bounds, named */
+        { "[Parent p]\nDriver=x\n[Type p/t]\nStateSize=65G\n",
+          "t.conf:4: [Type p/t] StateSize: 69793218560 exceeds the maximum of 64G" },
+        { "[Parent p]\nDriver=x\n[Type p/t]\nDirtyRate=16777215T\n",
+          "t.conf:4: [Type p/t] DirtyRate: 18446742974197923840 exceeds the maximum of 64G" },
+        { "[Device 0000:01:00.0]\nKind=pci\nStateSize=1T\n",
+          "t.conf:3: [Device 0000:01:00.0] StateSize: 1099511627776 exceeds the maximum of 64G" },
+        { "[Device 0000:01:00.0]\nKind=pci\nFault=transition delay=3600000\n",
+          "delay='3600000': expected a number from 0 to 60000 (milliseconds)" },
 };
 
 static void test_malformed(void) {
@@ -141,10 +153,124 @@ static void test_malformed(void) {
         }
 }
 
+static SimDevice *small_sim(void) {
+        return sim_device_new("0000:01:00.0", &(SimConfig) {
+                .flags = VFIO_MIGRATION_STOP_COPY, .state_size = 64 * 1024, .tag = "t",
+        }, NULL);
+}
+
+/* SetDirtyRate(2^64-1) once made the next look at the device count 2^52
+ * dirty pages under its lock, with the main loop waiting for it. */
+static void test_dirty_rate_bounds(void) {
+        SimDevice *d = small_sim();
+        g_autofree char *before = NULL, *after = NULL;
+        uint64_t t0;
+
+        g_assert_cmpint(sim_device_set_dirty_rate(d, UINT64_MAX), ==, -ERANGE);
+        g_assert_cmpint(sim_device_set_dirty_rate(d, SIM_DIRTY_RATE_MAX + 1), ==, -ERANGE);
+        g_assert_cmpint(sim_device_set_dirty_rate(d, SIM_DIRTY_RATE_MAX), ==, 0);
+        before = sim_device_digest(d);
+        g_usleep(50 * 1000);
+        /* at the highest rate, a look costs one pass over the pages */
+        t0 = now_usec(CLOCK_MONOTONIC);
+        after = sim_device_digest(d);
+        g_assert_cmpuint(now_usec(CLOCK_MONOTONIC) - t0, <, USEC_PER_SEC / 2);
+        g_assert_cmpstr(before, !=, after);        /* it does run */
+        g_assert_cmpint(sim_device_set_dirty_rate(d, 0), ==, 0);
+        sim_device_free(d);
+}
+
+static void test_fault_bounds(void) {
+        static const struct {
+                const char *spec, *message;
+        } cases[] = {
+                { "transition delay=60001", "'transition delay=60001' is not a fault: delay='60001': expected a "
+                                            "number from 0 to 60000 (milliseconds)" },
+                { "transition count=4294967296", "count='4294967296': expected a number from 0 to 4294967295" },
+                { "short-io chunk=0", "chunk='0': expected a number from 1 to" },
+                { "stall after=-1", "after='-1': expected a number from 0 to 18446744073709551615 (bytes)" },
+                { "transition errno=EWHAT", "errno='EWHAT': expected an errno name" },
+                { "transition to=nowhere", "to='nowhere': expected a migration state" },
+                { "transition speed=3", "unknown key 'speed'" },
+        };
+        g_autofree char *nines = g_strnfill(65536, '9');
+        g_autofree char *huge = g_strconcat("stall after=", nines, NULL);
+        g_autofree char *why = NULL;
+        SimFault f;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autofree char *msg = NULL;
+
+                g_assert_cmpint(sim_fault_parse(cases[i].spec, &f, &msg), ==, -EINVAL);
+                if (!strstr(msg, cases[i].message))
+                        g_error("'%s': '%s' does not contain '%s'", cases[i].spec, msg, cases[i].message);
+        }
+        g_assert_cmpint(sim_fault_parse("transition delay=60000 errno=0", &f, NULL), ==, 0);
+        g_assert_cmpuint(f.delay_ms, ==, 60000);
+        /* a 64 KiB spec is quoted, not echoed */
+        g_assert_cmpint(sim_fault_parse(huge, &f, &why), ==, -EINVAL);
+        g_assert_cmpuint(strlen(why), <, 400);
+        g_assert_nonnull(strstr(why, "(65548 bytes)"));
+}
+
+typedef struct Transition {
+        DeviceHandle *h;
+        uint32_t to;
+        int r;
+} Transition;
+
+static gpointer set_state_thread(gpointer userdata) {
+        Transition *t = userdata;
+        int fd;
+
+        t->r = t->h->ops->set_state(t->h, t->to, &fd);
+        if (fd >= 0)
+                close(fd);
+        return NULL;
+}
+
+/* A slow driver (delay=) holds up the job that asked, not everyone who
+ * looks at the device: GetDeviceState() waited out the delay once. */
+static void test_delay_without_lock(void) {
+        SimDevice *d = small_sim();
+        SimFault f;
+        DeviceHandle *h = NULL;
+        g_autofree char *digest = NULL;
+        Transition t = { .to = VFIO_STATE_STOP };
+        GThread *thread;
+        uint64_t start, t0, looked;
+
+        g_assert_cmpint(sim_fault_parse("transition from=running to=stop delay=2000 errno=0", &f, NULL), ==, 0);
+        sim_device_add_fault(d, &f);
+        g_assert_cmpint(sim_device_open(d, &h, NULL), ==, 0);
+        t.h = h;
+        start = now_usec(CLOCK_MONOTONIC);
+        thread = g_thread_new("transition", set_state_thread, &t);
+        g_usleep(300 * 1000);                   /* well inside the delay */
+
+        t0 = now_usec(CLOCK_MONOTONIC);
+        g_assert_cmpuint(sim_device_state(d), ==, VFIO_STATE_RUNNING);
+        digest = sim_device_digest(d);
+        g_assert_cmpint(sim_device_set_dirty_rate(d, 0), ==, 0);
+        g_array_unref(sim_device_history(d));
+        looked = now_usec(CLOCK_MONOTONIC) - t0;
+        g_assert_cmpuint(looked, <, USEC_PER_SEC);
+
+        g_thread_join(thread);
+        g_assert_cmpint(t.r, ==, 0);
+        g_assert_cmpuint(now_usec(CLOCK_MONOTONIC) - start, >=, 2000 * 1000);  /* the delay happened */
+        g_assert_cmpuint(sim_device_state(d), ==, VFIO_STATE_STOP);
+        device_handle_close(h);
+        sim_device_free(d);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/testbed/default", test_default);
         g_test_add_func("/testbed/small-and-ops", test_small_and_ops);
         g_test_add_func("/testbed/malformed", test_malformed);
+        g_test_add_func("/testbed/dirty-rate-bounds", test_dirty_rate_bounds);
+        g_test_add_func("/testbed/fault-bounds", test_fault_bounds);
+        g_test_add_func("/testbed/delay-without-lock", test_delay_without_lock);
         return g_test_run();
 }
