@@ -96,7 +96,8 @@ int write_file_atomic(const char *path, const void *data, size_t len) {
         const uint8_t *p = data;
         int fd, r = 0;
 
-        fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0644);
+        /* journals, simulated devices, probe results: root's alone */
+        fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
         while (len > 0 && r == 0) {

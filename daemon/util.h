@@ -19,7 +19,7 @@ bool sysfs_exists(const char *dir, const char *entry);
 
 /* Replaces path atomically (a temporary file renamed over it) without
  * fsync: for runtime state that must survive a crash of this process,
- * not of the machine. */
+ * not of the machine. The file is readable by its owner only (0600). */
 int write_file_atomic(const char *path, const void *data, size_t len);
 
 /* Replaces *p with a copy of s ("" for NULL). */
