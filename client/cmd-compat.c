@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -139,57 +138,12 @@ int cmd_probe(Ctl *ctl, int argc, char **argv) {
         return code;
 }
 
-typedef struct TargetsArgs {
-        const char *device, *type, *version;
-        bool include_busy, existing_only, include_unknown;
-} TargetsArgs;
-
-static int parse_targets(int argc, char **argv, TargetsArgs *a) {
-        enum { ARG_TYPE = 0x100, ARG_VERSION, ARG_BUSY, ARG_EXISTING, ARG_UNKNOWN };
-        static const struct option options[] = {
-                { "type",            required_argument, NULL, ARG_TYPE },
-                { "version",         required_argument, NULL, ARG_VERSION },
-                { "include-busy",    no_argument,       NULL, ARG_BUSY },
-                { "existing-only",   no_argument,       NULL, ARG_EXISTING },
-                { "include-unknown", no_argument,       NULL, ARG_UNKNOWN },
-                {}
-        };
-        int c;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
-                switch (c) {
-                case ARG_TYPE:
-                        a->type = optarg;
-                        break;
-                case ARG_VERSION:
-                        a->version = optarg;
-                        break;
-                case ARG_BUSY:
-                        a->include_busy = true;
-                        break;
-                case ARG_EXISTING:
-                        a->existing_only = true;
-                        break;
-                case ARG_UNKNOWN:
-                        a->include_unknown = true;
-                        break;
-                default:
-                        return -1;
-                }
-        if (optind < argc)
-                a->device = argv[optind++];
-        if (optind != argc || !!a->device == !!a->type || (a->version && !a->type))
-                return -1;
-        return 0;
-}
-
 static int append_flag(sd_bus_message *m, const char *name, bool value) {
         return value ? sd_bus_message_append(m, "{sv}", name, "b", 1) : 0;
 }
 
 int cmd_targets(Ctl *ctl, int argc, char **argv) {
-        TargetsArgs a = {};
+        const char *device = argc == 2 ? argv[1] : NULL;
         g_auto(DeviceIdentity) id = {};
         g_autoptr(Table) t = NULL;
         g_autoptr(JsonArray) arr = NULL;
@@ -197,16 +151,16 @@ int cmd_targets(Ctl *ctl, int argc, char **argv) {
         const char *kind, *name, *verdict, *basis;
         int r, code;
 
-        if (parse_targets(argc, argv, &a) < 0)
+        if (argc > 2 || !!device == !!ctl->targets.type || (ctl->targets.version && !ctl->targets.type))
                 return ctl_usage_error("targets takes DEVICE, or --type=TYPE [--version=VERSION] (a source "
                                        "elsewhere); options --include-busy, --existing-only, --include-unknown");
-        if (a.device) {
-                code = identity_of(ctl, a.device, &id);
+        if (device) {
+                code = identity_of(ctl, device, &id);
                 if (code != EXIT_OK)
                         return code;
         } else {
-                id.type = g_strdup(a.type);
-                id.version = g_strdup(a.version ? a.version : "");
+                id.type = g_strdup(ctl->targets.type);
+                id.version = g_strdup(ctl->targets.version ?: "");
         }
 
         r = sd_bus_message_new_method_call(ctl->bus, &m, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH,
@@ -216,11 +170,11 @@ int cmd_targets(Ctl *ctl, int argc, char **argv) {
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0)
-                r = append_flag(m, "include-busy", a.include_busy);
+                r = append_flag(m, "include-busy", ctl->targets.include_busy);
         if (r >= 0)
-                r = append_flag(m, "existing-only", a.existing_only);
+                r = append_flag(m, "existing-only", ctl->targets.existing_only);
         if (r >= 0)
-                r = append_flag(m, "include-unknown", a.include_unknown);
+                r = append_flag(m, "include-unknown", ctl->targets.include_unknown);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         code = ctl_send(ctl, m, r, &reply, "find targets", NULL);

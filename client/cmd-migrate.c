@@ -13,16 +13,18 @@ typedef struct Job {
         Ctl *ctl;
         uint32_t id;
         char *path;
+        char *owner;            /* the unique name of the vfiomigd that runs it */
         char *phase, *error, *error_name, *result;
         uint64_t bytes, expected, downtime;
         uint32_t rounds;
         double progress;
         GPtrArray *devices;     /* "name role outcome" */
-        bool removed, tty, shown_bar;
+        bool removed, gone, tty, shown_bar;
 } Job;
 
 static void job_clear(Job *j) {
         g_free(j->path);
+        g_free(j->owner);
         g_free(j->phase);
         g_free(j->error);
         g_free(j->error_name);
@@ -142,12 +144,30 @@ static int on_migration_removed(sd_bus_message *m, void *userdata, sd_bus_error 
         return 0;
 }
 
+/* A vfiomigd that exits or crashes sends no MigrationRemoved: its leaving
+ * the bus is the end we hear of. */
+static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        if (j->owner && g_str_equal(old_owner, j->owner))
+                j->gone = true;
+        return 0;
+}
+
 /* Subscribe before calling: the end of a quick job can come right after
  * the reply. */
 static int subscribe(Job *j) {
         int r;
 
-        r = sd_bus_match_signal(j->ctl->bus, NULL, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+        r = sd_bus_add_match(j->ctl->bus, NULL,
+                             "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                             "member='NameOwnerChanged',arg0='" VFIOMIG_BUS_NAME "'",
+                             on_owner_changed, j);
+        if (r >= 0)
+                r = sd_bus_match_signal(j->ctl->bus, NULL, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
                                 "MigrationRemoved", on_migration_removed, j);
         if (r >= 0)
                 r = sd_bus_add_match(j->ctl->bus, NULL,
@@ -160,11 +180,29 @@ static int subscribe(Job *j) {
         return r;
 }
 
+/* What we saw of a job whose daemon is gone: its end is not ours to know. */
+static void report_gone(Job *j) {
+        g_autofree char *size = g_format_size_full(j->bytes, G_FORMAT_SIZE_IEC_UNITS);
+
+        if (j->shown_bar)
+                fputc('\n', stderr);
+        fprintf(stderr, "vfiomigd left the bus during migration %u (last phase %s, %s moved); "
+                "it rolls the job back as it exits or when it starts again.\n",
+                j->id, j->phase ?: "unknown", size);
+}
+
 static int wait_removed(Job *j) {
         int r;
 
         while (!j->removed) {
                 r = sd_bus_process(j->ctl->bus, NULL);
+                if (r > 0)
+                        continue;
+                if (r == 0 && j->gone) {
+                        /* everything it sent before leaving is processed */
+                        report_gone(j);
+                        return EXIT_UNREACHABLE;
+                }
                 if (r == 0)
                         r = sd_bus_wait(j->ctl->bus, UINT64_MAX);
                 if (r < 0 && r != -EINTR) {
@@ -206,6 +244,19 @@ static void hint_allow_unknown(const char *message) {
                       stderr);
 }
 
+/* A source must run; one that an earlier migration or save left stopped
+ * is not vfiomigd's to start again unasked. */
+static void hint_resume(const sd_bus_error *error) {
+        const char *end;
+
+        if (!sd_bus_error_has_name(error, VFIOMIG_ERROR_BUSY) || !error->message)
+                return;
+        end = strstr(error->message, " is in state stop, not running");
+        if (end)
+                fprintf(stderr, "If nothing else uses it, 'vfiomigctl resume %.*s' sets it running again.\n",
+                        (int) (end - error->message), error->message);
+}
+
 static int report(Job *j) {
         bool ok = g_strcmp0(j->result, "done") == 0;
 
@@ -242,28 +293,29 @@ static int report(Job *j) {
         }
 }
 
-/* Builds the options dictionary from the command line. */
-static int append_options(Ctl *ctl, sd_bus_message *m, bool migrate, bool save) {
+/* Builds the options dictionary from the command line, which holds only
+ * options that this command takes (see check_options()). */
+static int append_options(Ctl *ctl, sd_bus_message *m) {
         int r;
 
         r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0 && ctl->no_precopy && !ctl->loading)
+        if (r >= 0 && ctl->no_precopy)
                 r = sd_bus_message_append(m, "{sv}", "precopy", "b", 0);
-        if (r >= 0 && ctl->max_rounds >= 0 && !ctl->loading)
+        if (r >= 0 && ctl->max_rounds >= 0)
                 r = sd_bus_message_append(m, "{sv}", "max-precopy-rounds", "u", (uint32_t) ctl->max_rounds);
         if (r >= 0 && ctl->io_timeout > 0)
                 r = sd_bus_message_append(m, "{sv}", "io-timeout", "u", ctl->io_timeout);
-        if (r >= 0 && ctl->target_state && !save)
+        if (r >= 0 && ctl->target_state)
                 r = sd_bus_message_append(m, "{sv}", "target-state", "s", ctl->target_state);
-        if (r >= 0 && ctl->source_state && save)
+        if (r >= 0 && ctl->source_state)
                 r = sd_bus_message_append(m, "{sv}", "source-state", "s", ctl->source_state);
-        if (r >= 0 && ctl->overwrite && save)
+        if (r >= 0 && ctl->overwrite)
                 r = sd_bus_message_append(m, "{sv}", "overwrite", "b", 1);
-        if (r >= 0 && ctl->allow_no_p2p && migrate)
+        if (r >= 0 && ctl->allow_no_p2p)
                 r = sd_bus_message_append(m, "{sv}", "allow-no-p2p", "b", 1);
-        if (r >= 0 && ctl->allow_unknown && !save)
+        if (r >= 0 && ctl->allow_unknown)
                 r = sd_bus_message_append(m, "{sv}", "allow-unknown", "b", 1);
-        if (r >= 0 && ctl->group->len > 0 && migrate) {
+        if (r >= 0 && ctl->group->len > 0) {
                 g_ptr_array_add(ctl->group, NULL);
                 r = sd_bus_message_open_container(m, 'e', "sv");
                 if (r >= 0)
@@ -286,7 +338,6 @@ static int append_options(Ctl *ctl, sd_bus_message *m, bool migrate, bool save) 
 /* Starts a job with method(device, second, options) and follows it. */
 static int run_job(Ctl *ctl, const char *method, const char *device, char type, const void *second,
                    const char *what) {
-        bool migrate = g_str_equal(method, "Migrate"), save = g_str_has_prefix(method, "Save");
         g_auto(Job) j = { .ctl = ctl, .devices = g_ptr_array_new_with_free_func(g_free) };
         sd_bus_message *m = NULL, *reply = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -305,16 +356,19 @@ static int run_job(Ctl *ctl, const char *method, const char *device, char type, 
                 r = type == 'h' ? sd_bus_message_append(m, "h", *(const int *) second)
                                 : sd_bus_message_append(m, "s", (const char *) second);
         if (r >= 0)
-                r = append_options(ctl, m, migrate, save);
+                r = append_options(ctl, m);
         code = ctl_send(ctl, m, r, &reply, what, &error);
         if (code != EXIT_OK) {
                 hint_allow_unknown(error.message);
+                hint_resume(&error);
                 sd_bus_error_free(&error);
                 return code;
         }
         r = sd_bus_message_read(reply, "uo", &j.id, &path);
-        if (r >= 0)
+        if (r >= 0) {
                 j.path = g_strdup(path);
+                j.owner = g_strdup(sd_bus_message_get_sender(reply));
+        }
         sd_bus_message_unref(reply);
         if (r < 0)
                 return EXIT_FAILED;
@@ -368,10 +422,22 @@ int cmd_load(Ctl *ctl, int argc, char **argv) {
         if (argc != 3)
                 return ctl_usage_error("load takes DEVICE NAME (or - for standard input)");
         what = g_strdup_printf("load %s", argv[1]);
-        ctl->loading = true;
         if (g_str_equal(argv[2], "-"))
                 return run_job(ctl, "LoadFd", argv[1], 'h', &fd, what);
         return run_job(ctl, "Load", argv[1], 's', argv[2], what);
+}
+
+static bool phase_is_final(const char *phase) {
+        return g_strv_contains((const char *const[]) { "done", "failed", "cancelled", NULL }, phase ?: "");
+}
+
+int cmd_resume(Ctl *ctl, int argc, char **argv) {
+        g_autofree char *what = NULL;
+
+        if (argc != 2)
+                return ctl_usage_error("resume takes one DEVICE");
+        what = g_strdup_printf("resume %s", argv[1]);
+        return ctl_call(ctl, "Resume", NULL, what, "sa{sv}", argv[1], 0);
 }
 
 static int parse_id(const char *s, uint32_t *ret) {
@@ -435,7 +501,23 @@ int cmd_wait(Ctl *ctl, int argc, char **argv) {
                                &error, &reply, "s", VFIOMIG_MIGRATION_INTERFACE);
         if (r >= 0) {
                 (void) read_properties(&j, reply);
+                j.owner = g_strdup(sd_bus_message_get_sender(reply));
                 sd_bus_message_unref(reply);
+                /* vfiomigd keeps an ended job's object for a while, with
+                 * its final properties: it has ended if its phase says so */
+                if (phase_is_final(j.phase)) {
+                        set(&j.result, j.phase);
+                        j.removed = true;
+                } else if (!j.tty && !ctl->json)
+                        /* where it stands, and that we follow it from now on */
+                        fprintf(stderr, "Migration %u: %s\n", j.id, j.phase ?: "");
+        } else if (!sd_bus_error_has_names(&error, SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_INTERFACE,
+                                           SD_BUS_ERROR_UNKNOWN_METHOD)) {
+                fprintf(stderr, "Failed to read migration %u: %s\n", j.id,
+                        sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                code = ctl_exit_code_for_error(&error, r);
+                sd_bus_error_free(&error);
+                return code;
         } else {
                 /* It may have ended just now: its signals are queued then. */
                 while (sd_bus_process(ctl->bus, NULL) > 0)

@@ -16,7 +16,7 @@ enum {
         EXIT_NOT_FOUND = 3,     /* no such device, type or migration */
         EXIT_DENIED = 4,        /* not authorized */
         EXIT_CONFLICT = 5,      /* busy, or already exists */
-        EXIT_UNREACHABLE = 6,   /* no bus, or the service cannot be started */
+        EXIT_UNREACHABLE = 6,   /* no bus, the service cannot be started, or it left during a job */
 };
 
 typedef struct Ctl {
@@ -24,11 +24,16 @@ typedef struct Ctl {
         bool json;
         bool ask_password;
         /* migrations */
-        bool no_wait, no_precopy, overwrite, allow_no_p2p, allow_unknown, loading;
+        bool no_wait, no_precopy, overwrite, allow_no_p2p, allow_unknown;
         int max_rounds;                 /* -1: the daemon's default */
         uint32_t io_timeout;            /* 0: the daemon's default */
         const char *target_state, *source_state;
         GPtrArray *group;               /* "SOURCE=TARGET" */
+        /* targets */
+        struct {
+                const char *type, *version;
+                bool include_busy, existing_only, include_unknown;
+        } targets;
         FILE *out;                      /* stdout, or stderr when stdout carries a stream */
 } Ctl;
 
@@ -44,6 +49,7 @@ int cmd_monitor(Ctl *ctl, int argc, char **argv);
 int cmd_migrate(Ctl *ctl, int argc, char **argv);
 int cmd_save(Ctl *ctl, int argc, char **argv);
 int cmd_load(Ctl *ctl, int argc, char **argv);
+int cmd_resume(Ctl *ctl, int argc, char **argv);
 int cmd_migrations(Ctl *ctl, int argc, char **argv);
 int cmd_cancel(Ctl *ctl, int argc, char **argv);
 int cmd_wait(Ctl *ctl, int argc, char **argv);

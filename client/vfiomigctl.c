@@ -25,6 +25,7 @@ static const struct {
         { "migrate",     cmd_migrate },
         { "save",        cmd_save },
         { "load",        cmd_load },
+        { "resume",      cmd_resume },
         { "migrations",  cmd_migrations },
         { "cancel",      cmd_cancel },
         { "wait",        cmd_wait },
@@ -32,6 +33,71 @@ static const struct {
         { "compat",      cmd_compat },
         { "targets",     cmd_targets },
         { "probe",       cmd_probe },
+};
+
+/* The options of the command line. --help, --version and
+ * --no-ask-password go with every command; from ARG_JSON on, each has a
+ * bit in the set of options a command takes. */
+enum {
+        ARG_VERSION = 0x100, ARG_NO_ASK_PASSWORD,
+        ARG_JSON,
+        ARG_NO_WAIT, ARG_NO_PRECOPY, ARG_MAX_ROUNDS, ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE,
+        ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN, ARG_OVERWRITE,
+        ARG_TYPE, ARG_TARGETS_VERSION, ARG_INCLUDE_BUSY, ARG_EXISTING_ONLY, ARG_INCLUDE_UNKNOWN,
+};
+#define BIT(arg) (1u << ((arg) - ARG_JSON))
+
+#define JOB_OPTIONS (BIT(ARG_JSON) | BIT(ARG_NO_WAIT) | BIT(ARG_IO_TIMEOUT))
+#define PRECOPY_OPTIONS (BIT(ARG_NO_PRECOPY) | BIT(ARG_MAX_ROUNDS))
+
+/* Which of them each command takes: an option that would not change what
+ * a command does is a mistake to point out, not to ignore. */
+static const struct {
+        const char *verb;
+        unsigned options;
+} command_options[] = {
+        { "list",        BIT(ARG_JSON) },
+        { "types",       BIT(ARG_JSON) },
+        { "show",        BIT(ARG_JSON) },
+        { "create-mdev", BIT(ARG_JSON) },
+        { "remove-mdev", 0 },
+        { "monitor",     BIT(ARG_JSON) },
+        { "migrate",     JOB_OPTIONS | PRECOPY_OPTIONS | BIT(ARG_TARGET_STATE) | BIT(ARG_PAIR) |
+                         BIT(ARG_ALLOW_NO_P2P) | BIT(ARG_ALLOW_UNKNOWN) },
+        { "save",        JOB_OPTIONS | PRECOPY_OPTIONS | BIT(ARG_SOURCE_STATE) | BIT(ARG_OVERWRITE) },
+        { "load",        JOB_OPTIONS | BIT(ARG_TARGET_STATE) | BIT(ARG_ALLOW_UNKNOWN) },
+        { "resume",      0 },
+        { "migrations",  BIT(ARG_JSON) },
+        { "cancel",      0 },
+        { "wait",        BIT(ARG_JSON) },
+        { "identity",    BIT(ARG_JSON) },
+        { "compat",      BIT(ARG_JSON) },
+        { "targets",     BIT(ARG_JSON) | BIT(ARG_TYPE) | BIT(ARG_TARGETS_VERSION) | BIT(ARG_INCLUDE_BUSY) |
+                         BIT(ARG_EXISTING_ONLY) | BIT(ARG_INCLUDE_UNKNOWN) },
+        { "probe",       BIT(ARG_JSON) },
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(command_options) == G_N_ELEMENTS(commands));
+
+static const struct option options[] = {
+        { "help",               no_argument,       NULL, 'h' },
+        { "version",            no_argument,       NULL, ARG_VERSION },
+        { "no-ask-password",    no_argument,       NULL, ARG_NO_ASK_PASSWORD },
+        { "json",               no_argument,       NULL, ARG_JSON },
+        { "no-wait",            no_argument,       NULL, ARG_NO_WAIT },
+        { "no-precopy",         no_argument,       NULL, ARG_NO_PRECOPY },
+        { "max-precopy-rounds", required_argument, NULL, ARG_MAX_ROUNDS },
+        { "io-timeout",         required_argument, NULL, ARG_IO_TIMEOUT },
+        { "target-state",       required_argument, NULL, ARG_TARGET_STATE },
+        { "source-state",       required_argument, NULL, ARG_SOURCE_STATE },
+        { "pair",               required_argument, NULL, ARG_PAIR },
+        { "allow-no-p2p",       no_argument,       NULL, ARG_ALLOW_NO_P2P },
+        { "allow-unknown",      no_argument,       NULL, ARG_ALLOW_UNKNOWN },
+        { "overwrite",          no_argument,       NULL, ARG_OVERWRITE },
+        { "type",               required_argument, NULL, ARG_TYPE },
+        { "include-busy",       no_argument,       NULL, ARG_INCLUDE_BUSY },
+        { "existing-only",      no_argument,       NULL, ARG_EXISTING_ONLY },
+        { "include-unknown",    no_argument,       NULL, ARG_INCLUDE_UNKNOWN },
+        {}
 };
 
 static void help(void) {
@@ -48,34 +114,44 @@ static void help(void) {
                "  migrate SOURCE TARGET       Move a device's state into another device\n"
                "  save DEVICE NAME|-          Save a device's state under NAME, or to stdout\n"
                "  load DEVICE NAME|-          Load a saved state, or one from stdin\n"
+               "  resume DEVICE               Set a stopped device that nothing holds running\n"
                "  migrations                  List running migrations\n"
                "  cancel ID                   Cancel a migration\n"
-               "  wait ID                     Wait for a migration to end\n"
+               "  wait ID                     Wait for a migration to end, or report how it ended\n"
                "  identity DEVICE             Show a device's migration type, version and basis\n"
                "  compat SOURCE TARGET        Whether SOURCE's state may go into TARGET\n"
                "  targets DEVICE | --type=TYPE [--version=VERSION]\n"
                "                              Where state of this identity may go (options\n"
                "                              --include-busy, --existing-only, --include-unknown)\n"
                "  probe SOURCE TARGET         Try a resume of SOURCE's pre-copy data on TARGET\n\n"
+               "Options may come before or after the command, and take a value as --opt=VALUE\n"
+               "or as --opt VALUE. Each command refuses the options it does not take.\n\n"
                "Options:\n"
                "  -h --help                   Show this help\n"
-               "     --version                Show package version\n"
-               "     --json                   Print JSON instead of tables\n"
+               "     --version                Show package version (after targets: see above)\n"
                "     --no-ask-password        Do not ask for a password to authorize\n"
-               "     --no-wait                Start a migration and print its ID\n"
+               "     --json                   Print JSON instead of text (every command but\n"
+               "                              remove-mdev, resume and cancel)\n"
+               "Options of migrate, save and load:\n"
+               "     --no-wait                Start the job, print its ID and exit\n"
+               "     --io-timeout=SEC         Fail after SEC seconds without progress\n"
+               "Options of migrate and save:\n"
                "     --no-precopy             Skip pre-copy: stop the source at once\n"
                "     --max-precopy-rounds=N   At most N pre-copy rounds\n"
-               "     --io-timeout=SEC         Fail after SEC seconds without progress\n"
+               "Options of migrate and load:\n"
                "     --target-state=running|stop\n"
-               "                              State of targets after migrate or load\n"
-               "     --source-state=stop|running\n"
-               "                              State of the source after save\n"
+               "                              State of the targets afterwards\n"
+               "     --allow-unknown          Go ahead where compatibility is unknown\n"
+               "Options of migrate:\n"
                "     --pair=SOURCE=TARGET     Migrate this pair together with the first\n"
                "     --allow-no-p2p           Let group members without P2P take part\n"
-               "     --allow-unknown          Migrate or load where compatibility is unknown\n"
+               "Options of save:\n"
+               "     --source-state=stop|running\n"
+               "                              State of the source afterwards\n"
                "     --overwrite              Replace an existing saved state\n\n"
                "Exit status: 0 success, 1 failure, 2 usage error, 3 no such device, type or\n"
-               "migration, 4 not authorized, 5 busy or already exists, 6 vfiomigd unreachable.\n",
+               "migration, 4 not authorized, 5 busy or already exists, 6 vfiomigd unreachable\n"
+               "or gone.\n",
                program_invocation_short_name);
 }
 
@@ -149,167 +225,170 @@ int ctl_call(Ctl *ctl, const char *method, sd_bus_message **reply, const char *w
         return ctl_send(ctl, m, r, reply, what, NULL);
 }
 
-static int parse_argv(int argc, char *argv[], Ctl *ctl) {
-        enum {
-                ARG_VERSION = 0x100, ARG_JSON, ARG_NO_ASK_PASSWORD, ARG_NO_WAIT, ARG_NO_PRECOPY, ARG_MAX_ROUNDS,
-                ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE, ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN,
-                ARG_OVERWRITE,
-        };
-        static const struct option options[] = {
-                { "help",               no_argument,       NULL, 'h' },
-                { "version",            no_argument,       NULL, ARG_VERSION },
-                { "json",               no_argument,       NULL, ARG_JSON },
-                { "no-ask-password",    no_argument,       NULL, ARG_NO_ASK_PASSWORD },
-                { "no-wait",            no_argument,       NULL, ARG_NO_WAIT },
-                { "no-precopy",         no_argument,       NULL, ARG_NO_PRECOPY },
-                { "max-precopy-rounds", required_argument, NULL, ARG_MAX_ROUNDS },
-                { "io-timeout",         required_argument, NULL, ARG_IO_TIMEOUT },
-                { "target-state",       required_argument, NULL, ARG_TARGET_STATE },
-                { "source-state",       required_argument, NULL, ARG_SOURCE_STATE },
-                { "pair",               required_argument, NULL, ARG_PAIR },
-                { "allow-no-p2p",       no_argument,       NULL, ARG_ALLOW_NO_P2P },
-                { "allow-unknown",      no_argument,       NULL, ARG_ALLOW_UNKNOWN },
-                { "overwrite",          no_argument,       NULL, ARG_OVERWRITE },
-                {}
-        };
+static const char *option_name(int c) {
+        if (c == ARG_TARGETS_VERSION)
+                return "version";
+        for (const struct option *o = options; o->name; o++)
+                if (o->val == c)
+                        return o->name;
+        return "?";
+}
+
+static int parse_state(const char *value, const char **ret) {
+        if (!g_str_equal(value, "running") && !g_str_equal(value, "stop"))
+                return ctl_usage_error("Invalid state '%s': running or stop", value);
+        *ret = value;
+        return EXIT_OK;
+}
+
+/* One option and its value. Returns EXIT_OK, or EXIT_USAGE for a bad value. */
+static int parse_option(Ctl *ctl, int c, const char *value) {
         guint64 v;
+
+        switch (c) {
+        case ARG_NO_ASK_PASSWORD:
+                ctl->ask_password = false;
+                break;
+        case ARG_JSON:
+                ctl->json = true;
+                break;
+        case ARG_NO_WAIT:
+                ctl->no_wait = true;
+                break;
+        case ARG_NO_PRECOPY:
+                ctl->no_precopy = true;
+                break;
+        case ARG_MAX_ROUNDS:
+                if (!g_ascii_string_to_unsigned(value, 10, 0, 1000000, &v, NULL))
+                        return ctl_usage_error("Invalid --max-precopy-rounds=%s", value);
+                ctl->max_rounds = (int) v;
+                break;
+        case ARG_IO_TIMEOUT:
+                if (!g_ascii_string_to_unsigned(value, 10, 1, 86400, &v, NULL))
+                        return ctl_usage_error("Invalid --io-timeout=%s: 1 to 86400 seconds", value);
+                ctl->io_timeout = (uint32_t) v;
+                break;
+        case ARG_TARGET_STATE:
+                return parse_state(value, &ctl->target_state);
+        case ARG_SOURCE_STATE:
+                return parse_state(value, &ctl->source_state);
+        case ARG_PAIR:
+                if (!strchr(value, '='))
+                        return ctl_usage_error("Invalid --pair=%s: SOURCE=TARGET", value);
+                g_ptr_array_add(ctl->group, (char *) value);
+                break;
+        case ARG_ALLOW_NO_P2P:
+                ctl->allow_no_p2p = true;
+                break;
+        case ARG_ALLOW_UNKNOWN:
+                ctl->allow_unknown = true;
+                break;
+        case ARG_OVERWRITE:
+                ctl->overwrite = true;
+                break;
+        case ARG_TYPE:
+                ctl->targets.type = value;
+                break;
+        case ARG_TARGETS_VERSION:
+                ctl->targets.version = value;
+                break;
+        case ARG_INCLUDE_BUSY:
+                ctl->targets.include_busy = true;
+                break;
+        case ARG_EXISTING_ONLY:
+                ctl->targets.existing_only = true;
+                break;
+        case ARG_INCLUDE_UNKNOWN:
+                ctl->targets.include_unknown = true;
+                break;
+        default:
+                g_assert_not_reached();
+        }
+        return EXIT_OK;
+}
+
+/* Options may come before or after the command, and take their value as
+ * "--opt=V" or "--opt V". getopt returns the other words in order, as the
+ * argument of option 1 ("-" in optstring), so the command is known by the
+ * time an option after it is read; "--" ends the options. Puts the
+ * command and its arguments into args and the options seen into *seen.
+ * Returns 1 to go on, 0 after --help or --version, or an exit code < 0. */
+static int parse_argv(int argc, char *argv[], Ctl *ctl, GPtrArray *args, unsigned *seen) {
+        /* after "targets", --version V is the version of the identity to
+         * look for, not a request for ours */
+        struct option targets_options[G_N_ELEMENTS(options)];
+        bool targets = false;
         int c;
 
-        /* "+" stops at the verb; options may follow it too (see main) */
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+        memcpy(targets_options, options, sizeof(options));
+        for (struct option *o = targets_options; o->name; o++)
+                if (g_str_equal(o->name, "version"))
+                        *o = (struct option) { "version", required_argument, NULL, ARG_TARGETS_VERSION };
+
+        while ((c = getopt_long(argc, argv, "-h", targets ? targets_options : options, NULL)) >= 0)
                 switch (c) {
+                case 1:
+                        g_ptr_array_add(args, optarg);
+                        if (args->len == 1)
+                                targets = g_str_equal(optarg, "targets");
+                        break;
                 case 'h':
                         help();
                         return 0;
                 case ARG_VERSION:
                         printf("vfiomigctl %s\n", PACKAGE_VERSION);
                         return 0;
-                case ARG_JSON:
-                        ctl->json = true;
-                        break;
-                case ARG_NO_ASK_PASSWORD:
-                        ctl->ask_password = false;
-                        break;
-                case ARG_NO_WAIT:
-                        ctl->no_wait = true;
-                        break;
-                case ARG_NO_PRECOPY:
-                        ctl->no_precopy = true;
-                        break;
-                case ARG_MAX_ROUNDS:
-                        if (!g_ascii_string_to_unsigned(optarg, 10, 0, 1000000, &v, NULL)) {
-                                ctl_usage_error("Invalid --max-precopy-rounds=%s", optarg);
-                                return -EINVAL;
-                        }
-                        ctl->max_rounds = (int) v;
-                        break;
-                case ARG_IO_TIMEOUT:
-                        if (!g_ascii_string_to_unsigned(optarg, 10, 1, 86400, &v, NULL)) {
-                                ctl_usage_error("Invalid --io-timeout=%s: 1 to 86400 seconds", optarg);
-                                return -EINVAL;
-                        }
-                        ctl->io_timeout = (uint32_t) v;
-                        break;
-                case ARG_TARGET_STATE:
-                case ARG_SOURCE_STATE:
-                        if (!g_str_equal(optarg, "running") && !g_str_equal(optarg, "stop")) {
-                                ctl_usage_error("Invalid state '%s': running or stop", optarg);
-                                return -EINVAL;
-                        }
-                        *(c == ARG_TARGET_STATE ? &ctl->target_state : &ctl->source_state) = optarg;
-                        break;
-                case ARG_PAIR:
-                        if (!strchr(optarg, '=')) {
-                                ctl_usage_error("Invalid --pair=%s: SOURCE=TARGET", optarg);
-                                return -EINVAL;
-                        }
-                        g_ptr_array_add(ctl->group, optarg);
-                        break;
-                case ARG_ALLOW_NO_P2P:
-                        ctl->allow_no_p2p = true;
-                        break;
-                case ARG_ALLOW_UNKNOWN:
-                        ctl->allow_unknown = true;
-                        break;
-                case ARG_OVERWRITE:
-                        ctl->overwrite = true;
-                        break;
+                case '?':
+                        return -EXIT_USAGE;     /* getopt said why */
                 default:
-                        return -EINVAL;
+                        if (c >= ARG_JSON)
+                                *seen |= BIT(c);
+                        if (parse_option(ctl, c, optarg) != EXIT_OK)
+                                return -EXIT_USAGE;
                 }
+        for (; optind < argc; optind++)
+                g_ptr_array_add(args, argv[optind]);
         return 1;
 }
 
-/* The options of a command of its own ("targets --type=T --version=V",
- * whose --version is not the global one). Returns how many argv words
- * the option takes, 0 if it is not one. */
-static int command_option(const char *verb, char **argv, int i, int argc) {
-        static const char *const targets[] = { "--type", "--version", "--include-busy", "--existing-only",
-                                               "--include-unknown", NULL };
+/* Refuses the first option that the command does not take. */
+static int check_options(const char *verb, unsigned seen) {
+        for (size_t i = 0; i < G_N_ELEMENTS(command_options); i++) {
+                unsigned extra;
 
-        if (g_strcmp0(verb, "targets") != 0)
-                return 0;
-        for (const char *const *o = targets; *o; o++) {
-                size_t n = strlen(*o);
-
-                if (strncmp(argv[i], *o, n) != 0 || (argv[i][n] != '\0' && argv[i][n] != '='))
+                if (!g_str_equal(verb, command_options[i].verb))
                         continue;
-                /* --type T and --version V take the next word */
-                if (argv[i][n] == '\0' && (g_str_equal(*o, "--type") || g_str_equal(*o, "--version")) &&
-                    i + 1 < argc)
-                        return 2;
-                return 1;
+                extra = seen & ~command_options[i].options;
+                if (extra == 0)
+                        return EXIT_OK;
+                return ctl_usage_error("Option --%s does not apply to '%s'. See '%s --help'.",
+                                       option_name(ARG_JSON + __builtin_ctz(extra)), verb,
+                                       program_invocation_short_name);
         }
-        return 0;
-}
-
-/* Global options are accepted after the verb as well ("list --json");
- * after "--" everything is an argument, and "-" alone is one too. */
-static void split_options(int argc, char **argv, GPtrArray *opts, GPtrArray *args) {
-        bool dashdash = false;
-        const char *verb = NULL;
-
-        g_ptr_array_add(opts, argv[0]);
-        for (int i = 1; i < argc; i++) {
-                int n = verb ? command_option(verb, argv, i, argc) : 0;
-
-                if (n > 0) {
-                        for (int k = 0; k < n; k++)
-                                g_ptr_array_add(args, argv[i + k]);
-                        i += n - 1;
-                } else if (!dashdash && strcmp(argv[i], "--") == 0)
-                        dashdash = true;
-                else if (!dashdash && argv[i][0] == '-' && argv[i][1] != '\0')
-                        g_ptr_array_add(opts, argv[i]);
-                else {
-                        if (!verb)
-                                verb = argv[i];
-                        g_ptr_array_add(args, argv[i]);
-                }
-        }
-        g_ptr_array_add(opts, NULL);
-        g_ptr_array_add(args, NULL);
+        g_assert_not_reached();         /* every command has its entry */
 }
 
 int main(int argc, char *argv[]) {
-        g_autoptr(GPtrArray) opts = g_ptr_array_new(), args = g_ptr_array_new(), group = g_ptr_array_new();
+        g_autoptr(GPtrArray) args = g_ptr_array_new(), group = g_ptr_array_new();
         Ctl ctl = { .ask_password = isatty(STDIN_FILENO), .max_rounds = -1, .group = group, .out = stdout };
+        unsigned seen = 0;
         const char *verb;
         int r, code;
 
-        split_options(argc, argv, opts, args);
-        r = parse_argv((int) opts->len - 1, (char **) opts->pdata, &ctl);
-        if (r < 0)
-                return EXIT_USAGE;
-        if (r == 0)
-                return EXIT_OK;
-        if (args->len < 2)
+        r = parse_argv(argc, argv, &ctl, args, &seen);
+        if (r <= 0)
+                return -r;
+        if (args->len < 1)
                 return ctl_usage_error("Missing command. See '%s --help'.", program_invocation_short_name);
 
         verb = args->pdata[0];
+        g_ptr_array_add(args, NULL);
         for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
                 if (strcmp(verb, commands[i].verb) != 0)
                         continue;
+                code = check_options(verb, seen);
+                if (code != EXIT_OK)
+                        return code;
                 vfiomig_bus_error_register();
                 r = sd_bus_open_system(&ctl.bus);
                 if (r < 0) {
