@@ -82,17 +82,25 @@ int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error 
         Manager *m = userdata;
         g_autoptr(Identity) id = NULL;
         g_autofree char *target = NULL;
+        const Judgement *j;
         int r;
 
         r = read_remote_identity(msg, &id, error);
+        if (r >= 0)
+                r = bus_read_device_name(msg, &target, error);
         if (r < 0)
                 return r;
-        if (!lookup(m, msg, &target, error))
-                return -ENODEV;
         r = verify_remote_identity(m, msg, id, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        return reply_judgement(msg, compat_map_verdict_for(m->compat, id, target));
+
+        /* looked up only now: polkit may have taken a while */
+        if (!bus_lookup_device(m->registry, target, error))
+                return -ENODEV;
+        j = compat_map_verdict_for(m->compat, id, target);
+        if (!j)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "%s has no identity yet", target);
+        return reply_judgement(msg, j);
 }
 
 typedef struct FindOptions {
@@ -217,6 +225,12 @@ int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 r = bus_read_options(msg, NULL, NULL, error);
         if (r < 0)
                 return r;
+        /* Two temporary instances of one type are two devices; one device
+         * is one. */
+        if (!strchr(source, '/') && g_str_equal(source, target))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s cannot be its own target", source);
+
         r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "source", source, "target", target, NULL },
                           m->polkit, error);
         if (r < 0)

@@ -144,12 +144,9 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (r < 0)
                 return r;
 
-        t = lookup_type(m, parent, type_id, error);
-        if (!t)
-                return -ENODEV;
-        uuid = *uuid_arg ? g_ascii_strdown(uuid_arg, -1) : g_uuid_string_random();
-        /* A duplicate UUID is left for the kernel (or testbed) to refuse:
-         * it is the authority, and our registry may lag a uevent behind. */
+        /* Authorized before anything is looked up: what is looked up before
+         * a slow answer is stale after it, and a refused caller learns
+         * nothing of which parents and types exist. */
         r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE,
                           (const char *[]) { "parent", parent, "type", type_id, NULL }, m->polkit, error);
         if (r < 0)
@@ -157,6 +154,12 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (r == 0)
                 return 1;       /* polkit will answer, then we are called again */
 
+        t = lookup_type(m, parent, type_id, error);
+        if (!t)
+                return -ENODEV;
+        uuid = *uuid_arg ? g_ascii_strdown(uuid_arg, -1) : g_uuid_string_random();
+        /* A duplicate UUID is left for the kernel (or testbed) to refuse:
+         * it is the authority, and our registry may lag a uevent behind. */
         r = m->source->ops->create_mdev(m->source, t, uuid);
         if (r == -EUSERS)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY,
@@ -183,23 +186,20 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = bus_read_options(msg, NULL, NULL, error);
         if (r < 0)
                 return r;
-        d = bus_lookup_device(m->registry, name, error);
-        if (!d)
-                return -ENODEV;
-        if (d->kind != DEVICE_KIND_MDEV)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                         "%s is a %s device, not an mdev", name, device_kind_to_string(d->kind));
 
+        /* as CreateMdev(): authorized, then looked up */
         r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "device", name, NULL }, m->polkit, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;       /* polkit will answer, then we are called again */
 
-        /* polkit may have taken a while: look again */
         d = bus_lookup_device(m->registry, name, error);
         if (!d)
                 return -ENODEV;
+        if (d->kind != DEVICE_KIND_MDEV)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s is a %s device, not an mdev", name, device_kind_to_string(d->kind));
         if (d->busy)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s; cancel or wait for it first",
                                          name, d->holder);

@@ -197,11 +197,43 @@ static int start(Manager *m, sd_bus_message *msg, const MigrationRequest *req, s
         return reply_started(msg, j);
 }
 
-static int authorize(Manager *m, sd_bus_message *msg, const char *device, sd_bus_error *error) {
-        int r = polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, (const char *[]) { "device", device, NULL }, m->polkit,
-                              error);
+/* org.vfiomig1.migrate with every device the call touches in the details,
+ * so that a rule that allows some devices allows nothing else: "devices",
+ * all of them, sources first; "sources" and "targets" where there are
+ * any; "device" when there is only one; then key and value, if given
+ * ("file", a saved state's name; "migration", a job's id). Returns as
+ * polkit_verify() does. */
+static int authorize_job(Manager *m, sd_bus_message *msg, char **sources, char **targets, const char *key,
+                         const char *value, sd_bus_error *error) {
+        g_autofree char *s = sources && *sources ? g_strjoinv(",", sources) : NULL;
+        g_autofree char *t = targets && *targets ? g_strjoinv(",", targets) : NULL;
+        g_autofree char *all = s && t ? g_strjoin(",", s, t, NULL) : g_strdup(s ?: t ?: "");
+        const char *details[11] = { "devices", all };
+        size_t n = 2;
 
-        return r;
+        if (s) {
+                details[n++] = "sources";
+                details[n++] = s;
+        }
+        if (t) {
+                details[n++] = "targets";
+                details[n++] = t;
+        }
+        if (*all && !strchr(all, ',')) {
+                details[n++] = "device";
+                details[n++] = all;
+        }
+        if (key) {
+                details[n++] = key;
+                details[n++] = value;
+        }
+        return polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, details, m->polkit, error);
+}
+
+/* A call on one device that is neither source nor target. */
+static int authorize(Manager *m, sd_bus_message *msg, const char *device, sd_bus_error *error) {
+        return polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, (const char *[]) { "devices", device, "device", device, NULL },
+                             m->polkit, error);
 }
 
 /* "SOURCE=TARGET" entries of the devices option, normalized. */
@@ -242,15 +274,15 @@ int bus_method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         r = split_pairs(o.devices, sb, tb, error);
         if (r < 0)
                 return r;
+        sources = g_strv_builder_end(sb);
+        targets = g_strv_builder_end(tb);
 
-        r = authorize(m, msg, source, error);
+        r = authorize_job(m, msg, sources, targets, NULL, NULL, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;       /* polkit will answer, then we are called again */
 
-        sources = g_strv_builder_end(sb);
-        targets = g_strv_builder_end(tb);
         return start(m, msg, &(MigrationRequest) {
                 .kind = MIGRATION_MIGRATE, .sources = sources, .targets = targets, .options = o.o,
         }, error);
@@ -290,17 +322,19 @@ int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 r = bus_read_options(msg, save_options, &o, error);
         if (r < 0)
                 return r;
-        path = g_build_filename(dir, name, NULL);
-        if (!o.overwrite && access(path, F_OK) == 0)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_ALREADY_EXISTS,
-                                         "A saved state named %s exists already (option overwrite)", name);
 
-        r = authorize(m, msg, source, error);
+        /* Before anything is looked at: a caller polkit refuses learns
+         * nothing of which saved states exist. */
+        r = authorize_job(m, msg, (char *[]) { source, NULL }, NULL, "file", name, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;
 
+        path = g_build_filename(dir, name, NULL);
+        if (!o.overwrite && access(path, F_OK) == 0)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_ALREADY_EXISTS,
+                                         "A saved state named %s exists already (option overwrite)", name);
         if (g_mkdir_with_parents(dir, 0700) < 0)
                 return bus_error_set_errnof(error, errno, "Cannot create %s: %m", dir);
         return start(m, msg, &(MigrationRequest) {
@@ -309,9 +343,48 @@ int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         }, error);
 }
 
+/* A saved state, opened so that nothing blocks the main loop: a FIFO
+ * would wait for a writer, a symbolic link could lead anywhere, and
+ * neither is a saved state. */
+static int open_saved_state(const char *dir, const char *name, sd_bus_error *error) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        struct stat st;
+        int fd, flags;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0 && errno == ENOENT)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "No saved state named %s in %s",
+                                         name, dir);
+        if (fd < 0 && errno == ELOOP)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s is a symbolic link, not a saved state", path);
+        if (fd < 0)
+                return bus_error_set_errnof(error, errno, "Cannot open %s: %m", path);
+        if (fstat(fd, &st) < 0) {
+                int e = errno;
+
+                close(fd);
+                return bus_error_set_errnof(error, e, "Cannot stat %s: %m", path);
+        }
+        if (!S_ISREG(st.st_mode)) {
+                close(fd);
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s is not a regular file, not a saved state", path);
+        }
+        /* the job's worker reads it blocking, as it does any file */
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+                int e = errno;
+
+                close(fd);
+                return bus_error_set_errnof(error, e, "Cannot read %s: %m", path);
+        }
+        return fd;
+}
+
 int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        g_autofree char *target = NULL, *dir = states_dir(m), *path = NULL;
+        g_autofree char *target = NULL, *dir = states_dir(m);
         g_auto(Options) o = {};
         const char *name;
         int fd, r;
@@ -324,20 +397,16 @@ int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 r = bus_read_options(msg, load_options, &o, error);
         if (r < 0)
                 return r;
-        path = g_build_filename(dir, name, NULL);
-        if (access(path, F_OK) < 0)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "No saved state named %s in %s",
-                                         name, dir);
 
-        r = authorize(m, msg, target, error);
+        r = authorize_job(m, msg, NULL, (char *[]) { target, NULL }, "file", name, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        fd = open_saved_state(dir, name, error);
         if (fd < 0)
-                return bus_error_set_errnof(error, errno, "Cannot open %s: %m", path);
+                return fd;
         r = start(m, msg, &(MigrationRequest) {
                 .kind = MIGRATION_LOAD, .targets = (char *[]) { target, NULL }, .stream_fd = fd,
                 .stream_label = name, .options = o.o,
@@ -360,7 +429,8 @@ static int method_fd(sd_bus_message *msg, Manager *m, MigrationKind kind, sd_bus
         if (r < 0)
                 return r;
 
-        r = authorize(m, msg, device, error);
+        r = authorize_job(m, msg, kind == MIGRATION_SAVE ? (char *[]) { device, NULL } : NULL,
+                          kind == MIGRATION_LOAD ? (char *[]) { device, NULL } : NULL, NULL, NULL, error);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -458,6 +528,24 @@ int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error
 
 /* ---- Migration objects ---- */
 
+/* With the job's devices, as Migrate() would name them, so that a rule
+ * that allows some devices lets cancel only their jobs. */
+static int authorize_cancel(Migration *j, sd_bus_message *msg, const char *id, sd_bus_error *error) {
+        g_autoptr(GStrvBuilder) sb = g_strv_builder_new(), tb = g_strv_builder_new();
+        g_auto(GStrv) sources = NULL, targets = NULL;
+
+        g_mutex_lock(&j->lock);
+        for (guint i = 0; i < j->devices->len; i++) {
+                MigrationDevice *d = j->devices->pdata[i];
+
+                g_strv_builder_add(d->source ? sb : tb, d->info->name);
+        }
+        g_mutex_unlock(&j->lock);
+        sources = g_strv_builder_end(sb);
+        targets = g_strv_builder_end(tb);
+        return authorize_job(j->manager, msg, sources, targets, "migration", id, error);
+}
+
 static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Migration *j = userdata;
         const char *sender = sd_bus_message_get_sender(msg);
@@ -466,8 +554,7 @@ static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 
         /* The caller may cancel its own migration; anyone else needs polkit. */
         if (g_strcmp0(sender, j->owner) != 0) {
-                r = polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, (const char *[]) { "migration", id, NULL },
-                                  j->manager->polkit, error);
+                r = authorize_cancel(j, msg, id, error);
                 if (r < 0)
                         return r;
                 if (r == 0)

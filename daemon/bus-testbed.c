@@ -14,26 +14,27 @@
 /* org.vfiomig1.Testbed: looking into and breaking simulated devices, for
  * tests and demos. Exists only when the testbed backend runs. */
 
-static SimDevice *lookup_sim_named(Manager *m, sd_bus_message *msg, char **ret_name, sd_bus_error *error) {
-        g_autofree char *name = NULL;
-        SimDevice *sim;
+/* Changing a device needs org.vfiomig1.manage, asked before the device is
+ * looked up: polkit may take a while, and the device may go meanwhile. */
+static int check_manage(Manager *m, sd_bus_message *msg, const char *name, sd_bus_error *error) {
+        return polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "device", name, NULL }, m->polkit, error);
+}
 
-        if (bus_read_device_name(msg, &name, error) < 0)
-                return NULL;
-        sim = testbed_get_sim(m->source, name);
+static SimDevice *get_sim(Manager *m, const char *name, sd_bus_error *error) {
+        SimDevice *sim = testbed_get_sim(m->source, name);
+
         if (!sim)
                 sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No testbed device %s", name);
-        else if (ret_name)
-                *ret_name = g_steal_pointer(&name);
         return sim;
 }
 
+/* For the reading methods, which need no authorization. */
 static SimDevice *lookup_sim(Manager *m, sd_bus_message *msg, sd_bus_error *error) {
-        return lookup_sim_named(m, msg, NULL, error);
-}
+        g_autofree char *name = NULL;
 
-static int check_manage(Manager *m, sd_bus_message *msg, sd_bus_error *error) {
-        return polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, NULL, m->polkit, error);
+        if (bus_read_device_name(msg, &name, error) < 0)
+                return NULL;
+        return get_sim(m, name, error);
 }
 
 static int method_get_digest(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -56,22 +57,25 @@ static int method_get_device_state(sd_bus_message *msg, void *userdata, sd_bus_e
 
 static int method_inject_fault(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        SimDevice *sim = lookup_sim(m, msg, error);
-        g_autofree char *why = NULL;
+        g_autofree char *name = NULL, *why = NULL;
         const char *spec;
+        SimDevice *sim;
         SimFault f;
         int r;
 
-        if (!sim)
-                return -ENODEV;
-        r = sd_bus_message_read(msg, "s", &spec);
+        r = bus_read_device_name(msg, &name, error);
+        if (r >= 0)
+                r = sd_bus_message_read(msg, "s", &spec);
         if (r < 0)
                 return r;
         if (sim_fault_parse(spec, &f, &why) < 0)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s", why);
-        r = check_manage(m, msg, error);
+        r = check_manage(m, msg, name, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        sim = get_sim(m, name, error);
+        if (!sim)
+                return -ENODEV;
         sim_device_add_fault(sim, &f);
         log_info("Testbed: injected fault '%s'", spec);
         return sd_bus_reply_method_return(msg, NULL);
@@ -79,27 +83,33 @@ static int method_inject_fault(sd_bus_message *msg, void *userdata, sd_bus_error
 
 static int method_clear_faults(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        SimDevice *sim = lookup_sim(m, msg, error);
+        g_autofree char *name = NULL;
+        SimDevice *sim;
         int r;
 
-        if (!sim)
-                return -ENODEV;
-        r = check_manage(m, msg, error);
+        r = bus_read_device_name(msg, &name, error);
+        if (r < 0)
+                return r;
+        r = check_manage(m, msg, name, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        sim = get_sim(m, name, error);
+        if (!sim)
+                return -ENODEV;
         sim_device_clear_faults(sim);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
 static int method_set_dirty_rate(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        SimDevice *sim = lookup_sim(m, msg, error);
+        g_autofree char *name = NULL;
+        SimDevice *sim;
         uint64_t rate;
         int r;
 
-        if (!sim)
-                return -ENODEV;
-        r = sd_bus_message_read(msg, "t", &rate);
+        r = bus_read_device_name(msg, &name, error);
+        if (r >= 0)
+                r = sd_bus_message_read(msg, "t", &rate);
         if (r < 0)
                 return r;
         /* a rate no device has, and one the simulation would spin on */
@@ -107,9 +117,12 @@ static int method_set_dirty_rate(sd_bus_message *msg, void *userdata, sd_bus_err
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
                                          "A dirty rate is at most %" PRIu64 " bytes per second (64 GiB/s), "
                                          "not %" PRIu64, SIM_DIRTY_RATE_MAX, rate);
-        r = check_manage(m, msg, error);
+        r = check_manage(m, msg, name, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        sim = get_sim(m, name, error);
+        if (!sim)
+                return -ENODEV;
         r = sim_device_set_dirty_rate(sim, rate);
         if (r < 0)
                 return bus_error_set_errnof(error, r, "Cannot set the dirty rate: %m");
@@ -140,14 +153,18 @@ static int method_get_transitions(sd_bus_message *msg, void *userdata, sd_bus_er
 static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         g_autofree char *name = NULL;
-        SimDevice *sim = lookup_sim_named(m, msg, &name, error);
+        SimDevice *sim;
         int r;
 
-        if (!sim)
-                return -ENODEV;
-        r = check_manage(m, msg, error);
+        r = bus_read_device_name(msg, &name, error);
+        if (r < 0)
+                return r;
+        r = check_manage(m, msg, name, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        sim = get_sim(m, name, error);
+        if (!sim)
+                return -ENODEV;
         r = sim_device_reset(sim);
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "The device is open for a migration");
