@@ -61,21 +61,40 @@ const char *bus_error_name_for_errno(int error) {
         return VFIOMIG_ERROR_DEVICE_FAILED;
 }
 
-int bus_error_set_errnof(sd_bus_error *e, int error, const char *format, ...) {
+static int set_errnofv(sd_bus_error *e, int error, const char *format, va_list ap) {
         char *message = NULL;
-        va_list ap;
-        int r;
 
         error = abs(error);
         if (error == 0)
                 return 0;       /* as sd-bus does: no error to set */
         errno = error;          /* for %m */
-        va_start(ap, format);
-        r = vasprintf(&message, format, ap);
-        va_end(ap);
-        if (r < 0)
+        if (vasprintf(&message, format, ap) < 0)
                 message = NULL;
         (void) sd_bus_error_set(e, bus_error_name_for_errno(error), message);
         free(message);
         return -error;
+}
+
+int bus_error_set_errnof(sd_bus_error *e, int error, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = set_errnofv(e, error, format, ap);
+        va_end(ap);
+        return r;
+}
+
+int bus_reply_method_errnof(sd_bus_message *call, int error, const char *format, ...) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = set_errnofv(&e, error, format, ap);
+        va_end(ap);
+        if (r < 0)
+                r = sd_bus_reply_method_error(call, &e);
+        sd_bus_error_free(&e);
+        return r;
 }

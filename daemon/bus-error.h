@@ -18,3 +18,8 @@ const char *bus_error_name_for_errno(int error);
  * %m in format is error's description. Returns -abs(error). */
 int bus_error_set_errnof(sd_bus_error *e, int error, const char *format, ...)
         __attribute__((format(printf, 3, 4)));
+
+/* sd_bus_reply_method_errnof() with the same table, for a reply sent
+ * outside the method's callback. */
+int bus_reply_method_errnof(sd_bus_message *call, int error, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));

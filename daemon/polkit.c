@@ -181,7 +181,7 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(q->request), q->request);
         if (r < 0) {
                 log_error_errno(r, "Failed to re-dispatch %s: %m", sd_bus_message_get_member(q->request));
-                (void) sd_bus_reply_method_errnof(q->request, r, "Cannot resume the call after authorization: %m");
+                (void) bus_reply_method_errnof(q->request, r, "Cannot resume the call after authorization: %m");
                 query_drop(q);
                 return 1;
         }
