@@ -201,7 +201,7 @@ int cmd_targets(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return EXIT_FAILED;
         if (ctl->json)
-                json_print(json_node_init_array(json_node_alloc(), g_steal_pointer(&arr)));
+                json_print(json_node_init_array(json_node_alloc(), arr));
         else
                 table_print(t, "targets");
         return EXIT_OK;

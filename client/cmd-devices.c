@@ -40,7 +40,7 @@ int cmd_list(Ctl *ctl, int argc, char **argv) {
                 return EXIT_FAILED;
         }
         if (ctl->json)
-                json_print(json_node_init_array(json_node_alloc(), g_steal_pointer(&a)));
+                json_print(json_node_init_array(json_node_alloc(), a));
         else
                 table_print(t, "devices");
         return EXIT_OK;
@@ -80,7 +80,7 @@ int cmd_types(Ctl *ctl, int argc, char **argv) {
                 return EXIT_FAILED;
         }
         if (ctl->json)
-                json_print(json_node_init_array(json_node_alloc(), g_steal_pointer(&a)));
+                json_print(json_node_init_array(json_node_alloc(), a));
         else
                 table_print(t, "mdev types");
         return EXIT_OK;

@@ -566,7 +566,7 @@ int cmd_migrations(Ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return EXIT_FAILED;
         if (ctl->json)
-                json_print(json_node_init_array(json_node_alloc(), g_steal_pointer(&a)));
+                json_print(json_node_init_array(json_node_alloc(), a));
         else
                 table_print(t, "migrations");
         return EXIT_OK;

@@ -19,12 +19,14 @@ static void print_event(Monitor *mon, const char *event, const char *name, const
         if (mon->ctl->json) {
                 g_autoptr(JsonObject) o = json_object_new();
                 g_autoptr(JsonGenerator) g = json_generator_new();
+                g_autoptr(JsonNode) n = NULL;
                 g_autofree char *s = NULL;
 
                 json_object_set_string_member(o, "event", event);
                 json_object_set_string_member(o, "name", name);
                 json_object_set_string_member(o, "path", path);
-                json_generator_set_root(g, json_node_init_object(json_node_alloc(), o));
+                n = json_node_init_object(json_node_alloc(), o);
+                json_generator_set_root(g, n);  /* copies it */
                 s = json_generator_to_data(g, NULL);
                 puts(s);        /* one object per line */
         } else

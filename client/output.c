@@ -84,12 +84,15 @@ void table_free(Table *t) {
         g_free(t);
 }
 
+/* Takes node: every caller builds it for this alone, and the generator
+ * works on a copy. */
 void json_print_to(FILE *f, JsonNode *node) {
         g_autoptr(JsonGenerator) g = json_generator_new();
+        g_autoptr(JsonNode) n = node;
         g_autofree char *s = NULL;
 
         json_generator_set_pretty(g, isatty(fileno(f)));
-        json_generator_set_root(g, node);
+        json_generator_set_root(g, n);
         s = json_generator_to_data(g, NULL);
         fprintf(f, "%s\n", s);
 }
@@ -99,9 +102,10 @@ void json_print(JsonNode *node) {
 }
 
 JsonNode *json_strv_node(char **strv) {
-        JsonArray *a = json_array_new();
+        g_autoptr(JsonArray) a = json_array_new();
 
         for (char **s = strv; s && *s; s++)
                 json_array_add_string_element(a, *s);
+        /* the node takes a reference of its own */
         return json_node_init_array(json_node_alloc(), a);
 }
