@@ -29,8 +29,9 @@ dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile --print-address=3
 read -r _ <"$dir/ready" || { echo "dbus-daemon did not start" >&2; exit 1; }
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$dir/bus"
 
+# VFIOMIG_DEMO_WRAPPER runs the daemon under e.g. valgrind (tests/fuzz/README.md)
 RUNTIME_DIRECTORY=$dir/run STATE_DIRECTORY=$dir/state \
-	build/daemon/vfiomigd --testbed=default 2>"$dir/vfiomigd.log" & daemon=$!
+	${VFIOMIG_DEMO_WRAPPER:-} build/daemon/vfiomigd --testbed=default 2>"$dir/vfiomigd.log" & daemon=$!
 # NameHasOwner rather than 'busctl status': the latter also reads the
 # owner's cgroup, which fails in containers without /sys/fs/cgroup.
 owned() {
@@ -43,7 +44,20 @@ until owned; do
 done
 
 ctl=build/client/vfiomigctl
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+# Every command is printed as a shell would read it, then run as printed.
+show() {
+        local out='' a
+        for a in "$@"; do
+                case $a in
+                *[!A-Za-z0-9_./:=@%+,-]*|'') a="'${a//\'/\'\\\'\'}'" ;;
+                esac
+                out+="${out:+ }$a"
+        done
+        printf '\n\033[1m$ %s\033[0m\n' "$out"
+}
+step() { show "$@"; "$@"; }
+# a pipeline, given as the one line that is printed and run
+pipeline() { printf '\n\033[1m$ %s\033[0m\n' "$1"; eval "$1"; }
 
 echo "vfiomigd is running on a private system bus with the embedded testbed (simulated devices)."
 step "$ctl" list
@@ -53,7 +67,7 @@ step busctl --system get-property org.vfiomig1 /org/vfiomig1 org.vfiomig1.Manage
 
 "$ctl" monitor 2>/dev/null & monitor=$!
 sleep 0.2
-printf '\n\033[1m$ %s\033[0m\n' "$ctl create-mdev mtty mtty-2"
+show "$ctl" create-mdev mtty mtty-2
 uuid=$("$ctl" create-mdev mtty mtty-2)
 echo "$uuid"
 step "$ctl" --json show "$uuid"
@@ -72,20 +86,32 @@ digest() { busctl --system call org.vfiomig1 /org/vfiomig1 org.vfiomig1.Testbed 
 echo "  source $a: $(digest $a)   target $b: $(digest $b)"
 step "$ctl" migrate "$a" "$b"
 echo "  target $b now: $(digest $b)"
+echo "A migration leaves its source stopped (its state lives on in the target);"
+echo "resume brings a stopped device that no job holds back to running:"
+step "$ctl" resume "$a"
 step "$ctl" save 0000:3b:00.1 snapshot
 step ls -l "$dir/state/states"
-printf '\n\033[1m$ %s\033[0m\n' "$ctl save 0000:3b:00.2 - | $ctl load 0000:3b:00.1 -"
-"$ctl" --source-state=running save 0000:3b:00.2 - | "$ctl" load 0000:3b:00.1 -
+step "$ctl" load 0000:3b:00.2 snapshot
+step "$ctl" resume 0000:3b:00.1
+pipeline "$ctl --source-state=running save 0000:3b:00.2 - | $ctl load 0000:3b:00.1 -"
 echo
 echo "A fault in the middle of a migration rolls everything back:"
-busctl --system call org.vfiomig1 /org/vfiomig1 org.vfiomig1.Testbed InjectFault ss "$a" \
+step busctl --system call org.vfiomig1 /org/vfiomig1 org.vfiomig1.Testbed InjectFault ss "$a" \
 	"transition from=resuming to=stop errno=EINVAL"
 step "$ctl" migrate "$b" "$a" || echo "(exit status $?)"
-
 echo
 echo "Mistakes get clear errors and exit codes:"
 step "$ctl" show 0000:3b:00.7 || echo "(exit status $?)"
 step "$ctl" create-mdev mtty mtty-9 || echo "(exit status $?)"
+echo
+echo "Every device runs again:"
+show "$ctl" list
+listing=$("$ctl" list)
+echo "$listing"
+if awk 'NR > 1 && $NF != "running" { bad = 1 } END { exit !bad }' <<<"$listing"; then
+        echo "demo: a device was left stopped" >&2
+        exit 1
+fi
 sleep 0.2
 echo
 echo "What 'vfiomigctl monitor' saw meanwhile is interleaved above (added/removed lines)."
