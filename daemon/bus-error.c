@@ -38,8 +38,9 @@ static const sd_bus_error_map vfiomig_errors[] = {
         /* a name the caller chose that no file can have or be reached by */
         ALSO(VFIOMIG_ERROR_INVALID_ARGUMENT, ENAMETOOLONG),
         ALSO(VFIOMIG_ERROR_INVALID_ARGUMENT, ELOOP),
-        ALSO(VFIOMIG_ERROR_INVALID_ARGUMENT, ENOTDIR),
-        ALSO(VFIOMIG_ERROR_INVALID_ARGUMENT, EISDIR),
+        /* not EISDIR or ENOTDIR: names are checked before any path is
+         * built, so those come from sysfs, where they are a driver's
+         * refusal (DeviceFailed, the default) */
         /* a number beyond what the method takes */
         ALSO(VFIOMIG_ERROR_INVALID_ARGUMENT, ERANGE),
         /* EACCES first: sd-bus's own AccessDenied -> errno is EACCES */
