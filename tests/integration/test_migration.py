@@ -672,12 +672,17 @@ class SaveLoadTest(StreamTestMixin, MigrationTestCase):
     def test_concurrent_saves_under_one_name(self):
         """Both pass the call's check; one publishes, the other fails
         AlreadyExists and puts its source back."""
+        # neither may publish before both calls are in, even on a busy machine
+        for n in (A[0], A[1]):
+            self.fault(n, 'transition to=stop-copy delay=300 errno=0')
         jobs = [self.start('Save', '(ssa{sv})', (n, 'twin', {})) for n in (A[0], A[1])]
         results = sorted(self.wait_job(j)['result'] for j in jobs)
         self.assertEqual(results, ['done', 'failed'])
         self.assertEqual(sorted(self.state(n) for n in (A[0], A[1])), ['running', 'stop'])
         states = os.listdir(os.path.join(self.tmp, 'state', 'states'))
         self.assertNotIn(True, [n.endswith('.partial') for n in states], states)
+        self.call('Resume', '(sa{sv})', (A[0], {}))
+        self.call('Resume', '(sa{sv})', (A[1], {}))
         self.start_and_wait('Load', '(ssa{sv})', (B[0], 'twin', {}), expect='done')
 
     def test_failed_publish_is_a_failed_save(self):
