@@ -8,10 +8,11 @@ build=(meson ninja-build pkg-config gcc libc6-dev
        libsystemd-dev libglib2.0-dev libudev-dev libvirt-dev libjson-glib-dev scdoc)
 # a private system bus, busctl and systemd-analyze, umockdev sysfs trees,
 # python-dbusmock's polkitd, setpriv for unprivileged callers, a FUSE
-# vendor driver, script(1) for a terminal, pyflakes for the test code
+# vendor driver, script(1) for a terminal, pyflakes for the test code;
+# clang and its libFuzzer runtime for the fuzz tier, valgrind for the demo
 run=(dbus dbus-daemon systemd util-linux)
 test=(umockdev gir1.2-umockdev-1.0 python3 python3-gi python3-dbus python3-dbusmock
-      python3-fuse fuse3 bsdutils python3-pyflakes)
+      python3-fuse fuse3 bsdutils python3-pyflakes clang libclang-rt-14-dev valgrind)
 
 want=("${build[@]}" "${run[@]}")
 [ "${1:-test}" = test ] && want+=("${test[@]}")

@@ -1,8 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs what is missing, builds, and runs every test tier: unit, lint,
-# integration (private bus, umockdev, dbusmock) and vm (a real kernel in
-# QEMU). With CI=true compiler warnings are errors and no tier may skip.
+# integration (private bus, umockdev, dbusmock), vm (a real kernel in
+# QEMU), sanitize (unit and integration again under ASan and UBSan) and
+# fuzz (libFuzzer, see tests/fuzz/README.md). With CI=true compiler
+# warnings are errors and no tier may skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
