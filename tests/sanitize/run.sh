@@ -67,7 +67,7 @@ chmod 1777 "$reports"           # tests run clients as nobody
 # exit status no test looks at (but see wrap-test.sh for umockdev).
 # Frame pointers make ASan's stacks reach our code; through GLib's
 # frames only VFIOMIG_ASAN_OPTIONS=fast_unwind_on_malloc=0 (slow) does.
-export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$reports/asan${VFIOMIG_ASAN_OPTIONS:+:$VFIOMIG_ASAN_OPTIONS}"
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:log_path=$reports/asan${VFIOMIG_ASAN_OPTIONS:+:$VFIOMIG_ASAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan"
 export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0"
 # GLib's slice allocator would hide leaks and overruns from ASan
