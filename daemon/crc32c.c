@@ -5,6 +5,7 @@
 #include <glib.h>
 
 #include "crc32c.h"
+#include "unaligned.h"
 
 /* The reflected Castagnoli polynomial 0x1EDC6F41. Internally the CRC
  * register is kept "raw" (no pre- and post-inversion), which is what the
@@ -19,10 +20,6 @@ uint32_t crc32c_table(uint32_t crc, const void *data, size_t len);
 typedef uint32_t (*crc32c_raw_fn)(uint32_t crc, const uint8_t *p, size_t len);
 
 static uint32_t slice[8][256];
-
-static inline uint32_t load_le32(const uint8_t *p) {
-        return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
-}
 
 static void slice_init(void) {
         for (unsigned n = 0; n < 256; n++) {
@@ -40,10 +37,10 @@ static void slice_init(void) {
 
 /* Slicing-by-8: eight independent table lookups per 8 bytes instead of a
  * dependency chain of eight. Byte loads keep it endian-neutral; compilers
- * turn load_le32() into a plain load on little-endian machines. */
+ * turn unaligned_read_le32() into a plain load on little-endian machines. */
 static uint32_t crc_table_raw(uint32_t crc, const uint8_t *p, size_t len) {
         for (; len >= 8; p += 8, len -= 8) {
-                uint32_t lo = load_le32(p) ^ crc, hi = load_le32(p + 4);
+                uint32_t lo = unaligned_read_le32(p) ^ crc, hi = unaligned_read_le32(p + 4);
 
                 crc = slice[7][lo & 0xff] ^ slice[6][(lo >> 8) & 0xff] ^
                       slice[5][(lo >> 16) & 0xff] ^ slice[4][lo >> 24] ^

@@ -7,20 +7,9 @@
 #include "names.h"
 
 bool name_is_uuid(const char *s) {
-        /* 8-4-4-4-12 hex digits, as the kernel's uuid_parse() wants */
-        static const int dash_at[] = { 8, 13, 18, 23 };
-
-        if (!s || strlen(s) != 36)
-                return false;
-        for (int i = 0, d = 0; i < 36; i++) {
-                if (d < 4 && i == dash_at[d]) {
-                        if (s[i] != '-')
-                                return false;
-                        d++;
-                } else if (!isxdigit((unsigned char) s[i]))
-                        return false;
-        }
-        return true;
+        /* 8-4-4-4-12 hex digits, as the kernel's uuid_parse() wants; GLib
+         * checks exactly that shape, whatever version bits it holds */
+        return s && g_uuid_string_is_valid(s);
 }
 
 static bool hex_run(const char **p, size_t min, size_t max) {

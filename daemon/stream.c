@@ -6,6 +6,7 @@
 
 #include "crc32c.h"
 #include "stream.h"
+#include "unaligned.h"
 
 /* Byte layout: see man org.vfiomig1(5), "STREAM FORMAT".
  *
@@ -26,35 +27,6 @@
 
 G_STATIC_ASSERT(HEADER_MAX <= UINT16_MAX);
 G_STATIC_ASSERT(sizeof(STREAM_MAGIC) - 1 == 8);
-
-/* ---- little-endian helpers ---- */
-
-static void put16(uint8_t *p, uint16_t v) {
-        p[0] = v;
-        p[1] = v >> 8;
-}
-
-static void put32(uint8_t *p, uint32_t v) {
-        put16(p, v);
-        put16(p + 2, v >> 16);
-}
-
-static void put64(uint8_t *p, uint64_t v) {
-        put32(p, v);
-        put32(p + 4, v >> 32);
-}
-
-static uint16_t get16(const uint8_t *p) {
-        return (uint16_t) (p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p) {
-        return get16(p) | (uint32_t) get16(p + 2) << 16;
-}
-
-static uint64_t get64(const uint8_t *p) {
-        return get32(p) | (uint64_t) get32(p + 4) << 32;
-}
 
 static bool is_data_kind(uint32_t kind) {
         return kind == STREAM_RECORD_PRECOPY || kind == STREAM_RECORD_STOPCOPY;
@@ -89,7 +61,7 @@ static int check_string(const char *s, bool utf8) {
 static void append_string(GByteArray *out, const char *s) {
         uint8_t len[2];
 
-        put16(len, strlen(s));
+        unaligned_write_le16(len, strlen(s));
         g_byte_array_append(out, len, sizeof len);
         g_byte_array_append(out, (const uint8_t *) s, strlen(s));
 }
@@ -108,28 +80,28 @@ int stream_write_header(GByteArray *out, const StreamHeader *h) {
 
         len = HEADER_MIN + strlen(type) + strlen(version) + strlen(device);
         memcpy(fixed, STREAM_MAGIC, 8);
-        put16(fixed + 8, STREAM_FORMAT_VERSION);
-        put16(fixed + 10, len);
-        put32(fixed + 12, h->migration_flags);
-        put64(fixed + 16, h->expected_size);
+        unaligned_write_le16(fixed + 8, STREAM_FORMAT_VERSION);
+        unaligned_write_le16(fixed + 10, len);
+        unaligned_write_le32(fixed + 12, h->migration_flags);
+        unaligned_write_le64(fixed + 16, h->expected_size);
         g_byte_array_append(out, fixed, sizeof fixed);
         append_string(out, type);
         append_string(out, version);
         append_string(out, device);
 
-        put32(crc, crc32c(0, out->data + start, out->len - start));
+        unaligned_write_le32(crc, crc32c(0, out->data + start, out->len - start));
         g_byte_array_append(out, crc, sizeof crc);
         g_assert(out->len - start == len);
         return 0;
 }
 
 void stream_write_record_head(uint8_t out[24], StreamRecordKind kind, uint32_t seq, uint32_t len, uint32_t crc) {
-        put32(out, kind);
-        put32(out + 4, len);
-        put32(out + 8, seq);
-        put32(out + 12, crc);
-        put32(out + 16, crc32c(0, out, 16));
-        put32(out + 20, 0);
+        unaligned_write_le32(out, kind);
+        unaligned_write_le32(out + 4, len);
+        unaligned_write_le32(out + 8, seq);
+        unaligned_write_le32(out + 12, crc);
+        unaligned_write_le32(out + 16, crc32c(0, out, 16));
+        unaligned_write_le32(out + 20, 0);
 }
 
 static void append_record(GByteArray *out, StreamRecordKind kind, uint32_t seq, const void *payload, size_t len) {
@@ -154,8 +126,8 @@ int stream_write_record(GByteArray *out, StreamRecordKind kind, uint32_t seq, co
 int stream_write_end(GByteArray *out, uint32_t seq, uint64_t total_bytes, uint64_t records) {
         uint8_t payload[END_PAYLOAD];
 
-        put64(payload, total_bytes);
-        put64(payload + 8, records);
+        unaligned_write_le64(payload, total_bytes);
+        unaligned_write_le64(payload + 8, records);
         append_record(out, STREAM_RECORD_END, seq, payload, sizeof payload);
         return 0;
 }
@@ -256,7 +228,7 @@ static int header_string(StreamReader *r, const uint8_t **p, const uint8_t *end,
 
         if (end - *p < 2)
                 return fail(r, -EBADMSG, "header: ends before the %s string", what);
-        len = get16(*p);
+        len = unaligned_read_le16(*p);
         *p += 2;
         if (len > STREAM_MAX_STRING)
                 return fail(r, -EBADMSG, "header: %s string of %zu bytes exceeds the maximum %u",
@@ -277,8 +249,8 @@ static int parse_header_fields(StreamReader *r, const uint8_t *p, size_t len) {
         StreamHeader *h = &r->header;
         int k;
 
-        h->migration_flags = get32(p + 12);
-        h->expected_size = get64(p + 16);
+        h->migration_flags = unaligned_read_le32(p + 12);
+        h->expected_size = unaligned_read_le64(p + 16);
         p += HEADER_FIXED;
         if ((k = header_string(r, &p, end, "migration type", true, &h->migration_type)) < 0 ||
             (k = header_string(r, &p, end, "migration version", false, &h->migration_version)) < 0 ||
@@ -307,19 +279,19 @@ static int read_header(StreamReader *r, StreamEvent *ev) {
                 return fail(r, -EBADMSG, "not a vfiomig stream: bad magic");
         if (n < 10)
                 return 0;
-        version = get16(p + 8);
+        version = unaligned_read_le16(p + 8);
         if (version != STREAM_FORMAT_VERSION)
                 return fail(r, -EPROTONOSUPPORT, "unsupported stream format version %u (this reader knows %u)",
                             version, STREAM_FORMAT_VERSION);
         if (n < 12)
                 return 0;
-        len = get16(p + 10);
+        len = unaligned_read_le16(p + 10);
         if (len < HEADER_MIN || len > HEADER_MAX)
                 return fail(r, -EBADMSG, "header: length %u out of range [%u, %u]", len, HEADER_MIN, HEADER_MAX);
         if (n < len)
                 return 0;
 
-        stored = get32(p + len - 4);
+        stored = unaligned_read_le32(p + len - 4);
         computed = crc32c(0, p, len - 4);
         if (stored != computed)
                 return fail(r, -EBADMSG, "header: CRC mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")",
@@ -336,8 +308,8 @@ static int read_header(StreamReader *r, StreamEvent *ev) {
 
 static int check_head(StreamReader *r, const uint8_t *p) {
         g_autofree char *name = record_name(r);
-        uint32_t stored = get32(p + 16), computed = crc32c(0, p, 16);
-        uint32_t kind = get32(p), len = get32(p + 4), seq = get32(p + 8), reserved = get32(p + 20);
+        uint32_t stored = unaligned_read_le32(p + 16), computed = crc32c(0, p, 16);
+        uint32_t kind = unaligned_read_le32(p), len = unaligned_read_le32(p + 4), seq = unaligned_read_le32(p + 8), reserved = unaligned_read_le32(p + 20);
 
         if (stored != computed)
                 return fail(r, -EBADMSG, "%s: head CRC mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")",
@@ -369,16 +341,16 @@ static int read_head(StreamReader *r) {
                 return 0;
         if ((k = check_head(r, p)) < 0)
                 return k;
-        r->kind = get32(p);
-        r->len = get32(p + 4);
-        r->payload_crc = get32(p + 12);
+        r->kind = unaligned_read_le32(p);
+        r->len = unaligned_read_le32(p + 4);
+        r->payload_crc = unaligned_read_le32(p + 12);
         r->state = READ_PAYLOAD;
         return 0;
 }
 
 static int check_end(StreamReader *r, const uint8_t *payload) {
         g_autofree char *name = record_name(r);
-        uint64_t bytes = get64(payload), records = get64(payload + 8);
+        uint64_t bytes = unaligned_read_le64(payload), records = unaligned_read_le64(payload + 8);
         size_t trailing;
 
         if (bytes != r->data_bytes)
@@ -495,7 +467,7 @@ static int fail_truncated(StreamReader *r) {
                 if (n < 12)
                         return fail(r, -EBADMSG, "truncated: end of input inside the header (%zu bytes)", n);
                 return fail(r, -EBADMSG, "truncated: end of input inside the header (%zu of %u bytes)",
-                            n, get16(input(r) + 10));
+                            n, unaligned_read_le16(input(r) + 10));
         case READ_HEAD:
                 if (n == 0 && r->seq == 0)
                         return fail(r, -EBADMSG, "truncated: end of input after the header, before the END record");

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "names.h"
 #include "testbed-device.h"
+#include "unaligned.h"
 #include "util.h"
 #include "vfio-uapi.h"
 
@@ -107,19 +108,6 @@ static size_t page_len(const SimDevice *d, uint32_t page) {
 
 static size_t header_len(const SimDevice *d) {
         return SIM_HEAD_FIXED + strlen(d->tag);
-}
-
-static void put_le(uint8_t *p, uint64_t v, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                p[i] = (uint8_t) (v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, size_t n) {
-        uint64_t v = 0;
-
-        for (size_t i = 0; i < n; i++)
-                v |= (uint64_t) p[i] << (8 * i);
-        return v;
 }
 
 /* ---- state, dirtying, persistence (all with the lock held) ---- */
@@ -475,16 +463,16 @@ static size_t encode_item(SimDevice *d, uint64_t seed, const Item *it, uint8_t *
 
         if (it->type == ITEM_HEADER) {
                 memcpy(buf, SIM_MAGIC, 8);
-                put_le(buf + 8, d->page_size, 4);
-                put_le(buf + 12, d->npages, 4);
-                put_le(buf + 16, seed, 8);
-                put_le(buf + 24, strlen(d->tag), 2);
+                unaligned_write_le32(buf + 8, d->page_size);
+                unaligned_write_le32(buf + 12, d->npages);
+                unaligned_write_le64(buf + 16, seed);
+                unaligned_write_le16(buf + 24, (uint16_t) strlen(d->tag));
                 memcpy(buf + SIM_HEAD_FIXED, d->tag, strlen(d->tag));
                 return header_len(d);
         }
         len = page_len(d, it->page);
-        put_le(buf, it->page, 4);
-        put_le(buf + 4, it->version, 4);
+        unaligned_write_le32(buf, it->page);
+        unaligned_write_le32(buf + 4, it->version);
         page_bytes(seed, it->page, it->version, buf + SIM_RECORD_HEAD, len);
         return SIM_RECORD_HEAD + len;
 }
@@ -639,22 +627,22 @@ static size_t consume(SimDevice *d, Session *s, const uint8_t *buf, size_t len) 
 
                 if (len < want)
                         return 0;
-                want += get_le(buf + 24, 2);
+                want += unaligned_read_le16(buf + 24);
                 if (len < want)
                         return 0;
-                if (memcmp(buf, SIM_MAGIC, 8) != 0 || get_le(buf + 8, 4) != d->page_size ||
-                    get_le(buf + 12, 4) != d->npages || want != header_len(d) ||
+                if (memcmp(buf, SIM_MAGIC, 8) != 0 || unaligned_read_le32(buf + 8) != d->page_size ||
+                    unaligned_read_le32(buf + 12) != d->npages || want != header_len(d) ||
                     memcmp(buf + SIM_HEAD_FIXED, d->tag, strlen(d->tag)) != 0) {
                         resume_fail(s, EFAULT, "vendor header does not match this device (tag %s)", d->tag);
                         return len;
                 }
-                s->in_seed = get_le(buf + 16, 8);
+                s->in_seed = unaligned_read_le64(buf + 16);
                 s->header_ok = true;
                 used = want;
         }
         expect = g_malloc(d->page_size);
         while (len - used >= SIM_RECORD_HEAD) {
-                uint32_t page = (uint32_t) get_le(buf + used, 4), version = (uint32_t) get_le(buf + used + 4, 4);
+                uint32_t page = unaligned_read_le32(buf + used), version = unaligned_read_le32(buf + used + 4);
                 size_t plen;
 
                 if (page >= d->npages) {
