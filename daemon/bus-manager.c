@@ -341,7 +341,7 @@ void bus_registry_notify(Registry *r, RegistryEvent event, const void *object, v
 
         if (!m->bus)
                 return;
-        if (event <= REGISTRY_DEVICE_CHANGED)
+        if (event <= REGISTRY_DEVICE_IDENTITY_CHANGED)
                 notify_device(m, event, object);
         else
                 notify_type(m, event, object);

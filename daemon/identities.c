@@ -9,6 +9,8 @@
 #include "util.h"
 #include "probe.h"
 
+typedef struct IdentitySync IdentitySync;
+
 char *identities_type_node(const char *key) {
         return g_strconcat("type:", key, NULL);
 }
@@ -42,9 +44,7 @@ static void warn(const char *node, char *warning, bool changed) {
 static void apply(Manager *m, const char *node, Identity *id, char *warning) {
         bool changed;
 
-        m->setting_identity = true;
         changed = registry_set_identity(m->registry, node, id->type, id->version, basis_to_string(id->basis));
-        m->setting_identity = false;
         warn(node, warning, changed);
         compat_map_set(m->compat, node, id);
 }
@@ -75,28 +75,108 @@ static void update_type(Manager *m, const MdevType *t) {
         apply(m, node, id, warning);
 }
 
-void identities_on_registry(Manager *m, RegistryEvent event, const void *object) {
+struct IdentitySync {
+        Manager *manager;
+        GHashTable *devices, *types;    /* names and type keys waiting to be derived */
+        sd_event_source *defer;
+};
+
+/* What is still in the registry when we get to it: a node removed
+ * meanwhile has left the map already. Types first, as an mdev's identity
+ * may come from its type's attributes. */
+static int on_defer(sd_event_source *s, void *userdata) {
+        IdentitySync *sync = userdata;
+        Manager *m = sync->manager;
+        g_autoptr(GHashTable) devices = g_steal_pointer(&sync->devices), types = g_steal_pointer(&sync->types);
+        GHashTableIter i;
+        gpointer key;
+
+        sync->devices = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        sync->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_hash_table_iter_init(&i, types);
+        while (g_hash_table_iter_next(&i, &key, NULL)) {
+                const MdevType *t = registry_get_type(m->registry, key);
+
+                if (t)
+                        update_type(m, t);
+        }
+        g_hash_table_iter_init(&i, devices);
+        while (g_hash_table_iter_next(&i, &key, NULL)) {
+                const Device *d = registry_get_device(m->registry, key);
+
+                if (d)
+                        update_device(m, d);
+        }
+        return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+}
+
+static void queue(IdentitySync *sync, GHashTable *set, const char *name) {
+        g_hash_table_add(set, g_strdup(name));
+        (void) sd_event_source_set_enabled(sync->defer, SD_EVENT_ONESHOT);
+}
+
+static void on_registry(Registry *r, RegistryEvent event, const void *object, void *userdata) {
+        IdentitySync *sync = userdata;
+        Manager *m = sync->manager;
+        const Device *d = object;
+        const MdevType *t = object;
         g_autofree char *node = NULL;
 
-        if (!m->compat || m->setting_identity)
-                return;
         switch (event) {
         case REGISTRY_DEVICE_ADDED:
         case REGISTRY_DEVICE_CHANGED:
-                update_device(m, object);
+                queue(sync, sync->devices, d->name);
                 break;
         case REGISTRY_DEVICE_REMOVED:
-                compat_map_remove(m->compat, ((const Device *) object)->name);
+                g_hash_table_remove(sync->devices, d->name);
+                compat_map_remove(m->compat, d->name);
                 break;
         case REGISTRY_TYPE_ADDED:
         case REGISTRY_TYPE_CHANGED:
-                update_type(m, object);
+                queue(sync, sync->types, t->key);
                 break;
         case REGISTRY_TYPE_REMOVED:
-                node = identities_type_node(((const MdevType *) object)->key);
+                g_hash_table_remove(sync->types, t->key);
+                node = identities_type_node(t->key);
                 compat_map_remove(m->compat, node);
                 break;
+        case REGISTRY_DEVICE_IDENTITY_CHANGED:
+        case REGISTRY_TYPE_IDENTITY_CHANGED:
+                break;          /* ours */
         }
+}
+
+static void sync_free(IdentitySync *sync) {
+        if (!sync)
+                return;
+        registry_unlisten(sync->manager->registry, on_registry, sync);
+        sd_event_source_disable_unref(sync->defer);
+        g_hash_table_unref(sync->devices);
+        g_hash_table_unref(sync->types);
+        g_free(sync);
+}
+
+static int sync_new(Manager *m, IdentitySync **ret) {
+        IdentitySync *sync = g_new0(IdentitySync, 1);
+        int r;
+
+        sync->manager = m;
+        sync->devices = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        sync->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        r = sd_event_add_defer(m->event, &sync->defer, on_defer, sync);
+        /* before the bus (SD_EVENT_PRIORITY_NORMAL) reads the next call */
+        if (r >= 0)
+                r = sd_event_source_set_priority(sync->defer, SD_EVENT_PRIORITY_NORMAL - 1);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(sync->defer, SD_EVENT_OFF);
+        if (r < 0) {
+                sync->defer = sd_event_source_disable_unref(sync->defer);
+                sync_free(sync);
+                return r;
+        }
+        registry_listen(m->registry, on_registry, sync);
+        *ret = sync;
+        return 0;
 }
 
 int identities_start(Manager *m) {
@@ -106,6 +186,7 @@ int identities_start(Manager *m) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         CompatMapStats stats;
         unsigned files;
+        int r;
 
         m->rules = rules_new();
         files = rules_load_dirs(m->rules, m->rules_dirs ? (const char *const *) m->rules_dirs : default_dirs);
@@ -125,10 +206,14 @@ int identities_start(Manager *m) {
                  " asked of drivers), %u rules from %u files, built in %" PRIu64 " us",
                  stats.nodes, stats.classes, stats.verdicts, stats.vendor_checks, rules_count(m->rules), files,
                  m->compat_build_usec);
+        r = sync_new(m, &m->identities);
+        if (r < 0)
+                return log_error_errno(r, "Cannot follow registry changes: %m");
         return 0;
 }
 
 void identities_stop(Manager *m) {
+        g_clear_pointer(&m->identities, sync_free);
         g_clear_pointer(&m->compat, compat_map_free);
         g_clear_pointer(&m->rules, rules_free);
 }

@@ -7,13 +7,17 @@
 /* Keeps every node's migration identity and the compatibility map
  * current: derives identities from the registry (vendor attributes,
  * learned flags) and the rules, at start for everything and afterwards
- * for each registry change alone. */
+ * for each changed node alone.
+ *
+ * After start it listens to the registry itself, and derives later:
+ * a changed node is queued and derived from an sd-event defer source
+ * that runs before the next bus message, so that no D-Bus method (a
+ * Migrate that learns a device's flags, say) asks drivers anything
+ * before it has replied, and a burst of uevents is derived in one go. */
 
 /* Loads the rules and builds the map from the registry as it is. */
 int identities_start(Manager *m);
 void identities_stop(Manager *m);
-/* Feed of registry changes (after the bus has announced them). */
-void identities_on_registry(Manager *m, RegistryEvent event, const void *object);
 
 /* "type:PARENT/TYPE-ID", the map's name for a type. */
 char *identities_type_node(const char *key);

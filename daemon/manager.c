@@ -33,15 +33,6 @@ static int load_testbed(Manager *m, const char *spec) {
         return 0;
 }
 
-/* The bus announces a change first (InterfacesAdded before anything
- * about the object's identity), then the map follows it. */
-static void on_registry(Registry *r, RegistryEvent event, const void *object, void *userdata) {
-        Manager *m = userdata;
-
-        bus_registry_notify(r, event, object, m);
-        identities_on_registry(m, event, object);
-}
-
 int manager_new(const ManagerOptions *o, Manager **ret) {
         g_autoptr(Manager) m = g_new0(Manager, 1);
         int r;
@@ -72,7 +63,9 @@ int manager_new(const ManagerOptions *o, Manager **ret) {
                 return r;
 
         m->rules_dirs = g_strdupv(o->rules_dirs);
-        registry_set_notify(m->registry, on_registry, m);
+        /* the bus first: InterfacesAdded before anything about the
+         * object's identity (identities_start() subscribes after it) */
+        registry_listen(m->registry, bus_registry_notify, m);
         *ret = g_steal_pointer(&m);
         return 0;
 }
@@ -89,9 +82,9 @@ void manager_free(Manager *m) {
         probe_stop_all(m);
         /* Drop the bus first: its slots hold pointers into the registry. */
         sd_bus_flush_close_unref(m->bus);
+        identities_stop(m);
         source_free(m->source);
         registry_free(m->registry);
-        identities_stop(m);
         probe_cache_free(m->probes);
         g_strfreev(m->rules_dirs);
         polkit_registry_free(m->polkit);

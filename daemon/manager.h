@@ -28,7 +28,7 @@ typedef struct Manager {
         struct Rules *rules;
         struct CompatMap *compat;       /* the compatibility map */
         struct ProbeCache *probes;
-        bool setting_identity;          /* the CHANGED it causes is no news to the map */
+        struct IdentitySync *identities;        /* keeps identities and the map in step with the registry */
         GList *running_probes;          /* Probe, until it has replied */
         char **rules_dirs;              /* NULL: the defaults */
         uint64_t compat_build_usec;

@@ -4,12 +4,16 @@
 #include "registry.h"
 #include "util.h"
 
+typedef struct Listener {
+        RegistryNotify notify;
+        void *userdata;
+} Listener;
+
 struct Registry {
         GHashTable *parents;    /* name -> Parent */
         GHashTable *types;      /* key -> MdevType */
         GHashTable *devices;    /* name -> Device */
-        RegistryNotify notify;
-        void *userdata;
+        GArray *listeners;      /* Listener, in the order they subscribed */
 };
 
 static const char *const device_kind_names[_DEVICE_KIND_MAX] = {
@@ -150,6 +154,7 @@ Registry *registry_new(void) {
         Registry *r = g_new0(Registry, 1);
 
         r->parents = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) parent_free);
+        r->listeners = g_array_new(false, false, sizeof(Listener));
         r->types = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) mdev_type_free);
         r->devices = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) device_free);
         return r;
@@ -161,17 +166,31 @@ void registry_free(Registry *r) {
         g_hash_table_destroy(r->devices);
         g_hash_table_destroy(r->types);
         g_hash_table_destroy(r->parents);
+        g_array_unref(r->listeners);
         g_free(r);
 }
 
-void registry_set_notify(Registry *r, RegistryNotify notify, void *userdata) {
-        r->notify = notify;
-        r->userdata = userdata;
+void registry_listen(Registry *r, RegistryNotify notify, void *userdata) {
+        g_array_append_val(r->listeners, ((Listener) { notify, userdata }));
+}
+
+void registry_unlisten(Registry *r, RegistryNotify notify, void *userdata) {
+        for (guint i = 0; i < r->listeners->len; i++) {
+                Listener *l = &g_array_index(r->listeners, Listener, i);
+
+                if (l->notify == notify && l->userdata == userdata) {
+                        g_array_remove_index(r->listeners, i);
+                        return;
+                }
+        }
 }
 
 static void emit(Registry *r, RegistryEvent event, const void *object) {
-        if (r->notify)
-                r->notify(r, event, object, r->userdata);
+        for (guint i = 0; i < r->listeners->len; i++) {
+                Listener l = g_array_index(r->listeners, Listener, i);
+
+                l.notify(r, event, object, l.userdata);
+        }
 }
 
 void registry_add_parent(Registry *r, Parent *p) {
@@ -298,14 +317,14 @@ bool registry_set_identity(Registry *r, const char *node, const char *type, cons
                 if (!t || !set_identity(&t->migration_type, &t->migration_version, &t->migration_basis, type,
                                         version, basis))
                         return false;
-                emit(r, REGISTRY_TYPE_CHANGED, t);
+                emit(r, REGISTRY_TYPE_IDENTITY_CHANGED, t);
         } else {
                 Device *d = g_hash_table_lookup(r->devices, node);
 
                 if (!d || !set_identity(&d->migration_type, &d->migration_version, &d->migration_basis, type,
                                         version, basis))
                         return false;
-                emit(r, REGISTRY_DEVICE_CHANGED, d);
+                emit(r, REGISTRY_DEVICE_IDENTITY_CHANGED, d);
         }
         return true;
 }

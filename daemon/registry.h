@@ -8,8 +8,9 @@
 
 /* The device model: mdev parents, their types, and devices (mdev
  * instances and VFIO-bound PCI functions). Sources (udev, testbed) write
- * it; everyone else reads it and hears about changes through one notify
- * callback. No I/O here. */
+ * it; everyone else reads it and hears about changes as a listener,
+ * each after the change is made, in the order they subscribed. No I/O
+ * here. */
 
 typedef enum DeviceKind {
         DEVICE_KIND_MDEV,
@@ -81,9 +82,11 @@ typedef enum RegistryEvent {
         REGISTRY_DEVICE_ADDED,
         REGISTRY_DEVICE_REMOVED,        /* object still valid during the call */
         REGISTRY_DEVICE_CHANGED,
+        REGISTRY_DEVICE_IDENTITY_CHANGED,       /* only the derived identity: news to the bus, not to identities */
         REGISTRY_TYPE_ADDED,
         REGISTRY_TYPE_REMOVED,
         REGISTRY_TYPE_CHANGED,
+        REGISTRY_TYPE_IDENTITY_CHANGED,
 } RegistryEvent;
 
 typedef struct Registry Registry;
@@ -92,7 +95,8 @@ typedef void (*RegistryNotify)(Registry *r, RegistryEvent event, const void *obj
 Registry *registry_new(void);
 void registry_free(Registry *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Registry, registry_free);
-void registry_set_notify(Registry *r, RegistryNotify notify, void *userdata);
+void registry_listen(Registry *r, RegistryNotify notify, void *userdata);
+void registry_unlisten(Registry *r, RegistryNotify notify, void *userdata);
 
 /* Adding takes ownership. Re-adding a known name replaces the entry and
  * reports CHANGED, or nothing if all fields are equal. */
@@ -110,7 +114,8 @@ void registry_set_device_busy(Registry *r, const char *name, const char *holder)
 void registry_set_device_state(Registry *r, const char *name, const char *state);
 void registry_set_device_flags(Registry *r, const char *name, uint32_t flags);
 /* The derived migration identity of a device, or of a type (node
- * "type:KEY"); reports CHANGED, and returns true, when it changes. */
+ * "type:KEY"); reports *_IDENTITY_CHANGED, and returns true, when it
+ * changes. */
 bool registry_set_identity(Registry *r, const char *node, const char *type, const char *version, const char *basis);
 
 const Parent *registry_get_parent(Registry *r, const char *name);

@@ -12,6 +12,8 @@ static void record(Registry *r, RegistryEvent event, const void *object, void *u
                 [REGISTRY_DEVICE_ADDED] = "device-added", [REGISTRY_DEVICE_REMOVED] = "device-removed",
                 [REGISTRY_DEVICE_CHANGED] = "device-changed", [REGISTRY_TYPE_ADDED] = "type-added",
                 [REGISTRY_TYPE_REMOVED] = "type-removed", [REGISTRY_TYPE_CHANGED] = "type-changed",
+                [REGISTRY_DEVICE_IDENTITY_CHANGED] = "device-identity",
+                [REGISTRY_TYPE_IDENTITY_CHANGED] = "type-identity",
         };
         Events *e = userdata;
         /* Device and MdevType both begin with their key */
@@ -46,7 +48,7 @@ static void test_devices(void) {
         g_autoptr(GPtrArray) list = NULL;
         Device *changed;
 
-        registry_set_notify(r, record, &e);
+        registry_listen(r, record, &e);
         registry_add_device(r, mdev(U2, "mtty", "mtty-2"));
         registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
         assert_log(&e, (const char *[]) { "device-added:" U2, "device-added:" U1, NULL });
@@ -81,7 +83,7 @@ static void test_types(void) {
         Events e = { g_ptr_array_new_with_free_func(g_free) };
         MdevType *t;
 
-        registry_set_notify(r, record, &e);
+        registry_listen(r, record, &e);
         registry_add_parent(r, parent_new("mtty"));
         registry_add_parent(r, parent_new("other"));
         t = mdev_type_new("mtty", "mtty-1");
@@ -107,9 +109,44 @@ static void test_types(void) {
         g_ptr_array_unref(e.log);
 }
 
+/* Every listener hears every change, after it is made, in the order they
+ * subscribed; the identity a listener derives is news of its own kind, so
+ * a deriving listener needs no guard against its own echo. */
+static void record_twice(Registry *r, RegistryEvent event, const void *object, void *userdata) {
+        Events *e = userdata;
+        const Device *d = object;
+
+        /* the change is visible to whoever hears of it */
+        if (event == REGISTRY_DEVICE_IDENTITY_CHANGED)
+                g_assert_cmpstr(registry_get_device(r, d->name)->migration_type, ==, "mdev:mtty-1");
+        g_ptr_array_add(e->log, g_strdup_printf("second:%s", d->name));
+}
+
+static void test_listeners(void) {
+        g_autoptr(Registry) r = registry_new();
+        Events e = { g_ptr_array_new_with_free_func(g_free) };
+
+        registry_listen(r, record, &e);
+        registry_listen(r, record_twice, &e);
+        registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
+        assert_log(&e, (const char *[]) { "device-added:" U1, "second:" U1, NULL });
+
+        g_assert_true(registry_set_identity(r, U1, "mdev:mtty-1", "", "type-match"));
+        assert_log(&e, (const char *[]) { "device-identity:" U1, "second:" U1, NULL });
+        g_assert_false(registry_set_identity(r, U1, "mdev:mtty-1", "", "type-match"));
+        assert_log(&e, (const char *[]) { NULL });
+
+        registry_unlisten(r, record, &e);
+        registry_set_device_busy(r, U1, "migration 1");
+        assert_log(&e, (const char *[]) { "second:" U1, NULL });
+        g_assert_cmpstr(registry_get_device(r, U1)->holder, ==, "migration 1");
+        g_ptr_array_unref(e.log);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/registry/devices", test_devices);
         g_test_add_func("/registry/types", test_types);
+        g_test_add_func("/registry/listeners", test_listeners);
         return g_test_run();
 }
