@@ -12,6 +12,7 @@
 #include "migration.h"
 #include "names.h"
 #include "polkit.h"
+#include "states.h"
 #include "vfiomig-names.h"
 #include "util.h"
 
@@ -303,13 +304,9 @@ static int read_file_name(sd_bus_message *msg, const char **ret, sd_bus_error *e
         return 0;
 }
 
-static char *states_dir(Manager *m) {
-        return g_build_filename(m->state_dir, "states", NULL);
-}
-
 int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        g_autofree char *source = NULL, *dir = states_dir(m), *path = NULL;
+        g_autofree char *source = NULL, *dir = states_dir(m->state_dir), *path = NULL, *why = NULL;
         g_auto(Options) o = {};
         const char *name;
         int r;
@@ -331,60 +328,18 @@ int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         if (r == 0)
                 return 1;
 
-        path = g_build_filename(dir, name, NULL);
-        if (!o.overwrite && access(path, F_OK) == 0)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_ALREADY_EXISTS,
-                                         "A saved state named %s exists already (option overwrite)", name);
-        if (g_mkdir_with_parents(dir, 0700) < 0)
-                return bus_error_set_errnof(error, errno, "Cannot create %s: %m", dir);
+        r = states_prepare(dir, name, o.overwrite, &path, &why);
+        if (r < 0)
+                return bus_error_set_errnof(error, r, "%s", why);
         return start(m, msg, &(MigrationRequest) {
                 .kind = MIGRATION_SAVE, .sources = (char *[]) { source, NULL }, .stream_fd = -1,
                 .stream_label = name, .final_path = path, .overwrite = o.overwrite, .options = o.o,
         }, error);
 }
 
-/* A saved state, opened so that nothing blocks the main loop: a FIFO
- * would wait for a writer, a symbolic link could lead anywhere, and
- * neither is a saved state. */
-static int open_saved_state(const char *dir, const char *name, sd_bus_error *error) {
-        g_autofree char *path = g_build_filename(dir, name, NULL);
-        struct stat st;
-        int fd, flags;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-        if (fd < 0 && errno == ENOENT)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "No saved state named %s in %s",
-                                         name, dir);
-        if (fd < 0 && errno == ELOOP)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                         "%s is a symbolic link, not a saved state", path);
-        if (fd < 0)
-                return bus_error_set_errnof(error, errno, "Cannot open %s: %m", path);
-        if (fstat(fd, &st) < 0) {
-                int e = errno;
-
-                close(fd);
-                return bus_error_set_errnof(error, e, "Cannot stat %s: %m", path);
-        }
-        if (!S_ISREG(st.st_mode)) {
-                close(fd);
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                         "%s is not a regular file, not a saved state", path);
-        }
-        /* the job's worker reads it blocking, as it does any file */
-        flags = fcntl(fd, F_GETFL);
-        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-                int e = errno;
-
-                close(fd);
-                return bus_error_set_errnof(error, e, "Cannot read %s: %m", path);
-        }
-        return fd;
-}
-
 int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        g_autofree char *target = NULL, *dir = states_dir(m);
+        g_autofree char *target = NULL, *dir = states_dir(m->state_dir), *why = NULL;
         g_auto(Options) o = {};
         const char *name;
         int fd, r;
@@ -404,9 +359,9 @@ int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         if (r == 0)
                 return 1;
 
-        fd = open_saved_state(dir, name, error);
+        fd = states_open(dir, name, &why);
         if (fd < 0)
-                return fd;
+                return bus_error_set_errnof(error, fd, "%s", why);
         r = start(m, msg, &(MigrationRequest) {
                 .kind = MIGRATION_LOAD, .targets = (char *[]) { target, NULL }, .stream_fd = fd,
                 .stream_label = name, .options = o.o,

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "migration.h"
 #include "names.h"
+#include "states.h"
 #include "util.h"
 #include "vfio-uapi.h"
 #include "vfiomig-names.h"
@@ -435,16 +436,16 @@ static int save_records(Migration *j, MigrationDevice *s, StreamRecordKind kind,
         return 0;
 }
 
-/* The saved state appears under its name only when complete; without
- * overwrite, a name another job took meanwhile is not replaced. */
+/* The saved state appears under its name only when complete. */
 static int publish_stream_file(Migration *j) {
-        unsigned flags = j->overwrite ? 0 : RENAME_NOREPLACE;
+        g_autofree char *why = NULL;
+        int r;
 
         if (!j->temp_path)
                 return 0;
-        if (renameat2(AT_FDCWD, j->temp_path, AT_FDCWD, j->final_path, flags) < 0)
-                return fail(j, -errno, errno == EEXIST ? VFIOMIG_ERROR_ALREADY_EXISTS : VFIOMIG_ERROR_DEVICE_FAILED,
-                            "cannot save as %s: %m", j->final_path);
+        r = states_publish(j->temp_path, j->final_path, j->overwrite, &why);
+        if (r < 0)
+                return fail(j, r, r == -EEXIST ? VFIOMIG_ERROR_ALREADY_EXISTS : VFIOMIG_ERROR_DEVICE_FAILED, "%s", why);
         g_clear_pointer(&j->temp_path, g_free);
         return 0;
 }
@@ -1126,48 +1127,16 @@ static void setup_identity(Migration *j) {
         j->identity.migration_flags = d->flags;
 }
 
-/* Unique, as two saves under one name must not share it; hidden, as no
- * saved state's name starts with a dot, so that recovery can sweep what
- * a killed daemon left. */
-#define TEMP_PREFIX "."
-#define TEMP_SUFFIX ".partial"
-
-/* names.c accepts no name longer than what fits between these */
-G_STATIC_ASSERT(sizeof(TEMP_PREFIX ".XXXXXX" TEMP_SUFFIX) == sizeof(NAME_SAVE_TEMP_PREFIX NAME_SAVE_TEMP_SUFFIX));
-
-static char *temp_path_for(const char *final_path) {
-        g_autofree char *dir = g_path_get_dirname(final_path), *base = g_path_get_basename(final_path);
-
-        return g_strdup_printf("%s/" TEMP_PREFIX "%s.XXXXXX" TEMP_SUFFIX, dir, base);
-}
-
-static void sweep_temp_files(const char *dir) {
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        const char *n;
-
-        while (d && (n = g_dir_read_name(d))) {
-                g_autofree char *path = NULL;
-
-                if (!g_str_has_prefix(n, TEMP_PREFIX) || !g_str_has_suffix(n, TEMP_SUFFIX))
-                        continue;
-                path = g_build_filename(dir, n, NULL);
-                if (unlink(path) < 0)
-                        log_warning_errno(errno, "Cannot remove %s: %m", path);
-                else
-                        log_notice("Removed %s, half a saved state from before a restart", path);
-        }
-}
-
 static int open_stream(Migration *j, const MigrationRequest *req, sd_bus_error *error) {
+        g_autofree char *why = NULL;
         int fd = req->stream_fd, r;
 
         if (req->final_path) {
                 j->final_path = g_strdup(req->final_path);
                 j->overwrite = req->overwrite;
-                j->temp_path = temp_path_for(req->final_path);
-                fd = g_mkstemp_full(j->temp_path, O_WRONLY | O_CLOEXEC, 0600);
+                fd = states_create_temp(req->final_path, &j->temp_path, &why);
                 if (fd < 0)
-                        return bus_error_set_errnof(error, errno, "Cannot create %s: %m", j->temp_path);
+                        return bus_error_set_errnof(error, fd, "%s", why);
                 r = xfer_end_from_client_fd(fd, true, &j->stream);
                 close(fd);
         } else
@@ -1365,10 +1334,10 @@ static void recover_entry(Manager *m, const JournalEntry *e) {
 
 void migration_recover_journal(Manager *m) {
         g_autoptr(GPtrArray) entries = journal_load(m->runtime_dir);
-        g_autofree char *states = g_build_filename(m->state_dir, "states", NULL);
+        g_autofree char *states = states_dir(m->state_dir);
 
         load_last_id(m);
-        sweep_temp_files(states);
+        states_sweep(states);
         for (guint i = 0; i < entries->len; i++) {
                 JournalEntry *e = entries->pdata[i];
 

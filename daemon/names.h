@@ -23,7 +23,7 @@ bool name_is_sysfs_component(const char *s);
 
 /* Save() writes a state under a temporary name, NAME between these
  * (mkstemp() fills in the X's), and renames it to NAME once complete;
- * migration.c asserts that it builds that name of these lengths. */
+ * states.c asserts that it builds that name of these lengths. */
 #define NAME_SAVE_TEMP_PREFIX "."
 #define NAME_SAVE_TEMP_SUFFIX ".XXXXXX.partial"
 /* The longest plain file name: one byte more and the temporary name would
