@@ -248,6 +248,13 @@ class PolkitDetailsTest(DaemonTestCase):
         self.assertIsNone(r['error'], r)
         self.assertEqual(self.last_details(), {'devices': D[0], 'targets': D[0], 'device': D[0]})
 
+    def test_resume_needs_its_device(self):
+        self.polkit_obj.AllowDevices(MIGRATE, D[:1])
+        self.assert_denied('Resume', '(sa{sv})', D[4], {})
+        r = self.call_as('Resume', '(sa{sv})', D[0], {})
+        self.assertIsNone(r['error'], r)
+        self.assertEqual(self.last_details(), {'devices': D[0], 'device': D[0]})
+
     def test_refused_caller_learns_nothing(self):
         """Authorization comes before any look-up: a caller polkit refuses
         learns neither which saved states nor which devices exist."""
