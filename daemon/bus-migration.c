@@ -12,6 +12,7 @@
 #include "migration.h"
 #include "names.h"
 #include "polkit.h"
+#include "recovery.h"
 #include "states.h"
 #include "vfiomig-names.h"
 #include "util.h"
@@ -152,50 +153,49 @@ static Migration *find_migration(Manager *m, const char *path) {
         return migration_lookup(m, (uint32_t) n);
 }
 
-static int reply_started(sd_bus_message *msg, Migration *j) {
-        Manager *m = j->manager;
+static int reply_started(Manager *m, sd_bus_message *msg, Migration *j) {
+        uint32_t id = migration_get_id(j);
+        const char *path = migration_get_path(j);
         int r;
 
-        r = sd_bus_reply_method_return(msg, "uo", j->id, j->path);
-        (void) sd_bus_emit_interfaces_added(m->bus, j->path, VFIOMIG_MIGRATION_INTERFACE, NULL);
+        r = sd_bus_reply_method_return(msg, "uo", id, path);
+        (void) sd_bus_emit_interfaces_added(m->bus, path, VFIOMIG_MIGRATION_INTERFACE, NULL);
         (void) sd_bus_emit_signal(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, "MigrationNew", "uo",
-                                  j->id, j->path);
+                                  id, path);
         return r;
 }
 
-void bus_migration_emit_changed(Migration *j, bool final) {
-        Manager *m = j->manager;
-        uint64_t bytes, expected, downtime;
-        uint32_t rounds;
+void bus_migration_emit_changed(Manager *m, Migration *j, bool final) {
+        const char *path = migration_get_path(j);
+        g_auto(MigrationSnapshot) s = {};
 
-        migration_get_progress(j, &bytes, &expected, &rounds, &downtime);
-        (void) sd_bus_emit_properties_changed_strv(m->bus, j->path, VFIOMIG_MIGRATION_INTERFACE, NULL);
-        (void) sd_bus_emit_signal(m->bus, j->path, VFIOMIG_MIGRATION_INTERFACE, "ProgressUpdate", "dt",
-                                  migration_progress(j), bytes);
+        migration_snapshot(j, &s);
+        (void) sd_bus_emit_properties_changed_strv(m->bus, path, VFIOMIG_MIGRATION_INTERFACE, NULL);
+        (void) sd_bus_emit_signal(m->bus, path, VFIOMIG_MIGRATION_INTERFACE, "ProgressUpdate", "dt",
+                                  migration_snapshot_progress(&s), s.bytes);
 }
 
-void bus_migration_emit_forgotten(Migration *j) {
-        (void) sd_bus_emit_interfaces_removed(j->manager->bus, j->path, VFIOMIG_MIGRATION_INTERFACE, NULL);
+void bus_migration_emit_forgotten(Manager *m, Migration *j) {
+        (void) sd_bus_emit_interfaces_removed(m->bus, migration_get_path(j), VFIOMIG_MIGRATION_INTERFACE, NULL);
 }
 
-void bus_migration_emit_removed(Migration *j) {
-        Manager *m = j->manager;
-
+void bus_migration_emit_removed(Manager *m, Migration *j) {
         (void) sd_bus_emit_signal(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, "MigrationRemoved",
-                                  "uos", j->id, j->path,
+                                  "uos", migration_get_id(j), migration_get_path(j),
                                   migration_phase_to_string(migration_get_phase(j)));
 }
 
 /* ---- Manager methods ---- */
 
 static int start(Manager *m, sd_bus_message *msg, const MigrationRequest *req, sd_bus_error *error) {
+        g_autofree char *why = NULL;
         Migration *j;
         int r;
 
-        r = migration_start(m, req, sd_bus_message_get_sender(msg), &j, error);
+        r = migration_start(m, req, sd_bus_message_get_sender(msg), &j, &why);
         if (r < 0)
-                return r;
-        return reply_started(msg, j);
+                return bus_error_set_errnof(error, r, "%s", why);
+        return reply_started(m, msg, j);
 }
 
 /* org.vfiomig1.migrate with every device the call touches in the details,
@@ -435,36 +435,9 @@ int bus_method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int compare_ids(gconstpointer a, gconstpointer b) {
-        uint32_t x = (*(Migration *const *) a)->id, y = (*(Migration *const *) b)->id;
-
-        return x < y ? -1 : x > y;
-}
-
-static void add_jobs(GPtrArray *a, GHashTable *jobs) {
-        GHashTableIter i;
-        gpointer v;
-
-        g_hash_table_iter_init(&i, jobs);
-        while (g_hash_table_iter_next(&i, NULL, &v))
-                g_ptr_array_add(a, v);
-}
-
-/* Running jobs, and with ended ones too, the objects there are. */
-static GPtrArray *list_migrations(Manager *m, bool ended) {
-        GPtrArray *a = g_ptr_array_new();
-
-        add_jobs(a, m->migrations);
-        if (ended)
-                add_jobs(a, m->finished);
-
-        g_ptr_array_sort(a, compare_ids);
-        return a;
-}
-
 int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        g_autoptr(GPtrArray) jobs = list_migrations(m, false);
+        g_autoptr(GPtrArray) jobs = migration_list(m, false);
         sd_bus_message *reply = NULL;
         int r;
 
@@ -474,9 +447,10 @@ int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error
         for (guint i = 0; r >= 0 && i < jobs->len; i++) {
                 Migration *j = jobs->pdata[i];
 
-                r = sd_bus_message_append(reply, "(usssso)", j->id, migration_kind_to_string(j->kind),
-                                          j->source_label, j->target_label,
-                                          migration_phase_to_string(migration_get_phase(j)), j->path);
+                r = sd_bus_message_append(reply, "(usssso)", migration_get_id(j),
+                                          migration_kind_to_string(migration_get_kind(j)),
+                                          migration_get_source_label(j), migration_get_target_label(j),
+                                          migration_phase_to_string(migration_get_phase(j)), migration_get_path(j));
         }
         return bus_send_array_reply(reply, r);
 }
@@ -485,61 +459,62 @@ int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error
 
 /* With the job's devices, as Migrate() would name them, so that a rule
  * that allows some devices lets cancel only their jobs. */
-static int authorize_cancel(Migration *j, sd_bus_message *msg, const char *id, sd_bus_error *error) {
+static int authorize_cancel(Manager *m, Migration *j, sd_bus_message *msg, const char *id, sd_bus_error *error) {
         g_autoptr(GStrvBuilder) sb = g_strv_builder_new(), tb = g_strv_builder_new();
         g_auto(GStrv) sources = NULL, targets = NULL;
+        g_auto(MigrationSnapshot) s = {};
 
-        g_mutex_lock(&j->lock);
-        for (guint i = 0; i < j->devices->len; i++) {
-                MigrationDevice *d = j->devices->pdata[i];
-
-                g_strv_builder_add(d->source ? sb : tb, d->info->name);
-        }
-        g_mutex_unlock(&j->lock);
+        migration_snapshot(j, &s);
+        for (unsigned i = 0; i < s.n_devices; i++)
+                g_strv_builder_add(s.devices[i].source ? sb : tb, s.devices[i].name);
         sources = g_strv_builder_end(sb);
         targets = g_strv_builder_end(tb);
-        return authorize_job(j->manager, msg, sources, targets, "migration", id, error);
+        return authorize_job(m, msg, sources, targets, "migration", id, error);
 }
 
 static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Migration *j = userdata;
+        Manager *m = migration_get_manager(j);
         const char *sender = sd_bus_message_get_sender(msg);
-        g_autofree char *id = g_strdup_printf("%u", j->id);
+        uint32_t n = migration_get_id(j);
+        g_autofree char *id = g_strdup_printf("%u", n);
         int r;
 
         /* The caller may cancel its own migration; anyone else needs polkit. */
-        if (g_strcmp0(sender, j->owner) != 0) {
-                r = authorize_cancel(j, msg, id, error);
+        if (g_strcmp0(sender, migration_get_owner(j)) != 0) {
+                r = authorize_cancel(m, j, msg, id, error);
                 if (r < 0)
                         return r;
                 if (r == 0)
                         return 1;
         }
         r = migration_cancel(j, sender);
-        if (r == -EBUSY && j->ended_usec)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "Migration %u has ended (%s)", j->id,
+        if (r == -EBUSY && migration_has_ended(j))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "Migration %u has ended (%s)", n,
                                          migration_phase_to_string(migration_get_phase(j)));
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY,
-                                         "Migration %u is finishing and can no longer be cancelled", j->id);
+                                         "Migration %u is finishing and can no longer be cancelled", n);
         if (r < 0)
-                return bus_error_set_errnof(error, r, "Cannot cancel migration %u: %m", j->id);
-        log_info("Migration %u: cancel requested by %s", j->id, sender);
+                return bus_error_set_errnof(error, r, "Cannot cancel migration %u: %m", n);
+        log_info("Migration %u: cancel requested by %s", n, sender);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
 static int property_get_id(sd_bus *bus, const char *path, const char *interface, const char *property,
                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Migration *j = userdata;
-
-        return sd_bus_message_append(reply, "u", j->id);
+        return sd_bus_message_append(reply, "u", migration_get_id(userdata));
 }
 
 static int property_get_kind(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Migration *j = userdata;
+        return sd_bus_message_append(reply, "s", migration_kind_to_string(migration_get_kind(userdata)));
+}
 
-        return sd_bus_message_append(reply, "s", migration_kind_to_string(j->kind));
+static int property_get_label(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", g_str_equal(property, "Source") ? migration_get_source_label(userdata)
+                                                                                 : migration_get_target_label(userdata));
 }
 
 static int property_get_phase(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -549,42 +524,41 @@ static int property_get_phase(sd_bus *bus, const char *path, const char *interfa
 
 static int property_get_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        uint64_t bytes, expected, downtime;
-        uint32_t rounds;
+        g_auto(MigrationSnapshot) s = {};
 
-        migration_get_progress(userdata, &bytes, &expected, &rounds, &downtime);
+        migration_snapshot(userdata, &s);
         if (g_str_equal(property, "PrecopyRounds"))
-                return sd_bus_message_append(reply, "u", rounds);
-        return sd_bus_message_append(reply, "t", g_str_equal(property, "BytesTransferred") ? bytes :
-                                                 g_str_equal(property, "BytesExpected") ? expected : downtime);
+                return sd_bus_message_append(reply, "u", s.rounds);
+        return sd_bus_message_append(reply, "t", g_str_equal(property, "BytesTransferred") ? s.bytes :
+                                                 g_str_equal(property, "BytesExpected") ? s.expected : s.downtime_usec);
 }
 
 static int property_get_progress(sd_bus *bus, const char *path, const char *interface, const char *property,
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "d", migration_progress(userdata));
+        g_auto(MigrationSnapshot) s = {};
+
+        migration_snapshot(userdata, &s);
+        return sd_bus_message_append(reply, "d", migration_snapshot_progress(&s));
 }
 
 static int property_get_error(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        g_autofree char *name = NULL, *message = migration_get_error(userdata, &name);
+        g_auto(MigrationSnapshot) s = {};
 
-        return sd_bus_message_append(reply, "s", g_str_equal(property, "Error") ? (message ?: "") : (name ?: ""));
+        migration_snapshot(userdata, &s);
+        return sd_bus_message_append(reply, "s", g_str_equal(property, "Error") ? (s.error ?: "") : (s.error_name ?: ""));
 }
 
 static int property_get_devices(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Migration *j = userdata;
+        g_auto(MigrationSnapshot) s = {};
         int r;
 
+        migration_snapshot(userdata, &s);
         r = sd_bus_message_open_container(reply, 'a', "(sss)");
-        g_mutex_lock(&j->lock);
-        for (guint i = 0; r >= 0 && i < j->devices->len; i++) {
-                MigrationDevice *d = j->devices->pdata[i];
-
-                r = sd_bus_message_append(reply, "(sss)", d->info->name, d->source ? "source" : "target",
-                                          d->outcome ?: "");
-        }
-        g_mutex_unlock(&j->lock);
+        for (unsigned i = 0; r >= 0 && i < s.n_devices; i++)
+                r = sd_bus_message_append(reply, "(sss)", s.devices[i].name, s.devices[i].source ? "source" : "target",
+                                          s.devices[i].outcome);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);
@@ -596,10 +570,8 @@ const sd_bus_vtable bus_migration_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "u", property_get_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Kind", "s", property_get_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Source", "s", bus_property_get_string, offsetof(Migration, source_label),
-                        SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Target", "s", bus_property_get_string, offsetof(Migration, target_label),
-                        SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Source", "s", property_get_label, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Target", "s", property_get_label, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Phase", "s", property_get_phase, 0, CHANGING),
         SD_BUS_PROPERTY("BytesTransferred", "t", property_get_counter, 0, CHANGING),
         SD_BUS_PROPERTY("BytesExpected", "t", property_get_counter, 0, CHANGING),
@@ -625,11 +597,11 @@ static int find_migration_object(sd_bus *bus, const char *path, const char *inte
 }
 
 static int enumerate_migrations(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
-        g_autoptr(GPtrArray) jobs = list_migrations(userdata, true);
+        g_autoptr(GPtrArray) jobs = migration_list(userdata, true);
         char **l = g_new0(char *, jobs->len + 1);
 
         for (guint i = 0; i < jobs->len; i++)
-                l[i] = g_strdup(((Migration *) jobs->pdata[i])->path);
+                l[i] = g_strdup(migration_get_path(jobs->pdata[i]));
         *nodes = l;
         return 0;
 }

@@ -34,13 +34,14 @@ int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *e
 int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 
 struct Migration;
+/* The MigrationEvents (migration.h) the manager installs: */
 /* PropertiesChanged and ProgressUpdate of a job; final: its last word. */
-void bus_migration_emit_changed(struct Migration *j, bool final);
+void bus_migration_emit_changed(Manager *m, struct Migration *j, bool final);
 /* MigrationRemoved(id, path, result): the job ended; its object stays
  * for a while with the outcome. */
-void bus_migration_emit_removed(struct Migration *j);
+void bus_migration_emit_removed(Manager *m, struct Migration *j);
 /* InterfacesRemoved: the ended job's object goes away. */
-void bus_migration_emit_forgotten(struct Migration *j);
+void bus_migration_emit_forgotten(Manager *m, struct Migration *j);
 
 /* Turns registry changes into InterfacesAdded/Removed, PropertiesChanged
  * and the Manager's DeviceAdded/DeviceRemoved signals. */

@@ -12,6 +12,7 @@
 #include "manager.h"
 #include "migration.h"
 #include "probe.h"
+#include "recovery.h"
 #include "testbed.h"
 #include "udev.h"
 #include "util.h"
@@ -33,6 +34,13 @@ static int load_testbed(Manager *m, const char *spec) {
         return 0;
 }
 
+/* Jobs know no D-Bus: the bus hears of them through these. */
+static const MigrationEvents migration_events = {
+        .changed = bus_migration_emit_changed,
+        .ended = bus_migration_emit_removed,
+        .forgotten = bus_migration_emit_forgotten,
+};
+
 int manager_new(const ManagerOptions *o, Manager **ret) {
         g_autoptr(Manager) m = g_new0(Manager, 1);
         int r;
@@ -42,6 +50,7 @@ int manager_new(const ManagerOptions *o, Manager **ret) {
         m->migrations = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
         m->finished = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
         m->finished_order = g_queue_new();
+        m->migration_events = &migration_events;
         /* systemd's RuntimeDirectory= and StateDirectory= tell us; tests too */
         m->runtime_dir = g_strdup(getenv("RUNTIME_DIRECTORY") ?: VFIOMIG_RUNTIME_DIR);
         m->state_dir = g_strdup(getenv("STATE_DIRECTORY") ?: VFIOMIG_STATE_DIR);

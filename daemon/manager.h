@@ -25,6 +25,7 @@ typedef struct Manager {
         GQueue *finished_order;         /* the same, oldest first */
         sd_event_source *retire_timer;
         uint32_t last_migration_id;     /* kept in the runtime directory across restarts */
+        const struct MigrationEvents *migration_events; /* how jobs report to the bus */
         struct Rules *rules;
         struct CompatMap *compat;       /* the compatibility map */
         struct ProbeCache *probes;

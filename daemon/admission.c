@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include "admission.h"
+#include "compat-map.h"
+#include "fsm.h"
+#include "vfio-uapi.h"
+
+static int fail(char **ret_error, int r, const char *format, ...) G_GNUC_PRINTF(3, 4);
+static int fail(char **ret_error, int r, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        *ret_error = g_strdup_vprintf(format, ap);
+        va_end(ap);
+        return -abs(r);
+}
+
+/* From the registry only. */
+static int add_device(Manager *m, Worker *w, const char *name, bool source, char **ret_error) {
+        const Device *info = registry_get_device(m->registry, name);
+
+        if (!info)
+                return fail(ret_error, ENODEV, "No device %s known to vfiomigd", name);
+        if (info->busy)
+                return fail(ret_error, EBUSY, "%s is held by %s", name, info->holder);
+        for (guint i = 0; i < w->devices->len; i++)
+                if (g_str_equal(worker_dev(w, i)->name, name))
+                        return fail(ret_error, EINVAL, "%s appears more than once in this migration", name);
+        (void) worker_add_device(w, name, source, NULL, 0, VFIO_STATE_ERROR);
+        return 0;
+}
+
+static int check_compatibility(Manager *m, Worker *w, char **ret_error) {
+        for (unsigned p = 0; p < w->pairs && w->kind == MIGRATION_MIGRATE; p++) {
+                const char *s = worker_dev(w, p)->name, *t = worker_dev(w, p + w->pairs)->name;
+                const Judgement *v = compat_map_verdict(m->compat, s, t);
+
+                if (!v || v->verdict == VERDICT_INCOMPATIBLE ||
+                    (v->verdict == VERDICT_UNKNOWN && !w->options.allow_unknown))
+                        return fail(ret_error, EPROTONOSUPPORT, "%s cannot go into %s: %s%s", s, t,
+                                    v ? v->reason : "no identity",
+                                    v && v->verdict == VERDICT_UNKNOWN ? " (option allow-unknown)" : "");
+        }
+        return 0;
+}
+
+static int open_device(Manager *m, WorkerDevice *d, char **ret_error) {
+        const Device *info = registry_get_device(m->registry, d->name);
+        g_autofree char *why = NULL;
+        int r;
+
+        r = m->source->ops->open_device(m->source, info, &d->handle, &why);
+        if (r == -EBUSY)
+                return fail(ret_error, EBUSY, "%s", why ? why : d->name);
+        if (r < 0)
+                return fail(ret_error, EIO, "%s", why ? why : g_strerror(-r));
+        r = d->handle->ops->get_flags(d->handle, &d->flags);
+        if (r == -ENOTTY || (r >= 0 && !(d->flags & VFIO_MIGRATION_STOP_COPY)))
+                return fail(ret_error, EOPNOTSUPP, "%s does not support migration", d->name);
+        if (r >= 0) {
+                registry_set_device_flags(m->registry, d->name, d->flags);  /* the kernel backend learns them now */
+                r = d->handle->ops->get_state(d->handle, &d->state);
+        }
+        if (r < 0)
+                return fail(ret_error, EIO, "%s: cannot query migration: %s", d->name, g_strerror(-r));
+        /* A source must run; a target may also be stopped, e.g. the source
+         * of an earlier migration taking its state back. */
+        if (d->state != VFIO_STATE_RUNNING && (d->source || d->state != VFIO_STATE_STOP))
+                return fail(ret_error, EBUSY, "%s is in state %s, not %s", d->name, fsm_state_to_string(d->state),
+                            d->source ? "running" : "running or stop");
+        return 0;
+}
+
+static int check_p2p(Worker *w, char **ret_error) {
+        if (w->pairs == 1 || w->options.allow_no_p2p)
+                return 0;
+        for (guint i = 0; i < w->devices->len; i++)
+                if (!(worker_dev(w, i)->flags & VFIO_MIGRATION_P2P))
+                        return fail(ret_error, EOPNOTSUPP, "%s does not support P2P states, so it cannot be quiesced "
+                                    "with the rest of the group (option allow-no-p2p)", worker_dev(w, i)->name);
+        return 0;
+}
+
+static void setup_identity(Manager *m, Worker *w) {
+        WorkerDevice *s = worker_dev(w, 0);
+        const Device *d = registry_get_device(m->registry, s->name);
+
+        w->identity.migration_type = g_strdup(d->migration_type);
+        w->identity.migration_version = g_strdup(d->migration_version);
+        w->identity.device = g_strdup(d->name);
+        w->identity.migration_flags = s->flags;
+}
+
+int admission_check(Manager *m, Worker *w, char **sources, char **targets, char **ret_error) {
+        int r = 0;
+
+        for (char **s = sources; r >= 0 && s && *s; s++)
+                r = add_device(m, w, *s, true, ret_error);
+        for (char **t = targets; r >= 0 && t && *t; t++)
+                r = add_device(m, w, *t, false, ret_error);
+        if (r >= 0)
+                r = check_compatibility(m, w, ret_error);
+        for (guint i = 0; r >= 0 && i < w->devices->len; i++)
+                r = open_device(m, worker_dev(w, i), ret_error);
+        if (r >= 0)
+                r = check_p2p(w, ret_error);
+        if (r >= 0 && w->kind == MIGRATION_SAVE)
+                setup_identity(m, w);
+        return r;
+}
