@@ -213,9 +213,24 @@ static int read_probe_node(sd_bus_message *msg, char **ret, sd_bus_error *error)
         return 0;
 }
 
+static void unref_call(void *call) {
+        sd_bus_message_unref(call);
+}
+
+/* The reply to Probe(), when the probe is done. */
+static void probe_done(Manager *m, int error, const char *message, const Judgement *verdict, void *userdata) {
+        sd_bus_message *call = userdata;
+
+        if (error < 0)
+                (void) bus_reply_method_errnof(call, error, "%s", message);
+        else
+                (void) sd_bus_reply_method_return(call, "sss", verdict_to_string(verdict->verdict),
+                                                  basis_to_string(verdict->basis), verdict->reason);
+}
+
 int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        g_autofree char *source = NULL, *target = NULL;
+        g_autofree char *source = NULL, *target = NULL, *why = NULL;
         int r;
 
         r = read_probe_node(msg, &source, error);
@@ -237,6 +252,9 @@ int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return r;
         if (r == 0)
                 return 1;
-        r = probe_start(m, msg, source, target, error);
-        return r < 0 ? r : 1;   /* replied when the probe is done */
+        r = probe_start(m, source, target, probe_done, sd_bus_message_ref(msg),
+                        unref_call, &why);
+        if (r < 0)
+                return bus_error_set_errnof(error, r, "%s", why);
+        return 1;       /* replied when the probe is done */
 }

@@ -1,18 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "bus-util.h"
 #include "compat-map.h"
-#include "fsm.h"
+#include "drive.h"
 #include "log.h"
 #include "probe.h"
 #include "transfer.h"
 #include "util.h"
 #include "vfio-uapi.h"
-#include "vfiomig-names.h"
 
 #define PROBE_DATA_MAX (1024 * 1024)    /* enough for any header a driver checks */
 #define PROBE_IO_TIMEOUT_USEC (10 * USEC_PER_SEC)
@@ -152,14 +151,17 @@ static void cache_store(ProbeCache *c, const ProbeEnd *source, const ProbeEnd *t
 
 typedef struct Probe {
         Manager *manager;
-        sd_bus_message *call;
+        ProbeDone done;
+        void *userdata;
+        GDestroyNotify free_userdata;
         ProbeEnd source, target;
         GThread *thread;
         int notify_fd;
         sd_event_source *notify_source;
         /* the worker's result */
         Judgement result;
-        char *error_name, *error;
+        int error;
+        char *message;
 } Probe;
 
 unsigned probe_running(Manager *m) {
@@ -192,36 +194,25 @@ static int write_initial(DeviceHandle *h, int fd, const uint8_t *buf, size_t len
         return r < 0 ? r : xfer_write_all(&probe_xfer, &e, buf, len);
 }
 
-/* Steps a device to want along the kernel's path, picking up a data fd. */
-static int step_to(DeviceHandle *h, uint32_t flags, uint32_t want, int *ret_fd) {
-        uint32_t cur, path[FSM_MAX_PATH];
-        size_t n;
-        int r;
-
-        r = h->ops->get_state(h, &cur);
-        if (r >= 0)
-                r = fsm_path(cur, want, flags, path, &n);
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                int fd = -1;
-
-                r = h->ops->set_state(h, path[i], &fd);
-                if (fd >= 0) {
-                        if (*ret_fd >= 0)
-                                close(*ret_fd);
-                        *ret_fd = fd;
-                }
-        }
-        return r;
-}
-
-static void probe_fail(Probe *p, const char *name, const char *format, ...) G_GNUC_PRINTF(3, 4);
-static void probe_fail(Probe *p, const char *name, const char *format, ...) {
+/* The probe itself failed: no verdict. */
+static void probe_fail(Probe *p, const char *format, ...) G_GNUC_PRINTF(2, 3);
+static void probe_fail(Probe *p, const char *format, ...) {
         va_list ap;
 
         va_start(ap, format);
-        p->error = g_strdup_vprintf(format, ap);
+        p->message = g_strdup_vprintf(format, ap);
         va_end(ap);
-        p->error_name = g_strdup(name);
+        p->error = -EIO;
+}
+
+static int fail(char **ret_error, int r, const char *format, ...) G_GNUC_PRINTF(3, 4);
+static int fail(char **ret_error, int r, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        *ret_error = g_strdup_vprintf(format, ap);
+        va_end(ap);
+        return -abs(r);
 }
 
 static void verdict(Probe *p, Verdict v, const char *format, ...) G_GNUC_PRINTF(3, 4);
@@ -239,7 +230,7 @@ static int take_initial(Probe *p, uint8_t *buf, size_t *ret) {
         uint64_t initial = 0, dirty = 0;
         int fd = -1, r, k;
 
-        r = step_to(h, p->source.flags, VFIO_STATE_PRE_COPY, &fd);
+        r = drive_to(h, p->source.flags, VFIO_STATE_PRE_COPY, &fd);
         if (r >= 0 && fd < 0)
                 r = -EIO;
         if (r >= 0)
@@ -247,7 +238,7 @@ static int take_initial(Probe *p, uint8_t *buf, size_t *ret) {
         if (r >= 0)
                 r = read_initial(h, fd, buf, MIN(initial, (uint64_t) PROBE_DATA_MAX), ret);
         /* back to running whatever happened; the session ends with it */
-        k = step_to(h, p->source.flags, VFIO_STATE_RUNNING, &fd);
+        k = drive_to(h, p->source.flags, VFIO_STATE_RUNNING, &fd);
         if (fd >= 0)
                 close(fd);
         if (k < 0 && h->ops->reset(h) < 0)
@@ -260,12 +251,11 @@ static void try_resume(Probe *p, const uint8_t *buf, size_t len) {
         ssize_t n = 0;
         int fd = -1, r;
 
-        r = step_to(h, p->target.flags, VFIO_STATE_RESUMING, &fd);
+        r = drive_to(h, p->target.flags, VFIO_STATE_RESUMING, &fd);
         if (r >= 0 && fd < 0)
                 r = -EIO;
         if (r < 0)
-                probe_fail(p, VFIOMIG_ERROR_DEVICE_FAILED, "%s: cannot enter RESUMING: %s", p->target.device,
-                           g_strerror(-r));
+                probe_fail(p, "%s: cannot enter RESUMING: %s", p->target.device, g_strerror(-r));
         else {
                 n = write_initial(h, fd, buf, len);
                 if (n >= 0 && h->ops->resume_status)
@@ -293,8 +283,7 @@ static gpointer worker(gpointer userdata) {
 
         r = take_initial(p, buf, &len);
         if (r < 0)
-                probe_fail(p, VFIOMIG_ERROR_DEVICE_FAILED, "%s: cannot read pre-copy data: %s", p->source.device,
-                           g_strerror(-r));
+                probe_fail(p, "%s: cannot read pre-copy data: %s", p->source.device, g_strerror(-r));
         else if (len == 0)
                 verdict(p, VERDICT_UNKNOWN, "%s has no pre-copy data to try", p->source.node);
         else
@@ -333,10 +322,10 @@ static void probe_free(Probe *p) {
         sd_event_source_disable_unref(p->notify_source);
         if (p->notify_fd >= 0)
                 close(p->notify_fd);
-        sd_bus_message_unref(p->call);
+        if (p->free_userdata)
+                p->free_userdata(p->userdata);
         judgement_clear(&p->result);
-        g_free(p->error_name);
-        g_free(p->error);
+        g_free(p->message);
         m->running_probes = g_list_remove(m->running_probes, p);
         g_free(p);
 }
@@ -354,9 +343,7 @@ static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         (void) read(fd, &count, sizeof(count));
         g_thread_join(p->thread);
         p->thread = NULL;
-        if (p->error) {
-                (void) sd_bus_reply_method_errorf(p->call, p->error_name, "%s", p->error);
-        } else {
+        if (p->error == 0) {
                 log_info("Probe %s -> %s: %s (%s)", p->source.node, p->target.node,
                          verdict_to_string(p->result.verdict), p->result.reason);
                 if (p->result.verdict != VERDICT_UNKNOWN) {
@@ -364,15 +351,14 @@ static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                         compat_map_invalidate(m->compat, p->source.type, p->source.version, p->target.type,
                                               p->target.version);
                 }
-                (void) sd_bus_reply_method_return(p->call, "sss", verdict_to_string(p->result.verdict),
-                                                  basis_to_string(p->result.basis), p->result.reason);
         }
+        p->done(m, p->error, p->error ? p->message : NULL, &p->result, p->userdata);
         probe_free(p);          /* removes temporary instances */
         return 0;
 }
 
 /* A temporary instance of an mdev type, opened. */
-static int open_temporary(Manager *m, const MdevType *t, ProbeEnd *e, sd_bus_error *error) {
+static int open_temporary(Manager *m, const MdevType *t, ProbeEnd *e, char **ret_error) {
         g_autofree char *uuid = g_uuid_string_random();
         g_autofree char *why = NULL;
         const Device *d;
@@ -380,23 +366,21 @@ static int open_temporary(Manager *m, const MdevType *t, ProbeEnd *e, sd_bus_err
 
         r = m->source->ops->create_mdev(m->source, t, uuid);
         if (r < 0)
-                return sd_bus_error_setf(error, r == -EUSERS ? VFIOMIG_ERROR_BUSY : VFIOMIG_ERROR_DEVICE_FAILED,
-                                         "%s: cannot create a temporary %s instance: %s", t->parent, t->id,
-                                         g_strerror(-r));
+                return fail(ret_error, r == -EUSERS ? EBUSY : EIO, "%s: cannot create a temporary %s instance: %s",
+                            t->parent, t->id, g_strerror(-r));
         e->device = g_steal_pointer(&uuid);
         e->temporary = true;
         d = registry_get_device(m->registry, e->device);
         if (!d)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s: the temporary instance %s did "
-                                         "not appear", t->parent, e->device);
+                return fail(ret_error, EIO, "%s: the temporary instance %s did not appear", t->parent, e->device);
         registry_set_device_busy(m->registry, e->device, "a probe");
         r = m->source->ops->open_device(m->source, d, &e->handle, &why);
         if (r < 0)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s", why ? why : g_strerror(-r));
+                return fail(ret_error, EIO, "%s", why ? why : g_strerror(-r));
         return 0;
 }
 
-static int resolve(Manager *m, const char *node, ProbeEnd *e, sd_bus_error *error) {
+static int resolve(Manager *m, const char *node, ProbeEnd *e, char **ret_error) {
         const MdevType *t = strchr(node, '/') ? registry_get_type(m->registry, node) : NULL;
         g_autofree char *why = NULL;
         const Device *d;
@@ -407,18 +391,18 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, sd_bus_error *erro
                 const Parent *p;
 
                 if (!t)
-                        return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No mdev type %s", node);
+                        return fail(ret_error, ENODEV, "No mdev type %s", node);
                 p = registry_get_parent(m->registry, t->parent);
                 e->type = g_strdup(t->migration_type);
                 e->version = g_strdup(t->migration_version);
                 e->driver = g_strdup(p ? p->driver : "");
-                r = open_temporary(m, t, e, error);
+                r = open_temporary(m, t, e, ret_error);
         } else {
-                d = bus_lookup_device(m->registry, node, error);
+                d = registry_get_device(m->registry, node);
                 if (!d)
-                        return -ENODEV;
+                        return fail(ret_error, ENODEV, "No device %s known to vfiomigd", node);
                 if (d->busy)
-                        return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s", node, d->holder);
+                        return fail(ret_error, EBUSY, "%s is held by %s", node, d->holder);
                 e->type = g_strdup(d->migration_type);
                 e->version = g_strdup(d->migration_version);
                 e->driver = g_strdup(d->driver);
@@ -426,13 +410,12 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, sd_bus_error *erro
                 if (r == -EBUSY && d->kind == DEVICE_KIND_MDEV &&
                     (t = registry_find_type(m->registry, d->parent, d->mdev_type))) {
                         log_info("%s is in use: probing a temporary %s instance instead", node, t->id);
-                        r = open_temporary(m, t, e, error);
+                        r = open_temporary(m, t, e, ret_error);
                 } else if (r == -EBUSY)
-                        return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY,
-                                                 "%s is in use, and is no mdev that a temporary instance could stand "
-                                                 "in for", node);
+                        return fail(ret_error, EBUSY, "%s is in use, and is no mdev that a temporary instance could "
+                                    "stand in for", node);
                 else if (r < 0)
-                        return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s", why ? why : g_strerror(-r));
+                        return fail(ret_error, EIO, "%s", why ? why : g_strerror(-r));
                 else {
                         e->device = g_strdup(node);
                         registry_set_device_busy(m->registry, node, "a probe");
@@ -442,36 +425,38 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, sd_bus_error *erro
                 return r;
         r = e->handle->ops->get_flags(e->handle, &e->flags);
         if (r < 0 || !(e->flags & VFIO_MIGRATION_STOP_COPY))
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_NOT_MIGRATABLE, "%s does not support migration", node);
+                return fail(ret_error, EOPNOTSUPP, "%s does not support migration", node);
         return 0;
 }
 
-int probe_start(Manager *m, sd_bus_message *call, const char *source, const char *target, sd_bus_error *error) {
+int probe_start(Manager *m, const char *source, const char *target, ProbeDone done, void *userdata,
+                GDestroyNotify free_userdata, char **ret_error) {
         Probe *p = g_new0(Probe, 1);
         int r;
 
         p->manager = m;
         p->notify_fd = -1;
         m->running_probes = g_list_prepend(m->running_probes, p);
-        r = resolve(m, source, &p->source, error);
+        r = resolve(m, source, &p->source, ret_error);
         if (r >= 0)
-                r = resolve(m, target, &p->target, error);
+                r = resolve(m, target, &p->target, ret_error);
         if (r >= 0 && !(p->source.flags & VFIO_MIGRATION_PRE_COPY))
-                r = sd_bus_error_setf(error, VFIOMIG_ERROR_NOT_MIGRATABLE,
-                                      "%s has no PRE_COPY: its state cannot be read while it runs, so it cannot be "
-                                      "probed", source);
+                r = fail(ret_error, EOPNOTSUPP, "%s has no PRE_COPY: its state cannot be read while it runs, so it "
+                         "cannot be probed", source);
         if (r >= 0) {
                 p->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
                 r = p->notify_fd < 0 ? -errno : sd_event_add_io(m->event, &p->notify_source, p->notify_fd, EPOLLIN,
                                                                 on_done, p);
                 if (r < 0)
-                        bus_error_set_errnof(error, r, "Cannot start the probe: %m");
+                        r = fail(ret_error, r, "Cannot start the probe: %s", g_strerror(-r));
         }
         if (r < 0) {
                 probe_free(p);
                 return r;
         }
-        p->call = sd_bus_message_ref(call);
+        p->done = done;
+        p->userdata = userdata;
+        p->free_userdata = free_userdata;
         p->thread = g_thread_new("probe", worker, p);
         return 0;
 }

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include <systemd/sd-bus.h>
-
 #include "compat.h"
 #include "manager.h"
 
@@ -26,10 +24,18 @@ ProbeCache *probe_cache_new(const char *path);
 void probe_cache_free(ProbeCache *c);
 bool probe_cache_lookup(ProbeCache *c, const Identity *source, const Identity *target, Judgement *ret);
 
-/* Starts a probe for the Probe() call; its reply (verdict, basis,
- * reason) is sent when the probe is done. */
-int probe_start(Manager *m, sd_bus_message *call, const char *source, const char *target, sd_bus_error *error);
+/* How a probe ends, on the main thread: error 0 and a verdict (which is
+ * cached and the map told, unless UNKNOWN), or -errno and a message
+ * when the probe itself failed. */
+typedef void (*ProbeDone)(Manager *m, int error, const char *message, const Judgement *verdict, void *userdata);
+
+/* Starts a probe; done is called when it is done, then free_userdata
+ * (also when the probe is stopped before: done is then not called).
+ * Errors before it starts: -ENODEV, -EBUSY, -EOPNOTSUPP, -EIO, with a
+ * message. */
+int probe_start(Manager *m, const char *source, const char *target, ProbeDone done, void *userdata,
+                GDestroyNotify free_userdata, char **ret_error);
 unsigned probe_running(Manager *m);
-/* At exit: waits for the workers and removes temporary instances; the
- * callers get no reply. */
+/* At exit: waits for the workers and removes temporary instances; no
+ * done is called. */
 void probe_stop_all(Manager *m);
