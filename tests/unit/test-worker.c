@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The migration worker without a bus, a registry or a map: simulated
+ * devices, a worker, hooks that record what the job would have heard. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "fsm.h"
+#include "testbed-device.h"
+#include "vfio-uapi.h"
+#include "vfiomig-names.h"
+#include "worker.h"
+
+#define ALL_FLAGS (VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY)
+#define SIZE (256 * 1024)
+
+typedef struct Rig {
+        Worker w;
+        SimDevice *devices[4];
+        unsigned n;
+        /* what the hooks saw */
+        GArray *records;                /* WorkerRecord */
+        int commit_failure;             /* the journal's answer to COMMIT */
+        Verdict verdict;                /* what judge() answers */
+        unsigned judged;
+        char *published;
+        /* a cancel when the worker reports this phase (or, for PREPARING,
+         * its first change) */
+        MigrationPhase cancel_at;
+        int cancel_result;              /* 1: not tried */
+        MigrationPhase last_phase;      /* the last one before the end */
+} Rig;
+
+static void on_changed(void *userdata) {
+        Rig *r = userdata;
+        MigrationPhase p;
+
+        g_mutex_lock(&r->w.lock);
+        p = r->w.phase;
+        g_mutex_unlock(&r->w.lock);
+        if (p < MIGRATION_DONE)
+                r->last_phase = p;
+        if (r->cancel_result == 1 && p == r->cancel_at && p != _MIGRATION_PHASE_MAX)
+                r->cancel_result = worker_cancel(&r->w, "the test");
+}
+
+static int on_journal(void *userdata, WorkerRecord what, char **ret_error) {
+        Rig *r = userdata;
+
+        g_array_append_val(r->records, what);
+        if (what == WORKER_RECORD_COMMIT && r->commit_failure) {
+                *ret_error = g_strdup("journal full");
+                return r->commit_failure;
+        }
+        return 0;
+}
+
+static Verdict on_judge(void *userdata, const char *type, const char *version, char **ret_reason) {
+        Rig *r = userdata;
+
+        r->judged++;
+        *ret_reason = g_strdup_printf("the test says so for %s", type);
+        return r->verdict;
+}
+
+static int on_publish(void *userdata, char **ret_error) {
+        Rig *r = userdata;
+
+        r->published = g_strdup("yes");
+        return 0;
+}
+
+static const WorkerHooks hooks = {
+        .changed = on_changed, .journal = on_journal, .judge = on_judge, .publish = on_publish,
+};
+
+static void rig_init(Rig *r, MigrationKind kind, const MigrationOptions *o) {
+        MigrationOptions def;
+
+        *r = (Rig) { .cancel_at = _MIGRATION_PHASE_MAX, .cancel_result = 1, .verdict = VERDICT_COMPATIBLE };
+        if (!o) {
+                migration_options_init(&def);
+                o = &def;
+        }
+        g_assert_cmpint(worker_init(&r->w, kind, o, &hooks, r), ==, 0);
+        r->records = g_array_new(false, false, sizeof(WorkerRecord));
+        r->w.stream_label = g_strdup("the stream");
+}
+
+static SimDevice *rig_device(Rig *r, const char *name, uint32_t flags, uint64_t dirty_rate, const char *tag) {
+        SimConfig c = { .flags = flags, .state_size = SIZE, .dirty_rate = dirty_rate, .tag = tag ?: "t" };
+
+        return r->devices[r->n++] = sim_device_new(name, &c, NULL);
+}
+
+static void rig_add(Rig *r, SimDevice *d, const char *name, bool source) {
+        DeviceHandle *h = NULL;
+        uint32_t flags, state;
+
+        g_assert_cmpint(sim_device_open(d, &h, NULL), ==, 0);
+        g_assert_cmpint(h->ops->get_flags(h, &flags), ==, 0);
+        g_assert_cmpint(h->ops->get_state(h, &state), ==, 0);
+        (void) worker_add_device(&r->w, name, source, h, flags, state);
+}
+
+static void rig_fault(SimDevice *d, const char *spec) {
+        g_autofree char *why = NULL;
+        SimFault f;
+
+        g_assert_cmpint(sim_fault_parse(spec, &f, &why), ==, 0);
+        sim_device_add_fault(d, &f);
+}
+
+static void rig_clear(Rig *r) {
+        worker_clear(&r->w);
+        for (unsigned i = 0; i < r->n; i++)
+                sim_device_free(r->devices[i]);
+        g_array_unref(r->records);
+        g_free(r->published);
+}
+
+/* A migrate job of n pairs: sources s0.., targets t0..; a fault, if
+ * any, armed on device i before it is opened (I/O faults apply to
+ * handles opened later). */
+static void rig_migrate_fault(Rig *r, unsigned n, uint32_t flags, uint64_t dirty_rate, const MigrationOptions *o,
+                              const char *fault, unsigned faulty) {
+        SimDevice *d;
+
+        rig_init(r, MIGRATION_MIGRATE, o);
+        r->w.pairs = n;
+        for (unsigned i = 0; i < 2 * n; i++) {
+                g_autofree char *name = g_strdup_printf("%c%u", i < n ? 's' : 't', i % n);
+
+                d = rig_device(r, name, flags, i < n ? dirty_rate : 0, NULL);
+                if (fault && i == faulty)
+                        rig_fault(d, fault);
+                rig_add(r, d, name, i < n);
+        }
+}
+
+static void rig_migrate(Rig *r, unsigned n, uint32_t flags, uint64_t dirty_rate, const MigrationOptions *o) {
+        rig_migrate_fault(r, n, flags, dirty_rate, o, NULL, 0);
+}
+
+static MigrationSnapshot run(Rig *r, int expect) {
+        MigrationSnapshot s;
+
+        g_assert_cmpint(worker_run(&r->w) < 0 ? -1 : 0, ==, expect);
+        worker_snapshot(&r->w, &s);
+        g_assert_true(s.finished);
+        for (unsigned i = 0; i < s.n_devices; i++)     /* every handle closed */
+                g_assert_null(worker_dev(&r->w, i)->handle);
+        return s;
+}
+
+static bool journal_has(Rig *r, WorkerRecord what) {
+        for (guint i = 0; i < r->records->len; i++)
+                if (g_array_index(r->records, WorkerRecord, i) == what)
+                        return true;
+        return false;
+}
+
+static void assert_journal(Rig *r, bool committed) {
+        g_assert_cmpuint(r->records->len, >=, 2);
+        g_assert_cmpint(g_array_index(r->records, WorkerRecord, 0), ==, WORKER_RECORD_BEGIN);
+        g_assert_cmpint(g_array_index(r->records, WorkerRecord, r->records->len - 1), ==, WORKER_RECORD_END);
+        g_assert_cmpint(journal_has(r, WORKER_RECORD_COMMIT), ==, committed);
+}
+
+/* ---- successes ---- */
+
+static void check_migrated(unsigned pairs, uint32_t flags, bool precopy) {
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before[2] = {};
+        MigrationOptions o;
+        Rig r;
+
+        migration_options_init(&o);
+        o.precopy = precopy;
+        rig_migrate(&r, pairs, flags, 0, &o);
+        for (unsigned i = 0; i < pairs; i++)
+                before[i] = sim_device_digest(r.devices[i]);
+        s = run(&r, 0);
+        g_assert_cmpint(s.phase, ==, MIGRATION_DONE);
+        g_assert_null(s.error);
+        assert_journal(&r, true);
+        g_assert_cmpuint(s.bytes, >=, (uint64_t) pairs * SIZE);
+        g_assert_cmpuint(s.expected, ==, s.bytes);
+        for (unsigned i = 0; i < pairs; i++) {
+                g_autofree char *after = sim_device_digest(r.devices[pairs + i]);
+
+                g_assert_cmpstr(after, ==, before[i]);
+                g_assert_cmpuint(sim_device_state(r.devices[i]), ==, VFIO_STATE_STOP);
+                g_assert_cmpuint(sim_device_state(r.devices[pairs + i]), ==, VFIO_STATE_RUNNING);
+                g_assert_cmpstr(s.devices[i].outcome, ==, "stop");
+                g_assert_cmpstr(s.devices[pairs + i].outcome, ==, "running");
+        }
+        rig_clear(&r);
+}
+
+static void test_migrate_stopcopy(void) {
+        check_migrated(1, VFIO_MIGRATION_STOP_COPY, false);
+}
+
+static void test_migrate_precopy(void) {
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = NULL, *after = NULL;
+        GArray *arcs;
+        bool saw_precopy = false;
+        Rig r;
+
+        check_migrated(1, ALL_FLAGS, true);
+        /* with a dirty rate, rounds happen until the limit or convergence */
+        rig_migrate(&r, 1, ALL_FLAGS, 4 * 1024 * 1024, NULL);
+        r.w.options.max_precopy_rounds = 3;
+        s = run(&r, 0);
+        before = sim_device_digest(r.devices[0]);
+        after = sim_device_digest(r.devices[1]);
+        g_assert_cmpstr(after, ==, before);
+        g_assert_cmpuint(s.rounds, >=, 1);
+        g_assert_cmpuint(s.rounds, <=, 3);
+        arcs = sim_device_history(r.devices[0]);
+        for (guint i = 0; i < arcs->len; i++)
+                saw_precopy |= g_array_index(arcs, SimArc, i).to == VFIO_STATE_PRE_COPY;
+        g_array_unref(arcs);
+        g_assert_true(saw_precopy);
+        rig_clear(&r);
+}
+
+/* A group with P2P: every source reaches a P2P state before any stops. */
+static void test_migrate_group_p2p(void) {
+        g_auto(MigrationSnapshot) s = {};
+        uint32_t last_p2p = 0, first_stop = G_MAXUINT32;
+        Rig r;
+
+        check_migrated(2, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P, true);
+        rig_migrate(&r, 2, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P, 0, NULL);
+        s = run(&r, 0);
+        g_assert_cmpint(s.phase, ==, MIGRATION_DONE);
+        for (unsigned i = 0; i < 2; i++) {
+                GArray *arcs = sim_device_history(r.devices[i]);
+
+                for (guint k = 0; k < arcs->len; k++) {
+                        SimArc *a = &g_array_index(arcs, SimArc, k);
+
+                        if (a->to == VFIO_STATE_RUNNING_P2P)
+                                last_p2p = MAX(last_p2p, a->seq);
+                        if (a->to == VFIO_STATE_STOP)
+                                first_stop = MIN(first_stop, a->seq);
+                }
+                g_array_unref(arcs);
+        }
+        g_assert_cmpuint(last_p2p, >, 0);
+        g_assert_cmpuint(last_p2p, <, first_stop);
+        rig_clear(&r);
+}
+
+/* ---- save and load ---- */
+
+static int temp_stream(void) {
+        char path[] = "/tmp/test-worker-XXXXXX";
+        int fd = g_mkstemp(path);
+
+        g_assert_cmpint(fd, >=, 0);
+        unlink(path);
+        return fd;
+}
+
+static void rig_save(Rig *r, SimDevice *d, int fd, uint32_t flags) {
+        rig_init(r, MIGRATION_SAVE, NULL);
+        r->w.pairs = 1;
+        rig_add(r, d, "s0", true);
+        g_assert_cmpint(xfer_end_from_client_fd(fd, true, &r->w.stream), ==, 0);
+        r->w.identity.migration_type = g_strdup("sim");
+        r->w.identity.migration_version = g_strdup("1");
+        r->w.identity.device = g_strdup("s0");
+        r->w.identity.migration_flags = flags;
+}
+
+static void rig_load(Rig *r, uint32_t flags, const char *tag, int fd) {
+        rig_init(r, MIGRATION_LOAD, NULL);
+        r->w.pairs = 1;
+        rig_add(r, rig_device(r, "t0", flags, 0, tag), "t0", false);
+        g_assert_cmpint(lseek(fd, 0, SEEK_SET), ==, 0);
+        g_assert_cmpint(xfer_end_from_client_fd(fd, false, &r->w.stream), ==, 0);
+}
+
+static void save_one(SimDevice *src, int fd, uint32_t flags) {
+        g_auto(MigrationSnapshot) s = {};
+        Rig r;
+
+        rig_save(&r, src, fd, flags);
+        s = run(&r, 0);
+        g_assert_cmpint(s.phase, ==, MIGRATION_DONE);
+        g_assert_cmpstr(r.published, ==, "yes");
+        assert_journal(&r, true);
+        g_assert_cmpuint(sim_device_state(src), ==, VFIO_STATE_STOP);   /* source-state defaults to stop */
+        g_assert_cmpstr(s.devices[0].outcome, ==, "stop");
+        r.n = 0;        /* src is the caller's */
+        rig_clear(&r);
+}
+
+static void test_save_and_load(void) {
+        for (int precopy = 0; precopy <= 1; precopy++) {
+                uint32_t flags = precopy ? ALL_FLAGS : VFIO_MIGRATION_STOP_COPY;
+                SimConfig c = { .flags = flags, .state_size = SIZE, .tag = "t" };
+                SimDevice *src = sim_device_new("s0", &c, NULL);
+                g_auto(MigrationSnapshot) s = {};
+                g_autofree char *before = sim_device_digest(src), *after = NULL;
+                int fd = temp_stream();
+                Rig r;
+
+                save_one(src, fd, flags);
+                rig_load(&r, flags, NULL, fd);
+                s = run(&r, 0);
+                g_assert_cmpint(s.phase, ==, MIGRATION_DONE);
+                g_assert_cmpuint(r.judged, ==, 1);
+                assert_journal(&r, true);
+                after = sim_device_digest(r.devices[0]);
+                g_assert_cmpstr(after, ==, before);
+                g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+                g_assert_cmpuint(s.bytes, ==, s.expected);
+                rig_clear(&r);
+                sim_device_free(src);
+                close(fd);
+        }
+}
+
+/* Load: what must stop it before the target is touched, and what after. */
+static void check_load_refused(Verdict verdict, bool allow_unknown, const char *corrupt_at, const char *tag,
+                               const char *error_name, const char *target_outcome) {
+        SimConfig c = { .flags = ALL_FLAGS, .state_size = SIZE, .tag = "t" };
+        SimDevice *src = sim_device_new("s0", &c, NULL);
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = NULL;
+        int fd = temp_stream();
+        Rig r;
+
+        save_one(src, fd, ALL_FLAGS);
+        if (corrupt_at) {
+                off_t at = (off_t) g_ascii_strtoll(corrupt_at, NULL, 10);
+                uint8_t b;
+
+                g_assert_cmpint(pread(fd, &b, 1, at), ==, 1);
+                b ^= 0xff;
+                g_assert_cmpint(pwrite(fd, &b, 1, at), ==, 1);
+        }
+        rig_load(&r, ALL_FLAGS, tag, fd);
+        r.verdict = verdict;
+        r.w.options.allow_unknown = allow_unknown;
+        before = sim_device_digest(r.devices[0]);
+        s = run(&r, -1);
+        g_assert_cmpint(s.phase, ==, MIGRATION_FAILED);
+        g_assert_cmpstr(s.error_name, ==, error_name);
+        assert_journal(&r, false);
+        g_assert_cmpstr(s.devices[0].outcome, ==, target_outcome);
+        g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+        if (g_str_equal(target_outcome, "untouched")) {
+                g_autofree char *after = sim_device_digest(r.devices[0]);
+                GArray *arcs = sim_device_history(r.devices[0]);
+
+                g_assert_cmpstr(after, ==, before);
+                g_assert_cmpuint(arcs->len, ==, 0);
+                g_array_unref(arcs);
+        }
+        rig_clear(&r);
+        sim_device_free(src);
+        close(fd);
+}
+
+static void test_load_refused(void) {
+        check_load_refused(VERDICT_INCOMPATIBLE, true, NULL, NULL, VFIOMIG_ERROR_INCOMPATIBLE, "untouched");
+        check_load_refused(VERDICT_UNKNOWN, false, NULL, NULL, VFIOMIG_ERROR_INCOMPATIBLE, "untouched");
+        /* a flipped byte in the data: the whole stream is checked first */
+        check_load_refused(VERDICT_COMPATIBLE, false, "4000", NULL, VFIOMIG_ERROR_STREAM_CORRUPT, "untouched");
+        /* the driver refuses data of another tag: the target is reset */
+        check_load_refused(VERDICT_COMPATIBLE, false, NULL, "other", VFIOMIG_ERROR_DEVICE_FAILED, "reset");
+}
+
+/* ---- rollback ---- */
+
+/* A migrate of one pair with a fault on one device: it fails in the
+ * phase named, and rollback puts both back. */
+static void check_rollback(const char *fault, bool on_source, uint32_t flags, MigrationPhase failed_in,
+                           const char *source_outcome, const char *target_outcome) {
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = NULL, *after = NULL;
+        Rig r;
+
+        rig_migrate_fault(&r, 1, flags, 0, NULL, fault, on_source ? 0 : 1);
+        before = sim_device_digest(r.devices[0]);
+        g_assert_cmpint(worker_run(&r.w), <, 0);
+        /* the phase it failed in is the last one before FAILED: the
+         * journal never saw a commit unless it was reached */
+        worker_snapshot(&r.w, &s);
+        g_assert_cmpint(s.phase, ==, MIGRATION_FAILED);
+        g_assert_cmpstr(s.error_name, ==, VFIOMIG_ERROR_DEVICE_FAILED);
+        g_assert_nonnull(strstr(s.error, on_source ? "s0" : "t0"));
+        assert_journal(&r, false);
+        g_assert_cmpint(r.last_phase, ==, failed_in);
+        if (failed_in == MIGRATION_PREPARING)
+                g_assert_nonnull(strstr(s.error, "t0: stop -> resuming failed"));
+        g_assert_cmpstr(s.devices[0].outcome, ==, source_outcome);
+        g_assert_cmpstr(s.devices[1].outcome, ==, target_outcome);
+        g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+        g_assert_cmpuint(sim_device_state(r.devices[1]), ==, VFIO_STATE_RUNNING);
+        after = sim_device_digest(r.devices[0]);
+        g_assert_cmpstr(after, ==, before);     /* the source kept its state */
+        rig_clear(&r);
+}
+
+static void test_rollback(void) {
+        /* preparing: a target refuses RESUMING; the source was never touched;
+         * the message names the arc of the kernel's path that failed */
+        check_rollback("transition from=stop to=resuming errno=EIO", false, ALL_FLAGS, MIGRATION_PREPARING, "running",
+                       "reset");
+        /* pre-copy: the source cannot say how much is left */
+        check_rollback("precopy-info errno=EIO", true, ALL_FLAGS, MIGRATION_PRECOPY,
+                       "restored to running (was pre-copy)", "reset");
+        /* stop-copy: reading the source's state fails half-way */
+        check_rollback("read-error after=4096 errno=EIO", true, VFIO_MIGRATION_STOP_COPY, MIGRATION_STOPCOPY,
+                       "restored to running (was stop-copy)", "reset");
+        /* resuming: the target refuses the data at its end and lands in ERROR */
+        check_rollback("transition from=resuming to=stop errno=EINVAL land=error", false, VFIO_MIGRATION_STOP_COPY,
+                       MIGRATION_RESUMING, "restored to running (was stop)", "reset");
+        /* the walk back fails: QEMU's rule, reset */
+        check_rollback("transition from=stop-copy to=stop errno=EIO land=error", true, VFIO_MIGRATION_STOP_COPY,
+                       MIGRATION_STOPCOPY, "reset to running (was error)", "reset");
+}
+
+/* A failing save leaves the source running and publishes nothing. */
+static void test_save_rollback(void) {
+        SimConfig c = { .flags = ALL_FLAGS, .state_size = SIZE, .tag = "t" };
+        SimDevice *src = sim_device_new("s0", &c, NULL);
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = sim_device_digest(src), *after = NULL;
+        int fd = temp_stream();
+        Rig r;
+
+        rig_fault(src, "read-error after=1000 errno=EIO");   /* before the handle opens */
+        rig_save(&r, src, fd, ALL_FLAGS);
+        s = run(&r, -1);
+        g_assert_cmpint(s.phase, ==, MIGRATION_FAILED);
+        g_assert_cmpint(r.last_phase, ==, MIGRATION_PRECOPY);
+        g_assert_null(r.published);
+        assert_journal(&r, false);
+        g_assert_cmpstr(s.devices[0].outcome, ==, "restored to running (was pre-copy)");
+        g_assert_cmpuint(sim_device_state(src), ==, VFIO_STATE_RUNNING);
+        after = sim_device_digest(src);
+        g_assert_cmpstr(after, ==, before);
+        r.n = 0;
+        rig_clear(&r);
+        sim_device_free(src);
+        close(fd);
+}
+
+/* ---- cancel ---- */
+
+static void check_cancel(MigrationPhase at, uint32_t flags) {
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = NULL, *after = NULL;
+        Rig r;
+
+        rig_migrate(&r, 1, flags, 0, NULL);
+        r.cancel_at = at;
+        before = sim_device_digest(r.devices[0]);
+        s = run(&r, -1);
+        g_assert_cmpint(r.cancel_result, ==, 0);
+        g_assert_cmpint(s.phase, ==, MIGRATION_CANCELLED);
+        g_assert_cmpstr(s.error_name, ==, VFIOMIG_ERROR_CANCELLED);
+        g_assert_cmpstr(s.error, ==, "Cancelled by the test");
+        assert_journal(&r, false);
+        g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+        g_assert_cmpuint(sim_device_state(r.devices[1]), ==, VFIO_STATE_RUNNING);
+        g_assert_cmpstr(s.devices[1].outcome, ==, "reset");
+        after = sim_device_digest(r.devices[0]);
+        g_assert_cmpstr(after, ==, before);
+        rig_clear(&r);
+}
+
+static void test_cancel(void) {
+        check_cancel(MIGRATION_PREPARING, ALL_FLAGS);
+        check_cancel(MIGRATION_PRECOPY, ALL_FLAGS);
+        check_cancel(MIGRATION_STOPCOPY, VFIO_MIGRATION_STOP_COPY);
+        check_cancel(MIGRATION_RESUMING, VFIO_MIGRATION_STOP_COPY);
+}
+
+/* ---- the commit point ---- */
+
+/* Once the targets hold the state, a cancel is refused and the job
+ * completes; a journal that cannot record the commit fails the job
+ * before it (sources go back). */
+static void test_commit_point(void) {
+        g_auto(MigrationSnapshot) s = {}, f = {};
+        Rig r;
+
+        rig_migrate(&r, 1, VFIO_MIGRATION_STOP_COPY, 0, NULL);
+        r.cancel_at = MIGRATION_FINISHING;
+        s = run(&r, 0);
+        g_assert_cmpint(r.cancel_result, ==, -EBUSY);
+        g_assert_cmpint(s.phase, ==, MIGRATION_DONE);
+        g_assert_null(s.error);
+        assert_journal(&r, true);
+        g_assert_cmpint(worker_cancel(&r.w, "the test"), ==, -EBUSY);
+        rig_clear(&r);
+
+        rig_migrate(&r, 1, VFIO_MIGRATION_STOP_COPY, 0, NULL);
+        r.commit_failure = -ENOSPC;
+        f = run(&r, -1);
+        g_assert_cmpint(f.phase, ==, MIGRATION_FAILED);
+        g_assert_cmpstr(f.error, ==, "journal full");
+        g_assert_cmpstr(f.devices[0].outcome, ==, "restored to running (was stop)");
+        g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+        g_assert_cmpuint(sim_device_state(r.devices[1]), ==, VFIO_STATE_RUNNING);
+        rig_clear(&r);
+}
+
+int main(int argc, char **argv) {
+        signal(SIGPIPE, SIG_IGN);       /* as vfiomigd: a closed pipe is EPIPE */
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/worker/migrate/stopcopy", test_migrate_stopcopy);
+        g_test_add_func("/worker/migrate/precopy", test_migrate_precopy);
+        g_test_add_func("/worker/migrate/group-p2p", test_migrate_group_p2p);
+        g_test_add_func("/worker/save-and-load", test_save_and_load);
+        g_test_add_func("/worker/load-refused", test_load_refused);
+        g_test_add_func("/worker/rollback", test_rollback);
+        g_test_add_func("/worker/save-rollback", test_save_rollback);
+        g_test_add_func("/worker/cancel", test_cancel);
+        g_test_add_func("/worker/commit-point", test_commit_point);
+        return g_test_run();
+}
