@@ -17,7 +17,7 @@
  * the worker's compatibility question from the map, and tells whoever
  * installed MigrationEvents (the bus) about the job. Nothing here knows
  * D-Bus: errors are -errno with a message, the errno being the one whose
- * D-Bus error fits (bus-error.c's table). */
+ * D-Bus error fits (the errno table of the bus code). */
 
 typedef struct Migration Migration;
 
