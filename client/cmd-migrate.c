@@ -238,8 +238,8 @@ static void print_json(Job *j) {
 }
 
 /* vfiomigd names its D-Bus option; say which of ours sets it. */
-static void hint_allow_unknown(const char *message) {
-        if (message && strstr(message, "(option allow-unknown)"))
+static void hint_allow_unknown(const char *error_name) {
+        if (g_strcmp0(error_name, VFIOMIG_ERROR_COMPATIBILITY_UNKNOWN) == 0)
                 fputs("Nothing says whether the target takes this state: --allow-unknown lets the job try.\n",
                       stderr);
 }
@@ -280,7 +280,7 @@ static int report(Job *j) {
 
                         fprintf(stderr, "  %s %s: %s\n", f[1], f[0], f[2]);
                 }
-                hint_allow_unknown(j->error);
+                hint_allow_unknown(j->error_name);
         }
         if (ok)
                 return EXIT_OK;
@@ -359,7 +359,7 @@ static int run_job(Ctl *ctl, const char *method, const char *device, char type, 
                 r = append_options(ctl, m);
         code = ctl_send(ctl, m, r, &reply, what, &error);
         if (code != EXIT_OK) {
-                hint_allow_unknown(error.message);
+                hint_allow_unknown(error.name);
                 hint_resume(&error);
                 sd_bus_error_free(&error);
                 return code;

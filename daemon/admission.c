@@ -38,11 +38,12 @@ static int check_compatibility(Manager *m, Worker *w, char **ret_error) {
                 const char *s = worker_dev(w, p)->name, *t = worker_dev(w, p + w->pairs)->name;
                 const Judgement *v = compat_map_verdict(m->compat, s, t);
 
-                if (!v || v->verdict == VERDICT_INCOMPATIBLE ||
-                    (v->verdict == VERDICT_UNKNOWN && !w->options.allow_unknown))
-                        return fail(ret_error, EPROTONOSUPPORT, "%s cannot go into %s: %s%s", s, t,
-                                    v ? v->reason : "no identity",
-                                    v && v->verdict == VERDICT_UNKNOWN ? " (option allow-unknown)" : "");
+                if (v && v->verdict == VERDICT_UNKNOWN && !w->options.allow_unknown)
+                        return fail(ret_error, ENOANO, "%s cannot go into %s: %s (option allow-unknown)", s, t,
+                                    v->reason);
+                if (!v || v->verdict == VERDICT_INCOMPATIBLE)
+                        return fail(ret_error, EPROTONOSUPPORT, "%s cannot go into %s: %s", s, t,
+                                    v ? v->reason : "no identity");
         }
         return 0;
 }

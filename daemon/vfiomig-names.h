@@ -21,6 +21,8 @@
 #define VFIOMIG_ERROR_BUSY              "org.vfiomig1.Error.Busy"
 #define VFIOMIG_ERROR_NOT_MIGRATABLE    "org.vfiomig1.Error.NotMigratable"
 #define VFIOMIG_ERROR_INCOMPATIBLE      "org.vfiomig1.Error.Incompatible"
+/* nothing says whether the target takes the state; allow-unknown tries */
+#define VFIOMIG_ERROR_COMPATIBILITY_UNKNOWN "org.vfiomig1.Error.CompatibilityUnknown"
 #define VFIOMIG_ERROR_DEVICE_FAILED     "org.vfiomig1.Error.DeviceFailed"
 #define VFIOMIG_ERROR_STREAM_CORRUPT    "org.vfiomig1.Error.StreamCorrupt"
 #define VFIOMIG_ERROR_CANCELLED         "org.vfiomig1.Error.Cancelled"

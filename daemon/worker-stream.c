@@ -182,9 +182,12 @@ static int check_stream_identity(Worker *w, StreamReader *reader, WorkerDevice *
         if (worker_cancelled(w))
                 return worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
         if (v == VERDICT_INCOMPATIBLE || (v == VERDICT_UNKNOWN && !w->options.allow_unknown))
-                return worker_fail(w, -EPROTONOSUPPORT, VFIOMIG_ERROR_INCOMPATIBLE, "%s: state of a %s device%s%s "
-                                   "cannot go into %s: %s%s", w->stream_label, h->migration_type,
-                                   *h->migration_version ? " version " : "", h->migration_version, t->name, reason,
+                return worker_fail(w, v == VERDICT_UNKNOWN ? -ENOANO : -EPROTONOSUPPORT,
+                                   v == VERDICT_UNKNOWN ? VFIOMIG_ERROR_COMPATIBILITY_UNKNOWN
+                                                        : VFIOMIG_ERROR_INCOMPATIBLE,
+                                   "%s: state of a %s device%s%s cannot go into %s: %s%s", w->stream_label,
+                                   h->migration_type, *h->migration_version ? " version " : "",
+                                   h->migration_version, t->name, reason,
                                    v == VERDICT_UNKNOWN ? " (option allow-unknown)" : "");
         worker_set_expected(w, h->expected_size);
         return 0;

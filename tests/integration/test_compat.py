@@ -572,10 +572,10 @@ class KernelVendorTest(KernelCase):
         msg = self.assert_dbus_error(ERR + 'Incompatible', self.call, 'Migrate', '(ssa{sv})', (VF1, VF2, {}))
         for text in (VF1, VF2, 'CX7-28.39', PROTO):
             self.assertIn(text, msg)
-        msg = self.assert_dbus_error(ERR + 'Incompatible', self.call, 'Migrate', '(ssa{sv})',
+        msg = self.assert_dbus_error(ERR + 'CompatibilityUnknown', self.call, 'Migrate', '(ssa{sv})',
                                      (T1, V4, {'allow-unknown': GLib.Variant('b', False)}))
         self.assertIn('allow-unknown', msg)
-        msg = self.assert_dbus_error(ERR + 'Incompatible', self.call, 'Migrate', '(ssa{sv})',
+        msg = self.assert_dbus_error(ERR + 'CompatibilityUnknown', self.call, 'Migrate', '(ssa{sv})',
                                      (T1, V4, {}))
         # neither device was opened, nor asked again, nor left busy
         self.assertEqual((self.fs.opens(), self.fs.writes()), (opens, writes))
@@ -605,7 +605,7 @@ class KernelVendorTest(KernelCase):
         self.assertIn(['vfbusy', 'CX7-28.39', False], self.fs.stats()['log'])
         self.assertNotIn(VFB, [g[1] for g in self.targets('cx7-vf', 'CX7-28.39')])
         self.assertIn(('device', VFB, 'unknown', 'vendor'), self.targets('cx7-vf', 'CX7-28.39', include_unknown=True))
-        msg = self.assert_dbus_error(ERR + 'Incompatible', self.call, 'Migrate', '(ssa{sv})', (VF1, VFB, {}))
+        msg = self.assert_dbus_error(ERR + 'CompatibilityUnknown', self.call, 'Migrate', '(ssa{sv})', (VF1, VFB, {}))
         self.assertIn('allow-unknown', msg)
         # its own version goes elsewhere as usual
         self.assert_verdict(self.check(VFB, VF1), 'incompatible', 'vendor', 'CX7-28.36', PROTO)
@@ -841,7 +841,7 @@ class TestbedMigrationTest(TestbedCase):
 
     def test_unknown_needs_allow_unknown(self):
         before = self.snapshot(P1, V2A)
-        msg = self.assert_dbus_error(ERR + 'Incompatible', self.call, 'Migrate', '(ssa{sv})', (P1, V2A, {}))
+        msg = self.assert_dbus_error(ERR + 'CompatibilityUnknown', self.call, 'Migrate', '(ssa{sv})', (P1, V2A, {}))
         self.assertIn('allow-unknown', msg)
         self.assertEqual(self.snapshot(P1, V2A), before)
         source = self.digest(P1)
@@ -902,7 +902,7 @@ class TestbedMigrationTest(TestbedCase):
         self.save(P1, 'plain-state')
         before = self.snapshot(V2B)
         final = self.run_job('Load', '(ssa{sv})', (V2B, 'plain-state', {}))
-        self.assertEqual(final['ErrorName'], ERR + 'Incompatible', final)
+        self.assertEqual(final['ErrorName'], ERR + 'CompatibilityUnknown', final)
         self.assertIn('allow-unknown', final['Error'])
         self.assertEqual(self.snapshot(V2B), before)
         final = self.run_job('Load', '(ssa{sv})', (V2B, 'plain-state', {'allow-unknown': GLib.Variant('b', True)}))
