@@ -375,7 +375,7 @@ static void check_load_refused(Verdict verdict, bool allow_unknown, const char *
 
 static void test_load_refused(void) {
         check_load_refused(VERDICT_INCOMPATIBLE, true, NULL, NULL, VFIOMIG_ERROR_INCOMPATIBLE, "untouched");
-        check_load_refused(VERDICT_UNKNOWN, false, NULL, NULL, VFIOMIG_ERROR_INCOMPATIBLE, "untouched");
+        check_load_refused(VERDICT_UNKNOWN, false, NULL, NULL, VFIOMIG_ERROR_COMPATIBILITY_UNKNOWN, "untouched");
         /* a flipped byte in the data: the whole stream is checked first */
         check_load_refused(VERDICT_COMPATIBLE, false, "4000", NULL, VFIOMIG_ERROR_STREAM_CORRUPT, "untouched");
         /* the driver refuses data of another tag: the target is reset */
