@@ -53,7 +53,7 @@ static int open_device(Manager *m, WorkerDevice *d, char **ret_error) {
         g_autofree char *why = NULL;
         int r;
 
-        r = m->source->ops->open_device(m->source, info, &d->handle, &why);
+        r = backend_open_device(m->backend, info, &d->handle, &why);
         if (r == -EBUSY)
                 return fail(ret_error, EBUSY, "%s", why ? why : d->name);
         if (r < 0)

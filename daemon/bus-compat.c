@@ -165,8 +165,7 @@ int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 return r < 0 ? r : 1;
 
         /* the kernel frees instances without a uevent: read them now */
-        if (m->source->ops->refresh_types)
-                m->source->ops->refresh_types(m->source);
+        backend_refresh_types(m->backend);
         targets = compat_map_candidates(m->compat, id, o.include_unknown);    /* best first */
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)

@@ -19,7 +19,7 @@ static int property_get_backend(sd_bus *bus, const char *path, const char *inter
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
 
-        return sd_bus_message_append(reply, "s", m->source->ops->backend);
+        return sd_bus_message_append(reply, "s", backend_name(m->backend));
 }
 
 static int property_get_device_count(sd_bus *bus, const char *path, const char *interface,
@@ -55,8 +55,7 @@ static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *
         sd_bus_message *reply = NULL;
         int r;
 
-        if (m->source->ops->refresh_types)
-                m->source->ops->refresh_types(m->source);
+        backend_refresh_types(m->backend);
         types = registry_list_types(m->registry);
 
         r = sd_bus_message_new_method_return(msg, &reply);
@@ -160,7 +159,7 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         uuid = *uuid_arg ? g_ascii_strdown(uuid_arg, -1) : g_uuid_string_random();
         /* A duplicate UUID is left for the kernel (or testbed) to refuse:
          * it is the authority, and our registry may lag a uevent behind. */
-        r = m->source->ops->create_mdev(m->source, t, uuid);
+        r = backend_create_mdev(m->backend, t, uuid);
         if (r == -EUSERS)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY,
                                          "%s: mdev type %s has no available instances left", parent, type_id);
@@ -203,7 +202,7 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (d->busy)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s; cancel or wait for it first",
                                          name, d->holder);
-        r = m->source->ops->remove_mdev(m->source, d);
+        r = backend_remove_mdev(m->backend, d);
         if (r < 0)
                 return bus_error_device_errno(error, r, name, "failed to remove mdev");
 

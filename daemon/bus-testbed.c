@@ -21,7 +21,7 @@ static int check_manage(Manager *m, sd_bus_message *msg, const char *name, sd_bu
 }
 
 static SimDevice *get_sim(Manager *m, const char *name, sd_bus_error *error) {
-        SimDevice *sim = testbed_get_sim(m->source, name);
+        SimDevice *sim = testbed_get_sim(m->backend, name);
 
         if (!sim)
                 sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No testbed device %s", name);
@@ -216,7 +216,7 @@ const sd_bus_vtable bus_testbed_vtable[] = {
 };
 
 int bus_testbed_register(Manager *m) {
-        if (!g_str_equal(m->source->ops->backend, "testbed"))
+        if (!backend_is_testbed(m->backend))
                 return 0;
         return sd_bus_add_object_vtable(m->bus, NULL, VFIOMIG_OBJECT_PATH, VFIOMIG_TESTBED_INTERFACE,
                                         bus_testbed_vtable, m);

@@ -22,9 +22,7 @@ Identity *identities_remote(const char *type, const char *version) {
 static int judge_vendor(void *userdata, const char *node, const char *version) {
         Manager *m = userdata;
 
-        if (!m->source->ops->vendor_judge)
-                return -EOPNOTSUPP;
-        return m->source->ops->vendor_judge(m->source, node, version);
+        return backend_vendor_judge(m->backend, node, version);
 }
 
 static bool judge_probe(void *userdata, const Identity *source, const Identity *target, Judgement *ret) {

@@ -27,8 +27,8 @@ static int load_testbed(Manager *m, const char *spec) {
         else
                 c = conf_file_load(spec, &error);
         if (c)
-                m->source = testbed_new(c, m->registry, m->runtime_dir, &error);
-        if (!m->source)
+                m->backend = testbed_new(c, m->registry, m->runtime_dir, &error);
+        if (!m->backend)
                 return log_error_errno(EINVAL, "Cannot load testbed: %s", error->message);
         log_info("Testbed backend: %u devices, simulated", registry_device_count(m->registry));
         return 0;
@@ -67,7 +67,7 @@ int manager_new(const ManagerOptions *o, Manager **ret) {
         if (o->testbed)
                 r = load_testbed(m, o->testbed);
         else
-                r = udev_source_new(m->event, m->registry, &m->source);
+                r = udev_backend_new(m->event, m->registry, &m->backend);
         if (r < 0)
                 return r;
 
@@ -92,7 +92,7 @@ void manager_free(Manager *m) {
         /* Drop the bus first: its slots hold pointers into the registry. */
         sd_bus_flush_close_unref(m->bus);
         identities_stop(m);
-        source_free(m->source);
+        backend_free(m->backend);
         registry_free(m->registry);
         probe_cache_free(m->probes);
         g_strfreev(m->rules_dirs);
@@ -236,6 +236,6 @@ int manager_start(Manager *m) {
                 return log_error_errno(r, "Failed to acquire %s: %m", VFIOMIG_BUS_NAME);
 
         log_info("vfiomigd %s serving %s (%s backend, %u devices)", PACKAGE_VERSION, VFIOMIG_BUS_NAME,
-                 m->source->ops->backend, registry_device_count(m->registry));
+                 backend_name(m->backend), registry_device_count(m->registry));
         return 0;
 }

@@ -9,7 +9,7 @@
 
 #include "polkit.h"
 #include "registry.h"
-#include "source.h"
+#include "backend.h"
 
 /* The daemon's one context: the loop, the bus, the model and where the
  * model comes from. Everything the D-Bus callbacks need hangs off it. */
@@ -17,7 +17,7 @@ typedef struct Manager {
         sd_event *event;
         sd_bus *bus;
         Registry *registry;
-        Source *source;
+        Backend *backend;
         PolkitRegistry *polkit;
 
         GHashTable *migrations;         /* id -> Migration, running jobs */

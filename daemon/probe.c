@@ -301,7 +301,7 @@ static void end_close(Manager *m, ProbeEnd *e) {
         if (e->device)
                 registry_set_device_busy(m->registry, e->device, NULL);
         if (e->temporary && (d = registry_get_device(m->registry, e->device))) {
-                r = m->source->ops->remove_mdev(m->source, d);
+                r = backend_remove_mdev(m->backend, d);
                 if (r < 0)
                         log_warning_errno(r, "Cannot remove temporary instance %s: %m", e->device);
         }
@@ -364,7 +364,7 @@ static int open_temporary(Manager *m, const MdevType *t, ProbeEnd *e, char **ret
         const Device *d;
         int r;
 
-        r = m->source->ops->create_mdev(m->source, t, uuid);
+        r = backend_create_mdev(m->backend, t, uuid);
         if (r < 0)
                 return fail(ret_error, r == -EUSERS ? EBUSY : EIO, "%s: cannot create a temporary %s instance: %s",
                             t->parent, t->id, g_strerror(-r));
@@ -374,7 +374,7 @@ static int open_temporary(Manager *m, const MdevType *t, ProbeEnd *e, char **ret
         if (!d)
                 return fail(ret_error, EIO, "%s: the temporary instance %s did not appear", t->parent, e->device);
         registry_set_device_busy(m->registry, e->device, "a probe");
-        r = m->source->ops->open_device(m->source, d, &e->handle, &why);
+        r = backend_open_device(m->backend, d, &e->handle, &why);
         if (r < 0)
                 return fail(ret_error, EIO, "%s", why ? why : g_strerror(-r));
         return 0;
@@ -406,7 +406,7 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, char **ret_error) 
                 e->type = g_strdup(d->migration_type);
                 e->version = g_strdup(d->migration_version);
                 e->driver = g_strdup(d->driver);
-                r = m->source->ops->open_device(m->source, d, &e->handle, &why);
+                r = backend_open_device(m->backend, d, &e->handle, &why);
                 if (r == -EBUSY && d->kind == DEVICE_KIND_MDEV &&
                     (t = registry_find_type(m->registry, d->parent, d->mdev_type))) {
                         log_info("%s is in use: probing a temporary %s instance instead", node, t->id);

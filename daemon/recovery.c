@@ -30,7 +30,7 @@ int migration_resume_device(Manager *m, const Device *d, char **ret_outcome, cha
                 *ret_error = g_strdup_printf("%s is held by %s", d->name, d->holder);
                 return -EBUSY;
         }
-        r = m->source->ops->open_device(m->source, d, &h, &why);
+        r = backend_open_device(m->backend, d, &h, &why);
         if (r < 0) {
                 *ret_error = g_steal_pointer(&why) ?: g_strdup_printf("%s: %s", d->name, g_strerror(-r));
                 return r;
@@ -76,7 +76,7 @@ static void recover_one(Manager *m, const JournalEntry *e, const char *name, boo
                             name);
                 return;
         }
-        r = m->source->ops->open_device(m->source, d, &h, &why);
+        r = backend_open_device(m->backend, d, &h, &why);
         if (r < 0) {
                 log_warning("Migration %u: cannot restore %s: %s", e->id, name, why ? why : g_strerror(-r));
                 return;

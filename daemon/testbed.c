@@ -28,7 +28,7 @@ static void testbed_type_free(TestbedType *tt) {
 }
 
 typedef struct Testbed {
-        Source source;
+        Backend backend;
         GHashTable *types;              /* type key -> TestbedType */
         GHashTable *sims;               /* device name -> SimDevice */
         GHashTable *accept;             /* node -> versions its simulated driver takes */
@@ -369,7 +369,7 @@ static bool check_devices(Testbed *tb, ConfFile *c, Parsed *out, GError **error)
 }
 
 static void populate(Testbed *tb, Parsed *p) {
-        Registry *r = tb->source.registry;
+        Registry *r = tb->backend.registry;
 
         for (guint i = 0; i < p->parents->len; i++)
                 registry_add_parent(r, g_steal_pointer(&p->parents->pdata[i]));
@@ -394,13 +394,13 @@ static void populate(Testbed *tb, Parsed *p) {
 static void refresh_available(Testbed *tb, const char *parent, const char *type_id) {
         g_autofree char *key = mdev_type_key(parent, type_id);
         const TestbedType *tt = g_hash_table_lookup(tb->types, key);
-        Registry *r = tb->source.registry;
+        Registry *r = tb->backend.registry;
 
         if (tt)
                 registry_set_available(r, key, tt->max_instances - registry_count_instances(r, parent, type_id));
 }
 
-static int testbed_create_mdev(Source *s, const MdevType *type, const char *uuid) {
+static int testbed_create_mdev(Backend *s, const MdevType *type, const char *uuid) {
         Testbed *tb = (Testbed *) s;
         const TestbedType *tt = g_hash_table_lookup(tb->types, type->key);
         Device *d;
@@ -428,7 +428,7 @@ static int testbed_create_mdev(Source *s, const MdevType *type, const char *uuid
         return 0;
 }
 
-static int testbed_remove_mdev(Source *s, const Device *device) {
+static int testbed_remove_mdev(Backend *s, const Device *device) {
         Testbed *tb = (Testbed *) s;
         g_autofree char *parent = g_strdup(device->parent), *type_id = g_strdup(device->mdev_type);
         g_autofree char *name = g_strdup(device->name);
@@ -446,7 +446,7 @@ static int testbed_remove_mdev(Source *s, const Device *device) {
         return 0;
 }
 
-static int testbed_open_device(Source *s, const Device *d, DeviceHandle **ret, char **ret_error) {
+static int testbed_open_device(Backend *s, const Device *d, DeviceHandle **ret, char **ret_error) {
         SimDevice *sim = testbed_get_sim(s, d->name);
 
         if (!sim) {
@@ -458,7 +458,7 @@ static int testbed_open_device(Source *s, const Device *d, DeviceHandle **ret, c
 }
 
 /* The simulated driver's answer to a write into migration_version. */
-static int testbed_vendor_judge(Source *s, const char *node, const char *version) {
+static int testbed_vendor_judge(Backend *s, const char *node, const char *version) {
         char **accept = g_hash_table_lookup(((Testbed *) s)->accept, node);
 
         if (!accept)
@@ -466,11 +466,11 @@ static int testbed_vendor_judge(Source *s, const char *node, const char *version
         return g_strv_contains((const char *const *) accept, version) ? 0 : -EINVAL;
 }
 
-SimDevice *testbed_get_sim(Source *s, const char *name) {
-        return s->ops->open_device == testbed_open_device ? g_hash_table_lookup(((Testbed *) s)->sims, name) : NULL;
+SimDevice *testbed_get_sim(Backend *s, const char *name) {
+        return backend_is_testbed(s) ? g_hash_table_lookup(((Testbed *) s)->sims, name) : NULL;
 }
 
-static void testbed_free(Source *s) {
+static void testbed_free(Backend *s) {
         Testbed *tb = (Testbed *) s;
 
         g_hash_table_destroy(tb->types);
@@ -480,8 +480,8 @@ static void testbed_free(Source *s) {
         g_free(tb);
 }
 
-static const SourceOps testbed_ops = {
-        .backend = "testbed",
+const BackendOps testbed_backend_ops = {
+        .name = "testbed",
         .create_mdev = testbed_create_mdev,
         .remove_mdev = testbed_remove_mdev,
         .open_device = testbed_open_device,
@@ -489,18 +489,18 @@ static const SourceOps testbed_ops = {
         .free = testbed_free,
 };
 
-Source *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError **error) {
+Backend *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError **error) {
         g_auto(Parsed) parsed = {
                 .parents = g_ptr_array_new_with_free_func((GDestroyNotify) parent_free),
                 .types = g_ptr_array_new_with_free_func((GDestroyNotify) mdev_type_free),
                 .devices = g_ptr_array_new_with_free_func((GDestroyNotify) device_free),
         };
-        g_autoptr(Source) s = NULL;
+        g_autoptr(Backend) s = NULL;
         Testbed *tb;
 
         tb = g_new0(Testbed, 1);
-        s = &tb->source;
-        s->ops = &testbed_ops;
+        s = &tb->backend;
+        s->ops = &testbed_backend_ops;
         s->registry = r;
         tb->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) testbed_type_free);
         tb->accept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_strfreev);

@@ -4,7 +4,7 @@
 #include <glib.h>
 
 #include "conffile.h"
-#include "source.h"
+#include "backend.h"
 #include "testbed-device.h"
 
 /* The embedded default backend: simulated mdev parents, types and devices
@@ -17,7 +17,7 @@ extern const char testbed_default_conf[];
 /* Validates all of c, then populates r; on error r is untouched.
  * Simulated device state persists under persist_dir (if not NULL), so it
  * survives a daemon restart as a real device's would. */
-Source *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError **error);
+Backend *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError **error);
 
 /* The simulated device behind a testbed device, or NULL. */
-SimDevice *testbed_get_sim(Source *s, const char *name);
+SimDevice *testbed_get_sim(Backend *s, const char *name);

@@ -13,12 +13,12 @@
 #define MDEV_BUS_CLASS "/sys/class/mdev_bus"
 #define MDEV_DEVICES   "/sys/bus/mdev/devices"
 
-typedef struct UdevSource {
-        Source source;
+typedef struct UdevBackend {
+        Backend backend;
         struct udev *udev;
         struct udev_monitor *monitor;
         sd_event_source *io;
-} UdevSource;
+} UdevBackend;
 
 static void clear_udev_device(struct udev_device **d) {
         if (*d)
@@ -57,8 +57,8 @@ static MdevType *read_type(const char *parent, const char *types_dir, const char
         return t;
 }
 
-static void add_parent(UdevSource *us, struct udev_device *dev) {
-        Registry *r = us->source.registry;
+static void add_parent(UdevBackend *us, struct udev_device *dev) {
+        Registry *r = us->backend.registry;
         const char *syspath = udev_device_get_syspath(dev);
         g_autofree char *types_dir = g_build_filename(syspath, "mdev_supported_types", NULL);
         g_autoptr(GDir) dir = g_dir_open(types_dir, 0, NULL);
@@ -85,8 +85,8 @@ static void refresh_type(Registry *r, const MdevType *t) {
                 registry_set_available(r, t->key, n);
 }
 
-static void refresh_parent_types(UdevSource *us, const char *parent) {
-        Registry *r = us->source.registry;
+static void refresh_parent_types(UdevBackend *us, const char *parent) {
+        Registry *r = us->backend.registry;
         g_autoptr(GPtrArray) types = registry_list_parent_types(r, parent);
 
         for (guint i = 0; i < types->len; i++)
@@ -182,7 +182,7 @@ static Device *device_from_udev(struct udev_device *dev) {
         return NULL;
 }
 
-static void enumerate_parents(UdevSource *us) {
+static void enumerate_parents(UdevBackend *us) {
         g_autoptr(GDir) dir = g_dir_open(MDEV_BUS_CLASS, 0, NULL);
         const char *n;
 
@@ -197,7 +197,7 @@ static void enumerate_parents(UdevSource *us) {
         }
 }
 
-static int enumerate_devices(UdevSource *us, const char *subsystem) {
+static int enumerate_devices(UdevBackend *us, const char *subsystem) {
         struct udev_enumerate *e = udev_enumerate_new(us->udev);
         struct udev_list_entry *l;
         int r;
@@ -217,16 +217,16 @@ static int enumerate_devices(UdevSource *us, const char *subsystem) {
                 Device *d = dev ? device_from_udev(dev) : NULL;
 
                 if (d)
-                        registry_add_device(us->source.registry, d);
+                        registry_add_device(us->backend.registry, d);
         }
         udev_enumerate_unref(e);
         return 0;
 }
 
-static void handle_parent_event(UdevSource *us, struct udev_device *dev, const char *action) {
+static void handle_parent_event(UdevBackend *us, struct udev_device *dev, const char *action) {
         const char *name = udev_device_get_sysname(dev);
         const char *state = udev_device_get_property_value(dev, "MDEV_STATE");
-        bool known = registry_get_parent(us->source.registry, name) != NULL;
+        bool known = registry_get_parent(us->backend.registry, name) != NULL;
 
         if (g_strcmp0(state, "registered") == 0 ||
             (known && g_strcmp0(action, "change") == 0 && g_strcmp0(state, "unregistered") != 0)) {
@@ -235,12 +235,12 @@ static void handle_parent_event(UdevSource *us, struct udev_device *dev, const c
         }
         if (known && (g_strcmp0(state, "unregistered") == 0 || g_strcmp0(action, "remove") == 0)) {
                 log_info("mdev parent %s went away", name);
-                registry_remove_parent(us->source.registry, name);
+                registry_remove_parent(us->backend.registry, name);
         }
 }
 
-static void handle_device_event(UdevSource *us, struct udev_device *dev, const char *action) {
-        Registry *r = us->source.registry;
+static void handle_device_event(UdevBackend *us, struct udev_device *dev, const char *action) {
+        Registry *r = us->backend.registry;
         g_autofree char *name = name_normalize_device(udev_device_get_sysname(dev));
         g_autofree char *parent = NULL;
         const Device *old = name ? registry_get_device(r, name) : NULL;
@@ -268,7 +268,7 @@ static void handle_device_event(UdevSource *us, struct udev_device *dev, const c
 }
 
 static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        UdevSource *us = userdata;
+        UdevBackend *us = userdata;
         _cleanup_udev_device_ struct udev_device *dev = udev_monitor_receive_device(us->monitor);
         const char *subsystem, *action;
 
@@ -283,8 +283,8 @@ static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
-static int udev_create_mdev(Source *s, const MdevType *type, const char *uuid) {
-        UdevSource *us = (UdevSource *) s;
+static int udev_create_mdev(Backend *s, const MdevType *type, const char *uuid) {
+        UdevBackend *us = (UdevBackend *) s;
         g_autofree char *path = g_build_filename(MDEV_DEVICES, uuid, NULL);
         _cleanup_udev_device_ struct udev_device *dev = NULL;
         Device *d;
@@ -303,8 +303,8 @@ static int udev_create_mdev(Source *s, const MdevType *type, const char *uuid) {
         return 0;
 }
 
-static int udev_remove_mdev(Source *s, const Device *device) {
-        UdevSource *us = (UdevSource *) s;
+static int udev_remove_mdev(Backend *s, const Device *device) {
+        UdevBackend *us = (UdevBackend *) s;
         g_autofree char *name = g_strdup(device->name), *parent = g_strdup(device->parent);
         int r;
 
@@ -322,14 +322,14 @@ static int udev_remove_mdev(Source *s, const Device *device) {
         return 0;
 }
 
-static void udev_refresh_types(Source *s) {
+static void udev_refresh_types(Backend *s) {
         g_autoptr(GPtrArray) types = registry_list_types(s->registry);
 
         for (guint i = 0; i < types->len; i++)
                 refresh_type(s->registry, types->pdata[i]);
 }
 
-static int udev_vendor_judge(Source *s, const char *node, const char *version) {
+static int udev_vendor_judge(Backend *s, const char *node, const char *version) {
         const Device *d;
         const MdevType *t;
 
@@ -347,12 +347,12 @@ static int udev_vendor_judge(Source *s, const char *node, const char *version) {
         return sysfs_write(d->sysfs_path, "migration_version", version);
 }
 
-static int udev_open_device(Source *s, const Device *d, DeviceHandle **ret, char **ret_error) {
+static int udev_open_device(Backend *s, const Device *d, DeviceHandle **ret, char **ret_error) {
         return vfio_device_open(d, ret, ret_error);
 }
 
-static void udev_source_free(Source *s) {
-        UdevSource *us = (UdevSource *) s;
+static void udev_backend_free(Backend *s) {
+        UdevBackend *us = (UdevBackend *) s;
 
         sd_event_source_disable_unref(us->io);
         if (us->monitor)
@@ -362,17 +362,17 @@ static void udev_source_free(Source *s) {
         g_free(us);
 }
 
-static const SourceOps udev_ops = {
-        .backend = "kernel",
+static const BackendOps udev_ops = {
+        .name = "kernel",
         .create_mdev = udev_create_mdev,
         .remove_mdev = udev_remove_mdev,
         .refresh_types = udev_refresh_types,
         .open_device = udev_open_device,
         .vendor_judge = udev_vendor_judge,
-        .free = udev_source_free,
+        .free = udev_backend_free,
 };
 
-static int start_monitor(UdevSource *us, sd_event *event) {
+static int start_monitor(UdevBackend *us, sd_event *event) {
         /* Without udevd (minimal hosts, our VM tier) nobody re-broadcasts
          * on the "udev" group; we only read sysfs, so kernel events do. */
         const char *group = access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel";
@@ -392,12 +392,12 @@ static int start_monitor(UdevSource *us, sd_event *event) {
         return 0;
 }
 
-int udev_source_new(sd_event *event, Registry *r, Source **ret) {
-        g_autoptr(Source) s = NULL;
-        UdevSource *us = g_new0(UdevSource, 1);
+int udev_backend_new(sd_event *event, Registry *r, Backend **ret) {
+        g_autoptr(Backend) s = NULL;
+        UdevBackend *us = g_new0(UdevBackend, 1);
         int k;
 
-        s = &us->source;
+        s = &us->backend;
         s->ops = &udev_ops;
         s->registry = r;
         us->udev = udev_new();

@@ -3,7 +3,7 @@
 
 #include <systemd/sd-event.h>
 
-#include "source.h"
+#include "backend.h"
 
 /* The kernel backend's device discovery: enumerates mdev parents and
  * types (/sys/class/mdev_bus), mdev devices (bus mdev) and PCI functions
@@ -11,4 +11,4 @@
  * Reads sysfs only: it never opens a device, since a VMM opening the
  * device at the same moment would get EBUSY. */
 
-int udev_source_new(sd_event *event, Registry *r, Source **ret);
+int udev_backend_new(sd_event *event, Registry *r, Backend **ret);

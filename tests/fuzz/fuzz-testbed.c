@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         g_autofree char *text = fuzz_text(data, size);
         g_autoptr(ConfFile) c = NULL;
         g_autoptr(Registry) r = registry_new();
-        g_autoptr(Source) s = NULL;
+        g_autoptr(Backend) s = NULL;
         g_autoptr(GError) error = NULL;
 
         if (!text)

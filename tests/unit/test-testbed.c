@@ -10,7 +10,7 @@
 #include "util.h"
 #include "vfio-uapi.h"
 
-static Source *load(const char *text, Registry *r, GError **error) {
+static Backend *load(const char *text, Registry *r, GError **error) {
         g_autoptr(ConfFile) c = conf_file_parse(text, "t.conf", error);
 
         return c ? testbed_new(c, r, NULL, error) : NULL;
@@ -19,13 +19,14 @@ static Source *load(const char *text, Registry *r, GError **error) {
 static void test_default(void) {
         g_autoptr(Registry) r = registry_new();
         g_autoptr(GError) error = NULL;
-        g_autoptr(Source) s = load(testbed_default_conf, r, &error);
+        g_autoptr(Backend) s = load(testbed_default_conf, r, &error);
         g_autoptr(GPtrArray) types = NULL, devices = NULL;
         unsigned pci = 0;
 
         g_assert_no_error(error);
         g_assert_nonnull(s);
-        g_assert_cmpstr(s->ops->backend, ==, "testbed");
+        g_assert_cmpstr(backend_name(s), ==, "testbed");
+        g_assert_true(backend_is_testbed(s));
         types = registry_list_types(r);
         devices = registry_list_devices(r);
         g_assert_cmpuint(types->len, >=, 4);
@@ -64,7 +65,7 @@ static const char small[] =
 static void test_small_and_ops(void) {
         g_autoptr(Registry) r = registry_new();
         g_autoptr(GError) error = NULL;
-        g_autoptr(Source) s = load(small, r, &error);
+        g_autoptr(Backend) s = load(small, r, &error);
         const MdevType *t;
         const Device *d;
 
@@ -140,7 +141,7 @@ static void test_malformed(void) {
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
                 g_autoptr(Registry) r = registry_new();
                 g_autoptr(GError) error = NULL;
-                g_autoptr(Source) s = load(bad[i].text, r, &error);
+                g_autoptr(Backend) s = load(bad[i].text, r, &error);
 
                 if (g_test_verbose())
                         g_printerr("case %zu: %s\n", i, error ? error->message : "(no error)");
