@@ -436,6 +436,10 @@ int probe_start(Manager *m, const char *source, const char *target, ProbeDone do
 
         p->manager = m;
         p->notify_fd = -1;
+        /* from here on ours: a failed start frees it too */
+        p->done = done;
+        p->userdata = userdata;
+        p->free_userdata = free_userdata;
         m->running_probes = g_list_prepend(m->running_probes, p);
         r = resolve(m, source, &p->source, ret_error);
         if (r >= 0)
@@ -454,9 +458,6 @@ int probe_start(Manager *m, const char *source, const char *target, ProbeDone do
                 probe_free(p);
                 return r;
         }
-        p->done = done;
-        p->userdata = userdata;
-        p->free_userdata = free_userdata;
         p->thread = g_thread_new("probe", worker, p);
         return 0;
 }
