@@ -176,7 +176,7 @@ static void assert_journal(Rig *r, bool committed) {
 
 static void check_migrated(unsigned pairs, uint32_t flags, bool precopy) {
         g_auto(MigrationSnapshot) s = {};
-        g_autofree char *before[2] = {};
+        char *before[2] = {};   /* g_autofree would free only the first */
         MigrationOptions o;
         Rig r;
 
@@ -200,6 +200,8 @@ static void check_migrated(unsigned pairs, uint32_t flags, bool precopy) {
                 g_assert_cmpstr(s.devices[i].outcome, ==, "stop");
                 g_assert_cmpstr(s.devices[pairs + i].outcome, ==, "running");
         }
+        for (unsigned i = 0; i < pairs; i++)
+                g_free(before[i]);
         rig_clear(&r);
 }
 
