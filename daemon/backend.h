@@ -16,6 +16,7 @@ typedef struct Backend Backend;
 
 typedef struct BackendOps {
         const char *name;               /* Manager.Backend: "kernel" | "testbed" */
+        bool testbed;                   /* simulated devices, and the Testbed interface */
         int (*create_mdev)(Backend *b, const MdevType *type, const char *uuid);
         int (*remove_mdev)(Backend *b, const Device *device);
         /* Optional: re-read what no event announces (available_instances
@@ -39,15 +40,13 @@ struct Backend {
         Registry *registry;             /* not owned */
 };
 
-extern const BackendOps testbed_backend_ops;
-
 static inline const char *backend_name(const Backend *b) {
         return b->ops->name;
 }
 
 /* The one place that tells the testbed from the kernel. */
 static inline bool backend_is_testbed(const Backend *b) {
-        return b->ops == &testbed_backend_ops;
+        return b->ops->testbed;
 }
 
 static inline int backend_create_mdev(Backend *b, const MdevType *type, const char *uuid) {

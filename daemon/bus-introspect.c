@@ -6,6 +6,7 @@
 #include <glib.h>
 #include <systemd/sd-id128.h>
 
+#include "config.h"
 #include "bus-objects.h"
 #include "log.h"
 #include "vfiomig-names.h"
@@ -22,7 +23,9 @@ static const struct {
         { VFIOMIG_DEVICE_PATH_PREFIX "/example", VFIOMIG_DEVICE_INTERFACE, bus_device_vtable },
         { VFIOMIG_TYPE_PATH_PREFIX "/example", VFIOMIG_TYPE_INTERFACE, bus_type_vtable },
         { VFIOMIG_MIGRATION_PATH_PREFIX "/1", VFIOMIG_MIGRATION_INTERFACE, bus_migration_vtable },
+#if HAVE_TESTBED
         { VFIOMIG_OBJECT_PATH, VFIOMIG_TESTBED_INTERFACE, bus_testbed_vtable },
+#endif
 };
 
 static void bus_unrefp(sd_bus **b) {

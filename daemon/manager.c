@@ -13,11 +13,14 @@
 #include "migration.h"
 #include "probe.h"
 #include "recovery.h"
+#if HAVE_TESTBED
 #include "testbed.h"
+#endif
 #include "udev.h"
 #include "util.h"
 #include "vfiomig-names.h"
 
+#if HAVE_TESTBED
 static int load_testbed(Manager *m, const char *spec) {
         g_autoptr(ConfFile) c = NULL;
         g_autoptr(GError) error = NULL;
@@ -33,6 +36,12 @@ static int load_testbed(Manager *m, const char *spec) {
         log_info("Testbed backend: %u devices, simulated", registry_device_count(m->registry));
         return 0;
 }
+#else
+static int load_testbed(Manager *m, const char *spec) {
+        return log_error_errno(EOPNOTSUPP, "Cannot load testbed %s: vfiomigd was built without it (-Dtestbed=false)",
+                               spec);
+}
+#endif
 
 /* Jobs know no D-Bus: the bus hears of them through these. */
 static const MigrationEvents migration_events = {
@@ -220,8 +229,10 @@ int manager_start(Manager *m) {
                 r = bus_type_register(m);
         if (r >= 0)
                 r = bus_migration_register(m);
+#if HAVE_TESTBED
         if (r >= 0)
                 r = bus_testbed_register(m);
+#endif
         if (r < 0)
                 return log_error_errno(r, "Failed to register D-Bus objects: %m");
 

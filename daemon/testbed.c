@@ -480,8 +480,9 @@ static void testbed_free(Backend *s) {
         g_free(tb);
 }
 
-const BackendOps testbed_backend_ops = {
+static const BackendOps testbed_backend_ops = {
         .name = "testbed",
+        .testbed = true,
         .create_mdev = testbed_create_mdev,
         .remove_mdev = testbed_remove_mdev,
         .open_device = testbed_open_device,
