@@ -91,29 +91,34 @@ bool sysfs_exists(const char *dir, const char *entry) {
         return access(path, F_OK) == 0;
 }
 
-/* GLib keeps the errno only as a GFileError: the ones a write meets. */
-static int file_error_to_errno(const GError *e) {
-        static const int map[][2] = {
-                { G_FILE_ERROR_NOENT, ENOENT }, { G_FILE_ERROR_ACCES, EACCES }, { G_FILE_ERROR_PERM, EPERM },
-                { G_FILE_ERROR_NOSPC, ENOSPC }, { G_FILE_ERROR_ROFS, EROFS },   { G_FILE_ERROR_ISDIR, EISDIR },
-                { G_FILE_ERROR_NOTDIR, ENOTDIR }, { G_FILE_ERROR_NAMETOOLONG, ENAMETOOLONG },
-        };
-
-        for (size_t i = 0; e->domain == G_FILE_ERROR && i < G_N_ELEMENTS(map); i++)
-                if (map[i][0] == e->code)
-                        return map[i][1];
-        return EIO;
-}
-
+/* Not g_file_set_contents_full(): with CONSISTENT it fsyncs a file that
+ * exists, and these files (the journal, simulated device state written on
+ * every transition) guard against the end of the daemon, not of the
+ * machine; an fsync would sit inside a migration's downtime. */
 int write_file_atomic(const char *path, const void *data, size_t len) {
-        g_autoptr(GError) error = NULL;
+        g_autofree char *tmp = g_strdup_printf("%s.XXXXXX", path);
+        const uint8_t *p = data;
+        int fd, r = 0;
 
-        /* journals, simulated devices, probe results: root's alone; no
-         * fsync (G_FILE_SET_CONTENTS_DURABLE), since they guard against
-         * the end of the daemon, not of the machine */
-        if (g_file_set_contents_full(path, data, (gssize) len, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error))
-                return 0;
-        return -file_error_to_errno(error);
+        /* journals, simulated devices, probe results: root's alone */
+        fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        while (len > 0 && r == 0) {
+                ssize_t n = write(fd, p, len);
+
+                if (n < 0 && errno != EINTR)
+                        r = -errno;
+                else if (n > 0)
+                        p += n, len -= (size_t) n;
+        }
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlink(tmp);
+        return r;
 }
 
 void free_and_strdup(char **p, const char *s) {

@@ -53,6 +53,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 }
         }
         /* the source goes before the registry it fills */
-        g_clear_pointer(&s, source_free);
+        g_clear_pointer(&s, backend_free);
         return 0;
 }
