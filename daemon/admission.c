@@ -1,34 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <stdarg.h>
-#include <stdlib.h>
 
 #include "admission.h"
 #include "compat-map.h"
 #include "fsm.h"
+#include "util.h"
 #include "vfio-uapi.h"
-
-static int fail(char **ret_error, int r, const char *format, ...) G_GNUC_PRINTF(3, 4);
-static int fail(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        *ret_error = g_strdup_vprintf(format, ap);
-        va_end(ap);
-        return -abs(r);
-}
 
 /* From the registry only. */
 static int add_device(Manager *m, Worker *w, const char *name, bool source, char **ret_error) {
         const Device *info = registry_get_device(m->registry, name);
 
         if (!info)
-                return fail(ret_error, ENODEV, "No device %s known to vfiomigd", name);
+                return errno_message(ret_error, ENODEV, "No device %s known to vfiomigd", name);
         if (info->busy)
-                return fail(ret_error, EBUSY, "%s is held by %s", name, info->holder);
+                return errno_message(ret_error, EBUSY, "%s is held by %s", name, info->holder);
         for (guint i = 0; i < w->devices->len; i++)
                 if (g_str_equal(worker_dev(w, i)->name, name))
-                        return fail(ret_error, EINVAL, "%s appears more than once in this migration", name);
+                        return errno_message(ret_error, EINVAL, "%s appears more than once in this migration", name);
         (void) worker_add_device(w, name, source, NULL, 0, VFIO_STATE_ERROR);
         return 0;
 }
@@ -39,10 +28,10 @@ static int check_compatibility(Manager *m, Worker *w, char **ret_error) {
                 const Judgement *v = compat_map_verdict(m->compat, s, t);
 
                 if (v && v->verdict == VERDICT_UNKNOWN && !w->options.allow_unknown)
-                        return fail(ret_error, ENOANO, "%s cannot go into %s: %s (option allow-unknown)", s, t,
+                        return errno_message(ret_error, ENOANO, "%s cannot go into %s: %s (option allow-unknown)", s, t,
                                     v->reason);
                 if (!v || v->verdict == VERDICT_INCOMPATIBLE)
-                        return fail(ret_error, EPROTONOSUPPORT, "%s cannot go into %s: %s", s, t,
+                        return errno_message(ret_error, EPROTONOSUPPORT, "%s cannot go into %s: %s", s, t,
                                     v ? v->reason : "no identity");
         }
         return 0;
@@ -55,22 +44,22 @@ static int open_device(Manager *m, WorkerDevice *d, char **ret_error) {
 
         r = backend_open_device(m->backend, info, &d->handle, &why);
         if (r == -EBUSY)
-                return fail(ret_error, EBUSY, "%s", why ? why : d->name);
+                return errno_message(ret_error, EBUSY, "%s", why ? why : d->name);
         if (r < 0)
-                return fail(ret_error, EIO, "%s", why ? why : g_strerror(-r));
+                return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
         r = d->handle->ops->get_flags(d->handle, &d->flags);
         if (r == -ENOTTY || (r >= 0 && !(d->flags & VFIO_MIGRATION_STOP_COPY)))
-                return fail(ret_error, EOPNOTSUPP, "%s does not support migration", d->name);
+                return errno_message(ret_error, EOPNOTSUPP, "%s does not support migration", d->name);
         if (r >= 0) {
                 registry_set_device_flags(m->registry, d->name, d->flags);  /* the kernel backend learns them now */
                 r = d->handle->ops->get_state(d->handle, &d->state);
         }
         if (r < 0)
-                return fail(ret_error, EIO, "%s: cannot query migration: %s", d->name, g_strerror(-r));
+                return errno_message(ret_error, EIO, "%s: cannot query migration: %s", d->name, g_strerror(-r));
         /* A source must run; a target may also be stopped, e.g. the source
          * of an earlier migration taking its state back. */
         if (d->state != VFIO_STATE_RUNNING && (d->source || d->state != VFIO_STATE_STOP))
-                return fail(ret_error, EBUSY, "%s is in state %s, not %s", d->name, fsm_state_to_string(d->state),
+                return errno_message(ret_error, EBUSY, "%s is in state %s, not %s", d->name, fsm_state_to_string(d->state),
                             d->source ? "running" : "running or stop");
         return 0;
 }
@@ -80,7 +69,7 @@ static int check_p2p(Worker *w, char **ret_error) {
                 return 0;
         for (guint i = 0; i < w->devices->len; i++)
                 if (!(worker_dev(w, i)->flags & VFIO_MIGRATION_P2P))
-                        return fail(ret_error, EOPNOTSUPP, "%s does not support P2P states, so it cannot be quiesced "
+                        return errno_message(ret_error, EOPNOTSUPP, "%s does not support P2P states, so it cannot be quiesced "
                                     "with the rest of the group (option allow-no-p2p)", worker_dev(w, i)->name);
         return 0;
 }

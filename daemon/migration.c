@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -39,16 +38,6 @@ struct Migration {
         char *answer_reason;
         bool ask_cancelled;
 };
-
-static int fail(char **ret_error, int r, const char *format, ...) G_GNUC_PRINTF(3, 4);
-static int fail(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        *ret_error = g_strdup_vprintf(format, ap);
-        va_end(ap);
-        return -abs(r);
-}
 
 static WorkerDevice *dev(Migration *j, unsigned i) {
         return worker_dev(&j->w, i);
@@ -91,7 +80,7 @@ static int on_journal(void *userdata, WorkerRecord what, char **ret_error) {
         e = journal_entry(j, what == WORKER_RECORD_COMMIT);
         r = journal_write(dir, e);
         if (r < 0)
-                return fail(ret_error, r, "cannot record the migration in %s", dir);
+                return errno_message(ret_error, r, "cannot record the migration in %s", dir);
         return 0;
 }
 
@@ -395,10 +384,10 @@ static int open_stream(Migration *j, const MigrationRequest *req, char **ret_err
         } else
                 r = xfer_end_from_client_fd(fd, j->w.kind == MIGRATION_SAVE, &j->w.stream);
         if (r == -EBADF)
-                return fail(ret_error, EINVAL, "%s is not open for %s", req->stream_label,
+                return errno_message(ret_error, EINVAL, "%s is not open for %s", req->stream_label,
                             j->w.kind == MIGRATION_SAVE ? "writing" : "reading");
         if (r < 0)
-                return fail(ret_error, EINVAL, "%s cannot carry a stream: %s", req->stream_label, g_strerror(-r));
+                return errno_message(ret_error, EINVAL, "%s cannot carry a stream: %s", req->stream_label, g_strerror(-r));
         return 0;
 }
 
@@ -452,7 +441,7 @@ int migration_start(Manager *m, const MigrationRequest *req, const char *owner, 
         j->target_label = req->targets ? g_strjoinv(",", req->targets) : g_strdup(req->stream_label);
         r = worker_init(&j->w, req->kind, &req->options, &worker_hooks, j);
         if (r < 0)
-                return fail(ret_error, r, "Cannot create eventfd: %s", g_strerror(-r));
+                return errno_message(ret_error, r, "Cannot create eventfd: %s", g_strerror(-r));
         j->w.pairs = g_strv_length(req->sources ? req->sources : req->targets);
         j->w.stream_label = g_strdup(req->stream_label);
         r = prepare(j, req, ret_error);
@@ -461,10 +450,10 @@ int migration_start(Manager *m, const MigrationRequest *req, const char *owner, 
 
         j->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (j->notify_fd < 0)
-                return fail(ret_error, errno, "Cannot create eventfd: %s", g_strerror(errno));
+                return errno_message(ret_error, errno, "Cannot create eventfd: %s", g_strerror(errno));
         r = sd_event_add_io(m->event, &j->notify_source, j->notify_fd, EPOLLIN, on_worker_notify, j);
         if (r < 0)
-                return fail(ret_error, r, "Cannot watch the worker: %s", g_strerror(-r));
+                return errno_message(ret_error, r, "Cannot watch the worker: %s", g_strerror(-r));
 
         j->w.id = next_id(m);
         j->path = g_strdup_printf(VFIOMIG_MIGRATION_PATH_PREFIX "/%u", j->w.id);

@@ -205,16 +205,6 @@ static void probe_fail(Probe *p, const char *format, ...) {
         p->error = -EIO;
 }
 
-static int fail(char **ret_error, int r, const char *format, ...) G_GNUC_PRINTF(3, 4);
-static int fail(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        *ret_error = g_strdup_vprintf(format, ap);
-        va_end(ap);
-        return -abs(r);
-}
-
 static void verdict(Probe *p, Verdict v, const char *format, ...) G_GNUC_PRINTF(3, 4);
 static void verdict(Probe *p, Verdict v, const char *format, ...) {
         va_list ap;
@@ -366,17 +356,17 @@ static int open_temporary(Manager *m, const MdevType *t, ProbeEnd *e, char **ret
 
         r = backend_create_mdev(m->backend, t, uuid);
         if (r < 0)
-                return fail(ret_error, r == -EUSERS ? EBUSY : EIO, "%s: cannot create a temporary %s instance: %s",
+                return errno_message(ret_error, r == -EUSERS ? EBUSY : EIO, "%s: cannot create a temporary %s instance: %s",
                             t->parent, t->id, g_strerror(-r));
         e->device = g_steal_pointer(&uuid);
         e->temporary = true;
         d = registry_get_device(m->registry, e->device);
         if (!d)
-                return fail(ret_error, EIO, "%s: the temporary instance %s did not appear", t->parent, e->device);
+                return errno_message(ret_error, EIO, "%s: the temporary instance %s did not appear", t->parent, e->device);
         registry_set_device_busy(m->registry, e->device, "a probe");
         r = backend_open_device(m->backend, d, &e->handle, &why);
         if (r < 0)
-                return fail(ret_error, EIO, "%s", why ? why : g_strerror(-r));
+                return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
         return 0;
 }
 
@@ -391,7 +381,7 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, char **ret_error) 
                 const Parent *p;
 
                 if (!t)
-                        return fail(ret_error, ENODEV, "No mdev type %s", node);
+                        return errno_message(ret_error, ENODEV, "No mdev type %s", node);
                 p = registry_get_parent(m->registry, t->parent);
                 e->type = g_strdup(t->migration_type);
                 e->version = g_strdup(t->migration_version);
@@ -400,9 +390,9 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, char **ret_error) 
         } else {
                 d = registry_get_device(m->registry, node);
                 if (!d)
-                        return fail(ret_error, ENODEV, "No device %s known to vfiomigd", node);
+                        return errno_message(ret_error, ENODEV, "No device %s known to vfiomigd", node);
                 if (d->busy)
-                        return fail(ret_error, EBUSY, "%s is held by %s", node, d->holder);
+                        return errno_message(ret_error, EBUSY, "%s is held by %s", node, d->holder);
                 e->type = g_strdup(d->migration_type);
                 e->version = g_strdup(d->migration_version);
                 e->driver = g_strdup(d->driver);
@@ -412,10 +402,10 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, char **ret_error) 
                         log_info("%s is in use: probing a temporary %s instance instead", node, t->id);
                         r = open_temporary(m, t, e, ret_error);
                 } else if (r == -EBUSY)
-                        return fail(ret_error, EBUSY, "%s is in use, and is no mdev that a temporary instance could "
+                        return errno_message(ret_error, EBUSY, "%s is in use, and is no mdev that a temporary instance could "
                                     "stand in for", node);
                 else if (r < 0)
-                        return fail(ret_error, EIO, "%s", why ? why : g_strerror(-r));
+                        return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
                 else {
                         e->device = g_strdup(node);
                         registry_set_device_busy(m->registry, node, "a probe");
@@ -425,7 +415,7 @@ static int resolve(Manager *m, const char *node, ProbeEnd *e, char **ret_error) 
                 return r;
         r = e->handle->ops->get_flags(e->handle, &e->flags);
         if (r < 0 || !(e->flags & VFIO_MIGRATION_STOP_COPY))
-                return fail(ret_error, EOPNOTSUPP, "%s does not support migration", node);
+                return errno_message(ret_error, EOPNOTSUPP, "%s does not support migration", node);
         return 0;
 }
 
@@ -445,14 +435,14 @@ int probe_start(Manager *m, const char *source, const char *target, ProbeDone do
         if (r >= 0)
                 r = resolve(m, target, &p->target, ret_error);
         if (r >= 0 && !(p->source.flags & VFIO_MIGRATION_PRE_COPY))
-                r = fail(ret_error, EOPNOTSUPP, "%s has no PRE_COPY: its state cannot be read while it runs, so it "
+                r = errno_message(ret_error, EOPNOTSUPP, "%s has no PRE_COPY: its state cannot be read while it runs, so it "
                          "cannot be probed", source);
         if (r >= 0) {
                 p->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
                 r = p->notify_fd < 0 ? -errno : sd_event_add_io(m->event, &p->notify_source, p->notify_fd, EPOLLIN,
                                                                 on_done, p);
                 if (r < 0)
-                        r = fail(ret_error, r, "Cannot start the probe: %s", g_strerror(-r));
+                        r = errno_message(ret_error, r, "Cannot start the probe: %s", g_strerror(-r));
         }
         if (r < 0) {
                 probe_free(p);

@@ -2,13 +2,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib.h>
 
 #include "log.h"
+#include "util.h"
 #include "names.h"
 #include "states.h"
 
@@ -20,16 +20,6 @@
 /* names.c accepts no name longer than what fits between these */
 G_STATIC_ASSERT(sizeof(TEMP_PREFIX ".XXXXXX" TEMP_SUFFIX) == sizeof(NAME_SAVE_TEMP_PREFIX NAME_SAVE_TEMP_SUFFIX));
 
-static int fail(char **ret_error, int r, const char *format, ...) G_GNUC_PRINTF(3, 4);
-static int fail(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        *ret_error = g_strdup_vprintf(format, ap);
-        va_end(ap);
-        return -abs(r);
-}
-
 char *states_dir(const char *state_dir) {
         return g_build_filename(state_dir, "states", NULL);
 }
@@ -38,9 +28,9 @@ int states_prepare(const char *dir, const char *name, bool overwrite, char **ret
         g_autofree char *path = g_build_filename(dir, name, NULL);
 
         if (!overwrite && access(path, F_OK) == 0)
-                return fail(ret_error, EEXIST, "A saved state named %s exists already (option overwrite)", name);
+                return errno_message(ret_error, EEXIST, "A saved state named %s exists already (option overwrite)", name);
         if (g_mkdir_with_parents(dir, 0700) < 0)
-                return fail(ret_error, errno, "Cannot create %s: %s", dir, g_strerror(errno));
+                return errno_message(ret_error, errno, "Cannot create %s: %s", dir, g_strerror(errno));
         *ret_path = g_steal_pointer(&path);
         return 0;
 }
@@ -52,14 +42,14 @@ int states_create_temp(const char *final_path, char **ret_temp_path, char **ret_
 
         fd = g_mkstemp_full(temp, O_WRONLY | O_CLOEXEC, 0600);
         if (fd < 0)
-                return fail(ret_error, errno, "Cannot create %s: %s", temp, g_strerror(errno));
+                return errno_message(ret_error, errno, "Cannot create %s: %s", temp, g_strerror(errno));
         *ret_temp_path = g_steal_pointer(&temp);
         return fd;
 }
 
 int states_publish(const char *temp_path, const char *final_path, bool overwrite, char **ret_error) {
         if (renameat2(AT_FDCWD, temp_path, AT_FDCWD, final_path, overwrite ? 0 : RENAME_NOREPLACE) < 0)
-                return fail(ret_error, errno, "cannot save as %s: %s", final_path, g_strerror(errno));
+                return errno_message(ret_error, errno, "cannot save as %s: %s", final_path, g_strerror(errno));
         return 0;
 }
 
@@ -69,12 +59,12 @@ static int check_and_block(int fd, const char *path, char **ret_error) {
         int flags;
 
         if (fstat(fd, &st) < 0)
-                return fail(ret_error, errno, "Cannot stat %s: %s", path, g_strerror(errno));
+                return errno_message(ret_error, errno, "Cannot stat %s: %s", path, g_strerror(errno));
         if (!S_ISREG(st.st_mode))
-                return fail(ret_error, EINVAL, "%s is not a regular file, not a saved state", path);
+                return errno_message(ret_error, EINVAL, "%s is not a regular file, not a saved state", path);
         flags = fcntl(fd, F_GETFL);
         if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
-                return fail(ret_error, errno, "Cannot read %s: %s", path, g_strerror(errno));
+                return errno_message(ret_error, errno, "Cannot read %s: %s", path, g_strerror(errno));
         return 0;
 }
 
@@ -84,11 +74,11 @@ int states_open(const char *dir, const char *name, char **ret_error) {
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
         if (fd < 0 && errno == ENOENT)
-                return fail(ret_error, EINVAL, "No saved state named %s in %s", name, dir);
+                return errno_message(ret_error, EINVAL, "No saved state named %s in %s", name, dir);
         if (fd < 0 && errno == ELOOP)
-                return fail(ret_error, EINVAL, "%s is a symbolic link, not a saved state", path);
+                return errno_message(ret_error, EINVAL, "%s is a symbolic link, not a saved state", path);
         if (fd < 0)
-                return fail(ret_error, errno, "Cannot open %s: %s", path, g_strerror(errno));
+                return errno_message(ret_error, errno, "Cannot open %s: %s", path, g_strerror(errno));
         r = check_and_block(fd, path, ret_error);
         if (r < 0) {
                 close(fd);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -176,4 +177,13 @@ int migration_flags_from_string(const char *s, uint32_t *ret) {
         }
         *ret = flags;
         return 0;
+}
+
+int errno_message(char **ret_error, int r, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        *ret_error = g_strdup_vprintf(format, ap);
+        va_end(ap);
+        return -abs(r);
 }

@@ -33,3 +33,8 @@ uint64_t now_usec(int clock);
 char *migration_flags_to_string(uint32_t flags, const char *sep);
 char **migration_flags_to_strv(uint32_t flags);
 int migration_flags_from_string(const char *s, uint32_t *ret);
+
+/* For logic that reports to a caller: *ret_error = the message, returns
+ * -|r|, so that "return errno_message(ret_error, EBUSY, ...);" is one
+ * expression. The bus layer turns both into a D-Bus error. */
+int errno_message(char **ret_error, int r, const char *format, ...) G_GNUC_PRINTF(3, 4);
