@@ -25,7 +25,7 @@ static int add_device(Manager *m, Worker *w, const char *name, bool source, char
 static int check_compatibility(Manager *m, Worker *w, char **ret_error) {
         for (unsigned p = 0; p < w->pairs && w->kind == MIGRATION_MIGRATE; p++) {
                 const char *s = worker_dev(w, p)->name, *t = worker_dev(w, p + w->pairs)->name;
-                const Judgement *v = compat_map_verdict(m->compat, s, t);
+                const Judgement *v = compat_map_verdict(m->compat, &NODE_OF_DEVICE(s), &NODE_OF_DEVICE(t));
 
                 if (v && v->verdict == VERDICT_UNKNOWN && !w->options.allow_unknown)
                         return errno_message(ret_error, ENOANO, "%s cannot go into %s: %s (option allow-unknown)", s, t,

@@ -28,10 +28,9 @@ typedef struct BackendOps {
          * the device and the cause. */
         int (*open_device)(Backend *b, const Device *d, DeviceHandle **ret, char **ret_error);
         /* Optional. The seeds' protocol: writes version into the
-         * migration_version attribute of a device or mdev type (node: a
-         * device name or "type:PARENT/TYPE-ID"); the driver's answer is the
-         * verdict. 0 accepted, -errno refused. */
-        int (*vendor_judge)(Backend *b, const char *node, const char *version);
+         * migration_version attribute of a device or mdev type; the
+         * driver's answer is the verdict. 0 accepted, -errno refused. */
+        int (*vendor_judge)(Backend *b, const Node *node, const char *version);
         void (*free)(Backend *b);
 } BackendOps;
 
@@ -66,7 +65,7 @@ static inline int backend_open_device(Backend *b, const Device *d, DeviceHandle 
         return b->ops->open_device(b, d, ret, ret_error);
 }
 
-static inline int backend_vendor_judge(Backend *b, const char *node, const char *version) {
+static inline int backend_vendor_judge(Backend *b, const Node *node, const char *version) {
         return b->ops->vendor_judge ? b->ops->vendor_judge(b, node, version) : -EOPNOTSUPP;
 }
 

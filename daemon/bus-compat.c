@@ -39,7 +39,7 @@ int bus_method_check_compatibility(sd_bus_message *msg, void *userdata, sd_bus_e
 
         if (!lookup(m, msg, &source, error) || !lookup(m, msg, &target, error))
                 return -ENODEV;
-        j = compat_map_verdict(m->compat, source, target);
+        j = compat_map_verdict(m->compat, &NODE_OF_DEVICE(source), &NODE_OF_DEVICE(target));
         if (!j)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "%s or %s has no identity yet", source,
                                          target);
@@ -97,7 +97,7 @@ int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error 
         /* looked up only now: polkit may have taken a while */
         if (!bus_lookup_device(m->registry, target, error))
                 return -ENODEV;
-        j = compat_map_verdict_for(m->compat, id, target);
+        j = compat_map_verdict_for(m->compat, id, &NODE_OF_DEVICE(target));
         if (!j)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "%s has no identity yet", target);
         return reply_judgement(msg, j);
@@ -132,20 +132,19 @@ static const BusOption find_options[] = {
 
 /* Whether a node can take state now: an idle device, or a type with
  * instances left. */
-static bool usable(Manager *m, const char *node, const FindOptions *o, const char **ret_kind, const char **ret_name) {
-        if (g_str_has_prefix(node, "type:")) {
-                const MdevType *t = registry_get_type(m->registry, node + 5);
+static bool usable(Manager *m, const Node *node, const FindOptions *o) {
+        const MdevType *t;
+        const Device *d;
 
-                *ret_kind = "mdev-type";
-                *ret_name = node + 5;
+        switch (node->kind) {
+        case NODE_MDEV_TYPE:
+                t = registry_get_type(m->registry, node->name);
                 return !o->existing_only && t && t->available_instances > 0;
-        } else {
-                const Device *d = registry_get_device(m->registry, node);
-
-                *ret_kind = "device";
-                *ret_name = node;
+        case NODE_DEVICE:
+                d = registry_get_device(m->registry, node->name);
                 return d && (o->include_busy || !d->busy);
         }
+        return false;
 }
 
 int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -172,18 +171,18 @@ int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 r = sd_bus_message_open_container(reply, 'a', "(ssss)");
         for (guint i = 0; r >= 0 && i < targets->len; i++) {
                 const CompatTarget *t = &g_array_index(targets, CompatTarget, i);
-                const char *kind, *name;
 
-                if (!usable(m, t->node, &o, &kind, &name))
+                if (!usable(m, &t->node, &o))
                         continue;
-                r = sd_bus_message_append(reply, "(ssss)", kind, name, verdict_to_string(t->judgement->verdict),
+                r = sd_bus_message_append(reply, "(ssss)", t->node.kind == NODE_DEVICE ? "device" : "mdev-type",
+                                          t->node.name, verdict_to_string(t->judgement->verdict),
                                           basis_to_string(t->judgement->basis));
         }
         return bus_send_array_reply(reply, r);
 }
 
 /* A device name, or PARENT/TYPE-ID for an mdev type. */
-static int read_probe_node(sd_bus_message *msg, char **ret, sd_bus_error *error) {
+static int read_probe_node(sd_bus_message *msg, NodeKind *ret_kind, char **ret, sd_bus_error *error) {
         const char *s, *slash;
         int r;
 
@@ -199,9 +198,11 @@ static int read_probe_node(sd_bus_message *msg, char **ret, sd_bus_error *error)
 
                         return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s is not PARENT/TYPE-ID", q);
                 }
+                *ret_kind = NODE_MDEV_TYPE;
                 *ret = g_strdup(s);
                 return 0;
         }
+        *ret_kind = NODE_DEVICE;
         *ret = name_normalize_device(s);
         if (!*ret) {
                 g_autofree char *q = name_quote(s);
@@ -230,18 +231,19 @@ static void probe_done(Manager *m, int error, const char *message, const Judgeme
 int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         g_autofree char *source = NULL, *target = NULL, *why = NULL;
+        NodeKind source_kind, target_kind;
         int r;
 
-        r = read_probe_node(msg, &source, error);
+        r = read_probe_node(msg, &source_kind, &source, error);
         if (r >= 0)
-                r = read_probe_node(msg, &target, error);
+                r = read_probe_node(msg, &target_kind, &target, error);
         if (r >= 0)
                 r = bus_read_options(msg, NULL, NULL, error);
         if (r < 0)
                 return r;
         /* Two temporary instances of one type are two devices; one device
          * is one. */
-        if (!strchr(source, '/') && g_str_equal(source, target))
+        if (source_kind == NODE_DEVICE && g_str_equal(source, target))
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
                                          "%s cannot be its own target", source);
 
@@ -251,8 +253,8 @@ int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return r;
         if (r == 0)
                 return 1;
-        r = probe_start(m, source, target, probe_done, sd_bus_message_ref(msg),
-                        unref_call, &why);
+        r = probe_start(m, &(Node) { source_kind, source }, &(Node) { target_kind, target }, probe_done,
+                        sd_bus_message_ref(msg), unref_call, &why);
         if (r < 0)
                 return bus_error_set_errnof(error, r, "%s", why);
         return 1;       /* replied when the probe is done */

@@ -11,8 +11,7 @@
  * a node of a known class costs nothing, a new class costs one verdict
  * with each existing class in each direction. 10,000 devices in 50
  * classes: 2,500 verdicts, not 10^8. Pure: judging goes through JudgeOps.
- *
- * Node names: a device's name, or "type:PARENT/TYPE-ID" for an mdev type. */
+ * Classes and verdicts are keyed by the identities themselves. */
 
 typedef struct CompatMap CompatMap;
 
@@ -21,24 +20,24 @@ void compat_map_free(CompatMap *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CompatMap, compat_map_free);
 
 /* Adds a node or changes its identity (takes ownership of id). */
-void compat_map_set(CompatMap *m, const char *node, Identity *id);
-void compat_map_remove(CompatMap *m, const char *node);
-const Identity *compat_map_identity(CompatMap *m, const char *node);
+void compat_map_set(CompatMap *m, const Node *node, Identity *id);
+void compat_map_remove(CompatMap *m, const Node *node);
+const Identity *compat_map_identity(CompatMap *m, const Node *node);
 
 /* NULL if either node is unknown. */
-const Judgement *compat_map_verdict(CompatMap *m, const char *source, const char *target);
+const Judgement *compat_map_verdict(CompatMap *m, const Node *source, const Node *target);
 /* For a source not in the map (another host's, say): judged on demand
  * against the target's class, cached by class. */
-const Judgement *compat_map_verdict_for(CompatMap *m, const Identity *source, const char *target);
+const Judgement *compat_map_verdict_for(CompatMap *m, const Identity *source, const Node *target);
 
 typedef struct CompatTarget {
-        const char *node;
+        Node node;              /* its name is the map's: valid until the map changes */
         const Judgement *judgement;
 } CompatTarget;
 
 /* Every node and the verdict for source going there (incompatible ones
  * included): compatible, then unknown, then incompatible; within each,
- * best basis first, then by name. */
+ * best basis first, then devices before types, then by name. */
 GArray *compat_map_targets(CompatMap *m, const Identity *source);
 /* Only the nodes that could take the state (compatible, and unknown if
  * asked), in the same order; classes that cannot are never expanded. */

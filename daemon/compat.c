@@ -48,10 +48,21 @@ void identity_free(Identity *id) {
         g_free(id);
 }
 
-char *identity_class_key(const Identity *id) {
-        /* \x1f cannot occur in a valid type or version */
-        return g_strdup_printf("%s\x1f%s\x1f%s\x1f%d\x1f%x", basis_names[id->basis], id->type, id->version,
-                               id->compare, id->flags);
+guint identity_hash(gconstpointer p) {
+        const Identity *id = p;
+        guint h = g_str_hash(id->type);
+
+        h = h * 31 + g_str_hash(id->version);
+        h = h * 31 + id->basis;
+        h = h * 31 + id->compare;
+        return h * 31 + id->flags;
+}
+
+gboolean identity_equal(gconstpointer p, gconstpointer q) {
+        const Identity *a = p, *b = q;
+
+        return a->basis == b->basis && a->compare == b->compare && a->flags == b->flags &&
+               g_str_equal(a->type, b->type) && g_str_equal(a->version, b->version);
 }
 
 bool vendor_string_valid(const char *s) {
@@ -136,7 +147,7 @@ static Basis weaker(Basis a, Basis b) {
 }
 
 /* What the versions and bases say, flags aside. */
-static Judgement judge_versions(const Identity *src, const Identity *tgt, const char *tgt_node,
+static Judgement judge_versions(const Identity *src, const Identity *tgt, const Node *tgt_node,
                                 const JudgeOps *ops) {
         Judgement p;
         int r;
@@ -185,7 +196,7 @@ static Judgement judge_versions(const Identity *src, const Identity *tgt, const 
                        src->type);
 }
 
-Judgement compat_judge(const Identity *src, const Identity *tgt, const char *tgt_node, const JudgeOps *ops) {
+Judgement compat_judge(const Identity *src, const Identity *tgt, const Node *tgt_node, const JudgeOps *ops) {
         Judgement j;
 
         if (tgt->flags && !(tgt->flags & VFIO_MIGRATION_STOP_COPY))

@@ -58,8 +58,10 @@ Identity *identity_copy(const Identity *id);
 void identity_free(Identity *id);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Identity, identity_free);
 
-/* Devices with equal keys are alike for migration: one verdict serves all. */
-char *identity_class_key(const Identity *id);
+/* Devices with equal identities are alike for migration: one verdict
+ * serves all. For GHashTable: every field counts. */
+guint identity_hash(gconstpointer id);
+gboolean identity_equal(gconstpointer a, gconstpointer b);
 
 /* A migration_version or migration_type attribute we accept: 1 to 4096
  * printable ASCII characters (trailing newline already stripped). */
@@ -92,7 +94,7 @@ void judgement_clear(Judgement *j);
 /* The target's driver decides (the seeds' protocol): writes version into
  * target_node's migration_version attribute. 0: accepted; -errno: refused,
  * unless vendor_answer_busy(). */
-typedef int (*VendorJudge)(void *userdata, const char *target_node, const char *version);
+typedef int (*VendorJudge)(void *userdata, const Node *target, const char *version);
 /* A trial resume's verdict for these identities (type and version each),
  * if one was made. */
 typedef bool (*ProbeResult)(void *userdata, const Identity *source, const Identity *target, Judgement *ret);
@@ -111,4 +113,4 @@ typedef struct JudgeOps {
 /* Whether state of src may go into tgt (represented by tgt_node for the
  * vendor's check). Flags count too: a target without STOP_COPY never
  * qualifies; pre-copy the target lacks is noted in the reason. */
-Judgement compat_judge(const Identity *src, const Identity *tgt, const char *tgt_node, const JudgeOps *ops);
+Judgement compat_judge(const Identity *src, const Identity *tgt, const Node *tgt_node, const JudgeOps *ops);

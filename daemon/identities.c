@@ -11,15 +11,11 @@
 
 typedef struct IdentitySync IdentitySync;
 
-char *identities_type_node(const char *key) {
-        return g_strconcat("type:", key, NULL);
-}
-
 Identity *identities_remote(const char *type, const char *version) {
         return identity_new(type, version, version && *version ? BASIS_VENDOR : BASIS_TYPE_MATCH);
 }
 
-static int judge_vendor(void *userdata, const char *node, const char *version) {
+static int judge_vendor(void *userdata, const Node *node, const char *version) {
         Manager *m = userdata;
 
         return backend_vendor_judge(m->backend, node, version);
@@ -32,14 +28,14 @@ static bool judge_probe(void *userdata, const Identity *source, const Identity *
 }
 
 /* Once per identity: a re-derivation that changes nothing stays quiet. */
-static void warn(const char *node, char *warning, bool changed) {
+static void warn(const Node *node, char *warning, bool changed) {
         if (warning && changed)
-                log_warning("%s: %s", node, warning);
+                log_warning("%s%s: %s", node->kind == NODE_MDEV_TYPE ? "mdev type " : "", node->name, warning);
         g_free(warning);
 }
 
 /* Publishes a node's identity on its object and in the map. */
-static void apply(Manager *m, const char *node, Identity *id, char *warning) {
+static void apply(Manager *m, const Node *node, Identity *id, char *warning) {
         bool changed;
 
         changed = registry_set_identity(m->registry, node, id->type, id->version, basis_to_string(id->basis));
@@ -58,19 +54,18 @@ static void update_device(Manager *m, const Device *d) {
         Identity *id;
 
         id = identity_of_device(d, *vtype ? vtype : NULL, *vversion ? vversion : NULL, m->rules, &warning);
-        apply(m, d->name, id, warning);
+        apply(m, &NODE_OF_DEVICE(d->name), id, warning);
 }
 
 static void update_type(Manager *m, const MdevType *t) {
         const Parent *p = registry_get_parent(m->registry, t->parent);
-        g_autofree char *node = identities_type_node(t->key);
         char *warning = NULL;
         Identity *id;
 
         id = identity_of_type(t, p ? p->driver : "", *t->vendor_migration_type ? t->vendor_migration_type : NULL,
                               *t->vendor_migration_version ? t->vendor_migration_version : NULL, m->rules,
                               &warning);
-        apply(m, node, id, warning);
+        apply(m, &NODE_OF_TYPE(t->key), id, warning);
 }
 
 struct IdentitySync {
@@ -118,7 +113,6 @@ static void on_registry(Registry *r, RegistryEvent event, const void *object, vo
         Manager *m = sync->manager;
         const Device *d = object;
         const MdevType *t = object;
-        g_autofree char *node = NULL;
 
         switch (event) {
         case REGISTRY_DEVICE_ADDED:
@@ -127,7 +121,7 @@ static void on_registry(Registry *r, RegistryEvent event, const void *object, vo
                 break;
         case REGISTRY_DEVICE_REMOVED:
                 g_hash_table_remove(sync->devices, d->name);
-                compat_map_remove(m->compat, d->name);
+                compat_map_remove(m->compat, &NODE_OF_DEVICE(d->name));
                 break;
         case REGISTRY_TYPE_ADDED:
         case REGISTRY_TYPE_CHANGED:
@@ -135,8 +129,7 @@ static void on_registry(Registry *r, RegistryEvent event, const void *object, vo
                 break;
         case REGISTRY_TYPE_REMOVED:
                 g_hash_table_remove(sync->types, t->key);
-                node = identities_type_node(t->key);
-                compat_map_remove(m->compat, node);
+                compat_map_remove(m->compat, &NODE_OF_TYPE(t->key));
                 break;
         case REGISTRY_DEVICE_IDENTITY_CHANGED:
         case REGISTRY_TYPE_IDENTITY_CHANGED:

@@ -19,9 +19,6 @@
 int identities_start(Manager *m);
 void identities_stop(Manager *m);
 
-/* "type:PARENT/TYPE-ID", the map's name for a type. */
-char *identities_type_node(const char *key);
-
 /* An identity received from elsewhere (a stream header, another host):
  * with a version, the target's driver or rules judge it; without, only
  * the type can match. */

@@ -142,7 +142,7 @@ static void answer_question(Migration *j) {
                 return;
         }
         id = identities_remote(j->ask_type, j->ask_version);
-        judgement = compat_map_verdict_for(j->manager->compat, id, dev(j, 0)->name);
+        judgement = compat_map_verdict_for(j->manager->compat, id, &NODE_OF_DEVICE(dev(j, 0)->name));
         j->answer = judgement ? judgement->verdict : VERDICT_UNKNOWN;
         j->answer_reason = g_strdup(judgement ? judgement->reason : "the target has no identity");
         g_clear_pointer(&j->ask_type, g_free);

@@ -36,7 +36,7 @@ typedef struct CachedProbe {
 struct ProbeCache {
         char *path;
         char *kernel;
-        GHashTable *results;    /* cache_key() -> CachedProbe */
+        GHashTable *results;    /* ProbeKey -> CachedProbe */
 };
 
 static void cached_probe_free(CachedProbe *p) {
@@ -45,10 +45,40 @@ static void cached_probe_free(CachedProbe *p) {
 }
 
 /* A driver may take one firmware's data and refuse another's: the
- * versions are part of what was probed. \x1f occurs in neither. */
-static char *cache_key(const char *source_type, const char *source_version, const char *target_type,
-                       const char *target_version) {
-        return g_strjoin("\x1f", source_type, source_version, target_type, target_version, NULL);
+ * versions are part of what was probed. */
+typedef struct ProbeKey {
+        const char *source_type, *source_version, *target_type, *target_version;
+} ProbeKey;
+
+static guint probe_key_hash(gconstpointer p) {
+        const ProbeKey *k = p;
+
+        return ((g_str_hash(k->source_type) * 31 + g_str_hash(k->source_version)) * 31 +
+                g_str_hash(k->target_type)) * 31 + g_str_hash(k->target_version);
+}
+
+static gboolean probe_key_equal(gconstpointer p, gconstpointer q) {
+        const ProbeKey *a = p, *b = q;
+
+        return g_str_equal(a->source_type, b->source_type) && g_str_equal(a->source_version, b->source_version) &&
+               g_str_equal(a->target_type, b->target_type) && g_str_equal(a->target_version, b->target_version);
+}
+
+static ProbeKey *probe_key_new(const char *source_type, const char *source_version, const char *target_type,
+                               const char *target_version) {
+        ProbeKey *k = g_new(ProbeKey, 1);
+
+        *k = (ProbeKey) { g_strdup(source_type), g_strdup(source_version), g_strdup(target_type),
+                          g_strdup(target_version) };
+        return k;
+}
+
+static void probe_key_free(ProbeKey *k) {
+        g_free((char *) k->source_type);
+        g_free((char *) k->source_version);
+        g_free((char *) k->target_type);
+        g_free((char *) k->target_version);
+        g_free(k);
 }
 
 static char *kernel_release(void) {
@@ -80,7 +110,7 @@ static void cache_load(ProbeCache *c) {
                 p = g_new0(CachedProbe, 1);
                 p->verdict = g_str_equal(v, "compatible") ? VERDICT_COMPATIBLE : VERDICT_INCOMPATIBLE;
                 p->reason = g_key_file_get_string(k, *g, "Reason", NULL);
-                g_hash_table_replace(c->results, cache_key(st, sv, tt, tv), p);
+                g_hash_table_replace(c->results, probe_key_new(st, sv, tt, tv), p);
         }
 }
 
@@ -89,7 +119,8 @@ ProbeCache *probe_cache_new(const char *path) {
 
         c->path = g_strdup(path);
         c->kernel = kernel_release();
-        c->results = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) cached_probe_free);
+        c->results = g_hash_table_new_full(probe_key_hash, probe_key_equal, (GDestroyNotify) probe_key_free,
+                                           (GDestroyNotify) cached_probe_free);
         cache_load(c);
         return c;
 }
@@ -104,8 +135,8 @@ void probe_cache_free(ProbeCache *c) {
 }
 
 bool probe_cache_lookup(ProbeCache *c, const Identity *source, const Identity *target, Judgement *ret) {
-        g_autofree char *key = cache_key(source->type, source->version, target->type, target->version);
-        CachedProbe *p = c ? g_hash_table_lookup(c->results, key) : NULL;
+        ProbeKey key = { source->type, source->version, target->type, target->version };
+        CachedProbe *p = c ? g_hash_table_lookup(c->results, &key) : NULL;
 
         if (!p)
                 return false;
@@ -123,7 +154,8 @@ static void cache_store(ProbeCache *c, const ProbeEnd *source, const ProbeEnd *t
 
         p->verdict = j->verdict;
         p->reason = g_strdup(j->reason);
-        g_hash_table_replace(c->results, cache_key(source->type, source->version, target->type, target->version), p);
+        g_hash_table_replace(c->results, probe_key_new(source->type, source->version, target->type, target->version),
+                             p);
 
         (void) g_key_file_load_from_file(k, c->path, G_KEY_FILE_KEEP_COMMENTS, NULL);
         group = g_strdup_printf("Probe %s %s %s -> %s %s", c->kernel, source->type, source->version, target->type,
@@ -370,56 +402,66 @@ static int open_temporary(Manager *m, const MdevType *t, ProbeEnd *e, char **ret
         return 0;
 }
 
-static int resolve(Manager *m, const char *node, ProbeEnd *e, char **ret_error) {
-        const MdevType *t = strchr(node, '/') ? registry_get_type(m->registry, node) : NULL;
+/* A type is probed through a temporary instance of it. */
+static int resolve_type(Manager *m, const char *key, ProbeEnd *e, char **ret_error) {
+        const MdevType *t = registry_get_type(m->registry, key);
+        const Parent *p;
+
+        if (!t)
+                return errno_message(ret_error, ENODEV, "No mdev type %s", key);
+        p = registry_get_parent(m->registry, t->parent);
+        e->type = g_strdup(t->migration_type);
+        e->version = g_strdup(t->migration_version);
+        e->driver = g_strdup(p ? p->driver : "");
+        return open_temporary(m, t, e, ret_error);
+}
+
+/* A device in use elsewhere is stood in for by a temporary instance of
+ * its type, if it is an mdev. */
+static int resolve_device(Manager *m, const char *name, ProbeEnd *e, char **ret_error) {
+        const Device *d = registry_get_device(m->registry, name);
         g_autofree char *why = NULL;
-        const Device *d;
+        const MdevType *t;
         int r;
 
-        e->node = g_strdup(node);
-        if (strchr(node, '/')) {
-                const Parent *p;
-
-                if (!t)
-                        return errno_message(ret_error, ENODEV, "No mdev type %s", node);
-                p = registry_get_parent(m->registry, t->parent);
-                e->type = g_strdup(t->migration_type);
-                e->version = g_strdup(t->migration_version);
-                e->driver = g_strdup(p ? p->driver : "");
-                r = open_temporary(m, t, e, ret_error);
-        } else {
-                d = registry_get_device(m->registry, node);
-                if (!d)
-                        return errno_message(ret_error, ENODEV, "No device %s known to vfiomigd", node);
-                if (d->busy)
-                        return errno_message(ret_error, EBUSY, "%s is held by %s", node, d->holder);
-                e->type = g_strdup(d->migration_type);
-                e->version = g_strdup(d->migration_version);
-                e->driver = g_strdup(d->driver);
-                r = backend_open_device(m->backend, d, &e->handle, &why);
-                if (r == -EBUSY && d->kind == DEVICE_KIND_MDEV &&
-                    (t = registry_find_type(m->registry, d->parent, d->mdev_type))) {
-                        log_info("%s is in use: probing a temporary %s instance instead", node, t->id);
-                        r = open_temporary(m, t, e, ret_error);
-                } else if (r == -EBUSY)
-                        return errno_message(ret_error, EBUSY, "%s is in use, and is no mdev that a temporary instance could "
-                                    "stand in for", node);
-                else if (r < 0)
-                        return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
-                else {
-                        e->device = g_strdup(node);
-                        registry_set_device_busy(m->registry, node, "a probe");
-                }
+        if (!d)
+                return errno_message(ret_error, ENODEV, "No device %s known to vfiomigd", name);
+        if (d->busy)
+                return errno_message(ret_error, EBUSY, "%s is held by %s", name, d->holder);
+        e->type = g_strdup(d->migration_type);
+        e->version = g_strdup(d->migration_version);
+        e->driver = g_strdup(d->driver);
+        r = backend_open_device(m->backend, d, &e->handle, &why);
+        if (r == -EBUSY && d->kind == DEVICE_KIND_MDEV &&
+            (t = registry_find_type(m->registry, d->parent, d->mdev_type))) {
+                log_info("%s is in use: probing a temporary %s instance instead", name, t->id);
+                return open_temporary(m, t, e, ret_error);
         }
+        if (r == -EBUSY)
+                return errno_message(ret_error, EBUSY, "%s is in use, and is no mdev that a temporary instance could "
+                                     "stand in for", name);
+        if (r < 0)
+                return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
+        e->device = g_strdup(name);
+        registry_set_device_busy(m->registry, name, "a probe");
+        return 0;
+}
+
+static int resolve(Manager *m, const Node *node, ProbeEnd *e, char **ret_error) {
+        int r;
+
+        e->node = g_strdup(node->name);
+        r = node->kind == NODE_MDEV_TYPE ? resolve_type(m, node->name, e, ret_error)
+                                         : resolve_device(m, node->name, e, ret_error);
         if (r < 0)
                 return r;
         r = e->handle->ops->get_flags(e->handle, &e->flags);
         if (r < 0 || !(e->flags & VFIO_MIGRATION_STOP_COPY))
-                return errno_message(ret_error, EOPNOTSUPP, "%s does not support migration", node);
+                return errno_message(ret_error, EOPNOTSUPP, "%s does not support migration", node->name);
         return 0;
 }
 
-int probe_start(Manager *m, const char *source, const char *target, ProbeDone done, void *userdata,
+int probe_start(Manager *m, const Node *source, const Node *target, ProbeDone done, void *userdata,
                 GDestroyNotify free_userdata, char **ret_error) {
         Probe *p = g_new0(Probe, 1);
         int r;
@@ -436,7 +478,7 @@ int probe_start(Manager *m, const char *source, const char *target, ProbeDone do
                 r = resolve(m, target, &p->target, ret_error);
         if (r >= 0 && !(p->source.flags & VFIO_MIGRATION_PRE_COPY))
                 r = errno_message(ret_error, EOPNOTSUPP, "%s has no PRE_COPY: its state cannot be read while it runs, so it "
-                         "cannot be probed", source);
+                         "cannot be probed", source->name);
         if (r >= 0) {
                 p->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
                 r = p->notify_fd < 0 ? -errno : sd_event_add_io(m->event, &p->notify_source, p->notify_fd, EPOLLIN,

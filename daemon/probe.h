@@ -33,7 +33,7 @@ typedef void (*ProbeDone)(Manager *m, int error, const char *message, const Judg
  * (also when the probe is stopped before: done is then not called).
  * Errors before it starts: -ENODEV, -EBUSY, -EOPNOTSUPP, -EIO, with a
  * message. */
-int probe_start(Manager *m, const char *source, const char *target, ProbeDone done, void *userdata,
+int probe_start(Manager *m, const Node *source, const Node *target, ProbeDone done, void *userdata,
                 GDestroyNotify free_userdata, char **ret_error);
 unsigned probe_running(Manager *m);
 /* At exit: waits for the workers and removes temporary instances; no

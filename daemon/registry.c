@@ -310,16 +310,16 @@ void registry_set_device_flags(Registry *r, const char *name, uint32_t flags) {
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
-bool registry_set_identity(Registry *r, const char *node, const char *type, const char *version, const char *basis) {
-        if (g_str_has_prefix(node, "type:")) {
-                MdevType *t = g_hash_table_lookup(r->types, node + 5);
+bool registry_set_identity(Registry *r, const Node *node, const char *type, const char *version, const char *basis) {
+        if (node->kind == NODE_MDEV_TYPE) {
+                MdevType *t = g_hash_table_lookup(r->types, node->name);
 
                 if (!t || !set_identity(&t->migration_type, &t->migration_version, &t->migration_basis, type,
                                         version, basis))
                         return false;
                 emit(r, REGISTRY_TYPE_IDENTITY_CHANGED, t);
         } else {
-                Device *d = g_hash_table_lookup(r->devices, node);
+                Device *d = g_hash_table_lookup(r->devices, node->name);
 
                 if (!d || !set_identity(&d->migration_type, &d->migration_version, &d->migration_basis, type,
                                         version, basis))

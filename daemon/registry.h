@@ -78,6 +78,22 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Device, device_free);
 /* "<parent>/<id>", the key and object-path id of a type. */
 char *mdev_type_key(const char *parent, const char *id);
 
+/* What can take a device's state, and so what the compatibility map and
+ * the drivers' checks are about: a device, or an mdev type that could
+ * still be instantiated (named by its key). */
+typedef enum NodeKind {
+        NODE_DEVICE,
+        NODE_MDEV_TYPE,
+} NodeKind;
+
+typedef struct Node {
+        NodeKind kind;
+        const char *name;
+} Node;
+
+#define NODE_OF_DEVICE(n) ((Node) { NODE_DEVICE, (n) })
+#define NODE_OF_TYPE(k) ((Node) { NODE_MDEV_TYPE, (k) })
+
 typedef enum RegistryEvent {
         REGISTRY_DEVICE_ADDED,
         REGISTRY_DEVICE_REMOVED,        /* object still valid during the call */
@@ -113,10 +129,9 @@ bool registry_remove_device(Registry *r, const char *name);
 void registry_set_device_busy(Registry *r, const char *name, const char *holder);
 void registry_set_device_state(Registry *r, const char *name, const char *state);
 void registry_set_device_flags(Registry *r, const char *name, uint32_t flags);
-/* The derived migration identity of a device, or of a type (node
- * "type:KEY"); reports *_IDENTITY_CHANGED, and returns true, when it
- * changes. */
-bool registry_set_identity(Registry *r, const char *node, const char *type, const char *version, const char *basis);
+/* The derived migration identity of a device or a type; reports
+ * *_IDENTITY_CHANGED, and returns true, when it changes. */
+bool registry_set_identity(Registry *r, const Node *node, const char *type, const char *version, const char *basis);
 
 const Parent *registry_get_parent(Registry *r, const char *name);
 const MdevType *registry_get_type(Registry *r, const char *key);

@@ -31,7 +31,7 @@ typedef struct Testbed {
         Backend backend;
         GHashTable *types;              /* type key -> TestbedType */
         GHashTable *sims;               /* device name -> SimDevice */
-        GHashTable *accept;             /* node -> versions its simulated driver takes */
+        GHashTable *accept;             /* device name -> versions its simulated driver takes */
         char *persist_dir;
         unsigned next_iommu_group;
 } Testbed;
@@ -94,8 +94,8 @@ static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *re
 /* MigrationType=, MigrationVersion= (what the simulated driver's
  * attributes read) and AcceptVersions= (which versions a write into its
  * migration_version accepts; its own by default). */
-static bool parse_vendor(Testbed *tb, ConfFile *c, const char *group, const char *node, char **type,
-                         char **version, const char *const *def_accept, GError **error) {
+static bool parse_vendor(ConfFile *c, const char *group, char **type, char **version,
+                         const char *const *def_accept, char ***ret_accept, GError **error) {
         g_auto(GStrv) accept = g_key_file_get_string_list(conf_file_keyfile(c), group, "AcceptVersions", NULL, NULL);
 
         if (!conf_file_get_string(c, group, "MigrationType", *type, type, error) ||
@@ -107,8 +107,19 @@ static bool parse_vendor(Testbed *tb, ConfFile *c, const char *group, const char
                 accept = g_strdupv((char *[]) { *version, NULL });
         for (char **a = accept; a && *a; a++)
                 g_strstrip(*a);
+        *ret_accept = g_steal_pointer(&accept);
+        return true;
+}
+
+static bool parse_device_vendor(Testbed *tb, ConfFile *c, const char *group, Device *d,
+                                const char *const *def_accept, GError **error) {
+        char **accept = NULL;
+
+        if (!parse_vendor(c, group, &d->vendor_migration_type, &d->vendor_migration_version, def_accept, &accept,
+                          error))
+                return false;
         if (accept)
-                g_hash_table_replace(tb->accept, g_strdup(node), g_steal_pointer(&accept));
+                g_hash_table_replace(tb->accept, g_strdup(d->name), accept);
         return true;
 }
 
@@ -157,15 +168,10 @@ static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *
             !get_bounded_size(c, group, "StateSize", DEFAULT_STATE_SIZE, SIM_STATE_SIZE_MAX, &tt->state_size, error) ||
             !get_bounded_size(c, group, "DirtyRate", 0, SIM_DIRTY_RATE_MAX, &tt->dirty_rate, error))
                 return false;
-        {
-                g_autofree char *node = g_strconcat("type:", t->key, NULL);
-
-                if (!parse_vendor(tb, c, group, node, &tt->vendor_type, &tt->vendor_version, NULL, error))
-                        return false;
-                tt->accept = g_strdupv(g_hash_table_lookup(tb->accept, node));
-                free_and_strdup(&t->vendor_migration_type, tt->vendor_type);
-                free_and_strdup(&t->vendor_migration_version, tt->vendor_version);
-        }
+        if (!parse_vendor(c, group, &tt->vendor_type, &tt->vendor_version, NULL, &tt->accept, error))
+                return false;
+        free_and_strdup(&t->vendor_migration_type, tt->vendor_type);
+        free_and_strdup(&t->vendor_migration_version, tt->vendor_version);
         tt->max_instances = (unsigned) max;
         g_ptr_array_add(out->types, g_steal_pointer(&t));
         return true;
@@ -188,8 +194,7 @@ static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, S
         /* an instance reads its type's attributes unless it has its own */
         free_and_strdup(&d->vendor_migration_type, tt->vendor_type);
         free_and_strdup(&d->vendor_migration_version, tt->vendor_version);
-        if (!parse_vendor(tb, c, group, d->name, &d->vendor_migration_type, &d->vendor_migration_version,
-                          (const char *const *) tt->accept, error))
+        if (!parse_device_vendor(tb, c, group, d, (const char *const *) tt->accept, error))
                 return false;
         return get_flags(c, group, tt->migration_flags, &d->migration_flags, error);
 }
@@ -204,8 +209,7 @@ static bool parse_pci(Testbed *tb, ConfFile *c, const char *group, Device *d, GE
 
         if (!name_is_pci_address(d->name))
                 return conf_file_error(c, error, group, NULL, "a pci device must be named by its PCI address");
-        if (!parse_vendor(tb, c, group, d->name, &d->vendor_migration_type, &d->vendor_migration_version, NULL,
-                          error))
+        if (!parse_device_vendor(tb, c, group, d, NULL, error))
                 return false;
         if (!conf_file_get_string(c, group, "Parent", "", &d->parent, error))
                 return false;
@@ -458,8 +462,11 @@ static int testbed_open_device(Backend *s, const Device *d, DeviceHandle **ret, 
 }
 
 /* The simulated driver's answer to a write into migration_version. */
-static int testbed_vendor_judge(Backend *s, const char *node, const char *version) {
-        char **accept = g_hash_table_lookup(((Testbed *) s)->accept, node);
+static int testbed_vendor_judge(Backend *s, const Node *node, const char *version) {
+        Testbed *tb = (Testbed *) s;
+        const TestbedType *tt = node->kind == NODE_MDEV_TYPE ? g_hash_table_lookup(tb->types, node->name) : NULL;
+        char **accept = node->kind == NODE_DEVICE ? g_hash_table_lookup(tb->accept, node->name)
+                                                  : tt ? tt->accept : NULL;
 
         if (!accept)
                 return -ENODEV;         /* no such attribute */

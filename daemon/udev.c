@@ -329,15 +329,15 @@ static void udev_refresh_types(Backend *s) {
                 refresh_type(s->registry, types->pdata[i]);
 }
 
-static int udev_vendor_judge(Backend *s, const char *node, const char *version) {
+static int udev_vendor_judge(Backend *s, const Node *node, const char *version) {
         const Device *d;
         const MdevType *t;
 
-        if (g_str_has_prefix(node, "type:")) {
-                t = registry_get_type(s->registry, node + 5);
+        if (node->kind == NODE_MDEV_TYPE) {
+                t = registry_get_type(s->registry, node->name);
                 return t ? sysfs_write(t->sysfs_path, "migration_version", version) : -ENODEV;
         }
-        d = registry_get_device(s->registry, node);
+        d = registry_get_device(s->registry, node->name);
         if (!d)
                 return -ENODEV;
         /* an mdev without an attribute of its own answers through its type's */

@@ -13,6 +13,9 @@
 #define F_P2P VFIO_MIGRATION_P2P
 #define F_PRE VFIO_MIGRATION_PRE_COPY
 
+/* the tests name devices; types are nodes of their own kind */
+#define D(name) (&NODE_OF_DEVICE(name))
+
 /* ---- the judge: counts its work ---- */
 
 typedef struct Counter {
@@ -27,17 +30,17 @@ typedef struct Counter {
 
 /* The target's driver accepts exactly its own version. It is asked about a
  * node of the map, never about one gone. */
-static int vendor_cb(void *userdata, const char *target_node, const char *version) {
+static int vendor_cb(void *userdata, const Node *target_node, const char *version) {
         Counter *c = userdata;
         const Identity *t = compat_map_identity(c->m, target_node);
 
         c->vendor_calls++;
         if (!t) {
-                fail("the vendor judge was asked about node %s, which is not in the map", target_node);
+                fail("the vendor judge was asked about node %s, which is not in the map", target_node->name);
                 return -ENODEV;
         }
         if (t->basis != BASIS_VENDOR)
-                fail("the vendor judge was asked about node %s, whose basis is %s", target_node,
+                fail("the vendor judge was asked about node %s, whose basis is %s", target_node->name,
                      basis_to_string(t->basis));
         return g_str_equal(version, t->version) ? 0 : -EINVAL;
 }
@@ -107,12 +110,12 @@ static void add_nodes(CompatMap *m, unsigned first, unsigned n, unsigned classes
         for (unsigned i = first; i < first + n; i++) {
                 g_autofree char *name = dev(i), *version = g_strdup_printf("v%u", i % classes);
 
-                compat_map_set(m, name, vid(version));
+                compat_map_set(m, D(name), vid(version));
         }
 }
 
 static void check_verdict(CompatMap *m, const char *source, const char *target, Verdict want, Basis want_basis) {
-        const Judgement *j = compat_map_verdict(m, source, target);
+        const Judgement *j = compat_map_verdict(m, D(source), D(target));
 
         if (!j)
                 fail("%s -> %s: no verdict", source, target);
@@ -130,10 +133,10 @@ static void test_empty(void) {
         g_autoptr(GArray) targets = NULL;
 
         check_stats(m, &c, "empty", 0, 0, 0);
-        compat_map_remove(m, "nothing");
-        g_assert_null(compat_map_identity(m, "nothing"));
-        g_assert_null(compat_map_verdict(m, "a", "b"));
-        g_assert_null(compat_map_verdict_for(m, src, "b"));
+        compat_map_remove(m, D("nothing"));
+        g_assert_null(compat_map_identity(m, D("nothing")));
+        g_assert_null(compat_map_verdict(m, D("a"), D("b")));
+        g_assert_null(compat_map_verdict_for(m, src, D("b")));
         targets = compat_map_targets(m, src);
         g_assert_cmpuint(targets->len, ==, 0);
         check_stats(m, &c, "empty, after queries", 0, 0, 0);
@@ -157,9 +160,9 @@ static void test_build(void) {
                                       BASIS_VENDOR);
                 }
         check_stats(m, &c, "after 10,000 lookups", 100, 5, 25);
-        g_assert_null(compat_map_verdict(m, "dev-000", "no-such-node"));
-        g_assert_null(compat_map_verdict(m, "no-such-node", "dev-000"));
-        g_assert_cmpstr(compat_map_identity(m, "dev-007")->version, ==, "v2");
+        g_assert_null(compat_map_verdict(m, D("dev-000"), D("no-such-node")));
+        g_assert_null(compat_map_verdict(m, D("no-such-node"), D("dev-000")));
+        g_assert_cmpstr(compat_map_identity(m, D("dev-007"))->version, ==, "v2");
 }
 
 static void test_add_existing_class(void) {
@@ -167,9 +170,9 @@ static void test_add_existing_class(void) {
         g_autoptr(CompatMap) m = map_new(&c);
 
         add_nodes(m, 0, 100, 5);
-        compat_map_set(m, "dev-100", vid("v2"));
+        compat_map_set(m, D("dev-100"), vid("v2"));
         check_stats(m, &c, "a node of a known class", 101, 5, 25);
-        g_assert_cmpstr(compat_map_identity(m, "dev-100")->version, ==, "v2");
+        g_assert_cmpstr(compat_map_identity(m, D("dev-100"))->version, ==, "v2");
         check_verdict(m, "dev-100", "dev-002", VERDICT_COMPATIBLE, BASIS_VENDOR);
         check_verdict(m, "dev-002", "dev-100", VERDICT_COMPATIBLE, BASIS_VENDOR);
         check_verdict(m, "dev-100", "dev-100", VERDICT_COMPATIBLE, BASIS_VENDOR);
@@ -178,8 +181,8 @@ static void test_add_existing_class(void) {
         check_stats(m, &c, "its verdicts looked up", 101, 5, 25);
 
         /* setting a node to an equal identity again changes nothing */
-        compat_map_set(m, "dev-100", vid("v2"));
-        compat_map_set(m, "dev-000", vid("v0"));
+        compat_map_set(m, D("dev-100"), vid("v2"));
+        compat_map_set(m, D("dev-000"), vid("v0"));
         check_stats(m, &c, "equal identities set again", 101, 5, 25);
 }
 
@@ -191,7 +194,7 @@ static void test_add_new_class(void) {
         add_nodes(m, 0, 100, 5);
 
         /* with 5 classes, a sixth costs 2 * 5 + 1 verdicts: both ways with each, and itself */
-        compat_map_set(m, "new-0", vid("v9"));
+        compat_map_set(m, D("new-0"), vid("v9"));
         verdicts += 2 * 5 + 1;
         check_stats(m, &c, "a sixth class", 101, 6, verdicts);
         check_verdict(m, "new-0", "new-0", VERDICT_COMPATIBLE, BASIS_VENDOR);
@@ -200,7 +203,7 @@ static void test_add_new_class(void) {
         check_stats(m, &c, "its verdicts looked up", 101, 6, verdicts);
 
         /* a second node of it: free */
-        compat_map_set(m, "new-1", vid("v9"));
+        compat_map_set(m, D("new-1"), vid("v9"));
         check_stats(m, &c, "a second node of the sixth class", 102, 6, verdicts);
         check_verdict(m, "new-1", "new-0", VERDICT_COMPATIBLE, BASIS_VENDOR);
 
@@ -209,7 +212,7 @@ static void test_add_new_class(void) {
         {
                 uint64_t vendor = c.vendor_calls;
 
-                compat_map_set(m, "tm-0", ident("T", "", BASIS_TYPE_MATCH, F_SC));
+                compat_map_set(m, D("tm-0"), ident("T", "", BASIS_TYPE_MATCH, F_SC));
                 verdicts += 2 * 6 + 1;
                 check_stats(m, &c, "a type-match class", 103, 7, verdicts);
                 g_assert_cmpuint(c.vendor_calls, ==, vendor);
@@ -219,11 +222,11 @@ static void test_add_new_class(void) {
         }
         /* an eighth, differing only in flags from an existing class */
         {
-                compat_map_set(m, "pre-0", ident("T", "v1", BASIS_VENDOR, F_SC | F_PRE));
+                compat_map_set(m, D("pre-0"), ident("T", "v1", BASIS_VENDOR, F_SC | F_PRE));
                 verdicts += 2 * 7 + 1;
                 check_stats(m, &c, "a class differing in flags", 104, 8, verdicts);
                 check_verdict(m, "pre-0", "dev-001", VERDICT_COMPATIBLE, BASIS_VENDOR);
-                g_assert_nonnull(strstr(compat_map_verdict(m, "pre-0", "dev-001")->reason, "without pre-copy"));
+                g_assert_nonnull(strstr(compat_map_verdict(m, D("pre-0"), D("dev-001"))->reason, "without pre-copy"));
         }
 }
 
@@ -234,10 +237,10 @@ static void test_remove_class(void) {
         add_nodes(m, 0, 100, 5);
 
         /* the first node of class 1 stands for it in the vendor's check; remove it first */
-        compat_map_remove(m, "dev-001");
+        compat_map_remove(m, D("dev-001"));
         check_stats(m, &c, "dev-001 removed", 99, 5, 25);
-        g_assert_null(compat_map_identity(m, "dev-001"));
-        g_assert_null(compat_map_verdict(m, "dev-001", "dev-006"));
+        g_assert_null(compat_map_identity(m, D("dev-001")));
+        g_assert_null(compat_map_verdict(m, D("dev-001"), D("dev-006")));
         check_verdict(m, "dev-006", "dev-011", VERDICT_COMPATIBLE, BASIS_VENDOR);
 
         /* class 0, node by node: the class goes with its last node, nothing is judged */
@@ -245,11 +248,11 @@ static void test_remove_class(void) {
                 g_autofree char *name = dev(i);
                 g_autofree char *when = g_strdup_printf("%s removed", name);
 
-                compat_map_remove(m, name);
+                compat_map_remove(m, D(name));
                 check_stats(m, &c, when, 99 - (i / 5 + 1), i == 95 ? 4 : 5, 25);
         }
-        compat_map_remove(m, "dev-000");                /* again: no-op */
-        compat_map_remove(m, "no-such-node");
+        compat_map_remove(m, D("dev-000"));                /* again: no-op */
+        compat_map_remove(m, D("no-such-node"));
         check_stats(m, &c, "class 0 gone", 79, 4, 25);
 
         /* the other verdicts stay, cached */
@@ -266,7 +269,7 @@ static void test_remove_class(void) {
 
         /* class 0 again: its old verdicts were forgotten, so it is judged anew
          * (2 * 4 + 1), against whichever node now stands for class 1 */
-        compat_map_set(m, "dev-000", vid("v0"));
+        compat_map_set(m, D("dev-000"), vid("v0"));
         check_stats(m, &c, "class 0 back", 80, 5, 25 + 2 * 4 + 1);
         check_verdict(m, "dev-000", "dev-006", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
         check_verdict(m, "dev-006", "dev-000", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
@@ -282,40 +285,40 @@ static void test_change_identity(void) {
         add_nodes(m, 0, 100, 5);
 
         /* into an existing class: free */
-        compat_map_set(m, "dev-001", vid("v3"));
+        compat_map_set(m, D("dev-001"), vid("v3"));
         check_stats(m, &c, "dev-001 to class 3", 100, 5, verdicts);
-        g_assert_cmpstr(compat_map_identity(m, "dev-001")->version, ==, "v3");
+        g_assert_cmpstr(compat_map_identity(m, D("dev-001"))->version, ==, "v3");
         check_verdict(m, "dev-001", "dev-003", VERDICT_COMPATIBLE, BASIS_VENDOR);
         check_verdict(m, "dev-001", "dev-006", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
         check_verdict(m, "dev-006", "dev-001", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
         check_stats(m, &c, "dev-001 looked up", 100, 5, verdicts);
 
         /* into a new class: its pairs only */
-        compat_map_set(m, "dev-002", vid("v7"));
+        compat_map_set(m, D("dev-002"), vid("v7"));
         verdicts += 2 * 5 + 1;
         check_stats(m, &c, "dev-002 to a new class", 100, 6, verdicts);
         check_verdict(m, "dev-002", "dev-007", VERDICT_INCOMPATIBLE, BASIS_VENDOR);
 
         /* from a class of its own into a new one: the old class goes first */
-        compat_map_set(m, "dev-002", vid("v8"));
+        compat_map_set(m, D("dev-002"), vid("v8"));
         verdicts += 2 * 5 + 1;
         check_stats(m, &c, "dev-002 to another new class", 100, 6, verdicts);
-        g_assert_cmpstr(compat_map_identity(m, "dev-002")->version, ==, "v8");
+        g_assert_cmpstr(compat_map_identity(m, D("dev-002"))->version, ==, "v8");
 
         /* an equal identity (another object): nothing */
-        compat_map_set(m, "dev-002", vid("v8"));
+        compat_map_set(m, D("dev-002"), vid("v8"));
         check_stats(m, &c, "dev-002 set equal", 100, 6, verdicts);
 
         /* back into its first class: free, and its own class goes */
-        compat_map_set(m, "dev-002", vid("v2"));
+        compat_map_set(m, D("dev-002"), vid("v2"));
         check_stats(m, &c, "dev-002 back", 100, 5, verdicts);
         check_verdict(m, "dev-002", "dev-007", VERDICT_COMPATIBLE, BASIS_VENDOR);
 
         /* another basis, same type and version: another class */
-        compat_map_set(m, "dev-003", ident("T", "v3", BASIS_RULE, F_SC));
+        compat_map_set(m, D("dev-003"), ident("T", "v3", BASIS_RULE, F_SC));
         verdicts += 2 * 5 + 1;
         check_stats(m, &c, "dev-003 to rule basis", 100, 6, verdicts);
-        g_assert_cmpint(compat_map_identity(m, "dev-003")->basis, ==, BASIS_RULE);
+        g_assert_cmpint(compat_map_identity(m, D("dev-003"))->basis, ==, BASIS_RULE);
         check_verdict(m, "dev-003", "dev-008", VERDICT_COMPATIBLE, BASIS_VENDOR);
         check_stats(m, &c, "dev-003 looked up", 100, 6, verdicts);
 }
@@ -331,24 +334,24 @@ static void test_verdict_for(void) {
         add_nodes(m, 0, 100, 5);
 
         /* equal to a local class: its verdicts serve */
-        j = compat_map_verdict_for(m, same, "dev-006");
+        j = compat_map_verdict_for(m, same, D("dev-006"));
         g_assert_nonnull(j);
         g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
-        g_assert_true(j == compat_map_verdict(m, "dev-001", "dev-006"));
+        g_assert_true(j == compat_map_verdict(m, D("dev-001"), D("dev-006")));
         check_stats(m, &c, "a remote source equal to a local class", 100, 5, 25);
 
         /* another class: one verdict per target class, however often asked */
-        j = compat_map_verdict_for(m, remote, "dev-001");
+        j = compat_map_verdict_for(m, remote, D("dev-001"));
         check_stats(m, &c, "remote -> dev-001", 100, 5, 26);
-        j2 = compat_map_verdict_for(m, remote, "dev-001");
+        j2 = compat_map_verdict_for(m, remote, D("dev-001"));
         check_stats(m, &c, "remote -> dev-001 again", 100, 5, 26);
         g_assert_true(j == j2);
         g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
         g_assert_cmpint(j->basis, ==, BASIS_VENDOR);
-        j2 = compat_map_verdict_for(m, remote, "dev-006");           /* same class as dev-001 */
+        j2 = compat_map_verdict_for(m, remote, D("dev-006"));           /* same class as dev-001 */
         g_assert_true(j == j2);
         check_stats(m, &c, "remote -> dev-006", 100, 5, 26);
-        j = compat_map_verdict_for(m, remote, "dev-002");
+        j = compat_map_verdict_for(m, remote, D("dev-002"));
         g_assert_cmpint(j->verdict, ==, VERDICT_INCOMPATIBLE);
         check_stats(m, &c, "remote -> dev-002", 100, 5, 27);
 
@@ -356,12 +359,12 @@ static void test_verdict_for(void) {
                 for (unsigned i = 0; i < 100; i++) {
                         g_autofree char *name = dev(i);
 
-                        j = compat_map_verdict_for(m, remote, name);
+                        j = compat_map_verdict_for(m, remote, D(name));
                         if (!j || j->verdict != (i % 5 == 1 ? VERDICT_COMPATIBLE : VERDICT_INCOMPATIBLE))
                                 fail("remote -> %s: %s", name, j ? verdict_to_string(j->verdict) : "NULL");
                 }
         check_stats(m, &c, "remote -> every node, twice", 100, 5, 25 + 5);
-        g_assert_null(compat_map_verdict_for(m, remote, "no-such-node"));
+        g_assert_null(compat_map_verdict_for(m, remote, D("no-such-node")));
         /* the remote source did not become a node */
         check_stats(m, &c, "remote -> unknown node", 100, 5, 25 + 5);
 }
@@ -411,7 +414,7 @@ static char *describe(GArray *targets) {
         for (guint i = 0; i < targets->len; i++) {
                 const CompatTarget *t = &g_array_index(targets, CompatTarget, i);
 
-                g_string_append_printf(s, "%s%s(%s/%s)", i ? " " : "", t->node,
+                g_string_append_printf(s, "%s%s(%s/%s)", i ? " " : "", t->node.name,
                                        verdict_to_string(t->judgement->verdict), basis_to_string(t->judgement->basis));
         }
         return g_string_free(s, FALSE);
@@ -432,18 +435,18 @@ static void check_targets(CompatMap *m, const char *what, const Identity *source
         for (guint i = 0; i < targets->len; i++) {
                 const CompatTarget *t = &g_array_index(targets, CompatTarget, i);
 
-                g_string_append_printf(names, "%s%s", i ? " " : "", t->node);
-                if (!g_hash_table_add(seen, (gpointer) t->node))
-                        fail("%s: %s listed twice: %s", what, t->node, got);
-                if (t->judgement != compat_map_verdict_for(m, source, t->node))
-                        fail("%s: %s: the listed verdict is not the map's", what, t->node);
+                g_string_append_printf(names, "%s%s", i ? " " : "", t->node.name);
+                if (!g_hash_table_add(seen, (gpointer) t->node.name))
+                        fail("%s: %s listed twice: %s", what, t->node.name, got);
+                if (t->judgement != compat_map_verdict_for(m, source, &t->node))
+                        fail("%s: %s: the listed verdict is not the map's", what, t->node.name);
                 if (i > 0) {
                         const CompatTarget *p = &g_array_index(targets, CompatTarget, i - 1);
                         int dv = verdict_rank(p->judgement->verdict) - verdict_rank(t->judgement->verdict);
                         int db = basis_rank(p->judgement->basis) - basis_rank(t->judgement->basis);
 
-                        if (dv > 0 || (dv == 0 && db > 0) || (dv == 0 && db == 0 && strcmp(p->node, t->node) > 0))
-                                fail("%s: %s listed before %s: %s", what, p->node, t->node, got);
+                        if (dv > 0 || (dv == 0 && db > 0) || (dv == 0 && db == 0 && strcmp(p->node.name, t->node.name) > 0))
+                                fail("%s: %s listed before %s: %s", what, p->node.name, t->node.name, got);
                 }
         }
         names_s = g_string_free(names, FALSE);
@@ -457,7 +460,7 @@ static void test_targets(void) {
         g_autoptr(CompatMap) m = map_new(&c);
 
         for (size_t i = 0; i < G_N_ELEMENTS(target_nodes); i++)
-                compat_map_set(m, target_nodes[i].node,
+                compat_map_set(m, D(target_nodes[i].node),
                                ident(target_nodes[i].type, target_nodes[i].version, target_nodes[i].basis,
                                      target_nodes[i].flags));
 
@@ -528,7 +531,7 @@ static void test_candidates(void) {
         };
 
         for (size_t i = 0; i < G_N_ELEMENTS(target_nodes); i++)
-                compat_map_set(m, target_nodes[i].node,
+                compat_map_set(m, D(target_nodes[i].node),
                                ident(target_nodes[i].type, target_nodes[i].version, target_nodes[i].basis,
                                      target_nodes[i].flags));
 
@@ -542,7 +545,7 @@ static void test_candidates(void) {
 
                 for (guint n = 0; n < cand->len; n++)
                         g_string_append_printf(names, "%s%s", n ? " " : "",
-                                               g_array_index(cand, CompatTarget, n).node);
+                                               g_array_index(cand, CompatTarget, n).node.name);
                 names_s = g_string_free(names, FALSE);
                 if (!g_str_equal(names_s, cases[i].want))
                         fail("%s: candidates\n  got  %s\n  want %s\n  (%s)", cases[i].what, names_s, cases[i].want,
@@ -554,10 +557,10 @@ static void test_candidates(void) {
                         if (t->judgement->verdict == VERDICT_INCOMPATIBLE ||
                             (t->judgement->verdict == VERDICT_UNKNOWN && !cases[i].with_unknown))
                                 continue;
-                        if (k >= cand->len || !g_str_equal(g_array_index(cand, CompatTarget, k).node, t->node) ||
+                        if (k >= cand->len || !g_str_equal(g_array_index(cand, CompatTarget, k).node.name, t->node.name) ||
                             g_array_index(cand, CompatTarget, k).judgement != t->judgement)
                                 fail("%s: candidate %u is not %s, as in compat_map_targets()", cases[i].what, k,
-                                     t->node);
+                                     t->node.name);
                         k++;
                 }
                 if (k != cand->len)
@@ -574,23 +577,23 @@ static void test_invalidate(void) {
         CompatMapStats before;
         uint64_t verdicts = 6 * 6;
 
-        compat_map_set(m, "r1a", ident("T", "1", BASIS_RULE, F_SC));
-        compat_map_set(m, "r1b", ident("T", "1", BASIS_RULE, F_SC));
-        compat_map_set(m, "r1c", ident("T", "1", BASIS_RULE, F_SC));
-        compat_map_set(m, "r2", ident("T", "2", BASIS_RULE, F_SC));
-        compat_map_set(m, "tm", ident("T", "", BASIS_TYPE_MATCH, F_SC));
-        compat_map_set(m, "v1", ident("T", "1", BASIS_VENDOR, F_SC));
-        compat_map_set(m, "u1", ident("U", "1", BASIS_RULE, F_SC));
-        compat_map_set(m, "utm", ident("U", "", BASIS_TYPE_MATCH, F_SC));
+        compat_map_set(m, D("r1a"), ident("T", "1", BASIS_RULE, F_SC));
+        compat_map_set(m, D("r1b"), ident("T", "1", BASIS_RULE, F_SC));
+        compat_map_set(m, D("r1c"), ident("T", "1", BASIS_RULE, F_SC));
+        compat_map_set(m, D("r2"), ident("T", "2", BASIS_RULE, F_SC));
+        compat_map_set(m, D("tm"), ident("T", "", BASIS_TYPE_MATCH, F_SC));
+        compat_map_set(m, D("v1"), ident("T", "1", BASIS_VENDOR, F_SC));
+        compat_map_set(m, D("u1"), ident("U", "1", BASIS_RULE, F_SC));
+        compat_map_set(m, D("utm"), ident("U", "", BASIS_TYPE_MATCH, F_SC));
         check_stats(m, &c, "built", 8, 6, verdicts);
         check_verdict(m, "r1a", "r1b", VERDICT_COMPATIBLE, BASIS_RULE);
         check_verdict(m, "r1a", "r2", VERDICT_INCOMPATIBLE, BASIS_RULE);
         check_verdict(m, "tm", "tm", VERDICT_COMPATIBLE, BASIS_TYPE_MATCH);
-        uu = compat_map_verdict(m, "u1", "utm");
-        tu = compat_map_verdict(m, "r1a", "u1");
-        ut = compat_map_verdict(m, "u1", "r1a");
-        r12 = compat_map_verdict(m, "r1a", "r2");
-        tmtm = compat_map_verdict(m, "tm", "tm");
+        uu = compat_map_verdict(m, D("u1"), D("utm"));
+        tu = compat_map_verdict(m, D("r1a"), D("u1"));
+        ut = compat_map_verdict(m, D("u1"), D("r1a"));
+        r12 = compat_map_verdict(m, D("r1a"), D("r2"));
+        tmtm = compat_map_verdict(m, D("tm"), D("tm"));
 
         /* a probe result for T 1 -> T 1 arrives: only the pairs of classes
          * with those identities (rule and vendor, 2 x 2) are judged again */
@@ -607,13 +610,13 @@ static void test_invalidate(void) {
         check_verdict(m, "r1a", "v1", VERDICT_COMPATIBLE, BASIS_VENDOR);         /* the vendor still decides */
         /* another version's pairs were not touched: a driver may take one
          * firmware's data and refuse another's */
-        g_assert_true(compat_map_verdict(m, "r1a", "r2") == r12);
-        g_assert_true(compat_map_verdict(m, "tm", "tm") == tmtm);
-        g_assert_true(compat_map_verdict(m, "u1", "utm") == uu);
-        g_assert_true(compat_map_verdict(m, "r1a", "u1") == tu);
-        g_assert_true(compat_map_verdict(m, "u1", "r1a") == ut);
+        g_assert_true(compat_map_verdict(m, D("r1a"), D("r2")) == r12);
+        g_assert_true(compat_map_verdict(m, D("tm"), D("tm")) == tmtm);
+        g_assert_true(compat_map_verdict(m, D("u1"), D("utm")) == uu);
+        g_assert_true(compat_map_verdict(m, D("r1a"), D("u1")) == tu);
+        g_assert_true(compat_map_verdict(m, D("u1"), D("r1a")) == ut);
         check_stats(m, &c, "looked up", 8, 6, verdicts);
-        r11 = compat_map_verdict(m, "r1a", "r1b");
+        r11 = compat_map_verdict(m, D("r1a"), D("r1b"));
 
         /* T 1 -> T 2: sources rule and vendor, one target class */
         c.probe_tgt = "T/2";
@@ -623,7 +626,7 @@ static void test_invalidate(void) {
         check_stats(m, &c, "invalidate T 1 -> T 2", 8, 6, verdicts);
         check_verdict(m, "r1a", "r2", VERDICT_COMPATIBLE, BASIS_PROBE);
         check_verdict(m, "v1", "r2", VERDICT_COMPATIBLE, BASIS_PROBE);
-        g_assert_true(compat_map_verdict(m, "r1a", "r1b") == r11);
+        g_assert_true(compat_map_verdict(m, D("r1a"), D("r1b")) == r11);
         check_verdict(m, "r2", "r1a", VERDICT_INCOMPATIBLE, BASIS_RULE);        /* the other direction stays */
 
         /* type-match identities have the empty version */
@@ -643,7 +646,7 @@ static void test_invalidate(void) {
         compat_map_invalidate(m, "T", "1", "X", "1");
         compat_map_invalidate(m, "T", "3", "T", "1");
         check_stats(m, &c, "invalidate unknown identities", 8, 6, verdicts);
-        j = compat_map_verdict(m, "r1a", "r1b");
+        j = compat_map_verdict(m, D("r1a"), D("r1b"));
         g_assert_cmpint(j->basis, ==, BASIS_PROBE);
 
         /* the probe result is gone: back to the rules */
@@ -664,28 +667,28 @@ static void test_invalidate_remote(void) {
         g_autoptr(Identity) remote2 = ident("T", "2", BASIS_VENDOR, 0);
         const Judgement *j, *j2;
 
-        compat_map_set(m, "tm", ident("T", "", BASIS_TYPE_MATCH, F_SC));
-        j = compat_map_verdict_for(m, remote, "tm");
+        compat_map_set(m, D("tm"), ident("T", "", BASIS_TYPE_MATCH, F_SC));
+        j = compat_map_verdict_for(m, remote, D("tm"));
         g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
         g_assert_cmpint(j->basis, ==, BASIS_TYPE_MATCH);
-        j2 = compat_map_verdict_for(m, remote2, "tm");
+        j2 = compat_map_verdict_for(m, remote2, D("tm"));
         g_assert_cmpint(j2->verdict, ==, VERDICT_UNKNOWN);
 
         c.probe_on = true;
         compat_map_invalidate(m, "T", "", "T", "");
-        j = compat_map_verdict_for(m, remote, "tm");
+        j = compat_map_verdict_for(m, remote, D("tm"));
         if (j->verdict != VERDICT_INCOMPATIBLE || j->basis != BASIS_PROBE)
                 fail("remote T -> tm after a probe result T -> T and compat_map_invalidate(T, T): %s (%s: %s), "
                      "want incompatible (probe)", verdict_to_string(j->verdict), basis_to_string(j->basis),
                      j->reason);
         /* a remote source of another version keeps its verdict */
-        g_assert_true(compat_map_verdict_for(m, remote2, "tm") == j2);
+        g_assert_true(compat_map_verdict_for(m, remote2, D("tm")) == j2);
         {
                 g_autoptr(GArray) targets = compat_map_targets(m, remote);
                 const CompatTarget *t = &g_array_index(targets, CompatTarget, 0);
 
                 if (t->judgement->verdict != VERDICT_INCOMPATIBLE || t->judgement->basis != BASIS_PROBE)
-                        fail("compat_map_targets(remote T) after the probe: %s %s (%s)", t->node,
+                        fail("compat_map_targets(remote T) after the probe: %s %s (%s)", t->node.name,
                              verdict_to_string(t->judgement->verdict), basis_to_string(t->judgement->basis));
         }
 }
@@ -699,10 +702,10 @@ static void test_remote_sources_are_bounded(void) {
         const unsigned classes = 3, rounds = 3 * COMPAT_MAP_REMOTE_VERDICTS_MAX;
         unsigned most = 0;
 
-        compat_map_set(m, "v1", vid("1"));
-        compat_map_set(m, "v2", vid("2"));
-        compat_map_set(m, "tm", ident("T", "", BASIS_TYPE_MATCH, F_SC));
-        local = compat_map_verdict(m, "v1", "v2");
+        compat_map_set(m, D("v1"), vid("1"));
+        compat_map_set(m, D("v2"), vid("2"));
+        compat_map_set(m, D("tm"), ident("T", "", BASIS_TYPE_MATCH, F_SC));
+        local = compat_map_verdict(m, D("v1"), D("v2"));
         g_assert_true(compat_map_knows(m, "T", "1"));
         g_assert_true(compat_map_knows(m, "T", ""));
         g_assert_false(compat_map_knows(m, "T", "3"));
@@ -716,7 +719,7 @@ static void test_remote_sources_are_bounded(void) {
                 if (i % 2)
                         g_array_unref(compat_map_targets(m, remote));
                 else
-                        g_assert_nonnull(compat_map_verdict_for(m, remote, "v1"));
+                        g_assert_nonnull(compat_map_verdict_for(m, remote, D("v1")));
                 s = stats(m);
                 most = MAX(most, s.kept_verdicts);
         }
@@ -726,7 +729,7 @@ static void test_remote_sources_are_bounded(void) {
         /* 4 for the map's own versions; then each remote version written
          * once into v1 (a verdict) or into v1 and v2 (the targets) */
         g_assert_cmpuint(c.vendor_calls, ==, 4 + rounds / 2 + 2 * (rounds / 2));
-        g_assert_true(compat_map_verdict(m, "v1", "v2") == local);
+        g_assert_true(compat_map_verdict(m, D("v1"), D("v2")) == local);
         g_assert_cmpuint(stats(m).driver_answers, <=, COMPAT_MAP_DRIVER_ANSWERS_MAX);
 }
 
@@ -742,7 +745,7 @@ static void test_scale(void) {
                 g_autofree char *name = g_strdup_printf("0000:%02x:%02x.%u", i / 256, (i / 8) % 32, i % 8);
                 g_autofree char *version = g_strdup_printf("fw-%u", i % 50);
 
-                compat_map_set(m, name, vid(version));
+                compat_map_set(m, D(name), vid(version));
         }
         built = g_get_monotonic_time() - t0;
         s = stats(m);
@@ -753,15 +756,15 @@ static void test_scale(void) {
         g_assert_cmpuint(s.vendor_checks, <=, 2500);
 
         /* one more node of a known class, then of a new one */
-        compat_map_set(m, "extra-0", vid("fw-7"));
+        compat_map_set(m, D("extra-0"), vid("fw-7"));
         check_stats(m, &c, "a node of a known class", 10001, 50, 2500);
-        compat_map_set(m, "extra-1", vid("fw-new"));
+        compat_map_set(m, D("extra-1"), vid("fw-new"));
         check_stats(m, &c, "a node of a new class", 10002, 51, 2500 + 2 * 50 + 1);
         g_test_message("last change: %" PRIu64 " us", stats(m).last_change_usec);
 }
 
 /* A driver that says EBUSY has not answered: asked again next time. */
-static int busy_once(void *userdata, const char *target, const char *version) {
+static int busy_once(void *userdata, const Node *target, const char *version) {
         unsigned *calls = userdata;
 
         return (*calls)++ == 0 ? -EBUSY : 0;
@@ -774,16 +777,54 @@ static void test_busy_driver(void) {
         const Judgement *j;
 
         /* building judges x -> x: the driver says EBUSY */
-        compat_map_set(m, "x", identity_new("T", "v1", BASIS_VENDOR));
+        compat_map_set(m, D("x"), identity_new("T", "v1", BASIS_VENDOR));
         g_assert_cmpuint(calls, ==, 1);
         /* not kept: the next question asks the driver again */
-        j = compat_map_verdict(m, "x", "x");
+        j = compat_map_verdict(m, D("x"), D("x"));
         g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
         g_assert_cmpuint(calls, ==, 2);
         /* a real answer is kept */
-        j = compat_map_verdict(m, "x", "x");
+        j = compat_map_verdict(m, D("x"), D("x"));
         g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
         g_assert_cmpuint(calls, ==, 2);
+}
+
+/* A device and an mdev type are nodes of different kinds, even under one
+ * name: each keeps its own identity, and the driver is asked about the
+ * kind of node the verdict is for. */
+static Node asked;
+
+static int remember_asked(void *userdata, const Node *target, const char *version) {
+        asked = *target;
+        return 0;
+}
+
+static void test_node_kinds(void) {
+        JudgeOps ops = { remember_asked, NULL, NULL };
+        g_autoptr(CompatMap) m = compat_map_new(&ops);
+        g_autoptr(Identity) remote = identity_new("T", "v0", BASIS_VENDOR);
+        g_autoptr(GArray) targets = NULL;
+        const Node *type = &NODE_OF_TYPE("p/x");
+
+        compat_map_set(m, D("p/x"), identity_new("T", "v1", BASIS_VENDOR));
+        compat_map_set(m, type, identity_new("T", "v2", BASIS_VENDOR));
+        g_assert_cmpstr(compat_map_identity(m, D("p/x"))->version, ==, "v1");
+        g_assert_cmpstr(compat_map_identity(m, type)->version, ==, "v2");
+
+        g_assert_nonnull(compat_map_verdict_for(m, remote, type));
+        g_assert_cmpint(asked.kind, ==, NODE_MDEV_TYPE);
+        g_assert_nonnull(compat_map_verdict_for(m, remote, D("p/x")));
+        g_assert_cmpint(asked.kind, ==, NODE_DEVICE);
+
+        /* devices before types when the verdicts are alike */
+        targets = compat_map_targets(m, remote);
+        g_assert_cmpuint(targets->len, ==, 2);
+        g_assert_cmpint(g_array_index(targets, CompatTarget, 0).node.kind, ==, NODE_DEVICE);
+        g_assert_cmpint(g_array_index(targets, CompatTarget, 1).node.kind, ==, NODE_MDEV_TYPE);
+
+        compat_map_remove(m, D("p/x"));
+        g_assert_null(compat_map_identity(m, D("p/x")));
+        g_assert_cmpstr(compat_map_identity(m, type)->version, ==, "v2");
 }
 
 int main(int argc, char *argv[]) {
@@ -803,6 +844,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/compat-map/invalidate-remote", test_invalidate_remote);
         g_test_add_func("/compat-map/remote-sources-are-bounded", test_remote_sources_are_bounded);
         g_test_add_func("/compat-map/busy-driver", test_busy_driver);
+        g_test_add_func("/compat-map/node-kinds", test_node_kinds);
 
         return g_test_run();
 }

@@ -352,7 +352,6 @@ static void test_class_key(void) {
         g_autoptr(Identity) base = ident("t", "1.0", BASIS_RULE, RULE_COMPARE_EXACT, F_SC);
         g_autoptr(Identity) same = ident("t", "1.0", BASIS_RULE, RULE_COMPARE_EXACT, F_SC);
         g_autoptr(Identity) copy = identity_copy(base);
-        g_autofree char *k = identity_class_key(base), *ks = identity_class_key(same), *kc = identity_class_key(copy);
         struct {
                 const char *what;
                 Identity *id;
@@ -367,20 +366,17 @@ static void test_class_key(void) {
                 { "no flags", ident("t", "1.0", BASIS_RULE, RULE_COMPARE_EXACT, 0) },
         };
 
-        g_assert_cmpstr(k, ==, ks);
-        g_assert_cmpstr(k, ==, kc);
+        g_assert_true(identity_equal(base, same));
+        g_assert_true(identity_equal(base, copy));
+        g_assert_cmpuint(identity_hash(base), ==, identity_hash(same));
+        g_assert_cmpuint(identity_hash(base), ==, identity_hash(copy));
         for (size_t i = 0; i < G_N_ELEMENTS(differ); i++) {
-                g_autofree char *kd = identity_class_key(differ[i].id);
-
-                if (g_str_equal(k, kd))
-                        fail("identities differing in %s share the class key", differ[i].what);
-                for (size_t j = 0; j < i; j++) {
-                        g_autofree char *kj = identity_class_key(differ[j].id);
-
-                        if (g_str_equal(kj, kd))
-                                fail("identities differing in %s and in %s share a class key",
+                if (identity_equal(base, differ[i].id) || identity_equal(differ[i].id, base))
+                        fail("identities differing in %s share the class", differ[i].what);
+                for (size_t j = 0; j < i; j++)
+                        if (identity_equal(differ[j].id, differ[i].id))
+                                fail("identities differing in %s and in %s share a class",
                                      differ[i].what, differ[j].what);
-                }
         }
         for (size_t i = 0; i < G_N_ELEMENTS(differ); i++)
                 identity_free(differ[i].id);
@@ -397,12 +393,12 @@ typedef struct Judge {
         unsigned probe_calls;
 } Judge;
 
-static int vendor_cb(void *userdata, const char *target_node, const char *version) {
+static int vendor_cb(void *userdata, const Node *target_node, const char *version) {
         Judge *j = userdata;
 
         j->vendor_calls++;
         g_free(j->vendor_node);
-        j->vendor_node = g_strdup(target_node);
+        j->vendor_node = g_strdup(target_node->name);
         g_free(j->vendor_version);
         j->vendor_version = g_strdup(version);
         return j->vendor_result;
@@ -556,7 +552,7 @@ static void run_judge_cases(const struct JudgeCase *cases, size_t n) {
                 JudgeOps ops = { vendor_cb, probe_cb, &st };
                 g_autoptr(Identity) src = ident(c->src.type, c->src.version, c->src.basis, c->src.cmp, c->src.flags);
                 g_autoptr(Identity) tgt = ident(c->tgt.type, c->tgt.version, c->tgt.basis, c->tgt.cmp, c->tgt.flags);
-                Judgement j = compat_judge(src, tgt, "tgt-node", &ops);
+                Judgement j = compat_judge(src, tgt, &NODE_OF_DEVICE("tgt-node"), &ops);
 
                 g_test_message("%s: %s/%s: %s", c->what, verdict_to_string(j.verdict), basis_to_string(j.basis),
                                j.reason);
@@ -591,7 +587,7 @@ static void test_judge_table(void) {
                 JudgeOps ops = { vendor_cb, probe_cb, &st };
                 g_autoptr(Identity) src = ident("A", "", BASIS_TYPE_MATCH, 0, no_precopy_note[i].src_flags);
                 g_autoptr(Identity) tgt = ident("A", "", BASIS_TYPE_MATCH, 0, no_precopy_note[i].tgt_flags);
-                Judgement j = compat_judge(src, tgt, "t", &ops);
+                Judgement j = compat_judge(src, tgt, &NODE_OF_DEVICE("t"), &ops);
 
                 if (j.verdict != VERDICT_COMPATIBLE || strstr(j.reason, "pre-copy"))
                         fail("%s: got %s: %s (want compatible, no pre-copy note)", no_precopy_note[i].what,
@@ -604,7 +600,7 @@ static void test_judge_table(void) {
                 JudgeOps ops = { vendor_cb, probe_cb, &st };
                 g_autoptr(Identity) src = ident("A", "1", BASIS_VENDOR, 0, F_SC | F_PRE);
                 g_autoptr(Identity) tgt = ident("A", "1", BASIS_VENDOR, 0, F_SC);
-                Judgement j = compat_judge(src, tgt, "t", &ops);
+                Judgement j = compat_judge(src, tgt, &NODE_OF_DEVICE("t"), &ops);
 
                 g_assert_cmpint(j.verdict, ==, VERDICT_INCOMPATIBLE);
                 g_assert_null(strstr(j.reason, "pre-copy"));
@@ -624,7 +620,7 @@ static void test_judge_no_probe_op(void) {
         JudgeOps ops = { vendor_cb, NULL, &st };
         g_autoptr(Identity) src = ident("A", "", BASIS_TYPE_MATCH, 0, F_SC);
         g_autoptr(Identity) tgt = ident("A", "", BASIS_TYPE_MATCH, 0, F_SC);
-        Judgement j = compat_judge(src, tgt, "t", &ops);
+        Judgement j = compat_judge(src, tgt, &NODE_OF_DEVICE("t"), &ops);
 
         g_assert_cmpint(j.verdict, ==, VERDICT_COMPATIBLE);
         g_assert_cmpint(j.basis, ==, BASIS_TYPE_MATCH);

@@ -131,9 +131,9 @@ static void test_listeners(void) {
         registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
         assert_log(&e, (const char *[]) { "device-added:" U1, "second:" U1, NULL });
 
-        g_assert_true(registry_set_identity(r, U1, "mdev:mtty-1", "", "type-match"));
+        g_assert_true(registry_set_identity(r, &NODE_OF_DEVICE(U1), "mdev:mtty-1", "", "type-match"));
         assert_log(&e, (const char *[]) { "device-identity:" U1, "second:" U1, NULL });
-        g_assert_false(registry_set_identity(r, U1, "mdev:mtty-1", "", "type-match"));
+        g_assert_false(registry_set_identity(r, &NODE_OF_DEVICE(U1), "mdev:mtty-1", "", "type-match"));
         assert_log(&e, (const char *[]) { NULL });
 
         registry_unlisten(r, record, &e);
