@@ -2,14 +2,15 @@
 #include <errno.h>
 
 #include "admission.h"
+#include "migration-internal.h"
 #include "compat-map.h"
 #include "fsm.h"
 #include "util.h"
 #include "vfio-uapi.h"
 
 /* From the registry only. */
-static int add_device(Manager *m, Worker *w, const char *name, bool source, char **ret_error) {
-        const Device *info = registry_get_device(m->registry, name);
+static int add_device(Jobs *jobs, Worker *w, const char *name, bool source, char **ret_error) {
+        const Device *info = registry_get_device(jobs->registry, name);
 
         if (!info)
                 return errno_message(ret_error, ENODEV, "No device %s known to vfiomigd", name);
@@ -22,10 +23,10 @@ static int add_device(Manager *m, Worker *w, const char *name, bool source, char
         return 0;
 }
 
-static int check_compatibility(Manager *m, Worker *w, char **ret_error) {
+static int check_compatibility(Jobs *jobs, Worker *w, char **ret_error) {
         for (unsigned p = 0; p < w->pairs && w->kind == MIGRATION_MIGRATE; p++) {
                 const char *s = worker_dev(w, p)->name, *t = worker_dev(w, p + w->pairs)->name;
-                const Judgement *v = compat_map_verdict(m->compat, &NODE_OF_DEVICE(s), &NODE_OF_DEVICE(t));
+                const Judgement *v = compat_map_verdict(jobs->map, &NODE_OF_DEVICE(s), &NODE_OF_DEVICE(t));
 
                 if (v && v->verdict == VERDICT_UNKNOWN && !w->options.allow_unknown)
                         return errno_message(ret_error, ENOANO, "%s cannot go into %s: %s (option allow-unknown)", s, t,
@@ -37,12 +38,12 @@ static int check_compatibility(Manager *m, Worker *w, char **ret_error) {
         return 0;
 }
 
-static int open_device(Manager *m, WorkerDevice *d, char **ret_error) {
-        const Device *info = registry_get_device(m->registry, d->name);
+static int open_device(Jobs *jobs, WorkerDevice *d, char **ret_error) {
+        const Device *info = registry_get_device(jobs->registry, d->name);
         g_autofree char *why = NULL;
         int r;
 
-        r = backend_open_device(m->backend, info, &d->handle, &why);
+        r = backend_open_device(jobs->backend, info, &d->handle, &why);
         if (r == -EBUSY)
                 return errno_message(ret_error, EBUSY, "%s", why ? why : d->name);
         if (r < 0)
@@ -51,7 +52,7 @@ static int open_device(Manager *m, WorkerDevice *d, char **ret_error) {
         if (r == -ENOTTY || (r >= 0 && !(d->flags & VFIO_MIGRATION_STOP_COPY)))
                 return errno_message(ret_error, EOPNOTSUPP, "%s does not support migration", d->name);
         if (r >= 0) {
-                registry_set_device_flags(m->registry, d->name, d->flags);  /* the kernel backend learns them now */
+                registry_set_device_flags(jobs->registry, d->name, d->flags);  /* the kernel backend learns them now */
                 r = d->handle->ops->get_state(d->handle, &d->state);
         }
         if (r < 0)
@@ -74,9 +75,9 @@ static int check_p2p(Worker *w, char **ret_error) {
         return 0;
 }
 
-static void setup_identity(Manager *m, Worker *w) {
+static void setup_identity(Jobs *jobs, Worker *w) {
         WorkerDevice *s = worker_dev(w, 0);
-        const Device *d = registry_get_device(m->registry, s->name);
+        const Device *d = registry_get_device(jobs->registry, s->name);
 
         w->identity.migration_type = g_strdup(d->migration_type);
         w->identity.migration_version = g_strdup(d->migration_version);
@@ -84,20 +85,20 @@ static void setup_identity(Manager *m, Worker *w) {
         w->identity.migration_flags = s->flags;
 }
 
-int admission_check(Manager *m, Worker *w, char **sources, char **targets, char **ret_error) {
+int admission_check(Jobs *jobs, Worker *w, char **sources, char **targets, char **ret_error) {
         int r = 0;
 
         for (char **s = sources; r >= 0 && s && *s; s++)
-                r = add_device(m, w, *s, true, ret_error);
+                r = add_device(jobs, w, *s, true, ret_error);
         for (char **t = targets; r >= 0 && t && *t; t++)
-                r = add_device(m, w, *t, false, ret_error);
+                r = add_device(jobs, w, *t, false, ret_error);
         if (r >= 0)
-                r = check_compatibility(m, w, ret_error);
+                r = check_compatibility(jobs, w, ret_error);
         for (guint i = 0; r >= 0 && i < w->devices->len; i++)
-                r = open_device(m, worker_dev(w, i), ret_error);
+                r = open_device(jobs, worker_dev(w, i), ret_error);
         if (r >= 0)
                 r = check_p2p(w, ret_error);
         if (r >= 0 && w->kind == MIGRATION_SAVE)
-                setup_identity(m, w);
+                setup_identity(jobs, w);
         return r;
 }

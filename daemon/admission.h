@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include "manager.h"
+#include "migration.h"
 #include "worker.h"
 
 /* The checks before a job starts, so that a job that starts can run:
@@ -13,4 +13,4 @@
  * Fills w's devices (sources, then targets) with their handles, and a
  * save's stream identity. Returns -errno and a message as
  * migration_start() does. */
-int admission_check(Manager *m, Worker *w, char **sources, char **targets, char **ret_error);
+int admission_check(Jobs *jobs, Worker *w, char **sources, char **targets, char **ret_error);

@@ -11,16 +11,16 @@
 #include "probe.h"
 #include "vfiomig-names.h"
 
-static const Device *lookup(Manager *m, sd_bus_message *msg, char **ret_name, sd_bus_error *error) {
+static const Device *lookup(BusContext *c, sd_bus_message *msg, char **ret_name, sd_bus_error *error) {
         if (bus_read_device_name(msg, ret_name, error) < 0)
                 return NULL;
-        return bus_lookup_device(m->registry, *ret_name, error);
+        return bus_lookup_device(c->registry, *ret_name, error);
 }
 
 int bus_method_get_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *name = NULL;
-        const Device *d = lookup(m, msg, &name, error);
+        const Device *d = lookup(c, msg, &name, error);
 
         if (!d)
                 return -ENODEV;
@@ -33,13 +33,13 @@ static int reply_judgement(sd_bus_message *msg, const Judgement *j) {
 }
 
 int bus_method_check_compatibility(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *source = NULL, *target = NULL;
         const Judgement *j;
 
-        if (!lookup(m, msg, &source, error) || !lookup(m, msg, &target, error))
+        if (!lookup(c, msg, &source, error) || !lookup(c, msg, &target, error))
                 return -ENODEV;
-        j = compat_map_verdict(m->compat, &NODE_OF_DEVICE(source), &NODE_OF_DEVICE(target));
+        j = compat_map_verdict(identities_map(c->identities), &NODE_OF_DEVICE(source), &NODE_OF_DEVICE(target));
         if (!j)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "%s or %s has no identity yet", source,
                                          target);
@@ -71,15 +71,15 @@ static int read_remote_identity(sd_bus_message *msg, Identity **ret, sd_bus_erro
  * drivers' migration_version attributes, and is remembered for a while:
  * that takes the right to migrate. Root passes without asking. Returns
  * as polkit_verify() does. */
-static int verify_remote_identity(Manager *m, sd_bus_message *msg, const Identity *id, sd_bus_error *error) {
-        if (compat_map_knows(m->compat, id->type, id->version))
+static int verify_remote_identity(BusContext *c, sd_bus_message *msg, const Identity *id, sd_bus_error *error) {
+        if (compat_map_knows(identities_map(c->identities), id->type, id->version))
                 return 1;
         return polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE,
-                             (const char *[]) { "type", id->type, "version", id->version, NULL }, m->polkit, error);
+                             (const char *[]) { "type", id->type, "version", id->version, NULL }, c->polkit, error);
 }
 
 int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autoptr(Identity) id = NULL;
         g_autofree char *target = NULL;
         const Judgement *j;
@@ -90,14 +90,14 @@ int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error 
                 r = bus_read_device_name(msg, &target, error);
         if (r < 0)
                 return r;
-        r = verify_remote_identity(m, msg, id, error);
+        r = verify_remote_identity(c, msg, id, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
 
         /* looked up only now: polkit may have taken a while */
-        if (!bus_lookup_device(m->registry, target, error))
+        if (!bus_lookup_device(c->registry, target, error))
                 return -ENODEV;
-        j = compat_map_verdict_for(m->compat, id, &NODE_OF_DEVICE(target));
+        j = compat_map_verdict_for(identities_map(c->identities), id, &NODE_OF_DEVICE(target));
         if (!j)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "%s has no identity yet", target);
         return reply_judgement(msg, j);
@@ -132,23 +132,23 @@ static const BusOption find_options[] = {
 
 /* Whether a node can take state now: an idle device, or a type with
  * instances left. */
-static bool usable(Manager *m, const Node *node, const FindOptions *o) {
+static bool usable(BusContext *c, const Node *node, const FindOptions *o) {
         const MdevType *t;
         const Device *d;
 
         switch (node->kind) {
         case NODE_MDEV_TYPE:
-                t = registry_get_type(m->registry, node->name);
+                t = registry_get_type(c->registry, node->name);
                 return !o->existing_only && t && t->available_instances > 0;
         case NODE_DEVICE:
-                d = registry_get_device(m->registry, node->name);
+                d = registry_get_device(c->registry, node->name);
                 return d && (o->include_busy || !d->busy);
         }
         return false;
 }
 
 int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autoptr(Identity) id = NULL;
         g_autoptr(GArray) targets = NULL;
         FindOptions o = {};
@@ -159,20 +159,20 @@ int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *e
         if (r >= 0)
                 r = bus_read_options(msg, find_options, &o, error);
         if (r >= 0)
-                r = verify_remote_identity(m, msg, id, error);
+                r = verify_remote_identity(c, msg, id, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
 
         /* the kernel frees instances without a uevent: read them now */
-        backend_refresh_types(m->backend);
-        targets = compat_map_candidates(m->compat, id, o.include_unknown);    /* best first */
+        backend_refresh_types(c->backend);
+        targets = compat_map_candidates(identities_map(c->identities), id, o.include_unknown);    /* best first */
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ssss)");
         for (guint i = 0; r >= 0 && i < targets->len; i++) {
                 const CompatTarget *t = &g_array_index(targets, CompatTarget, i);
 
-                if (!usable(m, &t->node, &o))
+                if (!usable(c, &t->node, &o))
                         continue;
                 r = sd_bus_message_append(reply, "(ssss)", t->node.kind == NODE_DEVICE ? "device" : "mdev-type",
                                           t->node.name, verdict_to_string(t->judgement->verdict),
@@ -218,7 +218,7 @@ static void unref_call(void *call) {
 }
 
 /* The reply to Probe(), when the probe is done. */
-static void probe_done(Manager *m, int error, const char *message, const Judgement *verdict, void *userdata) {
+static void probe_done(int error, const char *message, const Judgement *verdict, void *userdata) {
         sd_bus_message *call = userdata;
 
         if (error < 0)
@@ -229,7 +229,7 @@ static void probe_done(Manager *m, int error, const char *message, const Judgeme
 }
 
 int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *source = NULL, *target = NULL, *why = NULL;
         NodeKind source_kind, target_kind;
         int r;
@@ -248,12 +248,12 @@ int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                                          "%s cannot be its own target", source);
 
         r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "source", source, "target", target, NULL },
-                          m->polkit, error);
+                          c->polkit, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;
-        r = probe_start(m, &(Node) { source_kind, source }, &(Node) { target_kind, target }, probe_done,
+        r = probe_start(c->probes, &(Node) { source_kind, source }, &(Node) { target_kind, target }, probe_done,
                         sd_bus_message_ref(msg), unref_call, &why);
         if (r < 0)
                 return bus_error_set_errnof(error, r, "%s", why);

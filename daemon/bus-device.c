@@ -71,13 +71,13 @@ const sd_bus_vtable bus_device_vtable[] = {
 
 static int find_device(sd_bus *bus, const char *path, const char *interface, void *userdata,
                        void **found, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *name = NULL;
         const Device *d;
 
         if (sd_bus_path_decode(path, VFIOMIG_DEVICE_PATH_PREFIX, &name) <= 0)
                 return 0;
-        d = registry_get_device(m->registry, name);
+        d = registry_get_device(c->registry, name);
         if (!d)
                 return 0;
         *found = (void *) d;
@@ -85,8 +85,8 @@ static int find_device(sd_bus *bus, const char *path, const char *interface, voi
 }
 
 static int enumerate_devices(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
-        Manager *m = userdata;
-        g_autoptr(GPtrArray) devices = registry_list_devices(m->registry);
+        BusContext *c = userdata;
+        g_autoptr(GPtrArray) devices = registry_list_devices(c->registry);
         char **l = g_new0(char *, devices->len + 1);
 
         for (guint i = 0; i < devices->len; i++)
@@ -95,12 +95,12 @@ static int enumerate_devices(sd_bus *bus, const char *path, void *userdata, char
         return 0;
 }
 
-int bus_device_register(Manager *m) {
+int bus_device_register(BusContext *c) {
         int r;
 
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, VFIOMIG_DEVICE_PATH_PREFIX, VFIOMIG_DEVICE_INTERFACE,
-                                       bus_device_vtable, find_device, m);
+        r = sd_bus_add_fallback_vtable(c->bus, NULL, VFIOMIG_DEVICE_PATH_PREFIX, VFIOMIG_DEVICE_INTERFACE,
+                                       bus_device_vtable, find_device, c);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(m->bus, NULL, VFIOMIG_DEVICE_PATH_PREFIX, enumerate_devices, m);
+        return sd_bus_add_node_enumerator(c->bus, NULL, VFIOMIG_DEVICE_PATH_PREFIX, enumerate_devices, c);
 }

@@ -17,22 +17,22 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
 
 static int property_get_backend(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
 
-        return sd_bus_message_append(reply, "s", backend_name(m->backend));
+        return sd_bus_message_append(reply, "s", backend_name(c->backend));
 }
 
 static int property_get_device_count(sd_bus *bus, const char *path, const char *interface,
                                      const char *property, sd_bus_message *reply, void *userdata,
                                      sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
 
-        return sd_bus_message_append(reply, "u", registry_device_count(m->registry));
+        return sd_bus_message_append(reply, "u", registry_device_count(c->registry));
 }
 
 static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        g_autoptr(GPtrArray) devices = registry_list_devices(m->registry);
+        BusContext *c = userdata;
+        g_autoptr(GPtrArray) devices = registry_list_devices(c->registry);
         sd_bus_message *reply = NULL;
         int r;
 
@@ -50,13 +50,13 @@ static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autoptr(GPtrArray) types = NULL;
         sd_bus_message *reply = NULL;
         int r;
 
-        backend_refresh_types(m->backend);
-        types = registry_list_types(m->registry);
+        backend_refresh_types(c->backend);
+        types = registry_list_types(c->registry);
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
@@ -70,14 +70,14 @@ static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *
 }
 
 static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *name = NULL, *path = NULL;
         int r;
 
         r = bus_read_device_name(msg, &name, error);
         if (r < 0)
                 return r;
-        if (!bus_lookup_device(m->registry, name, error))
+        if (!bus_lookup_device(c->registry, name, error))
                 return -ENODEV;
         path = bus_device_path(name);
         return sd_bus_reply_method_return(msg, "o", path);
@@ -96,19 +96,19 @@ static int read_plain_name(sd_bus_message *msg, const char *what, const char **r
         return 0;
 }
 
-static const MdevType *lookup_type(Manager *m, const char *parent, const char *type_id, sd_bus_error *error) {
+static const MdevType *lookup_type(BusContext *c, const char *parent, const char *type_id, sd_bus_error *error) {
         const MdevType *t;
         g_autoptr(GPtrArray) types = NULL;
         g_autoptr(GString) ids = NULL;
 
-        if (!registry_get_parent(m->registry, parent)) {
+        if (!registry_get_parent(c->registry, parent)) {
                 sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No mdev parent device %s", parent);
                 return NULL;
         }
-        t = registry_find_type(m->registry, parent, type_id);
+        t = registry_find_type(c->registry, parent, type_id);
         if (t)
                 return t;
-        types = registry_list_parent_types(m->registry, parent);
+        types = registry_list_parent_types(c->registry, parent);
         ids = g_string_new(NULL);
         for (guint i = 0; i < types->len; i++)
                 g_string_append_printf(ids, "%s%s", i ? ", " : "", ((MdevType *) types->pdata[i])->id);
@@ -118,7 +118,7 @@ static const MdevType *lookup_type(Manager *m, const char *parent, const char *t
 }
 
 static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         const char *parent, *type_id, *uuid_arg;
         g_autofree char *uuid = NULL;
         const MdevType *t;
@@ -147,19 +147,19 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
          * a slow answer is stale after it, and a refused caller learns
          * nothing of which parents and types exist. */
         r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE,
-                          (const char *[]) { "parent", parent, "type", type_id, NULL }, m->polkit, error);
+                          (const char *[]) { "parent", parent, "type", type_id, NULL }, c->polkit, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;       /* polkit will answer, then we are called again */
 
-        t = lookup_type(m, parent, type_id, error);
+        t = lookup_type(c, parent, type_id, error);
         if (!t)
                 return -ENODEV;
         uuid = *uuid_arg ? g_ascii_strdown(uuid_arg, -1) : g_uuid_string_random();
         /* A duplicate UUID is left for the kernel (or testbed) to refuse:
          * it is the authority, and our registry may lag a uevent behind. */
-        r = backend_create_mdev(m->backend, t, uuid);
+        r = backend_create_mdev(c->backend, t, uuid);
         if (r == -EUSERS)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY,
                                          "%s: mdev type %s has no available instances left", parent, type_id);
@@ -174,7 +174,7 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
 }
 
 static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *name = NULL;
         const Device *d;
         int r;
@@ -187,13 +187,13 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return r;
 
         /* as CreateMdev(): authorized, then looked up */
-        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "device", name, NULL }, m->polkit, error);
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "device", name, NULL }, c->polkit, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;       /* polkit will answer, then we are called again */
 
-        d = bus_lookup_device(m->registry, name, error);
+        d = bus_lookup_device(c->registry, name, error);
         if (!d)
                 return -ENODEV;
         if (d->kind != DEVICE_KIND_MDEV)
@@ -202,7 +202,7 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (d->busy)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s; cancel or wait for it first",
                                          name, d->holder);
-        r = backend_remove_mdev(m->backend, d);
+        r = backend_remove_mdev(c->backend, d);
         if (r < 0)
                 return bus_error_device_errno(error, r, name, "failed to remove mdev");
 
@@ -290,58 +290,58 @@ const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_VTABLE_END
 };
 
-int bus_manager_register(Manager *m) {
+int bus_manager_register(BusContext *c) {
         int r;
 
-        r = sd_bus_add_object_vtable(m->bus, NULL, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
-                                     bus_manager_vtable, m);
+        r = sd_bus_add_object_vtable(c->bus, NULL, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                                     bus_manager_vtable, c);
         if (r < 0)
                 return r;
-        return sd_bus_add_object_manager(m->bus, NULL, VFIOMIG_OBJECT_PATH);
+        return sd_bus_add_object_manager(c->bus, NULL, VFIOMIG_OBJECT_PATH);
 }
 
-static void notify_device(Manager *m, RegistryEvent event, const Device *d) {
+static void notify_device(BusContext *c, RegistryEvent event, const Device *d) {
         g_autofree char *path = bus_device_path(d->name);
 
         switch (event) {
         case REGISTRY_DEVICE_ADDED:
                 log_info("Device %s added (%s, %s)", d->name, device_kind_to_string(d->kind), d->driver);
-                (void) sd_bus_emit_interfaces_added(m->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
-                (void) sd_bus_emit_signal(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                (void) sd_bus_emit_interfaces_added(c->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
+                (void) sd_bus_emit_signal(c->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
                                           "DeviceAdded", "so", d->name, path);
                 break;
         case REGISTRY_DEVICE_REMOVED:
                 log_info("Device %s removed", d->name);
-                (void) sd_bus_emit_interfaces_removed(m->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
-                (void) sd_bus_emit_signal(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                (void) sd_bus_emit_interfaces_removed(c->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
+                (void) sd_bus_emit_signal(c->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
                                           "DeviceRemoved", "so", d->name, path);
                 break;
         default:
-                (void) sd_bus_emit_properties_changed_strv(m->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
+                (void) sd_bus_emit_properties_changed_strv(c->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
                 return;
         }
-        (void) sd_bus_emit_properties_changed(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+        (void) sd_bus_emit_properties_changed(c->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
                                               "DeviceCount", NULL);
 }
 
-static void notify_type(Manager *m, RegistryEvent event, const MdevType *t) {
+static void notify_type(BusContext *c, RegistryEvent event, const MdevType *t) {
         g_autofree char *path = bus_type_path(t->key);
 
         if (event == REGISTRY_TYPE_ADDED)
-                (void) sd_bus_emit_interfaces_added(m->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
+                (void) sd_bus_emit_interfaces_added(c->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
         else if (event == REGISTRY_TYPE_REMOVED)
-                (void) sd_bus_emit_interfaces_removed(m->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
+                (void) sd_bus_emit_interfaces_removed(c->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
         else
-                (void) sd_bus_emit_properties_changed_strv(m->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
+                (void) sd_bus_emit_properties_changed_strv(c->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
 }
 
 void bus_registry_notify(Registry *r, RegistryEvent event, const void *object, void *userdata) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
 
-        if (!m->bus)
+        if (!c->bus)
                 return;
         if (event <= REGISTRY_DEVICE_IDENTITY_CHANGED)
-                notify_device(m, event, object);
+                notify_device(c, event, object);
         else
-                notify_type(m, event, object);
+                notify_type(c, event, object);
 }

@@ -143,59 +143,70 @@ static void options_init(Options *o) {
 
 /* ---- replies and objects ---- */
 
-static Migration *find_migration(Manager *m, const char *path) {
+static Migration *find_migration(BusContext *c, const char *path) {
         g_autofree char *id = NULL;
         guint64 n;
 
         if (sd_bus_path_decode(path, VFIOMIG_MIGRATION_PATH_PREFIX, &id) <= 0 ||
             !g_ascii_string_to_unsigned(id, 10, 1, G_MAXUINT32, &n, NULL))
                 return NULL;
-        return migration_lookup(m, (uint32_t) n);
+        return migration_lookup(c->jobs, (uint32_t) n);
 }
 
-static int reply_started(Manager *m, sd_bus_message *msg, Migration *j) {
+static int reply_started(BusContext *c, sd_bus_message *msg, Migration *j) {
         uint32_t id = migration_get_id(j);
         const char *path = migration_get_path(j);
         int r;
 
         r = sd_bus_reply_method_return(msg, "uo", id, path);
-        (void) sd_bus_emit_interfaces_added(m->bus, path, VFIOMIG_MIGRATION_INTERFACE, NULL);
-        (void) sd_bus_emit_signal(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, "MigrationNew", "uo",
+        (void) sd_bus_emit_interfaces_added(c->bus, path, VFIOMIG_MIGRATION_INTERFACE, NULL);
+        (void) sd_bus_emit_signal(c->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, "MigrationNew", "uo",
                                   id, path);
         return r;
 }
 
-void bus_migration_emit_changed(Manager *m, Migration *j, bool final) {
+static void emit_changed(void *userdata, Migration *j, bool final) {
+        BusContext *c = userdata;
         const char *path = migration_get_path(j);
         g_auto(MigrationSnapshot) s = {};
 
         migration_snapshot(j, &s);
-        (void) sd_bus_emit_properties_changed_strv(m->bus, path, VFIOMIG_MIGRATION_INTERFACE, NULL);
-        (void) sd_bus_emit_signal(m->bus, path, VFIOMIG_MIGRATION_INTERFACE, "ProgressUpdate", "dt",
+        (void) sd_bus_emit_properties_changed_strv(c->bus, path, VFIOMIG_MIGRATION_INTERFACE, NULL);
+        (void) sd_bus_emit_signal(c->bus, path, VFIOMIG_MIGRATION_INTERFACE, "ProgressUpdate", "dt",
                                   migration_snapshot_progress(&s), s.bytes);
 }
 
-void bus_migration_emit_forgotten(Manager *m, Migration *j) {
-        (void) sd_bus_emit_interfaces_removed(m->bus, migration_get_path(j), VFIOMIG_MIGRATION_INTERFACE, NULL);
+static void emit_forgotten(void *userdata, Migration *j) {
+        BusContext *c = userdata;
+
+        (void) sd_bus_emit_interfaces_removed(c->bus, migration_get_path(j), VFIOMIG_MIGRATION_INTERFACE, NULL);
 }
 
-void bus_migration_emit_removed(Manager *m, Migration *j) {
-        (void) sd_bus_emit_signal(m->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, "MigrationRemoved",
+static void emit_removed(void *userdata, Migration *j) {
+        BusContext *c = userdata;
+
+        (void) sd_bus_emit_signal(c->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, "MigrationRemoved",
                                   "uos", migration_get_id(j), migration_get_path(j),
                                   migration_phase_to_string(migration_get_phase(j)));
 }
 
+static const MigrationEvents bus_migration_events = {
+        .changed = emit_changed,
+        .ended = emit_removed,
+        .forgotten = emit_forgotten,
+};
+
 /* ---- Manager methods ---- */
 
-static int start(Manager *m, sd_bus_message *msg, const MigrationRequest *req, sd_bus_error *error) {
+static int start(BusContext *c, sd_bus_message *msg, const MigrationRequest *req, sd_bus_error *error) {
         g_autofree char *why = NULL;
         Migration *j;
         int r;
 
-        r = migration_start(m, req, sd_bus_message_get_sender(msg), &j, &why);
+        r = migration_start(c->jobs, req, sd_bus_message_get_sender(msg), &j, &why);
         if (r < 0)
                 return bus_error_set_errnof(error, r, "%s", why);
-        return reply_started(m, msg, j);
+        return reply_started(c, msg, j);
 }
 
 /* org.vfiomig1.migrate with every device the call touches in the details,
@@ -204,7 +215,7 @@ static int start(Manager *m, sd_bus_message *msg, const MigrationRequest *req, s
  * any; "device" when there is only one; then key and value, if given
  * ("file", a saved state's name; "migration", a job's id). Returns as
  * polkit_verify() does. */
-static int authorize_job(Manager *m, sd_bus_message *msg, char **sources, char **targets, const char *key,
+static int authorize_job(BusContext *c, sd_bus_message *msg, char **sources, char **targets, const char *key,
                          const char *value, sd_bus_error *error) {
         g_autofree char *s = sources && *sources ? g_strjoinv(",", sources) : NULL;
         g_autofree char *t = targets && *targets ? g_strjoinv(",", targets) : NULL;
@@ -228,13 +239,13 @@ static int authorize_job(Manager *m, sd_bus_message *msg, char **sources, char *
                 details[n++] = key;
                 details[n++] = value;
         }
-        return polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, details, m->polkit, error);
+        return polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, details, c->polkit, error);
 }
 
 /* A call on one device that is neither source nor target. */
-static int authorize(Manager *m, sd_bus_message *msg, const char *device, sd_bus_error *error) {
+static int authorize(BusContext *c, sd_bus_message *msg, const char *device, sd_bus_error *error) {
         return polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, (const char *[]) { "devices", device, "device", device, NULL },
-                             m->polkit, error);
+                             c->polkit, error);
 }
 
 /* "SOURCE=TARGET" entries of the devices option, normalized. */
@@ -255,7 +266,7 @@ static int split_pairs(GPtrArray *pairs, GStrvBuilder *sources, GStrvBuilder *ta
 }
 
 int bus_method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *source = NULL, *target = NULL;
         g_autoptr(GStrvBuilder) sb = g_strv_builder_new(), tb = g_strv_builder_new();
         g_auto(GStrv) sources = NULL, targets = NULL;
@@ -278,13 +289,13 @@ int bus_method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         sources = g_strv_builder_end(sb);
         targets = g_strv_builder_end(tb);
 
-        r = authorize_job(m, msg, sources, targets, NULL, NULL, error);
+        r = authorize_job(c, msg, sources, targets, NULL, NULL, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;       /* polkit will answer, then we are called again */
 
-        return start(m, msg, &(MigrationRequest) {
+        return start(c, msg, &(MigrationRequest) {
                 .kind = MIGRATION_MIGRATE, .sources = sources, .targets = targets, .options = o.o,
         }, error);
 }
@@ -305,8 +316,8 @@ static int read_file_name(sd_bus_message *msg, const char **ret, sd_bus_error *e
 }
 
 int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        g_autofree char *source = NULL, *dir = states_dir(m->state_dir), *path = NULL, *why = NULL;
+        BusContext *c = userdata;
+        g_autofree char *source = NULL, *dir = states_dir(c->state_dir), *path = NULL, *why = NULL;
         g_auto(Options) o = {};
         const char *name;
         int r;
@@ -322,7 +333,7 @@ int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
 
         /* Before anything is looked at: a caller polkit refuses learns
          * nothing of which saved states exist. */
-        r = authorize_job(m, msg, (char *[]) { source, NULL }, NULL, "file", name, error);
+        r = authorize_job(c, msg, (char *[]) { source, NULL }, NULL, "file", name, error);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -331,15 +342,15 @@ int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         r = states_prepare(dir, name, o.overwrite, &path, &why);
         if (r < 0)
                 return bus_error_set_errnof(error, r, "%s", why);
-        return start(m, msg, &(MigrationRequest) {
+        return start(c, msg, &(MigrationRequest) {
                 .kind = MIGRATION_SAVE, .sources = (char *[]) { source, NULL }, .stream_fd = -1,
                 .stream_label = name, .final_path = path, .overwrite = o.overwrite, .options = o.o,
         }, error);
 }
 
 int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        g_autofree char *target = NULL, *dir = states_dir(m->state_dir), *why = NULL;
+        BusContext *c = userdata;
+        g_autofree char *target = NULL, *dir = states_dir(c->state_dir), *why = NULL;
         g_auto(Options) o = {};
         const char *name;
         int fd, r;
@@ -353,7 +364,7 @@ int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         if (r < 0)
                 return r;
 
-        r = authorize_job(m, msg, NULL, (char *[]) { target, NULL }, "file", name, error);
+        r = authorize_job(c, msg, NULL, (char *[]) { target, NULL }, "file", name, error);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -362,7 +373,7 @@ int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         fd = states_open(dir, name, &why);
         if (fd < 0)
                 return bus_error_set_errnof(error, fd, "%s", why);
-        r = start(m, msg, &(MigrationRequest) {
+        r = start(c, msg, &(MigrationRequest) {
                 .kind = MIGRATION_LOAD, .targets = (char *[]) { target, NULL }, .stream_fd = fd,
                 .stream_label = name, .options = o.o,
         }, error);
@@ -370,7 +381,7 @@ int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return r;
 }
 
-static int method_fd(sd_bus_message *msg, Manager *m, MigrationKind kind, sd_bus_error *error) {
+static int method_fd(sd_bus_message *msg, BusContext *c, MigrationKind kind, sd_bus_error *error) {
         g_autofree char *device = NULL;
         g_auto(Options) o = {};
         int fd, r;
@@ -384,14 +395,14 @@ static int method_fd(sd_bus_message *msg, Manager *m, MigrationKind kind, sd_bus
         if (r < 0)
                 return r;
 
-        r = authorize_job(m, msg, kind == MIGRATION_SAVE ? (char *[]) { device, NULL } : NULL,
+        r = authorize_job(c, msg, kind == MIGRATION_SAVE ? (char *[]) { device, NULL } : NULL,
                           kind == MIGRATION_LOAD ? (char *[]) { device, NULL } : NULL, NULL, NULL, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;
 
-        return start(m, msg, &(MigrationRequest) {
+        return start(c, msg, &(MigrationRequest) {
                 .kind = kind,
                 .sources = kind == MIGRATION_SAVE ? (char *[]) { device, NULL } : NULL,
                 .targets = kind == MIGRATION_LOAD ? (char *[]) { device, NULL } : NULL,
@@ -408,7 +419,7 @@ int bus_method_load_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 }
 
 int bus_method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *device = NULL, *outcome = NULL, *why = NULL;
         const Device *d;
         int r;
@@ -419,14 +430,14 @@ int bus_method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         if (r < 0)
                 return r;
 
-        r = authorize(m, msg, device, error);
+        r = authorize(c, msg, device, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        d = bus_lookup_device(m->registry, device, error);
+        d = bus_lookup_device(c->registry, device, error);
         if (!d)
                 return -ENODEV;
-        r = migration_resume_device(m, d, &outcome, &why);
+        r = migration_resume_device(c->jobs, d, &outcome, &why);
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s", why);
         if (r < 0)
@@ -436,8 +447,8 @@ int bus_method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
 }
 
 int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        g_autoptr(GPtrArray) jobs = migration_list(m, false);
+        BusContext *c = userdata;
+        g_autoptr(GPtrArray) jobs = migration_list(c->jobs, false);
         sd_bus_message *reply = NULL;
         int r;
 
@@ -459,7 +470,7 @@ int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error
 
 /* With the job's devices, as Migrate() would name them, so that a rule
  * that allows some devices lets cancel only their jobs. */
-static int authorize_cancel(Manager *m, Migration *j, sd_bus_message *msg, const char *id, sd_bus_error *error) {
+static int authorize_cancel(BusContext *c, Migration *j, sd_bus_message *msg, const char *id, sd_bus_error *error) {
         g_autoptr(GStrvBuilder) sb = g_strv_builder_new(), tb = g_strv_builder_new();
         g_auto(GStrv) sources = NULL, targets = NULL;
         g_auto(MigrationSnapshot) s = {};
@@ -469,12 +480,12 @@ static int authorize_cancel(Manager *m, Migration *j, sd_bus_message *msg, const
                 g_strv_builder_add(s.devices[i].source ? sb : tb, s.devices[i].name);
         sources = g_strv_builder_end(sb);
         targets = g_strv_builder_end(tb);
-        return authorize_job(m, msg, sources, targets, "migration", id, error);
+        return authorize_job(c, msg, sources, targets, "migration", id, error);
 }
 
 static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Migration *j = userdata;
-        Manager *m = migration_get_manager(j);
+        BusContext *c = migration_get_events_userdata(j);
         const char *sender = sd_bus_message_get_sender(msg);
         uint32_t n = migration_get_id(j);
         g_autofree char *id = g_strdup_printf("%u", n);
@@ -482,7 +493,7 @@ static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 
         /* The caller may cancel its own migration; anyone else needs polkit. */
         if (g_strcmp0(sender, migration_get_owner(j)) != 0) {
-                r = authorize_cancel(m, j, msg, id, error);
+                r = authorize_cancel(c, j, msg, id, error);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -597,7 +608,8 @@ static int find_migration_object(sd_bus *bus, const char *path, const char *inte
 }
 
 static int enumerate_migrations(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
-        g_autoptr(GPtrArray) jobs = migration_list(userdata, true);
+        BusContext *c = userdata;
+        g_autoptr(GPtrArray) jobs = migration_list(c->jobs, true);
         char **l = g_new0(char *, jobs->len + 1);
 
         for (guint i = 0; i < jobs->len; i++)
@@ -606,12 +618,13 @@ static int enumerate_migrations(sd_bus *bus, const char *path, void *userdata, c
         return 0;
 }
 
-int bus_migration_register(Manager *m) {
+int bus_migration_register(BusContext *c) {
         int r;
 
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, VFIOMIG_MIGRATION_PATH_PREFIX, VFIOMIG_MIGRATION_INTERFACE,
-                                       bus_migration_vtable, find_migration_object, m);
+        jobs_set_events(c->jobs, &bus_migration_events, c);
+        r = sd_bus_add_fallback_vtable(c->bus, NULL, VFIOMIG_MIGRATION_PATH_PREFIX, VFIOMIG_MIGRATION_INTERFACE,
+                                       bus_migration_vtable, find_migration_object, c);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(m->bus, NULL, VFIOMIG_MIGRATION_PATH_PREFIX, enumerate_migrations, m);
+        return sd_bus_add_node_enumerator(c->bus, NULL, VFIOMIG_MIGRATION_PATH_PREFIX, enumerate_migrations, c);
 }

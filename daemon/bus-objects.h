@@ -1,7 +1,30 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include "manager.h"
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "backend.h"
+#include "identities.h"
+#include "migration.h"
+#include "polkit.h"
+#include "probe.h"
+#include "registry.h"
+
+/* What the D-Bus objects serve and use. The manager fills it in and
+ * keeps it, and all it points to, for as long as the bus lives; every
+ * vtable's userdata is this. */
+typedef struct BusContext {
+        sd_bus *bus;
+        sd_event *event;
+        PolkitRegistry *polkit;
+        Registry *registry;
+        Backend *backend;
+        Jobs *jobs;
+        Probes *probes;
+        IdentitySync *identities;
+        const char *state_dir;          /* saved states */
+} BusContext;
 
 /* The vtables of the org.vfiomig1 interfaces, and their registration. */
 
@@ -11,11 +34,15 @@ extern const sd_bus_vtable bus_type_vtable[];
 extern const sd_bus_vtable bus_migration_vtable[];
 extern const sd_bus_vtable bus_testbed_vtable[];
 
-int bus_manager_register(Manager *m);
-int bus_device_register(Manager *m);
-int bus_type_register(Manager *m);
-int bus_migration_register(Manager *m);
-int bus_testbed_register(Manager *m);
+int bus_manager_register(BusContext *c);
+int bus_device_register(BusContext *c);
+int bus_type_register(BusContext *c);
+/* Also installs how jobs report to the bus: PropertiesChanged and
+ * ProgressUpdate of a job, MigrationRemoved(id, path, result) when it
+ * ends (its object stays for a while with the outcome), and
+ * InterfacesRemoved when the ended job is forgotten. */
+int bus_migration_register(BusContext *c);
+int bus_testbed_register(BusContext *c);
 
 /* Manager methods that start migrations (bus-migration.c). */
 int bus_method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error);
@@ -33,15 +60,7 @@ int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error 
 int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 
-struct Migration;
-/* The MigrationEvents (migration.h) the manager installs: */
-/* PropertiesChanged and ProgressUpdate of a job; final: its last word. */
-void bus_migration_emit_changed(Manager *m, struct Migration *j, bool final);
-/* MigrationRemoved(id, path, result): the job ended; its object stays
- * for a while with the outcome. */
-void bus_migration_emit_removed(Manager *m, struct Migration *j);
-/* InterfacesRemoved: the ended job's object goes away. */
-void bus_migration_emit_forgotten(Manager *m, struct Migration *j);
+
 
 /* Turns registry changes into InterfacesAdded/Removed, PropertiesChanged
  * and the Manager's DeviceAdded/DeviceRemoved signals. */

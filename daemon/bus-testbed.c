@@ -16,12 +16,12 @@
 
 /* Changing a device needs org.vfiomig1.manage, asked before the device is
  * looked up: polkit may take a while, and the device may go meanwhile. */
-static int check_manage(Manager *m, sd_bus_message *msg, const char *name, sd_bus_error *error) {
-        return polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "device", name, NULL }, m->polkit, error);
+static int check_manage(BusContext *c, sd_bus_message *msg, const char *name, sd_bus_error *error) {
+        return polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "device", name, NULL }, c->polkit, error);
 }
 
-static SimDevice *get_sim(Manager *m, const char *name, sd_bus_error *error) {
-        SimDevice *sim = testbed_get_sim(m->backend, name);
+static SimDevice *get_sim(BusContext *c, const char *name, sd_bus_error *error) {
+        SimDevice *sim = testbed_get_sim(c->backend, name);
 
         if (!sim)
                 sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No testbed device %s", name);
@@ -29,12 +29,12 @@ static SimDevice *get_sim(Manager *m, const char *name, sd_bus_error *error) {
 }
 
 /* For the reading methods, which need no authorization. */
-static SimDevice *lookup_sim(Manager *m, sd_bus_message *msg, sd_bus_error *error) {
+static SimDevice *lookup_sim(BusContext *c, sd_bus_message *msg, sd_bus_error *error) {
         g_autofree char *name = NULL;
 
         if (bus_read_device_name(msg, &name, error) < 0)
                 return NULL;
-        return get_sim(m, name, error);
+        return get_sim(c, name, error);
 }
 
 static int method_get_digest(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -56,7 +56,7 @@ static int method_get_device_state(sd_bus_message *msg, void *userdata, sd_bus_e
 }
 
 static int method_inject_fault(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *name = NULL, *why = NULL;
         const char *spec;
         SimDevice *sim;
@@ -70,10 +70,10 @@ static int method_inject_fault(sd_bus_message *msg, void *userdata, sd_bus_error
                 return r;
         if (sim_fault_parse(spec, &f, &why) < 0)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s", why);
-        r = check_manage(m, msg, name, error);
+        r = check_manage(c, msg, name, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        sim = get_sim(m, name, error);
+        sim = get_sim(c, name, error);
         if (!sim)
                 return -ENODEV;
         sim_device_add_fault(sim, &f);
@@ -82,7 +82,7 @@ static int method_inject_fault(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 static int method_clear_faults(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *name = NULL;
         SimDevice *sim;
         int r;
@@ -90,10 +90,10 @@ static int method_clear_faults(sd_bus_message *msg, void *userdata, sd_bus_error
         r = bus_read_device_name(msg, &name, error);
         if (r < 0)
                 return r;
-        r = check_manage(m, msg, name, error);
+        r = check_manage(c, msg, name, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        sim = get_sim(m, name, error);
+        sim = get_sim(c, name, error);
         if (!sim)
                 return -ENODEV;
         sim_device_clear_faults(sim);
@@ -101,7 +101,7 @@ static int method_clear_faults(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 static int method_set_dirty_rate(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *name = NULL;
         SimDevice *sim;
         uint64_t rate;
@@ -117,10 +117,10 @@ static int method_set_dirty_rate(sd_bus_message *msg, void *userdata, sd_bus_err
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
                                          "A dirty rate is at most %" PRIu64 " bytes per second (64 GiB/s), "
                                          "not %" PRIu64, SIM_DIRTY_RATE_MAX, rate);
-        r = check_manage(m, msg, name, error);
+        r = check_manage(c, msg, name, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        sim = get_sim(m, name, error);
+        sim = get_sim(c, name, error);
         if (!sim)
                 return -ENODEV;
         r = sim_device_set_dirty_rate(sim, rate);
@@ -151,7 +151,7 @@ static int method_get_transitions(sd_bus_message *msg, void *userdata, sd_bus_er
 }
 
 static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *name = NULL;
         SimDevice *sim;
         int r;
@@ -159,10 +159,10 @@ static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error
         r = bus_read_device_name(msg, &name, error);
         if (r < 0)
                 return r;
-        r = check_manage(m, msg, name, error);
+        r = check_manage(c, msg, name, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        sim = get_sim(m, name, error);
+        sim = get_sim(c, name, error);
         if (!sim)
                 return -ENODEV;
         r = sim_device_reset(sim);
@@ -170,24 +170,24 @@ static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "The device is open for a migration");
         if (r < 0)
                 return r;
-        registry_set_device_state(m->registry, name, "running");
+        registry_set_device_state(c->registry, name, "running");
         return sd_bus_reply_method_return(msg, NULL);
 }
 
 /* The compatibility map's work counters, for tests and benchmarks. */
 static int method_get_map_stats(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         sd_bus_message *reply = NULL;
         CompatMapStats st;
         int r;
 
-        compat_map_stats(m->compat, &st);
+        compat_map_stats(identities_map(c->identities), &st);
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "a{st}", 6, "nodes", (uint64_t) st.nodes,
                                           "classes", (uint64_t) st.classes, "verdicts", st.verdicts,
                                           "vendor-checks", st.vendor_checks, "last-change-usec", st.last_change_usec,
-                                          "build-usec", m->compat_build_usec);
+                                          "build-usec", identities_build_usec(c->identities));
         if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
         sd_bus_message_unref(reply);
@@ -215,9 +215,9 @@ const sd_bus_vtable bus_testbed_vtable[] = {
         SD_BUS_VTABLE_END
 };
 
-int bus_testbed_register(Manager *m) {
-        if (!backend_is_testbed(m->backend))
+int bus_testbed_register(BusContext *c) {
+        if (!backend_is_testbed(c->backend))
                 return 0;
-        return sd_bus_add_object_vtable(m->bus, NULL, VFIOMIG_OBJECT_PATH, VFIOMIG_TESTBED_INTERFACE,
-                                        bus_testbed_vtable, m);
+        return sd_bus_add_object_vtable(c->bus, NULL, VFIOMIG_OBJECT_PATH, VFIOMIG_TESTBED_INTERFACE,
+                                        bus_testbed_vtable, c);
 }

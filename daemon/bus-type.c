@@ -31,13 +31,13 @@ const sd_bus_vtable bus_type_vtable[] = {
 
 static int find_type(sd_bus *bus, const char *path, const char *interface, void *userdata,
                      void **found, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         g_autofree char *key = NULL;
         const MdevType *t;
 
         if (sd_bus_path_decode(path, VFIOMIG_TYPE_PATH_PREFIX, &key) <= 0)
                 return 0;
-        t = registry_get_type(m->registry, key);
+        t = registry_get_type(c->registry, key);
         if (!t)
                 return 0;
         *found = (void *) t;
@@ -45,8 +45,8 @@ static int find_type(sd_bus *bus, const char *path, const char *interface, void 
 }
 
 static int enumerate_types(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
-        Manager *m = userdata;
-        g_autoptr(GPtrArray) types = registry_list_types(m->registry);
+        BusContext *c = userdata;
+        g_autoptr(GPtrArray) types = registry_list_types(c->registry);
         char **l = g_new0(char *, types->len + 1);
 
         for (guint i = 0; i < types->len; i++)
@@ -55,12 +55,12 @@ static int enumerate_types(sd_bus *bus, const char *path, void *userdata, char *
         return 0;
 }
 
-int bus_type_register(Manager *m) {
+int bus_type_register(BusContext *c) {
         int r;
 
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, VFIOMIG_TYPE_PATH_PREFIX, VFIOMIG_TYPE_INTERFACE,
-                                       bus_type_vtable, find_type, m);
+        r = sd_bus_add_fallback_vtable(c->bus, NULL, VFIOMIG_TYPE_PATH_PREFIX, VFIOMIG_TYPE_INTERFACE,
+                                       bus_type_vtable, find_type, c);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(m->bus, NULL, VFIOMIG_TYPE_PATH_PREFIX, enumerate_types, m);
+        return sd_bus_add_node_enumerator(c->bus, NULL, VFIOMIG_TYPE_PATH_PREFIX, enumerate_types, c);
 }

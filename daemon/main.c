@@ -202,16 +202,16 @@ static int run(int argc, char *argv[]) {
         }, &m);
         if (r < 0)
                 return r;
-        r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
+        r = sd_event_add_signal(manager_get_event(m), NULL, SIGTERM, NULL, NULL);
         if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+                r = sd_event_add_signal(manager_get_event(m), NULL, SIGINT, NULL, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up signal handling: %m");
         r = manager_start(m);
         if (r < 0)
                 return r;
 
-        r = sd_event_loop(m->event);
+        r = sd_event_loop(manager_get_event(m));
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
         log_debug("Exiting");

@@ -20,6 +20,27 @@
 #include "util.h"
 #include "vfiomig-names.h"
 
+struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        Registry *registry;
+        Backend *backend;
+        PolkitRegistry *polkit;
+        ProbeCache *probe_cache;
+        IdentitySync *identities;       /* identities and the compatibility map */
+        Jobs *jobs;
+        Probes *probes;
+        BusContext bus_context;         /* what the objects see of all this */
+
+        char **rules_dirs;              /* NULL: the defaults */
+        char *runtime_dir;              /* journal of in-flight jobs, testbed device state */
+        char *state_dir;                /* saved states, probe results */
+
+        uint64_t idle_timeout_usec;     /* 0: never exit on idle */
+        uint64_t last_activity_usec;
+        sd_event_source *idle_timer;
+};
+
 #if HAVE_TESTBED
 static int load_testbed(Manager *m, const char *spec) {
         g_autoptr(ConfFile) c = NULL;
@@ -43,23 +64,12 @@ static int load_testbed(Manager *m, const char *spec) {
 }
 #endif
 
-/* Jobs know no D-Bus: the bus hears of them through these. */
-static const MigrationEvents migration_events = {
-        .changed = bus_migration_emit_changed,
-        .ended = bus_migration_emit_removed,
-        .forgotten = bus_migration_emit_forgotten,
-};
-
 int manager_new(const ManagerOptions *o, Manager **ret) {
         g_autoptr(Manager) m = g_new0(Manager, 1);
         int r;
 
         m->registry = registry_new();
         m->polkit = polkit_registry_new();
-        m->migrations = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
-        m->finished = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
-        m->finished_order = g_queue_new();
-        m->migration_events = &migration_events;
         /* systemd's RuntimeDirectory= and StateDirectory= tell us; tests too */
         m->runtime_dir = g_strdup(getenv("RUNTIME_DIRECTORY") ?: VFIOMIG_RUNTIME_DIR);
         m->state_dir = g_strdup(getenv("STATE_DIRECTORY") ?: VFIOMIG_STATE_DIR);
@@ -83,7 +93,7 @@ int manager_new(const ManagerOptions *o, Manager **ret) {
         m->rules_dirs = g_strdupv(o->rules_dirs);
         /* the bus first: InterfacesAdded before anything about the
          * object's identity (identities_start() subscribes after it) */
-        registry_listen(m->registry, bus_registry_notify, m);
+        registry_listen(m->registry, bus_registry_notify, &m->bus_context);
         *ret = g_steal_pointer(&m);
         return 0;
 }
@@ -93,17 +103,15 @@ void manager_free(Manager *m) {
                 return;
         sd_event_source_disable_unref(m->idle_timer);
         /* Running jobs roll back before anything they use goes away. */
-        g_hash_table_destroy(m->migrations);
-        sd_event_source_disable_unref(m->retire_timer);
-        g_queue_free(m->finished_order);
-        g_hash_table_destroy(m->finished);
-        probe_stop_all(m);
+        jobs_free(m->jobs);
+        probes_free(m->probes);
         /* Drop the bus first: its slots hold pointers into the registry. */
         sd_bus_flush_close_unref(m->bus);
-        identities_stop(m);
+        registry_unlisten(m->registry, bus_registry_notify, &m->bus_context);
+        identities_free(m->identities);
         backend_free(m->backend);
         registry_free(m->registry);
-        probe_cache_free(m->probes);
+        probe_cache_free(m->probe_cache);
         g_strfreev(m->rules_dirs);
         polkit_registry_free(m->polkit);
         sd_event_unref(m->event);
@@ -112,9 +120,13 @@ void manager_free(Manager *m) {
         g_free(m);
 }
 
-bool manager_is_idle(Manager *m) {
-        return polkit_registry_pending(m->polkit) == 0 && g_hash_table_size(m->migrations) == 0 &&
-               probe_running(m) == 0;
+sd_event *manager_get_event(Manager *m) {
+        return m->event;
+}
+
+static bool manager_is_idle(Manager *m) {
+        return polkit_registry_pending(m->polkit) == 0 && (!m->jobs || jobs_running(m->jobs) == 0) &&
+               (!m->probes || probes_running(m->probes) == 0);
 }
 
 /* Runs after every dispatch once the name is gone: work that was in
@@ -198,8 +210,31 @@ static int setup_idle_exit(Manager *m) {
         return arm_idle_timer(m, m->last_activity_usec + m->idle_timeout_usec);
 }
 
+/* Each module gets what it uses. The map comes first (jobs and probes
+ * consult it), but is built only after recovery has put the devices
+ * back. */
+static int start_modules(Manager *m) {
+        g_autofree char *probes_path = g_build_filename(m->state_dir, "probes.conf", NULL);
+        int r;
+
+        m->probe_cache = probe_cache_new(probes_path);
+        r = identities_new(m->event, m->registry, m->backend, m->probe_cache, (const char *const *) m->rules_dirs,
+                           &m->identities);
+        if (r < 0)
+                return r;
+        r = jobs_new(m->event, m->registry, m->backend, identities_map(m->identities), m->runtime_dir,
+                     m->state_dir, &m->jobs);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up jobs: %m");
+        /* A predecessor killed mid-migration left devices stopped: put them
+         * back before anyone can ask for anything. */
+        migration_recover_journal(m->jobs);
+        identities_start(m->identities);
+        m->probes = probes_new(m->event, m->registry, m->backend, identities_map(m->identities), m->probe_cache);
+        return 0;
+}
+
 int manager_start(Manager *m) {
-        g_autofree char *probes_path = NULL;
         int r;
 
         vfiomig_bus_error_register();
@@ -212,26 +247,31 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to attach bus to event loop: %m");
 
-        /* A predecessor killed mid-migration left devices stopped: put them
-         * back before anyone can ask for anything. */
-        migration_recover_journal(m);
-
-        probes_path = g_build_filename(m->state_dir, "probes.conf", NULL);
-        m->probes = probe_cache_new(probes_path);
-        r = identities_start(m);
+        r = start_modules(m);
         if (r < 0)
                 return r;
 
-        r = bus_manager_register(m);
+        m->bus_context = (BusContext) {
+                .bus = m->bus,
+                .event = m->event,
+                .polkit = m->polkit,
+                .registry = m->registry,
+                .backend = m->backend,
+                .jobs = m->jobs,
+                .probes = m->probes,
+                .identities = m->identities,
+                .state_dir = m->state_dir,
+        };
+        r = bus_manager_register(&m->bus_context);
         if (r >= 0)
-                r = bus_device_register(m);
+                r = bus_device_register(&m->bus_context);
         if (r >= 0)
-                r = bus_type_register(m);
+                r = bus_type_register(&m->bus_context);
         if (r >= 0)
-                r = bus_migration_register(m);
+                r = bus_migration_register(&m->bus_context);
 #if HAVE_TESTBED
         if (r >= 0)
-                r = bus_testbed_register(m);
+                r = bus_testbed_register(&m->bus_context);
 #endif
         if (r < 0)
                 return log_error_errno(r, "Failed to register D-Bus objects: %m");

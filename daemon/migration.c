@@ -10,7 +10,7 @@
 #include "identities.h"
 #include "journal.h"
 #include "log.h"
-#include "migration.h"
+#include "migration-internal.h"
 #include "states.h"
 #include "util.h"
 #include "vfio-uapi.h"
@@ -18,7 +18,7 @@
 
 struct Migration {
         Worker w;                       /* the work, and what it reports */
-        Manager *manager;
+        Jobs *jobs;
         char *path;
         char *source_label, *target_label;
         char *owner;                    /* unique bus name of the caller */
@@ -71,7 +71,7 @@ static JournalEntry *journal_entry(Migration *j, bool committed) {
 
 static int on_journal(void *userdata, WorkerRecord what, char **ret_error) {
         Migration *j = userdata;
-        const char *dir = j->manager->runtime_dir;
+        const char *dir = j->jobs->runtime_dir;
         g_autoptr(JournalEntry) e = NULL;
         int r;
 
@@ -142,7 +142,7 @@ static void answer_question(Migration *j) {
                 return;
         }
         id = identities_remote(j->ask_type, j->ask_version);
-        judgement = compat_map_verdict_for(j->manager->compat, id, &NODE_OF_DEVICE(dev(j, 0)->name));
+        judgement = compat_map_verdict_for(j->jobs->map, id, &NODE_OF_DEVICE(dev(j, 0)->name));
         j->answer = judgement ? judgement->verdict : VERDICT_UNKNOWN;
         j->answer_reason = g_strdup(judgement ? judgement->reason : "the target has no identity");
         g_clear_pointer(&j->ask_type, g_free);
@@ -152,7 +152,7 @@ static void answer_question(Migration *j) {
 }
 
 static void sync_registry(Migration *j, const MigrationSnapshot *s) {
-        Registry *reg = j->manager->registry;
+        Registry *reg = j->jobs->registry;
 
         for (unsigned i = 0; i < s->n_devices; i++) {
                 registry_set_device_state(reg, s->devices[i].name, fsm_state_to_string(s->devices[i].state));
@@ -185,7 +185,8 @@ static int on_worker_notify(sd_event_source *source, int fd, uint32_t revents, v
         answer_question(j);
         worker_snapshot(&j->w, &s);
         sync_registry(j, &s);
-        j->manager->migration_events->changed(j->manager, j, s.finished);
+        if (j->jobs->events)
+                j->jobs->events->changed(j->jobs->events_userdata, j, s.finished);
         if (!s.finished)
                 return 0;
 
@@ -200,9 +201,9 @@ static int on_worker_notify(sd_event_source *source, int fd, uint32_t revents, v
 
 /* ---- ended jobs ---- */
 
-Migration *migration_lookup(Manager *m, uint32_t id) {
-        return g_hash_table_lookup(m->migrations, GUINT_TO_POINTER(id)) ?:
-               g_hash_table_lookup(m->finished, GUINT_TO_POINTER(id));
+Migration *migration_lookup(Jobs *t, uint32_t id) {
+        return g_hash_table_lookup(t->running, GUINT_TO_POINTER(id)) ?:
+               g_hash_table_lookup(t->ended, GUINT_TO_POINTER(id));
 }
 
 static int compare_ids(gconstpointer a, gconstpointer b) {
@@ -220,43 +221,44 @@ static void add_jobs(GPtrArray *a, GHashTable *jobs) {
                 g_ptr_array_add(a, v);
 }
 
-GPtrArray *migration_list(Manager *m, bool ended) {
+GPtrArray *migration_list(Jobs *t, bool ended) {
         GPtrArray *a = g_ptr_array_new();
 
-        add_jobs(a, m->migrations);
+        add_jobs(a, t->running);
         if (ended)
-                add_jobs(a, m->finished);
+                add_jobs(a, t->ended);
         g_ptr_array_sort(a, compare_ids);
         return a;
 }
 
-static bool expired(Manager *m, Migration *j, uint64_t now) {
-        return g_queue_get_length(m->finished_order) > MIGRATION_RETAIN_JOBS &&
+static bool expired(Jobs *t, Migration *j, uint64_t now) {
+        return g_queue_get_length(t->ended_order) > MIGRATION_RETAIN_JOBS &&
                now >= j->ended_usec + MIGRATION_RETAIN_USEC;
 }
 
 static int on_retire_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* Forgets the ended jobs that are both old and beyond the last few. */
-static void prune_finished(Manager *m) {
+static void prune_finished(Jobs *t) {
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         Migration *j;
         int r;
 
-        while ((j = g_queue_peek_head(m->finished_order)) && expired(m, j, now)) {
-                g_queue_pop_head(m->finished_order);
-                m->migration_events->forgotten(m, j);
-                g_hash_table_remove(m->finished, GUINT_TO_POINTER(j->w.id));    /* frees j */
+        while ((j = g_queue_peek_head(t->ended_order)) && expired(t, j, now)) {
+                g_queue_pop_head(t->ended_order);
+                if (t->events)
+                        t->events->forgotten(t->events_userdata, j);
+                g_hash_table_remove(t->ended, GUINT_TO_POINTER(j->w.id));      /* frees j */
         }
-        if (g_queue_get_length(m->finished_order) <= MIGRATION_RETAIN_JOBS)
+        if (g_queue_get_length(t->ended_order) <= MIGRATION_RETAIN_JOBS)
                 return;
-        j = g_queue_peek_head(m->finished_order);
-        if (m->retire_timer)
-                r = sd_event_source_set_time(m->retire_timer, j->ended_usec + MIGRATION_RETAIN_USEC) ?:
-                    sd_event_source_set_enabled(m->retire_timer, SD_EVENT_ONESHOT);
+        j = g_queue_peek_head(t->ended_order);
+        if (t->retire_timer)
+                r = sd_event_source_set_time(t->retire_timer, j->ended_usec + MIGRATION_RETAIN_USEC) ?:
+                    sd_event_source_set_enabled(t->retire_timer, SD_EVENT_ONESHOT);
         else
-                r = sd_event_add_time(m->event, &m->retire_timer, CLOCK_MONOTONIC,
-                                      j->ended_usec + MIGRATION_RETAIN_USEC, USEC_PER_SEC, on_retire_timer, m);
+                r = sd_event_add_time(t->event, &t->retire_timer, CLOCK_MONOTONIC,
+                                      j->ended_usec + MIGRATION_RETAIN_USEC, USEC_PER_SEC, on_retire_timer, t);
         if (r < 0)
                 log_warning_errno(r, "Cannot schedule forgetting ended migrations: %m");
 }
@@ -270,15 +272,16 @@ static int on_retire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
  * object, so that a client that comes late (wait after --no-wait) still
  * learns the outcome. */
 static void retire(Migration *j) {
-        Manager *m = j->manager;
+        Jobs *t = j->jobs;
 
         j->notify_source = sd_event_source_disable_unref(j->notify_source);
         j->ended_usec = now_usec(CLOCK_MONOTONIC);
-        m->migration_events->ended(m, j);
-        g_hash_table_steal(m->migrations, GUINT_TO_POINTER(j->w.id));
-        g_hash_table_insert(m->finished, GUINT_TO_POINTER(j->w.id), j);
-        g_queue_push_tail(m->finished_order, j);
-        prune_finished(m);
+        if (t->events)
+                t->events->ended(t->events_userdata, j);
+        g_hash_table_steal(t->running, GUINT_TO_POINTER(j->w.id));
+        g_hash_table_insert(t->ended, GUINT_TO_POINTER(j->w.id), j);
+        g_queue_push_tail(t->ended_order, j);
+        prune_finished(t);
 }
 
 /* ---- the job ---- */
@@ -323,10 +326,6 @@ int migration_cancel(Migration *j, const char *who) {
         return r;
 }
 
-Manager *migration_get_manager(Migration *j) {
-        return j->manager;
-}
-
 uint32_t migration_get_id(Migration *j) {
         return j->w.id;
 }
@@ -349,6 +348,10 @@ const char *migration_get_source_label(Migration *j) {
 
 const char *migration_get_target_label(Migration *j) {
         return j->target_label;
+}
+
+void *migration_get_events_userdata(Migration *j) {
+        return j->jobs->events_userdata;
 }
 
 bool migration_has_ended(Migration *j) {
@@ -395,44 +398,47 @@ static int open_stream(Migration *j, const MigrationRequest *req, char **ret_err
 
 /* Not across restarts of the machine, whose runtime directory starts
  * empty: a client's "wait 7" must never find another job 7. */
-static uint32_t next_id(Manager *m) {
-        g_autofree char *path = g_build_filename(m->runtime_dir, LAST_ID_FILE, NULL);
-        g_autofree char *text = g_strdup_printf("%u\n", ++m->last_migration_id);
+static uint32_t next_id(Jobs *t) {
+        g_autofree char *path = g_build_filename(t->runtime_dir, LAST_ID_FILE, NULL);
+        g_autofree char *text = g_strdup_printf("%u\n", ++t->last_id);
         int r = write_file_atomic(path, text, strlen(text));
 
         if (r < 0)
                 log_warning_errno(r, "Cannot record the last migration id in %s: %m", path);
-        return m->last_migration_id;
+        return t->last_id;
 }
 
-void migration_load_last_id(Manager *m) {
-        g_autofree char *path = g_build_filename(m->runtime_dir, LAST_ID_FILE, NULL), *text = NULL;
+static void load_last_id(Jobs *t) {
+        g_autofree char *path = g_build_filename(t->runtime_dir, LAST_ID_FILE, NULL), *text = NULL;
         guint64 id;
 
         if (!g_file_get_contents(path, &text, NULL, NULL))
                 return;
         if (g_ascii_string_to_unsigned(g_strstrip(text), 10, 0, G_MAXUINT32 - 1, &id, NULL))
-                m->last_migration_id = MAX(m->last_migration_id, (uint32_t) id);
+                jobs_note_id(t, (uint32_t) id);
         else
                 log_warning("Ignoring %s: not a migration id", path);
+}
+
+void jobs_note_id(Jobs *t, uint32_t id) {
+        t->last_id = MAX(t->last_id, id);
 }
 
 static int prepare(Migration *j, const MigrationRequest *req, char **ret_error) {
         int r;
 
-        r = admission_check(j->manager, &j->w, req->sources, req->targets, ret_error);
+        r = admission_check(j->jobs, &j->w, req->sources, req->targets, ret_error);
         if (r >= 0 && j->w.kind != MIGRATION_MIGRATE)
                 r = open_stream(j, req, ret_error);
         return r;
 }
 
-int migration_start(Manager *m, const MigrationRequest *req, const char *owner, Migration **ret,
-                    char **ret_error) {
+int migration_start(Jobs *t, const MigrationRequest *req, const char *owner, Migration **ret, char **ret_error) {
         g_autoptr(Migration) j = g_new0(Migration, 1);
         g_autofree char *holder = NULL;
         int r;
 
-        j->manager = m;
+        j->jobs = t;
         j->owner = g_strdup(owner);
         j->notify_fd = -1;
         g_mutex_init(&j->ask_lock);
@@ -451,19 +457,61 @@ int migration_start(Manager *m, const MigrationRequest *req, const char *owner, 
         j->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (j->notify_fd < 0)
                 return errno_message(ret_error, errno, "Cannot create eventfd: %s", g_strerror(errno));
-        r = sd_event_add_io(m->event, &j->notify_source, j->notify_fd, EPOLLIN, on_worker_notify, j);
+        r = sd_event_add_io(t->event, &j->notify_source, j->notify_fd, EPOLLIN, on_worker_notify, j);
         if (r < 0)
                 return errno_message(ret_error, r, "Cannot watch the worker: %s", g_strerror(-r));
 
-        j->w.id = next_id(m);
+        j->w.id = next_id(t);
         j->path = g_strdup_printf(VFIOMIG_MIGRATION_PATH_PREFIX "/%u", j->w.id);
         holder = g_strdup_printf("migration %u", j->w.id);
         for (guint i = 0; i < j->w.devices->len; i++)
-                registry_set_device_busy(m->registry, dev(j, i)->name, holder);
-        g_hash_table_insert(m->migrations, GUINT_TO_POINTER(j->w.id), j);
+                registry_set_device_busy(t->registry, dev(j, i)->name, holder);
+        g_hash_table_insert(t->running, GUINT_TO_POINTER(j->w.id), j);
         j->thread = g_thread_new("migration", run_worker, j);
         log_info("Migration %u started: %s %s -> %s", j->w.id, migration_kind_to_string(j->w.kind), j->source_label,
                  j->target_label);
         *ret = g_steal_pointer(&j);
         return 0;
+}
+
+/* ---- the table ---- */
+
+int jobs_new(sd_event *event, Registry *registry, Backend *backend, CompatMap *map, const char *runtime_dir,
+             const char *state_dir, Jobs **ret) {
+        Jobs *t = g_new0(Jobs, 1);
+
+        t->event = sd_event_ref(event);
+        t->registry = registry;
+        t->backend = backend;
+        t->map = map;
+        t->runtime_dir = g_strdup(runtime_dir);
+        t->state_dir = g_strdup(state_dir);
+        t->running = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
+        t->ended = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
+        t->ended_order = g_queue_new();
+        load_last_id(t);
+        *ret = t;
+        return 0;
+}
+
+void jobs_free(Jobs *t) {
+        if (!t)
+                return;
+        g_hash_table_destroy(t->running);      /* each rolls back first */
+        sd_event_source_disable_unref(t->retire_timer);
+        g_queue_free(t->ended_order);
+        g_hash_table_destroy(t->ended);
+        sd_event_unref(t->event);
+        g_free(t->runtime_dir);
+        g_free(t->state_dir);
+        g_free(t);
+}
+
+void jobs_set_events(Jobs *t, const MigrationEvents *events, void *userdata) {
+        t->events = events;
+        t->events_userdata = userdata;
+}
+
+unsigned jobs_running(Jobs *t) {
+        return g_hash_table_size(t->running);
 }

@@ -4,7 +4,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "manager.h"
+#include <systemd/sd-event.h>
+
+#include "backend.h"
+#include "compat-map.h"
+#include "registry.h"
 #include "util.h"
 #include "worker.h"
 
@@ -20,19 +24,31 @@
  * D-Bus error fits (the errno table of the bus code). */
 
 typedef struct Migration Migration;
+typedef struct Jobs Jobs;
 
-/* Installed by the manager (m->migration_events), called on the main
+/* Installed by whoever publishes jobs (the bus), called on the main
  * thread. */
 typedef struct MigrationEvents {
         /* Phase, progress, a device's state or outcome changed; final:
          * the job's last word. */
-        void (*changed)(Manager *m, Migration *j, bool final);
+        void (*changed)(void *userdata, Migration *j, bool final);
         /* The job ended: it leaves the list of running jobs; its object
          * stays for a while with the outcome. */
-        void (*ended)(Manager *m, Migration *j);
+        void (*ended)(void *userdata, Migration *j);
         /* The ended job is forgotten, just before it is freed. */
-        void (*forgotten)(Manager *m, Migration *j);
+        void (*forgotten)(void *userdata, Migration *j);
 } MigrationEvents;
+
+/* The jobs of the daemon and what they use: devices come from the
+ * registry and are opened through the backend, verdicts from the map
+ * (which the identities keep). Ids stay unique across restarts of the
+ * daemon: the last one given out is kept in runtime_dir. */
+int jobs_new(sd_event *event, Registry *registry, Backend *backend, CompatMap *map, const char *runtime_dir,
+             const char *state_dir, Jobs **ret);
+/* Running jobs are cancelled and roll back before it returns. */
+void jobs_free(Jobs *t);
+void jobs_set_events(Jobs *t, const MigrationEvents *events, void *userdata);
+unsigned jobs_running(Jobs *t);
 
 typedef struct MigrationRequest {
         MigrationKind kind;
@@ -49,21 +65,21 @@ typedef struct MigrationRequest {
  * -ENODEV (no such device), -EBUSY (held, or in the wrong state),
  * -EOPNOTSUPP (cannot migrate, no P2P), -EPROTONOSUPPORT (incompatible),
  * -EINVAL, -EIO. */
-int migration_start(Manager *m, const MigrationRequest *req, const char *owner, Migration **ret,
-                    char **ret_error);
+int migration_start(Jobs *t, const MigrationRequest *req, const char *owner, Migration **ret, char **ret_error);
 /* -EBUSY once the job is past the point of no return (the targets hold
  * the state, or the stream is complete), or has ended. */
 int migration_cancel(Migration *j, const char *who);
 void migration_free(Migration *j);
 
 /* What never changes. */
-Manager *migration_get_manager(Migration *j);
 uint32_t migration_get_id(Migration *j);
 MigrationKind migration_get_kind(Migration *j);
 const char *migration_get_path(Migration *j);
 const char *migration_get_owner(Migration *j);
 const char *migration_get_source_label(Migration *j);
 const char *migration_get_target_label(Migration *j);
+/* What jobs_set_events() was given: whoever publishes the job. */
+void *migration_get_events_userdata(Migration *j);
 /* The job has ended (its object stays for a while). */
 bool migration_has_ended(Migration *j);
 
@@ -75,10 +91,6 @@ void migration_snapshot(Migration *j, MigrationSnapshot *ret);
  * stays queryable for RETAIN_USEC, or while among the last RETAIN_JOBS. */
 #define MIGRATION_RETAIN_USEC (10 * 60 * USEC_PER_SEC)
 #define MIGRATION_RETAIN_JOBS 64
-Migration *migration_lookup(Manager *m, uint32_t id);
+Migration *migration_lookup(Jobs *t, uint32_t id);
 /* Running jobs, and with ended, the ended ones kept; by id. */
-GPtrArray *migration_list(Manager *m, bool ended);
-
-/* Ids stay unique across restarts of the daemon: at start, the last
- * one given out before (the journal may know a later one). */
-void migration_load_last_id(Manager *m);
+GPtrArray *migration_list(Jobs *t, bool ended);

@@ -182,7 +182,7 @@ static void cache_store(ProbeCache *c, const ProbeEnd *source, const ProbeEnd *t
 /* ---- the probe ---- */
 
 typedef struct Probe {
-        Manager *manager;
+        Probes *probes;
         ProbeDone done;
         void *userdata;
         GDestroyNotify free_userdata;
@@ -196,8 +196,17 @@ typedef struct Probe {
         char *message;
 } Probe;
 
-unsigned probe_running(Manager *m) {
-        return g_list_length(m->running_probes);
+struct Probes {
+        sd_event *event;
+        Registry *registry;
+        Backend *backend;
+        CompatMap *map;         /* told of each verdict */
+        ProbeCache *cache;
+        GList *running;         /* Probe, until it has reported */
+};
+
+unsigned probes_running(Probes *probes) {
+        return g_list_length(probes->running);
 }
 
 /* A probe cannot be cancelled; a device that stops answering fails it. */
@@ -315,15 +324,15 @@ static gpointer worker(gpointer userdata) {
         return NULL;
 }
 
-static void end_close(Manager *m, ProbeEnd *e) {
+static void end_close(Probes *probes, ProbeEnd *e) {
         const Device *d;
         int r;
 
         g_clear_pointer(&e->handle, device_handle_close);
         if (e->device)
-                registry_set_device_busy(m->registry, e->device, NULL);
-        if (e->temporary && (d = registry_get_device(m->registry, e->device))) {
-                r = backend_remove_mdev(m->backend, d);
+                registry_set_device_busy(probes->registry, e->device, NULL);
+        if (e->temporary && (d = registry_get_device(probes->registry, e->device))) {
+                r = backend_remove_mdev(probes->backend, d);
                 if (r < 0)
                         log_warning_errno(r, "Cannot remove temporary instance %s: %m", e->device);
         }
@@ -335,12 +344,12 @@ static void end_close(Manager *m, ProbeEnd *e) {
 }
 
 static void probe_free(Probe *p) {
-        Manager *m = p->manager;
+        Probes *probes = p->probes;
 
         if (p->thread)
                 g_thread_join(p->thread);
-        end_close(m, &p->source);
-        end_close(m, &p->target);
+        end_close(probes, &p->source);
+        end_close(probes, &p->target);
         sd_event_source_disable_unref(p->notify_source);
         if (p->notify_fd >= 0)
                 close(p->notify_fd);
@@ -348,18 +357,33 @@ static void probe_free(Probe *p) {
                 p->free_userdata(p->userdata);
         judgement_clear(&p->result);
         g_free(p->message);
-        m->running_probes = g_list_remove(m->running_probes, p);
+        probes->running = g_list_remove(probes->running, p);
         g_free(p);
 }
 
-void probe_stop_all(Manager *m) {
-        while (m->running_probes)
-                probe_free(m->running_probes->data);
+Probes *probes_new(sd_event *event, Registry *registry, Backend *backend, CompatMap *map, ProbeCache *cache) {
+        Probes *probes = g_new0(Probes, 1);
+
+        probes->event = sd_event_ref(event);
+        probes->registry = registry;
+        probes->backend = backend;
+        probes->map = map;
+        probes->cache = cache;
+        return probes;
+}
+
+void probes_free(Probes *probes) {
+        if (!probes)
+                return;
+        while (probes->running)
+                probe_free(probes->running->data);
+        sd_event_unref(probes->event);
+        g_free(probes);
 }
 
 static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Probe *p = userdata;
-        Manager *m = p->manager;
+        Probes *probes = p->probes;
         uint64_t count;
 
         (void) read(fd, &count, sizeof(count));
@@ -369,57 +393,57 @@ static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 log_info("Probe %s -> %s: %s (%s)", p->source.node, p->target.node,
                          verdict_to_string(p->result.verdict), p->result.reason);
                 if (p->result.verdict != VERDICT_UNKNOWN) {
-                        cache_store(m->probes, &p->source, &p->target, &p->result);
-                        compat_map_invalidate(m->compat, p->source.type, p->source.version, p->target.type,
+                        cache_store(probes->cache, &p->source, &p->target, &p->result);
+                        compat_map_invalidate(probes->map, p->source.type, p->source.version, p->target.type,
                                               p->target.version);
                 }
         }
-        p->done(m, p->error, p->error ? p->message : NULL, &p->result, p->userdata);
+        p->done(p->error, p->error ? p->message : NULL, &p->result, p->userdata);
         probe_free(p);          /* removes temporary instances */
         return 0;
 }
 
 /* A temporary instance of an mdev type, opened. */
-static int open_temporary(Manager *m, const MdevType *t, ProbeEnd *e, char **ret_error) {
+static int open_temporary(Probes *probes, const MdevType *t, ProbeEnd *e, char **ret_error) {
         g_autofree char *uuid = g_uuid_string_random();
         g_autofree char *why = NULL;
         const Device *d;
         int r;
 
-        r = backend_create_mdev(m->backend, t, uuid);
+        r = backend_create_mdev(probes->backend, t, uuid);
         if (r < 0)
                 return errno_message(ret_error, r == -EUSERS ? EBUSY : EIO, "%s: cannot create a temporary %s instance: %s",
                             t->parent, t->id, g_strerror(-r));
         e->device = g_steal_pointer(&uuid);
         e->temporary = true;
-        d = registry_get_device(m->registry, e->device);
+        d = registry_get_device(probes->registry, e->device);
         if (!d)
                 return errno_message(ret_error, EIO, "%s: the temporary instance %s did not appear", t->parent, e->device);
-        registry_set_device_busy(m->registry, e->device, "a probe");
-        r = backend_open_device(m->backend, d, &e->handle, &why);
+        registry_set_device_busy(probes->registry, e->device, "a probe");
+        r = backend_open_device(probes->backend, d, &e->handle, &why);
         if (r < 0)
                 return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
         return 0;
 }
 
 /* A type is probed through a temporary instance of it. */
-static int resolve_type(Manager *m, const char *key, ProbeEnd *e, char **ret_error) {
-        const MdevType *t = registry_get_type(m->registry, key);
+static int resolve_type(Probes *probes, const char *key, ProbeEnd *e, char **ret_error) {
+        const MdevType *t = registry_get_type(probes->registry, key);
         const Parent *p;
 
         if (!t)
                 return errno_message(ret_error, ENODEV, "No mdev type %s", key);
-        p = registry_get_parent(m->registry, t->parent);
+        p = registry_get_parent(probes->registry, t->parent);
         e->type = g_strdup(t->migration_type);
         e->version = g_strdup(t->migration_version);
         e->driver = g_strdup(p ? p->driver : "");
-        return open_temporary(m, t, e, ret_error);
+        return open_temporary(probes, t, e, ret_error);
 }
 
 /* A device in use elsewhere is stood in for by a temporary instance of
  * its type, if it is an mdev. */
-static int resolve_device(Manager *m, const char *name, ProbeEnd *e, char **ret_error) {
-        const Device *d = registry_get_device(m->registry, name);
+static int resolve_device(Probes *probes, const char *name, ProbeEnd *e, char **ret_error) {
+        const Device *d = registry_get_device(probes->registry, name);
         g_autofree char *why = NULL;
         const MdevType *t;
         int r;
@@ -431,11 +455,11 @@ static int resolve_device(Manager *m, const char *name, ProbeEnd *e, char **ret_
         e->type = g_strdup(d->migration_type);
         e->version = g_strdup(d->migration_version);
         e->driver = g_strdup(d->driver);
-        r = backend_open_device(m->backend, d, &e->handle, &why);
+        r = backend_open_device(probes->backend, d, &e->handle, &why);
         if (r == -EBUSY && d->kind == DEVICE_KIND_MDEV &&
-            (t = registry_find_type(m->registry, d->parent, d->mdev_type))) {
+            (t = registry_find_type(probes->registry, d->parent, d->mdev_type))) {
                 log_info("%s is in use: probing a temporary %s instance instead", name, t->id);
-                return open_temporary(m, t, e, ret_error);
+                return open_temporary(probes, t, e, ret_error);
         }
         if (r == -EBUSY)
                 return errno_message(ret_error, EBUSY, "%s is in use, and is no mdev that a temporary instance could "
@@ -443,16 +467,16 @@ static int resolve_device(Manager *m, const char *name, ProbeEnd *e, char **ret_
         if (r < 0)
                 return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
         e->device = g_strdup(name);
-        registry_set_device_busy(m->registry, name, "a probe");
+        registry_set_device_busy(probes->registry, name, "a probe");
         return 0;
 }
 
-static int resolve(Manager *m, const Node *node, ProbeEnd *e, char **ret_error) {
+static int resolve(Probes *probes, const Node *node, ProbeEnd *e, char **ret_error) {
         int r;
 
         e->node = g_strdup(node->name);
-        r = node->kind == NODE_MDEV_TYPE ? resolve_type(m, node->name, e, ret_error)
-                                         : resolve_device(m, node->name, e, ret_error);
+        r = node->kind == NODE_MDEV_TYPE ? resolve_type(probes, node->name, e, ret_error)
+                                         : resolve_device(probes, node->name, e, ret_error);
         if (r < 0)
                 return r;
         r = e->handle->ops->get_flags(e->handle, &e->flags);
@@ -461,27 +485,27 @@ static int resolve(Manager *m, const Node *node, ProbeEnd *e, char **ret_error) 
         return 0;
 }
 
-int probe_start(Manager *m, const Node *source, const Node *target, ProbeDone done, void *userdata,
+int probe_start(Probes *probes, const Node *source, const Node *target, ProbeDone done, void *userdata,
                 GDestroyNotify free_userdata, char **ret_error) {
         Probe *p = g_new0(Probe, 1);
         int r;
 
-        p->manager = m;
+        p->probes = probes;
         p->notify_fd = -1;
         /* from here on ours: a failed start frees it too */
         p->done = done;
         p->userdata = userdata;
         p->free_userdata = free_userdata;
-        m->running_probes = g_list_prepend(m->running_probes, p);
-        r = resolve(m, source, &p->source, ret_error);
+        probes->running = g_list_prepend(probes->running, p);
+        r = resolve(probes, source, &p->source, ret_error);
         if (r >= 0)
-                r = resolve(m, target, &p->target, ret_error);
+                r = resolve(probes, target, &p->target, ret_error);
         if (r >= 0 && !(p->source.flags & VFIO_MIGRATION_PRE_COPY))
                 r = errno_message(ret_error, EOPNOTSUPP, "%s has no PRE_COPY: its state cannot be read while it runs, so it "
                          "cannot be probed", source->name);
         if (r >= 0) {
                 p->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-                r = p->notify_fd < 0 ? -errno : sd_event_add_io(m->event, &p->notify_source, p->notify_fd, EPOLLIN,
+                r = p->notify_fd < 0 ? -errno : sd_event_add_io(probes->event, &p->notify_source, p->notify_fd, EPOLLIN,
                                                                 on_done, p);
                 if (r < 0)
                         r = errno_message(ret_error, r, "Cannot start the probe: %s", g_strerror(-r));

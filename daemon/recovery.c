@@ -5,7 +5,7 @@
 #include "fsm.h"
 #include "journal.h"
 #include "log.h"
-#include "migration.h"
+#include "migration-internal.h"
 #include "recovery.h"
 #include "states.h"
 #include "vfio-uapi.h"
@@ -20,7 +20,7 @@ static char *recover_device(DeviceHandle *h, bool source) {
         return drive_restore(h, flags);
 }
 
-int migration_resume_device(Manager *m, const Device *d, char **ret_outcome, char **ret_error) {
+int migration_resume_device(Jobs *jobs, const Device *d, char **ret_outcome, char **ret_error) {
         g_autoptr(DeviceHandle) h = NULL;
         g_autofree char *why = NULL;
         uint32_t st = VFIO_STATE_ERROR;
@@ -30,14 +30,14 @@ int migration_resume_device(Manager *m, const Device *d, char **ret_outcome, cha
                 *ret_error = g_strdup_printf("%s is held by %s", d->name, d->holder);
                 return -EBUSY;
         }
-        r = backend_open_device(m->backend, d, &h, &why);
+        r = backend_open_device(jobs->backend, d, &h, &why);
         if (r < 0) {
                 *ret_error = g_steal_pointer(&why) ?: g_strdup_printf("%s: %s", d->name, g_strerror(-r));
                 return r;
         }
         *ret_outcome = recover_device(h, true);
         if (h->ops->get_state(h, &st) >= 0)
-                registry_set_device_state(m->registry, d->name, fsm_state_to_string(st));
+                registry_set_device_state(jobs->registry, d->name, fsm_state_to_string(st));
         if (st != VFIO_STATE_RUNNING) {
                 *ret_error = g_strdup_printf("%s: %s", d->name, *ret_outcome);
                 return -EIO;
@@ -64,8 +64,8 @@ static char *recover_to(DeviceHandle *h, RecoverGoal goal) {
         return recover_device(h, true);
 }
 
-static void recover_one(Manager *m, const JournalEntry *e, const char *name, bool source, RecoverGoal goal) {
-        const Device *d = registry_get_device(m->registry, name);
+static void recover_one(Jobs *jobs, const JournalEntry *e, const char *name, bool source, RecoverGoal goal) {
+        const Device *d = registry_get_device(jobs->registry, name);
         g_autoptr(DeviceHandle) h = NULL;
         g_autofree char *why = NULL, *outcome = NULL;
         uint32_t st;
@@ -76,14 +76,14 @@ static void recover_one(Manager *m, const JournalEntry *e, const char *name, boo
                             name);
                 return;
         }
-        r = backend_open_device(m->backend, d, &h, &why);
+        r = backend_open_device(jobs->backend, d, &h, &why);
         if (r < 0) {
                 log_warning("Migration %u: cannot restore %s: %s", e->id, name, why ? why : g_strerror(-r));
                 return;
         }
         outcome = recover_to(h, goal);
         if (h->ops->get_state(h, &st) >= 0)
-                registry_set_device_state(m->registry, name, fsm_state_to_string(st));
+                registry_set_device_state(jobs->registry, name, fsm_state_to_string(st));
         log_notice("Migration %u was interrupted by a daemon restart%s: %s %s %s", e->id,
                    e->committed ? " after its commit point" : "", source ? "source" : "target", name, outcome);
 }
@@ -91,7 +91,7 @@ static void recover_one(Manager *m, const JournalEntry *e, const char *name, boo
 /* A job that committed moved the state: it is finished as it would have
  * been (targets to RUNNING if asked; a saved source to RUNNING if asked,
  * else it stays stopped). One that did not is rolled back. */
-static void recover_entry(Manager *m, const JournalEntry *e) {
+static void recover_entry(Jobs *jobs, const JournalEntry *e) {
         bool save = g_strcmp0(e->kind, "save") == 0;
         RecoverGoal source_goal = !e->committed ? RECOVER_RUNNING :
                                   save && e->source_running ? RECOVER_RUNNING : RECOVER_STOP;
@@ -99,22 +99,21 @@ static void recover_entry(Manager *m, const JournalEntry *e) {
                                   e->target_running ? RECOVER_RUNNING : RECOVER_STOP;
 
         for (char **n = e->sources; n && *n; n++)
-                recover_one(m, e, *n, true, source_goal);
+                recover_one(jobs, e, *n, true, source_goal);
         for (char **n = e->targets; n && *n; n++)
-                recover_one(m, e, *n, false, target_goal);
+                recover_one(jobs, e, *n, false, target_goal);
 }
 
-void migration_recover_journal(Manager *m) {
-        g_autoptr(GPtrArray) entries = journal_load(m->runtime_dir);
-        g_autofree char *states = states_dir(m->state_dir);
+void migration_recover_journal(Jobs *jobs) {
+        g_autoptr(GPtrArray) entries = journal_load(jobs->runtime_dir);
+        g_autofree char *states = states_dir(jobs->state_dir);
 
-        migration_load_last_id(m);
         states_sweep(states);
         for (guint i = 0; i < entries->len; i++) {
                 JournalEntry *e = entries->pdata[i];
 
-                recover_entry(m, e);
-                journal_remove(m->runtime_dir, e->id);
-                m->last_migration_id = MAX(m->last_migration_id, e->id);
+                recover_entry(jobs, e);
+                journal_remove(jobs->runtime_dir, e->id);
+                jobs_note_id(jobs, e->id);
         }
 }

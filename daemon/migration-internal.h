@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "backend.h"
+#include "compat-map.h"
+#include "migration.h"
+#include "registry.h"
+
+/* What the job's modules (migration.c, admission.c, recovery.c) share:
+ * the table of jobs and what they use. Nothing outside them sees it. */
+struct Jobs {
+        sd_event *event;
+        Registry *registry;
+        Backend *backend;
+        CompatMap *map;                 /* the identities' */
+        char *runtime_dir;              /* the journal of in-flight jobs, the last id */
+        char *state_dir;                /* saved states */
+
+        GHashTable *running;            /* id -> Migration */
+        GHashTable *ended;              /* id -> Migration, kept for clients that ask late */
+        GQueue *ended_order;            /* the same, oldest first */
+        sd_event_source *retire_timer;
+        uint32_t last_id;               /* kept in the runtime directory across restarts */
+
+        const MigrationEvents *events;
+        void *events_userdata;
+};
+
+/* A job the journal knows of: later ids must not repeat it. */
+void jobs_note_id(Jobs *t, uint32_t id);
