@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "compat.h"
+#include "names.h"
 #include "vfio-uapi.h"
 
 static const char *const basis_names[_BASIS_MAX] = {
@@ -63,17 +64,6 @@ gboolean identity_equal(gconstpointer p, gconstpointer q) {
 
         return a->basis == b->basis && a->compare == b->compare && a->flags == b->flags &&
                g_str_equal(a->type, b->type) && g_str_equal(a->version, b->version);
-}
-
-bool vendor_string_valid(const char *s) {
-        size_t n = s ? strlen(s) : 0;
-
-        if (n == 0 || n > VENDOR_VERSION_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (s[i] < 0x20 || s[i] > 0x7e)
-                        return false;
-        return true;
 }
 
 char *compat_type_match_type(const Device *d) {

@@ -43,8 +43,6 @@ typedef enum Verdict {
 const char *basis_to_string(Basis b);
 const char *verdict_to_string(Verdict v);
 
-#define VENDOR_VERSION_MAX 4096
-
 typedef struct Identity {
         char *type;             /* migration type */
         char *version;          /* "" for type-match */
@@ -62,10 +60,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Identity, identity_free);
  * serves all. For GHashTable: every field counts. */
 guint identity_hash(gconstpointer id);
 gboolean identity_equal(gconstpointer a, gconstpointer b);
-
-/* A migration_version or migration_type attribute we accept: 1 to 4096
- * printable ASCII characters (trailing newline already stripped). */
-bool vendor_string_valid(const char *s);
 
 /* The type-match migration type: the mdev type id, or
  * vfio-pci:<driver>:<vendor>:<device>:<subvendor>:<subdevice>. */

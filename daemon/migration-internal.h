@@ -28,3 +28,10 @@ struct Jobs {
 
 /* A job the journal knows of: later ids must not repeat it. */
 void jobs_note_id(Jobs *t, uint32_t id);
+/* The next id, recorded in the runtime directory first. */
+uint32_t jobs_next_id(Jobs *t);
+/* A job that started, and one that ended (jobs.c keeps it a while, then
+ * frees it). */
+void jobs_add(Jobs *t, Migration *j);
+void jobs_retire(Jobs *t, Migration *j);
+uint64_t migration_get_ended_usec(Migration *j);

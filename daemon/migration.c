@@ -199,89 +199,13 @@ static int on_worker_notify(sd_event_source *source, int fd, uint32_t revents, v
         return 0;
 }
 
-/* ---- ended jobs ---- */
-
-Migration *migration_lookup(Jobs *t, uint32_t id) {
-        return g_hash_table_lookup(t->running, GUINT_TO_POINTER(id)) ?:
-               g_hash_table_lookup(t->ended, GUINT_TO_POINTER(id));
-}
-
-static int compare_ids(gconstpointer a, gconstpointer b) {
-        uint32_t x = (*(Migration *const *) a)->w.id, y = (*(Migration *const *) b)->w.id;
-
-        return x < y ? -1 : x > y;
-}
-
-static void add_jobs(GPtrArray *a, GHashTable *jobs) {
-        GHashTableIter i;
-        gpointer v;
-
-        g_hash_table_iter_init(&i, jobs);
-        while (g_hash_table_iter_next(&i, NULL, &v))
-                g_ptr_array_add(a, v);
-}
-
-GPtrArray *migration_list(Jobs *t, bool ended) {
-        GPtrArray *a = g_ptr_array_new();
-
-        add_jobs(a, t->running);
-        if (ended)
-                add_jobs(a, t->ended);
-        g_ptr_array_sort(a, compare_ids);
-        return a;
-}
-
-static bool expired(Jobs *t, Migration *j, uint64_t now) {
-        return g_queue_get_length(t->ended_order) > MIGRATION_RETAIN_JOBS &&
-               now >= j->ended_usec + MIGRATION_RETAIN_USEC;
-}
-
-static int on_retire_timer(sd_event_source *s, uint64_t usec, void *userdata);
-
-/* Forgets the ended jobs that are both old and beyond the last few. */
-static void prune_finished(Jobs *t) {
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
-        Migration *j;
-        int r;
-
-        while ((j = g_queue_peek_head(t->ended_order)) && expired(t, j, now)) {
-                g_queue_pop_head(t->ended_order);
-                if (t->events)
-                        t->events->forgotten(t->events_userdata, j);
-                g_hash_table_remove(t->ended, GUINT_TO_POINTER(j->w.id));      /* frees j */
-        }
-        if (g_queue_get_length(t->ended_order) <= MIGRATION_RETAIN_JOBS)
-                return;
-        j = g_queue_peek_head(t->ended_order);
-        if (t->retire_timer)
-                r = sd_event_source_set_time(t->retire_timer, j->ended_usec + MIGRATION_RETAIN_USEC) ?:
-                    sd_event_source_set_enabled(t->retire_timer, SD_EVENT_ONESHOT);
-        else
-                r = sd_event_add_time(t->event, &t->retire_timer, CLOCK_MONOTONIC,
-                                      j->ended_usec + MIGRATION_RETAIN_USEC, USEC_PER_SEC, on_retire_timer, t);
-        if (r < 0)
-                log_warning_errno(r, "Cannot schedule forgetting ended migrations: %m");
-}
-
-static int on_retire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        prune_finished(userdata);
-        return 0;
-}
-
 /* The job has ended: it leaves ListMigrations and says so, but keeps its
  * object, so that a client that comes late (wait after --no-wait) still
  * learns the outcome. */
 static void retire(Migration *j) {
-        Jobs *t = j->jobs;
-
         j->notify_source = sd_event_source_disable_unref(j->notify_source);
         j->ended_usec = now_usec(CLOCK_MONOTONIC);
-        if (t->events)
-                t->events->ended(t->events_userdata, j);
-        g_hash_table_steal(t->running, GUINT_TO_POINTER(j->w.id));
-        g_hash_table_insert(t->ended, GUINT_TO_POINTER(j->w.id), j);
-        g_queue_push_tail(t->ended_order, j);
-        prune_finished(t);
+        jobs_retire(j->jobs, j);
 }
 
 /* ---- the job ---- */
@@ -358,6 +282,10 @@ bool migration_has_ended(Migration *j) {
         return j->ended_usec != 0;
 }
 
+uint64_t migration_get_ended_usec(Migration *j) {
+        return j->ended_usec;
+}
+
 MigrationPhase migration_get_phase(Migration *j) {
         MigrationPhase p;
 
@@ -392,36 +320,6 @@ static int open_stream(Migration *j, const MigrationRequest *req, char **ret_err
         if (r < 0)
                 return errno_message(ret_error, EINVAL, "%s cannot carry a stream: %s", req->stream_label, g_strerror(-r));
         return 0;
-}
-
-#define LAST_ID_FILE "last-migration-id"
-
-/* Not across restarts of the machine, whose runtime directory starts
- * empty: a client's "wait 7" must never find another job 7. */
-static uint32_t next_id(Jobs *t) {
-        g_autofree char *path = g_build_filename(t->runtime_dir, LAST_ID_FILE, NULL);
-        g_autofree char *text = g_strdup_printf("%u\n", ++t->last_id);
-        int r = write_file_atomic(path, text, strlen(text));
-
-        if (r < 0)
-                log_warning_errno(r, "Cannot record the last migration id in %s: %m", path);
-        return t->last_id;
-}
-
-static void load_last_id(Jobs *t) {
-        g_autofree char *path = g_build_filename(t->runtime_dir, LAST_ID_FILE, NULL), *text = NULL;
-        guint64 id;
-
-        if (!g_file_get_contents(path, &text, NULL, NULL))
-                return;
-        if (g_ascii_string_to_unsigned(g_strstrip(text), 10, 0, G_MAXUINT32 - 1, &id, NULL))
-                jobs_note_id(t, (uint32_t) id);
-        else
-                log_warning("Ignoring %s: not a migration id", path);
-}
-
-void jobs_note_id(Jobs *t, uint32_t id) {
-        t->last_id = MAX(t->last_id, id);
 }
 
 static int prepare(Migration *j, const MigrationRequest *req, char **ret_error) {
@@ -461,57 +359,15 @@ int migration_start(Jobs *t, const MigrationRequest *req, const char *owner, Mig
         if (r < 0)
                 return errno_message(ret_error, r, "Cannot watch the worker: %s", g_strerror(-r));
 
-        j->w.id = next_id(t);
+        j->w.id = jobs_next_id(t);
         j->path = g_strdup_printf(VFIOMIG_MIGRATION_PATH_PREFIX "/%u", j->w.id);
         holder = g_strdup_printf("migration %u", j->w.id);
         for (guint i = 0; i < j->w.devices->len; i++)
                 registry_set_device_busy(t->registry, dev(j, i)->name, holder);
-        g_hash_table_insert(t->running, GUINT_TO_POINTER(j->w.id), j);
+        jobs_add(t, j);
         j->thread = g_thread_new("migration", run_worker, j);
         log_info("Migration %u started: %s %s -> %s", j->w.id, migration_kind_to_string(j->w.kind), j->source_label,
                  j->target_label);
         *ret = g_steal_pointer(&j);
         return 0;
-}
-
-/* ---- the table ---- */
-
-int jobs_new(sd_event *event, Registry *registry, Backend *backend, CompatMap *map, const char *runtime_dir,
-             const char *state_dir, Jobs **ret) {
-        Jobs *t = g_new0(Jobs, 1);
-
-        t->event = sd_event_ref(event);
-        t->registry = registry;
-        t->backend = backend;
-        t->map = map;
-        t->runtime_dir = g_strdup(runtime_dir);
-        t->state_dir = g_strdup(state_dir);
-        t->running = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
-        t->ended = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
-        t->ended_order = g_queue_new();
-        load_last_id(t);
-        *ret = t;
-        return 0;
-}
-
-void jobs_free(Jobs *t) {
-        if (!t)
-                return;
-        g_hash_table_destroy(t->running);      /* each rolls back first */
-        sd_event_source_disable_unref(t->retire_timer);
-        g_queue_free(t->ended_order);
-        g_hash_table_destroy(t->ended);
-        sd_event_unref(t->event);
-        g_free(t->runtime_dir);
-        g_free(t->state_dir);
-        g_free(t);
-}
-
-void jobs_set_events(Jobs *t, const MigrationEvents *events, void *userdata) {
-        t->events = events;
-        t->events_userdata = userdata;
-}
-
-unsigned jobs_running(Jobs *t) {
-        return g_hash_table_size(t->running);
 }

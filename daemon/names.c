@@ -109,3 +109,14 @@ char *name_quote(const char *s) {
                 g_string_append_printf(q, "... (%zu bytes)", len);
         return g_string_free(q, FALSE);
 }
+
+bool vendor_string_valid(const char *s) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > VENDOR_VERSION_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (s[i] < 0x20 || s[i] > 0x7e)
+                        return false;
+        return true;
+}

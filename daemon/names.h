@@ -43,3 +43,9 @@ bool name_is_plain_file(const char *s);
  * length of s, so that a reply to a 64 KiB argument stays one short line
  * and a terminal that shows it is not steered by it. */
 char *name_quote(const char *s);
+
+#define VENDOR_VERSION_MAX 4096
+
+/* A migration_version or migration_type attribute we accept: 1 to 4096
+ * printable ASCII characters (trailing newline already stripped). */
+bool vendor_string_valid(const char *s);

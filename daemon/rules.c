@@ -2,9 +2,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "compat.h"
 #include "conffile.h"
 #include "log.h"
+#include "names.h"
 #include "rules.h"
 
 struct Rules {

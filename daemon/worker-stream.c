@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "names.h"
 #include "util.h"
 #include "vfio-uapi.h"
 #include "vfiomig-names.h"

@@ -5,6 +5,7 @@
 #include <glib.h>
 
 #include "compat.h"
+#include "names.h"
 #include "rules.h"
 #include "vfio-uapi.h"
 #include "unit-test.h"
