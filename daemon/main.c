@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "config.h"
-#include "bus-objects.h"
+#include "bus/bus-objects.h"
 #include "conffile.h"
 #include "log.h"
 #include "manager.h"

@@ -4,19 +4,19 @@
 #include <stdlib.h>
 
 #include "config.h"
-#include "bus-error.h"
-#include "bus-objects.h"
+#include "bus/bus-error.h"
+#include "bus/bus-objects.h"
 #include "conffile.h"
 #include "log.h"
-#include "identities.h"
+#include "compat/identities.h"
 #include "manager.h"
-#include "migration.h"
-#include "probe.h"
-#include "recovery.h"
+#include "migration/migration.h"
+#include "migration/probe.h"
+#include "migration/recovery.h"
 #if HAVE_TESTBED
-#include "testbed.h"
+#include "backend/testbed.h"
 #endif
-#include "udev.h"
+#include "backend/udev.h"
 #include "util.h"
 #include "vfiomig-names.h"
 

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "testbed-device.h"
+#include "backend/testbed-device.h"
 #include "util.h"
 #include "vfio-uapi.h"
 

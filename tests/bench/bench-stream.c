@@ -14,8 +14,8 @@
 
 #include <glib.h>
 
-#include "crc32c.h"
-#include "stream.h"
+#include "migration/crc32c.h"
+#include "migration/stream.h"
 
 #if HAVE_ISAL
 #include <isa-l/crc.h>

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The fault syntax (daemon/testbed-device.c): Fault= in testbed files and
+/* The fault syntax (daemon/backend/testbed-device.c): Fault= in testbed files and
  * Testbed.InjectFault over D-Bus, where any caller's string lands. */
 #include <errno.h>
 
 #include "fuzz.h"
-#include "testbed-device.h"
+#include "backend/testbed-device.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         g_autofree char *spec = fuzz_text(data, size);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Rules files (daemon/rules.c), as read from /etc/vfiomig/rules.d. */
+/* Rules files (daemon/compat/rules.c), as read from /etc/vfiomig/rules.d. */
 #include "fuzz.h"
 #include "registry.h"
-#include "rules.h"
+#include "compat/rules.h"
 
 /* Whatever a file says, a match hands back a rule that is complete. */
 static void check_rule(const Rule *rule) {

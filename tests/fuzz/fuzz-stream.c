@@ -8,9 +8,9 @@
  * bytes could pass a record in one run and refuse it in the next. */
 #include <errno.h>
 
-#include "crc32c.h"
+#include "migration/crc32c.h"
 #include "fuzz.h"
-#include "stream.h"
+#include "migration/stream.h"
 
 typedef struct Outcome {
         GArray *records;        /* Rec */

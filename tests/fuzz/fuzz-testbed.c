@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Testbed files (daemon/testbed.c, --testbed=FILE): parents, types and
+/* Testbed files (daemon/backend/testbed.c, --testbed=FILE): parents, types and
  * simulated devices with their Fault= lines. */
 #include "conffile.h"
 #include "fuzz.h"
 #include "registry.h"
-#include "testbed.h"
+#include "backend/testbed.h"
 
 /* A simulated device costs memory in proportion to its state size, by
  * design: a file of many huge devices needs gigabytes and is no parser

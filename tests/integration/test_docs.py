@@ -187,7 +187,7 @@ class DaemonPageTest(DocTestCase):
         self.assertSameSet(code, docs, '[Daemon] keys')
 
     def test_testbed_keys(self):
-        source = read('daemon', 'testbed.c')
+        source = read('daemon', 'backend', 'testbed.c')
         subsections = sections(self.sections['TESTBED FILES'], level=2)
         for kind in ['parent', 'type', 'device']:
             with self.subTest(section=kind):
@@ -365,7 +365,7 @@ class ApiPageTest(DocTestCase):
         code = dict(re.findall(r'#define\s+(VFIOMIG_ERROR_\w+)\s+"(org\.vfiomig1\.Error\.\w+)"', header))
         self.assertTrue(code)
         errnos = {code[m]: e for m, e in
-                  re.findall(r'SD_BUS_ERROR_MAP\((VFIOMIG_ERROR_\w+),\s*(E\w+)\)', read('daemon', 'bus-error.c'))}
+                  re.findall(r'SD_BUS_ERROR_MAP\((VFIOMIG_ERROR_\w+),\s*(E\w+)\)', read('daemon', 'bus', 'bus-error.c'))}
         self.assertSameSet(code.values(), errnos, 'errors in vfiomig-names.h and bus-error.c')
 
         documented = re.findall(r'org\.vfiomig1\.Error\.(\w+)\*?\s*\(\*?(E[A-Z]+)\*?\)', self.sections['ERRORS'])

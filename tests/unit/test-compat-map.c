@@ -5,7 +5,7 @@
 
 #include <glib.h>
 
-#include "compat-map.h"
+#include "compat/compat-map.h"
 #include "vfio-uapi.h"
 #include "unit-test.h"
 

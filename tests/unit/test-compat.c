@@ -4,9 +4,9 @@
 
 #include <glib.h>
 
-#include "compat.h"
+#include "compat/compat.h"
 #include "names.h"
-#include "rules.h"
+#include "compat/rules.h"
 #include "vfio-uapi.h"
 #include "unit-test.h"
 

@@ -12,7 +12,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
-#include "polkit.h"
+#include "bus/polkit.h"
 #include "unit-test.h"
 
 #define NOBODY 65534

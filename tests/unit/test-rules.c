@@ -8,7 +8,7 @@
 #include <glib/gstdio.h>
 
 #include "registry.h"
-#include "rules.h"
+#include "compat/rules.h"
 #include "unit-test.h"
 
 /* ---- helpers ---- */

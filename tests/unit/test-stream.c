@@ -4,8 +4,8 @@
 
 #include <glib.h>
 
-#include "crc32c.h"
-#include "stream.h"
+#include "migration/crc32c.h"
+#include "migration/stream.h"
 
 /* Not in crc32c.h: the portable path, whatever the CPU has. */
 uint32_t crc32c_table(uint32_t crc, const void *data, size_t len);

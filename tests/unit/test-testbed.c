@@ -6,7 +6,7 @@
 #include <glib.h>
 
 #include "conffile.h"
-#include "testbed.h"
+#include "backend/testbed.h"
 #include "util.h"
 #include "vfio-uapi.h"
 

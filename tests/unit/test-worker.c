@@ -11,10 +11,10 @@
 #include <glib.h>
 
 #include "fsm.h"
-#include "testbed-device.h"
+#include "backend/testbed-device.h"
 #include "vfio-uapi.h"
 #include "vfiomig-names.h"
-#include "worker.h"
+#include "migration/worker.h"
 
 #define ALL_FLAGS (VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY)
 #define SIZE (256 * 1024)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# VM tier: the kernel backend (daemon/vfio.c) against Linux 6.12 and mtty,
+# VM tier: the kernel backend (daemon/backend/vfio.c) against Linux 6.12 and mtty,
 # driven by tests/vm/vfio-tool: opening through the IOMMU group, the
 # migration uAPI v2 (flags, states, sessions, data size, pre-copy info),
 # a save/load round trip that carries UART registers from one mtty to

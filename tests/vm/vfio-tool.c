@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vfio-tool: drives one VFIO device through the daemon's kernel backend
- * (daemon/vfio.c, vfio_device_open and its DeviceOps) for the VM tier.
+ * (daemon/backend/vfio.c, vfio_device_open and its DeviceOps) for the VM tier.
  *
  *   vfio-tool [OPTIONS] COMMAND DEVICE [ARGS...]
  *
@@ -47,7 +47,7 @@
 #include "names.h"
 #include "util.h"
 #include "vfio-uapi.h"
-#include "vfio.h"
+#include "backend/vfio.h"
 
 static char *arg_node = NULL;
 static gint64 arg_chunk = 0;

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <errno.h>
+
+#include "backend/devops.h"
+#include "registry.h"
+
+/* The backend: where the registry's content comes from and what acts on
+ * devices, the kernel (udev, sysfs, VFIO) or the embedded testbed. The
+ * rest of the daemon calls it only through the wrappers below, so every
+ * method behaves the same on both. Operations return -errno, as the
+ * kernel's sysfs writes would (EEXIST, EUSERS, ...). */
+
+typedef struct Backend Backend;
+
+typedef struct BackendOps {
+        const char *name;               /* Manager.Backend: "kernel" | "testbed" */
+        bool testbed;                   /* simulated devices, and the Testbed interface */
+        int (*create_mdev)(Backend *b, const MdevType *type, const char *uuid);
+        int (*remove_mdev)(Backend *b, const Device *device);
+        /* Optional: re-read what no event announces (available_instances
+         * goes up only when the kernel releases an mdev, after its remove
+         * uevent, or later while a VMM still holds it). */
+        void (*refresh_types)(Backend *b);
+        /* Opens a device for an operation a client asked for (never to
+         * look at it). -EBUSY if someone else holds it; *ret_error names
+         * the device and the cause. */
+        int (*open_device)(Backend *b, const Device *d, DeviceHandle **ret, char **ret_error);
+        /* Optional. The seeds' protocol: writes version into the
+         * migration_version attribute of a device or mdev type; the
+         * driver's answer is the verdict. 0 accepted, -errno refused. */
+        int (*vendor_judge)(Backend *b, const Node *node, const char *version);
+        void (*free)(Backend *b);
+} BackendOps;
+
+struct Backend {
+        const BackendOps *ops;
+        Registry *registry;             /* not owned */
+};
+
+static inline const char *backend_name(const Backend *b) {
+        return b->ops->name;
+}
+
+/* The one place that tells the testbed from the kernel. */
+static inline bool backend_is_testbed(const Backend *b) {
+        return b->ops->testbed;
+}
+
+static inline int backend_create_mdev(Backend *b, const MdevType *type, const char *uuid) {
+        return b->ops->create_mdev(b, type, uuid);
+}
+
+static inline int backend_remove_mdev(Backend *b, const Device *device) {
+        return b->ops->remove_mdev(b, device);
+}
+
+static inline void backend_refresh_types(Backend *b) {
+        if (b->ops->refresh_types)
+                b->ops->refresh_types(b);
+}
+
+static inline int backend_open_device(Backend *b, const Device *d, DeviceHandle **ret, char **ret_error) {
+        return b->ops->open_device(b, d, ret, ret_error);
+}
+
+static inline int backend_vendor_judge(Backend *b, const Node *node, const char *version) {
+        return b->ops->vendor_judge ? b->ops->vendor_judge(b, node, version) : -EOPNOTSUPP;
+}
+
+static inline void backend_free(Backend *b) {
+        if (b)
+                b->ops->free(b);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Backend, backend_free);

@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "conffile.h"
+#include "fsm.h"
+#include "names.h"
+#include "backend/testbed.h"
+#include "util.h"
+
+/* Simulated parameters the registry does not model: what a new instance
+ * of a type gets, and (for later use by simulated devices) state sizes. */
+typedef struct TestbedType {
+        unsigned max_instances;
+        uint32_t migration_flags;
+        uint64_t state_size;
+        uint64_t dirty_rate;
+        char *vendor_type, *vendor_version;
+        char **accept;
+} TestbedType;
+
+static void testbed_type_free(TestbedType *tt) {
+        g_free(tt->vendor_type);
+        g_free(tt->vendor_version);
+        g_strfreev(tt->accept);
+        g_free(tt);
+}
+
+typedef struct Testbed {
+        Backend backend;
+        GHashTable *types;              /* type key -> TestbedType */
+        GHashTable *sims;               /* device name -> SimDevice */
+        GHashTable *accept;             /* device name -> versions its simulated driver takes */
+        char *persist_dir;
+        unsigned next_iommu_group;
+} Testbed;
+
+static const char *const parent_keys[] = { "Driver", NULL };
+static const char *const type_keys[] = {
+        "Name", "Description", "DeviceApi", "MaxInstances", "MigrationFlags", "StateSize", "DirtyRate",
+        "MigrationType", "MigrationVersion", "AcceptVersions", NULL
+};
+static const char *const device_keys[] = {
+        "Kind", "Parent", "Type", "Driver", "Vendor", "Device", "SubsystemVendor",
+        "SubsystemDevice", "IommuGroup", "MigrationFlags", "StateSize", "DirtyRate", "Fault", "VendorTag",
+        "MigrationType", "MigrationVersion", "AcceptVersions", NULL
+};
+
+#define DEFAULT_STATE_SIZE (64 * 1024)
+#define FIRST_SYNTHETIC_IOMMU_GROUP 100
+
+/* What a parsed file adds, held back until the whole file is valid. */
+typedef struct Parsed {
+        GPtrArray *parents, *types, *devices;
+} Parsed;
+
+static void parsed_clear(Parsed *p) {
+        g_clear_pointer(&p->parents, g_ptr_array_unref);
+        g_clear_pointer(&p->types, g_ptr_array_unref);
+        g_clear_pointer(&p->devices, g_ptr_array_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Parsed, parsed_clear);
+
+/* A size up to max: the simulation's bounds (testbed-device.h). */
+static bool get_bounded_size(ConfFile *c, const char *group, const char *key, uint64_t def, uint64_t max,
+                             uint64_t *ret, GError **error) {
+        uint64_t v;
+
+        if (!conf_file_get_size(c, group, key, def, &v, error))
+                return false;
+        if (v > max)
+                return conf_file_error(c, error, group, key, "%" PRIu64 " exceeds the maximum of %" PRIu64 "G",
+                                       v, max >> 30);
+        *ret = v;
+        return true;
+}
+
+static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *ret, GError **error) {
+        g_autofree char *s = NULL;
+
+        if (!conf_file_get_string(c, group, "MigrationFlags", "", &s, error))
+                return false;
+        if (!*s) {
+                *ret = def;
+                return true;
+        }
+        if (migration_flags_from_string(s, ret) < 0)
+                return conf_file_error(c, error, group, "MigrationFlags",
+                                       "'%s' is not a list of stop-copy, p2p, pre-copy", s);
+        return true;
+}
+
+/* MigrationType=, MigrationVersion= (what the simulated driver's
+ * attributes read) and AcceptVersions= (which versions a write into its
+ * migration_version accepts; its own by default). */
+static bool parse_vendor(ConfFile *c, const char *group, char **type, char **version,
+                         const char *const *def_accept, char ***ret_accept, GError **error) {
+        g_auto(GStrv) accept = g_key_file_get_string_list(conf_file_keyfile(c), group, "AcceptVersions", NULL, NULL);
+
+        if (!conf_file_get_string(c, group, "MigrationType", *type, type, error) ||
+            !conf_file_get_string(c, group, "MigrationVersion", *version, version, error))
+                return false;
+        if (!accept && def_accept && !g_key_file_has_key(conf_file_keyfile(c), group, "MigrationVersion", NULL))
+                accept = g_strdupv((char **) def_accept);
+        if (!accept && **version)
+                accept = g_strdupv((char *[]) { *version, NULL });
+        for (char **a = accept; a && *a; a++)
+                g_strstrip(*a);
+        *ret_accept = g_steal_pointer(&accept);
+        return true;
+}
+
+static bool parse_device_vendor(Testbed *tb, ConfFile *c, const char *group, Device *d,
+                                const char *const *def_accept, GError **error) {
+        char **accept = NULL;
+
+        if (!parse_vendor(c, group, &d->vendor_migration_type, &d->vendor_migration_version, def_accept, &accept,
+                          error))
+                return false;
+        if (accept)
+                g_hash_table_replace(tb->accept, g_strdup(d->name), accept);
+        return true;
+}
+
+static bool parse_parent(Testbed *tb, ConfFile *c, const char *group, const char *name,
+                         Parsed *out, GError **error) {
+        g_autoptr(Parent) p = NULL;
+
+        if (!name_is_sysfs_component(name))
+                return conf_file_error(c, error, group, NULL, "'%s' is not a valid device name", name);
+        if (!conf_file_check_keys(c, group, parent_keys, error))
+                return false;
+        p = parent_new(name);
+        if (!conf_file_get_string(c, group, "Driver", NULL, &p->driver, error))
+                return false;
+        g_ptr_array_add(out->parents, g_steal_pointer(&p));
+        return true;
+}
+
+static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *key,
+                       Parsed *out, GError **error) {
+        g_autofree char *parent = NULL, *parent_group = NULL;
+        g_autoptr(MdevType) t = NULL;
+        TestbedType *tt;
+        const char *slash = strchr(key, '/');
+        uint64_t max;
+
+        if (!slash || !name_is_sysfs_component(slash + 1))
+                return conf_file_error(c, error, group, NULL, "expected [Type PARENT/TYPE-ID]");
+        parent = g_strndup(key, slash - key);
+        parent_group = g_strconcat("Parent ", parent, NULL);
+        if (!g_key_file_has_group(conf_file_keyfile(c), parent_group))
+                return conf_file_error(c, error, group, NULL, "no [Parent %s] section", parent);
+        if (!conf_file_check_keys(c, group, type_keys, error))
+                return false;
+
+        t = mdev_type_new(parent, slash + 1);
+        tt = g_new0(TestbedType, 1);
+        tt->vendor_type = g_strdup("");
+        tt->vendor_version = g_strdup("");
+        g_hash_table_insert(tb->types, g_strdup(t->key), tt);
+        if (!conf_file_get_string(c, group, "Name", slash + 1, &t->name, error) ||
+            !conf_file_get_string(c, group, "Description", "", &t->description, error) ||
+            !conf_file_get_string(c, group, "DeviceApi", "vfio-pci", &t->device_api, error) ||
+            !conf_file_get_uint64(c, group, "MaxInstances", 1, 1, 65536, &max, error) ||
+            !get_flags(c, group, 0, &tt->migration_flags, error) ||
+            !get_bounded_size(c, group, "StateSize", DEFAULT_STATE_SIZE, SIM_STATE_SIZE_MAX, &tt->state_size, error) ||
+            !get_bounded_size(c, group, "DirtyRate", 0, SIM_DIRTY_RATE_MAX, &tt->dirty_rate, error))
+                return false;
+        if (!parse_vendor(c, group, &tt->vendor_type, &tt->vendor_version, NULL, &tt->accept, error))
+                return false;
+        free_and_strdup(&t->vendor_migration_type, tt->vendor_type);
+        free_and_strdup(&t->vendor_migration_version, tt->vendor_version);
+        tt->max_instances = (unsigned) max;
+        g_ptr_array_add(out->types, g_steal_pointer(&t));
+        return true;
+}
+
+static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, SimConfig *sim,
+                       GError **error) {
+        const TestbedType *tt;
+        g_autofree char *key = NULL;
+
+        if (!conf_file_get_string(c, group, "Parent", NULL, &d->parent, error) ||
+            !conf_file_get_string(c, group, "Type", NULL, &d->mdev_type, error))
+                return false;
+        key = mdev_type_key(d->parent, d->mdev_type);
+        tt = g_hash_table_lookup(tb->types, key);
+        if (!tt)
+                return conf_file_error(c, error, group, "Type", "no [Type %s] section", key);
+        sim->state_size = tt->state_size;
+        sim->dirty_rate = tt->dirty_rate;
+        /* an instance reads its type's attributes unless it has its own */
+        free_and_strdup(&d->vendor_migration_type, tt->vendor_type);
+        free_and_strdup(&d->vendor_migration_version, tt->vendor_version);
+        if (!parse_device_vendor(tb, c, group, d, (const char *const *) tt->accept, error))
+                return false;
+        return get_flags(c, group, tt->migration_flags, &d->migration_flags, error);
+}
+
+static bool parse_pci(Testbed *tb, ConfFile *c, const char *group, Device *d, GError **error) {
+        static const struct { const char *key; size_t offset; } ids[] = {
+                { "Vendor", G_STRUCT_OFFSET(Device, vendor_id) },
+                { "Device", G_STRUCT_OFFSET(Device, device_id) },
+                { "SubsystemVendor", G_STRUCT_OFFSET(Device, subsystem_vendor_id) },
+                { "SubsystemDevice", G_STRUCT_OFFSET(Device, subsystem_device_id) },
+        };
+
+        if (!name_is_pci_address(d->name))
+                return conf_file_error(c, error, group, NULL, "a pci device must be named by its PCI address");
+        if (!parse_device_vendor(tb, c, group, d, NULL, error))
+                return false;
+        if (!conf_file_get_string(c, group, "Parent", "", &d->parent, error))
+                return false;
+        for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+                char **field = G_STRUCT_MEMBER_P(d, ids[i].offset);
+                uint64_t v;
+
+                if (!conf_file_get_uint64(c, group, ids[i].key, 0, 0, 0xffff, &v, error))
+                        return false;
+                g_free(*field);
+                *field = g_strdup_printf("0x%04" G_GINT64_MODIFIER "x", v);
+        }
+        return get_flags(c, group, 0, &d->migration_flags, error);
+}
+
+/* A migrating device accepts state only from its own kind: the mdev type,
+ * or the PCI function's driver and IDs (what mtty's header check does). */
+static char *sim_tag(const Device *d) {
+        if (d->kind == DEVICE_KIND_MDEV)
+                return g_strconcat("mdev:", d->mdev_type, NULL);
+        return g_strdup_printf("pci:%s:%s:%s", d->driver, d->vendor_id, d->device_id);
+}
+
+static bool add_sim(Testbed *tb, ConfFile *c, const char *group, const Device *d, SimConfig *sim,
+                    GError **error) {
+        g_autofree char *tag = sim_tag(d);
+        g_auto(GStrv) faults = NULL;
+        SimDevice *dev;
+
+        /* VendorTag= plays a driver that refuses data its identity promised
+         * to take (a firmware mismatch, say). */
+        if (c && !conf_file_get_string(c, group, "VendorTag", tag, &tag, error))
+                return false;
+        sim->flags = d->migration_flags;
+        sim->tag = tag;
+        dev = sim_device_new(d->name, sim, tb->persist_dir);
+        g_hash_table_replace(tb->sims, g_strdup(d->name), dev);
+        if (!c)
+                return true;
+        faults = g_key_file_get_string_list(conf_file_keyfile(c), group, "Fault", NULL, NULL);
+        for (char **f = faults; f && *f; f++) {
+                g_autofree char *msg = NULL;
+                SimFault fault;
+
+                if (sim_fault_parse(g_strstrip(*f), &fault, &msg) < 0)
+                        return conf_file_error(c, error, group, "Fault", "%s", msg);
+                sim_device_add_fault(dev, &fault);
+        }
+        return true;
+}
+
+static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char *name,
+                         Parsed *out, GError **error) {
+        g_autofree char *kind = NULL, *normalized = name_normalize_device(name);
+        g_autoptr(Device) d = NULL;
+        SimConfig sim = { .state_size = DEFAULT_STATE_SIZE };
+        uint64_t group_nr;
+        DeviceKind k;
+        bool ok;
+
+        if (!normalized)
+                return conf_file_error(c, error, group, NULL,
+                                       "'%s' is neither an mdev UUID nor a PCI address", name);
+        if (!conf_file_check_keys(c, group, device_keys, error) ||
+            !conf_file_get_string(c, group, "Kind", NULL, &kind, error))
+                return false;
+        k = device_kind_from_string(kind);
+        if (k < 0)
+                return conf_file_error(c, error, group, "Kind", "'%s' is not mdev or pci", kind);
+        if (k == DEVICE_KIND_MDEV && !name_is_uuid(normalized))
+                return conf_file_error(c, error, group, NULL, "an mdev must be named by a UUID");
+
+        d = device_new(normalized, k);
+        ok = k == DEVICE_KIND_MDEV ? parse_mdev(tb, c, group, d, &sim, error) : parse_pci(tb, c, group, d, error);
+        if (!ok)
+                return false;
+
+        if (!conf_file_get_string(c, group, "Driver", k == DEVICE_KIND_PCI ? "vfio-pci" : "", &d->driver, error) ||
+            !conf_file_get_uint64(c, group, "IommuGroup", tb->next_iommu_group, 0, 1u << 20, &group_nr, error) ||
+            !get_bounded_size(c, group, "StateSize", sim.state_size, SIM_STATE_SIZE_MAX, &sim.state_size, error) ||
+            !get_bounded_size(c, group, "DirtyRate", sim.dirty_rate, SIM_DIRTY_RATE_MAX, &sim.dirty_rate, error))
+                return false;
+        g_free(d->iommu_group);
+        d->iommu_group = g_strdup_printf("%" G_GUINT64_FORMAT, group_nr);
+        tb->next_iommu_group = MAX(tb->next_iommu_group, (unsigned) group_nr + 1);
+        if (!add_sim(tb, c, group, d, &sim, error))
+                return false;
+        g_ptr_array_add(out->devices, g_steal_pointer(&d));
+        return true;
+}
+
+static bool parse_group(Testbed *tb, ConfFile *c, const char *group, Parsed *out, GError **error) {
+        static const struct {
+                const char *prefix;
+                bool (*parse)(Testbed *, ConfFile *, const char *, const char *, Parsed *, GError **);
+        } sections[] = {
+                { "Parent ", parse_parent },
+                { "Type ", parse_type },
+                { "Device ", parse_device },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(sections); i++)
+                if (g_str_has_prefix(group, sections[i].prefix))
+                        return sections[i].parse(tb, c, group, group + strlen(sections[i].prefix), out, error);
+        return conf_file_error(c, error, group, NULL, "unknown section (expected Parent, Type or Device)");
+}
+
+/* Parents first, then types, then devices: a later kind may refer to an
+ * earlier one wherever it appears in the file. */
+static bool parse_all(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
+        static const char *const order[] = { "Parent ", "Type ", "Device " };
+        g_auto(GStrv) groups = g_key_file_get_groups(conf_file_keyfile(c), NULL);
+
+        for (size_t pass = 0; pass < G_N_ELEMENTS(order); pass++)
+                for (char **g = groups; *g; g++) {
+                        bool known = false;
+
+                        for (size_t i = 0; i < G_N_ELEMENTS(order); i++)
+                                known = known || g_str_has_prefix(*g, order[i]);
+                        if ((known && !g_str_has_prefix(*g, order[pass])) || (!known && pass > 0))
+                                continue;
+                        if (!parse_group(tb, c, *g, out, error))
+                                return false;
+                }
+        return true;
+}
+
+static bool check_devices(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
+        g_autoptr(GHashTable) used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_autoptr(GHashTable) drivers = g_hash_table_new(g_str_hash, g_str_equal);
+
+        for (guint j = 0; j < out->parents->len; j++) {
+                Parent *p = out->parents->pdata[j];
+
+                g_hash_table_insert(drivers, p->name, p->driver);
+        }
+        for (guint i = 0; i < out->devices->len; i++) {
+                Device *d = out->devices->pdata[i];
+                g_autofree char *group = NULL;
+                char *key;
+                TestbedType *tt;
+                unsigned n;
+
+                if (d->kind != DEVICE_KIND_MDEV)
+                        continue;
+                key = mdev_type_key(d->parent, d->mdev_type);
+                tt = g_hash_table_lookup(tb->types, key);
+                n = GPOINTER_TO_UINT(g_hash_table_lookup(used, key)) + 1;
+                if (n > tt->max_instances) {
+                        group = g_strconcat("Device ", d->name, NULL);
+                        conf_file_error(c, error, group, "Type", "more instances of %s than its MaxInstances=%u",
+                                        key, tt->max_instances);
+                        g_free(key);
+                        return false;
+                }
+                g_hash_table_replace(used, key, GUINT_TO_POINTER(n));
+                if (!*d->driver)
+                        free_and_strdup(&d->driver, g_hash_table_lookup(drivers, d->parent));
+        }
+        return true;
+}
+
+static void populate(Testbed *tb, Parsed *p) {
+        Registry *r = tb->backend.registry;
+
+        for (guint i = 0; i < p->parents->len; i++)
+                registry_add_parent(r, g_steal_pointer(&p->parents->pdata[i]));
+        for (guint i = 0; i < p->devices->len; i++) {
+                Device *d = g_steal_pointer(&p->devices->pdata[i]);
+
+                /* as the device itself says: its state may have been persisted
+                 * by a daemon that died mid-migration */
+                free_and_strdup(&d->migration_state,
+                                fsm_state_to_string(sim_device_state(g_hash_table_lookup(tb->sims, d->name))));
+                registry_add_device(r, d);
+        }
+        for (guint i = 0; i < p->types->len; i++) {
+                MdevType *t = g_steal_pointer(&p->types->pdata[i]);
+                TestbedType *tt = g_hash_table_lookup(tb->types, t->key);
+
+                t->available_instances = tt->max_instances - registry_count_instances(r, t->parent, t->id);
+                registry_add_type(r, t);
+        }
+}
+
+static void refresh_available(Testbed *tb, const char *parent, const char *type_id) {
+        g_autofree char *key = mdev_type_key(parent, type_id);
+        const TestbedType *tt = g_hash_table_lookup(tb->types, key);
+        Registry *r = tb->backend.registry;
+
+        if (tt)
+                registry_set_available(r, key, tt->max_instances - registry_count_instances(r, parent, type_id));
+}
+
+static int testbed_create_mdev(Backend *s, const MdevType *type, const char *uuid) {
+        Testbed *tb = (Testbed *) s;
+        const TestbedType *tt = g_hash_table_lookup(tb->types, type->key);
+        Device *d;
+
+        if (registry_get_device(s->registry, uuid))
+                return -EEXIST;
+        if (type->available_instances == 0)
+                return -EUSERS;         /* what mdev_device_create() returns */
+
+        d = device_new(uuid, DEVICE_KIND_MDEV);
+        free_and_strdup(&d->parent, type->parent);
+        free_and_strdup(&d->mdev_type, type->id);
+        free_and_strdup(&d->driver, registry_get_parent(s->registry, type->parent)->driver);
+        g_free(d->iommu_group);
+        d->iommu_group = g_strdup_printf("%u", tb->next_iommu_group++);
+        free_and_strdup(&d->migration_state, "running");
+        d->migration_flags = tt->migration_flags;
+        free_and_strdup(&d->vendor_migration_type, tt->vendor_type);
+        free_and_strdup(&d->vendor_migration_version, tt->vendor_version);
+        if (tt->accept)
+                g_hash_table_replace(tb->accept, g_strdup(uuid), g_strdupv(tt->accept));
+        add_sim(tb, NULL, NULL, d, &(SimConfig) { .state_size = tt->state_size, .dirty_rate = tt->dirty_rate }, NULL);
+        registry_add_device(s->registry, d);
+        refresh_available(tb, type->parent, type->id);
+        return 0;
+}
+
+static int testbed_remove_mdev(Backend *s, const Device *device) {
+        Testbed *tb = (Testbed *) s;
+        g_autofree char *parent = g_strdup(device->parent), *type_id = g_strdup(device->mdev_type);
+        g_autofree char *name = g_strdup(device->name);
+
+        if (device->kind != DEVICE_KIND_MDEV)
+                return -EINVAL;
+        /* a job's handle would point into freed (or, in the kernel, blocking) state */
+        if (device->busy)
+                return -EBUSY;
+        sim_device_forget(g_hash_table_lookup(tb->sims, name));
+        g_hash_table_remove(tb->sims, name);
+        g_hash_table_remove(tb->accept, name);
+        registry_remove_device(s->registry, name);
+        refresh_available(tb, parent, type_id);
+        return 0;
+}
+
+static int testbed_open_device(Backend *s, const Device *d, DeviceHandle **ret, char **ret_error) {
+        SimDevice *sim = testbed_get_sim(s, d->name);
+
+        if (!sim) {
+                if (ret_error)
+                        *ret_error = g_strdup_printf("%s: no such testbed device", d->name);
+                return -ENODEV;
+        }
+        return sim_device_open(sim, ret, ret_error);
+}
+
+/* The simulated driver's answer to a write into migration_version. */
+static int testbed_vendor_judge(Backend *s, const Node *node, const char *version) {
+        Testbed *tb = (Testbed *) s;
+        const TestbedType *tt = node->kind == NODE_MDEV_TYPE ? g_hash_table_lookup(tb->types, node->name) : NULL;
+        char **accept = node->kind == NODE_DEVICE ? g_hash_table_lookup(tb->accept, node->name)
+                                                  : tt ? tt->accept : NULL;
+
+        if (!accept)
+                return -ENODEV;         /* no such attribute */
+        return g_strv_contains((const char *const *) accept, version) ? 0 : -EINVAL;
+}
+
+SimDevice *testbed_get_sim(Backend *s, const char *name) {
+        return backend_is_testbed(s) ? g_hash_table_lookup(((Testbed *) s)->sims, name) : NULL;
+}
+
+static void testbed_free(Backend *s) {
+        Testbed *tb = (Testbed *) s;
+
+        g_hash_table_destroy(tb->types);
+        g_hash_table_destroy(tb->sims);
+        g_hash_table_destroy(tb->accept);
+        g_free(tb->persist_dir);
+        g_free(tb);
+}
+
+static const BackendOps testbed_backend_ops = {
+        .name = "testbed",
+        .testbed = true,
+        .create_mdev = testbed_create_mdev,
+        .remove_mdev = testbed_remove_mdev,
+        .open_device = testbed_open_device,
+        .vendor_judge = testbed_vendor_judge,
+        .free = testbed_free,
+};
+
+Backend *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError **error) {
+        g_auto(Parsed) parsed = {
+                .parents = g_ptr_array_new_with_free_func((GDestroyNotify) parent_free),
+                .types = g_ptr_array_new_with_free_func((GDestroyNotify) mdev_type_free),
+                .devices = g_ptr_array_new_with_free_func((GDestroyNotify) device_free),
+        };
+        g_autoptr(Backend) s = NULL;
+        Testbed *tb;
+
+        tb = g_new0(Testbed, 1);
+        s = &tb->backend;
+        s->ops = &testbed_backend_ops;
+        s->registry = r;
+        tb->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) testbed_type_free);
+        tb->accept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_strfreev);
+        tb->sims = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) sim_device_free);
+        tb->persist_dir = g_strdup(persist_dir);
+        tb->next_iommu_group = FIRST_SYNTHETIC_IOMMU_GROUP;
+
+        if (!parse_all(tb, c, &parsed, error) || !check_devices(tb, c, &parsed, error))
+                return NULL;
+        populate(tb, &parsed);
+        return g_steal_pointer(&s);
+}

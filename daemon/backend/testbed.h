@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+#include "conffile.h"
+#include "backend/backend.h"
+#include "backend/testbed-device.h"
+
+/* The embedded default backend: simulated mdev parents, types and devices
+ * described by a keyfile (see man vfiomigd(8), "TESTBED FILES"). Parsing
+ * validates the whole file before the registry sees any of it. */
+
+/* The built-in description used by --testbed=default. */
+extern const char testbed_default_conf[];
+
+/* Validates all of c, then populates r; on error r is untouched.
+ * Simulated device state persists under persist_dir (if not NULL), so it
+ * survives a daemon restart as a real device's would. */
+Backend *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError **error);
+
+/* The simulated device behind a testbed device, or NULL. */
+SimDevice *testbed_get_sim(Backend *s, const char *name);

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include "bus/bus-objects.h"
+#include "bus/bus-util.h"
+#include "compat/compat-map.h"
+#include "compat/identities.h"
+#include "names.h"
+#include "bus/polkit.h"
+#include "migration/probe.h"
+#include "vfiomig-names.h"
+
+static const Device *lookup(BusContext *c, sd_bus_message *msg, char **ret_name, sd_bus_error *error) {
+        if (bus_read_device_name(msg, ret_name, error) < 0)
+                return NULL;
+        return bus_lookup_device(c->registry, *ret_name, error);
+}
+
+int bus_method_get_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *name = NULL;
+        const Device *d = lookup(c, msg, &name, error);
+
+        if (!d)
+                return -ENODEV;
+        return sd_bus_reply_method_return(msg, "ss", d->migration_type, d->migration_version);
+}
+
+static int reply_judgement(sd_bus_message *msg, const Judgement *j) {
+        return sd_bus_reply_method_return(msg, "sss", verdict_to_string(j->verdict), basis_to_string(j->basis),
+                                          j->reason);
+}
+
+int bus_method_check_compatibility(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *source = NULL, *target = NULL;
+        const Judgement *j;
+
+        if (!lookup(c, msg, &source, error) || !lookup(c, msg, &target, error))
+                return -ENODEV;
+        j = compat_map_verdict(identities_map(c->identities), &NODE_OF_DEVICE(source), &NODE_OF_DEVICE(target));
+        if (!j)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "%s or %s has no identity yet", source,
+                                         target);
+        return reply_judgement(msg, j);
+}
+
+/* A migration type and version as another host reports them. */
+static int read_remote_identity(sd_bus_message *msg, Identity **ret, sd_bus_error *error) {
+        const char *type, *version;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &type, &version);
+        if (r < 0)
+                return r;
+        if (!vendor_string_valid(type)) {
+                g_autofree char *q = name_quote(type);
+
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s is not a migration type: 1 to 4096 printable ASCII characters", q);
+        }
+        if (*version && !vendor_string_valid(version))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "a migration version is 0 to 4096 printable ASCII characters");
+        *ret = identities_remote(type, version);
+        return 0;
+}
+
+/* An identity no node here has may make vfiomigd write its version into
+ * drivers' migration_version attributes, and is remembered for a while:
+ * that takes the right to migrate. Root passes without asking. Returns
+ * as polkit_verify() does. */
+static int verify_remote_identity(BusContext *c, sd_bus_message *msg, const Identity *id, sd_bus_error *error) {
+        if (compat_map_knows(identities_map(c->identities), id->type, id->version))
+                return 1;
+        return polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE,
+                             (const char *[]) { "type", id->type, "version", id->version, NULL }, c->polkit, error);
+}
+
+int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autoptr(Identity) id = NULL;
+        g_autofree char *target = NULL;
+        const Judgement *j;
+        int r;
+
+        r = read_remote_identity(msg, &id, error);
+        if (r >= 0)
+                r = bus_read_device_name(msg, &target, error);
+        if (r < 0)
+                return r;
+        r = verify_remote_identity(c, msg, id, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        /* looked up only now: polkit may have taken a while */
+        if (!bus_lookup_device(c->registry, target, error))
+                return -ENODEV;
+        j = compat_map_verdict_for(identities_map(c->identities), id, &NODE_OF_DEVICE(target));
+        if (!j)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "%s has no identity yet", target);
+        return reply_judgement(msg, j);
+}
+
+typedef struct FindOptions {
+        bool include_busy, existing_only, include_unknown;
+} FindOptions;
+
+static int opt_flag(sd_bus_message *msg, const char *name, void *userdata, sd_bus_error *error) {
+        FindOptions *o = userdata;
+        int b, r;
+
+        r = sd_bus_message_read(msg, "b", &b);
+        if (r < 0)
+                return r;
+        if (g_str_equal(name, "include-busy"))
+                o->include_busy = b;
+        else if (g_str_equal(name, "existing-only"))
+                o->existing_only = b;
+        else
+                o->include_unknown = b;
+        return 0;
+}
+
+static const BusOption find_options[] = {
+        { "include-busy", "b", opt_flag },
+        { "existing-only", "b", opt_flag },
+        { "include-unknown", "b", opt_flag },
+        {}
+};
+
+/* Whether a node can take state now: an idle device, or a type with
+ * instances left. */
+static bool usable(BusContext *c, const Node *node, const FindOptions *o) {
+        const MdevType *t;
+        const Device *d;
+
+        switch (node->kind) {
+        case NODE_MDEV_TYPE:
+                t = registry_get_type(c->registry, node->name);
+                return !o->existing_only && t && t->available_instances > 0;
+        case NODE_DEVICE:
+                d = registry_get_device(c->registry, node->name);
+                return d && (o->include_busy || !d->busy);
+        }
+        return false;
+}
+
+int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autoptr(Identity) id = NULL;
+        g_autoptr(GArray) targets = NULL;
+        FindOptions o = {};
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = read_remote_identity(msg, &id, error);
+        if (r >= 0)
+                r = bus_read_options(msg, find_options, &o, error);
+        if (r >= 0)
+                r = verify_remote_identity(c, msg, id, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        /* the kernel frees instances without a uevent: read them now */
+        backend_refresh_types(c->backend);
+        targets = compat_map_candidates(identities_map(c->identities), id, o.include_unknown);    /* best first */
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssss)");
+        for (guint i = 0; r >= 0 && i < targets->len; i++) {
+                const CompatTarget *t = &g_array_index(targets, CompatTarget, i);
+
+                if (!usable(c, &t->node, &o))
+                        continue;
+                r = sd_bus_message_append(reply, "(ssss)", t->node.kind == NODE_DEVICE ? "device" : "mdev-type",
+                                          t->node.name, verdict_to_string(t->judgement->verdict),
+                                          basis_to_string(t->judgement->basis));
+        }
+        return bus_send_array_reply(reply, r);
+}
+
+/* A device name, or PARENT/TYPE-ID for an mdev type. */
+static int read_probe_node(sd_bus_message *msg, NodeKind *ret_kind, char **ret, sd_bus_error *error) {
+        const char *s, *slash;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &s);
+        if (r < 0)
+                return r;
+        slash = strchr(s, '/');
+        if (slash) {
+                g_autofree char *parent = g_strndup(s, slash - s);
+
+                if (!name_is_sysfs_component(parent) || !name_is_sysfs_component(slash + 1)) {
+                        g_autofree char *q = name_quote(s);
+
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s is not PARENT/TYPE-ID", q);
+                }
+                *ret_kind = NODE_MDEV_TYPE;
+                *ret = g_strdup(s);
+                return 0;
+        }
+        *ret_kind = NODE_DEVICE;
+        *ret = name_normalize_device(s);
+        if (!*ret) {
+                g_autofree char *q = name_quote(s);
+
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s is neither a device name nor PARENT/TYPE-ID", q);
+        }
+        return 0;
+}
+
+static void unref_call(void *call) {
+        sd_bus_message_unref(call);
+}
+
+/* The reply to Probe(), when the probe is done. */
+static void probe_done(int error, const char *message, const Judgement *verdict, void *userdata) {
+        sd_bus_message *call = userdata;
+
+        if (error < 0)
+                (void) bus_reply_method_errnof(call, error, "%s", message);
+        else
+                (void) sd_bus_reply_method_return(call, "sss", verdict_to_string(verdict->verdict),
+                                                  basis_to_string(verdict->basis), verdict->reason);
+}
+
+int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *source = NULL, *target = NULL, *why = NULL;
+        NodeKind source_kind, target_kind;
+        int r;
+
+        r = read_probe_node(msg, &source_kind, &source, error);
+        if (r >= 0)
+                r = read_probe_node(msg, &target_kind, &target, error);
+        if (r >= 0)
+                r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+        /* Two temporary instances of one type are two devices; one device
+         * is one. */
+        if (source_kind == NODE_DEVICE && g_str_equal(source, target))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s cannot be its own target", source);
+
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "source", source, "target", target, NULL },
+                          c->polkit, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        r = probe_start(c->probes, &(Node) { source_kind, source }, &(Node) { target_kind, target }, probe_done,
+                        sd_bus_message_ref(msg), unref_call, &why);
+        if (r < 0)
+                return bus_error_set_errnof(error, r, "%s", why);
+        return 1;       /* replied when the probe is done */
+}

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stddef.h>
+
+#include "bus/bus-objects.h"
+#include "bus/bus-util.h"
+#include "util.h"
+#include "vfiomig-names.h"
+
+/* Property getters receive the Device found by find_device(), plus the
+ * vtable entry's offset: the generic string getter reads *(char **). */
+int bus_property_get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const char *const *s = userdata;
+
+        return sd_bus_message_append(reply, "s", *s ? *s : "");
+}
+
+static int property_get_kind(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const Device *d = userdata;
+
+        return sd_bus_message_append(reply, "s", device_kind_to_string(d->kind));
+}
+
+static int property_get_migration_flags(sd_bus *bus, const char *path, const char *interface,
+                                        const char *property, sd_bus_message *reply, void *userdata,
+                                        sd_bus_error *error) {
+        const Device *d = userdata;
+        g_auto(GStrv) flags = migration_flags_to_strv(d->migration_flags);
+
+        return sd_bus_message_append_strv(reply, flags);
+}
+
+static int property_get_empty_string(sd_bus *bus, const char *path, const char *interface,
+                                     const char *property, sd_bus_message *reply, void *userdata,
+                                     sd_bus_error *error) {
+        /* Filled by later work: libvirt domains. */
+        return sd_bus_message_append(reply, "s", "");
+}
+
+static int property_get_busy(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const Device *d = userdata;
+
+        return sd_bus_message_append(reply, "b", d->busy);
+}
+
+#define STRING_PROPERTY(name, field) \
+        SD_BUS_PROPERTY(name, "s", bus_property_get_string, offsetof(Device, field), \
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE)
+
+const sd_bus_vtable bus_device_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", bus_property_get_string, offsetof(Device, name), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Kind", "s", property_get_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        STRING_PROPERTY("SysfsPath", sysfs_path),
+        STRING_PROPERTY("Driver", driver),
+        STRING_PROPERTY("Parent", parent),
+        STRING_PROPERTY("MdevType", mdev_type),
+        STRING_PROPERTY("IommuGroup", iommu_group),
+        STRING_PROPERTY("VfioDevNode", vfio_dev),
+        SD_BUS_PROPERTY("MigrationFlags", "as", property_get_migration_flags, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        STRING_PROPERTY("MigrationType", migration_type),
+        STRING_PROPERTY("MigrationVersion", migration_version),
+        STRING_PROPERTY("MigrationBasis", migration_basis),
+        STRING_PROPERTY("MigrationState", migration_state),
+        SD_BUS_PROPERTY("Busy", "b", property_get_busy, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Domain", "s", property_get_empty_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_VTABLE_END
+};
+
+static int find_device(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                       void **found, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *name = NULL;
+        const Device *d;
+
+        if (sd_bus_path_decode(path, VFIOMIG_DEVICE_PATH_PREFIX, &name) <= 0)
+                return 0;
+        d = registry_get_device(c->registry, name);
+        if (!d)
+                return 0;
+        *found = (void *) d;
+        return 1;
+}
+
+static int enumerate_devices(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autoptr(GPtrArray) devices = registry_list_devices(c->registry);
+        char **l = g_new0(char *, devices->len + 1);
+
+        for (guint i = 0; i < devices->len; i++)
+                l[i] = bus_device_path(((Device *) devices->pdata[i])->name);
+        *nodes = l;
+        return 0;
+}
+
+int bus_device_register(BusContext *c) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(c->bus, NULL, VFIOMIG_DEVICE_PATH_PREFIX, VFIOMIG_DEVICE_INTERFACE,
+                                       bus_device_vtable, find_device, c);
+        if (r < 0)
+                return r;
+        return sd_bus_add_node_enumerator(c->bus, NULL, VFIOMIG_DEVICE_PATH_PREFIX, enumerate_devices, c);
+}

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include "config.h"
+#include "bus/bus-objects.h"
+#include "bus/bus-util.h"
+#include "log.h"
+#include "names.h"
+#include "util.h"
+#include "vfiomig-names.h"
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+}
+
+static int property_get_backend(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+
+        return sd_bus_message_append(reply, "s", backend_name(c->backend));
+}
+
+static int property_get_device_count(sd_bus *bus, const char *path, const char *interface,
+                                     const char *property, sd_bus_message *reply, void *userdata,
+                                     sd_bus_error *error) {
+        BusContext *c = userdata;
+
+        return sd_bus_message_append(reply, "u", registry_device_count(c->registry));
+}
+
+static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autoptr(GPtrArray) devices = registry_list_devices(c->registry);
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssssss)");
+        for (guint i = 0; r >= 0 && i < devices->len; i++) {
+                const Device *d = devices->pdata[i];
+                g_autofree char *flags = migration_flags_to_string(d->migration_flags, ",");
+
+                r = sd_bus_message_append(reply, "(ssssss)", d->name, device_kind_to_string(d->kind),
+                                          d->driver, d->mdev_type, flags, d->migration_state);
+        }
+        return bus_send_array_reply(reply, r);
+}
+
+static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autoptr(GPtrArray) types = NULL;
+        sd_bus_message *reply = NULL;
+        int r;
+
+        backend_refresh_types(c->backend);
+        types = registry_list_types(c->registry);
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sssu)");
+        for (guint i = 0; r >= 0 && i < types->len; i++) {
+                const MdevType *t = types->pdata[i];
+
+                r = sd_bus_message_append(reply, "(sssu)", t->parent, t->id, t->name, t->available_instances);
+        }
+        return bus_send_array_reply(reply, r);
+}
+
+static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *name = NULL, *path = NULL;
+        int r;
+
+        r = bus_read_device_name(msg, &name, error);
+        if (r < 0)
+                return r;
+        if (!bus_lookup_device(c->registry, name, error))
+                return -ENODEV;
+        path = bus_device_path(name);
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+static int read_plain_name(sd_bus_message *msg, const char *what, const char **ret, sd_bus_error *error) {
+        int r = sd_bus_message_read(msg, "s", ret);
+
+        if (r < 0)
+                return r;
+        if (!name_is_sysfs_component(*ret)) {
+                g_autofree char *q = name_quote(*ret);
+
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s is not a valid %s name", q, what);
+        }
+        return 0;
+}
+
+static const MdevType *lookup_type(BusContext *c, const char *parent, const char *type_id, sd_bus_error *error) {
+        const MdevType *t;
+        g_autoptr(GPtrArray) types = NULL;
+        g_autoptr(GString) ids = NULL;
+
+        if (!registry_get_parent(c->registry, parent)) {
+                sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No mdev parent device %s", parent);
+                return NULL;
+        }
+        t = registry_find_type(c->registry, parent, type_id);
+        if (t)
+                return t;
+        types = registry_list_parent_types(c->registry, parent);
+        ids = g_string_new(NULL);
+        for (guint i = 0; i < types->len; i++)
+                g_string_append_printf(ids, "%s%s", i ? ", " : "", ((MdevType *) types->pdata[i])->id);
+        sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "mdev parent %s has no type %s (it has: %s)",
+                          parent, type_id, ids->len ? ids->str : "none");
+        return NULL;
+}
+
+static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        const char *parent, *type_id, *uuid_arg;
+        g_autofree char *uuid = NULL;
+        const MdevType *t;
+        int r;
+
+        r = read_plain_name(msg, "mdev parent", &parent, error);
+        if (r < 0)
+                return r;
+        r = read_plain_name(msg, "mdev type", &type_id, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &uuid_arg);
+        if (r < 0)
+                return r;
+        if (*uuid_arg && !name_is_uuid(uuid_arg)) {
+                g_autofree char *q = name_quote(uuid_arg);
+
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s is not a valid UUID (expected 8-4-4-4-12 hex digits)", q);
+        }
+        r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+
+        /* Authorized before anything is looked up: what is looked up before
+         * a slow answer is stale after it, and a refused caller learns
+         * nothing of which parents and types exist. */
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE,
+                          (const char *[]) { "parent", parent, "type", type_id, NULL }, c->polkit, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;       /* polkit will answer, then we are called again */
+
+        t = lookup_type(c, parent, type_id, error);
+        if (!t)
+                return -ENODEV;
+        uuid = *uuid_arg ? g_ascii_strdown(uuid_arg, -1) : g_uuid_string_random();
+        /* A duplicate UUID is left for the kernel (or testbed) to refuse:
+         * it is the authority, and our registry may lag a uevent behind. */
+        r = backend_create_mdev(c->backend, t, uuid);
+        if (r == -EUSERS)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY,
+                                         "%s: mdev type %s has no available instances left", parent, type_id);
+        if (r == -EEXIST)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_ALREADY_EXISTS,
+                                         "%s: an mdev with UUID %s already exists", parent, uuid);
+        if (r < 0)
+                return bus_error_device_errno(error, r, parent, "failed to create %s mdev %s", type_id, uuid);
+
+        log_info("Created mdev %s of type %s on %s", uuid, type_id, parent);
+        return sd_bus_reply_method_return(msg, "s", uuid);
+}
+
+static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *name = NULL;
+        const Device *d;
+        int r;
+
+        r = bus_read_device_name(msg, &name, error);
+        if (r < 0)
+                return r;
+        r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+
+        /* as CreateMdev(): authorized, then looked up */
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "device", name, NULL }, c->polkit, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;       /* polkit will answer, then we are called again */
+
+        d = bus_lookup_device(c->registry, name, error);
+        if (!d)
+                return -ENODEV;
+        if (d->kind != DEVICE_KIND_MDEV)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s is a %s device, not an mdev", name, device_kind_to_string(d->kind));
+        if (d->busy)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s; cancel or wait for it first",
+                                         name, d->holder);
+        r = backend_remove_mdev(c->backend, d);
+        if (r < 0)
+                return bus_error_device_errno(error, r, name, "failed to remove mdev");
+
+        log_info("Removed mdev %s", name);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+const sd_bus_vtable bus_manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Backend", "s", property_get_backend, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("DeviceCount", "u", property_get_device_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("ListDevices",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(ssssss)", devices),
+                                method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListTypes",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(sssu)", types),
+                                method_list_types, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetDevice",
+                                SD_BUS_ARGS("s", name),
+                                SD_BUS_RESULT("o", path),
+                                method_get_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateMdev",
+                                SD_BUS_ARGS("s", parent, "s", type, "s", uuid, "a{sv}", options),
+                                SD_BUS_RESULT("s", name),
+                                method_create_mdev, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveMdev",
+                                SD_BUS_ARGS("s", uuid, "a{sv}", options),
+                                SD_BUS_NO_RESULT,
+                                method_remove_mdev, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetIdentity",
+                                SD_BUS_ARGS("s", device),
+                                SD_BUS_RESULT("s", type, "s", version),
+                                bus_method_get_identity, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CheckCompatibility",
+                                SD_BUS_ARGS("s", source, "s", target),
+                                SD_BUS_RESULT("s", verdict, "s", basis, "s", reason),
+                                bus_method_check_compatibility, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CheckIdentity",
+                                SD_BUS_ARGS("s", type, "s", version, "s", target),
+                                SD_BUS_RESULT("s", verdict, "s", basis, "s", reason),
+                                bus_method_check_identity, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("FindTargets",
+                                SD_BUS_ARGS("s", type, "s", version, "a{sv}", options),
+                                SD_BUS_RESULT("a(ssss)", targets),
+                                bus_method_find_targets, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Probe",
+                                SD_BUS_ARGS("s", source, "s", target, "a{sv}", options),
+                                SD_BUS_RESULT("s", verdict, "s", basis, "s", reason),
+                                bus_method_probe, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Migrate",
+                                SD_BUS_ARGS("s", source, "s", target, "a{sv}", options),
+                                SD_BUS_RESULT("u", id, "o", path),
+                                bus_method_migrate, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Save",
+                                SD_BUS_ARGS("s", source, "s", file, "a{sv}", options),
+                                SD_BUS_RESULT("u", id, "o", path),
+                                bus_method_save, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Load",
+                                SD_BUS_ARGS("s", target, "s", file, "a{sv}", options),
+                                SD_BUS_RESULT("u", id, "o", path),
+                                bus_method_load, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SaveFd",
+                                SD_BUS_ARGS("s", source, "h", fd, "a{sv}", options),
+                                SD_BUS_RESULT("u", id, "o", path),
+                                bus_method_save_fd, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("LoadFd",
+                                SD_BUS_ARGS("s", target, "h", fd, "a{sv}", options),
+                                SD_BUS_RESULT("u", id, "o", path),
+                                bus_method_load_fd, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Resume",
+                                SD_BUS_ARGS("s", device, "a{sv}", options),
+                                SD_BUS_NO_RESULT,
+                                bus_method_resume, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListMigrations",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(usssso)", migrations),
+                                bus_method_list_migrations, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("MigrationNew", SD_BUS_ARGS("u", id, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MigrationRemoved", SD_BUS_ARGS("u", id, "o", path, "s", result), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("DeviceAdded", SD_BUS_ARGS("s", name, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("DeviceRemoved", SD_BUS_ARGS("s", name, "o", path), 0),
+        SD_BUS_VTABLE_END
+};
+
+int bus_manager_register(BusContext *c) {
+        int r;
+
+        r = sd_bus_add_object_vtable(c->bus, NULL, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                                     bus_manager_vtable, c);
+        if (r < 0)
+                return r;
+        return sd_bus_add_object_manager(c->bus, NULL, VFIOMIG_OBJECT_PATH);
+}
+
+static void notify_device(BusContext *c, RegistryEvent event, const Device *d) {
+        g_autofree char *path = bus_device_path(d->name);
+
+        switch (event) {
+        case REGISTRY_DEVICE_ADDED:
+                log_info("Device %s added (%s, %s)", d->name, device_kind_to_string(d->kind), d->driver);
+                (void) sd_bus_emit_interfaces_added(c->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
+                (void) sd_bus_emit_signal(c->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                                          "DeviceAdded", "so", d->name, path);
+                break;
+        case REGISTRY_DEVICE_REMOVED:
+                log_info("Device %s removed", d->name);
+                (void) sd_bus_emit_interfaces_removed(c->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
+                (void) sd_bus_emit_signal(c->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                                          "DeviceRemoved", "so", d->name, path);
+                break;
+        default:
+                (void) sd_bus_emit_properties_changed_strv(c->bus, path, VFIOMIG_DEVICE_INTERFACE, NULL);
+                return;
+        }
+        (void) sd_bus_emit_properties_changed(c->bus, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE,
+                                              "DeviceCount", NULL);
+}
+
+static void notify_type(BusContext *c, RegistryEvent event, const MdevType *t) {
+        g_autofree char *path = bus_type_path(t->key);
+
+        if (event == REGISTRY_TYPE_ADDED)
+                (void) sd_bus_emit_interfaces_added(c->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
+        else if (event == REGISTRY_TYPE_REMOVED)
+                (void) sd_bus_emit_interfaces_removed(c->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
+        else
+                (void) sd_bus_emit_properties_changed_strv(c->bus, path, VFIOMIG_TYPE_INTERFACE, NULL);
+}
+
+void bus_registry_notify(Registry *r, RegistryEvent event, const void *object, void *userdata) {
+        BusContext *c = userdata;
+
+        if (!c->bus)
+                return;
+        if (event <= REGISTRY_DEVICE_IDENTITY_CHANGED)
+                notify_device(c, event, object);
+        else
+                notify_type(c, event, object);
+}

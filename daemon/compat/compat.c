@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include "compat/compat.h"
+#include "names.h"
+#include "vfio-uapi.h"
+
+static const char *const basis_names[_BASIS_MAX] = {
+        [BASIS_VENDOR] = "vendor", [BASIS_PROBE] = "probe", [BASIS_RULE] = "rule",
+        [BASIS_TYPE_MATCH] = "type-match",
+};
+
+static const char *const verdict_names[_VERDICT_MAX] = {
+        [VERDICT_COMPATIBLE] = "compatible", [VERDICT_INCOMPATIBLE] = "incompatible",
+        [VERDICT_UNKNOWN] = "unknown",
+};
+
+const char *basis_to_string(Basis b) {
+        return b < _BASIS_MAX ? basis_names[b] : NULL;
+}
+
+const char *verdict_to_string(Verdict v) {
+        return v < _VERDICT_MAX ? verdict_names[v] : NULL;
+}
+
+Identity *identity_new(const char *type, const char *version, Basis basis) {
+        Identity *id = g_new0(Identity, 1);
+
+        id->type = g_strdup(type);
+        id->version = g_strdup(version ? version : "");
+        id->basis = basis;
+        return id;
+}
+
+Identity *identity_copy(const Identity *id) {
+        Identity *c = identity_new(id->type, id->version, id->basis);
+
+        c->compare = id->compare;
+        c->flags = id->flags;
+        return c;
+}
+
+void identity_free(Identity *id) {
+        if (!id)
+                return;
+        g_free(id->type);
+        g_free(id->version);
+        g_free(id);
+}
+
+guint identity_hash(gconstpointer p) {
+        const Identity *id = p;
+        guint h = g_str_hash(id->type);
+
+        h = h * 31 + g_str_hash(id->version);
+        h = h * 31 + id->basis;
+        h = h * 31 + id->compare;
+        return h * 31 + id->flags;
+}
+
+gboolean identity_equal(gconstpointer p, gconstpointer q) {
+        const Identity *a = p, *b = q;
+
+        return a->basis == b->basis && a->compare == b->compare && a->flags == b->flags &&
+               g_str_equal(a->type, b->type) && g_str_equal(a->version, b->version);
+}
+
+char *compat_type_match_type(const Device *d) {
+        if (d->kind == DEVICE_KIND_MDEV)
+                return g_strdup(d->mdev_type);
+        return g_strdup_printf("vfio-pci:%s:%s:%s:%s:%s", d->driver, d->vendor_id, d->device_id,
+                               d->subsystem_vendor_id, d->subsystem_device_id);
+}
+
+/* vendor, then rule, then type-match */
+static Identity *derive(const char *fallback_type, const Rule *rule, const char *vendor_type,
+                        const char *vendor_version, uint32_t flags, char **ret_warning) {
+        Identity *id;
+
+        if (vendor_version && !vendor_string_valid(vendor_version)) {
+                if (ret_warning)
+                        *ret_warning = g_strdup("its migration_version is not 1 to 4096 printable ASCII "
+                                                "characters; ignoring it");
+                vendor_version = NULL;
+        }
+        if (vendor_type && !vendor_string_valid(vendor_type)) {
+                if (ret_warning && !*ret_warning)
+                        *ret_warning = g_strdup("its migration_type is not 1 to 4096 printable ASCII characters; "
+                                                "ignoring it");
+                vendor_type = NULL;
+        }
+        if (vendor_version)
+                id = identity_new(vendor_type ? vendor_type : fallback_type, vendor_version, BASIS_VENDOR);
+        else if (rule) {
+                id = identity_new(*rule->type ? rule->type : fallback_type, rule->version, BASIS_RULE);
+                id->compare = rule->compare;
+        } else
+                id = identity_new(fallback_type, "", BASIS_TYPE_MATCH);
+        id->flags = flags;
+        return id;
+}
+
+Identity *identity_of_device(const Device *d, const char *vendor_type, const char *vendor_version,
+                             const Rules *rules, char **ret_warning) {
+        g_autofree char *type = compat_type_match_type(d);
+
+        return derive(type, rules ? rules_match(rules, d) : NULL, vendor_type, vendor_version, d->migration_flags,
+                      ret_warning);
+}
+
+Identity *identity_of_type(const MdevType *t, const char *parent_driver, const char *vendor_type,
+                           const char *vendor_version, const Rules *rules, char **ret_warning) {
+        g_autofree char *driver = rules_mdev_driver(t->id, parent_driver);
+
+        return derive(t->id, rules ? rules_match_type(rules, driver, t->id) : NULL, vendor_type, vendor_version, 0,
+                      ret_warning);
+}
+
+void judgement_clear(Judgement *j) {
+        g_clear_pointer(&j->reason, g_free);
+}
+
+static Judgement verdict(Verdict v, Basis b, const char *format, ...) G_GNUC_PRINTF(3, 4);
+static Judgement verdict(Verdict v, Basis b, const char *format, ...) {
+        Judgement j = { .verdict = v, .basis = b };
+        va_list ap;
+
+        va_start(ap, format);
+        j.reason = g_strdup_vprintf(format, ap);
+        va_end(ap);
+        return j;
+}
+
+static Basis weaker(Basis a, Basis b) {
+        return MAX(a, b);
+}
+
+/* What the versions and bases say, flags aside. */
+static Judgement judge_versions(const Identity *src, const Identity *tgt, const Node *tgt_node,
+                                const JudgeOps *ops) {
+        Judgement p;
+        int r;
+
+        /* A probe is the target driver's own answer for these two
+         * identities: it outranks what rules and type names presume, across
+         * types too. A vendor's target
+         * declares its migration type itself, and that filter stays. */
+        if (tgt->basis != BASIS_VENDOR && ops->probe && ops->probe(ops->userdata, src, tgt, &p))
+                return p;
+        if (!g_str_equal(src->type, tgt->type))
+                return verdict(VERDICT_INCOMPATIBLE, weaker(src->basis, tgt->basis),
+                               "different migration types: %s and %s", src->type, tgt->type);
+        if (tgt->basis == BASIS_VENDOR) {
+                if (!*src->version)
+                        return verdict(VERDICT_UNKNOWN, BASIS_VENDOR,
+                                       "the target's driver checks migration versions, the source has none");
+                r = ops->vendor(ops->userdata, tgt_node, src->version);
+                if (vendor_answer_busy(r)) {
+                        Judgement j = verdict(VERDICT_UNKNOWN, BASIS_VENDOR, "the target's driver was busy: %s",
+                                              g_strerror(-r));
+
+                        j.retry = true;
+                        return j;
+                }
+                if (r >= 0)
+                        return verdict(VERDICT_COMPATIBLE, BASIS_VENDOR, "the target's driver accepts version %s",
+                                       src->version);
+                return verdict(VERDICT_INCOMPATIBLE, BASIS_VENDOR, "the target's driver refuses version %s: %s",
+                               src->version, g_strerror(-r));
+        }
+        /* the target's rule says which versions it takes, whoever
+         * vouches for the source's version (a remote one, say) */
+        if (tgt->basis == BASIS_RULE && *src->version) {
+                bool ok = rules_versions_compatible(tgt->compare, src->version, tgt->version);
+
+                return verdict(ok ? VERDICT_COMPATIBLE : VERDICT_INCOMPATIBLE, BASIS_RULE,
+                               "rule: version %s %s %s (%s)", src->version, ok ? "matches" : "does not match",
+                               tgt->version, tgt->compare == RULE_COMPARE_EXACT ? "exact" : "same major");
+        }
+        if (src->basis != tgt->basis)
+                return verdict(VERDICT_UNKNOWN, weaker(src->basis, tgt->basis),
+                               "the source's identity comes from %s, the target's from %s: nothing compares them",
+                               basis_names[src->basis], basis_names[tgt->basis]);
+        return verdict(VERDICT_COMPATIBLE, BASIS_TYPE_MATCH, "presumed: same migration type %s (not verified)",
+                       src->type);
+}
+
+Judgement compat_judge(const Identity *src, const Identity *tgt, const Node *tgt_node, const JudgeOps *ops) {
+        Judgement j;
+
+        if (tgt->flags && !(tgt->flags & VFIO_MIGRATION_STOP_COPY))
+                return verdict(VERDICT_INCOMPATIBLE, weaker(src->basis, tgt->basis),
+                               "the target does not support migration (no STOP_COPY)");
+        j = judge_versions(src, tgt, tgt_node, ops);
+        if (j.verdict == VERDICT_COMPATIBLE && (src->flags & VFIO_MIGRATION_PRE_COPY) && tgt->flags &&
+            !(tgt->flags & VFIO_MIGRATION_PRE_COPY)) {
+                char *r = g_strdup_printf("%s; without pre-copy: the target lacks it", j.reason);
+
+                g_free(j.reason);
+                j.reason = r;
+        }
+        return j;
+}

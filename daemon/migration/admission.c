@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+
+#include "migration/admission.h"
+#include "compat/compat-map.h"
+#include "fsm.h"
+#include "util.h"
+#include "vfio-uapi.h"
+
+/* From the registry only. */
+static int add_device(const Admission *a, Worker *w, const char *name, bool source, char **ret_error) {
+        const Device *info = registry_get_device(a->registry, name);
+
+        if (!info)
+                return errno_message(ret_error, ENODEV, "No device %s known to vfiomigd", name);
+        if (info->busy)
+                return errno_message(ret_error, EBUSY, "%s is held by %s", name, info->holder);
+        for (guint i = 0; i < w->devices->len; i++)
+                if (g_str_equal(worker_dev(w, i)->name, name))
+                        return errno_message(ret_error, EINVAL, "%s appears more than once in this migration", name);
+        (void) worker_add_device(w, name, source, NULL, 0, VFIO_STATE_ERROR);
+        return 0;
+}
+
+static int check_compatibility(const Admission *a, Worker *w, char **ret_error) {
+        for (unsigned p = 0; p < w->pairs && w->kind == MIGRATION_MIGRATE; p++) {
+                const char *s = worker_dev(w, p)->name, *t = worker_dev(w, p + w->pairs)->name;
+                const Judgement *v = compat_map_verdict(a->map, &NODE_OF_DEVICE(s), &NODE_OF_DEVICE(t));
+
+                if (v && v->verdict == VERDICT_UNKNOWN && !w->options.allow_unknown)
+                        return errno_message(ret_error, ENOANO, "%s cannot go into %s: %s (option allow-unknown)", s, t,
+                                    v->reason);
+                if (!v || v->verdict == VERDICT_INCOMPATIBLE)
+                        return errno_message(ret_error, EPROTONOSUPPORT, "%s cannot go into %s: %s", s, t,
+                                    v ? v->reason : "no identity");
+        }
+        return 0;
+}
+
+static int open_device(const Admission *a, WorkerDevice *d, char **ret_error) {
+        const Device *info = registry_get_device(a->registry, d->name);
+        g_autofree char *why = NULL;
+        int r;
+
+        r = backend_open_device(a->backend, info, &d->handle, &why);
+        if (r == -EBUSY)
+                return errno_message(ret_error, EBUSY, "%s", why ? why : d->name);
+        if (r < 0)
+                return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
+        r = d->handle->ops->get_flags(d->handle, &d->flags);
+        if (r == -ENOTTY || (r >= 0 && !(d->flags & VFIO_MIGRATION_STOP_COPY)))
+                return errno_message(ret_error, EOPNOTSUPP, "%s does not support migration", d->name);
+        if (r >= 0) {
+                registry_set_device_flags(a->registry, d->name, d->flags);  /* the kernel backend learns them now */
+                r = d->handle->ops->get_state(d->handle, &d->state);
+        }
+        if (r < 0)
+                return errno_message(ret_error, EIO, "%s: cannot query migration: %s", d->name, g_strerror(-r));
+        /* A source must run; a target may also be stopped, e.g. the source
+         * of an earlier migration taking its state back. */
+        if (d->state != VFIO_STATE_RUNNING && (d->source || d->state != VFIO_STATE_STOP))
+                return errno_message(ret_error, EBUSY, "%s is in state %s, not %s", d->name, fsm_state_to_string(d->state),
+                            d->source ? "running" : "running or stop");
+        return 0;
+}
+
+static int check_p2p(Worker *w, char **ret_error) {
+        if (w->pairs == 1 || w->options.allow_no_p2p)
+                return 0;
+        for (guint i = 0; i < w->devices->len; i++)
+                if (!(worker_dev(w, i)->flags & VFIO_MIGRATION_P2P))
+                        return errno_message(ret_error, EOPNOTSUPP, "%s does not support P2P states, so it cannot be quiesced "
+                                    "with the rest of the group (option allow-no-p2p)", worker_dev(w, i)->name);
+        return 0;
+}
+
+static void setup_identity(const Admission *a, Worker *w) {
+        WorkerDevice *s = worker_dev(w, 0);
+        const Device *d = registry_get_device(a->registry, s->name);
+
+        w->identity.migration_type = g_strdup(d->migration_type);
+        w->identity.migration_version = g_strdup(d->migration_version);
+        w->identity.device = g_strdup(d->name);
+        w->identity.migration_flags = s->flags;
+}
+
+int admission_check(const Admission *a, Worker *w, char **sources, char **targets, char **ret_error) {
+        int r = 0;
+
+        for (char **s = sources; r >= 0 && s && *s; s++)
+                r = add_device(a, w, *s, true, ret_error);
+        for (char **t = targets; r >= 0 && t && *t; t++)
+                r = add_device(a, w, *t, false, ret_error);
+        if (r >= 0)
+                r = check_compatibility(a, w, ret_error);
+        for (guint i = 0; r >= 0 && i < w->devices->len; i++)
+                r = open_device(a, worker_dev(w, i), ret_error);
+        if (r >= 0)
+                r = check_p2p(w, ret_error);
+        if (r >= 0 && w->kind == MIGRATION_SAVE)
+                setup_identity(a, w);
+        return r;
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "backend/backend.h"
+#include "compat/compat-map.h"
+#include "migration/worker.h"
+
+/* The checks before a job starts, so that a job that starts can run:
+ * every device named exists, is free and appears once; each source is
+ * compatible with its target (the map); then each opens, can migrate and
+ * is where a job may start from, and a group can be quiesced together.
+ * Nothing is opened before the checks that need no device have passed.
+ *
+ * Fills w's devices (sources, then targets) with their handles, and a
+ * save's stream identity. Returns -errno and a message as
+ * migration_start() does. */
+/* What the checks consult: the devices, how to open them, the map. */
+typedef struct Admission {
+        Registry *registry;
+        Backend *backend;
+        CompatMap *map;
+} Admission;
+
+int admission_check(const Admission *a, Worker *w, char **sources, char **targets, char **ret_error);

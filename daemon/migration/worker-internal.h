@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What worker.c shares with worker-stream.c (save and load): the
+ * worker's reporting, its walk and its pre-copy loop. Worker thread
+ * only. */
+
+#include "migration/worker.h"
+
+#define WORKER_CHUNK (1024 * 1024)
+
+/* Records the first error only (later ones are consequences); whatever
+ * step a cancel interrupts, the job was cancelled. Returns r, or -EIO. */
+int worker_fail(Worker *w, int r, const char *name, const char *format, ...) G_GNUC_PRINTF(4, 5);
+/* A device error, named after the device and the step. */
+int worker_fail_device(Worker *w, int r, WorkerDevice *d, const char *step);
+void worker_set_phase(Worker *w, MigrationPhase p);
+void worker_set_expected(Worker *w, uint64_t expected);
+/* What the sources' STOP_COPY sessions will produce, as they estimate. */
+uint64_t worker_expected_bytes(Worker *w);
+void worker_progress(void *userdata, uint64_t delta);
+bool worker_cancelled(Worker *w);
+Xfer worker_xfer(Worker *w);
+void worker_close_session(WorkerDevice *d);
+void worker_end_downtime(Worker *w);
+
+/* Moves a device to want along the one walk (drive.h), picking up data
+ * sessions and keeping the downtime's account. */
+int worker_drive(Worker *w, WorkerDevice *d, uint32_t want);
+
+/* Pre-copy rounds until the initial data is through and what the
+ * devices dirty meanwhile is small enough for stop-copy, or the round
+ * limit: move(pair, limit) moves up to limit bytes of each pair's
+ * source session wherever the job sends them. */
+typedef int (*WorkerMove)(Worker *w, unsigned pair, uint64_t limit, void *userdata);
+int worker_precopy(Worker *w, WorkerMove move, void *userdata);
+
+/* The point of no return: a cancel that came first wins; one that comes
+ * later is refused. */
+int worker_commit(Worker *w);
+
+int worker_run_migrate(Worker *w);
+int worker_run_save(Worker *w);
+int worker_run_load(Worker *w);

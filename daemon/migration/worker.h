@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#include "compat/compat.h"
+#include "backend/devops.h"
+#include "migration/stream.h"
+#include "migration/transfer.h"
+
+/* The work of a migration job, on the job's thread: moves device state
+ * from sources to targets (migrate), into a stream (save) or out of one
+ * (load), and on any failure or cancel rolls back before it reports the
+ * end: sources back to RUNNING (reset if no walk gets them there),
+ * touched targets reset.
+ *
+ * It knows devices only through DeviceOps, and its job through hooks:
+ * no registry, no map, no bus. What it reports (phase, counters, error,
+ * each device's state and outcome) is guarded by its lock; the hooks tell
+ * the job that something changed. */
+
+typedef enum MigrationKind {
+        MIGRATION_MIGRATE,
+        MIGRATION_SAVE,
+        MIGRATION_LOAD,
+        _MIGRATION_KIND_MAX,
+} MigrationKind;
+
+typedef enum MigrationPhase {
+        MIGRATION_PREPARING,
+        MIGRATION_PRECOPY,
+        MIGRATION_STOPCOPY,
+        MIGRATION_RESUMING,
+        MIGRATION_FINISHING,
+        MIGRATION_DONE,
+        MIGRATION_FAILED,
+        MIGRATION_CANCELLED,
+        _MIGRATION_PHASE_MAX,
+} MigrationPhase;
+
+const char *migration_kind_to_string(MigrationKind k);
+const char *migration_phase_to_string(MigrationPhase p);
+
+typedef struct MigrationOptions {
+        bool precopy;                   /* when every device supports it */
+        uint32_t max_precopy_rounds;
+        uint64_t precopy_threshold;     /* dirty bytes left for stop-copy */
+        bool target_running;            /* else targets stay STOP */
+        bool source_running;            /* save: source back to RUNNING */
+        bool allow_no_p2p;              /* group members without P2P */
+        bool allow_unknown;             /* go ahead when compatibility is unknown */
+        uint64_t io_timeout_usec;
+} MigrationOptions;
+
+void migration_options_init(MigrationOptions *o);
+
+typedef struct WorkerDevice {
+        char *name;
+        bool source;
+        DeviceHandle *handle;           /* closed when the worker ends */
+        uint32_t flags;
+        /* the worker's */
+        XferEnd data;                   /* data.fd < 0: no session */
+        bool touched;                   /* a target whose state we changed */
+        /* reported, under the worker's lock */
+        uint32_t state;
+        char *outcome;
+} WorkerDevice;
+
+/* Where the job is in its journal entry. */
+typedef enum WorkerRecord {
+        WORKER_RECORD_BEGIN,            /* before any device changes state */
+        WORKER_RECORD_COMMIT,           /* the targets (or the stream) hold the state */
+        WORKER_RECORD_END,              /* finished or rolled back */
+} WorkerRecord;
+
+typedef struct WorkerHooks {
+        /* Phase, counters or a device's state changed; may be NULL. */
+        void (*changed)(void *userdata);
+        /* -errno and a message fail the job (END's are only logged). */
+        int (*journal)(void *userdata, WorkerRecord what, char **ret_error);
+        /* Load: may a stream of this identity go into the target? Blocks
+         * until answered; a cancel ends the wait (UNKNOWN). */
+        Verdict (*judge)(void *userdata, const char *type, const char *version, char **ret_reason);
+        /* Save: the stream is complete and synced; put it where it
+         * belongs (-EEXIST: the name was taken meanwhile). May be NULL. */
+        int (*publish)(void *userdata, char **ret_error);
+} WorkerHooks;
+
+typedef struct Worker {
+        uint32_t id;                    /* for the log */
+        MigrationKind kind;
+        MigrationOptions options;
+        GPtrArray *devices;             /* WorkerDevice: sources first, then targets; pair i = (i, i + pairs) */
+        unsigned pairs;
+        XferEnd stream;                 /* save, load: the file, pipe or socket */
+        char *stream_label;             /* what messages call the stream */
+        StreamHeader identity;          /* save: of the source */
+        int cancel_fd;                  /* an eventfd: every wait polls it */
+        const WorkerHooks *hooks;
+        void *userdata;
+
+        /* the worker's own */
+        uint64_t last_signal_usec;
+        uint64_t down_start_usec;
+        /* where the downtime went: inside device calls, moving stop-copy
+         * data; the rest is ours */
+        uint64_t down_device_usec, down_transfer_usec;
+
+        GMutex lock;                    /* guards what the worker reports: */
+        MigrationPhase phase;
+        uint64_t bytes, expected;
+        uint32_t rounds;
+        uint64_t downtime_usec;
+        char *error_name, *error;
+        bool cancel_requested, committed, finished;
+} Worker;
+
+/* An empty worker: no devices, no stream, a cancel eventfd (-errno). */
+int worker_init(Worker *w, MigrationKind kind, const MigrationOptions *o, const WorkerHooks *hooks,
+                void *userdata);
+void worker_clear(Worker *w);
+WorkerDevice *worker_dev(Worker *w, unsigned i);
+/* Takes over handle. */
+WorkerDevice *worker_add_device(Worker *w, const char *name, bool source, DeviceHandle *handle, uint32_t flags,
+                                uint32_t state);
+
+/* Does the whole job on the calling thread; the result is in the phase
+ * (DONE, FAILED, CANCELLED) and error. Every handle and fd is closed
+ * when it returns. */
+int worker_run(Worker *w);
+
+/* From any thread. -EBUSY once the job is past the point of no return
+ * (the targets hold the state, or the stream is complete). */
+int worker_cancel(Worker *w, const char *who);
+
+typedef struct MigrationSnapshotDevice {
+        char *name;
+        bool source;
+        uint32_t state;
+        char *outcome;                  /* "" until the job ends */
+} MigrationSnapshotDevice;
+
+typedef struct MigrationSnapshot {
+        MigrationPhase phase;
+        uint64_t bytes, expected;
+        uint32_t rounds;
+        uint64_t downtime_usec;
+        char *error_name, *error;       /* NULL while there is none */
+        MigrationSnapshotDevice *devices;
+        unsigned n_devices;
+        bool finished;                  /* the worker has returned */
+} MigrationSnapshot;
+
+/* A consistent copy of what the worker reports, from any thread. */
+void worker_snapshot(Worker *w, MigrationSnapshot *ret);
+void migration_snapshot_clear(MigrationSnapshot *s);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MigrationSnapshot, migration_snapshot_clear);
+/* 0 to 1: done, or bytes over expected */
+double migration_snapshot_progress(const MigrationSnapshot *s);
