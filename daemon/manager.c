@@ -10,7 +10,7 @@
 #include "log.h"
 #include "compat/identities.h"
 #include "manager.h"
-#include "migration/migration.h"
+#include "migration/jobs.h"
 #include "migration/probe.h"
 #include "migration/recovery.h"
 #if HAVE_TESTBED

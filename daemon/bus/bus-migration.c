@@ -150,7 +150,7 @@ static Migration *find_migration(BusContext *c, const char *path) {
         if (sd_bus_path_decode(path, VFIOMIG_MIGRATION_PATH_PREFIX, &id) <= 0 ||
             !g_ascii_string_to_unsigned(id, 10, 1, G_MAXUINT32, &n, NULL))
                 return NULL;
-        return migration_lookup(c->jobs, (uint32_t) n);
+        return jobs_lookup(c->jobs, (uint32_t) n);
 }
 
 static int reply_started(BusContext *c, sd_bus_message *msg, Migration *j) {
@@ -203,7 +203,7 @@ static int start(BusContext *c, sd_bus_message *msg, const MigrationRequest *req
         Migration *j;
         int r;
 
-        r = migration_start(c->jobs, req, sd_bus_message_get_sender(msg), &j, &why);
+        r = jobs_start(c->jobs, req, sd_bus_message_get_sender(msg), &j, &why);
         if (r < 0)
                 return bus_error_set_errnof(error, r, "%s", why);
         return reply_started(c, msg, j);
@@ -448,7 +448,7 @@ int bus_method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
 
 int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusContext *c = userdata;
-        g_autoptr(GPtrArray) jobs = migration_list(c->jobs, false);
+        g_autoptr(GPtrArray) jobs = jobs_list(c->jobs, false);
         sd_bus_message *reply = NULL;
         int r;
 
@@ -485,7 +485,8 @@ static int authorize_cancel(BusContext *c, Migration *j, sd_bus_message *msg, co
 
 static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Migration *j = userdata;
-        BusContext *c = migration_get_events_userdata(j);
+        /* the object is the job; the context is what the vtable was registered with */
+        BusContext *c = sd_bus_slot_get_userdata(sd_bus_get_current_slot(sd_bus_message_get_bus(msg)));
         const char *sender = sd_bus_message_get_sender(msg);
         uint32_t n = migration_get_id(j);
         g_autofree char *id = g_strdup_printf("%u", n);
@@ -609,7 +610,7 @@ static int find_migration_object(sd_bus *bus, const char *path, const char *inte
 
 static int enumerate_migrations(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
         BusContext *c = userdata;
-        g_autoptr(GPtrArray) jobs = migration_list(c->jobs, true);
+        g_autoptr(GPtrArray) jobs = jobs_list(c->jobs, true);
         char **l = g_new0(char *, jobs->len + 1);
 
         for (guint i = 0; i < jobs->len; i++)

@@ -6,7 +6,7 @@
 
 #include "backend/backend.h"
 #include "compat/identities.h"
-#include "migration/migration.h"
+#include "migration/jobs.h"
 #include "bus/polkit.h"
 #include "migration/probe.h"
 #include "registry.h"

@@ -2,12 +2,12 @@
 #include <string.h>
 
 #include "log.h"
-#include "migration/migration-internal.h"
+#include "migration/jobs-internal.h"
 
 /* The table of jobs: running ones, ended ones kept for clients that ask
  * late, and ids unique across restarts. */
 
-Migration *migration_lookup(Jobs *t, uint32_t id) {
+Migration *jobs_lookup(Jobs *t, uint32_t id) {
         return g_hash_table_lookup(t->running, GUINT_TO_POINTER(id)) ?:
                g_hash_table_lookup(t->ended, GUINT_TO_POINTER(id));
 }
@@ -27,7 +27,7 @@ static void add_jobs(GPtrArray *a, GHashTable *jobs) {
                 g_ptr_array_add(a, v);
 }
 
-GPtrArray *migration_list(Jobs *t, bool ended) {
+GPtrArray *jobs_list(Jobs *t, bool ended) {
         GPtrArray *a = g_ptr_array_new();
 
         add_jobs(a, t->running);
@@ -63,7 +63,7 @@ static void prune_finished(Jobs *t) {
                 r = sd_event_source_set_time(t->retire_timer, migration_get_ended_usec(j) + MIGRATION_RETAIN_USEC) ?:
                     sd_event_source_set_enabled(t->retire_timer, SD_EVENT_ONESHOT);
         else
-                r = sd_event_add_time(t->event, &t->retire_timer, CLOCK_MONOTONIC,
+                r = sd_event_add_time(t->env.event, &t->retire_timer, CLOCK_MONOTONIC,
                                       migration_get_ended_usec(j) + MIGRATION_RETAIN_USEC, USEC_PER_SEC, on_retire_timer, t);
         if (r < 0)
                 log_warning_errno(r, "Cannot schedule forgetting ended migrations: %m");
@@ -76,7 +76,8 @@ static int on_retire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* The job has ended: it leaves the running ones (ListMigrations) and
  * says so, but stays in the table for a while. */
-void jobs_retire(Jobs *t, Migration *j) {
+static void on_ended(void *userdata, Migration *j) {
+        Jobs *t = userdata;
         uint32_t id = migration_get_id(j);
 
         if (t->events)
@@ -87,15 +88,23 @@ void jobs_retire(Jobs *t, Migration *j) {
         prune_finished(t);
 }
 
-void jobs_add(Jobs *t, Migration *j) {
-        g_hash_table_insert(t->running, GUINT_TO_POINTER(migration_get_id(j)), j);
+static void on_changed(void *userdata, Migration *j, bool final) {
+        Jobs *t = userdata;
+
+        if (t->events)
+                t->events->changed(t->events_userdata, j, final);
 }
+
+static const MigrationOwner owner = {
+        .changed = on_changed,
+        .ended = on_ended,
+};
 
 #define LAST_ID_FILE "last-migration-id"
 
 /* Not across restarts of the machine, whose runtime directory starts
  * empty: a client's "wait 7" must never find another job 7. */
-uint32_t jobs_next_id(Jobs *t) {
+static uint32_t next_id(Jobs *t) {
         g_autofree char *path = g_build_filename(t->runtime_dir, LAST_ID_FILE, NULL);
         g_autofree char *text = g_strdup_printf("%u\n", ++t->last_id);
         int r = write_file_atomic(path, text, strlen(text));
@@ -125,12 +134,9 @@ int jobs_new(sd_event *event, Registry *registry, Backend *backend, CompatMap *m
              const char *state_dir, Jobs **ret) {
         Jobs *t = g_new0(Jobs, 1);
 
-        t->event = sd_event_ref(event);
-        t->registry = registry;
-        t->backend = backend;
-        t->map = map;
         t->runtime_dir = g_strdup(runtime_dir);
         t->state_dir = g_strdup(state_dir);
+        t->env = (MigrationEnv) { sd_event_ref(event), registry, backend, map, t->runtime_dir };
         t->running = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
         t->ended = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) migration_free);
         t->ended_order = g_queue_new();
@@ -146,7 +152,7 @@ void jobs_free(Jobs *t) {
         sd_event_source_disable_unref(t->retire_timer);
         g_queue_free(t->ended_order);
         g_hash_table_destroy(t->ended);
-        sd_event_unref(t->event);
+        sd_event_unref(t->env.event);
         g_free(t->runtime_dir);
         g_free(t->state_dir);
         g_free(t);
@@ -159,4 +165,17 @@ void jobs_set_events(Jobs *t, const MigrationEvents *events, void *userdata) {
 
 unsigned jobs_running(Jobs *t) {
         return g_hash_table_size(t->running);
+}
+
+int jobs_start(Jobs *t, const MigrationRequest *req, const char *owner_name, Migration **ret, char **ret_error) {
+        Migration *j;
+        int r;
+
+        r = migration_prepare(&t->env, req, owner_name, &j, ret_error);
+        if (r < 0)
+                return r;
+        migration_launch(j, next_id(t), &owner, t);
+        g_hash_table_insert(t->running, GUINT_TO_POINTER(migration_get_id(j)), j);
+        *ret = j;
+        return 0;
 }

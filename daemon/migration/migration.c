@@ -10,7 +10,7 @@
 #include "compat/identities.h"
 #include "migration/journal.h"
 #include "log.h"
-#include "migration/migration-internal.h"
+#include "migration/migration.h"
 #include "migration/states.h"
 #include "util.h"
 #include "vfio-uapi.h"
@@ -18,7 +18,9 @@
 
 struct Migration {
         Worker w;                       /* the work, and what it reports */
-        Jobs *jobs;
+        const MigrationEnv *env;
+        const MigrationOwner *owner_ops;
+        void *owner_userdata;
         char *path;
         char *source_label, *target_label;
         char *owner;                    /* unique bus name of the caller */
@@ -71,7 +73,7 @@ static JournalEntry *journal_entry(Migration *j, bool committed) {
 
 static int on_journal(void *userdata, WorkerRecord what, char **ret_error) {
         Migration *j = userdata;
-        const char *dir = j->jobs->runtime_dir;
+        const char *dir = j->env->runtime_dir;
         g_autoptr(JournalEntry) e = NULL;
         int r;
 
@@ -142,7 +144,7 @@ static void answer_question(Migration *j) {
                 return;
         }
         id = identities_remote(j->ask_type, j->ask_version);
-        judgement = compat_map_verdict_for(j->jobs->map, id, &NODE_OF_DEVICE(dev(j, 0)->name));
+        judgement = compat_map_verdict_for(j->env->map, id, &NODE_OF_DEVICE(dev(j, 0)->name));
         j->answer = judgement ? judgement->verdict : VERDICT_UNKNOWN;
         j->answer_reason = g_strdup(judgement ? judgement->reason : "the target has no identity");
         g_clear_pointer(&j->ask_type, g_free);
@@ -152,7 +154,7 @@ static void answer_question(Migration *j) {
 }
 
 static void sync_registry(Migration *j, const MigrationSnapshot *s) {
-        Registry *reg = j->jobs->registry;
+        Registry *reg = j->env->registry;
 
         for (unsigned i = 0; i < s->n_devices; i++) {
                 registry_set_device_state(reg, s->devices[i].name, fsm_state_to_string(s->devices[i].state));
@@ -185,8 +187,7 @@ static int on_worker_notify(sd_event_source *source, int fd, uint32_t revents, v
         answer_question(j);
         worker_snapshot(&j->w, &s);
         sync_registry(j, &s);
-        if (j->jobs->events)
-                j->jobs->events->changed(j->jobs->events_userdata, j, s.finished);
+        j->owner_ops->changed(j->owner_userdata, j, s.finished);
         if (!s.finished)
                 return 0;
 
@@ -205,7 +206,7 @@ static int on_worker_notify(sd_event_source *source, int fd, uint32_t revents, v
 static void retire(Migration *j) {
         j->notify_source = sd_event_source_disable_unref(j->notify_source);
         j->ended_usec = now_usec(CLOCK_MONOTONIC);
-        jobs_retire(j->jobs, j);
+        j->owner_ops->ended(j->owner_userdata, j);
 }
 
 /* ---- the job ---- */
@@ -274,10 +275,6 @@ const char *migration_get_target_label(Migration *j) {
         return j->target_label;
 }
 
-void *migration_get_events_userdata(Migration *j) {
-        return j->jobs->events_userdata;
-}
-
 bool migration_has_ended(Migration *j) {
         return j->ended_usec != 0;
 }
@@ -323,7 +320,7 @@ static int open_stream(Migration *j, const MigrationRequest *req, char **ret_err
 }
 
 static int prepare(Migration *j, const MigrationRequest *req, char **ret_error) {
-        Admission a = { j->jobs->registry, j->jobs->backend, j->jobs->map };
+        Admission a = { j->env->registry, j->env->backend, j->env->map };
         int r;
 
         r = admission_check(&a, &j->w, req->sources, req->targets, ret_error);
@@ -332,12 +329,12 @@ static int prepare(Migration *j, const MigrationRequest *req, char **ret_error) 
         return r;
 }
 
-int migration_start(Jobs *t, const MigrationRequest *req, const char *owner, Migration **ret, char **ret_error) {
+int migration_prepare(const MigrationEnv *env, const MigrationRequest *req, const char *owner, Migration **ret,
+                      char **ret_error) {
         g_autoptr(Migration) j = g_new0(Migration, 1);
-        g_autofree char *holder = NULL;
         int r;
 
-        j->jobs = t;
+        j->env = env;
         j->owner = g_strdup(owner);
         j->notify_fd = -1;
         g_mutex_init(&j->ask_lock);
@@ -356,19 +353,23 @@ int migration_start(Jobs *t, const MigrationRequest *req, const char *owner, Mig
         j->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (j->notify_fd < 0)
                 return errno_message(ret_error, errno, "Cannot create eventfd: %s", g_strerror(errno));
-        r = sd_event_add_io(t->event, &j->notify_source, j->notify_fd, EPOLLIN, on_worker_notify, j);
+        r = sd_event_add_io(env->event, &j->notify_source, j->notify_fd, EPOLLIN, on_worker_notify, j);
         if (r < 0)
                 return errno_message(ret_error, r, "Cannot watch the worker: %s", g_strerror(-r));
-
-        j->w.id = jobs_next_id(t);
-        j->path = g_strdup_printf(VFIOMIG_MIGRATION_PATH_PREFIX "/%u", j->w.id);
-        holder = g_strdup_printf("migration %u", j->w.id);
-        for (guint i = 0; i < j->w.devices->len; i++)
-                registry_set_device_busy(t->registry, dev(j, i)->name, holder);
-        jobs_add(t, j);
-        j->thread = g_thread_new("migration", run_worker, j);
-        log_info("Migration %u started: %s %s -> %s", j->w.id, migration_kind_to_string(j->w.kind), j->source_label,
-                 j->target_label);
         *ret = g_steal_pointer(&j);
         return 0;
+}
+
+void migration_launch(Migration *j, uint32_t id, const MigrationOwner *owner, void *userdata) {
+        g_autofree char *holder = g_strdup_printf("migration %u", id);
+
+        j->w.id = id;
+        j->path = g_strdup_printf(VFIOMIG_MIGRATION_PATH_PREFIX "/%u", id);
+        j->owner_ops = owner;
+        j->owner_userdata = userdata;
+        for (guint i = 0; i < j->w.devices->len; i++)
+                registry_set_device_busy(j->env->registry, dev(j, i)->name, holder);
+        j->thread = g_thread_new("migration", run_worker, j);
+        log_info("Migration %u started: %s %s -> %s", id, migration_kind_to_string(j->w.kind), j->source_label,
+                 j->target_label);
 }

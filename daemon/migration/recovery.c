@@ -5,7 +5,7 @@
 #include "fsm.h"
 #include "migration/journal.h"
 #include "log.h"
-#include "migration/migration-internal.h"
+#include "migration/jobs-internal.h"
 #include "migration/recovery.h"
 #include "migration/states.h"
 #include "vfio-uapi.h"
@@ -30,14 +30,14 @@ int migration_resume_device(Jobs *jobs, const Device *d, char **ret_outcome, cha
                 *ret_error = g_strdup_printf("%s is held by %s", d->name, d->holder);
                 return -EBUSY;
         }
-        r = backend_open_device(jobs->backend, d, &h, &why);
+        r = backend_open_device(jobs->env.backend, d, &h, &why);
         if (r < 0) {
                 *ret_error = g_steal_pointer(&why) ?: g_strdup_printf("%s: %s", d->name, g_strerror(-r));
                 return r;
         }
         *ret_outcome = recover_device(h, true);
         if (h->ops->get_state(h, &st) >= 0)
-                registry_set_device_state(jobs->registry, d->name, fsm_state_to_string(st));
+                registry_set_device_state(jobs->env.registry, d->name, fsm_state_to_string(st));
         if (st != VFIO_STATE_RUNNING) {
                 *ret_error = g_strdup_printf("%s: %s", d->name, *ret_outcome);
                 return -EIO;
@@ -65,7 +65,7 @@ static char *recover_to(DeviceHandle *h, RecoverGoal goal) {
 }
 
 static void recover_one(Jobs *jobs, const JournalEntry *e, const char *name, bool source, RecoverGoal goal) {
-        const Device *d = registry_get_device(jobs->registry, name);
+        const Device *d = registry_get_device(jobs->env.registry, name);
         g_autoptr(DeviceHandle) h = NULL;
         g_autofree char *why = NULL, *outcome = NULL;
         uint32_t st;
@@ -76,14 +76,14 @@ static void recover_one(Jobs *jobs, const JournalEntry *e, const char *name, boo
                             name);
                 return;
         }
-        r = backend_open_device(jobs->backend, d, &h, &why);
+        r = backend_open_device(jobs->env.backend, d, &h, &why);
         if (r < 0) {
                 log_warning("Migration %u: cannot restore %s: %s", e->id, name, why ? why : g_strerror(-r));
                 return;
         }
         outcome = recover_to(h, goal);
         if (h->ops->get_state(h, &st) >= 0)
-                registry_set_device_state(jobs->registry, name, fsm_state_to_string(st));
+                registry_set_device_state(jobs->env.registry, name, fsm_state_to_string(st));
         log_notice("Migration %u was interrupted by a daemon restart%s: %s %s %s", e->id,
                    e->committed ? " after its commit point" : "", source ? "source" : "target", name, outcome);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include "migration/migration.h"
+#include "migration/jobs.h"
 
 /* Putting devices back where no job holds them: after a daemon that was
  * killed mid-job (from the journal), and on request (Resume). Main

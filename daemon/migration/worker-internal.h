@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* What worker.c shares with worker-stream.c (save and load): the
- * worker's reporting, its walk and its pre-copy loop. Worker thread
- * only. */
+/* What worker.c (the steps every kind shares) gives worker-migrate.c,
+ * worker-stream.c (save and load) and worker-run.c (a job from start to
+ * end): the worker's reporting, its walk and its pre-copy loop. Worker
+ * thread only. */
 
 #include "migration/worker.h"
 
@@ -23,6 +24,14 @@ bool worker_cancelled(Worker *w);
 Xfer worker_xfer(Worker *w);
 void worker_close_session(WorkerDevice *d);
 void worker_end_downtime(Worker *w);
+/* Wakes the main loop to read the status. */
+void worker_poke(Worker *w);
+void worker_report_state(Worker *w, WorkerDevice *d, uint32_t state);
+/* Takes outcome. */
+void worker_set_outcome(Worker *w, WorkerDevice *d, char *outcome);
+/* Through the job's journal hook; a failure to record BEGIN or COMMIT
+ * fails the job. */
+int worker_journal(Worker *w, WorkerRecord what);
 
 /* Moves a device to want along the one walk (drive.h), picking up data
  * sessions and keeping the downtime's account. */

@@ -50,7 +50,7 @@ void migration_options_init(MigrationOptions *o) {
 
 /* ---- reporting ---- */
 
-static void poke(Worker *w) {
+void worker_poke(Worker *w) {
         if (w->hooks->changed)
                 w->hooks->changed(w->userdata);
 }
@@ -87,17 +87,17 @@ void worker_set_phase(Worker *w, MigrationPhase p) {
         w->phase = p;
         g_mutex_unlock(&w->lock);
         log_debug("migration %u: %s", w->id, phase_names[p]);
-        poke(w);
+        worker_poke(w);
 }
 
-static void report_state(Worker *w, WorkerDevice *d, uint32_t state) {
+void worker_report_state(Worker *w, WorkerDevice *d, uint32_t state) {
         g_mutex_lock(&w->lock);
         d->state = state;
         g_mutex_unlock(&w->lock);
-        poke(w);
+        worker_poke(w);
 }
 
-static void set_outcome(Worker *w, WorkerDevice *d, char *outcome) {
+void worker_set_outcome(Worker *w, WorkerDevice *d, char *outcome) {
         g_mutex_lock(&w->lock);
         g_free(d->outcome);
         d->outcome = outcome;
@@ -117,7 +117,7 @@ void worker_progress(void *userdata, uint64_t delta) {
                 w->last_signal_usec = now;
         g_mutex_unlock(&w->lock);
         if (signal)
-                poke(w);
+                worker_poke(w);
 }
 
 void worker_set_expected(Worker *w, uint64_t expected) {
@@ -189,7 +189,7 @@ static int after_arc(void *userdata, uint32_t to, int fd) {
                         return worker_fail_device(s->w, r, s->d, "data fd");
                 }
         }
-        report_state(s->w, s->d, to);
+        worker_report_state(s->w, s->d, to);
         return 0;
 }
 
@@ -209,7 +209,7 @@ int worker_drive(Worker *w, WorkerDevice *d, uint32_t want) {
                 return r;       /* the arc was taken; what failed after it has said so */
         account_device_time(&s);
         if (d->handle->ops->get_state(d->handle, &actual) >= 0)
-                report_state(w, d, actual);
+                worker_report_state(w, d, actual);
         return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s -> %s failed: %s (device now %s)", d->name,
                            fsm_state_to_string(cur), fsm_state_to_string(arc), g_strerror(-r),
                            fsm_state_to_string(d->state));
@@ -230,7 +230,7 @@ uint64_t worker_expected_bytes(Worker *w) {
 
 /* ---- the steps every kind shares ---- */
 
-static int journal(Worker *w, WorkerRecord what) {
+int worker_journal(Worker *w, WorkerRecord what) {
         g_autofree char *why = NULL;
         int r = w->hooks->journal(w->userdata, what, &why);
 
@@ -266,7 +266,7 @@ int worker_precopy(Worker *w, WorkerMove move, void *userdata) {
                 g_mutex_lock(&w->lock);
                 w->rounds++;
                 g_mutex_unlock(&w->lock);
-                poke(w);
+                worker_poke(w);
         }
         return 0;
 }
@@ -280,68 +280,7 @@ int worker_commit(Worker *w) {
         g_mutex_unlock(&w->lock);
         if (cancel)
                 return worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
-        return journal(w, WORKER_RECORD_COMMIT);
-}
-
-/* ---- the end ---- */
-
-static void rollback(Worker *w) {
-        for (guint i = 0; i < w->devices->len; i++) {
-                WorkerDevice *d = worker_dev(w, i);
-                uint32_t state;
-
-                worker_close_session(d);
-                if (!d->source && !d->touched) {
-                        set_outcome(w, d, g_strdup("untouched"));
-                        continue;
-                }
-                set_outcome(w, d, d->source ? drive_restore(d->handle, d->flags) : drive_reset(d->handle));
-                if (d->handle->ops->get_state(d->handle, &state) >= 0)
-                        report_state(w, d, state);
-                log_notice("migration %u: %s %s: %s", w->id, d->source ? "source" : "target", d->name, d->outcome);
-        }
-}
-
-static void success_outcomes(Worker *w) {
-        for (guint i = 0; i < w->devices->len; i++) {
-                WorkerDevice *d = worker_dev(w, i);
-
-                set_outcome(w, d, g_strdup(fsm_state_to_string(d->state)));
-        }
-}
-
-int worker_run(Worker *w) {
-        int r;
-
-        r = journal(w, WORKER_RECORD_BEGIN);
-        if (r >= 0 && w->kind == MIGRATION_MIGRATE)
-                r = worker_run_migrate(w);
-        else if (r >= 0 && w->kind == MIGRATION_SAVE)
-                r = worker_run_save(w);
-        else if (r >= 0)
-                r = worker_run_load(w);
-
-        if (r < 0)
-                rollback(w);
-        else
-                success_outcomes(w);
-        for (guint i = 0; i < w->devices->len; i++) {
-                worker_close_session(worker_dev(w, i));
-                g_clear_pointer(&worker_dev(w, i)->handle, device_handle_close);
-        }
-        xfer_end_close(&w->stream);
-        (void) journal(w, WORKER_RECORD_END);
-
-        g_mutex_lock(&w->lock);
-        if (r >= 0)
-                w->phase = MIGRATION_DONE;
-        else
-                w->phase = g_strcmp0(w->error_name, VFIOMIG_ERROR_CANCELLED) == 0 ? MIGRATION_CANCELLED
-                                                                                  : MIGRATION_FAILED;
-        w->finished = true;
-        g_mutex_unlock(&w->lock);
-        poke(w);
-        return r;
+        return worker_journal(w, WORKER_RECORD_COMMIT);
 }
 
 /* ---- the job's side ---- */
