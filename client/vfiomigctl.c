@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "bus-error.h"
+#include "bus/bus-error.h"
 #include "ctl.h"
 #include "vfiomig-names.h"
 

@@ -13,7 +13,7 @@
  *
  * Fills w's devices (sources, then targets) with their handles, and a
  * save's stream identity. Returns -errno and a message as
- * migration_start() does. */
+ * migration_prepare() does. */
 /* What the checks consult: the devices, how to open them, the map. */
 typedef struct Admission {
         Registry *registry;
