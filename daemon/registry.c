@@ -95,7 +95,8 @@ void mdev_type_free(MdevType *t) {
         X(sysfs_path) X(driver) X(parent) X(mdev_type) X(iommu_group) \
         X(vfio_dev) X(vendor_id) X(device_id) X(subsystem_vendor_id) \
         X(subsystem_device_id) X(vendor_migration_type) X(vendor_migration_version) \
-        X(migration_type) X(migration_version) X(migration_basis) X(migration_state) X(holder)
+        X(migration_type) X(migration_version) X(migration_basis) X(migration_state) X(holder) \
+        X(domain) X(held_by)
 
 Device *device_new(const char *name, DeviceKind kind) {
         Device *d = g_new0(Device, 1);
@@ -116,6 +117,24 @@ void device_free(Device *d) {
         DEVICE_STRING_FIELDS(FREE)
 #undef FREE
         g_free(d);
+}
+
+bool device_is_taken(const Device *d) {
+        return d->busy || *d->domain;
+}
+
+bool device_is_held(const Device *d) {
+        return device_is_taken(d) || *d->held_by;
+}
+
+char *device_describe_holder(const Device *d) {
+        if (d->busy)
+                return g_strdup(d->holder);
+        if (*d->held_by)
+                return g_strdup(d->held_by);
+        if (*d->domain)
+                return g_strdup_printf("domain %s", d->domain);
+        return g_strdup("");
 }
 
 Device *device_copy(const Device *d) {
@@ -254,6 +273,8 @@ void registry_add_device(Registry *r, Device *d) {
         if (old) {
                 d->busy = old->busy;
                 free_and_strdup(&d->holder, old->holder);
+                free_and_strdup(&d->domain, old->domain);
+                free_and_strdup(&d->held_by, old->held_by);
                 if (!d->migration_flags)
                         d->migration_flags = old->migration_flags;
                 if (!*d->migration_basis)
@@ -289,6 +310,24 @@ void registry_set_device_busy(Registry *r, const char *name, const char *holder)
         d->busy = holder != NULL;
         free_and_strdup(&d->holder, holder ?: "");
         emit(r, REGISTRY_DEVICE_CHANGED, d);
+}
+
+static void set_device_string(Registry *r, const char *name, size_t offset, const char *value) {
+        Device *d = g_hash_table_lookup(r->devices, name);
+        char **field = d ? G_STRUCT_MEMBER_P(d, offset) : NULL;
+
+        if (!d || g_str_equal(*field, value ?: ""))
+                return;
+        free_and_strdup(field, value ?: "");
+        emit(r, REGISTRY_DEVICE_CHANGED, d);
+}
+
+void registry_set_device_domain(Registry *r, const char *name, const char *domain) {
+        set_device_string(r, name, G_STRUCT_OFFSET(Device, domain), domain);
+}
+
+void registry_set_device_held_by(Registry *r, const char *name, const char *held_by) {
+        set_device_string(r, name, G_STRUCT_OFFSET(Device, held_by), held_by);
 }
 
 void registry_set_device_state(Registry *r, const char *name, const char *state) {

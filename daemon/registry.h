@@ -61,6 +61,8 @@ typedef struct Device {
         char *migration_state;  /* "" when unknown */
         bool busy;              /* held by a job of ours */
         char *holder;           /* which: "migration 3", "probe 2"; "" when not busy */
+        char *domain;           /* the running libvirt domain it is assigned to, or "" */
+        char *held_by;          /* another process found holding it: "pid 7 (qemu)", or "" */
 } Device;
 
 Parent *parent_new(const char *name);
@@ -71,6 +73,14 @@ Device *device_new(const char *name, DeviceKind kind);
 void device_free(Device *d);
 bool device_equal(const Device *a, const Device *b);
 Device *device_copy(const Device *d);
+/* Taken by a job of ours or assigned to a running domain: known without
+ * asking the kernel, and nothing of ours may touch it. */
+bool device_is_taken(const Device *d);
+/* Taken, or another process was found holding it (Device.Busy). */
+bool device_is_held(const Device *d);
+/* Who holds it, for errors and the Holder property: "migration 3",
+ * "domain vm1 (qemu pid 7)", "pid 7 (comm)", "domain vm1", or "". */
+char *device_describe_holder(const Device *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Parent, parent_free);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MdevType, mdev_type_free);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Device, device_free);
@@ -129,6 +139,10 @@ bool registry_remove_device(Registry *r, const char *name);
 void registry_set_device_busy(Registry *r, const char *name, const char *holder);
 void registry_set_device_state(Registry *r, const char *name, const char *state);
 void registry_set_device_flags(Registry *r, const char *name, uint32_t flags);
+/* The domain a device is assigned to (libvirt), and who else was found
+ * holding it open (NULL: nobody); report DEVICE_CHANGED when they change. */
+void registry_set_device_domain(Registry *r, const char *name, const char *domain);
+void registry_set_device_held_by(Registry *r, const char *name, const char *held_by);
 /* The derived migration identity of a device or a type; reports
  * *_IDENTITY_CHANGED, and returns true, when it changes. */
 bool registry_set_identity(Registry *r, const Node *node, const char *type, const char *version, const char *basis);

@@ -61,9 +61,16 @@ static inline void backend_refresh_types(Backend *b) {
                 b->ops->refresh_types(b);
 }
 
-static inline int backend_open_device(Backend *b, const Device *d, DeviceHandle **ret, char **ret_error) {
-        return b->ops->open_device(b, d, ret, ret_error);
-}
+/* Opens a device for an operation a client asked for. When someone else
+ * holds it (-EBUSY), *ret_error names the holder, found in /proc and
+ * recorded on the device (held_by); an open that works clears that. */
+int backend_open_device(Backend *b, const Device *d, DeviceHandle **ret, char **ret_error);
+
+/* Looks in /proc for another process holding the device, without opening
+ * it (opening a vfio-pci function resets it), and records what it finds
+ * on the device. Returns the device's holder as
+ * device_describe_holder() says it, "" for none. */
+char *backend_find_holder(Backend *b, const char *name);
 
 static inline int backend_vendor_judge(Backend *b, const Node *node, const char *version) {
         return b->ops->vendor_judge ? b->ops->vendor_judge(b, node, version) : -EOPNOTSUPP;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -57,6 +58,8 @@ typedef struct Session {
 
 struct SimDevice {
         char *name, *tag, *persist_base;
+        char *node;             /* NULL: none */
+        int node_fd;            /* flock()ed while a handle is open */
         uint32_t flags, page_size, npages;
         uint64_t size;
 
@@ -1000,6 +1003,9 @@ static void sim_close(DeviceHandle *h) {
         /* like a driver's close_device(): sessions end, the state stays */
         session_end(d);
         d->open = false;
+        if (d->node_fd >= 0)
+                close(d->node_fd);
+        d->node_fd = -1;
         g_mutex_unlock(&d->lock);
         g_free(h->name);
         g_free(h);
@@ -1060,6 +1066,7 @@ SimDevice *sim_device_new(const char *name, const SimConfig *c, const char *pers
         SimDevice *d = g_new0(SimDevice, 1);
 
         d->name = g_strdup(name);
+        d->node_fd = -1;
         d->tag = g_strdup(c->tag);
         d->flags = c->flags;
         /* testbed.c refuses larger values; never more than the bounds */
@@ -1094,6 +1101,7 @@ void sim_device_free(SimDevice *d) {
         g_free(d->versions);
         g_free(d->dirty);
         g_free(d->persist_base);
+        g_free(d->node);
         g_free(d->tag);
         g_free(d->name);
         g_free(d);
@@ -1117,15 +1125,46 @@ static bool has_io_faults(SimDevice *d) {
                peek_fault(d, SIM_FAULT_SHORT_IO, &f);
 }
 
+int sim_device_set_node(SimDevice *d, const char *path) {
+        int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+
+        if (fd < 0)
+                return -errno;
+        close(fd);
+        free_and_strdup(&d->node, path);
+        return 0;
+}
+
+/* As the kernel's open of a group someone else holds: EBUSY. */
+static int take_node(SimDevice *d) {
+        int fd;
+
+        if (!d->node)
+                return 0;
+        fd = open(d->node, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                close(fd);
+                return errno == EWOULDBLOCK ? -EBUSY : -errno;
+        }
+        d->node_fd = fd;
+        return 0;
+}
+
 int sim_device_open(SimDevice *d, DeviceHandle **ret, char **ret_error) {
         SimHandle *h;
+        int r;
 
         g_mutex_lock(&d->lock);
-        if (d->open) {
+        r = d->open ? -EBUSY : take_node(d);
+        if (r < 0) {
                 g_mutex_unlock(&d->lock);
                 if (ret_error)
-                        *ret_error = g_strdup_printf("%s: device is in use by another process", d->name);
-                return -EBUSY;
+                        *ret_error = r == -EBUSY ? g_strdup_printf("%s: device is in use by another process", d->name)
+                                                 : g_strdup_printf("%s: cannot open %s: %s", d->name, d->node,
+                                                                   g_strerror(-r));
+                return r;
         }
         d->open = true;
         h = g_new0(SimHandle, 1);

@@ -77,11 +77,16 @@ int sim_fault_parse(const char *spec, SimFault *ret, char **ret_error);
 
 /* persist_dir may be NULL (no persistence). */
 SimDevice *sim_device_new(const char *name, const SimConfig *c, const char *persist_dir);
+/* A file that plays the device's VFIO node: another process that holds
+ * it open with an exclusive flock(2) holds the device (the kernel's
+ * EBUSY for a second open), and /proc shows who. Made if missing. */
+int sim_device_set_node(SimDevice *d, const char *path);
 void sim_device_free(SimDevice *d);
 /* Deletes the persisted state: the device is gone for good. */
 void sim_device_forget(SimDevice *d);
 
-/* One handle at a time: -EBUSY while another is open. I/O faults
+/* One handle at a time: -EBUSY while another is open, here or (through
+ * the node) elsewhere. I/O faults
  * (read-error, write-error, short-io) apply to handles opened after they
  * were injected. */
 int sim_device_open(SimDevice *d, DeviceHandle **ret, char **ret_error);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conffile.h"
+#include "log.h"
 #include "fsm.h"
 #include "names.h"
 #include "backend/testbed.h"
@@ -233,7 +234,23 @@ static char *sim_tag(const Device *d) {
         return g_strdup_printf("pci:%s:%s:%s", d->driver, d->vendor_id, d->device_id);
 }
 
-static bool add_sim(Testbed *tb, ConfFile *c, const char *group, const Device *d, SimConfig *sim,
+/* Each simulated device gets a file that plays its VFIO node (the cdev,
+ * one per device): whoever holds it locked holds the device. */
+static void add_node(Testbed *tb, SimDevice *dev, Device *d) {
+        g_autofree char *dir = NULL, *node = NULL;
+
+        if (!tb->persist_dir)
+                return;
+        dir = g_build_filename(tb->persist_dir, "dev", NULL);
+        node = g_build_filename(dir, d->name, NULL);
+        if (g_mkdir_with_parents(dir, 0700) < 0 || sim_device_set_node(dev, node) < 0) {
+                log_warning("%s: cannot make %s: %m", d->name, node);
+                return;
+        }
+        free_and_strdup(&d->vfio_dev, node);
+}
+
+static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimConfig *sim,
                     GError **error) {
         g_autofree char *tag = sim_tag(d);
         g_auto(GStrv) faults = NULL;
@@ -246,6 +263,7 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, const Device *d
         sim->flags = d->migration_flags;
         sim->tag = tag;
         dev = sim_device_new(d->name, sim, tb->persist_dir);
+        add_node(tb, dev, d);
         g_hash_table_replace(tb->sims, g_strdup(d->name), dev);
         if (!c)
                 return true;

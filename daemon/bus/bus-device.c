@@ -31,18 +31,18 @@ static int property_get_migration_flags(sd_bus *bus, const char *path, const cha
         return sd_bus_message_append_strv(reply, flags);
 }
 
-static int property_get_empty_string(sd_bus *bus, const char *path, const char *interface,
-                                     const char *property, sd_bus_message *reply, void *userdata,
-                                     sd_bus_error *error) {
-        /* Filled by later work: libvirt domains. */
-        return sd_bus_message_append(reply, "s", "");
-}
-
 static int property_get_busy(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const Device *d = userdata;
 
-        return sd_bus_message_append(reply, "b", d->busy);
+        return sd_bus_message_append(reply, "b", device_is_held(d));
+}
+
+static int property_get_holder(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        g_autofree char *holder = device_describe_holder(userdata);
+
+        return sd_bus_message_append(reply, "s", holder);
 }
 
 #define STRING_PROPERTY(name, field) \
@@ -65,7 +65,8 @@ const sd_bus_vtable bus_device_vtable[] = {
         STRING_PROPERTY("MigrationBasis", migration_basis),
         STRING_PROPERTY("MigrationState", migration_state),
         SD_BUS_PROPERTY("Busy", "b", property_get_busy, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Domain", "s", property_get_empty_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        STRING_PROPERTY("Domain", domain),
+        SD_BUS_PROPERTY("Holder", "s", property_get_holder, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END
 };
 

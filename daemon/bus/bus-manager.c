@@ -71,7 +71,7 @@ static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *
 
 static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusContext *c = userdata;
-        g_autofree char *name = NULL, *path = NULL;
+        g_autofree char *name = NULL, *path = NULL, *holder = NULL;
         int r;
 
         r = bus_read_device_name(msg, &name, error);
@@ -79,6 +79,9 @@ static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return r;
         if (!bus_lookup_device(c->registry, name, error))
                 return -ENODEV;
+        /* the one place a client asks after a device: whoever else holds
+         * it now shows in Holder (a listing never looks) */
+        holder = backend_find_holder(c->backend, name);
         path = bus_device_path(name);
         return sd_bus_reply_method_return(msg, "o", path);
 }
@@ -175,7 +178,7 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
 
 static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusContext *c = userdata;
-        g_autofree char *name = NULL;
+        g_autofree char *name = NULL, *holder = NULL;
         const Device *d;
         int r;
 
@@ -202,6 +205,14 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (d->busy)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s; cancel or wait for it first",
                                          name, d->holder);
+        if (*d->domain)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by domain %s", name, d->domain);
+        /* the kernel's remove would wait for the holder to let go, and
+         * the daemon with it */
+        holder = backend_find_holder(c->backend, name);
+        if (*holder)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s", name, holder);
+        d = registry_get_device(c->registry, name);
         r = backend_remove_mdev(c->backend, d);
         if (r < 0)
                 return bus_error_device_errno(error, r, name, "failed to remove mdev");

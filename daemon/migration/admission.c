@@ -13,8 +13,11 @@ static int add_device(const Admission *a, Worker *w, const char *name, bool sour
 
         if (!info)
                 return errno_message(ret_error, ENODEV, "No device %s known to vfiomigd", name);
-        if (info->busy)
-                return errno_message(ret_error, EBUSY, "%s is held by %s", name, info->holder);
+        if (device_is_taken(info)) {
+                g_autofree char *holder = device_describe_holder(info);
+
+                return errno_message(ret_error, EBUSY, "%s is held by %s", name, holder);
+        }
         for (guint i = 0; i < w->devices->len; i++)
                 if (g_str_equal(worker_dev(w, i)->name, name))
                         return errno_message(ret_error, EINVAL, "%s appears more than once in this migration", name);

@@ -299,8 +299,11 @@ static int resolve_device(Probes *probes, const char *name, ProbeEnd *e, char **
 
         if (!d)
                 return errno_message(ret_error, ENODEV, "No device %s known to vfiomigd", name);
-        if (d->busy)
-                return errno_message(ret_error, EBUSY, "%s is held by %s", name, d->holder);
+        if (device_is_taken(d)) {
+                g_autofree char *holder = device_describe_holder(d);
+
+                return errno_message(ret_error, EBUSY, "%s is held by %s", name, holder);
+        }
         e->type = g_strdup(d->migration_type);
         e->version = g_strdup(d->migration_version);
         e->driver = g_strdup(d->driver);

@@ -26,8 +26,10 @@ int migration_resume_device(Jobs *jobs, const Device *d, char **ret_outcome, cha
         uint32_t st = VFIO_STATE_ERROR;
         int r;
 
-        if (d->busy) {
-                *ret_error = g_strdup_printf("%s is held by %s", d->name, d->holder);
+        if (device_is_taken(d)) {
+                g_autofree char *holder = device_describe_holder(d);
+
+                *ret_error = g_strdup_printf("%s is held by %s", d->name, holder);
                 return -EBUSY;
         }
         r = backend_open_device(jobs->env.backend, d, &h, &why);

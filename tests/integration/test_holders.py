@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Devices another process holds open: the testbed plays the kernel (a
+second open of a held device gets EBUSY) with a file per device that a
+holder keeps locked, so the daemon's /proc lookup of the holder runs for
+real."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+from gi.repository import GLib
+
+from vfiomigtest import DaemonTestCase, device_path, main
+
+ERR = 'org.vfiomig1.Error.'
+DEVICE = 'org.vfiomig1.Device'
+A = '00000000-0000-4000-8000-000000000001'
+B = '00000000-0000-4000-8000-000000000002'
+C = '00000000-0000-4000-8000-000000000003'
+
+TESTBED_CONF = '''
+[Parent simgpu]
+Driver=simgpu
+
+[Type simgpu/sim]
+MaxInstances=8
+MigrationFlags=stop-copy,p2p,pre-copy
+StateSize=64K
+''' + ''.join(f'''
+[Device {n}]
+Kind=mdev
+Parent=simgpu
+Type=sim
+''' for n in (A, B, C))
+
+# A holder of its own: a process that is not the test, named by its comm.
+HOLDER = '''
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print('held', flush=True)
+time.sleep(3600)
+'''
+
+
+class HolderTest(DaemonTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix='vfiomig-holders-')
+        conf = os.path.join(cls.tmp, 'testbed.conf')
+        with open(conf, 'w', encoding='utf-8') as f:
+            f.write(TESTBED_CONF)
+        cls.daemon_args = [f'--testbed={conf}']
+        cls.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(cls.tmp, 'run'),
+                          'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
+        super().setUpClass()
+
+    def prop(self, name, prop):
+        return self.get_property(device_path(name), DEVICE, prop)
+
+    def hold(self, name):
+        """Starts a process that holds the device; returns it."""
+        node = self.prop(name, 'VfioDevNode')
+        self.assertTrue(os.path.exists(node), node)
+        p = subprocess.Popen([sys.executable, '-c', HOLDER, node], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        self.assertEqual(p.stdout.readline().strip(), 'held')
+        return p
+
+    def test_nobody(self):
+        self.call('GetDevice', '(s)', (A,))
+        self.assertEqual(self.prop(A, 'Holder'), '')
+        self.assertFalse(self.prop(A, 'Busy'))
+
+    def test_get_device_names_the_holder(self):
+        p = self.hold(A)
+        self.assertEqual(self.prop(A, 'Holder'), '', 'a listing or a property read never scans')
+        self.call('GetDevice', '(s)', (A,))
+        self.assertEqual(self.prop(A, 'Holder'), f'pid {p.pid} (python3)')
+        self.assertTrue(self.prop(A, 'Busy'))
+        p.kill()
+        p.wait()
+        self.call('GetDevice', '(s)', (A,))
+        self.assertEqual(self.prop(A, 'Holder'), '')
+        self.assertFalse(self.prop(A, 'Busy'))
+
+    def test_refused_and_unchanged(self):
+        p = self.hold(B)
+        before = self.tb('GetDigest', '(s)', B)
+        msg = self.assert_dbus_error(ERR + 'Busy', self.call, 'Migrate', '(ssa{sv})', (B, C, {}))
+        self.assertIn(f'{B} is held by pid {p.pid} (python3)', msg)
+        # the refused call found the holder: the property says it now
+        self.assertEqual(self.prop(B, 'Holder'), f'pid {p.pid} (python3)')
+        msg = self.assert_dbus_error(ERR + 'Busy', self.call, 'Migrate', '(ssa{sv})', (C, B, {}))
+        self.assertIn(f'pid {p.pid}', msg)
+        msg = self.assert_dbus_error(ERR + 'Busy', self.call, 'RemoveMdev', '(sa{sv})', (B, {}))
+        self.assertIn(f'{B} is held by pid {p.pid} (python3)', msg)
+        msg = self.assert_dbus_error(ERR + 'Busy', self.call, 'Resume', '(sa{sv})', (B, {}))
+        self.assertIn(f'pid {p.pid}', msg)
+        self.assertIn(B, self.devices())
+        self.assertEqual(self.tb('GetDigest', '(s)', B), before)
+        self.assertEqual(self.tb('GetDeviceState', '(s)', B), ('running',))
+        self.assertEqual(self.prop(C, 'Busy'), False, 'the other device of a refused job stays free')
+        # once the holder is gone, the same call works
+        p.kill()
+        p.wait()
+        job_id, _ = self.call('Migrate', '(ssa{sv})', (B, C, {'precopy': GLib.Variant('b', False)}))
+        self.assertGreater(job_id, 0)
+
+
+if __name__ == '__main__':
+    main()
