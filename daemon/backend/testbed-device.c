@@ -1110,6 +1110,8 @@ void sim_device_free(SimDevice *d) {
 void sim_device_forget(SimDevice *d) {
         g_autofree char *path = NULL, *vpath = NULL;
 
+        if (d && d->node)
+                (void) unlink(d->node);
         if (!d || !d->persist_base)
                 return;
         path = g_strconcat(d->persist_base, ".sim", NULL);
