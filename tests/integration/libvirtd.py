@@ -105,18 +105,28 @@ def unavailable_reason():
 
 
 def running_libvirt():
-    """A sentence naming a libvirtd or virtlogd that is not ours, or None."""
-    for name in ('libvirtd', 'virtlogd'):
-        p = subprocess.run(['pgrep', '-a', '-x', name], capture_output=True, text=True)
-        if p.stdout.strip():
-            return f'a {name} already runs ({p.stdout.strip()}); refusing to touch it'
+    """A sentence naming a libvirtd or virtlogd that is not ours, or None.
+    Zombies do not count: they run nothing."""
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{pid}/stat', encoding='utf-8', errors='replace') as f:
+                stat_line = f.read()
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                cmdline = f.read().replace(b'\0', b' ').decode(errors='replace').strip()
+        except OSError:
+            continue
+        comm = stat_line[stat_line.index('(') + 1:stat_line.rindex(')')]
+        state = stat_line[stat_line.rindex(')') + 2:].split()[0]
+        if comm in ('libvirtd', 'virtlogd') and state != 'Z':
+            return f'a {comm} already runs (pid {pid}: {cmdline}); refusing to touch it'
     return None
 
 
 def tree_state(path):
     """Everything about a directory tree that restoring it must keep: None
-    when it does not exist, else each entry's type, mode, owner and content
-    (or link target), by relative path ('.' is the directory itself)."""
+    when it does not exist, else each entry's type, mode, owner, mtime and
+    content (or link target), by relative path ('.' is the directory
+    itself)."""
     if not os.path.lexists(path):
         return None
 
@@ -128,7 +138,7 @@ def tree_state(path):
         elif stat.S_ISREG(st.st_mode):
             with open(full, 'rb') as f:
                 content = hashlib.sha256(f.read()).hexdigest()
-        return (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, content)
+        return (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, content)
 
     state = {'.': entry(path)}
     for root, dirs, files in os.walk(path):
@@ -238,6 +248,7 @@ exit 0
 
 
 _running = set()
+_NOT_SEEN = object()
 
 
 def _stop_all():
@@ -275,7 +286,7 @@ class Libvirtd:
         self.created_users = []
         self.virtlogd = self.libvirtd = None
         self.lock = None
-        self.hooks_before = None
+        self.hooks_before = _NOT_SEEN   # until start() has looked
         self.absent_before = []
         self.started = False
         self.config_before = None
@@ -296,12 +307,13 @@ class Libvirtd:
             reason = running_libvirt()
             if reason:
                 raise Unavailable(reason)
-            self.hooks_before = tree_state(HOOKS_DIR)
-            foreign = [p for p in (self.hooks_before or {})
-                       if p == 'qemu' or (p.startswith('qemu.d/'))]
+            hooks = tree_state(HOOKS_DIR)
+            foreign = [p for p in (hooks or {}) if p == 'qemu' or p.startswith('qemu.d/')
+                       or (p == 'qemu.d' and not stat.S_ISDIR(hooks[p][0]))]
             if foreign:
                 raise Unavailable(f'qemu hooks already installed in {HOOKS_DIR} ({", ".join(sorted(foreign))}); '
                                   'they would run in the test: refusing to touch them')
+            self.hooks_before = hooks
             self.created_users = ensure_users()
             self.absent_before = [d for d in (CONFIG_DIR, *STATE_DIRS) if not os.path.lexists(d)]
             self.config_before = set(os.listdir(CONFIG_DIR)) if os.path.isdir(CONFIG_DIR) else None
@@ -511,13 +523,21 @@ class Libvirtd:
         return {d for g in CGROUP_GLOBS for d in glob.glob(g) if os.path.isdir(d)}
 
     def _restore_files(self, errors):
+        before = self.hooks_before
+        if before is _NOT_SEEN:         # refused before touching anything
+            return
         if os.path.lexists(self.hook_path):
             os.unlink(self.hook_path)
-        before = self.hooks_before
         if before is None:
             shutil.rmtree(HOOKS_DIR, ignore_errors=True)
-        elif 'qemu.d' not in before and os.path.isdir(QEMU_HOOKS_DIR) and not os.listdir(QEMU_HOOKS_DIR):
-            os.rmdir(QEMU_HOOKS_DIR)
+        else:
+            if 'qemu.d' not in before and os.path.isdir(QEMU_HOOKS_DIR) and not os.listdir(QEMU_HOOKS_DIR):
+                os.rmdir(QEMU_HOOKS_DIR)
+            # adding and removing entries moved the directories' mtimes
+            for rel in ('qemu.d', '.'):
+                if rel in before and os.path.isdir(os.path.join(HOOKS_DIR, rel)):
+                    mtime = before[rel][4]
+                    os.utime(os.path.join(HOOKS_DIR, rel), ns=(mtime, mtime), follow_symlinks=False)
         after = tree_state(HOOKS_DIR)
         if after != before:
             errors.append(f'{HOOKS_DIR} differs from before the test: before {before}, after {after}')
