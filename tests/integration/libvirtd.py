@@ -10,7 +10,8 @@ systemd units, polkit rules and AppArmor profiles). What that package's
 postinst would otherwise have made, libvirtd cannot do without: the user
 libvirt-qemu and the groups libvirt-qemu and kvm are created when missing
 and stay (like a package's users); /var/log/libvirt and every directory
-libvirtd creates are removed again when they were not there before.
+and cgroup libvirtd creates are removed again when they were not there
+before.
 
 Hooks: a test hands in any executable; it is copied into
 /etc/libvirt/hooks/qemu.d/ before libvirtd starts, because libvirtd 9.0
@@ -24,7 +25,11 @@ chosen operations.
 Libvirtd refuses (Unavailable) rather than touch anything when a libvirtd or
 virtlogd already runs, or when other qemu hooks are installed (they would
 run in the test, and it in them). Only one harness runs at a time on the
-machine (a lock in /run/lock)."""
+machine (a lock in /run/lock).
+
+Teardown (stop(), also at exit) holds SIGTERM and SIGINT until it is done.
+A run killed outright leaves a journal, /run/vfiomig-libvirtd-test.json,
+from which the next start() kills its QEMU and puts the files back."""
 
 import atexit
 import errno
@@ -32,6 +37,7 @@ import fcntl
 import glob
 import grp
 import hashlib
+import json
 import os
 import pwd
 import shlex
@@ -39,6 +45,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -46,6 +53,10 @@ URI = 'qemu:///system'
 HOOKS_DIR = '/etc/libvirt/hooks'
 QEMU_HOOKS_DIR = os.path.join(HOOKS_DIR, 'qemu.d')
 LOCK_PATH = '/run/lock/vfiomig-libvirtd-test.lock'
+# What a run changed, until its teardown is complete: a run killed outright
+# (meson kills the process group 0.5 s after its SIGTERM on a timeout; QEMU,
+# in its own session, survives that) is undone by the next start().
+JOURNAL_PATH = '/run/vfiomig-libvirtd-test.json'
 
 # libvirtd's own socket, as libvirtd 9.0 prints it in --help; clients (virsh,
 # the URI's default) name it /var/run/libvirt/libvirt-sock. On Debian 12
@@ -175,12 +186,31 @@ def ensure_users():
     return created
 
 
-def _wait_pid_gone(proc, timeout):
+def _cmdline(pid):
     try:
-        proc.wait(timeout)
-        return True
-    except subprocess.TimeoutExpired:
+        with open(f'/proc/{pid}/cmdline', 'rb') as f:
+            return f.read()
+    except OSError:
+        return b''
+
+
+def _qemu_pids(domain):
+    """The running QEMU processes of a libvirt domain, by their -name."""
+    mark = f'guest={domain},'.encode()
+    return [int(pid) for pid in filter(str.isdigit, os.listdir('/proc'))
+            if _cmdline(pid).startswith(PROGRAMS['qemu-system-x86_64'].encode()) and mark in _cmdline(pid)
+            and _alive(pid)]
+
+
+def _alive(pid):
+    """Whether pid runs (a zombie does not: QEMU is reparented to PID 1,
+    which in a container may never reap it)."""
+    try:
+        with open(f'/proc/{pid}/stat', encoding='utf-8', errors='replace') as f:
+            line = f.read()
+    except OSError:
         return False
+    return line[line.rindex(')') + 2:].split()[0] != 'Z'
 
 
 class RecordingHook:
@@ -251,9 +281,19 @@ _running = set()
 _NOT_SEEN = object()
 
 
+_workdirs = []
+
+
 def _stop_all():
-    for h in list(_running):
-        h.stop()
+    try:
+        for h in list(_running):
+            h.stop()
+    finally:
+        for d in _workdirs:
+            if os.environ.get('VFIOMIG_LIBVIRTD_KEEP'):
+                print(f'libvirtd harness: kept {d}', file=sys.stderr)
+            else:
+                shutil.rmtree(d, ignore_errors=True)
 
 
 atexit.register(_stop_all)
@@ -282,14 +322,14 @@ class Libvirtd:
         self.env = dict(SERVICE_ENV if env is None else env)
         self.start_timeout = start_timeout
         self.lock_timeout = lock_timeout
-        self.domains = []
+        self.domains = {}               # name: QEMU pid (None until started)
         self.created_users = []
         self.virtlogd = self.libvirtd = None
         self.lock = None
         self.hooks_before = _NOT_SEEN   # until start() has looked
         self.absent_before = []
         self.started = False
-        self.config_before = None
+        self.config_before = self.config_mtime = None
         self.cgroups_before = None
         self.timings = {}
 
@@ -307,6 +347,8 @@ class Libvirtd:
             reason = running_libvirt()
             if reason:
                 raise Unavailable(reason)
+            if os.path.exists(JOURNAL_PATH):
+                self._recover()
             hooks = tree_state(HOOKS_DIR)
             foreign = [p for p in (hooks or {}) if p == 'qemu' or p.startswith('qemu.d/')
                        or (p == 'qemu.d' and not stat.S_ISDIR(hooks[p][0]))]
@@ -316,8 +358,11 @@ class Libvirtd:
             self.hooks_before = hooks
             self.created_users = ensure_users()
             self.absent_before = [d for d in (CONFIG_DIR, *STATE_DIRS) if not os.path.lexists(d)]
-            self.config_before = set(os.listdir(CONFIG_DIR)) if os.path.isdir(CONFIG_DIR) else None
+            if os.path.isdir(CONFIG_DIR):
+                self.config_before = set(os.listdir(CONFIG_DIR))
+                self.config_mtime = os.stat(CONFIG_DIR).st_mtime_ns
             self.cgroups_before = self._cgroups()
+            self._write_journal()
             os.makedirs('/var/log/libvirt/qemu', exist_ok=True)
             self._install_hook()
             t0 = time.monotonic()
@@ -447,8 +492,11 @@ class Libvirtd:
         with open(path, 'w', encoding='utf-8') as f:
             f.write(xml)
         self.check_virsh('define', path)
-        self.domains.append(name)
+        self.domains[name] = None
+        self._write_journal()
         self.check_virsh('start', name)
+        self.domains[name] = self.qemu_pid(name)
+        self._write_journal()
         return name
 
     def domain_state(self, name):
@@ -464,59 +512,101 @@ class Libvirtd:
     def stop(self):
         """Destroys and undefines the domains, stops libvirtd and virtlogd,
         removes the hook and every directory that was not there before,
-        and checks /etc/libvirt/hooks is as it was. Idempotent."""
+        and checks /etc/libvirt/hooks is as it was. Idempotent. A SIGTERM or
+        SIGINT (a test runner's timeout, ^C) waits until it is done: half a
+        teardown would leave daemons running and hooks installed."""
         if not self.started:
             return
-        self.started = False
-        _running.discard(self)
+        signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         errors = []
         try:
-            self._stop_domains(errors)
-            for proc in (self.libvirtd, self.virtlogd):
-                if proc is None or proc.poll() is not None:
-                    continue
-                proc.send_signal(signal.SIGTERM)
-                if not _wait_pid_gone(proc, 20):
-                    errors.append(f'{proc.args[0]} ignored SIGTERM for 20 s; killed')
-                    proc.kill()
-                    proc.wait()
-            self.libvirtd = self.virtlogd = None
-            self._save_qemu_logs()
-            self._restore_files(errors)
-        finally:
+            self.started = False
+            _running.discard(self)
+            for step in (self._stop_domains, self._stop_daemons, self._save_qemu_logs, self._restore_files):
+                try:
+                    step(errors)
+                except Exception as e:  # pylint: disable=broad-except
+                    errors.append(f'{step.__name__}: {e!r}')
+            if not errors and os.path.exists(JOURNAL_PATH) and self.hooks_before is not _NOT_SEEN:
+                os.unlink(JOURNAL_PATH)
             if self.lock is not None:
                 self.lock.close()
                 self.lock = None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if errors:
             raise RuntimeError('libvirtd harness teardown: ' + '; '.join(errors))
 
     def _stop_domains(self, errors):
-        for name in reversed(self.domains):
-            pid = None
-            try:
-                pid = self.qemu_pid(name)
-            except (OSError, ValueError):
-                pass
+        for name in reversed(list(self.domains)):
             if self.libvirtd is not None and self.libvirtd.poll() is None:
                 for args in (('destroy', name), ('undefine', name)):
                     p = self.virsh(*args)
                     if p.returncode != 0 and 'not running' not in p.stderr:
                         errors.append(f'virsh {" ".join(args)}: {p.stderr.strip()}')
-            # libvirtd gone or destroy failed: QEMU would outlive the test
-            if pid is not None:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    continue
-                errors.append(f'QEMU {pid} of {name} still ran; killed')
-                os.kill(pid, signal.SIGKILL)
-        self.domains = []
+            else:
+                # libvirtd died (or was signalled with us): undefine by hand
+                config = f'{CONFIG_DIR}/qemu/{name}.xml'
+                if os.path.exists(config):
+                    os.unlink(config)
+            # QEMU must not outlive the test (found by its -name: the pid may
+            # not have been recorded, or be reused)
+            for qemu in _qemu_pids(name):
+                errors.append(f'QEMU {qemu} of {name} still ran; killed')
+                os.kill(qemu, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while _alive(qemu) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        self.domains = {}
 
-    def _save_qemu_logs(self):
+    def _stop_daemons(self, errors):
+        for proc in (self.libvirtd, self.virtlogd):
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                errors.append(f'{proc.args[0]} ignored SIGTERM for 20 s; killed')
+                proc.kill()
+                proc.wait()
+        self.libvirtd = self.virtlogd = None
+
+    def _save_qemu_logs(self, errors):
         src = '/var/log/libvirt/qemu'
         if os.path.isdir(src):
             for name in os.listdir(src):
                 shutil.copyfile(os.path.join(src, name), os.path.join(self.workdir, 'qemu-' + name))
+
+    def _write_journal(self):
+        state = {'hook_path': self.hook_path, 'hooks_before': self.hooks_before,
+                 'absent_before': self.absent_before,
+                 'config_before': sorted(self.config_before) if self.config_before is not None else None,
+                 'config_mtime': self.config_mtime, 'cgroups_before': sorted(self.cgroups_before),
+                 'domains': self.domains}
+        with open(JOURNAL_PATH + '.new', 'w', encoding='utf-8') as f:
+            json.dump(state, f)
+        os.replace(JOURNAL_PATH + '.new', JOURNAL_PATH)
+
+    def _recover(self):
+        """Finishes the teardown of a run that was killed, from its journal
+        (no libvirtd runs: checked under the lock)."""
+        with open(JOURNAL_PATH, encoding='utf-8') as f:
+            state = json.load(f)
+        old = Libvirtd(self.workdir, hook=None, hook_name=os.path.basename(state['hook_path']))
+        old.hooks_before = state['hooks_before'] and {k: tuple(v) for k, v in state['hooks_before'].items()}
+        old.absent_before = state['absent_before']
+        old.config_before = set(state['config_before']) if state['config_before'] is not None else None
+        old.config_mtime = state['config_mtime']
+        old.cgroups_before = set(state['cgroups_before'])
+        old.domains = state['domains']
+        errors = []
+        old._stop_domains(errors)
+        old._restore_files(errors)
+        print(f'libvirtd harness: undid what an interrupted run left ({JOURNAL_PATH})'
+              + (': ' + '; '.join(errors) if errors else ''), file=sys.stderr, flush=True)
+        os.unlink(JOURNAL_PATH)
 
     @staticmethod
     def _cgroups():
@@ -550,14 +640,21 @@ class Libvirtd:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     os.unlink(path)
+            os.utime(CONFIG_DIR, ns=(self.config_mtime, self.config_mtime))
         if self.cgroups_before is not None:
-            for d in sorted(self._cgroups() - self.cgroups_before):
-                try:
-                    os.rmdir(d)
-                except OSError as e:
-                    errors.append(f'cannot remove the cgroup {d}: {e.strerror}')
+            # children first: a domain's cgroup stays when libvirtd was killed
+            for top in sorted(self._cgroups() - self.cgroups_before):
+                for d, _, _ in os.walk(top, topdown=False):
+                    try:
+                        os.rmdir(d)
+                    except OSError as e:
+                        errors.append(f'cannot remove the cgroup {d}: {e.strerror}')
 
 
 def workdir(prefix='vfiomig-libvirtd-'):
-    """A temporary directory for the harness's logs and pid files."""
-    return tempfile.mkdtemp(prefix=prefix)
+    """A temporary directory for the harness's logs and pid files (and a
+    test's hooks), removed at exit after the harness has stopped, unless
+    VFIOMIG_LIBVIRTD_KEEP is set (to read the daemons' and QEMU's logs)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _workdirs.append(d)
+    return d
