@@ -102,8 +102,8 @@ class Unavailable(Exception):
 
 
 def unavailable_reason():
-    """Why the harness cannot run here (a sentence), or None. Cheap: no
-    daemon is started."""
+    """Why the harness cannot run here at all (a sentence), or None.
+    Cheap: nothing is started or changed."""
     if os.geteuid() != 0:
         return f'a real libvirtd needs root (running as uid {os.geteuid()})'
     missing = [p for p in PROGRAMS.values() if not os.access(p, os.X_OK)]
@@ -112,7 +112,9 @@ def unavailable_reason():
     if missing:
         return (f'{", ".join(missing)} missing (tests/deps.sh test installs libvirt-daemon, '
                 'libvirt-daemon-driver-qemu, libvirt-clients, qemu-system-x86)')
-    return running_libvirt()
+    # a running libvirtd is checked by start(), under the lock: it may be
+    # another harness's, about to stop
+    return None
 
 
 def running_libvirt():
@@ -357,6 +359,9 @@ class Libvirtd:
                                   'they would run in the test: refusing to touch them')
             self.hooks_before = hooks
             self.created_users = ensure_users()
+            if self.created_users:
+                print(f'libvirtd harness: created {", ".join(self.created_users)} (they stay)',
+                      file=sys.stderr, flush=True)
             self.absent_before = [d for d in (CONFIG_DIR, *STATE_DIRS) if not os.path.lexists(d)]
             if os.path.isdir(CONFIG_DIR):
                 self.config_before = set(os.listdir(CONFIG_DIR))
