@@ -9,10 +9,14 @@ build=(meson ninja-build pkg-config gcc libc6-dev
 # a private system bus, busctl and systemd-analyze, umockdev sysfs trees,
 # python-dbusmock's polkitd, setpriv for unprivileged callers, a FUSE
 # vendor driver, script(1) for a terminal, pyflakes for the test code;
-# clang and its libFuzzer runtime for the fuzz tier, valgrind for the demo
+# clang and its libFuzzer runtime for the fuzz tier, valgrind for the demo;
+# a real libvirtd with its QEMU driver, virsh and QEMU for the libvirt hook
+# tests (not libvirt-daemon-system: no systemd units or policy are needed,
+# tests/integration/libvirtd.py makes the user and groups it would make)
 run=(dbus dbus-daemon systemd util-linux)
 test=(umockdev gir1.2-umockdev-1.0 python3 python3-gi python3-dbus python3-dbusmock
-      python3-fuse fuse3 bsdutils python3-pyflakes clang libclang-rt-14-dev valgrind)
+      python3-fuse fuse3 bsdutils python3-pyflakes clang libclang-rt-14-dev valgrind
+      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86)
 
 want=("${build[@]}" "${run[@]}")
 [ "${1:-test}" = test ] && want+=("${test[@]}")
