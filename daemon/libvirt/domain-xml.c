@@ -217,8 +217,8 @@ static int parse_pci_field(xmlNode *addr, const char *attr, unsigned max, bool o
                            unsigned index, char **error) {
         g_autofree char *s = prop(addr, attr);
         g_autofree char *q = NULL;
-        guint64 v;
-        char *end;
+        guint64 v = 0;
+        char *end = NULL;
 
         if (!s) {
                 if (optional) {
@@ -227,9 +227,11 @@ static int parse_pci_field(xmlNode *addr, const char *attr, unsigned max, bool o
                 }
                 return errno_message(error, EBADMSG, "hostdev %u: PCI source address has no %s", index, attr);
         }
-        errno = 0;
-        v = g_ascii_isdigit(s[0]) ? g_ascii_strtoull(s, &end, 0) : 0;
-        if (!g_ascii_isdigit(s[0]) || *end || errno != 0 || v > max) {
+        if (g_ascii_isdigit(s[0])) {
+                errno = 0;
+                v = g_ascii_strtoull(s, &end, 0);
+        }
+        if (!end || *end || errno != 0 || v > max) {
                 q = name_quote(s);
                 return errno_message(error, EBADMSG, "hostdev %u: PCI source address %s %s is not a number up to 0x%x",
                                      index, attr, q, max);
