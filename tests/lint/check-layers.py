@@ -8,7 +8,7 @@ import re
 import sys
 
 # lowest first; main.c and manager.[ch] sit on top and wire the rest
-LAYERS = ['', 'backend', 'compat', 'migration', 'bus', 'top']
+LAYERS = ['', 'backend', 'compat', 'libvirt', 'migration', 'bus', 'top']
 TOP = {'main.c', 'manager.c', 'manager.h'}
 # files that implement another module's header
 PART_OF = {'jobs': 'migration', 'worker-migrate': 'worker', 'worker-stream': 'worker', 'bus-introspect': 'bus-objects'}
@@ -25,7 +25,7 @@ def module_of(path):
 
 
 def sources(root):
-    for folder in [''] + LAYERS[1:-1] + ['libvirt']:
+    for folder in [''] + LAYERS[1:-1]:
         d = os.path.join(root, folder)
         if not os.path.isdir(d):
             continue

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include "libvirt/domain-xml.h"
+#include "libvirt/domains.h"
+#include "libvirt/virt-event.h"
+#include "log.h"
+#include "util.h"
+
+#define RETRY_MIN_USEC (2 * USEC_PER_SEC)
+#define RETRY_MAX_USEC (60 * USEC_PER_SEC)
+
+enum { EV_LIFECYCLE, EV_DEVICE_ADDED, EV_DEVICE_REMOVED, EV_METADATA, _EV_MAX };
+
+struct Domains {
+        sd_event *event;
+        Registry *registry;
+        char *uri;
+
+        virConnectPtr conn;
+        int callbacks[_EV_MAX];
+        sd_event_source *retry;         /* (re)connects */
+        uint64_t retry_usec;
+        bool told_unreachable;
+
+        GHashTable *by_device;          /* device key -> domain name */
+        GHashTable *by_domain;          /* domain name -> GPtrArray of device keys */
+};
+
+/* ---- the index ---- */
+
+static void forget_domain(Domains *d, const char *name) {
+        GPtrArray *keys = g_hash_table_lookup(d->by_domain, name);
+
+        for (guint i = 0; keys && i < keys->len; i++) {
+                const char *key = keys->pdata[i];
+
+                if (g_strcmp0(g_hash_table_lookup(d->by_device, key), name) != 0)
+                        continue;
+                g_hash_table_remove(d->by_device, key);
+                registry_set_device_domain(d->registry, key, NULL);
+        }
+        g_hash_table_remove(d->by_domain, name);
+}
+
+static void index_info(Domains *d, const DomainInfo *info) {
+        GPtrArray *keys = g_ptr_array_new_with_free_func(g_free);
+
+        forget_domain(d, info->name);
+        for (guint i = 0; i < info->hostdevs->len; i++) {
+                const DomainHostdev *h = info->hostdevs->pdata[i];
+
+                g_ptr_array_add(keys, g_strdup(h->key));
+                g_hash_table_replace(d->by_device, g_strdup(h->key), g_strdup(info->name));
+                registry_set_device_domain(d->registry, h->key, info->name);
+        }
+        g_hash_table_replace(d->by_domain, g_strdup(info->name), keys);
+}
+
+void domains_refresh(Domains *d, virDomainPtr dom) {
+        const char *name = virDomainGetName(dom);
+        g_autofree char *xml = NULL, *error = NULL;
+        g_autoptr(DomainInfo) info = NULL;
+
+        if (!name)
+                return;
+        if (virDomainIsActive(dom) != 1) {
+                forget_domain(d, name);
+                return;
+        }
+        xml = virDomainGetXMLDesc(dom, 0);
+        if (!xml || domain_xml_parse(xml, strlen(xml), &info, &error) < 0) {
+                log_warning("libvirt domain %s: cannot read its devices: %s", name,
+                            xml ? error : virGetLastErrorMessage());
+                return;
+        }
+        index_info(d, info);
+}
+
+static void index_all(Domains *d) {
+        virDomainPtr *doms = NULL;
+        int n = virConnectListAllDomains(d->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+
+        if (n < 0) {
+                log_warning("libvirt: cannot list domains: %s", virGetLastErrorMessage());
+                return;
+        }
+        for (int i = 0; i < n; i++) {
+                domains_refresh(d, doms[i]);
+                virDomainFree(doms[i]);
+        }
+        free(doms);
+        log_info("libvirt: %s, %d running domains, %u of their devices indexed", d->uri, n,
+                 g_hash_table_size(d->by_device));
+}
+
+static void forget_all(Domains *d) {
+        g_autofree char **names = (char **) g_hash_table_get_keys_as_array(d->by_domain, NULL);
+        g_auto(GStrv) copies = g_strdupv(names);
+
+        for (char **n = copies; n && *n; n++)
+                forget_domain(d, *n);
+}
+
+/* A device that appears (hotplug, a recreated mdev) may belong to a
+ * running domain already. */
+static void on_registry(Registry *r, RegistryEvent event, const void *object, void *userdata) {
+        Domains *d = userdata;
+        const Device *dev = object;
+        const char *name;
+
+        if (event != REGISTRY_DEVICE_ADDED)
+                return;
+        name = g_hash_table_lookup(d->by_device, dev->name);
+        if (name)
+                registry_set_device_domain(r, dev->name, name);
+}
+
+/* ---- events ---- */
+
+static void on_domain_event(virConnectPtr conn, virDomainPtr dom, void *opaque) {
+        domains_refresh(opaque, dom);
+}
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
+        on_domain_event(conn, dom, opaque);
+        return 0;
+}
+
+static void on_device(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque) {
+        on_domain_event(conn, dom, opaque);
+}
+
+static void on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri, void *opaque) {
+        on_domain_event(conn, dom, opaque);
+}
+
+static int schedule_connect(Domains *d, uint64_t delay_usec);
+
+static void disconnect(Domains *d) {
+        if (!d->conn)
+                return;
+        for (int i = 0; i < _EV_MAX; i++)
+                if (d->callbacks[i] >= 0)
+                        (void) virConnectDomainEventDeregisterAny(d->conn, d->callbacks[i]);
+        (void) virConnectUnregisterCloseCallback(d->conn, NULL);
+        virConnectClose(d->conn);
+        d->conn = NULL;
+        forget_all(d);
+}
+
+/* libvirtd went away: what we knew may be stale; start over when it is
+ * back. Not from inside libvirt's callback: it holds the connection. */
+static void on_close(virConnectPtr conn, int reason, void *opaque) {
+        Domains *d = opaque;
+
+        log_notice("libvirt: connection to %s closed (reason %d); reconnecting", d->uri, reason);
+        (void) schedule_connect(d, 0);
+}
+
+static int register_events(Domains *d) {
+        d->callbacks[EV_LIFECYCLE] = virConnectDomainEventRegisterAny(
+                d->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), d, NULL);
+        d->callbacks[EV_DEVICE_ADDED] = virConnectDomainEventRegisterAny(
+                d->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, VIR_DOMAIN_EVENT_CALLBACK(on_device), d, NULL);
+        d->callbacks[EV_DEVICE_REMOVED] = virConnectDomainEventRegisterAny(
+                d->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_CALLBACK(on_device), d, NULL);
+        d->callbacks[EV_METADATA] = virConnectDomainEventRegisterAny(
+                d->conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE, VIR_DOMAIN_EVENT_CALLBACK(on_metadata), d, NULL);
+        if (d->callbacks[EV_LIFECYCLE] < 0 || d->callbacks[EV_DEVICE_ADDED] < 0 ||
+            d->callbacks[EV_DEVICE_REMOVED] < 0)
+                return -EIO;
+        /* metadata events came with libvirt 3.0; not having them costs
+         * only freshness of what others write */
+        return virConnectRegisterCloseCallback(d->conn, on_close, d, NULL) < 0 ? -EIO : 0;
+}
+
+/* libvirt reports its errors to stderr by default; ours go to the log
+ * with context, when they matter. */
+static void quiet(void *userdata, virErrorPtr error) {
+}
+
+static int on_connect(sd_event_source *s, uint64_t usec, void *userdata) {
+        Domains *d = userdata;
+
+        disconnect(d);
+        for (int i = 0; i < _EV_MAX; i++)
+                d->callbacks[i] = -1;
+        d->conn = virConnectOpen(d->uri);
+        if (d->conn && register_events(d) < 0) {
+                log_warning("libvirt: %s: cannot follow domain events: %s", d->uri, virGetLastErrorMessage());
+                disconnect(d);
+        }
+        if (!d->conn) {
+                if (!d->told_unreachable)
+                        log_info("libvirt: %s not reachable (%s); domains stay unknown until it is",
+                                 d->uri, virGetLastErrorMessage());
+                d->told_unreachable = true;
+                d->retry_usec = CLAMP(d->retry_usec * 2, RETRY_MIN_USEC, RETRY_MAX_USEC);
+                return schedule_connect(d, d->retry_usec);
+        }
+        d->told_unreachable = false;
+        d->retry_usec = 0;
+        index_all(d);
+        return 0;
+}
+
+static int schedule_connect(Domains *d, uint64_t delay_usec) {
+        uint64_t when = now_usec(CLOCK_MONOTONIC) + delay_usec;
+        int r;
+
+        if (!d->retry)
+                return sd_event_add_time(d->event, &d->retry, CLOCK_MONOTONIC, when, USEC_PER_SEC / 10,
+                                         on_connect, d);
+        r = sd_event_source_set_time(d->retry, when);
+        return r < 0 ? r : sd_event_source_set_enabled(d->retry, SD_EVENT_ONESHOT);
+}
+
+int domains_new(sd_event *event, Registry *registry, const char *uri, Domains **ret) {
+        g_autoptr(Domains) d = g_new0(Domains, 1);
+        int r;
+
+        d->event = sd_event_ref(event);
+        d->registry = registry;
+        d->by_device = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        d->by_domain = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
+        for (int i = 0; i < _EV_MAX; i++)
+                d->callbacks[i] = -1;
+        if (uri && *uri) {
+                d->uri = g_strdup(uri);
+                r = virt_event_register(event);
+                if (r < 0 && r != -EALREADY)
+                        return log_error_errno(r, "Cannot run libvirt's events on our loop: %m");
+                virSetErrorFunc(NULL, quiet);
+                r = schedule_connect(d, 0);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot schedule connecting to libvirt: %m");
+        }
+        registry_listen(registry, on_registry, d);
+        *ret = g_steal_pointer(&d);
+        return 0;
+}
+
+void domains_free(Domains *d) {
+        if (!d)
+                return;
+        registry_unlisten(d->registry, on_registry, d);
+        disconnect(d);
+        sd_event_source_disable_unref(d->retry);
+        sd_event_unref(d->event);
+        g_hash_table_destroy(d->by_device);
+        g_hash_table_destroy(d->by_domain);
+        g_free(d->uri);
+        g_free(d);
+}
+
+virConnectPtr domains_connection(Domains *d) {
+        return d->conn;
+}

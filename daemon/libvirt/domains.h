@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <systemd/sd-event.h>
+
+#include "registry.h"
+
+/* Which running libvirt domain holds which device. A device assigned to
+ * a running domain is held by its QEMU, which moves its state itself:
+ * vfiomigd names the domain on the device (Device.Domain) and touches
+ * nothing of it.
+ *
+ * The index (mdev UUIDs and PCI addresses from each running domain's
+ * XML) is built once per connection and kept current by libvirt's
+ * lifecycle, device-added/removed and metadata events, delivered on the
+ * daemon's loop (virt-event.h); nothing lists every domain per call.
+ * The connection is made from the loop after start and remade when
+ * libvirtd goes away and comes back; without libvirtd vfiomigd works as
+ * before, and every device's Domain is "". */
+
+typedef struct Domains Domains;
+
+/* uri: a libvirt URI ("qemu:///system"); NULL or "" connects to nothing
+ * (tests, hosts without libvirt). */
+int domains_new(sd_event *event, Registry *registry, const char *uri, Domains **ret);
+void domains_free(Domains *d);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Domains, domains_free);
+
+/* The connection while there is one, else NULL; the Testbed interface
+ * drives the test driver's domains through it. */
+virConnectPtr domains_connection(Domains *d);
+/* Reads a domain's XML again, as an event about it would. */
+void domains_refresh(Domains *d, virDomainPtr dom);
