@@ -670,6 +670,29 @@ static int find_pci_source(GPtrArray *hostdevs, GPtrArray *addrs, const char *ol
         return 0;
 }
 
+static xmlNode *next_element(xmlNode *n, xmlNode *root) {
+        xmlNode *next = xmlFirstElementChild(n);
+
+        for (; !next && n != root; n = n->parent)
+                next = xmlNextElementSibling(n);
+        return next;
+}
+
+/* libxml2 (2.9.14, measured by the fuzzer) writes a namespace URI back
+ * without escaping '<', '&' or control characters, which makes the
+ * output ill-formed or changes the URI. libvirt writes its XML with the
+ * same serializer, so no domain it formats carries one. */
+static int check_namespaces_writable(xmlNode *root, char **error) {
+        for (xmlNode *n = root; n; n = next_element(n, root))
+                for (xmlNs *ns = n->nsDef; ns; ns = ns->next)
+                        for (const xmlChar *c = ns->href; c && *c; c++)
+                                if (*c == '<' || *c == '&' || *c < 0x20)
+                                        return errno_message(error, EBADMSG,
+                                                             "line %ld: a namespace URI with a character that "
+                                                             "cannot be written back", xmlGetLineNo(n));
+        return 0;
+}
+
 int domain_xml_set_pci_source(const char *xml, size_t len, const char *old_addr, const char *new_addr,
                               char **ret_xml, char **error) {
         g_autofree char *old = NULL, *new = NULL;
@@ -696,6 +719,9 @@ int domain_xml_set_pci_source(const char *xml, size_t len, const char *old_addr,
         r = parse_hostdevs(xp, root, &hostdevs, &addrs, error);
         if (r >= 0)
                 r = find_pci_source(hostdevs, addrs, old, new, &addr, error);
+        if (r < 0)
+                return r;
+        r = check_namespaces_writable(root, error);
         if (r < 0)
                 return r;
         set_pci_address(addr, new);

@@ -616,6 +616,27 @@ static void test_pci_rewrite_errors(void) {
         }
 }
 
+/* A namespace URI libxml2 would write back unescaped (found by the
+ * fuzzer): the document still parses, but no rewrite may return XML
+ * that is not well-formed or has another namespace. */
+static void test_pci_rewrite_unwritable_namespace(void) {
+        static const char *const uris[] = { "urn:a&lt;b", "urn:a?x=1&amp;y=2", "urn:a&#10;b", "urn:a&#9;b" };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(uris); i++) {
+                g_autofree char *xml = g_strdup_printf(
+                        HEAD "<hostdev type='pci'><source><address bus='0' slot='2' function='0'/></source></hostdev>"
+                        "</devices><metadata><o:x xmlns:o='%s'/></metadata><devices>" TAIL, uris[i]);
+                g_autofree char *out = NULL, *error = NULL;
+                g_autoptr(DomainInfo) info = parse_ok(xml);
+
+                g_assert_cmpuint(info->hostdevs->len, ==, 1);
+                g_assert_cmpint(domain_xml_set_pci_source(xml, strlen(xml), "0000:00:02.0", "0000:00:03.0", &out, &error),
+                                ==, -EBADMSG);
+                g_assert_null(out);
+                g_assert_nonnull(strstr(error, "namespace URI"));
+        }
+}
+
 int main(int argc, char *argv[]) {
         unit_test_init(argc, argv);
         g_test_add_func("/domain-xml/hostdevs", test_hostdevs);
@@ -634,5 +655,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/domain-xml/pci-rewrite", test_pci_rewrite);
         g_test_add_func("/domain-xml/pci-rewrite-declaration", test_pci_rewrite_declaration);
         g_test_add_func("/domain-xml/pci-rewrite-errors", test_pci_rewrite_errors);
+        g_test_add_func("/domain-xml/pci-rewrite-unwritable-namespace", test_pci_rewrite_unwritable_namespace);
         return g_test_run();
 }
