@@ -13,11 +13,14 @@
 #include "util.h"
 
 
+#define DEFAULT_LIBVIRT_URI "qemu:///system"
+
 typedef struct Options {
         char *config_file;
         char *testbed;
         char *introspect;
         GPtrArray *rules_dirs;
+        char *libvirt_uri;              /* NULL: the default */
         uint64_t idle_timeout_usec;
         int log_level;
         bool testbed_set, idle_set, log_level_set;
@@ -29,6 +32,7 @@ static void options_clear(Options *o) {
         g_free(o->config_file);
         g_free(o->testbed);
         g_free(o->introspect);
+        g_free(o->libvirt_uri);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Options, options_clear);
 
@@ -46,9 +50,12 @@ static void help(void) {
                "     --log-level=LEVEL    err, warning, notice, info or debug\n"
                "     --rules-dir=DIR      Read compatibility rules from DIR instead of\n"
                "                          %s and %s (repeatable)\n"
+               "     --libvirt-uri=URI    Learn which libvirt domain holds which device from URI\n"
+               "                          (default %s; empty: none)\n"
                "     --bus-introspect=PATH\n"
                "                          Write the D-Bus API's introspection XML to PATH and exit\n",
-               program_invocation_short_name, VFIOMIG_CONFIG_FILE, VFIOMIG_RULES_DIR_VENDOR, VFIOMIG_RULES_DIR_LOCAL);
+               program_invocation_short_name, VFIOMIG_CONFIG_FILE, VFIOMIG_RULES_DIR_VENDOR, VFIOMIG_RULES_DIR_LOCAL,
+               DEFAULT_LIBVIRT_URI);
 }
 
 static int parse_seconds(const char *s, uint64_t *ret) {
@@ -61,7 +68,8 @@ static int parse_seconds(const char *s, uint64_t *ret) {
 }
 
 static int parse_argv(int argc, char *argv[], Options *o) {
-        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_TESTBED, ARG_IDLE, ARG_LOG_LEVEL, ARG_INTROSPECT, ARG_RULES_DIR };
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_TESTBED, ARG_IDLE, ARG_LOG_LEVEL, ARG_INTROSPECT, ARG_RULES_DIR,
+               ARG_LIBVIRT_URI };
         static const struct option options[] = {
                 { "help",           no_argument,       NULL, 'h' },
                 { "version",        no_argument,       NULL, ARG_VERSION },
@@ -71,6 +79,7 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                 { "log-level",      required_argument, NULL, ARG_LOG_LEVEL },
                 { "bus-introspect", required_argument, NULL, ARG_INTROSPECT },
                 { "rules-dir",      required_argument, NULL, ARG_RULES_DIR },
+                { "libvirt-uri",    required_argument, NULL, ARG_LIBVIRT_URI },
                 {}
         };
         int c;
@@ -112,6 +121,10 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                                 o->rules_dirs = g_ptr_array_new_with_free_func(g_free);
                         g_ptr_array_add(o->rules_dirs, g_strdup(optarg));
                         break;
+                case ARG_LIBVIRT_URI:
+                        g_free(o->libvirt_uri);
+                        o->libvirt_uri = g_strdup(optarg);
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -126,9 +139,25 @@ static uint64_t default_idle_timeout_usec(void) {
         return getenv("DBUS_STARTER_BUS_TYPE") || getenv("INVOCATION_ID") ? 60 * USEC_PER_SEC : 0;
 }
 
-/* [Daemon] Testbed=, IdleTimeoutSec=, LogLevel=; the command line wins. */
+/* [Libvirt] URI= */
+static int parse_libvirt(ConfFile *c, Options *o, GError **error) {
+        static const char *const libvirt_keys[] = { "URI", NULL };
+        g_autofree char *uri = NULL;
+
+        if (!g_key_file_has_group(conf_file_keyfile(c), "Libvirt"))
+                return 0;
+        if (!conf_file_check_keys(c, "Libvirt", libvirt_keys, error) ||
+            !conf_file_get_string(c, "Libvirt", "URI", DEFAULT_LIBVIRT_URI, &uri, error))
+                return -EINVAL;
+        if (!o->libvirt_uri)
+                o->libvirt_uri = g_steal_pointer(&uri);
+        return 0;
+}
+
+/* [Daemon] Testbed=, IdleTimeoutSec=, LogLevel=; [Libvirt] URI=; the
+ * command line wins. */
 static int parse_config(Options *o) {
-        static const char *const groups[] = { "Daemon", NULL };
+        static const char *const groups[] = { "Daemon", "Libvirt", NULL };
         static const char *const keys[] = { "Testbed", "IdleTimeoutSec", "LogLevel", NULL };
         const char *path = o->config_file ? o->config_file : VFIOMIG_CONFIG_FILE;
         g_autoptr(ConfFile) c = NULL;
@@ -141,7 +170,7 @@ static int parse_config(Options *o) {
         if (!o->config_file && !g_file_test(path, G_FILE_TEST_EXISTS))
                 return 0;
         c = conf_file_load(path, &error);
-        if (!c || !conf_file_check_groups(c, groups, &error))
+        if (!c || !conf_file_check_groups(c, groups, &error) || parse_libvirt(c, o, &error) < 0)
                 return log_error_errno(EINVAL, "Invalid configuration: %s", error->message);
         if (!g_key_file_has_group(conf_file_keyfile(c), "Daemon"))
                 return 0;
@@ -199,6 +228,7 @@ static int run(int argc, char *argv[]) {
                 .testbed = o.testbed,
                 .idle_timeout_usec = o.idle_timeout_usec,
                 .rules_dirs = o.rules_dirs ? (char **) o.rules_dirs->pdata : NULL,
+                .libvirt_uri = o.libvirt_uri ?: DEFAULT_LIBVIRT_URI,
         }, &m);
         if (r < 0)
                 return r;

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "compat/identities.h"
 #include "manager.h"
+#include "libvirt/domains.h"
 #include "migration/jobs.h"
 #include "migration/probe.h"
 #include "migration/recovery.h"
@@ -30,9 +31,11 @@ struct Manager {
         IdentitySync *identities;       /* identities and the compatibility map */
         Jobs *jobs;
         Probes *probes;
+        Domains *domains;               /* which libvirt domain holds what */
         BusContext bus_context;         /* what the objects see of all this */
 
         char **rules_dirs;              /* NULL: the defaults */
+        char *libvirt_uri;
         char *runtime_dir;              /* journal of in-flight jobs, testbed device state */
         char *state_dir;                /* saved states, probe results */
 
@@ -91,6 +94,7 @@ int manager_new(const ManagerOptions *o, Manager **ret) {
                 return r;
 
         m->rules_dirs = g_strdupv(o->rules_dirs);
+        m->libvirt_uri = g_strdup(o->libvirt_uri);
         /* the bus first: InterfacesAdded before anything about the
          * object's identity (identities_start() subscribes after it) */
         registry_listen(m->registry, bus_registry_notify, &m->bus_context);
@@ -105,6 +109,7 @@ void manager_free(Manager *m) {
         /* Running jobs roll back before anything they use goes away. */
         jobs_free(m->jobs);
         probes_free(m->probes);
+        domains_free(m->domains);
         /* Drop the bus first: its slots hold pointers into the registry. */
         sd_bus_flush_close_unref(m->bus);
         registry_unlisten(m->registry, bus_registry_notify, &m->bus_context);
@@ -113,6 +118,7 @@ void manager_free(Manager *m) {
         registry_free(m->registry);
         probe_cache_free(m->probe_cache);
         g_strfreev(m->rules_dirs);
+        g_free(m->libvirt_uri);
         polkit_registry_free(m->polkit);
         sd_event_unref(m->event);
         g_free(m->runtime_dir);
@@ -231,7 +237,7 @@ static int start_modules(Manager *m) {
         migration_recover_journal(m->jobs);
         identities_start(m->identities);
         m->probes = probes_new(m->event, m->registry, m->backend, identities_map(m->identities), m->probe_cache);
-        return 0;
+        return domains_new(m->event, m->registry, m->libvirt_uri, &m->domains);
 }
 
 int manager_start(Manager *m) {
@@ -260,6 +266,7 @@ int manager_start(Manager *m) {
                 .jobs = m->jobs,
                 .probes = m->probes,
                 .identities = m->identities,
+                .domains = m->domains,
                 .state_dir = m->state_dir,
         };
         r = bus_manager_register(&m->bus_context);

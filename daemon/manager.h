@@ -16,6 +16,7 @@ typedef struct ManagerOptions {
         const char *testbed;            /* NULL: kernel; "default" or a file */
         uint64_t idle_timeout_usec;     /* 0: never exit on idle */
         char **rules_dirs;              /* NULL: the defaults */
+        const char *libvirt_uri;        /* "": no libvirt */
 } ManagerOptions;
 
 int manager_new(const ManagerOptions *o, Manager **ret);

@@ -6,6 +6,7 @@
 
 #include "backend/backend.h"
 #include "compat/identities.h"
+#include "libvirt/domains.h"
 #include "migration/jobs.h"
 #include "bus/polkit.h"
 #include "migration/probe.h"
@@ -23,6 +24,7 @@ typedef struct BusContext {
         Jobs *jobs;
         Probes *probes;
         IdentitySync *identities;
+        Domains *domains;
         const char *state_dir;          /* saved states */
 } BusContext;
 

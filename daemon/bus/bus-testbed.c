@@ -194,6 +194,24 @@ static int method_get_map_stats(sd_bus_message *msg, void *userdata, sd_bus_erro
         return r;
 }
 
+static int method_drive_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        const char *name, *action;
+        g_autofree char *why = NULL;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &name, &action);
+        if (r < 0)
+                return r;
+        r = check_manage(c, msg, name, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = domains_drive_test_domain(c->domains, name, action, &why);
+        if (r < 0)
+                return bus_error_set_errnof(error, r, "%s", why);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 const sd_bus_vtable bus_testbed_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("GetDigest", SD_BUS_ARGS("s", device), SD_BUS_RESULT("s", digest),
@@ -212,6 +230,8 @@ const sd_bus_vtable bus_testbed_vtable[] = {
                                 method_reset, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetDirtyRate", SD_BUS_ARGS("s", device, "t", bytes_per_second), SD_BUS_NO_RESULT,
                                 method_set_dirty_rate, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DriveDomain", SD_BUS_ARGS("s", domain, "s", action), SD_BUS_NO_RESULT,
+                                method_drive_domain, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

@@ -258,3 +258,24 @@ void domains_free(Domains *d) {
 virConnectPtr domains_connection(Domains *d) {
         return d->conn;
 }
+
+int domains_drive_test_domain(Domains *d, const char *name, const char *action, char **ret_error) {
+        virDomainPtr dom;
+        int r;
+
+        if (!d->uri || !g_str_has_prefix(d->uri, "test:"))
+                return errno_message(ret_error, EPERM, "Only the test driver's domains are driven; %s is not it",
+                                     d->uri ?: "no libvirt URI");
+        if (!d->conn)
+                return errno_message(ret_error, ENOTCONN, "Not connected to libvirt");
+        if (!g_str_equal(action, "start") && !g_str_equal(action, "destroy"))
+                return errno_message(ret_error, EINVAL, "'%s' is neither start nor destroy", action);
+        dom = virDomainLookupByName(d->conn, name);
+        if (!dom)
+                return errno_message(ret_error, ENOENT, "No domain %s", name);
+        r = g_str_equal(action, "start") ? virDomainCreate(dom) : virDomainDestroy(dom);
+        if (r < 0)
+                r = errno_message(ret_error, EIO, "Cannot %s %s: %s", action, name, virGetLastErrorMessage());
+        virDomainFree(dom);
+        return r < 0 ? r : 0;
+}

@@ -35,3 +35,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Domains, domains_free);
 virConnectPtr domains_connection(Domains *d);
 /* Reads a domain's XML again, as an event about it would. */
 void domains_refresh(Domains *d, virDomainPtr dom);
+
+/* For tests against libvirt's test driver only (a test:/// URI): starts
+ * ("start") or destroys ("destroy") a domain of the daemon's own
+ * connection, whose events then arrive as libvirtd's would. -ENOTCONN,
+ * -EPERM (not the test driver), -ENOENT, -EINVAL, -EIO, with a message. */
+int domains_drive_test_domain(Domains *d, const char *name, const char *action, char **ret_error);

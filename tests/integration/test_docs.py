@@ -180,11 +180,12 @@ class DaemonPageTest(DocTestCase):
             self.assertEqual(code[name], docs[name], f'vfiomigd {name}: --help and the page disagree')
 
     def test_config_keys(self):
-        m = re.search(r'static const char \*const keys\[\] = \{([^}]*)\}', read('daemon', 'main.c'))
-        code = re.findall(r'"(\w+)"', m.group(1))
-        self.assertTrue(code)
+        # [Daemon]'s keys and [Libvirt]'s
+        lists = re.findall(r'static const char \*const (?:libvirt_)?keys\[\] = \{([^}]*)\}', read('daemon', 'main.c'))
+        self.assertEqual(len(lists), 2)
+        code = [k for m in lists for k in re.findall(r'"(\w+)"', m)]
         docs = [t.rstrip('=') for t in terms(self.sections['CONFIGURATION']) if t.endswith('=')]
-        self.assertSameSet(code, docs, '[Daemon] keys')
+        self.assertSameSet(code, docs, 'configuration keys')
 
     def test_testbed_keys(self):
         source = read('daemon', 'backend', 'testbed.c')

@@ -130,6 +130,10 @@ class Daemon:
         full_env = {**os.environ, **bus.daemon_env, **(env or {})}
         # e.g. VFIOMIG_TEST_WRAPPER="valgrind --error-exitcode=99" to debug
         extra = os.environ.get('VFIOMIG_TEST_WRAPPER', '').split()
+        # no libvirt unless a test brings its own: another test's libvirtd
+        # may be running on this machine
+        if not any(a.startswith('--libvirt-uri') for a in args):
+            args = ['--libvirt-uri=', *args]
         self.proc = subprocess.Popen([*extra, VFIOMIGD, '--log-level=debug', *args],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
         conn = bus.connect()

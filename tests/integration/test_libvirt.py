@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""vfiomigd and libvirt's test driver: which running domain holds which
+testbed device, kept current by the domains' events, and the refusals
+that follow. The test driver's domains live in vfiomigd's own connection
+(test:///PATH.xml); Testbed.DriveDomain() starts and stops them there."""
+
+import os
+import tempfile
+
+from gi.repository import GLib
+
+from vfiomigtest import DaemonTestCase, SignalRecorder, device_path, main, wait_until
+
+ERR = 'org.vfiomig1.Error.'
+DEVICE = 'org.vfiomig1.Device'
+
+
+def uuid(n):
+    return f'00000000-0000-4000-8000-{n:012d}'
+
+
+U1, U2, U3, U4, U5 = (uuid(n) for n in range(1, 6))
+PCI = '0000:3b:00.1'
+
+TESTBED_CONF = '''
+[Parent simgpu]
+Driver=simgpu
+
+[Type simgpu/sim]
+MaxInstances=8
+MigrationFlags=stop-copy,p2p,pre-copy
+StateSize=64K
+''' + ''.join(f'''
+[Device {n}]
+Kind=mdev
+Parent=simgpu
+Type=sim
+''' for n in (U1, U2, U3)) + f'''
+[Device {PCI}]
+Kind=pci
+Driver=vfio-pci
+Vendor=0x8086
+Device=0x1572
+SubsystemVendor=0x8086
+SubsystemDevice=0x0000
+MigrationFlags=stop-copy
+'''
+
+
+def hostdev_mdev(u):
+    return f"<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='{u.upper()}'/></source></hostdev>"
+
+
+def domain(name, n, hostdevs, running=True):
+    state = '' if running else "<test:runstate>5</test:runstate>"
+    return f'''
+  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <name>{name}</name>
+    <uuid>11111111-2222-3333-4444-{n:012d}</uuid>
+    <memory>65536</memory>
+    <os><type>hvm</type></os>
+    <devices>{''.join(hostdevs)}</devices>
+    {state}
+  </domain>'''
+
+
+# vm1 runs with U1, the PCI function and U4 (which does not exist yet);
+# vm2 is defined but off, with U2; vm3 has nothing of ours.
+NODE = '<node>' + domain('vm1', 1, [
+    hostdev_mdev(U1), hostdev_mdev(U4),
+    "<hostdev mode='subsystem' type='pci' managed='no'><source>"
+    "<address domain='0x0000' bus='0x3b' slot='0x00' function='0x1'/></source></hostdev>"]) + \
+    domain('vm2', 2, [hostdev_mdev(U2)], running=False) + domain('vm3', 3, []) + '</node>'
+
+
+class LibvirtTest(DaemonTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix='vfiomig-libvirt-')
+        conf = os.path.join(cls.tmp, 'testbed.conf')
+        node = os.path.join(cls.tmp, 'node.xml')
+        with open(conf, 'w', encoding='utf-8') as f:
+            f.write(TESTBED_CONF)
+        with open(node, 'w', encoding='utf-8') as f:
+            f.write(NODE)
+        cls.daemon_args = [f'--testbed={conf}', f'--libvirt-uri=test://{node}']
+        cls.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(cls.tmp, 'run'),
+                          'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
+        super().setUpClass()
+        # the index is built from the loop after start
+        wait_until(lambda: cls.prop_of(U1, 'Domain') == 'vm1', 10, 'the domain index')
+
+    @classmethod
+    def prop_of(cls, name, prop):
+        return cls.conn.call_sync('org.vfiomig1', device_path(name), 'org.freedesktop.DBus.Properties', 'Get',
+                                  GLib.Variant('(ss)', (DEVICE, prop)), None, 0, 5000, None).unpack()[0]
+
+    def prop(self, name, prop):
+        return self.get_property(device_path(name), DEVICE, prop)
+
+    def drive(self, dom, action):
+        self.tb('DriveDomain', '(ss)', dom, action)
+
+    def test_running_domain_holds_its_devices(self):
+        self.assertEqual(self.prop(U1, 'Domain'), 'vm1')
+        self.assertEqual(self.prop(PCI, 'Domain'), 'vm1')
+        self.assertEqual(self.prop(U2, 'Domain'), '', 'vm2 is not running')
+        self.assertEqual(self.prop(U3, 'Domain'), '')
+        self.assertTrue(self.prop(U1, 'Busy'))
+        self.assertEqual(self.prop(U1, 'Holder'), 'domain vm1')
+        self.assertFalse(self.prop(U3, 'Busy'))
+
+    def test_held_device_refused_and_unchanged(self):
+        before = self.tb('GetDigest', '(s)', U1)
+        for method, sig, args in [('Migrate', '(ssa{sv})', (U1, U3, {})),
+                                  ('Migrate', '(ssa{sv})', (U3, U1, {})),
+                                  ('RemoveMdev', '(sa{sv})', (U1, {})),
+                                  ('Resume', '(sa{sv})', (U1, {})),
+                                  ('Probe', '(ssa{sv})', (U1, U3, {}))]:
+            with self.subTest(method=method, args=args[:2]):
+                msg = self.assert_dbus_error(ERR + 'Busy', self.call, method, sig, args)
+                self.assertIn(f'{U1} is held by domain vm1', msg)
+        self.assertIn(U1, self.devices())
+        self.assertEqual(self.tb('GetDigest', '(s)', U1), before)
+        self.assertFalse(self.prop(U3, 'Busy'))
+
+    def test_events_follow_domains(self):
+        props = SignalRecorder(self.conn, member='PropertiesChanged', path=device_path(U2))
+        self.addCleanup(props.close)
+        self.drive('vm2', 'start')
+        wait_until(lambda: self.prop(U2, 'Domain') == 'vm2', 10, 'U2 to be vm2\'s')
+        props.wait_for(lambda s: 'Domain' in s[3][1] and s[3][1]['Domain'] == 'vm2')
+        self.assertTrue(self.prop(U2, 'Busy'))
+        self.drive('vm2', 'destroy')
+        wait_until(lambda: self.prop(U2, 'Domain') == '', 10, 'U2 to be free again')
+        self.assertFalse(self.prop(U2, 'Busy'))
+        # free again: a migration of it is no longer refused for vm2
+        job = self.start('Migrate', '(ssa{sv})', (U2, U3, {}))
+        self.assertEqual(self.wait_job(job)['result'], 'done')
+
+    def test_new_device_of_running_domain(self):
+        """An mdev created after the index was built gets its domain."""
+        self.call('CreateMdev', '(sssa{sv})', ('simgpu', 'sim', U4, {}))
+        wait_until(lambda: self.prop(U4, 'Domain') == 'vm1', 10, 'U4 to be vm1\'s')
+        self.assertTrue(self.prop(U4, 'Busy'))
+
+    def test_drive_domain_bad_input(self):
+        self.assert_dbus_error(ERR + 'NoSuchDevice', self.tb, 'DriveDomain', '(ss)', 'nope', 'start')
+        self.assert_dbus_error(ERR + 'InvalidArgument', self.tb, 'DriveDomain', '(ss)', 'vm3', 'reboot')
+
+
+class NoLibvirtTest(DaemonTestCase):
+    """An unreachable libvirt changes nothing."""
+    daemon_args = ['--testbed=default', '--libvirt-uri=qemu+unix:///system?socket=/nonexistent/sock']
+
+    def test_works_without(self):
+        devices = self.devices()
+        self.assertTrue(devices)
+        for name in devices:
+            self.assertEqual(self.get_property(device_path(name), DEVICE, 'Domain'), '')
+        self.assert_dbus_error('org.freedesktop.DBus.Error.AccessDenied', self.tb, 'DriveDomain', '(ss)', 'x',
+                               'start')
+        self.assertIn('not reachable', self.daemon.output())
+
+
+if __name__ == '__main__':
+    main()
