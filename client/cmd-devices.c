@@ -9,7 +9,7 @@ int cmd_list(Ctl *ctl, int argc, char **argv) {
         g_autoptr(Table) t = NULL;
         g_autoptr(JsonArray) a = NULL;
         sd_bus_message *reply = NULL;
-        const char *name, *kind, *driver, *type, *flags, *state;
+        const char *name, *kind, *driver, *type, *flags, *state, *domain;
         int r, code;
 
         if (argc != 1)
@@ -18,10 +18,11 @@ int cmd_list(Ctl *ctl, int argc, char **argv) {
         if (code != EXIT_OK)
                 return code;
 
-        t = table_new("NAME", "KIND", "DRIVER", "TYPE", "MIGRATION", "STATE", NULL);
+        t = table_new("NAME", "KIND", "DRIVER", "TYPE", "MIGRATION", "STATE", "DOMAIN", NULL);
         a = json_array_new();
-        r = sd_bus_message_enter_container(reply, 'a', "(ssssss)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssssss)", &name, &kind, &driver, &type, &flags, &state)) > 0) {
+        r = sd_bus_message_enter_container(reply, 'a', "(sssssss)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssss)", &name, &kind, &driver, &type, &flags, &state,
+                                                   &domain)) > 0) {
                 JsonObject *o = json_object_new();
                 g_auto(GStrv) flagv = *flags ? g_strsplit(flags, ",", -1) : g_new0(char *, 1);
 
@@ -31,8 +32,9 @@ int cmd_list(Ctl *ctl, int argc, char **argv) {
                 json_object_set_string_member(o, "mdev_type", type);
                 json_object_set_member(o, "migration_flags", json_strv_node(flagv));
                 json_object_set_string_member(o, "state", state);
+                json_object_set_string_member(o, "domain", domain);
                 json_array_add_object_element(a, o);
-                table_add_row(t, name, kind, driver, type, flags, state, NULL);
+                table_add_row(t, name, kind, driver, type, flags, state, domain, NULL);
         }
         sd_bus_message_unref(reply);
         if (r < 0) {

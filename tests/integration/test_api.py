@@ -42,7 +42,7 @@ class ApiTest(DaemonTestCase):
         for row, obj in zip(via_busctl, via_ctl):
             flags = row[4].split(',') if row[4] else []
             self.assertEqual(row, [obj['name'], obj['kind'], obj['driver'], obj['mdev_type'],
-                                   ','.join(obj['migration_flags']), obj['state']])
+                                   ','.join(obj['migration_flags']), obj['state'], obj['domain']])
             self.assertEqual(obj['migration_flags'], flags)
 
     def test_busctl_and_ctl_agree_on_types(self):
@@ -53,7 +53,7 @@ class ApiTest(DaemonTestCase):
 
     def test_human_list_has_every_device(self):
         out = ctl('list', check=True).stdout.splitlines()
-        self.assertEqual(out[0].split(), ['NAME', 'KIND', 'DRIVER', 'TYPE', 'MIGRATION', 'STATE'])
+        self.assertEqual(out[0].split(), ['NAME', 'KIND', 'DRIVER', 'TYPE', 'MIGRATION', 'STATE', 'DOMAIN'])
         self.assertEqual(sorted(line.split()[0] for line in out[1:]), sorted(self.devices()))
 
     def test_get_device_and_properties(self):

@@ -5,12 +5,13 @@ testbed device, kept current by the domains' events, and the refusals
 that follow. The test driver's domains live in vfiomigd's own connection
 (test:///PATH.xml); Testbed.DriveDomain() starts and stops them there."""
 
+import json
 import os
 import tempfile
 
 from gi.repository import GLib
 
-from vfiomigtest import DaemonTestCase, SignalRecorder, device_path, main, wait_until
+from vfiomigtest import DaemonTestCase, SignalRecorder, ctl, device_path, main, wait_until
 
 ERR = 'org.vfiomig1.Error.'
 DEVICE = 'org.vfiomig1.Device'
@@ -144,6 +145,18 @@ class LibvirtTest(DaemonTestCase):
         self.call('CreateMdev', '(sssa{sv})', ('simgpu', 'sim', U4, {}))
         wait_until(lambda: self.prop(U4, 'Domain') == 'vm1', 10, 'U4 to be vm1\'s')
         self.assertTrue(self.prop(U4, 'Busy'))
+
+    def test_client_shows_domains(self):
+        rows = {line.split()[0]: line.split() for line in ctl('list', check=True).stdout.splitlines()[1:]
+                if line.strip()}
+        self.assertEqual(rows[U1][-1], 'vm1')
+        self.assertEqual(rows[U3][-1], '-')
+        by_name = {d['name']: d for d in json.loads(ctl('list', '--json', check=True).stdout)}
+        self.assertEqual(by_name[PCI]['domain'], 'vm1')
+        self.assertEqual(by_name[U3]['domain'], '')
+        show = ctl('show', U1, check=True).stdout
+        self.assertRegex(show, r'(?m)^\s*Domain: vm1$')
+        self.assertRegex(show, r'(?m)^\s*Holder: domain vm1$')
 
     def test_drive_domain_bad_input(self):
         self.assert_dbus_error(ERR + 'NoSuchDevice', self.tb, 'DriveDomain', '(ss)', 'nope', 'start')

@@ -41,9 +41,9 @@ class UdevTest(DaemonTestCase):
     def test_lists_exactly_what_is_there(self):
         self.assertEqual(self.get_property(OBJECT_PATH, MANAGER, 'Backend'), 'kernel')
         self.assertEqual(self.devices(), {
-            UUID1: (UUID1, 'mdev', 'mtty', 'mtty-2', '', ''),
-            UUID2: (UUID2, 'mdev', 'mtty', 'mtty-1', '', ''),
-            VF: (VF, 'pci', 'vfio-pci', '', '', ''),
+            UUID1: (UUID1, 'mdev', 'mtty', 'mtty-2', '', '', ''),
+            UUID2: (UUID2, 'mdev', 'mtty', 'mtty-1', '', '', ''),
+            VF: (VF, 'pci', 'vfio-pci', '', '', '', ''),
         })
         self.assertEqual(self.types(), {
             ('mtty', 'mtty-1'): ('mtty', 'mtty-1', 'Single port serial', 23),
