@@ -57,6 +57,7 @@ int cmd_identity(Ctl *ctl, int argc, char **argv);
 int cmd_compat(Ctl *ctl, int argc, char **argv);
 int cmd_targets(Ctl *ctl, int argc, char **argv);
 int cmd_probe(Ctl *ctl, int argc, char **argv);
+int cmd_domain(Ctl *ctl, int argc, char **argv);
 
 /* Sends the method call m (and drops it), asking polkit to ask for a
  * password unless --no-ask-password; r < 0 says building m failed. On

@@ -33,6 +33,7 @@ static const struct {
         { "compat",      cmd_compat },
         { "targets",     cmd_targets },
         { "probe",       cmd_probe },
+        { "domain",      cmd_domain },
 };
 
 /* The options of the command line. --help, --version and
@@ -75,6 +76,7 @@ static const struct {
         { "targets",     BIT(ARG_JSON) | BIT(ARG_TYPE) | BIT(ARG_TARGETS_VERSION) | BIT(ARG_INCLUDE_BUSY) |
                          BIT(ARG_EXISTING_ONLY) | BIT(ARG_INCLUDE_UNKNOWN) },
         { "probe",       BIT(ARG_JSON) },
+        { "domain",      BIT(ARG_JSON) },
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(command_options) == G_N_ELEMENTS(commands));
 
@@ -123,7 +125,8 @@ static void help(void) {
                "  targets DEVICE | --type=TYPE [--version=VERSION]\n"
                "                              Where state of this identity may go (options\n"
                "                              --include-busy, --existing-only, --include-unknown)\n"
-               "  probe SOURCE TARGET         Try a resume of SOURCE's pre-copy data on TARGET\n\n"
+               "  probe SOURCE TARGET         Try a resume of SOURCE's pre-copy data on TARGET\n"
+               "  domain NAME                 A libvirt domain's devices: identity, holder, targets\n\n"
                "Options may come before or after the command, and take a value as --opt=VALUE\n"
                "or as --opt VALUE. Each command refuses the options it does not take.\n\n"
                "Options:\n"

@@ -62,6 +62,9 @@ int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error 
 int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 
+/* Manager methods about libvirt domains (bus-domain.c). */
+int bus_method_get_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+
 
 
 /* Turns registry changes into InterfacesAdded/Removed, PropertiesChanged

@@ -21,6 +21,8 @@ struct Domains {
         virConnectPtr conn;
         int callbacks[_EV_MAX];
         sd_event_source *retry;         /* (re)connects */
+        sd_event_source *metadata_retry;        /* domains that had a job */
+        GHashTable *metadata_pending;   /* names of those domains */
         uint64_t retry_usec;
         bool told_unreachable;
 
@@ -58,6 +60,73 @@ static void index_info(Domains *d, const DomainInfo *info) {
         g_hash_table_replace(d->by_domain, g_strdup(info->name), keys);
 }
 
+/* What vfiomigd knows of each hostdev that is a device here: its
+ * identity travels with the domain, for the destination's hook. */
+static GPtrArray *wanted_metadata(Domains *d, const DomainInfo *info) {
+        GPtrArray *wanted = domain_metadata_new();
+
+        for (guint i = 0; i < info->hostdevs->len; i++) {
+                const DomainHostdev *h = info->hostdevs->pdata[i];
+                const Device *dev = registry_get_device(d->registry, h->key);
+
+                if (!dev || !*dev->migration_type)
+                        continue;
+                g_ptr_array_add(wanted, domain_device_meta_new(h->key, dev->migration_type, dev->migration_version,
+                                                               dev->migration_basis, dev->migration_flags,
+                                                               dev->mdev_type, dev->parent));
+        }
+        return wanted;
+}
+
+static int on_metadata_retry(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Reads the domain again later, from the loop (not from inside a
+ * registry notification, nor while libvirt holds a job). */
+static void queue_refresh(Domains *d, const char *name, uint64_t delay_usec) {
+        uint64_t when = now_usec(CLOCK_MONOTONIC) + delay_usec;
+
+        g_hash_table_add(d->metadata_pending, g_strdup(name));
+        if (!d->metadata_retry)
+                (void) sd_event_add_time(d->event, &d->metadata_retry, CLOCK_MONOTONIC, when, 0,
+                                         on_metadata_retry, d);
+        else if (sd_event_source_set_time(d->metadata_retry, when) >= 0)
+                (void) sd_event_source_set_enabled(d->metadata_retry, SD_EVENT_ONESHOT);
+}
+
+/* A domain with a job (a migration under way) would make libvirt wait for
+ * it, and the loop with it: try again later. */
+static bool domain_has_job(Domains *d, virDomainPtr dom, const char *name) {
+        virDomainJobInfo job = {};
+
+        if (virDomainGetJobInfo(dom, &job) < 0 || job.type == VIR_DOMAIN_JOB_NONE)
+                return false;
+        queue_refresh(d, name, 5 * USEC_PER_SEC);
+        return true;
+}
+
+/* Writes live metadata only when what it says changes: the write itself
+ * comes back as a metadata event, which then finds nothing to do. */
+static void update_metadata(Domains *d, virDomainPtr dom, const DomainInfo *info) {
+        g_autoptr(GPtrArray) wanted = wanted_metadata(d, info);
+        g_autofree char *xml = NULL, *error = NULL;
+
+        if (wanted->len == 0 || domain_metadata_equal(info->metadata, wanted))
+                return;
+        if (domain_has_job(d, dom, info->name))
+                return;
+        if (domain_xml_metadata_format(wanted, &xml, &error) < 0) {
+                log_warning("libvirt domain %s: cannot describe its devices: %s", info->name, error);
+                return;
+        }
+        if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, DOMAIN_XML_NS_KEY, DOMAIN_XML_NS_URI,
+                                 VIR_DOMAIN_AFFECT_LIVE) < 0) {
+                log_warning("libvirt domain %s: cannot record its devices' identities: %s", info->name,
+                            virGetLastErrorMessage());
+                return;
+        }
+        log_info("libvirt domain %s: recorded the identities of %u devices", info->name, wanted->len);
+}
+
 void domains_refresh(Domains *d, virDomainPtr dom) {
         const char *name = virDomainGetName(dom);
         g_autofree char *xml = NULL, *error = NULL;
@@ -76,6 +145,29 @@ void domains_refresh(Domains *d, virDomainPtr dom) {
                 return;
         }
         index_info(d, info);
+        update_metadata(d, dom, info);
+}
+
+static void refresh_by_name(Domains *d, const char *name) {
+        virDomainPtr dom = d->conn ? virDomainLookupByName(d->conn, name) : NULL;
+
+        if (!dom)
+                return;
+        domains_refresh(d, dom);
+        virDomainFree(dom);
+}
+
+static int on_metadata_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Domains *d = userdata;
+        g_autoptr(GHashTable) pending = g_steal_pointer(&d->metadata_pending);
+        GHashTableIter i;
+        gpointer name;
+
+        d->metadata_pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_hash_table_iter_init(&i, pending);
+        while (g_hash_table_iter_next(&i, &name, NULL))
+                refresh_by_name(d, name);
+        return 0;
 }
 
 static void index_all(Domains *d) {
@@ -104,17 +196,22 @@ static void forget_all(Domains *d) {
 }
 
 /* A device that appears (hotplug, a recreated mdev) may belong to a
- * running domain already. */
+ * running domain already; a device whose identity is now known, or
+ * changed, has it recorded with its domain. */
 static void on_registry(Registry *r, RegistryEvent event, const void *object, void *userdata) {
         Domains *d = userdata;
         const Device *dev = object;
         const char *name;
 
-        if (event != REGISTRY_DEVICE_ADDED)
+        if (event != REGISTRY_DEVICE_ADDED && event != REGISTRY_DEVICE_IDENTITY_CHANGED)
                 return;
         name = g_hash_table_lookup(d->by_device, dev->name);
-        if (name)
+        if (!name)
+                return;
+        if (event == REGISTRY_DEVICE_ADDED)
                 registry_set_device_domain(r, dev->name, name);
+        else
+                queue_refresh(d, name, 0);
 }
 
 /* ---- events ---- */
@@ -225,6 +322,7 @@ int domains_new(sd_event *event, Registry *registry, const char *uri, Domains **
         d->registry = registry;
         d->by_device = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         d->by_domain = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
+        d->metadata_pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         for (int i = 0; i < _EV_MAX; i++)
                 d->callbacks[i] = -1;
         if (uri && *uri) {
@@ -248,6 +346,8 @@ void domains_free(Domains *d) {
         registry_unlisten(d->registry, on_registry, d);
         disconnect(d);
         sd_event_source_disable_unref(d->retry);
+        sd_event_source_disable_unref(d->metadata_retry);
+        g_hash_table_destroy(d->metadata_pending);
         sd_event_unref(d->event);
         g_hash_table_destroy(d->by_device);
         g_hash_table_destroy(d->by_domain);
@@ -278,4 +378,25 @@ int domains_drive_test_domain(Domains *d, const char *name, const char *action, 
                 r = errno_message(ret_error, EIO, "Cannot %s %s: %s", action, name, virGetLastErrorMessage());
         virDomainFree(dom);
         return r < 0 ? r : 0;
+}
+
+int domains_get(Domains *d, const char *name, bool *ret_running, DomainInfo **ret, char **ret_error) {
+        virDomainPtr dom;
+        g_autofree char *xml = NULL, *error = NULL;
+        int r;
+
+        if (!d->conn)
+                return errno_message(ret_error, ENOTCONN, "Not connected to libvirt (%s)", d->uri ?: "none configured");
+        dom = virDomainLookupByName(d->conn, name);
+        if (!dom)
+                return errno_message(ret_error, ENOENT, "No domain %s", name);
+        *ret_running = virDomainIsActive(dom) == 1;
+        xml = virDomainGetXMLDesc(dom, 0);
+        virDomainFree(dom);
+        if (!xml)
+                return errno_message(ret_error, EIO, "Cannot read domain %s: %s", name, virGetLastErrorMessage());
+        r = domain_xml_parse(xml, strlen(xml), ret, &error);
+        if (r < 0)
+                return errno_message(ret_error, EIO, "Cannot read domain %s: %s", name, error);
+        return 0;
 }

@@ -7,6 +7,7 @@
 #include <libvirt/virterror.h>
 #include <systemd/sd-event.h>
 
+#include "libvirt/domain-xml.h"
 #include "registry.h"
 
 /* Which running libvirt domain holds which device. A device assigned to
@@ -33,6 +34,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Domains, domains_free);
 /* The connection while there is one, else NULL; the Testbed interface
  * drives the test driver's domains through it. */
 virConnectPtr domains_connection(Domains *d);
+/* A domain as libvirt has it now: its hostdevs and vfiomig's metadata.
+ * -ENOTCONN (no libvirt), -ENOENT (no such domain), -EIO, with a
+ * message. */
+int domains_get(Domains *d, const char *name, bool *ret_running, DomainInfo **ret, char **ret_error);
+
 /* Reads a domain's XML again, as an event about it would. */
 void domains_refresh(Domains *d, virDomainPtr dom);
 

@@ -145,6 +145,9 @@ class LibvirtTest(DaemonTestCase):
         self.call('CreateMdev', '(sssa{sv})', ('simgpu', 'sim', U4, {}))
         wait_until(lambda: self.prop(U4, 'Domain') == 'vm1', 10, 'U4 to be vm1\'s')
         self.assertTrue(self.prop(U4, 'Busy'))
+        # and, once its identity is known, it travels with the domain too
+        wait_until(lambda: {d[0]: d for d in self.call('GetDomain', '(s)', ('vm1',))[1]}[U4][6], 10,
+                   'U4 in vm1\'s metadata')
 
     def test_client_shows_domains(self):
         rows = {line.split()[0]: line.split() for line in ctl('list', check=True).stdout.splitlines()[1:]
@@ -157,6 +160,49 @@ class LibvirtTest(DaemonTestCase):
         show = ctl('show', U1, check=True).stdout
         self.assertRegex(show, r'(?m)^\s*Domain: vm1$')
         self.assertRegex(show, r'(?m)^\s*Holder: domain vm1$')
+
+    def test_identities_recorded_with_the_domain(self):
+        """Live metadata: each hostdev that is a device here, with its
+        identity, written by vfiomigd when it found the running domain."""
+        def hostdevs():
+            running, devs = self.call('GetDomain', '(s)', ('vm1',))
+            self.assertTrue(running)
+            return {d[0]: d for d in devs}
+
+        wait_until(lambda: hostdevs()[U1][6] and hostdevs()[PCI][6], 10, 'vm1\'s metadata')
+        devs = hostdevs()
+        for name in (U1, PCI):
+            want = tuple(self.prop(name, p) for p in ('MigrationType', 'MigrationVersion', 'MigrationBasis'))
+            self.assertEqual(devs[name][2:5], want)
+            self.assertTrue(want[0])
+        self.assertEqual(devs[U1][1], 'mdev')
+        self.assertEqual(devs[PCI][1], 'pci')
+        # written once: our own write comes back as a metadata event, and
+        # metadata that is right is not written again
+        if U4 not in self.devices():
+            self.assertEqual(self.daemon.output().count('libvirt domain vm1: recorded the identities'), 1)
+        running, devs = self.call('GetDomain', '(s)', ('vm2',))
+        self.assertFalse(running)
+        self.assertFalse(devs[0][6], 'nothing is written into a domain that does not run')
+
+        out = json.loads(ctl('domain', 'vm1', '--json', check=True).stdout)
+        self.assertTrue(out['running'])
+        by_dev = {h['device']: h for h in out['hostdevs']}
+        self.assertTrue(by_dev[U1]['recorded'])
+        self.assertEqual(by_dev[U1]['holder'], 'domain vm1')
+        self.assertIn('simgpu/sim', by_dev[U1]['targets'])
+        self.assertNotIn(U1, by_dev[U1]['targets'])
+        text = ctl('domain', 'vm1', check=True).stdout
+        self.assertIn('Domain vm1 (running)', text)
+        self.assertRegex(text, rf'(?m)^{U1}\s+mdev\s.*\sdomain\s+domain vm1\s')
+
+    def test_get_domain_bad_input(self):
+        msg = self.assert_dbus_error(ERR + 'NoSuchDevice', self.call, 'GetDomain', '(s)', ('nope',))
+        self.assertIn('No domain nope', msg)
+        self.assert_dbus_error(ERR + 'InvalidArgument', self.call, 'GetDomain', '(s)', ('',))
+        p = ctl('domain', 'nope')
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('No domain nope', p.stderr)
 
     def test_drive_domain_bad_input(self):
         self.assert_dbus_error(ERR + 'NoSuchDevice', self.tb, 'DriveDomain', '(ss)', 'nope', 'start')
