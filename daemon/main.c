@@ -21,6 +21,7 @@ typedef struct Options {
         char *introspect;
         GPtrArray *rules_dirs;
         char *libvirt_uri;              /* NULL: the default */
+        uint64_t prepared_timeout_usec;
         uint64_t idle_timeout_usec;
         int log_level;
         bool testbed_set, idle_set, log_level_set;
@@ -141,14 +142,18 @@ static uint64_t default_idle_timeout_usec(void) {
 
 /* [Libvirt] URI= */
 static int parse_libvirt(ConfFile *c, Options *o, GError **error) {
-        static const char *const libvirt_keys[] = { "URI", NULL };
+        static const char *const libvirt_keys[] = { "URI", "PreparedTimeoutSec", NULL };
         g_autofree char *uri = NULL;
+        uint64_t timeout;
 
         if (!g_key_file_has_group(conf_file_keyfile(c), "Libvirt"))
                 return 0;
         if (!conf_file_check_keys(c, "Libvirt", libvirt_keys, error) ||
-            !conf_file_get_string(c, "Libvirt", "URI", DEFAULT_LIBVIRT_URI, &uri, error))
+            !conf_file_get_string(c, "Libvirt", "URI", DEFAULT_LIBVIRT_URI, &uri, error) ||
+            !conf_file_get_uint64(c, "Libvirt", "PreparedTimeoutSec", o->prepared_timeout_usec / USEC_PER_SEC, 1,
+                                  G_MAXUINT64 / USEC_PER_SEC, &timeout, error))
                 return -EINVAL;
+        o->prepared_timeout_usec = timeout * USEC_PER_SEC;
         if (!o->libvirt_uri)
                 o->libvirt_uri = g_steal_pointer(&uri);
         return 0;
@@ -197,7 +202,7 @@ static int parse_config(Options *o) {
 }
 
 static int run(int argc, char *argv[]) {
-        g_auto(Options) o = { .log_level = LOG_INFO };
+        g_auto(Options) o = { .log_level = LOG_INFO, .prepared_timeout_usec = 300 * USEC_PER_SEC };
         g_autoptr(Manager) m = NULL;
         sigset_t mask;
         int r;
@@ -229,6 +234,7 @@ static int run(int argc, char *argv[]) {
                 .idle_timeout_usec = o.idle_timeout_usec,
                 .rules_dirs = o.rules_dirs ? (char **) o.rules_dirs->pdata : NULL,
                 .libvirt_uri = o.libvirt_uri ?: DEFAULT_LIBVIRT_URI,
+                .prepared_timeout_usec = o.prepared_timeout_usec,
         }, &m);
         if (r < 0)
                 return r;

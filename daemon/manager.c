@@ -32,10 +32,12 @@ struct Manager {
         Jobs *jobs;
         Probes *probes;
         Domains *domains;               /* which libvirt domain holds what */
+        Preparer *preparer;             /* incoming domains' devices */
         BusContext bus_context;         /* what the objects see of all this */
 
         char **rules_dirs;              /* NULL: the defaults */
         char *libvirt_uri;
+        uint64_t prepared_timeout_usec;
         char *runtime_dir;              /* journal of in-flight jobs, testbed device state */
         char *state_dir;                /* saved states, probe results */
 
@@ -95,6 +97,7 @@ int manager_new(const ManagerOptions *o, Manager **ret) {
 
         m->rules_dirs = g_strdupv(o->rules_dirs);
         m->libvirt_uri = g_strdup(o->libvirt_uri);
+        m->prepared_timeout_usec = o->prepared_timeout_usec;
         /* the bus first: InterfacesAdded before anything about the
          * object's identity (identities_start() subscribes after it) */
         registry_listen(m->registry, bus_registry_notify, &m->bus_context);
@@ -110,6 +113,7 @@ void manager_free(Manager *m) {
         jobs_free(m->jobs);
         probes_free(m->probes);
         domains_free(m->domains);
+        preparer_free(m->preparer);
         /* Drop the bus first: its slots hold pointers into the registry. */
         sd_bus_flush_close_unref(m->bus);
         registry_unlisten(m->registry, bus_registry_notify, &m->bus_context);
@@ -237,6 +241,10 @@ static int start_modules(Manager *m) {
         migration_recover_journal(m->jobs);
         identities_start(m->identities);
         m->probes = probes_new(m->event, m->registry, m->backend, identities_map(m->identities), m->probe_cache);
+        r = preparer_new(m->event, m->registry, m->backend, identities_map(m->identities), m->state_dir,
+                         m->prepared_timeout_usec, &m->preparer);
+        if (r < 0)
+                return r;
         return domains_new(m->event, m->registry, m->libvirt_uri, &m->domains);
 }
 
@@ -267,6 +275,7 @@ int manager_start(Manager *m) {
                 .probes = m->probes,
                 .identities = m->identities,
                 .domains = m->domains,
+                .preparer = m->preparer,
                 .state_dir = m->state_dir,
         };
         r = bus_manager_register(&m->bus_context);

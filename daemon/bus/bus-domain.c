@@ -68,3 +68,78 @@ int bus_method_get_domain(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 r = append_hostdev(c, reply, info, info->hostdevs->pdata[i]);
         return bus_send_array_reply(reply, r);
 }
+
+static int opt_mdevs_only(sd_bus_message *msg, const char *name, void *userdata, sd_bus_error *error) {
+        int b, r = sd_bus_message_read(msg, "b", &b);
+
+        if (r >= 0)
+                *(bool *) userdata = b;
+        return r;
+}
+
+static const BusOption prepare_options[] = {
+        { "mdevs-only", "b", opt_mdevs_only },
+        {}
+};
+
+/* The domain's name, for polkit's details: the XML is read twice (here and
+ * when preparing), and refused here when it is no domain. */
+static int read_domain_xml(sd_bus_message *msg, const char **ret_xml, char **ret_name, bool *ret_mdevs_only,
+                           sd_bus_error *error) {
+        g_autoptr(DomainInfo) info = NULL;
+        g_autofree char *why = NULL;
+        const char *xml;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &xml);
+        if (r >= 0)
+                r = bus_read_options(msg, prepare_options, ret_mdevs_only, error);
+        if (r < 0)
+                return r;
+        if (domain_xml_parse(xml, strlen(xml), &info, &why) < 0)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "Not a domain's XML: %s", why);
+        *ret_xml = xml;
+        *ret_name = g_strdup(info->name);
+        return 0;
+}
+
+int bus_method_prepare_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *name = NULL, *domain = NULL, *xml_out = NULL, *why = NULL;
+        const char *xml = NULL;
+        bool mdevs_only = false;
+        int r;
+
+        r = read_domain_xml(msg, &xml, &name, &mdevs_only, error);
+        if (r < 0)
+                return r;
+        /* it creates devices */
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "domain", name, NULL }, c->polkit, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = preparer_prepare(c->preparer, xml, strlen(xml), mdevs_only, &domain, &xml_out, &why);
+        if (r < 0)
+                return bus_error_set_errnof(error, r, "%s", why);
+        return sd_bus_reply_method_return(msg, "s", xml_out ?: "");
+}
+
+int bus_method_release_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r >= 0)
+                r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+        if (!*name || strlen(name) > DOMAIN_NAME_MAX) {
+                g_autofree char *q = name_quote(name);
+
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s is not a domain name", q);
+        }
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "domain", name, NULL }, c->polkit, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        return sd_bus_reply_method_return(msg, "u", preparer_release(c->preparer, name));
+}

@@ -7,6 +7,7 @@
 #include "backend/backend.h"
 #include "compat/identities.h"
 #include "libvirt/domains.h"
+#include "libvirt/prepare.h"
 #include "migration/jobs.h"
 #include "bus/polkit.h"
 #include "migration/probe.h"
@@ -25,6 +26,7 @@ typedef struct BusContext {
         Probes *probes;
         IdentitySync *identities;
         Domains *domains;
+        Preparer *preparer;
         const char *state_dir;          /* saved states */
 } BusContext;
 
@@ -64,6 +66,8 @@ int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 
 /* Manager methods about libvirt domains (bus-domain.c). */
 int bus_method_get_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_prepare_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_release_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 
 
 

@@ -22,8 +22,8 @@ SRCDIR = os.environ.get('VFIOMIG_SRCDIR', os.path.abspath('.'))
 VFIOMIGD = os.path.join(BUILDDIR, 'daemon', 'vfiomigd')
 VFIOMIGCTL = os.path.join(BUILDDIR, 'client', 'vfiomigctl')
 
-PAGES = ['vfiomigd.8.scd', 'vfiomigctl.1.scd', 'org.vfiomig1.5.scd']
-DAEMON_PAGE, CTL_PAGE, API_PAGE = PAGES
+PAGES = ['vfiomigd.8.scd', 'vfiomigctl.1.scd', 'org.vfiomig1.5.scd', 'vfiomig-libvirt-hook.8.scd']
+DAEMON_PAGE, CTL_PAGE, API_PAGE, HOOK_PAGE = PAGES
 CONST = ('org.freedesktop.DBus.Property.EmitsChangedSignal', 'const')
 
 
@@ -159,7 +159,9 @@ class ScdocSyntaxTest(DocTestCase):
                                          'EXAMPLES', 'SEE ALSO']),
                              (API_PAGE, ['NAME', 'INTRODUCTION', 'THE MANAGER OBJECT', 'DEVICE OBJECTS',
                                          'MDEV TYPE OBJECTS', 'ERRORS', 'SECURITY', 'EXAMPLES',
-                                         'SEE ALSO'])]:
+                                         'SEE ALSO']),
+                             (HOOK_PAGE, ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'EXIT STATUS', 'EXAMPLES',
+                                          'SEE ALSO'])]:
             with self.subTest(page=name):
                 have = sections(page(name))
                 self.assertFalse([s for s in wanted if s not in have], f'{name}: missing sections')

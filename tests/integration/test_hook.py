@@ -1,0 +1,244 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""vfiomig-libvirt-hook run exactly as libvirt runs a qemu hook (env -i
+with LC_ALL, PATH and HOME, cwd /, argv DOMAIN OP SUBOP -, the domain's
+XML on stdin) against vfiomigd's testbed: accepting, creating an mdev
+under the VM's UUID, refusing with one line and no change, rewriting a PCI
+function's address, ignoring a domain without hostdevs, activating the
+daemon, and removing what it made for a VM that never came."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+from vfiomigtest import BUILDDIR, DaemonTestCase, PrivateBus, device_path, main, name_has_owner, wait_until
+
+HOOK = os.path.join(BUILDDIR, 'client', 'vfiomig-libvirt-hook')
+DEVICE = 'org.vfiomig1.Device'
+
+
+def uuid(n):
+    return f'00000000-0000-4000-8000-{n:012d}'
+
+
+SIM, OTHER, NEW, NEW2, GHOST = uuid(1), uuid(2), uuid(9), uuid(8), uuid(7)
+P1, P2, P3 = '0000:3b:00.1', '0000:3b:00.2', '0000:5e:00.1'
+
+TESTBED_CONF = '''
+[Parent simgpu]
+Driver=simgpu
+
+[Type simgpu/sim]
+MaxInstances=8
+MigrationFlags=stop-copy,p2p,pre-copy
+StateSize=64K
+
+[Type simgpu/other]
+MaxInstances=8
+MigrationFlags=stop-copy,p2p,pre-copy
+StateSize=64K
+
+[Device %s]
+Kind=mdev
+Parent=simgpu
+Type=sim
+
+[Device %s]
+Kind=mdev
+Parent=simgpu
+Type=other
+''' % (SIM, OTHER) + ''.join(f'''
+[Device {addr}]
+Kind=pci
+Driver=vfio-pci
+Vendor=0x8086
+Device={dev}
+SubsystemVendor=0x8086
+SubsystemDevice=0x0000
+MigrationFlags=stop-copy
+''' for addr, dev in ((P1, '0x1572'), (P2, '0x1572'), (P3, '0x10fb')))
+
+HOLDER = '''
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print('held', flush=True)
+time.sleep(3600)
+'''
+
+
+def mdev(u):
+    return f"<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='{u}'/></source></hostdev>"
+
+
+def pci(addr):
+    d, b, sf = addr.split(':')
+    s, f = sf.split('.')
+    return (f"<hostdev mode='subsystem' type='pci' managed='no'><source><address domain='0x{d}' bus='0x{b}' "
+            f"slot='0x{s}' function='0x{f}'/></source><address type='pci' domain='0x0000' bus='0x06' "
+            f"slot='0x00' function='0x0'/></hostdev>")
+
+
+def domain_xml(name, hostdevs, metadata=()):
+    meta = ''
+    if metadata:
+        entries = ''.join(f"<vfiomig:device key='{k}' type='{t}' version='{v}' basis='{b}' flags='1'/>"
+                          for k, t, v, b in metadata)
+        meta = f"<metadata><vfiomig:devices xmlns:vfiomig='urn:vfiomig:domain:1'>{entries}</vfiomig:devices></metadata>"
+    return (f"<domain type='kvm'><name>{name}</name><uuid>11111111-2222-3333-4444-555555555555</uuid>{meta}"
+            f"<memory>65536</memory><devices><emulator>/usr/bin/qemu-system-x86_64</emulator>"
+            f"{''.join(hostdevs)}</devices></domain>")
+
+
+def hook(domain, op, subop, xml, bus_address=None):
+    """As libvirt runs it (and the private bus's address, which the
+    system bus's default would be)."""
+    env = {'LC_ALL': 'C', 'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME': '/root',
+           'DBUS_SYSTEM_BUS_ADDRESS': bus_address or os.environ['DBUS_SYSTEM_BUS_ADDRESS']}
+    return subprocess.run([HOOK, domain, op, subop, '-'], input=xml, capture_output=True, text=True, env=env,
+                          cwd='/', timeout=60, check=False)
+
+
+class HookTest(DaemonTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix='vfiomig-hook-')
+        conf = os.path.join(cls.tmp, 'testbed.conf')
+        with open(conf, 'w', encoding='utf-8') as f:
+            f.write(TESTBED_CONF)
+        cfg = os.path.join(cls.tmp, 'vfiomigd.conf')
+        with open(cfg, 'w', encoding='utf-8') as f:
+            f.write('[Libvirt]\nPreparedTimeoutSec=2\n')
+        cls.daemon_args = [f'--testbed={conf}', f'--config={cfg}']
+        cls.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(cls.tmp, 'run'),
+                          'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
+        super().setUpClass()
+
+    def identity(self, name):
+        t, v = self.call('GetIdentity', '(s)', (name,))
+        basis = self.get_property(device_path(name), DEVICE, 'MigrationBasis')
+        return (name, t, v, basis)
+
+    def as_meta(self, key, like):
+        """key's entry, with the identity of the device like."""
+        return (key,) + self.identity(like)[1:]
+
+    def assert_refused(self, p, domain, device):
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(p.stdout, '')
+        lines = p.stderr.splitlines()
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertTrue(lines[0].startswith(f'vfiomig: {domain}: {device}: '), lines[0])
+        return lines[0]
+
+    def test_accept_existing_compatible(self):
+        before = self.devices()
+        p = hook('vm-a', 'migrate', 'begin', domain_xml('vm-a', [mdev(SIM)], [self.identity(SIM)]))
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        self.assertEqual(self.devices(), before)
+
+    def test_create_with_the_same_uuid_and_release(self):
+        xml = domain_xml('vm-b', [mdev(NEW)], [self.as_meta(NEW, SIM)])
+        p = hook('vm-b', 'migrate', 'begin', xml)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        self.assertEqual(self.get_property(device_path(NEW), DEVICE, 'MdevType'), 'sim')
+        # prepare begin: it exists; idempotent
+        p = hook('vm-b', 'prepare', 'begin', xml)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        p = hook('vm-b', 'release', 'end', xml)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        self.assertNotIn(NEW, self.devices())
+
+    def test_refuse_incompatible_and_change_nothing(self):
+        before = self.devices()
+        line = self.assert_refused(
+            hook('vm-c', 'migrate', 'begin', domain_xml('vm-c', [mdev(NEW2), mdev(OTHER)],
+                                                         [self.as_meta(NEW2, SIM), self.as_meta(OTHER, SIM)])),
+            'vm-c', OTHER)
+        self.assertIn('incompatible', line)
+        # the mdev made for the first hostdev went again
+        self.assertEqual(self.devices(), before)
+
+    def test_refuse_missing_without_identity(self):
+        line = self.assert_refused(hook('vm-d', 'restore', 'begin', domain_xml('vm-d', [mdev(NEW2)])), 'vm-d', NEW2)
+        self.assertIn('no vfiomig identity', line)
+        self.assertNotIn(NEW2, self.devices())
+
+    def test_pci_rewrite(self):
+        node = self.get_property(device_path(P1), DEVICE, 'VfioDevNode')
+        holder = subprocess.Popen([sys.executable, '-c', HOLDER, node], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        self.assertEqual(holder.stdout.readline().strip(), 'held')
+        xml = domain_xml('vm-e', [pci(P1)], [self.identity(P1)])
+        p = hook('vm-e', 'migrate', 'begin', xml)
+        self.assertEqual((p.returncode, p.stderr), (0, ''))
+        got, want = ET.fromstring(p.stdout), ET.fromstring(xml)
+        addr = got.find('./devices/hostdev/source/address').attrib
+        self.assertEqual((addr['bus'], addr['slot'], addr['function']), ('0x3b', '0x00', '0x2'))
+        # only that changed: put the old address back and compare
+        got.find('./devices/hostdev/source/address').attrib.update(
+            want.find('./devices/hostdev/source/address').attrib)
+        self.assertEqual(ET.tostring(got, encoding='unicode'), ET.tostring(want, encoding='unicode'))
+        # without the VM's identity nothing else can be chosen
+        line = self.assert_refused(hook('vm-e', 'migrate', 'begin', domain_xml('vm-e', [pci(P1)])), 'vm-e', P1)
+        self.assertIn(f'held here by pid {holder.pid}', line)
+
+    def test_no_hostdev_no_dbus(self):
+        p = hook('vm-f', 'migrate', 'begin', domain_xml('vm-f', []), bus_address='unix:path=/nonexistent')
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        # an operation the hook does not handle costs nothing either
+        p = hook('vm-f', 'started', 'begin', domain_xml('vm-f', [mdev(SIM)]), bus_address='unix:path=/nonexistent')
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+
+    def test_cleanup_of_a_vm_that_never_came(self):
+        p = hook('ghost', 'migrate', 'begin', domain_xml('ghost', [mdev(GHOST)], [self.as_meta(GHOST, SIM)]))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(GHOST, self.devices())
+        # recorded in the state directory, where a restart finds it
+        record = os.path.join(self.tmp, 'state', 'prepared.conf')
+        with open(record, encoding='utf-8') as f:
+            self.assertIn(f'[Mdev {GHOST}]\nDomain=ghost\n', f.read())
+        wait_until(lambda: GHOST not in self.devices(), 20, 'the unused mdev to go')
+        self.assertIn(f'Removed mdev {GHOST}, made for an incoming domain that never came', self.daemon.output())
+        with open(record, encoding='utf-8') as f:
+            self.assertNotIn(GHOST, f.read())
+
+    def test_bad_input(self):
+        p = hook('vm-g', 'migrate', 'begin', '<domain><name>x</nam')
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(len(p.stderr.splitlines()), 1)
+        self.assertTrue(p.stderr.startswith('vfiomig: vm-g: '))
+        self.assertEqual(p.stdout, '')
+        p = subprocess.run([HOOK], capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 1)
+
+
+class HookActivationTest(DaemonTestCase):
+    """The hook starts vfiomigd when it is not running."""
+
+    @classmethod
+    def setUpClass(cls):
+        from test_activation import SERVICE_FILE  # pylint: disable=import-outside-toplevel
+        cls.bus = PrivateBus(servicedir=os.path.dirname(SERVICE_FILE))
+        cls.addClassCleanup(cls.bus.stop)
+        cls.conn = cls.bus.connect()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.conn.close_sync(None)
+
+    def tearDown(self):
+        pass
+
+    def test_activates(self):
+        self.assertFalse(name_has_owner(self.conn))
+        p = hook('vm-h', 'migrate', 'begin', domain_xml('vm-h', [pci(P1)]))
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        wait_until(lambda: name_has_owner(self.conn), 5, 'vfiomigd activated')
+
+
+if __name__ == '__main__':
+    main()
