@@ -322,8 +322,18 @@ static void set_device_string(Registry *r, const char *name, size_t offset, cons
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
+/* A holder found while the device had another domain (that domain's
+ * QEMU, named after it) is stale once the domain changes: it would keep
+ * the device Busy after its domain stopped. Whoever else still holds it
+ * is found again by the next look (an operation's EBUSY, GetDevice()). */
 void registry_set_device_domain(Registry *r, const char *name, const char *domain) {
-        set_device_string(r, name, G_STRUCT_OFFSET(Device, domain), domain);
+        Device *d = g_hash_table_lookup(r->devices, name);
+
+        if (!d || g_str_equal(d->domain, domain ?: ""))
+                return;
+        free_and_strdup(&d->domain, domain ?: "");
+        free_and_strdup(&d->held_by, "");
+        emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
 void registry_set_device_held_by(Registry *r, const char *name, const char *held_by) {

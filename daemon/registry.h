@@ -140,7 +140,8 @@ void registry_set_device_busy(Registry *r, const char *name, const char *holder)
 void registry_set_device_state(Registry *r, const char *name, const char *state);
 void registry_set_device_flags(Registry *r, const char *name, uint32_t flags);
 /* The domain a device is assigned to (libvirt), and who else was found
- * holding it open (NULL: nobody); report DEVICE_CHANGED when they change. */
+ * holding it open (NULL: nobody); report DEVICE_CHANGED when they change.
+ * A new domain forgets who was found holding the device. */
 void registry_set_device_domain(Registry *r, const char *name, const char *domain);
 void registry_set_device_held_by(Registry *r, const char *name, const char *held_by);
 /* The derived migration identity of a device or a type; reports

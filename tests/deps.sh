@@ -14,11 +14,13 @@ build=(meson ninja-build pkg-config gcc libc6-dev
 # clang and its libFuzzer runtime for the fuzz tier, valgrind for the demo;
 # a real libvirtd with its QEMU driver, virsh and QEMU for the libvirt hook
 # tests (not libvirt-daemon-system: no systemd units or policy are needed,
-# tests/integration/libvirtd.py makes the user and groups it would make)
+# tests/integration/libvirtd.py makes the user and groups it would make;
+# the VM tier's scenario-libvirt.sh runs the same packages inside its guest,
+# which sees the host's root) and gdbus, which prints a D-Bus error's name
 run=(dbus dbus-daemon systemd util-linux)
 test=(umockdev gir1.2-umockdev-1.0 python3 python3-gi python3-dbus python3-dbusmock
       python3-fuse fuse3 bsdutils python3-pyflakes clang libclang-rt-14-dev valgrind
-      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86)
+      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 libglib2.0-bin)
 
 want=("${build[@]}" "${run[@]}")
 [ "${1:-test}" = test ] && want+=("${test[@]}")

@@ -143,10 +143,44 @@ static void test_listeners(void) {
         g_ptr_array_unref(e.log);
 }
 
+/* What GetDevice() found holding a domain's device is its QEMU; when the
+ * domain stops, that must not keep the device Busy. */
+static void test_domain_forgets_holder(void) {
+        g_autoptr(Registry) r = registry_new();
+        Events e = { g_ptr_array_new_with_free_func(g_free) };
+        g_autofree char *holder = NULL;
+        const Device *d;
+
+        registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
+        registry_listen(r, record, &e);
+        registry_set_device_domain(r, U1, "vm1");
+        registry_set_device_held_by(r, U1, "domain vm1 (qemu pid 7)");
+        d = registry_get_device(r, U1);
+        g_assert_true(device_is_held(d));
+        holder = device_describe_holder(d);
+        g_assert_cmpstr(holder, ==, "domain vm1 (qemu pid 7)");
+        assert_log(&e, (const char *[]) { "device-changed:" U1, "device-changed:" U1, NULL });
+
+        /* the same domain again (a refresh after an event) keeps it */
+        registry_set_device_domain(r, U1, "vm1");
+        assert_log(&e, (const char *[]) { NULL });
+        g_assert_cmpstr(registry_get_device(r, U1)->held_by, ==, "domain vm1 (qemu pid 7)");
+
+        /* the domain stops: one change, nothing holds the device */
+        registry_set_device_domain(r, U1, NULL);
+        assert_log(&e, (const char *[]) { "device-changed:" U1, NULL });
+        d = registry_get_device(r, U1);
+        g_assert_cmpstr(d->domain, ==, "");
+        g_assert_cmpstr(d->held_by, ==, "");
+        g_assert_false(device_is_held(d));
+        g_ptr_array_unref(e.log);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/registry/devices", test_devices);
         g_test_add_func("/registry/types", test_types);
         g_test_add_func("/registry/listeners", test_listeners);
+        g_test_add_func("/registry/domain-forgets-holder", test_domain_forgets_holder);
         return g_test_run();
 }
