@@ -25,6 +25,8 @@ import xml.etree.ElementTree as ET
 import libvirtd
 from libvirtd import Libvirtd, RecordingHook, Unavailable
 
+HOOK = os.path.join(os.environ.get('VFIOMIG_BUILDDIR', 'build'), 'client', 'vfiomig-libvirt-hook')
+
 DOMAIN = 'vfiomig-hooktest'
 METADATA_NS = 'urn:vfiomig:test'
 SAME_HOST = 'Attempt to migrate guest to the same host'
@@ -116,6 +118,41 @@ class LibvirtdHookTest(unittest.TestCase):
         self.assertEqual(self.virt.domain_state(DOMAIN), 'running')
         self.assertEqual(self.virt.qemu_pid(DOMAIN), qemu)
         os.kill(qemu, 0)
+
+    def test_vfiomig_hook_lets_a_domain_without_hostdevs_pass(self):
+        """vfiomig's own hook in libvirtd's qemu.d: for a domain without VFIO
+        devices it answers at once, prints nothing and lets the migration go
+        on (to libvirt's own "same host" refusal here)."""
+        trace = os.path.join(self.dir, 'trace')
+        os.makedirs(trace, exist_ok=True)
+        wrapper = os.path.join(self.dir, 'vfiomig-hook-traced')
+        with open(wrapper, 'w', encoding='utf-8') as f:
+            f.write(TRACE.format(dir=trace, hook=HOOK))
+        os.chmod(wrapper, 0o755)
+        self.virt.set_hook(wrapper)
+        self.addCleanup(self.virt.set_hook, self.recorder.path)
+
+        p = self.migrate()
+
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(SAME_HOST, p.stderr)
+        with open(os.path.join(trace, 'calls'), encoding='utf-8') as f:
+            calls = f.read().splitlines()
+        # called once, for migrate begin, exit 0, nothing on stdout
+        self.assertEqual(calls, [f'{DOMAIN} migrate begin - 0 0'])
+
+
+TRACE = """#!/bin/sh
+# vfiomig-libvirt-hook as libvirtd runs it, with what it was given and
+# what it answered kept in {dir}; no system bus, so a D-Bus call would fail
+cat > {dir}/stdin.$$
+DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent {hook} "$@" < {dir}/stdin.$$ > {dir}/stdout.$$ 2> {dir}/stderr.$$
+rc=$?
+echo "$* $rc $(wc -c < {dir}/stdout.$$)" >> {dir}/calls
+cat {dir}/stdout.$$
+cat {dir}/stderr.$$ >&2
+exit $rc
+"""
 
 
 def cannot_run(reason):
