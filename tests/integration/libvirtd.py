@@ -383,6 +383,15 @@ class Libvirtd:
             self.stop()
             raise
 
+    def restart_libvirtd(self):
+        """libvirtd stops and starts again, as on a package upgrade; its
+        domains run on, and it finds them again."""
+        self.libvirtd.send_signal(signal.SIGTERM)
+        self.libvirtd.wait(20)
+        self.libvirtd = self._spawn('libvirtd')
+        self._wait(lambda: self.virsh('uri', timeout=30).returncode == 0, self.libvirtd,
+                   f'libvirtd to answer again on {URI}')
+
     def _take_lock(self):
         os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
         self.lock = open(LOCK_PATH, 'w', encoding='utf-8')

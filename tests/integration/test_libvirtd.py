@@ -119,6 +119,34 @@ class LibvirtdHookTest(unittest.TestCase):
         self.assertEqual(self.virt.qemu_pid(DOMAIN), qemu)
         os.kill(qemu, 0)
 
+    def test_vfiomigd_follows_libvirtd_across_a_restart(self):
+        """vfiomigd indexes the running domains of a real libvirtd through
+        its events on vfiomigd's own loop, and when libvirtd restarts it
+        notices (the close callback), reconnects and indexes again."""
+        from vfiomigtest import Daemon, PrivateBus  # pylint: disable=import-outside-toplevel
+        bus = PrivateBus()
+        self.addCleanup(bus.stop)
+        uri = self.virt.migrate_uri()
+        daemon = Daemon(bus, ['--testbed=default', f'--libvirt-uri={uri}'])
+        self.addCleanup(daemon.stop)
+        found = f'libvirt: {uri}, 1 running domains'
+
+        def count(text):
+            return daemon.output().count(text)
+
+        deadline = time.monotonic() + 30
+        while count(found) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(count(found), 1, daemon.output())
+        self.virt.restart_libvirtd()
+        deadline = time.monotonic() + 60
+        while count(found) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertIn('connection to ' + uri + ' closed', daemon.output())
+        self.assertEqual(count(found), 2, daemon.output())
+        self.assertTrue(daemon.alive())
+        self.assertEqual(self.virt.domain_state(DOMAIN), 'running')
+
     def test_vfiomig_hook_lets_a_domain_without_hostdevs_pass(self):
         """vfiomig's own hook in libvirtd's qemu.d: for a domain without VFIO
         devices it answers at once, prints nothing and lets the migration go
