@@ -6,69 +6,26 @@ holder keeps locked, so the daemon's /proc lookup of the holder runs for
 real."""
 
 import os
-import subprocess
-import sys
-import tempfile
 
 from gi.repository import GLib
 
-from vfiomigtest import DaemonTestCase, device_path, main
+from vfiomigtest import SIM_TESTBED, TestbedTestCase, device_path, hold, main, sim_mdevs, sim_uuid
 
 ERR = 'org.vfiomig1.Error.'
 DEVICE = 'org.vfiomig1.Device'
-A = '00000000-0000-4000-8000-000000000001'
-B = '00000000-0000-4000-8000-000000000002'
-C = '00000000-0000-4000-8000-000000000003'
-
-TESTBED_CONF = '''
-[Parent simgpu]
-Driver=simgpu
-
-[Type simgpu/sim]
-MaxInstances=8
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=64K
-''' + ''.join(f'''
-[Device {n}]
-Kind=mdev
-Parent=simgpu
-Type=sim
-''' for n in (A, B, C))
-
-# A holder of its own: a process that is not the test, named by its comm.
-HOLDER = '''
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDONLY)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print('held', flush=True)
-time.sleep(3600)
-'''
+A, B, C = (sim_uuid(n) for n in (1, 2, 3))
 
 
-class HolderTest(DaemonTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='vfiomig-holders-')
-        conf = os.path.join(cls.tmp, 'testbed.conf')
-        with open(conf, 'w', encoding='utf-8') as f:
-            f.write(TESTBED_CONF)
-        cls.daemon_args = [f'--testbed={conf}']
-        cls.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(cls.tmp, 'run'),
-                          'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
-        super().setUpClass()
+class HolderTest(TestbedTestCase):
+    TESTBED = SIM_TESTBED + sim_mdevs((A, B, C))
 
     def prop(self, name, prop):
         return self.get_property(device_path(name), DEVICE, prop)
 
     def hold(self, name):
-        """Starts a process that holds the device; returns it."""
         node = self.prop(name, 'VfioDevNode')
         self.assertTrue(os.path.exists(node), node)
-        p = subprocess.Popen([sys.executable, '-c', HOLDER, node], stdout=subprocess.PIPE, text=True)
-        self.addCleanup(p.wait)
-        self.addCleanup(p.kill)
-        self.assertEqual(p.stdout.readline().strip(), 'held')
-        return p
+        return hold(self, node)
 
     def test_nobody(self):
         self.call('GetDevice', '(s)', (A,))

@@ -9,47 +9,24 @@ daemon, and removing what it made for a VM that never came."""
 
 import os
 import subprocess
-import sys
-import tempfile
 import xml.etree.ElementTree as ET
 
-from vfiomigtest import BUILDDIR, DaemonTestCase, PrivateBus, device_path, main, name_has_owner, wait_until
+from vfiomigtest import (BUILDDIR, SIM_TESTBED, DaemonTestCase, PrivateBus, TestbedTestCase, device_path, hold, main,
+                         name_has_owner, sim_mdevs, sim_uuid, wait_until)
 
 HOOK = os.path.join(BUILDDIR, 'client', 'vfiomig-libvirt-hook')
 DEVICE = 'org.vfiomig1.Device'
 
 
-def uuid(n):
-    return f'00000000-0000-4000-8000-{n:012d}'
-
-
-SIM, OTHER, NEW, NEW2, GHOST = uuid(1), uuid(2), uuid(9), uuid(8), uuid(7)
+SIM, OTHER, NEW, NEW2, GHOST = (sim_uuid(n) for n in (1, 2, 9, 8, 7))
 P1, P2, P3 = '0000:3b:00.1', '0000:3b:00.2', '0000:5e:00.1'
 
-TESTBED_CONF = '''
-[Parent simgpu]
-Driver=simgpu
-
-[Type simgpu/sim]
-MaxInstances=8
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=64K
-
+TESTBED_CONF = SIM_TESTBED + '''
 [Type simgpu/other]
 MaxInstances=8
 MigrationFlags=stop-copy,p2p,pre-copy
 StateSize=64K
-
-[Device %s]
-Kind=mdev
-Parent=simgpu
-Type=sim
-
-[Device %s]
-Kind=mdev
-Parent=simgpu
-Type=other
-''' % (SIM, OTHER) + ''.join(f'''
+''' + sim_mdevs([SIM]) + sim_mdevs([OTHER], 'other') + ''.join(f'''
 [Device {addr}]
 Kind=pci
 Driver=vfio-pci
@@ -59,15 +36,6 @@ SubsystemVendor=0x8086
 SubsystemDevice=0x0000
 MigrationFlags=stop-copy
 ''' for addr, dev in ((P1, '0x1572'), (P2, '0x1572'), (P3, '0x10fb')))
-
-HOLDER = '''
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDONLY)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print('held', flush=True)
-time.sleep(3600)
-'''
-
 
 def mdev(u):
     return f"<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='{u}'/></source></hostdev>"
@@ -101,20 +69,15 @@ def hook(domain, op, subop, xml, bus_address=None):
                           cwd='/', timeout=60, check=False)
 
 
-class HookTest(DaemonTestCase):
+class HookTest(TestbedTestCase):
+    TESTBED = TESTBED_CONF
+
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='vfiomig-hook-')
-        conf = os.path.join(cls.tmp, 'testbed.conf')
-        with open(conf, 'w', encoding='utf-8') as f:
-            f.write(TESTBED_CONF)
+    def more_args(cls):
         cfg = os.path.join(cls.tmp, 'vfiomigd.conf')
         with open(cfg, 'w', encoding='utf-8') as f:
             f.write('[Libvirt]\nPreparedTimeoutSec=2\n')
-        cls.daemon_args = [f'--testbed={conf}', f'--config={cfg}']
-        cls.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(cls.tmp, 'run'),
-                          'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
-        super().setUpClass()
+        return [f'--config={cfg}']
 
     def identity(self, name):
         t, v = self.call('GetIdentity', '(s)', (name,))
@@ -167,11 +130,7 @@ class HookTest(DaemonTestCase):
         self.assertNotIn(NEW2, self.devices())
 
     def test_pci_rewrite(self):
-        node = self.get_property(device_path(P1), DEVICE, 'VfioDevNode')
-        holder = subprocess.Popen([sys.executable, '-c', HOLDER, node], stdout=subprocess.PIPE, text=True)
-        self.addCleanup(holder.wait)
-        self.addCleanup(holder.kill)
-        self.assertEqual(holder.stdout.readline().strip(), 'held')
+        holder = hold(self, self.get_property(device_path(P1), DEVICE, 'VfioDevNode'))
         xml = domain_xml('vm-e', [pci(P1)], [self.identity(P1)])
         p = hook('vm-e', 'migrate', 'begin', xml)
         self.assertEqual((p.returncode, p.stderr), (0, ''))

@@ -7,37 +7,20 @@ that follow. The test driver's domains live in vfiomigd's own connection
 
 import json
 import os
-import tempfile
 
 from gi.repository import GLib
 
-from vfiomigtest import DaemonTestCase, SignalRecorder, ctl, device_path, main, wait_until
+from vfiomigtest import (SIM_TESTBED, DaemonTestCase, SignalRecorder, TestbedTestCase, ctl, device_path, main,
+                         sim_mdevs, sim_uuid, wait_until)
 
 ERR = 'org.vfiomig1.Error.'
 DEVICE = 'org.vfiomig1.Device'
 
 
-def uuid(n):
-    return f'00000000-0000-4000-8000-{n:012d}'
-
-
-U1, U2, U3, U4, U5 = (uuid(n) for n in range(1, 6))
+U1, U2, U3, U4, U5 = (sim_uuid(n) for n in range(1, 6))
 PCI = '0000:3b:00.1'
 
-TESTBED_CONF = '''
-[Parent simgpu]
-Driver=simgpu
-
-[Type simgpu/sim]
-MaxInstances=8
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=64K
-''' + ''.join(f'''
-[Device {n}]
-Kind=mdev
-Parent=simgpu
-Type=sim
-''' for n in (U1, U2, U3)) + f'''
+TESTBED_CONF = SIM_TESTBED + sim_mdevs((U1, U2, U3)) + f'''
 [Device {PCI}]
 Kind=pci
 Driver=vfio-pci
@@ -75,19 +58,18 @@ NODE = '<node>' + domain('vm1', 1, [
     domain('vm2', 2, [hostdev_mdev(U2)], running=False) + domain('vm3', 3, []) + '</node>'
 
 
-class LibvirtTest(DaemonTestCase):
+class LibvirtTest(TestbedTestCase):
+    TESTBED = TESTBED_CONF
+
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='vfiomig-libvirt-')
-        conf = os.path.join(cls.tmp, 'testbed.conf')
+    def more_args(cls):
         node = os.path.join(cls.tmp, 'node.xml')
-        with open(conf, 'w', encoding='utf-8') as f:
-            f.write(TESTBED_CONF)
         with open(node, 'w', encoding='utf-8') as f:
             f.write(NODE)
-        cls.daemon_args = [f'--testbed={conf}', f'--libvirt-uri=test://{node}']
-        cls.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(cls.tmp, 'run'),
-                          'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
+        return [f'--libvirt-uri=test://{node}']
+
+    @classmethod
+    def setUpClass(cls):
         super().setUpClass()
         # the index is built from the loop after start
         wait_until(lambda: cls.prop_of(U1, 'Domain') == 'vm1', 10, 'the domain index')

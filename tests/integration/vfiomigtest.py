@@ -329,5 +329,70 @@ class DaemonTestCase(unittest.TestCase):
         return final
 
 
+# A small simulated host: one parent and one type of small mdevs that
+# migrate with every feature; tests add their devices.
+SIM_TESTBED = '''
+[Parent simgpu]
+Driver=simgpu
+
+[Type simgpu/sim]
+MaxInstances=8
+MigrationFlags=stop-copy,p2p,pre-copy
+StateSize=64K
+'''
+
+
+def sim_uuid(n):
+    return f'00000000-0000-4000-8000-{n:012d}'
+
+
+def sim_mdevs(names, type_id='sim'):
+    """[Device] sections for mdevs of simgpu's type_id."""
+    return ''.join(f'\n[Device {n}]\nKind=mdev\nParent=simgpu\nType={type_id}\n' for n in names)
+
+
+class TestbedTestCase(DaemonTestCase):
+    """A daemon on a testbed of the class's own (TESTBED), with its
+    runtime and state directories in the class's temporary directory."""
+
+    TESTBED = SIM_TESTBED
+
+    @classmethod
+    def more_args(cls):
+        """Options beyond --testbed; cls.tmp exists when it is asked."""
+        return []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix=f'vfiomig-{cls.__name__}-')
+        conf = os.path.join(cls.tmp, 'testbed.conf')
+        with open(conf, 'w', encoding='utf-8') as f:
+            f.write(cls.TESTBED)
+        cls.daemon_args = [f'--testbed={conf}', *cls.more_args()]
+        cls.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(cls.tmp, 'run'),
+                          'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
+        super().setUpClass()
+
+
+_HOLDER = '''
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print('held', flush=True)
+time.sleep(3600)
+'''
+
+
+def hold(testcase, node):
+    """A process of its own holds a testbed device (its VfioDevNode,
+    locked, as the kernel's EBUSY would have it) until the test ends or
+    it is killed; returns it."""
+    p = subprocess.Popen([sys.executable, '-c', _HOLDER, node], stdout=subprocess.PIPE, text=True)
+    testcase.addCleanup(p.wait)
+    testcase.addCleanup(p.kill)
+    testcase.assertEqual(p.stdout.readline().strip(), 'held')
+    return p
+
+
 def main():
     unittest.main(testRunner=unittest.TextTestRunner(stream=sys.stdout, verbosity=2))
