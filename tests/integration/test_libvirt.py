@@ -95,9 +95,13 @@ class LibvirtTest(TestbedTestCase):
         self.assertFalse(self.prop(U3, 'Busy'))
 
     def test_held_device_refused_and_unchanged(self):
+        # a state that could be loaded, but not into a domain's device
+        self.assertEqual(self.wait_job(self.start('Save', '(ssa{sv})', (U3, 'held-state', {})))['result'], 'done')
         before = self.tb('GetDigest', '(s)', U1)
         for method, sig, args in [('Migrate', '(ssa{sv})', (U1, U3, {})),
                                   ('Migrate', '(ssa{sv})', (U3, U1, {})),
+                                  ('Save', '(ssa{sv})', (U1, 'never-written', {})),
+                                  ('Load', '(ssa{sv})', (U1, 'held-state', {})),
                                   ('RemoveMdev', '(sa{sv})', (U1, {})),
                                   ('Resume', '(sa{sv})', (U1, {})),
                                   ('Probe', '(ssa{sv})', (U1, U3, {}))]:
