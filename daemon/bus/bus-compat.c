@@ -142,7 +142,7 @@ static bool usable(BusContext *c, const Node *node, const FindOptions *o) {
                 return !o->existing_only && t && t->available_instances > 0;
         case NODE_DEVICE:
                 d = registry_get_device(c->registry, node->name);
-                return d && (o->include_busy || !device_is_held(d));
+                return d && (o->include_busy || !device_is_taken(d));
         }
         return false;
 }

@@ -61,9 +61,14 @@ class HolderTest(TestbedTestCase):
         self.assertEqual(self.tb('GetDigest', '(s)', B), before)
         self.assertEqual(self.tb('GetDeviceState', '(s)', B), ('running',))
         self.assertEqual(self.prop(C, 'Busy'), False, 'the other device of a refused job stays free')
-        # once the holder is gone, the same call works
+        # once the holder is gone it is a target again, though nobody
+        # looked since (what /proc said last is no verdict), and the same
+        # call works
         p.kill()
         p.wait()
+        t, v = self.call('GetIdentity', '(s)', (B,))
+        targets = [n for _, n, _, _ in self.call('FindTargets', '(ssa{sv})', (t, v, {}))[0]]
+        self.assertIn(B, targets)
         job_id, _ = self.call('Migrate', '(ssa{sv})', (B, C, {'precopy': GLib.Variant('b', False)}))
         self.assertGreater(job_id, 0)
 
