@@ -345,6 +345,9 @@ void domains_free(Domains *d) {
                 return;
         registry_unlisten(d->registry, on_registry, d);
         disconnect(d);
+        /* what closing the connection removed is freed from the loop,
+         * which is done */
+        virt_event_flush();
         sd_event_source_disable_unref(d->retry);
         sd_event_source_disable_unref(d->metadata_retry);
         g_hash_table_destroy(d->metadata_pending);

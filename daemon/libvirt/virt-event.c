@@ -35,6 +35,7 @@ static struct {
         sd_event *event;
         pid_t tid;
         GHashTable *watches;    /* id -> Watch, handles and timers alike */
+        GPtrArray *reaping;     /* removed Watch, waiting for their reaper */
         int next_id;
 } loop;
 
@@ -73,11 +74,17 @@ static int watch_add(Watch *w) {
 static int on_reap(sd_event_source *s, void *userdata) {
         Watch *w = userdata;
 
+        g_ptr_array_remove_fast(loop.reaping, w);
         if (w->ff)
                 w->ff(w->opaque);
         sd_event_source_disable_unref(w->reaper);
         g_free(w);
         return 0;
+}
+
+void virt_event_flush(void) {
+        while (loop.reaping && loop.reaping->len > 0)
+                (void) on_reap(NULL, loop.reaping->pdata[0]);
 }
 
 /* The source goes at once, so nothing fires after this; the watch itself
@@ -92,12 +99,13 @@ static int watch_remove(int id, bool timer) {
         g_hash_table_remove(loop.watches, GINT_TO_POINTER(id));
         w->source = sd_event_source_disable_unref(w->source);
         r = sd_event_add_defer(loop.event, &w->reaper, on_reap, w);
-        if (r < 0) {
-                /* Freeing here could deadlock libvirt: leak instead. */
-                log_error_errno(r, "libvirt: cannot schedule freeing watch %d, leaking it: %m", id);
-                return 0;
-        }
-        (void) sd_event_source_set_description(w->reaper, "libvirt-reap");
+        if (r < 0)
+                /* Freeing here could deadlock libvirt (and a finished loop
+                 * runs no defer source): virt_event_flush() frees it. */
+                log_debug_errno(r, "libvirt: watch %d is freed at exit: %m", id);
+        else
+                (void) sd_event_source_set_description(w->reaper, "libvirt-reap");
+        g_ptr_array_add(loop.reaping, w);
         return 0;
 }
 
@@ -274,6 +282,7 @@ int virt_event_register(sd_event *e) {
         loop.event = sd_event_ref(e);
         loop.tid = gettid();
         loop.watches = g_hash_table_new(NULL, NULL);
+        loop.reaping = g_ptr_array_new();
         loop.next_id = 1;
         virEventRegisterImpl(add_handle, update_handle, remove_handle,
                              add_timeout, update_timeout, remove_timeout);

@@ -25,3 +25,8 @@
  * inside API calls, and sd-event is not thread-safe; calls from another
  * thread are refused and logged. */
 int virt_event_register(sd_event *e);
+
+/* Runs the free functions of removed watches and timers now rather than
+ * from the loop: at exit, after the last libvirt call, when the loop
+ * will not run again. */
+void virt_event_flush(void);

@@ -67,7 +67,11 @@ static void test_fake_proc(void) {
         holder_clear(&h);
         g_assert_cmpint(holders_find("/nonexistent-proc", group7, 0, &h), ==, -ENOENT);
         g_assert_null(h.comm);
-        (void) g_spawn_command_line_sync(g_strdup_printf("rm -rf %s", tmp), NULL, NULL, NULL, NULL);
+        {
+                g_autofree char *rm = g_strdup_printf("rm -rf %s", tmp);
+
+                (void) g_spawn_command_line_sync(rm, NULL, NULL, NULL, NULL);
+        }
 }
 
 /* The real /proc: a child holding a file open is found by that file. */
