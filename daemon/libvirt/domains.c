@@ -220,8 +220,18 @@ static void on_domain_event(virConnectPtr conn, virDomainPtr dom, void *opaque) 
         domains_refresh(opaque, dom);
 }
 
+/* A domain that stopped is forgotten without asking libvirtd anything:
+ * it may be holding that domain while it runs the stopped and release
+ * hooks, which call us; a call of ours would wait for them, and they for
+ * us. */
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
-        on_domain_event(conn, dom, opaque);
+        Domains *d = opaque;
+        const char *name = virDomainGetName(dom);       /* no call: the event carries it */
+
+        if ((event == VIR_DOMAIN_EVENT_STOPPED || event == VIR_DOMAIN_EVENT_UNDEFINED) && name)
+                forget_domain(d, name);
+        else
+                domains_refresh(d, dom);
         return 0;
 }
 
