@@ -37,6 +37,14 @@ if ! vm_env=$("$here/prepare.sh"); then
 fi
 eval "$vm_env"
 command -v qemu-system-x86_64 >/dev/null || cannot_run "qemu-system-x86_64 is not on PATH"
+# A scenario whose header says "# vm-needs: qemu-backports" gets QEMU from
+# bookworm-backports, for the guest's libvirt (VFIOMIG_VM_QEMU_BACKPORTS:
+# its wrapper, at the same path in the guest).
+if grep -q '^# vm-needs:.*\bqemu-backports\b' "$scenario"; then
+	vm_env=$("$here/prepare-qemu.sh") || cannot_run "QEMU from bookworm-backports could not be prepared (prepare-qemu.sh failed)"
+	eval "$vm_env"
+	export VFIOMIG_VM_QEMU_BACKPORTS=$VM_QEMU_BACKPORTS
+fi
 t_prepared=$(now)
 
 export VFIOMIG_SRCDIR=${VFIOMIG_SRCDIR:-$(realpath "$here/../..")}
