@@ -220,17 +220,20 @@ static void on_domain_event(virConnectPtr conn, virDomainPtr dom, void *opaque) 
         domains_refresh(opaque, dom);
 }
 
-/* A domain that stopped is forgotten without asking libvirtd anything:
- * it may be holding that domain while it runs the stopped and release
- * hooks, which call us; a call of ours would wait for them, and they for
- * us. */
+/* Only a start makes us read a domain. A domain that stops is forgotten
+ * without asking libvirtd anything, and the events before it (QEMU's
+ * shutdown on a destroy, say) are left alone: libvirtd holds the domain
+ * then and runs the stopped and release hooks, which call us; a call of
+ * ours would wait for them, and they for us. */
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
         Domains *d = opaque;
         const char *name = virDomainGetName(dom);       /* no call: the event carries it */
 
-        if ((event == VIR_DOMAIN_EVENT_STOPPED || event == VIR_DOMAIN_EVENT_UNDEFINED) && name)
+        if (!name)
+                return 0;
+        if (event == VIR_DOMAIN_EVENT_STOPPED || event == VIR_DOMAIN_EVENT_UNDEFINED)
                 forget_domain(d, name);
-        else
+        else if (event == VIR_DOMAIN_EVENT_STARTED)
                 domains_refresh(d, dom);
         return 0;
 }
