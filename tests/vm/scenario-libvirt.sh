@@ -10,13 +10,14 @@
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=guest-lib.sh
 . "${BASH_SOURCE[0]%/*}/guest-lib.sh"
+# shellcheck source-path=SCRIPTDIR source=guest-libvirt.sh
+. "${BASH_SOURCE[0]%/*}/guest-libvirt.sh"
 
 tool=$VFIOMIG_BUILDDIR/tests/vm/vfio-tool
 ctl=$VFIOMIG_BUILDDIR/client/vfiomigctl
 export STATE_DIRECTORY=/var/lib/vfiomig RUNTIME_DIRECTORY=/run/vfiomig
 dom=vfiomig-vm1
 qemu=/usr/bin/qemu-system-x86_64
-LIBVIRTD_PID='' libvirtd_t0=$EPOCHREALTIME
 U='' OTHER=''
 
 # Missing pieces of the host (the guest runs the host's programs): a
@@ -36,7 +37,6 @@ if ((${#missing[@]})); then
 	exit 77
 fi
 
-virsh() { command virsh -q -c qemu:///system "$@"; }
 # sd_bus_path_encode(): a leading digit and every byte but [A-Za-z0-9]
 # become _xx.
 dev_path() {
@@ -57,62 +57,6 @@ prop() {
 	busctl --system get-property org.vfiomig1 "$(dev_path "$1")" org.vfiomig1.Device "$2" 2>&1
 }
 shown() { "$ctl" show "$1" | sed -n "s/^ *$2: //p"; }
-qemu_pid() { cat "/run/libvirt/qemu/$dom.pid" 2>/dev/null; }
-
-# libvirt's state and configuration start empty: whatever the host has
-# under these stays hidden (domains, hooks, caches of other runs).
-libvirt_dirs() {
-	local d
-	for d in /etc/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
-		mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d" || return 1
-	done
-	mkdir -p /var/log/libvirt/qemu
-}
-
-# No systemd, no cgroups mounted, no separate QEMU user in the guest: QEMU
-# runs as root in libvirtd's namespaces, its log written by libvirtd
-# itself (no virtlogd).
-write_config() {
-	cat >/etc/libvirt/qemu.conf <<-'EOF' &&
-		user = "root"
-		group = "root"
-		dynamic_ownership = 0
-		remember_owner = 0
-		security_driver = "none"
-		namespaces = [ ]
-		cgroup_controllers = [ ]
-		stdio_handler = "file"
-	EOF
-		cat >/etc/libvirt/libvirtd.conf <<-'EOF'
-			auth_unix_rw = "none"
-			auth_unix_ro = "none"
-			log_outputs = "3:stderr"
-		EOF
-}
-
-start_libvirtd() {
-	echo "==== $(date +%T) libvirtd" >>"$VM_RESULTS/libvirtd.log"
-	# cwd / as under systemd
-	(cd / && exec /usr/sbin/libvirtd --pid-file=/run/libvirtd.pid \
-		</dev/null >>"$VM_RESULTS/libvirtd.log" 2>&1) &
-	LIBVIRTD_PID=$!
-	libvirtd_t0=$EPOCHREALTIME
-}
-
-since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
-
-# libvirtd takes clients only once its drivers are up: until then virsh
-# waits in connect.
-libvirtd_answers() {
-	if wait_for "test -S /run/libvirt/libvirt-sock || ! kill -0 $LIBVIRTD_PID 2>/dev/null" 60 &&
-		kill -0 "$LIBVIRTD_PID" 2>/dev/null && timeout 120 virsh uri >/dev/null; then
-		vm_log "  libvirtd answered $(since "$libvirtd_t0") s after it started"
-		return 0
-	fi
-	vm_log "  libvirtd did not answer; its log:"
-	tail -n 20 "$VM_RESULTS/libvirtd.log"
-	return 1
-}
 
 # Nested TCG with a small translation cache, no disk, no USB, no balloon:
 # it sits in SeaBIOS, running, with the mtty mdev assigned.
@@ -169,14 +113,9 @@ busy_refusal() {
 		assert_contains "$out" "org.vfiomig1.Error.Busy: $U is held by domain $dom"
 }
 
-# The domain and libvirtd go before the bus and the daemon (vm_finish).
 libvirt_finish() {
 	local rc=$?
-	if [[ -n $LIBVIRTD_PID ]]; then
-		[[ $(virsh domstate "$dom" 2>/dev/null) == running ]] && virsh destroy "$dom" >/dev/null 2>&1
-		vm_stop_pid "$LIBVIRTD_PID" libvirtd 20 || true
-		cp "/var/log/libvirt/qemu/$dom.log" "$VM_RESULTS/qemu-$dom.log" 2>/dev/null
-	fi
+	libvirt_stop
 	(exit "$rc")
 	vm_finish
 }

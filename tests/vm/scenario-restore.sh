@@ -14,6 +14,8 @@
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=guest-lib.sh
 . "${BASH_SOURCE[0]%/*}/guest-lib.sh"
+# shellcheck source-path=SCRIPTDIR source=guest-libvirt.sh
+. "${BASH_SOURCE[0]%/*}/guest-libvirt.sh"
 
 tool=$VFIOMIG_BUILDDIR/tests/vm/vfio-tool
 ctl=$VFIOMIG_BUILDDIR/client/vfiomigctl
@@ -24,7 +26,6 @@ dom=vfiomig-restore
 image=/var/tmp/$dom.save
 # the wrapper prepare-qemu.sh made on the host (run-vm.sh passes it)
 qemu=${VFIOMIG_VM_QEMU_BACKPORTS:-}
-LIBVIRTD_PID='' libvirtd_t0=$EPOCHREALTIME
 U=''
 timings=()
 
@@ -44,8 +45,6 @@ if ((${#missing[@]})); then
 	exit 77
 fi
 
-virsh() { command virsh -q -c qemu:///system "$@"; }
-since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 # timed WHAT COMMAND...: runs it, notes how long it took
 timed() {
 	local what=$1 t0=$EPOCHREALTIME rc=0
@@ -58,55 +57,6 @@ timed() {
 shown() { "$ctl" show "$1" | sed -n "s/^ *$2: //p"; }
 mdevs() { (cd /sys/bus/mdev/devices && printf '%s ' *); }
 available() { echo "$(cat $types/mtty-1/available_instances) $(cat $types/mtty-2/available_instances)"; }
-qemu_pid() { cat "/run/libvirt/qemu/$dom.pid" 2>/dev/null; }
-
-# The same empty libvirt as scenario-libvirt.sh, but with our hook in
-# qemu.d: libvirtd only looks for hooks when it starts.
-libvirt_dirs() {
-	local d
-	for d in /etc/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
-		mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d" || return 1
-	done
-	mkdir -p /var/log/libvirt/qemu /etc/libvirt/hooks/qemu.d &&
-		install -m 755 "$hook" /etc/libvirt/hooks/qemu.d/vfiomig-libvirt-hook
-}
-
-write_config() {
-	cat >/etc/libvirt/qemu.conf <<-'EOF' &&
-		user = "root"
-		group = "root"
-		dynamic_ownership = 0
-		remember_owner = 0
-		security_driver = "none"
-		namespaces = [ ]
-		cgroup_controllers = [ ]
-		stdio_handler = "file"
-	EOF
-		cat >/etc/libvirt/libvirtd.conf <<-'EOF'
-			auth_unix_rw = "none"
-			auth_unix_ro = "none"
-			log_outputs = "3:stderr"
-		EOF
-}
-
-start_libvirtd() {
-	echo "==== $(date +%T) libvirtd" >>"$VM_RESULTS/libvirtd.log"
-	(cd / && exec /usr/sbin/libvirtd --pid-file=/run/libvirtd.pid \
-		</dev/null >>"$VM_RESULTS/libvirtd.log" 2>&1) &
-	LIBVIRTD_PID=$!
-	libvirtd_t0=$EPOCHREALTIME
-}
-
-libvirtd_answers() {
-	if wait_for "test -S /run/libvirt/libvirt-sock || ! kill -0 $LIBVIRTD_PID 2>/dev/null" 60 &&
-		kill -0 "$LIBVIRTD_PID" 2>/dev/null && timeout 120 virsh uri >/dev/null; then
-		vm_log "  libvirtd answered $(since "$libvirtd_t0") s after it started"
-		return 0
-	fi
-	vm_log "  libvirtd did not answer; its log:"
-	tail -n 20 "$VM_RESULTS/libvirtd.log"
-	return 1
-}
 
 # Nested TCG, 32 MiB, no disk: it sits in SeaBIOS, which maps the mdev's
 # BARs (I/O ports). QEMU 10 with libvirt 9.0 needs ACPI, and on 6.12 (no
@@ -199,11 +149,7 @@ refused_restore() {
 
 libvirt_finish() {
 	local rc=$?
-	if [[ -n $LIBVIRTD_PID ]]; then
-		[[ $(virsh domstate "$dom" 2>/dev/null) == running ]] && virsh destroy "$dom" >/dev/null 2>&1
-		vm_stop_pid "$LIBVIRTD_PID" libvirtd 20 || true
-		cp "/var/log/libvirt/qemu/$dom.log" "$VM_RESULTS/qemu-$dom.log" 2>/dev/null
-	fi
+	libvirt_stop
 	((${#timings[@]} == 0)) || vm_log "timings: $(printf '%s; ' "${timings[@]}")"
 	(exit "$rc")
 	vm_finish
@@ -211,7 +157,7 @@ libvirt_finish() {
 trap libvirt_finish EXIT
 
 step "system bus" start_system_bus
-step "libvirt's directories empty, vfiomig-libvirt-hook in qemu.d" libvirt_dirs
+step "libvirt's directories empty, vfiomig-libvirt-hook in qemu.d" libvirt_dirs "$hook"
 step "qemu.conf and libvirtd.conf in the guest overlay" write_config
 step "libvirtd starts" start_libvirtd
 # while libvirtd brings up its drivers; mtty keeps registers across opens
