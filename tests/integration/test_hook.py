@@ -11,6 +11,8 @@ import os
 import subprocess
 import xml.etree.ElementTree as ET
 
+from gi.repository import GLib
+
 from vfiomigtest import (BUILDDIR, SIM_TESTBED, DaemonTestCase, PrivateBus, TestbedTestCase, device_path, hold, main,
                          name_has_owner, sim_mdevs, sim_uuid, wait_until)
 
@@ -164,6 +166,29 @@ class HookTest(TestbedTestCase):
         self.assertIn(f'Removed mdev {GHOST}, made for an incoming domain that never came', self.daemon.output())
         with open(record, encoding='utf-8') as f:
             self.assertNotIn(GHOST, f.read())
+
+    def test_hostile_xml(self):
+        """PrepareDomain refuses what is no domain's XML before anything
+        else, names the fault, and changes nothing."""
+        before = self.devices()
+        one = domain_xml('vm-x', [mdev(NEW)], [self.as_meta(NEW, SIM)])
+        for xml, fault in [
+                ('<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+                 '<domain><name>&b;</name></domain>', 'DOCTYPE'),
+                ('<domain>' + 'x' * (5 << 20) + '</domain>', 'more than'),
+                (one.replace(NEW, '../../../etc'), 'not a UUID'),
+                (domain_xml('vm-x', [pci('0000:3b:00.1').replace("bus='0x3b'", "bus='0x1ff'")]), 'bus'),
+                ('<domain><name>x</name></domain>', 'uuid'),
+                ('', '')]:
+            with self.subTest(fault=fault, size=len(xml)):
+                msg = self.assert_dbus_error('org.vfiomig1.Error.InvalidArgument', self.call, 'PrepareDomain',
+                                             '(sa{sv})', (xml, {}))
+                self.assertIn(fault, msg)
+        self.assert_dbus_error('org.vfiomig1.Error.InvalidArgument', self.call, 'PrepareDomain', '(sa{sv})',
+                               (one, {'mdevs-only': GLib.Variant('s', 'yes')}))
+        self.assert_dbus_error('org.vfiomig1.Error.InvalidArgument', self.call, 'ReleaseDomain', '(sa{sv})',
+                               ('', {}))
+        self.assertEqual(self.devices(), before)
 
     def test_bad_input(self):
         p = hook('vm-g', 'migrate', 'begin', '<domain><name>x</nam')
