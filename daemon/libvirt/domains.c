@@ -127,7 +127,7 @@ static void update_metadata(Domains *d, virDomainPtr dom, const DomainInfo *info
         log_info("libvirt domain %s: recorded the identities of %u devices", info->name, wanted->len);
 }
 
-void domains_refresh(Domains *d, virDomainPtr dom) {
+static void domains_refresh(Domains *d, virDomainPtr dom) {
         const char *name = virDomainGetName(dom);
         g_autofree char *xml = NULL, *error = NULL;
         g_autoptr(DomainInfo) info = NULL;
@@ -216,10 +216,6 @@ static void on_registry(Registry *r, RegistryEvent event, const void *object, vo
 
 /* ---- events ---- */
 
-static void on_domain_event(virConnectPtr conn, virDomainPtr dom, void *opaque) {
-        domains_refresh(opaque, dom);
-}
-
 /* Only a start makes us read a domain. A domain that stops is forgotten
  * without asking libvirtd anything, and the events before it (QEMU's
  * shutdown on a destroy, say) are left alone: libvirtd holds the domain
@@ -239,11 +235,11 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 }
 
 static void on_device(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque) {
-        on_domain_event(conn, dom, opaque);
+        domains_refresh(opaque, dom);
 }
 
 static void on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri, void *opaque) {
-        on_domain_event(conn, dom, opaque);
+        domains_refresh(opaque, dom);
 }
 
 static int schedule_connect(Domains *d, uint64_t delay_usec);
@@ -369,10 +365,6 @@ void domains_free(Domains *d) {
         g_hash_table_destroy(d->by_domain);
         g_free(d->uri);
         g_free(d);
-}
-
-virConnectPtr domains_connection(Domains *d) {
-        return d->conn;
 }
 
 int domains_drive_test_domain(Domains *d, const char *name, const char *action, char **ret_error) {

@@ -31,16 +31,11 @@ int domains_new(sd_event *event, Registry *registry, const char *uri, Domains **
 void domains_free(Domains *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Domains, domains_free);
 
-/* The connection while there is one, else NULL; the Testbed interface
- * drives the test driver's domains through it. */
-virConnectPtr domains_connection(Domains *d);
 /* A domain as libvirt has it now: its hostdevs and vfiomig's metadata.
  * -ENOTCONN (no libvirt), -ENOENT (no such domain), -EIO, with a
  * message. */
 int domains_get(Domains *d, const char *name, bool *ret_running, DomainInfo **ret, char **ret_error);
 
-/* Reads a domain's XML again, as an event about it would. */
-void domains_refresh(Domains *d, virDomainPtr dom);
 
 /* For tests against libvirt's test driver only (a test:/// URI): starts
  * ("start") or destroys ("destroy") a domain of the daemon's own

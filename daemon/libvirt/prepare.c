@@ -369,10 +369,6 @@ int preparer_prepare(Preparer *p, const char *xml, size_t len, bool mdevs_only, 
         return 0;
 }
 
-unsigned preparer_count(Preparer *p) {
-        return g_hash_table_size(p->made);
-}
-
 int preparer_new(sd_event *event, Registry *registry, Backend *backend, CompatMap *map, const char *state_dir,
                  uint64_t timeout_usec, Preparer **ret) {
         g_autoptr(Preparer) p = g_new0(Preparer, 1);

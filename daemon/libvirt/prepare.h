@@ -46,5 +46,3 @@ int preparer_prepare(Preparer *p, const char *xml, size_t len, bool mdevs_only, 
 /* The domain is gone from this host (stopped, or released): the mdevs
  * made for it go, unless something else holds them. Returns how many. */
 unsigned preparer_release(Preparer *p, const char *domain);
-/* How many mdevs are recorded as made and not yet released. */
-unsigned preparer_count(Preparer *p);
