@@ -64,6 +64,7 @@ MdevType *mdev_type_new(const char *parent, const char *id) {
         t->description = g_strdup("");
         t->device_api = g_strdup("");
         t->sysfs_path = g_strdup("");
+        t->iommu = g_strdup("");
         t->vendor_migration_type = g_strdup("");
         t->vendor_migration_version = g_strdup("");
         t->migration_type = g_strdup("");
@@ -82,6 +83,7 @@ void mdev_type_free(MdevType *t) {
         g_free(t->description);
         g_free(t->device_api);
         g_free(t->sysfs_path);
+        g_free(t->iommu);
         g_free(t->vendor_migration_type);
         g_free(t->vendor_migration_version);
         g_free(t->migration_type);
@@ -92,7 +94,7 @@ void mdev_type_free(MdevType *t) {
 
 /* Every string field of a Device, so new/free/equal cannot drift apart. */
 #define DEVICE_STRING_FIELDS(X) \
-        X(sysfs_path) X(driver) X(parent) X(mdev_type) X(iommu_group) \
+        X(sysfs_path) X(driver) X(parent) X(mdev_type) X(iommu_group) X(iommu) \
         X(vfio_dev) X(vendor_id) X(device_id) X(subsystem_vendor_id) \
         X(subsystem_device_id) X(vendor_migration_type) X(vendor_migration_version) \
         X(migration_type) X(migration_version) X(migration_basis) X(migration_state) X(holder) \
@@ -164,6 +166,7 @@ static bool mdev_type_equal(const MdevType *a, const MdevType *b) {
                g_str_equal(a->description, b->description) &&
                g_str_equal(a->device_api, b->device_api) &&
                g_str_equal(a->sysfs_path, b->sysfs_path) &&
+               g_str_equal(a->iommu, b->iommu) &&
                g_str_equal(a->vendor_migration_type, b->vendor_migration_type) &&
                g_str_equal(a->vendor_migration_version, b->vendor_migration_version) &&
                a->available_instances == b->available_instances;

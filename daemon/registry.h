@@ -36,6 +36,7 @@ typedef struct MdevType {
         char *description;
         char *device_api;
         char *sysfs_path;
+        char *iommu;            /* its instances' IOMMU facet (iommu-facet.h) */
         char *vendor_migration_type, *vendor_migration_version;       /* "" when absent */
         char *migration_type, *migration_version, *migration_basis;   /* derived */
         unsigned available_instances;
@@ -50,6 +51,7 @@ typedef struct Device {
         char *mdev_type;        /* type id for mdevs, else "" */
         char *iommu_group;
         char *vfio_dev;         /* device node to open it with */
+        char *iommu;            /* IOMMU facet, canonical text (iommu-facet.h) */
         char *vendor_id, *device_id, *subsystem_vendor_id, *subsystem_device_id;
         /* the driver's migration_type and migration_version attributes,
          * "" when it has none */

@@ -182,6 +182,8 @@ int migration_flags_from_string(const char *s, uint32_t *ret) {
 int errno_message(char **ret_error, int r, const char *format, ...) {
         va_list ap;
 
+        if (!ret_error)
+                return -abs(r);
         va_start(ap, format);
         *ret_error = g_strdup_vprintf(format, ap);
         va_end(ap);

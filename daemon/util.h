@@ -36,5 +36,6 @@ int migration_flags_from_string(const char *s, uint32_t *ret);
 
 /* For logic that reports to a caller: *ret_error = the message, returns
  * -|r|, so that "return errno_message(ret_error, EBUSY, ...);" is one
- * expression. The bus layer turns both into a D-Bus error. */
+ * expression. The bus layer turns both into a D-Bus error. A NULL
+ * ret_error asks for the errno only. */
 int errno_message(char **ret_error, int r, const char *format, ...) G_GNUC_PRINTF(3, 4);

@@ -6,6 +6,7 @@
 #include "conffile.h"
 #include "log.h"
 #include "fsm.h"
+#include "iommu-facet.h"
 #include "names.h"
 #include "backend/testbed.h"
 #include "util.h"
@@ -33,11 +34,12 @@ typedef struct Testbed {
         GHashTable *types;              /* type key -> TestbedType */
         GHashTable *sims;               /* device name -> SimDevice */
         GHashTable *accept;             /* device name -> versions its simulated driver takes */
+        GHashTable *parent_iommu;       /* parent name -> the IOMMU facet of its mdevs */
         char *persist_dir;
         unsigned next_iommu_group;
 } Testbed;
 
-static const char *const parent_keys[] = { "Driver", NULL };
+static const char *const parent_keys[] = { "Driver", "Iommu", NULL };
 static const char *const type_keys[] = {
         "Name", "Description", "DeviceApi", "MaxInstances", "MigrationFlags", "StateSize", "DirtyRate",
         "MigrationType", "MigrationVersion", "AcceptVersions", NULL
@@ -45,7 +47,7 @@ static const char *const type_keys[] = {
 static const char *const device_keys[] = {
         "Kind", "Parent", "Type", "Driver", "Vendor", "Device", "SubsystemVendor",
         "SubsystemDevice", "IommuGroup", "MigrationFlags", "StateSize", "DirtyRate", "Fault", "VendorTag",
-        "MigrationType", "MigrationVersion", "AcceptVersions", NULL
+        "MigrationType", "MigrationVersion", "AcceptVersions", "Iommu", NULL
 };
 
 #define DEFAULT_STATE_SIZE (64 * 1024)
@@ -124,17 +126,33 @@ static bool parse_device_vendor(Testbed *tb, ConfFile *c, const char *group, Dev
         return true;
 }
 
+/* Iommu=: the IOMMU facet's text form, as the kernel backend would
+ * derive it; "" (not known) when absent. */
+static bool get_iommu(ConfFile *c, const char *group, char **ret, GError **error) {
+        g_autofree char *text = NULL, *why = NULL;
+
+        if (!conf_file_get_string(c, group, "Iommu", "", &text, error))
+                return false;
+        g_free(*ret);
+        *ret = NULL;
+        if (iommu_facet_canonicalize(text, ret, &why) < 0)
+                return conf_file_error(c, error, group, "Iommu", "%s", why);
+        return true;
+}
+
 static bool parse_parent(Testbed *tb, ConfFile *c, const char *group, const char *name,
                          Parsed *out, GError **error) {
         g_autoptr(Parent) p = NULL;
+        g_autofree char *iommu = NULL;
 
         if (!name_is_sysfs_component(name))
                 return conf_file_error(c, error, group, NULL, "'%s' is not a valid device name", name);
         if (!conf_file_check_keys(c, group, parent_keys, error))
                 return false;
         p = parent_new(name);
-        if (!conf_file_get_string(c, group, "Driver", NULL, &p->driver, error))
+        if (!conf_file_get_string(c, group, "Driver", NULL, &p->driver, error) || !get_iommu(c, group, &iommu, error))
                 return false;
+        g_hash_table_replace(tb->parent_iommu, g_strdup(name), g_steal_pointer(&iommu));
         g_ptr_array_add(out->parents, g_steal_pointer(&p));
         return true;
 }
@@ -157,6 +175,7 @@ static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *
                 return false;
 
         t = mdev_type_new(parent, slash + 1);
+        free_and_strdup(&t->iommu, g_hash_table_lookup(tb->parent_iommu, parent));
         tt = g_new0(TestbedType, 1);
         tt->vendor_type = g_strdup("");
         tt->vendor_version = g_strdup("");
@@ -192,6 +211,7 @@ static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, S
                 return conf_file_error(c, error, group, "Type", "no [Type %s] section", key);
         sim->state_size = tt->state_size;
         sim->dirty_rate = tt->dirty_rate;
+        free_and_strdup(&d->iommu, g_hash_table_lookup(tb->parent_iommu, d->parent));
         /* an instance reads its type's attributes unless it has its own */
         free_and_strdup(&d->vendor_migration_type, tt->vendor_type);
         free_and_strdup(&d->vendor_migration_version, tt->vendor_version);
@@ -212,7 +232,7 @@ static bool parse_pci(Testbed *tb, ConfFile *c, const char *group, Device *d, GE
                 return conf_file_error(c, error, group, NULL, "a pci device must be named by its PCI address");
         if (!parse_device_vendor(tb, c, group, d, NULL, error))
                 return false;
-        if (!conf_file_get_string(c, group, "Parent", "", &d->parent, error))
+        if (!conf_file_get_string(c, group, "Parent", "", &d->parent, error) || !get_iommu(c, group, &d->iommu, error))
                 return false;
         for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
                 char **field = G_STRUCT_MEMBER_P(d, ids[i].offset);
@@ -435,6 +455,7 @@ static int testbed_create_mdev(Backend *s, const MdevType *type, const char *uui
         d = device_new(uuid, DEVICE_KIND_MDEV);
         free_and_strdup(&d->parent, type->parent);
         free_and_strdup(&d->mdev_type, type->id);
+        free_and_strdup(&d->iommu, type->iommu);
         free_and_strdup(&d->driver, registry_get_parent(s->registry, type->parent)->driver);
         g_free(d->iommu_group);
         d->iommu_group = g_strdup_printf("%u", tb->next_iommu_group++);
@@ -501,6 +522,7 @@ static void testbed_free(Backend *s) {
         g_hash_table_destroy(tb->types);
         g_hash_table_destroy(tb->sims);
         g_hash_table_destroy(tb->accept);
+        g_hash_table_destroy(tb->parent_iommu);
         g_free(tb->persist_dir);
         g_free(tb);
 }
@@ -530,6 +552,7 @@ Backend *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError *
         s->registry = r;
         tb->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) testbed_type_free);
         tb->accept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_strfreev);
+        tb->parent_iommu = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         tb->sims = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) sim_device_free);
         tb->persist_dir = g_strdup(persist_dir);
         tb->next_iommu_group = FIRST_SYNTHETIC_IOMMU_GROUP;

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "names.h"
+#include "backend/iommu-sysfs.h"
 #include "backend/udev.h"
 #include "util.h"
 #include "backend/vfio.h"
@@ -38,12 +39,13 @@ static void read_vendor_identity(const char *dir, char **type, char **version) {
                 g_free(*type), *type = v;
 }
 
-static MdevType *read_type(const char *parent, const char *types_dir, const char *id) {
+static MdevType *read_type(const char *parent, const char *types_dir, const char *id, const char *iommu) {
         g_autofree char *dir = g_build_filename(types_dir, id, NULL);
         MdevType *t = mdev_type_new(parent, id);
         char *v;
 
         free_and_strdup(&t->sysfs_path, dir);
+        free_and_strdup(&t->iommu, iommu);
         /* name and description are optional in the kernel's mdev ABI */
         if (sysfs_read(dir, "name", &v) >= 0)
                 g_free(t->name), t->name = v;
@@ -62,11 +64,13 @@ static void add_parent(UdevBackend *us, struct udev_device *dev) {
         const char *syspath = udev_device_get_syspath(dev);
         g_autofree char *types_dir = g_build_filename(syspath, "mdev_supported_types", NULL);
         g_autoptr(GDir) dir = g_dir_open(types_dir, 0, NULL);
+        g_autofree char *iommu = NULL;
         Parent *p;
         const char *id;
 
         if (!dir)
                 return;
+        iommu = iommu_sysfs_mdev_facet(syspath);
         p = parent_new(udev_device_get_sysname(dev));
         free_and_strdup(&p->sysfs_path, syspath);
         free_and_strdup(&p->driver, udev_device_get_driver(dev));
@@ -75,7 +79,7 @@ static void add_parent(UdevBackend *us, struct udev_device *dev) {
 
         while ((id = g_dir_read_name(dir)))
                 if (name_is_sysfs_component(id))
-                        registry_add_type(r, read_type(udev_device_get_sysname(dev), types_dir, id));
+                        registry_add_type(r, read_type(udev_device_get_sysname(dev), types_dir, id, iommu));
 }
 
 static void refresh_type(Registry *r, const MdevType *t) {
@@ -139,6 +143,8 @@ static Device *device_from_mdev(struct udev_device *dev) {
         d = device_new(name, DEVICE_KIND_MDEV);
         fill_common(d, dev);
         free_and_strdup(&d->parent, udev_device_get_sysname(parent));
+        g_free(d->iommu);
+        d->iommu = iommu_sysfs_mdev_facet(udev_device_get_syspath(parent));
         if (sysfs_link_basename(udev_device_get_syspath(dev), "mdev_type", &v) >= 0)
                 g_free(d->mdev_type), d->mdev_type = v;
         return d;
@@ -160,6 +166,8 @@ static Device *device_from_pci(struct udev_device *dev) {
                 return NULL;
         d = device_new(name, DEVICE_KIND_PCI);
         fill_common(d, dev);
+        if (iommu_sysfs_facet(syspath, &v) >= 0)
+                g_free(d->iommu), d->iommu = v;
         for (size_t i = 0; i < G_N_ELEMENTS(ids); i++)
                 if (sysfs_read(syspath, ids[i].attr, &v) >= 0) {
                         char **field = G_STRUCT_MEMBER_P(d, ids[i].offset);

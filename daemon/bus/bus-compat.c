@@ -6,6 +6,7 @@
 #include "bus/bus-util.h"
 #include "compat/compat-map.h"
 #include "compat/identities.h"
+#include "iommu-facet.h"
 #include "names.h"
 #include "bus/polkit.h"
 #include "migration/probe.h"
@@ -27,6 +28,18 @@ int bus_method_get_identity(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return sd_bus_reply_method_return(msg, "ss", d->migration_type, d->migration_version);
 }
 
+/* The identity as another host's CheckIdentityEx() takes it. */
+int bus_method_get_identity_ex(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *name = NULL;
+        const Device *d = lookup(c, msg, &name, error);
+
+        if (!d)
+                return -ENODEV;
+        return sd_bus_reply_method_return(msg, "a{ss}", 3, "type", d->migration_type, "version",
+                                          d->migration_version, "iommu", d->iommu);
+}
+
 static int reply_judgement(sd_bus_message *msg, const Judgement *j) {
         return sd_bus_reply_method_return(msg, "sss", verdict_to_string(j->verdict), basis_to_string(j->basis),
                                           j->reason);
@@ -46,14 +59,10 @@ int bus_method_check_compatibility(sd_bus_message *msg, void *userdata, sd_bus_e
         return reply_judgement(msg, j);
 }
 
-/* A migration type and version as another host reports them. */
-static int read_remote_identity(sd_bus_message *msg, Identity **ret, sd_bus_error *error) {
-        const char *type, *version;
-        int r;
+static int check_remote_identity(const char *type, const char *version, const char *iommu, Identity **ret,
+                                 sd_bus_error *error) {
+        g_autofree char *facet = NULL, *why = NULL;
 
-        r = sd_bus_message_read(msg, "ss", &type, &version);
-        if (r < 0)
-                return r;
         if (!vendor_string_valid(type)) {
                 g_autofree char *q = name_quote(type);
 
@@ -63,8 +72,53 @@ static int read_remote_identity(sd_bus_message *msg, Identity **ret, sd_bus_erro
         if (*version && !vendor_string_valid(version))
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
                                          "a migration version is 0 to 4096 printable ASCII characters");
+        if (iommu_facet_canonicalize(iommu, &facet, &why) < 0)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s", why);
         *ret = identities_remote(type, version);
+        free_and_strdup(&(*ret)->iommu, facet);
         return 0;
+}
+
+/* A migration type and version as another host reports them. */
+static int read_remote_identity(sd_bus_message *msg, Identity **ret, sd_bus_error *error) {
+        const char *type, *version;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &type, &version);
+        if (r < 0)
+                return r;
+        return check_remote_identity(type, version, "", ret, error);
+}
+
+/* The same as GetIdentityEx() reports it: a dictionary of facets. */
+static int read_remote_identity_ex(sd_bus_message *msg, Identity **ret, sd_bus_error *error) {
+        const char *keys[] = { "type", "version", "iommu" }, *values[G_N_ELEMENTS(keys)] = { NULL, "", "" };
+        bool seen[G_N_ELEMENTS(keys)] = {};
+        const char *key, *value;
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "{ss}");
+        while (r >= 0 && (r = sd_bus_message_read(msg, "{ss}", &key, &value)) > 0) {
+                size_t i = 0;
+
+                while (i < G_N_ELEMENTS(keys) && !g_str_equal(key, keys[i]))
+                        i++;
+                if (i == G_N_ELEMENTS(keys) || seen[i]) {
+                        g_autofree char *q = name_quote(key);
+
+                        return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "identity key %s is %s "
+                                                 "(keys: type, version, iommu)", q, seen[i] ? "given twice" : "unknown");
+                }
+                seen[i] = true;
+                values[i] = value;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        if (!values[0])
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "identity without a type");
+        return check_remote_identity(values[0], values[1], values[2], ret, error);
 }
 
 /* An identity no node here has may make vfiomigd write its version into
@@ -78,14 +132,13 @@ static int verify_remote_identity(BusContext *c, sd_bus_message *msg, const Iden
                              (const char *[]) { "type", id->type, "version", id->version, NULL }, c->polkit, error);
 }
 
-int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        BusContext *c = userdata;
+static int check_identity(sd_bus_message *msg, BusContext *c, bool ex, sd_bus_error *error) {
         g_autoptr(Identity) id = NULL;
         g_autofree char *target = NULL;
         const Judgement *j;
         int r;
 
-        r = read_remote_identity(msg, &id, error);
+        r = ex ? read_remote_identity_ex(msg, &id, error) : read_remote_identity(msg, &id, error);
         if (r >= 0)
                 r = bus_read_device_name(msg, &target, error);
         if (r < 0)
@@ -101,6 +154,14 @@ int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (!j)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "%s has no identity yet", target);
         return reply_judgement(msg, j);
+}
+
+int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return check_identity(msg, userdata, false, error);
+}
+
+int bus_method_check_identity_ex(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return check_identity(msg, userdata, true, error);
 }
 
 typedef struct FindOptions {
@@ -147,15 +208,14 @@ static bool usable(BusContext *c, const Node *node, const FindOptions *o) {
         return false;
 }
 
-int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        BusContext *c = userdata;
+static int find_targets(sd_bus_message *msg, BusContext *c, bool ex, sd_bus_error *error) {
         g_autoptr(Identity) id = NULL;
         g_autoptr(GArray) targets = NULL;
         FindOptions o = {};
         sd_bus_message *reply = NULL;
         int r;
 
-        r = read_remote_identity(msg, &id, error);
+        r = ex ? read_remote_identity_ex(msg, &id, error) : read_remote_identity(msg, &id, error);
         if (r >= 0)
                 r = bus_read_options(msg, find_options, &o, error);
         if (r >= 0)
@@ -179,6 +239,14 @@ int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *e
                                           basis_to_string(t->judgement->basis));
         }
         return bus_send_array_reply(reply, r);
+}
+
+int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return find_targets(msg, userdata, false, error);
+}
+
+int bus_method_find_targets_ex(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return find_targets(msg, userdata, true, error);
 }
 
 /* A device name, or PARENT/TYPE-ID for an mdev type. */

@@ -59,6 +59,7 @@ const sd_bus_vtable bus_device_vtable[] = {
         STRING_PROPERTY("MdevType", mdev_type),
         STRING_PROPERTY("IommuGroup", iommu_group),
         STRING_PROPERTY("VfioDevNode", vfio_dev),
+        STRING_PROPERTY("Iommu", iommu),
         SD_BUS_PROPERTY("MigrationFlags", "as", property_get_migration_flags, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("MigrationType", migration_type),
         STRING_PROPERTY("MigrationVersion", migration_version),

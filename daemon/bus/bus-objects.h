@@ -59,9 +59,12 @@ int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error
 
 /* Manager methods of the compatibility map (bus-compat.c). */
 int bus_method_get_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_get_identity_ex(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_check_compatibility(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_check_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_check_identity_ex(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_find_targets_ex(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 
 /* Manager methods about libvirt domains (bus-domain.c). */

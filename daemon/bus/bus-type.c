@@ -22,6 +22,7 @@ const sd_bus_vtable bus_type_vtable[] = {
         STRING_PROPERTY("Name", name, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("Description", description, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("DeviceApi", device_api, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        STRING_PROPERTY("Iommu", iommu, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("AvailableInstances", "u", property_get_available, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("MigrationType", migration_type, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("MigrationVersion", migration_version, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

@@ -3,7 +3,9 @@
 #include <string.h>
 
 #include "compat/compat.h"
+#include "iommu-facet.h"
 #include "names.h"
+#include "util.h"
 #include "vfio-uapi.h"
 
 static const char *const basis_names[_BASIS_MAX] = {
@@ -29,6 +31,7 @@ Identity *identity_new(const char *type, const char *version, Basis basis) {
 
         id->type = g_strdup(type);
         id->version = g_strdup(version ? version : "");
+        id->iommu = g_strdup("");
         id->basis = basis;
         return id;
 }
@@ -38,6 +41,8 @@ Identity *identity_copy(const Identity *id) {
 
         c->compare = id->compare;
         c->flags = id->flags;
+        free_and_strdup(&c->iommu, id->iommu);
+        c->ignore_facets = id->ignore_facets;
         return c;
 }
 
@@ -46,6 +51,7 @@ void identity_free(Identity *id) {
                 return;
         g_free(id->type);
         g_free(id->version);
+        g_free(id->iommu);
         g_free(id);
 }
 
@@ -56,6 +62,8 @@ guint identity_hash(gconstpointer p) {
         h = h * 31 + g_str_hash(id->version);
         h = h * 31 + id->basis;
         h = h * 31 + id->compare;
+        h = h * 31 + g_str_hash(id->iommu);
+        h = h * 31 + id->ignore_facets;
         return h * 31 + id->flags;
 }
 
@@ -63,7 +71,8 @@ gboolean identity_equal(gconstpointer p, gconstpointer q) {
         const Identity *a = p, *b = q;
 
         return a->basis == b->basis && a->compare == b->compare && a->flags == b->flags &&
-               g_str_equal(a->type, b->type) && g_str_equal(a->version, b->version);
+               a->ignore_facets == b->ignore_facets && g_str_equal(a->type, b->type) &&
+               g_str_equal(a->version, b->version) && g_str_equal(a->iommu, b->iommu);
 }
 
 char *compat_type_match_type(const Device *d) {
@@ -75,7 +84,7 @@ char *compat_type_match_type(const Device *d) {
 
 /* vendor, then rule, then type-match */
 static Identity *derive(const char *fallback_type, const Rule *rule, const char *vendor_type,
-                        const char *vendor_version, uint32_t flags, char **ret_warning) {
+                        const char *vendor_version, uint32_t flags, const char *iommu, char **ret_warning) {
         Identity *id;
 
         if (vendor_version && !vendor_string_valid(vendor_version)) {
@@ -92,12 +101,14 @@ static Identity *derive(const char *fallback_type, const Rule *rule, const char 
         }
         if (vendor_version)
                 id = identity_new(vendor_type ? vendor_type : fallback_type, vendor_version, BASIS_VENDOR);
-        else if (rule) {
+        else if (rule && *rule->version) {
                 id = identity_new(*rule->type ? rule->type : fallback_type, rule->version, BASIS_RULE);
                 id->compare = rule->compare;
         } else
                 id = identity_new(fallback_type, "", BASIS_TYPE_MATCH);
         id->flags = flags;
+        free_and_strdup(&id->iommu, iommu);
+        id->ignore_facets = rule ? rule->ignore_facets : 0;
         return id;
 }
 
@@ -106,7 +117,7 @@ Identity *identity_of_device(const Device *d, const char *vendor_type, const cha
         g_autofree char *type = compat_type_match_type(d);
 
         return derive(type, rules ? rules_match(rules, d) : NULL, vendor_type, vendor_version, d->migration_flags,
-                      ret_warning);
+                      d->iommu, ret_warning);
 }
 
 Identity *identity_of_type(const MdevType *t, const char *parent_driver, const char *vendor_type,
@@ -114,7 +125,7 @@ Identity *identity_of_type(const MdevType *t, const char *parent_driver, const c
         g_autofree char *driver = rules_mdev_driver(t->id, parent_driver);
 
         return derive(t->id, rules ? rules_match_type(rules, driver, t->id) : NULL, vendor_type, vendor_version, 0,
-                      ret_warning);
+                      t->iommu, ret_warning);
 }
 
 void judgement_clear(Judgement *j) {
@@ -186,6 +197,30 @@ static Judgement judge_versions(const Identity *src, const Identity *tgt, const 
                        src->type);
 }
 
+/* The guest saw the source's IOMMU: the target's must cover it. */
+static void judge_iommu(const Identity *src, const Identity *tgt, Judgement *j) {
+        g_autofree char *why = NULL, *joined = NULL;
+        IommuFacet s, t;
+        IommuVerdict v;
+
+        if (j->verdict == VERDICT_INCOMPATIBLE || ((src->ignore_facets | tgt->ignore_facets) & RULE_FACET_IOMMU))
+                return;
+        /* every facet was checked where it came in; one that is not valid states nothing */
+        if (iommu_facet_parse(src->iommu, &s, NULL) < 0 || iommu_facet_parse(tgt->iommu, &t, NULL) < 0)
+                return;
+        v = iommu_facet_judge(&s, &t, &why);
+        if (v == IOMMU_VERDICT_INCOMPATIBLE) {
+                j->verdict = VERDICT_INCOMPATIBLE;
+                g_free(j->reason);
+                j->reason = g_steal_pointer(&why);
+        } else if (v == IOMMU_VERDICT_UNKNOWN && j->verdict == VERDICT_COMPATIBLE) {
+                j->verdict = VERDICT_UNKNOWN;
+                joined = g_strdup_printf("%s; but %s", j->reason, why);
+                g_free(j->reason);
+                j->reason = g_steal_pointer(&joined);
+        }
+}
+
 Judgement compat_judge(const Identity *src, const Identity *tgt, const Node *tgt_node, const JudgeOps *ops) {
         Judgement j;
 
@@ -200,5 +235,6 @@ Judgement compat_judge(const Identity *src, const Identity *tgt, const Node *tgt
                 g_free(j.reason);
                 j.reason = r;
         }
+        judge_iommu(src, tgt, &j);
         return j;
 }

@@ -49,6 +49,8 @@ typedef struct Identity {
         Basis basis;            /* vendor, rule or type-match */
         RuleCompare compare;    /* rule */
         uint32_t flags;         /* VFIO_MIGRATION_*, 0 when not known */
+        char *iommu;            /* IOMMU facet, canonical text; "" states nothing */
+        unsigned ignore_facets; /* RuleFacet: a rule says these do not matter */
 } Identity;
 
 Identity *identity_new(const char *type, const char *version, Basis basis);
@@ -106,5 +108,8 @@ typedef struct JudgeOps {
 
 /* Whether state of src may go into tgt (represented by tgt_node for the
  * vendor's check). Flags count too: a target without STOP_COPY never
- * qualifies; pre-copy the target lacks is noted in the reason. */
+ * qualifies; pre-copy the target lacks is noted in the reason. Then the
+ * facets (the IOMMU's, iommu-facet.h), unless a rule of either side
+ * ignores them: a facet that fails makes the verdict incompatible, one
+ * that cannot be judged makes a compatible verdict unknown. */
 Judgement compat_judge(const Identity *src, const Identity *tgt, const Node *tgt_node, const JudgeOps *ops);

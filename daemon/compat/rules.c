@@ -60,7 +60,7 @@ static const struct {
 
 static const char *const rule_keys[] = {
         "Driver", "MdevType", "Vendor", "Device", "SubsystemVendor", "SubsystemDevice",
-        "Version", "Compare", "Type", NULL
+        "Version", "Compare", "Type", "IgnoreFacets", NULL
 };
 
 /* PCI IDs as the kernel prints them: 0x%04x */
@@ -71,6 +71,25 @@ static char *normalize_id(const char *s) {
         if (!*hex || !g_ascii_string_to_unsigned(hex, 16, 0, 0xffff, &v, NULL))
                 return NULL;
         return g_strdup_printf("0x%04" G_GINT64_MODIFIER "x", v);
+}
+
+/* IgnoreFacets=iommu: the operator knows that a facet does not matter
+ * for these devices. */
+static bool get_ignore_facets(ConfFile *c, const char *group, unsigned *ret, GError **error) {
+        g_auto(GStrv) names = g_key_file_get_string_list(conf_file_keyfile(c), group, "IgnoreFacets", NULL, NULL);
+
+        *ret = 0;
+        for (char **n = names; n && *n; n++) {
+                g_strstrip(*n);
+                if (g_str_equal(*n, "iommu"))
+                        *ret |= RULE_FACET_IOMMU;
+                else
+                        return conf_file_error(c, error, group, "IgnoreFacets", "'%s' is not a facet (known: iommu)",
+                                               *n);
+        }
+        if (names && !*ret)
+                return conf_file_error(c, error, group, "IgnoreFacets", "empty");
+        return true;
 }
 
 static bool parse_rule(ConfFile *c, const char *group, Rule **ret, GError **error) {
@@ -104,12 +123,14 @@ static bool parse_rule(ConfFile *c, const char *group, Rule **ret, GError **erro
         if (!any)
                 return conf_file_error(c, error, group, NULL, "a rule needs at least one of Driver, MdevType, "
                                        "Vendor, Device, SubsystemVendor, SubsystemDevice");
-        if (!conf_file_get_string(c, group, "Version", NULL, &rule->version, error) ||
+        if (!get_ignore_facets(c, group, &rule->ignore_facets, error) ||
+            !conf_file_get_string(c, group, "Version", rule->ignore_facets ? "" : NULL, &rule->version, error) ||
             !conf_file_get_string(c, group, "Type", "", &rule->type, error) ||
             !conf_file_get_string(c, group, "Compare", "exact", &compare, error))
                 return false;
         /* the map keys classes by these: printable ASCII only */
-        if (!vendor_string_valid(rule->version))
+        if ((g_key_file_has_key(conf_file_keyfile(c), group, "Version", NULL) || !rule->ignore_facets) &&
+            !vendor_string_valid(rule->version))
                 return conf_file_error(c, error, group, "Version", "must be 1 to 4096 printable ASCII characters");
         if (*rule->type && !vendor_string_valid(rule->type))
                 return conf_file_error(c, error, group, "Type", "must be 1 to 4096 printable ASCII characters");

@@ -19,6 +19,9 @@
  *   Version=28.39.1010            required
  *   Compare=same-major            exact (default) or same-major
  *   Type=...                      optional: the migration type to report
+ *   IgnoreFacets=iommu            optional: facets of the identity not to
+ *                                 judge; with it, Version= may be absent
+ *                                 (the device keeps its own version)
  *
  * A file in a later directory replaces one of the same name in an earlier
  * directory (/etc overrides /usr/share); files are read in name order and
@@ -30,11 +33,16 @@ typedef enum RuleCompare {
         RULE_COMPARE_SAME_MAJOR,
 } RuleCompare;
 
+typedef enum RuleFacet {
+        RULE_FACET_IOMMU = 1 << 0,
+} RuleFacet;
+
 typedef struct Rule {
         char *name;             /* "file.rules:Rule NAME" for messages */
         char *driver, *mdev_type, *vendor_id, *device_id, *subsystem_vendor_id, *subsystem_device_id;
         char *version, *type;
         RuleCompare compare;
+        unsigned ignore_facets; /* RuleFacet */
 } Rule;
 
 typedef struct Rules Rules;

@@ -110,6 +110,23 @@ class SysfsTree:
             self.unlink(f'{parent_dev}/mdev_supported_types/{t}/devices/{uuid}')
         shutil.rmtree(self.path(dev))
 
+    # IOMMUs
+
+    def add_vtd(self, unit, cap, ecap):
+        """An Intel IOMMU unit, as /sys/class/iommu shows one."""
+        dev = f'/sys/devices/virtual/iommu/{unit}'
+        self.write(f'{dev}/intel-iommu/cap', f'{cap:x}\n')
+        self.write(f'{dev}/intel-iommu/ecap', f'{ecap:x}\n')
+        self.link(f'/sys/class/iommu/{unit}', dev)
+        return dev
+
+    def attach_iommu(self, dev, unit, group, reserved):
+        """dev is translated by unit; its group reserves these regions
+        ((start, end, type) each)."""
+        self.link(f'{dev}/iommu', f'/sys/devices/virtual/iommu/{unit}')
+        self.write(f'/sys/kernel/iommu_groups/{group}/reserved_regions',
+                   ''.join(f'0x{s:016x} 0x{e:016x} {t}\n' for s, e, t in reserved))
+
     # PCI functions
 
     def add_pci(self, address, driver, vendor, device, subvendor, subdevice, group, physfn=None, vfio=False):

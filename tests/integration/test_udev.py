@@ -35,6 +35,9 @@ class UdevTest(DaemonTestCase):
         cls.vf = t.add_pci(VF, 'vfio-pci', '0x15b3', '0x101e', '0x15b3', '0x0051', 61, physfn=PF, vfio=True)
         cls.pf = t.add_pci(PF, 'mlx5_core', '0x15b3', '0x101d', '0x15b3', '0x0051', 60)
         cls.nvme = t.add_pci(NVME, 'nvme', '0x144d', '0xa808', '0x144d', '0xa801', 70)
+        # the VF behind a VT-d unit with 48-bit addresses (aw-bits=48 in QEMU)
+        t.add_vtd('dmar0', 0xd2008c222f0686, 0xf0_0f5e)
+        t.attach_iommu(cls.vf, 'dmar0', 61, [(0xfee00000, 0xfeefffff, 'msi'), (0x1000, 0x1fff, 'direct-relaxable')])
         cls.daemon_env = {'UMOCKDEV_DIR': t.root}
         super().setUpClass()
 
@@ -67,6 +70,16 @@ class UdevTest(DaemonTestCase):
         self.assertEqual((t['Id'], t['Parent'], t['Name'], t['DeviceApi'], t['AvailableInstances']),
                          ('mtty-2', 'mtty', 'Dual port serial', 'vfio-pci', 11))
         self.assertEqual(t['Description'], '')      # optional in the kernel ABI, absent for mtty
+
+    def test_iommu_facet_from_sysfs(self):
+        """Width and page sizes from the unit's cap register, ranges from
+        the group's reserved regions; an mdev of mtty has none."""
+        self.assertEqual(self.props(VF)['Iommu'],
+                         'width=48 ranges=0x0-0xfedfffff,0xfef00000-0xffffffffffff pgsizes=0x40201000 dirty=no')
+        self.assertEqual(self.props(UUID1)['Iommu'], 'none')
+        self.assertEqual(self.get_property('/org/vfiomig1/type/mtty_2fmtty_2d2', MDEV_TYPE, 'Iommu'), 'none')
+        ident = self.call('GetIdentityEx', '(s)', (VF,))[0]
+        self.assertEqual(ident['iommu'], self.props(VF)['Iommu'])
 
     def test_ctl_show_on_kernel_devices(self):
         # no migration flags (the kernel backend does not open devices)

@@ -8,6 +8,7 @@
 #include "names.h"
 #include "compat/rules.h"
 #include "vfio-uapi.h"
+#include "util.h"
 #include "unit-test.h"
 
 #define F_SC  VFIO_MIGRATION_STOP_COPY
@@ -365,7 +366,12 @@ static void test_class_key(void) {
                 { "compare", ident("t", "1.0", BASIS_RULE, RULE_COMPARE_SAME_MAJOR, F_SC) },
                 { "flags", ident("t", "1.0", BASIS_RULE, RULE_COMPARE_EXACT, F_SC | F_PRE) },
                 { "no flags", ident("t", "1.0", BASIS_RULE, RULE_COMPARE_EXACT, 0) },
+                { "iommu", ident("t", "1.0", BASIS_RULE, RULE_COMPARE_EXACT, F_SC) },
+                { "ignored facets", ident("t", "1.0", BASIS_RULE, RULE_COMPARE_EXACT, F_SC) },
         };
+
+        free_and_strdup(&differ[8].id->iommu, "width=48");
+        differ[9].id->ignore_facets = RULE_FACET_IOMMU;
 
         g_assert_true(identity_equal(base, same));
         g_assert_true(identity_equal(base, copy));
@@ -628,8 +634,99 @@ static void test_judge_no_probe_op(void) {
         judgement_clear(&j);
 }
 
+/* The IOMMU facet: judged after the versions, relaxed by a rule of
+ * either side, carried by copies and derived identities. */
+static Judgement judge_iommu(const char *src_iommu, const char *tgt_iommu, unsigned src_ignore, unsigned tgt_ignore,
+                             Basis basis) {
+        Judge st = {};
+        JudgeOps ops = { vendor_cb, probe_cb, &st };
+        g_autoptr(Identity) src = ident("A", basis == BASIS_RULE ? "1.0" : "", basis, 0, F_SC);
+        g_autoptr(Identity) tgt = ident("A", basis == BASIS_RULE ? "1.0" : "", basis, 0, F_SC);
+
+        free_and_strdup(&src->iommu, src_iommu);
+        free_and_strdup(&tgt->iommu, tgt_iommu);
+        src->ignore_facets = src_ignore;
+        tgt->ignore_facets = tgt_ignore;
+        return compat_judge(src, tgt, &NODE_OF_DEVICE("t"), &ops);
+}
+
+static void test_judge_iommu(void) {
+        static const struct {
+                const char *src, *tgt;
+                unsigned src_ignore, tgt_ignore;
+                Basis basis;
+                Verdict want;
+                const char *reason;
+        } cases[] = {
+                { "width=48", "width=39", 0, 0, BASIS_TYPE_MATCH, VERDICT_INCOMPATIBLE,
+                  "target IOMMU maps 39 bits, source 48" },
+                { "width=48", "width=39", 0, 0, BASIS_RULE, VERDICT_INCOMPATIBLE, "maps 39 bits, source 48" },
+                { "width=39", "width=48", 0, 0, BASIS_TYPE_MATCH, VERDICT_COMPATIBLE, "presumed" },
+                { "width=48", "width=48", 0, 0, BASIS_RULE, VERDICT_COMPATIBLE, "rule: version 1.0 matches" },
+                /* a rule of either side lets the operator know better */
+                { "width=48", "width=39", 0, RULE_FACET_IOMMU, BASIS_TYPE_MATCH, VERDICT_COMPATIBLE, "presumed" },
+                { "width=48", "width=39", RULE_FACET_IOMMU, 0, BASIS_TYPE_MATCH, VERDICT_COMPATIBLE, "presumed" },
+                /* what cannot be judged makes "compatible" unknown, and says both */
+                { "width=48", "", 0, 0, BASIS_TYPE_MATCH, VERDICT_UNKNOWN, "presumed: same migration type A "
+                  "(not verified); but the target's IOMMU is not known" },
+                /* nothing stated, or no IOMMU of its own: nothing asked */
+                { "", "width=39", 0, 0, BASIS_TYPE_MATCH, VERDICT_COMPATIBLE, "presumed" },
+                { "none", "", 0, 0, BASIS_TYPE_MATCH, VERDICT_COMPATIBLE, "presumed" },
+                /* not valid: states nothing (checked where identities come in) */
+                { "width=99", "width=39", 0, 0, BASIS_TYPE_MATCH, VERDICT_COMPATIBLE, "presumed" },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                Judgement j = judge_iommu(cases[i].src, cases[i].tgt, cases[i].src_ignore, cases[i].tgt_ignore,
+                                          cases[i].basis);
+
+                if (j.verdict != cases[i].want || !strstr(j.reason, cases[i].reason))
+                        fail("case %zu (%s -> %s): %s '%s', want %s '%s'", i, cases[i].src, cases[i].tgt,
+                             verdict_to_string(j.verdict), j.reason, verdict_to_string(cases[i].want),
+                             cases[i].reason);
+                judgement_clear(&j);
+        }
+        /* versions that already refuse keep their own reason */
+        {
+                Judge st = { .vendor_result = -EINVAL };
+                JudgeOps ops = { vendor_cb, probe_cb, &st };
+                g_autoptr(Identity) src = ident("A", "2", BASIS_VENDOR, 0, F_SC);
+                g_autoptr(Identity) tgt = ident("A", "1", BASIS_VENDOR, 0, F_SC);
+                Judgement j;
+
+                free_and_strdup(&src->iommu, "width=48");
+                free_and_strdup(&tgt->iommu, "width=39");
+                j = compat_judge(src, tgt, &NODE_OF_DEVICE("t"), &ops);
+                g_assert_cmpint(j.verdict, ==, VERDICT_INCOMPATIBLE);
+                g_assert_nonnull(strstr(j.reason, "refuses version 2"));
+                judgement_clear(&j);
+                g_free(st.vendor_node);
+                g_free(st.vendor_version);
+        }
+}
+
+static void test_identity_iommu(void) {
+        g_autoptr(Device) d = pci("vfio-pci", "0x1234", "0x11e8", "0x1af4", "0x1100", F_SC);
+        g_autoptr(Rules) relax = rules("[Rule edu]\nVendor=0x1234\nDevice=0x11e8\nIgnoreFacets=iommu\n");
+        g_autoptr(Identity) plain = NULL, relaxed = NULL, copy = NULL;
+
+        free_and_strdup(&d->iommu, "width=48 dirty=no");
+        plain = identity_of_device(d, NULL, NULL, NULL, NULL);
+        g_assert_cmpstr(plain->iommu, ==, "width=48 dirty=no");
+        g_assert_cmpuint(plain->ignore_facets, ==, 0);
+        /* a rule without Version= relaxes the facet and keeps the device's own identity */
+        relaxed = identity_of_device(d, NULL, NULL, relax, NULL);
+        g_assert_cmpint(relaxed->basis, ==, BASIS_TYPE_MATCH);
+        g_assert_cmpuint(relaxed->ignore_facets, ==, RULE_FACET_IOMMU);
+        copy = identity_copy(relaxed);
+        g_assert_true(identity_equal(copy, relaxed));
+        g_assert_cmpstr(copy->iommu, ==, "width=48 dirty=no");
+}
+
 int main(int argc, char *argv[]) {
         unit_test_init(argc, argv);
+        g_test_add_func("/compat/judge-iommu", test_judge_iommu);
+        g_test_add_func("/compat/identity-iommu", test_identity_iommu);
 
         g_test_add_func("/compat/strings", test_strings);
         g_test_add_func("/compat/vendor-string-valid", test_vendor_string_valid);

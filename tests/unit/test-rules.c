@@ -73,6 +73,22 @@ static const char full[] =
         "Driver=other\n"
         "Version=1\n";
 
+/* IgnoreFacets= alone is a rule: the device keeps its own version. */
+static void test_ignore_facets(void) {
+        g_autoptr(Rules) r = parse_ok("[Rule relax]\nDriver=vfio-pci\nIgnoreFacets=iommu\n"
+                                      "[Rule both]\nDriver=mtty\nVersion=2\nIgnoreFacets= iommu ;\n", "f.rules");
+        const Rule *rule;
+
+        rule = rules_match_type(r, "vfio-pci", "x");
+        g_assert_nonnull(rule);
+        g_assert_cmpstr(rule->version, ==, "");
+        g_assert_cmpuint(rule->ignore_facets, ==, RULE_FACET_IOMMU);
+        rule = rules_match_type(r, "mtty", "mtty-1");
+        g_assert_nonnull(rule);
+        g_assert_cmpstr(rule->version, ==, "2");
+        g_assert_cmpuint(rule->ignore_facets, ==, RULE_FACET_IOMMU);
+}
+
 static void test_parse_good(void) {
         g_autoptr(Rules) r = parse_ok(full, "t.rules");
         g_autoptr(Device) d = NULL;
@@ -385,6 +401,10 @@ static void test_malformed(void) {
                 { "empty Version", GOOD "[Rule a]\nDriver=x\nVersion=\n", 6, "1 to 4096" },
                 { "too long Version", long_text, 6, "1 to 4096" },
                 { "bad Compare", GOOD "[Rule a]\nDriver=x\nVersion=1\nCompare=fuzzy\n", 7, "fuzzy" },
+                { "unknown facet", GOOD "[Rule a]\nDriver=x\nIgnoreFacets=iommu;colour\n", 6, "'colour' is not a facet" },
+                { "empty IgnoreFacets", GOOD "[Rule a]\nDriver=x\nIgnoreFacets=\n", 6, "empty" },
+                { "IgnoreFacets, empty Version", GOOD "[Rule a]\nDriver=x\nIgnoreFacets=iommu\nVersion=\n", 7,
+                  "1 to 4096" },
                 { "bad hex ID", GOOD "[Rule a]\nVendor=0xzz15\nVersion=1\n", 5, "not a 16-bit hex ID" },
                 { "hex ID out of range", GOOD "[Rule a]\nDevice=0x10000\nVersion=1\n", 5, "not a 16-bit hex ID" },
                 { "bare 0x", GOOD "[Rule a]\nSubsystemVendor=0x\nVersion=1\n", 5, "not a 16-bit hex ID" },
@@ -579,6 +599,7 @@ int main(int argc, char *argv[]) {
         unit_test_init(argc, argv);
 
         g_test_add_func("/rules/parse-good", test_parse_good);
+        g_test_add_func("/rules/ignore-facets", test_ignore_facets);
         g_test_add_func("/rules/each-match-key", test_each_match_key);
         g_test_add_func("/rules/hex-ids", test_hex_ids);
         g_test_add_func("/rules/first-match-in-file", test_first_match_in_file);
