@@ -31,13 +31,14 @@ static int print_judgement(Ctl *ctl, const char *what, sd_bus_message *reply) {
 
 typedef struct DeviceIdentity {
         char *name;             /* as vfiomigd spells it: the user may not have */
-        char *type, *version, *basis;
+        char *type, *version, *iommu, *basis;
 } DeviceIdentity;
 
 static void device_identity_clear(DeviceIdentity *id) {
         g_free(id->name);
         g_free(id->type);
         g_free(id->version);
+        g_free(id->iommu);
         g_free(id->basis);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(DeviceIdentity, device_identity_clear);
@@ -54,7 +55,7 @@ static char *device_property(Ctl *ctl, const char *path, const char *name) {
         return value;
 }
 
-/* The identity of a device, from GetIdentity() and its object. */
+/* The identity of a device, from GetIdentityEx() and its object. */
 static int identity_of(Ctl *ctl, const char *device, DeviceIdentity *ret) {
         g_autofree char *what = g_strdup_printf("get the identity of %s", device);
         sd_bus_message *reply = NULL;
@@ -72,16 +73,23 @@ static int identity_of(Ctl *ctl, const char *device, DeviceIdentity *ret) {
         sd_bus_message_unref(reply);
         if (r < 0)
                 return EXIT_FAILED;
-        code = ctl_call(ctl, "GetIdentity", &reply, what, "s", device);
+        code = ctl_call(ctl, "GetIdentityEx", &reply, what, "s", device);
         if (code != EXIT_OK)
                 return code;
-        r = sd_bus_message_read(reply, "ss", &s, &v);
-        if (r >= 0) {
-                ret->type = g_strdup(s);
-                ret->version = g_strdup(v);
+        r = sd_bus_message_enter_container(reply, 'a', "{ss}");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "{ss}", &s, &v)) > 0) {
+                char **field = g_str_equal(s, "type") ? &ret->type : g_str_equal(s, "version") ? &ret->version :
+                               g_str_equal(s, "iommu") ? &ret->iommu : NULL;
+
+                if (field) {
+                        g_free(*field);
+                        *field = g_strdup(v);
+                }
         }
         sd_bus_message_unref(reply);
-        return r < 0 ? EXIT_FAILED : EXIT_OK;
+        if (r < 0 || !ret->type || !ret->version || !ret->iommu)
+                return EXIT_FAILED;
+        return EXIT_OK;
 }
 
 int cmd_identity(Ctl *ctl, int argc, char **argv) {
@@ -99,10 +107,12 @@ int cmd_identity(Ctl *ctl, int argc, char **argv) {
                 json_object_set_string_member(o, "name", id.name);
                 json_object_set_string_member(o, "type", id.type);
                 json_object_set_string_member(o, "version", id.version);
+                json_object_set_string_member(o, "iommu", id.iommu);
                 json_object_set_string_member(o, "basis", id.basis);
                 json_print(json_node_init_object(json_node_alloc(), o));
         } else
-                printf("   Type: %s\nVersion: %s\n  Basis: %s\n", id.type, *id.version ? id.version : "-", id.basis);
+                printf("   Type: %s\nVersion: %s\n  IOMMU: %s\n  Basis: %s\n", id.type, *id.version ? id.version : "-",
+                       *id.iommu ? id.iommu : "-", id.basis);
         return EXIT_OK;
 }
 
@@ -151,9 +161,11 @@ int cmd_targets(Ctl *ctl, int argc, char **argv) {
         const char *kind, *name, *verdict, *basis;
         int r, code;
 
-        if (argc > 2 || !!device == !!ctl->targets.type || (ctl->targets.version && !ctl->targets.type))
-                return ctl_usage_error("targets takes DEVICE, or --type=TYPE [--version=VERSION] (a source "
-                                       "elsewhere); options --include-busy, --existing-only, --include-unknown");
+        if (argc > 2 || !!device == !!ctl->targets.type ||
+            ((ctl->targets.version || ctl->targets.iommu) && !ctl->targets.type))
+                return ctl_usage_error("targets takes DEVICE, or --type=TYPE [--version=VERSION] [--iommu=FACET] (a "
+                                       "source elsewhere); options --include-busy, --existing-only, "
+                                       "--include-unknown");
         if (device) {
                 code = identity_of(ctl, device, &id);
                 if (code != EXIT_OK)
@@ -161,12 +173,13 @@ int cmd_targets(Ctl *ctl, int argc, char **argv) {
         } else {
                 id.type = g_strdup(ctl->targets.type);
                 id.version = g_strdup(ctl->targets.version ?: "");
+                id.iommu = g_strdup(ctl->targets.iommu ?: "");
         }
 
         r = sd_bus_message_new_method_call(ctl->bus, &m, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH,
-                                           VFIOMIG_MANAGER_INTERFACE, "FindTargets");
+                                           VFIOMIG_MANAGER_INTERFACE, "FindTargetsEx");
         if (r >= 0)
-                r = sd_bus_message_append(m, "ss", id.type, id.version);
+                r = sd_bus_message_append(m, "a{ss}", 3, "type", id.type, "version", id.version, "iommu", id.iommu);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0)

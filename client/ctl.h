@@ -31,7 +31,7 @@ typedef struct Ctl {
         GPtrArray *group;               /* "SOURCE=TARGET" */
         /* targets */
         struct {
-                const char *type, *version;
+                const char *type, *version, *iommu;
                 bool include_busy, existing_only, include_unknown;
         } targets;
         FILE *out;                      /* stdout, or stderr when stdout carries a stream */

@@ -44,7 +44,7 @@ enum {
         ARG_JSON,
         ARG_NO_WAIT, ARG_NO_PRECOPY, ARG_MAX_ROUNDS, ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE,
         ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN, ARG_OVERWRITE,
-        ARG_TYPE, ARG_TARGETS_VERSION, ARG_INCLUDE_BUSY, ARG_EXISTING_ONLY, ARG_INCLUDE_UNKNOWN,
+        ARG_TYPE, ARG_TARGETS_VERSION, ARG_IOMMU, ARG_INCLUDE_BUSY, ARG_EXISTING_ONLY, ARG_INCLUDE_UNKNOWN,
 };
 #define BIT(arg) (1u << ((arg) - ARG_JSON))
 
@@ -73,7 +73,7 @@ static const struct {
         { "wait",        BIT(ARG_JSON) },
         { "identity",    BIT(ARG_JSON) },
         { "compat",      BIT(ARG_JSON) },
-        { "targets",     BIT(ARG_JSON) | BIT(ARG_TYPE) | BIT(ARG_TARGETS_VERSION) | BIT(ARG_INCLUDE_BUSY) |
+        { "targets",     BIT(ARG_JSON) | BIT(ARG_TYPE) | BIT(ARG_TARGETS_VERSION) | BIT(ARG_IOMMU) | BIT(ARG_INCLUDE_BUSY) |
                          BIT(ARG_EXISTING_ONLY) | BIT(ARG_INCLUDE_UNKNOWN) },
         { "probe",       BIT(ARG_JSON) },
         { "domain",      BIT(ARG_JSON) },
@@ -96,6 +96,7 @@ static const struct option options[] = {
         { "allow-unknown",      no_argument,       NULL, ARG_ALLOW_UNKNOWN },
         { "overwrite",          no_argument,       NULL, ARG_OVERWRITE },
         { "type",               required_argument, NULL, ARG_TYPE },
+        { "iommu",              required_argument, NULL, ARG_IOMMU },
         { "include-busy",       no_argument,       NULL, ARG_INCLUDE_BUSY },
         { "existing-only",      no_argument,       NULL, ARG_EXISTING_ONLY },
         { "include-unknown",    no_argument,       NULL, ARG_INCLUDE_UNKNOWN },
@@ -120,9 +121,9 @@ static void help(void) {
                "  migrations                  List running migrations\n"
                "  cancel ID                   Cancel a migration\n"
                "  wait ID                     Wait for a migration to end, or report how it ended\n"
-               "  identity DEVICE             Show a device's migration type, version and basis\n"
+               "  identity DEVICE             Show a device's migration identity and its basis\n"
                "  compat SOURCE TARGET        Whether SOURCE's state may go into TARGET\n"
-               "  targets DEVICE | --type=TYPE [--version=VERSION]\n"
+               "  targets DEVICE | --type=TYPE [--version=VERSION] [--iommu=FACET]\n"
                "                              Where state of this identity may go (options\n"
                "                              --include-busy, --existing-only, --include-unknown)\n"
                "  probe SOURCE TARGET         Try a resume of SOURCE's pre-copy data on TARGET\n"
@@ -294,6 +295,9 @@ static int parse_option(Ctl *ctl, int c, const char *value) {
                 break;
         case ARG_TARGETS_VERSION:
                 ctl->targets.version = value;
+                break;
+        case ARG_IOMMU:
+                ctl->targets.iommu = value;
                 break;
         case ARG_INCLUDE_BUSY:
                 ctl->targets.include_busy = true;

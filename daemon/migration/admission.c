@@ -84,6 +84,7 @@ static void setup_identity(const Admission *a, Worker *w) {
         w->identity.migration_type = g_strdup(d->migration_type);
         w->identity.migration_version = g_strdup(d->migration_version);
         w->identity.device = g_strdup(d->name);
+        w->identity.iommu = g_strdup(d->iommu);
         w->identity.migration_flags = s->flags;
 }
 

@@ -35,7 +35,7 @@ struct Migration {
         /* the worker asks the main loop (which owns the map) for a verdict */
         GMutex ask_lock;
         GCond answered;
-        char *ask_type, *ask_version;   /* non-NULL: a question is waiting */
+        char *ask_type, *ask_version, *ask_iommu;       /* ask_type non-NULL: a question is waiting */
         Verdict answer;
         char *answer_reason;
         bool ask_cancelled;
@@ -87,13 +87,14 @@ static int on_journal(void *userdata, WorkerRecord what, char **ret_error) {
 }
 
 /* The map is the main loop's: ask it and wait for the answer. */
-static Verdict on_judge(void *userdata, const char *type, const char *version, char **ret_reason) {
+static Verdict on_judge(void *userdata, const StreamHeader *source, char **ret_reason) {
         Migration *j = userdata;
         Verdict v;
 
         g_mutex_lock(&j->ask_lock);
-        j->ask_type = g_strdup(type);
-        j->ask_version = g_strdup(version);
+        j->ask_type = g_strdup(source->migration_type);
+        j->ask_version = g_strdup(source->migration_version);
+        j->ask_iommu = g_strdup(source->iommu);
         g_mutex_unlock(&j->ask_lock);
         on_changed(j);
         g_mutex_lock(&j->ask_lock);
@@ -144,11 +145,13 @@ static void answer_question(Migration *j) {
                 return;
         }
         id = identities_remote(j->ask_type, j->ask_version);
+        free_and_strdup(&id->iommu, j->ask_iommu);
         judgement = compat_map_verdict_for(j->env->map, id, &NODE_OF_DEVICE(dev(j, 0)->name));
         j->answer = judgement ? judgement->verdict : VERDICT_UNKNOWN;
         j->answer_reason = g_strdup(judgement ? judgement->reason : "the target has no identity");
         g_clear_pointer(&j->ask_type, g_free);
         g_clear_pointer(&j->ask_version, g_free);
+        g_clear_pointer(&j->ask_iommu, g_free);
         g_cond_signal(&j->answered);
         g_mutex_unlock(&j->ask_lock);
 }
@@ -227,6 +230,7 @@ void migration_free(Migration *j) {
         g_cond_clear(&j->answered);
         g_free(j->ask_type);
         g_free(j->ask_version);
+        g_free(j->ask_iommu);
         g_free(j->answer_reason);
         g_free(j->path);
         g_free(j->source_label);

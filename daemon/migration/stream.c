@@ -11,8 +11,10 @@
 /* Byte layout: see man org.vfiomig1(5), "STREAM FORMAT".
  *
  * Header: magic[8] version:u16 length:u16 flags:u32 expected_size:u64,
- *         then three strings (u16 length + bytes): migration_type,
- *         migration_version, device; then CRC32C of all bytes before it.
+ *         then strings (u16 length + bytes): migration_type,
+ *         migration_version, device, and from version 2 on the IOMMU
+ *         facet; then CRC32C of all bytes before it. Version 1 streams
+ *         (no facet) are still read.
  * Record: kind:u32 length:u32 seq:u32 payload_crc:u32 head_crc:u32
  *         reserved:u32, then the payload. head_crc covers bytes [0,16) so
  *         that a damaged length is refused before anything is allocated
@@ -20,8 +22,9 @@
  * END:    a record of 16 payload bytes: data bytes:u64, data records:u64. */
 
 #define HEADER_FIXED    24u
-#define HEADER_MIN      (HEADER_FIXED + 3 * 2 + 4)
-#define HEADER_MAX      (HEADER_FIXED + 3 * (2 + STREAM_MAX_STRING) + 4)
+#define HEADER_STRINGS(version) ((version) >= 2 ? 4u : 3u)
+#define HEADER_MIN(version) (HEADER_FIXED + HEADER_STRINGS(version) * 2 + 4)
+#define HEADER_MAX      (HEADER_FIXED + 4 * (2 + STREAM_MAX_STRING) + 4)
 #define HEAD_SIZE       24u
 #define END_PAYLOAD     16u
 
@@ -40,6 +43,7 @@ void stream_header_clear(StreamHeader *h) {
         g_clear_pointer(&h->migration_type, g_free);
         g_clear_pointer(&h->migration_version, g_free);
         g_clear_pointer(&h->device, g_free);
+        g_clear_pointer(&h->iommu, g_free);
         h->migration_flags = 0;
         h->expected_size = 0;
 }
@@ -68,17 +72,18 @@ static void append_string(GByteArray *out, const char *s) {
 
 int stream_write_header(GByteArray *out, const StreamHeader *h) {
         const char *type = h->migration_type ?: "", *version = h->migration_version ?: "",
-                   *device = h->device ?: "";
+                   *device = h->device ?: "", *iommu = h->iommu ?: "";
         uint8_t fixed[HEADER_FIXED], crc[4];
         size_t start = out->len, len;
         int r;
 
         if ((r = check_string(type, true)) < 0 ||
             (r = check_string(version, false)) < 0 ||
-            (r = check_string(device, true)) < 0)
+            (r = check_string(device, true)) < 0 ||
+            (r = check_string(iommu, true)) < 0)
                 return r;
 
-        len = HEADER_MIN + strlen(type) + strlen(version) + strlen(device);
+        len = HEADER_MIN(STREAM_FORMAT_VERSION) + strlen(type) + strlen(version) + strlen(device) + strlen(iommu);
         memcpy(fixed, STREAM_MAGIC, 8);
         unaligned_write_le16(fixed + 8, STREAM_FORMAT_VERSION);
         unaligned_write_le16(fixed + 10, len);
@@ -88,6 +93,7 @@ int stream_write_header(GByteArray *out, const StreamHeader *h) {
         append_string(out, type);
         append_string(out, version);
         append_string(out, device);
+        append_string(out, iommu);
 
         unaligned_write_le32(crc, crc32c(0, out->data + start, out->len - start));
         g_byte_array_append(out, crc, sizeof crc);
@@ -244,7 +250,7 @@ static int header_string(StreamReader *r, const uint8_t **p, const uint8_t *end,
         return 0;
 }
 
-static int parse_header_fields(StreamReader *r, const uint8_t *p, size_t len) {
+static int parse_header_fields(StreamReader *r, unsigned version, const uint8_t *p, size_t len) {
         const uint8_t *end = p + len - 4;
         StreamHeader *h = &r->header;
         int k;
@@ -256,10 +262,15 @@ static int parse_header_fields(StreamReader *r, const uint8_t *p, size_t len) {
             (k = header_string(r, &p, end, "migration version", false, &h->migration_version)) < 0 ||
             (k = header_string(r, &p, end, "device", true, &h->device)) < 0)
                 return k;
-        /* Version 1 has no optional fields: anything else would be a
-         * writer bug, and a later format bumps the version. */
+        if (version >= 2 && (k = header_string(r, &p, end, "IOMMU facet", true, &h->iommu)) < 0)
+                return k;
+        if (!h->iommu)
+                h->iommu = g_strdup("");
+        /* No optional fields: anything else would be a writer bug, and a
+         * later format bumps the version. */
         if (p != end)
-                return fail(r, -EBADMSG, "header: %td unexpected bytes after the device string", end - p);
+                return fail(r, -EBADMSG, "header: %td unexpected bytes after the %s string", end - p,
+                            version >= 2 ? "IOMMU facet" : "device");
         return 0;
 }
 
@@ -280,14 +291,15 @@ static int read_header(StreamReader *r, StreamEvent *ev) {
         if (n < 10)
                 return 0;
         version = unaligned_read_le16(p + 8);
-        if (version != STREAM_FORMAT_VERSION)
-                return fail(r, -EPROTONOSUPPORT, "unsupported stream format version %u (this reader knows %u)",
+        if (version < 1 || version > STREAM_FORMAT_VERSION)
+                return fail(r, -EPROTONOSUPPORT, "unsupported stream format version %u (this reader knows 1 to %u)",
                             version, STREAM_FORMAT_VERSION);
         if (n < 12)
                 return 0;
         len = unaligned_read_le16(p + 10);
-        if (len < HEADER_MIN || len > HEADER_MAX)
-                return fail(r, -EBADMSG, "header: length %u out of range [%u, %u]", len, HEADER_MIN, HEADER_MAX);
+        if (len < HEADER_MIN(version) || len > HEADER_MAX)
+                return fail(r, -EBADMSG, "header: length %u out of range [%u, %u]", len, HEADER_MIN(version),
+                            HEADER_MAX);
         if (n < len)
                 return 0;
 
@@ -296,7 +308,7 @@ static int read_header(StreamReader *r, StreamEvent *ev) {
         if (stored != computed)
                 return fail(r, -EBADMSG, "header: CRC mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")",
                             stored, computed);
-        if ((k = parse_header_fields(r, p, len)) < 0)
+        if ((k = parse_header_fields(r, version, p, len)) < 0)
                 return k;
 
         r->have_header = true;

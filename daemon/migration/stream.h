@@ -20,7 +20,7 @@
  * corruption, so nothing unverified can reach a device. */
 
 #define STREAM_MAGIC            "VFIOMIG\x01"   /* 8 bytes */
-#define STREAM_FORMAT_VERSION   1
+#define STREAM_FORMAT_VERSION   2       /* 1 (no IOMMU facet) is still read */
 #define STREAM_MAX_RECORD       (4u * 1024 * 1024)   /* payload bytes per record */
 #define STREAM_MAX_STRING       4096                 /* identity strings */
 
@@ -34,6 +34,7 @@ typedef struct StreamHeader {
         char *migration_type;   /* identity of the source (compat map) */
         char *migration_version;
         char *device;           /* source device name, informational */
+        char *iommu;            /* the source's IOMMU facet; "" from a version 1 stream */
         uint32_t migration_flags;
         uint64_t expected_size; /* payload bytes expected in all; 0 unknown */
 } StreamHeader;
@@ -42,8 +43,8 @@ void stream_header_clear(StreamHeader *h);
 
 /* Writing. Each function appends its bytes to out and returns 0, or
  * -EINVAL (nothing appended) for what the reader would refuse: an
- * identity string over STREAM_MAX_STRING bytes, a migration type or device
- * that is not UTF-8 (NULL strings are written as empty), a payload over
+ * identity string over STREAM_MAX_STRING bytes, a migration type, device or
+ * IOMMU facet that is not UTF-8 (NULL strings are written as empty), a payload over
  * STREAM_MAX_RECORD, a kind other than PRECOPY or STOPCOPY. */
 int stream_write_header(GByteArray *out, const StreamHeader *h);
 /* A record of payload len <= STREAM_MAX_RECORD; seq counts records from 0. */

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include "iommu-facet.h"
 #include "migration/crc32c.h"
 #include "names.h"
 #include "util.h"
@@ -168,7 +169,7 @@ static int next_event(Worker *w, StreamReader *reader, uint8_t *buf, StreamEvent
 
 static int check_stream_identity(Worker *w, StreamReader *reader, WorkerDevice *t) {
         const StreamHeader *h = stream_reader_header(reader);
-        g_autofree char *reason = NULL;
+        g_autofree char *reason = NULL, *facet = NULL;
         Verdict v;
 
         /* The CRC says the bytes are the writer's, not that the writer was
@@ -179,7 +180,10 @@ static int check_stream_identity(Worker *w, StreamReader *reader, WorkerDevice *
         if (*h->migration_version && !vendor_string_valid(h->migration_version))
                 return worker_fail(w, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: the stream's migration version "
                                    "is not 0 to 4096 printable ASCII characters", w->stream_label);
-        v = w->hooks->judge(w->userdata, h->migration_type, h->migration_version, &reason);
+        if (iommu_facet_canonicalize(h->iommu, &facet, &reason) < 0)
+                return worker_fail(w, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: the stream's %s", w->stream_label,
+                                   reason);
+        v = w->hooks->judge(w->userdata, h, &reason);
         if (worker_cancelled(w))
                 return worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
         if (v == VERDICT_INCOMPATIBLE || (v == VERDICT_UNKNOWN && !w->options.allow_unknown))

@@ -82,9 +82,10 @@ typedef struct WorkerHooks {
         void (*changed)(void *userdata);
         /* -errno and a message fail the job (END's are only logged). */
         int (*journal)(void *userdata, WorkerRecord what, char **ret_error);
-        /* Load: may a stream of this identity go into the target? Blocks
-         * until answered; a cancel ends the wait (UNKNOWN). */
-        Verdict (*judge)(void *userdata, const char *type, const char *version, char **ret_reason);
+        /* Load: may a stream with this source identity (type, version,
+         * IOMMU facet of the header) go into the target? Blocks until
+         * answered; a cancel ends the wait (UNKNOWN). */
+        Verdict (*judge)(void *userdata, const StreamHeader *source, char **ret_reason);
         /* Save: the stream is complete and synced; put it where it
          * belongs (-EEXIST: the name was taken meanwhile). May be NULL. */
         int (*publish)(void *userdata, char **ret_error);

@@ -616,7 +616,7 @@ class SaveLoadTest(StreamTestMixin, MigrationTestCase):
             ('truncated mid-record', data[:len(data) // 2], 'StreamCorrupt'),
             ('truncated before END', data[:-40], 'StreamCorrupt'),
             ('trailing garbage', data + b'\0', 'StreamCorrupt'),
-            ('format version 2', data[:8] + b'\x02' + data[9:], 'Incompatible'),
+            ('format version 3', data[:8] + b'\x03' + data[9:], 'Incompatible'),
             ('not a stream', b'hello world\n' * 100, 'StreamCorrupt'),
             ('empty', b'', 'StreamCorrupt'),
         ]

@@ -86,11 +86,12 @@ static GByteArray *build(const StreamHeader *h, GArray *recs, GArray *offsets) {
         return out;
 }
 
-/* 56 header bytes */
+/* 94 header bytes */
 static const StreamHeader small_header = {
         .migration_type = (char *) "mtty-v1",
         .migration_version = (char *) "1.2",
         .device = (char *) "0000:3b:00.1",
+        .iommu = (char *) "width=48 pgsizes=0x40201000 dirty=no",
         .migration_flags = 0x5,
         .expected_size = 1234,
 };
@@ -122,6 +123,7 @@ static void copy_header(StreamHeader *to, const StreamHeader *from) {
                 .migration_type = g_strdup(from->migration_type),
                 .migration_version = g_strdup(from->migration_version),
                 .device = g_strdup(from->device),
+                .iommu = g_strdup(from->iommu),
                 .migration_flags = from->migration_flags,
                 .expected_size = from->expected_size,
         };
@@ -224,6 +226,7 @@ static void assert_events(const Outcome *o, const StreamHeader *h, GArray *recs)
         g_assert_cmpstr(o->header.migration_type, ==, h->migration_type ?: "");
         g_assert_cmpstr(o->header.migration_version, ==, h->migration_version ?: "");
         g_assert_cmpstr(o->header.device, ==, h->device ?: "");
+        g_assert_cmpstr(o->header.iommu, ==, h->iommu ?: "");
         g_assert_cmpuint(o->header.migration_flags, ==, h->migration_flags);
         g_assert_cmpuint(o->header.expected_size, ==, h->expected_size);
 }
@@ -373,8 +376,8 @@ static void test_round_trip_empty(void) {
         g_autoptr(GByteArray) s = build(&empty, recs, NULL);
         Outcome o;
 
-        /* 34-byte header, one 40-byte END record */
-        g_assert_cmpuint(s->len, ==, 34 + 24 + 16);
+        /* 36-byte header (four empty strings), one 40-byte END record */
+        g_assert_cmpuint(s->len, ==, 36 + 24 + 16);
         outcome_read(&o, s->data, s->len, SIZE_MAX);
         assert_events(&o, &empty, recs);
         g_assert_cmpuint(o.offset, ==, s->len);
@@ -480,14 +483,16 @@ static void test_header_layout(void) {
         size_t len = s->len - 4;
 
         g_assert_cmpmem(h, 8, "VFIOMIG\x01", 8);
-        g_assert_cmpuint(h[8] | h[9] << 8, ==, 1);
+        g_assert_cmpuint(h[8] | h[9] << 8, ==, 2);
         g_assert_cmpuint(h[10] | h[11] << 8, ==, len);
         g_assert_cmphex(get32(h + 12), ==, 5);
         g_assert_cmpuint(get32(h + 16), ==, 1234);
         g_assert_cmpuint(get32(h + 20), ==, 0);
         g_assert_cmpuint(h[24] | h[25] << 8, ==, 7);
         g_assert_cmpmem(h + 26, 7, "mtty-v1", 7);
-        g_assert_cmpuint(len, ==, 24 + 2 + 7 + 2 + 3 + 2 + 12 + 4);
+        g_assert_cmpuint(len, ==, 24 + 2 + 7 + 2 + 3 + 2 + 12 + 2 + strlen(small_header.iommu) + 4);
+        g_assert_cmpmem(h + len - 4 - strlen(small_header.iommu), strlen(small_header.iommu), small_header.iommu,
+                        strlen(small_header.iommu));
         g_assert_cmphex(get32(h + len - 4), ==, crc32c(0, h, len - 4));
 }
 
@@ -508,6 +513,10 @@ static void test_writer_refuses(void) {
         h = small_header, h.migration_type = (char *) "\xff";
         g_assert_cmpint(stream_write_header(s, &h), ==, -EINVAL);
         h = small_header, h.device = (char *) "a\xc3";
+        g_assert_cmpint(stream_write_header(s, &h), ==, -EINVAL);
+        h = small_header, h.iommu = over;
+        g_assert_cmpint(stream_write_header(s, &h), ==, -EINVAL);
+        h = small_header, h.iommu = (char *) "\xff";
         g_assert_cmpint(stream_write_header(s, &h), ==, -EINVAL);
         g_assert_cmpint(stream_write_record(s, STREAM_RECORD_PRECOPY, 0, big, STREAM_MAX_RECORD + 1), ==, -EINVAL);
         g_assert_cmpint(stream_write_record(s, STREAM_RECORD_END, 0, big, 16), ==, -EINVAL);
@@ -601,7 +610,7 @@ static void test_truncation_messages(void) {
 
         assert_bad(s->data, 0, -EBADMSG, "truncated: empty input");
         assert_bad(s->data, 5, -EBADMSG, "truncated: end of input inside the header (5 bytes)");
-        assert_bad(s->data, 20, -EBADMSG, "inside the header (20 of 56 bytes)");
+        assert_bad(s->data, 20, -EBADMSG, "inside the header (20 of 94 bytes)");
         assert_bad(s->data, hl, -EBADMSG, "truncated: end of input after the header, before the END record");
         assert_bad(s->data, hl + 5, -EBADMSG, "inside the head of record 0 (5 of 24 bytes)");
         assert_bad(s->data, hl + 24 + 12, -EBADMSG, "truncated: end of input inside record 0 (12 of 4096 payload bytes)");
@@ -691,7 +700,7 @@ static void test_unknown_version(void) {
         g_autoptr(GByteArray) s = build_bare();
 
         for (unsigned v = 0; v < 4; v++) {
-                if (v == STREAM_FORMAT_VERSION)
+                if (v >= 1 && v <= STREAM_FORMAT_VERSION)
                         continue;
                 put16(s->data + 8, v);
                 /* The rest need not even be there. */
@@ -762,14 +771,78 @@ static void test_header_strings(void) {
         /* A header length outside what three strings can take. */
         g_autoptr(GByteArray) s = raw_header(ok, ok_lens, 0);
         put16(s->data + 10, 33);
-        assert_bad(s->data, s->len, -EBADMSG, "header: length 33 out of range [34, 12322]");
-        put16(s->data + 10, 12323);
-        assert_bad(s->data, s->len, -EBADMSG, "header: length 12323 out of range");
+        assert_bad(s->data, s->len, -EBADMSG, "header: length 33 out of range [34, 16420]");
+        put16(s->data + 10, 16421);
+        assert_bad(s->data, s->len, -EBADMSG, "header: length 16421 out of range");
         /* A string length that overruns, behind a valid CRC. */
         g_autoptr(GByteArray) t = raw_header(ok, ok_lens, 0);
         put16(t->data + 24 + 3 + 3, 5);
         put32(t->data + t->len - 4, crc32c(0, t->data, t->len - 4));
         assert_bad(t->data, t->len, -EBADMSG, "device string of 5 bytes overruns the header");
+}
+
+/* Version 2 added the IOMMU facet after the device string; a version 1
+ * stream (the raw headers above) reads with none, and version 2 checks
+ * its fourth string like the others. */
+static void test_header_versions(void) {
+        const char *ok[3] = { "t", "v", "d" };
+        const size_t ok_lens[3] = { 1, 1, 1 };
+        g_autoptr(GByteArray) v1 = raw_header(ok, ok_lens, 0);
+        g_autoptr(GByteArray) v2 = g_byte_array_new();
+        Outcome o;
+
+        stream_write_end(v1, 0, 0, 0);
+        outcome_read(&o, v1->data, v1->len, SIZE_MAX);
+        g_assert_cmpint(o.error, ==, 0);
+        g_assert_cmpstr(o.header.iommu, ==, "");
+        outcome_clear(&o);
+
+        g_assert_cmpint(stream_write_header(v2, &small_header), ==, 0);
+        g_assert_cmpuint(v2->data[8], ==, 2);
+        /* the facet string's length, then its bytes, end the header */
+        g_assert_cmpuint(v2->data[v2->len - 4 - strlen(small_header.iommu) - 2], ==, strlen(small_header.iommu));
+        v2->data[v2->len - 4 - 1] = 0;         /* a NUL in the facet, behind a valid CRC */
+        put32(v2->data + v2->len - 4, crc32c(0, v2->data, v2->len - 4));
+        stream_write_end(v2, 0, 0, 0);
+        assert_bad(v2->data, v2->len, -EBADMSG, "IOMMU facet string contains a NUL byte");
+        /* a version 2 header too short for four strings */
+        put16(v2->data + 10, 35);
+        assert_bad(v2->data, v2->len, -EBADMSG, "header: length 35 out of range [36, 16420]");
+}
+
+/* The example of man org.vfiomig1(5), "STREAM FORMAT", is what the
+ * writer produces. */
+static void test_man_page_example(void) {
+        static const StreamHeader h = { .migration_type = (char *) "mtty", .migration_version = (char *) "1",
+                                        .device = (char *) "mdev0", .iommu = (char *) "none",
+                                        .migration_flags = 0x5, .expected_size = 3 };
+        g_autoptr(GByteArray) want = g_byte_array_new(), got = g_byte_array_new();
+        g_autofree char *page = NULL;
+        g_auto(GStrv) lines = NULL;
+        const char *example;
+
+        g_assert_true(g_file_get_contents(STREAM_MAN_PAGE, &page, NULL, NULL));
+        example = strstr(page, "# STREAM FORMAT");
+        g_assert_nonnull(example);
+        example = strstr(example, "## Example");
+        g_assert_nonnull(example);
+        lines = g_strsplit(example, "\n", -1);
+        for (char **l = lines; *l; l++) {
+                g_auto(GStrv) words = NULL;
+
+                if (!g_regex_match_simple("^[0-9a-f]{8}: ", *l, 0, 0))
+                        continue;
+                words = g_strsplit(*l + 10, " ", 17);
+                for (unsigned i = 0; i < 16 && words[i] && strlen(words[i]) == 2; i++) {
+                        uint8_t b = (uint8_t) g_ascii_strtoull(words[i], NULL, 16);
+
+                        g_byte_array_append(want, &b, 1);
+                }
+        }
+        g_assert_cmpint(stream_write_header(got, &h), ==, 0);
+        g_assert_cmpint(stream_write_record(got, STREAM_RECORD_STOPCOPY, 0, "abc", 3), ==, 0);
+        g_assert_cmpint(stream_write_end(got, 1, 3, 1), ==, 0);
+        g_assert_cmpmem(got->data, got->len, want->data, want->len);
 }
 
 /* Appends a record head with any fields and a valid head CRC. */
@@ -860,7 +933,7 @@ static void test_sequence(void) {
         g_byte_array_append(s, b->data, b->len);
         g_byte_array_append(s, a->data, a->len);
         stream_write_end(s, 2, 11, 2);
-        assert_bad(s->data, s->len, -EBADMSG, "record 0 at offset 56: sequence number 1, expected 0");
+        assert_bad(s->data, s->len, -EBADMSG, "record 0 at offset 94: sequence number 1, expected 0");
 }
 
 static void test_end_totals(void) {
@@ -921,7 +994,7 @@ static void test_precopy_after_stopcopy(void) {
         Outcome o;
 
         outcome_read(&o, s->data, s->len, SIZE_MAX);
-        assert_refused(&o, -EBADMSG, "record 2 at offset 110: PRECOPY record after a STOPCOPY record");
+        assert_refused(&o, -EBADMSG, "record 2 at offset 148: PRECOPY record after a STOPCOPY record");
         assert_prefix(&o, recs, 2);
         outcome_clear(&o);
 }
@@ -938,6 +1011,8 @@ static void test_finish_with_events_pending(void) {
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 
+        g_test_add_func("/stream/header-versions", test_header_versions);
+        g_test_add_func("/stream/man-page-example", test_man_page_example);
         g_test_add_func("/crc32c/vectors", test_crc_vectors);
         g_test_add_func("/crc32c/alignments", test_crc_alignments);
         g_test_add_func("/crc32c/chaining", test_crc_chaining);

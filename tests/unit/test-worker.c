@@ -15,6 +15,7 @@
 #include "vfio-uapi.h"
 #include "vfiomig-names.h"
 #include "migration/worker.h"
+#include "util.h"
 
 #define ALL_FLAGS (VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY)
 #define SIZE (256 * 1024)
@@ -26,7 +27,8 @@ typedef struct Rig {
         /* what the hooks saw */
         GArray *records;                /* WorkerRecord */
         int commit_failure;             /* the journal's answer to COMMIT */
-        Verdict verdict;                /* what judge() answers */
+        Verdict verdict;                /* what judge() answers, unless: */
+        const char *target_iommu;       /* non-NULL: judge() asks compat_judge() with this target facet */
         unsigned judged;
         char *published;
         /* a cancel when the worker reports this phase (or, for PREPARING,
@@ -60,12 +62,25 @@ static int on_journal(void *userdata, WorkerRecord what, char **ret_error) {
         return 0;
 }
 
-static Verdict on_judge(void *userdata, const char *type, const char *version, char **ret_reason) {
+static Verdict on_judge(void *userdata, const StreamHeader *source, char **ret_reason) {
         Rig *r = userdata;
+        g_autoptr(Identity) src = NULL, tgt = NULL;
+        Judgement j;
 
         r->judged++;
-        *ret_reason = g_strdup_printf("the test says so for %s", type);
-        return r->verdict;
+        if (!r->target_iommu) {
+                *ret_reason = g_strdup_printf("the test says so for %s", source->migration_type);
+                return r->verdict;
+        }
+        /* what the daemon's map does with the header: the same identity
+         * on both sides, but for the IOMMU facet */
+        src = identity_new(source->migration_type, source->migration_version, BASIS_TYPE_MATCH);
+        tgt = identity_new(source->migration_type, source->migration_version, BASIS_TYPE_MATCH);
+        free_and_strdup(&src->iommu, source->iommu);
+        free_and_strdup(&tgt->iommu, r->target_iommu);
+        j = compat_judge(src, tgt, &NODE_OF_DEVICE("t0"), &(JudgeOps) {});
+        *ret_reason = g_steal_pointer(&j.reason);
+        return j.verdict;
 }
 
 static int on_publish(void *userdata, char **ret_error) {
@@ -375,6 +390,59 @@ static void check_load_refused(Verdict verdict, bool allow_unknown, const char *
         close(fd);
 }
 
+#define IOMMU_48 "width=48 ranges=0x0-0xfedfffff,0xfef00000-0xffffffffffff pgsizes=0x40201000 dirty=no"
+#define IOMMU_39 "width=39 ranges=0x0-0xfedfffff,0xfef00000-0x7fffffffff pgsizes=0x40201000 dirty=no"
+
+/* The stream's header carries the source's IOMMU facet, and a target
+ * whose IOMMU is narrower is refused before it leaves RUNNING; a wider
+ * one takes the state. */
+static void test_load_judged_by_iommu_facet(void) {
+        static const struct { const char *stream, *target; MigrationPhase phase; } cases[] = {
+                { IOMMU_48, IOMMU_39, MIGRATION_FAILED },
+                { IOMMU_39, IOMMU_48, MIGRATION_DONE },
+                { "none", IOMMU_39, MIGRATION_DONE },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                SimConfig c = { .flags = ALL_FLAGS, .state_size = SIZE, .tag = "t" };
+                SimDevice *src = sim_device_new("s0", &c, NULL);
+                g_auto(MigrationSnapshot) s = {};
+                g_autofree char *before = NULL, *after = NULL;
+                int fd = temp_stream();
+                GArray *arcs;
+                Rig r;
+
+                rig_save(&r, src, fd, ALL_FLAGS);
+                r.w.identity.iommu = g_strdup(cases[i].stream);
+                s = run(&r, 0);
+                g_assert_cmpint(s.phase, ==, MIGRATION_DONE);
+                r.n = 0;
+                rig_clear(&r);
+                migration_snapshot_clear(&s);
+
+                rig_load(&r, ALL_FLAGS, NULL, fd);
+                r.target_iommu = cases[i].target;
+                before = sim_device_digest(r.devices[0]);
+                s = run(&r, cases[i].phase == MIGRATION_DONE ? 0 : -1);
+                g_assert_cmpint(s.phase, ==, cases[i].phase);
+                g_assert_cmpuint(r.judged, ==, 1);
+                g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+                if (cases[i].phase == MIGRATION_FAILED) {
+                        g_assert_cmpstr(s.error_name, ==, VFIOMIG_ERROR_INCOMPATIBLE);
+                        g_assert_nonnull(strstr(s.error, "target IOMMU maps 39 bits, source 48"));
+                        g_assert_cmpstr(s.devices[0].outcome, ==, "untouched");
+                        after = sim_device_digest(r.devices[0]);
+                        g_assert_cmpstr(after, ==, before);
+                        arcs = sim_device_history(r.devices[0]);
+                        g_assert_cmpuint(arcs->len, ==, 0);
+                        g_array_unref(arcs);
+                }
+                rig_clear(&r);
+                sim_device_free(src);
+                close(fd);
+        }
+}
+
 static void test_load_refused(void) {
         check_load_refused(VERDICT_INCOMPATIBLE, true, NULL, NULL, VFIOMIG_ERROR_INCOMPATIBLE, "untouched");
         check_load_refused(VERDICT_UNKNOWN, false, NULL, NULL, VFIOMIG_ERROR_COMPATIBILITY_UNKNOWN, "untouched");
@@ -530,6 +598,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/worker/migrate/group-p2p", test_migrate_group_p2p);
         g_test_add_func("/worker/save-and-load", test_save_and_load);
         g_test_add_func("/worker/load-refused", test_load_refused);
+        g_test_add_func("/worker/load-judged-by-iommu-facet", test_load_judged_by_iommu_facet);
         g_test_add_func("/worker/rollback", test_rollback);
         g_test_add_func("/worker/save-rollback", test_save_rollback);
         g_test_add_func("/worker/cancel", test_cancel);
