@@ -107,7 +107,8 @@ static int read_remote_identity_ex(sd_bus_message *msg, Identity **ret, sd_bus_e
                         g_autofree char *q = name_quote(key);
 
                         return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "identity key %s is %s "
-                                                 "(keys: type, version, iommu)", q, seen[i] ? "given twice" : "unknown");
+                                                 "(keys: type, version, iommu)", q,
+                                                 i == G_N_ELEMENTS(keys) ? "unknown" : "given twice");
                 }
                 seen[i] = true;
                 values[i] = value;
