@@ -14,6 +14,7 @@
 #include <libxml/xpathInternals.h>
 
 #include "compat/compat.h"
+#include "iommu-facet.h"
 #include "libvirt/domain-xml.h"
 #include "names.h"
 #include "util.h"
@@ -39,6 +40,7 @@ DomainDeviceMeta *domain_device_meta_new(const char *key, const char *migration_
         m->flags = flags;
         m->mdev_type = g_strdup(mdev_type ?: "");
         m->parent = g_strdup(parent ?: "");
+        m->iommu = g_strdup("");
         return m;
 }
 
@@ -51,6 +53,7 @@ void domain_device_meta_free(DomainDeviceMeta *m) {
         g_free(m->basis);
         g_free(m->mdev_type);
         g_free(m->parent);
+        g_free(m->iommu);
         g_free(m);
 }
 
@@ -363,7 +366,7 @@ static bool is_basis_word(const char *s) {
 
 /* What parsing accepts is exactly what formatting writes. */
 static int meta_check(const DomainDeviceMeta *m, char **error) {
-        g_autofree char *q = name_quote(m->key), *key = name_normalize_device(m->key);
+        g_autofree char *q = name_quote(m->key), *key = name_normalize_device(m->key), *facet = NULL;
 
         if (!key || !g_str_equal(key, m->key))
                 return errno_message(error, EBADMSG, "device key %s is neither an mdev UUID nor a PCI address in lower case", q);
@@ -379,13 +382,17 @@ static int meta_check(const DomainDeviceMeta *m, char **error) {
                 return errno_message(error, EBADMSG, "device %s: mdev type is not a sysfs name", q);
         if (*m->parent && !name_is_sysfs_component(m->parent))
                 return errno_message(error, EBADMSG, "device %s: parent is not a sysfs name", q);
+        /* one spelling, so that equal metadata compares equal */
+        if (iommu_facet_canonicalize(m->iommu, &facet, NULL) < 0 || !g_str_equal(facet, m->iommu))
+                return errno_message(error, EBADMSG, "device %s: iommu is not an IOMMU facet in its canonical form",
+                                     q);
         return 0;
 }
 
 static int parse_meta_entry(xmlNode *n, DomainDeviceMeta **ret, char **error) {
         g_autofree char *key = prop(n, "key"), *type = prop(n, "type"), *version = prop(n, "version");
         g_autofree char *basis = prop(n, "basis"), *flags = prop(n, "flags");
-        g_autofree char *mdev_type = prop(n, "mdev-type"), *parent = prop(n, "parent");
+        g_autofree char *mdev_type = prop(n, "mdev-type"), *parent = prop(n, "parent"), *iommu = prop(n, "iommu");
         g_autoptr(DomainDeviceMeta) m = NULL;
         guint64 f = 0;
         int r;
@@ -396,6 +403,8 @@ static int parse_meta_entry(xmlNode *n, DomainDeviceMeta **ret, char **error) {
                 return errno_message(error, EBADMSG, "device %s: flags are not an unsigned 32-bit number",
                                      key);
         m = domain_device_meta_new(key, type, version, basis, (uint32_t) f, mdev_type, parent);
+        if (iommu)
+                free_and_strdup(&m->iommu, iommu);
         r = meta_check(m, error);
         if (r < 0)
                 return r;
@@ -578,6 +587,8 @@ int domain_xml_metadata_format(const GPtrArray *entries, char **ret, char **erro
                 add_prop(n, "flags", flags);
                 add_prop(n, "mdev-type", m->mdev_type);
                 add_prop(n, "parent", m->parent);
+                if (*m->iommu)
+                        add_prop(n, "iommu", m->iommu);
         }
         if (xmlNodeDump(buf, doc, root, 0, 1) < 0)
                 return errno_message(error, ENOMEM, "cannot serialize XML");
@@ -592,7 +603,8 @@ static bool meta_equal(const DomainDeviceMeta *a, const DomainDeviceMeta *b) {
                g_str_equal(a->basis, b->basis) &&
                a->flags == b->flags &&
                g_str_equal(a->mdev_type, b->mdev_type) &&
-               g_str_equal(a->parent, b->parent);
+               g_str_equal(a->parent, b->parent) &&
+               g_str_equal(a->iommu, b->iommu);
 }
 
 static GPtrArray *sorted_copy(const GPtrArray *list) {

@@ -43,6 +43,7 @@ typedef struct DomainDeviceMeta {
         uint32_t flags;         /* VFIO_MIGRATION_* */
         char *mdev_type;        /* type id, "" for PCI */
         char *parent;           /* mdev parent, "" when none */
+        char *iommu;            /* IOMMU facet, canonical (iommu-facet.h); "" when not stated */
 } DomainDeviceMeta;
 
 DomainDeviceMeta *domain_device_meta_new(const char *key, const char *migration_type,

@@ -71,9 +71,12 @@ static GPtrArray *wanted_metadata(Domains *d, const DomainInfo *info) {
 
                 if (!dev || !*dev->migration_type)
                         continue;
-                g_ptr_array_add(wanted, domain_device_meta_new(h->key, dev->migration_type, dev->migration_version,
-                                                               dev->migration_basis, dev->migration_flags,
-                                                               dev->mdev_type, dev->parent));
+                DomainDeviceMeta *m = domain_device_meta_new(h->key, dev->migration_type, dev->migration_version,
+                                                             dev->migration_basis, dev->migration_flags,
+                                                             dev->mdev_type, dev->parent);
+
+                free_and_strdup(&m->iommu, dev->iommu);
+                g_ptr_array_add(wanted, m);
         }
         return wanted;
 }

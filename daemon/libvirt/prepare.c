@@ -177,6 +177,7 @@ static Identity *identity_of_meta(const DomainDeviceMeta *m) {
         Identity *id = identities_remote(m->migration_type, m->migration_version);
 
         id->flags = m->flags;
+        free_and_strdup(&id->iommu, m->iommu);
         return id;
 }
 

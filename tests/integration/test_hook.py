@@ -22,6 +22,9 @@ DEVICE = 'org.vfiomig1.Device'
 
 SIM, OTHER, NEW, NEW2, GHOST = (sim_uuid(n) for n in (1, 2, 9, 8, 7))
 P1, P2, P3 = '0000:3b:00.1', '0000:3b:00.2', '0000:5e:00.1'
+P4 = '0000:6a:00.0'         # behind a 39-bit IOMMU
+WIDE = 'width=48 ranges=0x0-0xfedfffff,0xfef00000-0xffffffffffff pgsizes=0x40201000 dirty=no'
+NARROW = 'width=39 ranges=0x0-0xfedfffff,0xfef00000-0x7fffffffff pgsizes=0x40201000 dirty=no'
 
 TESTBED_CONF = SIM_TESTBED + '''
 [Type simgpu/other]
@@ -37,7 +40,8 @@ Device={dev}
 SubsystemVendor=0x8086
 SubsystemDevice=0x0000
 MigrationFlags=stop-copy
-''' for addr, dev in ((P1, '0x1572'), (P2, '0x1572'), (P3, '0x10fb')))
+Iommu={iommu}
+''' for addr, dev, iommu in ((P1, '0x1572', ''), (P2, '0x1572', ''), (P3, '0x10fb', ''), (P4, '0x1889', NARROW)))
 
 def mdev(u):
     return f"<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='{u}'/></source></hostdev>"
@@ -54,8 +58,8 @@ def pci(addr):
 def domain_xml(name, hostdevs, metadata=()):
     meta = ''
     if metadata:
-        entries = ''.join(f"<vfiomig:device key='{k}' type='{t}' version='{v}' basis='{b}' flags='1'/>"
-                          for k, t, v, b in metadata)
+        entries = ''.join(f"<vfiomig:device key='{k}' type='{t}' version='{v}' basis='{b}' flags='1'"
+                          f"{' iommu=' + repr(rest[0]) if rest else ''}/>" for k, t, v, b, *rest in metadata)
         meta = f"<metadata><vfiomig:devices xmlns:vfiomig='urn:vfiomig:domain:1'>{entries}</vfiomig:devices></metadata>"
     return (f"<domain type='kvm'><name>{name}</name><uuid>11111111-2222-3333-4444-555555555555</uuid>{meta}"
             f"<memory>65536</memory><devices><emulator>/usr/bin/qemu-system-x86_64</emulator>"
@@ -146,6 +150,19 @@ class HookTest(TestbedTestCase):
         # without the VM's identity nothing else can be chosen
         line = self.assert_refused(hook('vm-e', 'migrate', 'begin', domain_xml('vm-e', [pci(P1)])), 'vm-e', P1)
         self.assertIn(f'held here by pid {holder.pid}', line)
+
+    def test_iommu_of_the_vm_travels_with_it(self):
+        """The VM's device was behind a 48-bit IOMMU: this host's function
+        behind a 39-bit one is refused, naming both; a VM from a 39-bit
+        host is taken."""
+        before = self.devices()
+        line = self.assert_refused(
+            hook('vm-g', 'migrate', 'begin', domain_xml('vm-g', [pci(P4)], [self.identity(P4) + (WIDE,)])),
+            'vm-g', P4)
+        self.assertIn('target IOMMU maps 39 bits, source 48', line)
+        self.assertEqual(self.devices(), before)
+        p = hook('vm-g', 'migrate', 'begin', domain_xml('vm-g', [pci(P4)], [self.identity(P4) + (NARROW,)]))
+        self.assertEqual((p.returncode, p.stderr), (0, ''))
 
     def test_no_hostdev_no_dbus(self):
         p = hook('vm-f', 'migrate', 'begin', domain_xml('vm-f', []), bus_address='unix:path=/nonexistent')

@@ -432,17 +432,19 @@ static void test_metadata_round_trip(void) {
         assert_format_parse_equal(empty);
 
         /* every field counts */
-        for (int field = 0; field < 7; field++) {
+        for (int field = 0; field < 8; field++) {
                 g_autoptr(GPtrArray) changed = sample_metadata();
                 DomainDeviceMeta *c = changed->pdata[1];
-                char **s[] = { &c->key, &c->migration_type, &c->migration_version, &c->basis, &c->mdev_type, &c->parent };
+                char **s[] = { &c->key, &c->migration_type, &c->migration_version, &c->basis, &c->mdev_type, &c->parent,
+                               NULL, &c->iommu };
 
                 g_assert_true(domain_metadata_equal(changed, m));
                 if (field == 6)
                         c->flags ^= 1;
                 else {
                         g_free(*s[field]);
-                        *s[field] = g_strdup(field == 0 ? "0000:00:02.0" : field == 3 ? "rule" : "other");
+                        *s[field] = g_strdup(field == 0 ? "0000:00:02.0" : field == 3 ? "rule" :
+                                             field == 7 ? "none" : "other");
                 }
                 if (domain_metadata_equal(changed, m))
                         fail("a change of field %d went unnoticed", field);
@@ -458,6 +460,22 @@ static void test_metadata_round_trip(void) {
         g_assert_cmpstr(mdev->parent, ==, "mtty");
         g_assert_cmpuint(mdev->flags, ==, 1);
         assert_format_parse_equal(info->metadata);
+}
+
+/* The IOMMU facet travels as an attribute, only when stated: metadata
+ * of a vfiomigd that knew no facets reads as stating none. */
+static void test_metadata_iommu(void) {
+        g_autoptr(GPtrArray) m = domain_metadata_new(), back = NULL;
+        g_autofree char *xml = NULL, *error = NULL;
+        DomainDeviceMeta *e = domain_device_meta_new("0000:65:00.1", "t", "", "type-match", 1, "", "");
+
+        free_and_strdup(&e->iommu, "width=48 pgsizes=0x40201000 dirty=no");
+        g_ptr_array_add(m, e);
+        g_assert_cmpint(domain_xml_metadata_format(m, &xml, &error), ==, 0);
+        g_assert_nonnull(strstr(xml, " iommu=\"width=48 pgsizes=0x40201000 dirty=no\""));
+        g_assert_cmpint(domain_xml_metadata_parse(xml, strlen(xml), &back, &error), ==, 0);
+        g_assert_true(domain_metadata_equal(back, m));
+        g_assert_cmpstr(((DomainDeviceMeta *) back->pdata[0])->iommu, ==, e->iommu);
 }
 
 static void format_refuses(DomainDeviceMeta *bad, const char *needle) {
@@ -502,6 +520,10 @@ static void test_metadata_parse_errors(void) {
                 { "<devices><device key='0000:00:02.0' type='t' basis='rule'/>"
                   "<device key='0000:00:02.0' type='u' basis='rule'/></devices>", "listed twice" },
                 { "<devices><device key='0000:00:02.0' type='t' basis='rule' parent='..'/></devices>", "parent" },
+                { "<devices><device key='0000:00:02.0' type='t' basis='rule' iommu='width=99'/></devices>", "iommu" },
+                /* one spelling: equal metadata must compare equal */
+                { "<devices><device key='0000:00:02.0' type='t' basis='rule' iommu='dirty=no width=48'/></devices>",
+                  "canonical" },
         };
         g_autoptr(GPtrArray) ok = NULL;
         g_autofree char *error = NULL;
@@ -650,6 +672,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/domain-xml/entity-expansion", test_entity_expansion);
         g_test_add_func("/domain-xml/huge", test_huge);
         g_test_add_func("/domain-xml/metadata-round-trip", test_metadata_round_trip);
+        g_test_add_func("/domain-xml/metadata-iommu", test_metadata_iommu);
         g_test_add_func("/domain-xml/metadata-format-refuses", test_metadata_format_refuses);
         g_test_add_func("/domain-xml/metadata-parse-errors", test_metadata_parse_errors);
         g_test_add_func("/domain-xml/pci-rewrite", test_pci_rewrite);
