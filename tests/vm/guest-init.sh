@@ -24,11 +24,28 @@ if grep -q 'vfiomig.probe=1' /proc/cmdline; then
 	sleep 10
 fi
 
+# run-vm.sh names the machine (vfiomig.machine=) when it is not the default
+# one.
+machine=
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
+	case $arg in
+	vfiomig.machine=*) machine=${arg#vfiomig.machine=} ;;
+	esac
+done
+
 # load.order lists dependencies before their users (computed from
 # modules.dep by prepare.sh); busybox insmod does no dependency resolution.
-while read -r mod; do
-	insmod "/lib/vm-modules/$mod.ko" || die "insmod $mod failed"
-done </lib/vm-modules/load.order
+# load.MACHINE: what only that machine loads, after the rest.
+load_modules() {
+	while read -r mod; do
+		insmod "/lib/vm-modules/$mod.ko" || die "insmod $mod failed"
+	done <"$1"
+}
+load_modules /lib/vm-modules/load.order
+if [ -n "$machine" ] && [ -e "/lib/vm-modules/load.$machine" ]; then
+	load_modules "/lib/vm-modules/load.$machine"
+fi
 
 # A virtio 9p tag can be mounted only once at a time, so the host root is
 # mounted once here and bind-mounted wherever else it is needed.
