@@ -25,12 +25,14 @@ if grep -q 'vfiomig.probe=1' /proc/cmdline; then
 fi
 
 # run-vm.sh names the machine (vfiomig.machine=) when it is not the default
-# one.
+# one, and asks for the shared directory (vfiomig.share=1) when there is one.
 machine=
+share=
 read -r cmdline </proc/cmdline
 for arg in $cmdline; do
 	case $arg in
 	vfiomig.machine=*) machine=${arg#vfiomig.machine=} ;;
+	vfiomig.share=1) share=1 ;;
 	esac
 done
 
@@ -62,6 +64,10 @@ mkdir -p /newroot/mnt/host /newroot/mnt/results
 mount --bind /lower /newroot/mnt/host || die "bind /mnt/host"
 # No caching on the results share: the host reads it right after poweroff.
 mount -t 9p -o "rw,cache=none,$p9opts" results /newroot/mnt/results || die "cannot mount the results share (9p tag results)"
+if [ -n "$share" ]; then
+	mkdir -p /newroot/mnt/share
+	mount -t 9p -o "rw,cache=none,$p9opts" share /newroot/mnt/share || die "cannot mount the shared directory (9p tag share)"
+fi
 
 for d in run tmp var/tmp var/lib/vfiomig dev/shm; do
 	mode=0755

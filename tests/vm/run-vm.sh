@@ -88,6 +88,15 @@ if [[ -n ${VFIOMIG_VM_RESULTS:-} ]]; then
 else
 	results=$(mktemp -d "${TMPDIR:-/tmp}/vfiomig-vm.XXXXXX")
 fi
+# A writable directory that outlives the guest, for scenarios that boot
+# more than once (/mnt/share in the guest).
+share_args=()
+if [[ -n ${VFIOMIG_VM_SHARE:-} ]]; then
+	share=$(realpath -m "$VFIOMIG_VM_SHARE")
+	mkdir -p "$share"
+	share_args=(-virtfs "local,path=${share//,/,,},mount_tag=share,security_model=none")
+	machine_cmdline+=" vfiomig.share=1"
+fi
 # Files of a previous run would pass for this one's.
 (cd "$results" && rm -f rc result.json .vm-job console.log scenario.log dmesg.log dbus-daemon.log vfiomigd.log)
 console=$results/console.log
@@ -150,7 +159,8 @@ qemu=(qemu-system-x86_64 -nodefaults -no-user-config -nographic -monitor none -n
 	-serial "file:$console" -kernel "$VM_KERNEL" -initrd "$VM_INITRD"
 	-append "console=ttyS0 panic=-1 loglevel=5$lpj$machine_cmdline ${VFIOMIG_VM_CMDLINE:-}"
 	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
-	-virtfs "local,path=${results//,/,,},mount_tag=results,security_model=none")
+	-virtfs "local,path=${results//,/,,},mount_tag=results,security_model=none"
+	"${share_args[@]}")
 timeout -k 10 "$timeout_s" "${qemu[@]}" </dev/null &
 qpid=$!
 tpid=
