@@ -133,11 +133,8 @@ no_open_in_log() {
 	[[ -z $hits ]] || vm_assert_failed "the daemon opened a device: $hits"
 }
 no_vfio_fds() {
-	local fd target fds=
-	for fd in "/proc/$VFIOMIGD_PID/fd/"*; do
-		target=$(readlink "$fd") || continue
-		[[ $target == /dev/vfio/* || $target == *vfio-device* ]] && fds+=" $target"
-	done
+	local fds
+	fds=$(find "/proc/$VFIOMIGD_PID/fd" \( -lname '/dev/vfio/*' -o -lname '*vfio-device*' \) -printf ' %l')
 	[[ -z $fds ]] || vm_assert_failed "vfiomigd holds:$fds"
 }
 step "enumeration opened nothing (daemon log)" no_open_in_log
@@ -200,16 +197,24 @@ step "edu and e1000e are still on vfio-pci and open (hold-group 0)" usable
 step "the daemon let go of them" no_vfio_fds
 step "the device list is still the same" assert_eq "$(printf '%s\n' "${FUNCS[@]}" | sort | tr '\n' ' ')" "$(listed)"
 
-# --- unbind and bind at run time
-t0=$EPOCHREALTIME
+# --- unbind and bind at run time. How fast the daemon follows is timed by
+# vfiomigctl monitor's output (it flushes every line; polling ListDevices
+# costs ~0.3 s a call under TCG); ListDevices must agree afterwards.
+monitor_count() { grep -c "^$1  *$2\$" "$work/monitor.out"; }
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+n=$(monitor_count removed "$VNET")
 step "unbind virtio-net from vfio-pci" pci_unbind "$VNET"
-step "virtio-net leaves ListDevices within a second" wait_for "not_listed $VNET" 1
-vm_log "  gone from ListDevices after $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s"
-step "no /dev/vfio/${group[$VNET]} any more" eval "! test -e /dev/vfio/${group[$VNET]}"
 t0=$EPOCHREALTIME
+step "the daemon drops virtio-net within a second" wait_for "(( \$(monitor_count removed $VNET) > $n ))" 1
+vm_log "  reported after $(since "$t0") s"
+step "ListDevices no longer lists virtio-net" not_listed "$VNET"
+step "no /dev/vfio/${group[$VNET]} any more" eval "! test -e /dev/vfio/${group[$VNET]}"
+n=$(monitor_count added "$VNET")
 step "bind virtio-net again" pci_bind_vfio "$VNET"
-step "virtio-net is listed again within a second" wait_for "is_listed $VNET" 1
-vm_log "  back in ListDevices after $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s"
+t0=$EPOCHREALTIME
+step "the daemon lists virtio-net again within a second" wait_for "(( \$(monitor_count added $VNET) > $n ))" 1
+vm_log "  reported after $(since "$t0") s"
+step "ListDevices lists virtio-net again" is_listed "$VNET"
 step "virtio-net: properties as before" dev_props "$VNET"
 signals() {
 	local out
@@ -217,8 +222,6 @@ signals() {
 		vm_log "  $out" && out=$(grep -F "DeviceAdded ('$VNET'" "$work/gdbus-monitor.out") && vm_log "  $out"
 }
 step "gdbus monitor saw DeviceRemoved and DeviceAdded of virtio-net" wait_for signals 5
-step "vfiomigctl monitor saw it go and come back" wait_for \
-	"grep -q '^removed  *$VNET' $work/monitor.out && grep -q '^added  *$VNET' $work/monitor.out" 5
 
 # --- the IOMMU facet, where this branch has its API
 facet_api() {
