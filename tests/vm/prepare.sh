@@ -141,7 +141,10 @@ else
 fi
 
 # 3. Guest modules in load order, and the initramfs. Both are cheap, so they
-# are rebuilt whenever any input changes.
+# are rebuilt whenever any input changes. Each set of inputs has its own
+# file: checkouts with different guest scripts share this cache (and may
+# boot at the same time), and must neither rebuild each other's image over
+# and over nor swap it under a boot that is about to start.
 read -ra extra <<<"${VFIOMIG_VM_EXTRA_MODULES:-}"
 IFS=, read -ra mtty_deps <<<"$(modinfo -F depends "$mtty")"
 want=("${guest_modules[@]}" "${mtty_deps[@]}" "${extra[@]}")
@@ -149,9 +152,10 @@ key=$({
 	echo "${want[*]}"
 	sha256sum "$mtty" "$here/prepare.sh" "$here/guest-init.sh" "$here/guest-stage2.sh" /bin/busybox
 } | sha256sum | cut -d' ' -f1)
-initrd=$kdir/initramfs.cpio
-if [[ -s $initrd && $(cat "$kdir/initramfs.key" 2>/dev/null) == "$key" ]]; then
+initrd=$kdir/initramfs-${key:0:16}.cpio
+if [[ -s $initrd ]]; then
 	log "cache hit: $initrd"
+	touch "$initrd"
 else
 	log "building $initrd"
 	moddir=$root/lib/modules/$krel
@@ -209,12 +213,18 @@ else
 	done
 	(cd "$tmp" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) >"$initrd.new"
 	mv "$initrd.new" "$initrd"
-	echo "$key" >"$kdir/initramfs.key"
 	log "guest modules (load order): $(paste -sd' ' "$tmp/lib/vm-modules/load.order")"
 	for machine in "${!morder[@]}"; do
 		log "guest modules of machine $machine: $(paste -sd' ' "$tmp/lib/vm-modules/load.$machine")"
 	done
 fi
+
+# The four images used last stay (a few checkouts at once); older ones go.
+# shellcheck disable=SC2012  # our own file names: no odd characters
+ls -t "$kdir"/initramfs-*.cpio 2>/dev/null | tail -n +5 | while read -r old; do
+	log "removing unused initramfs $old"
+	rm -f "$old"
+done
 
 # Other kernel versions are dead weight once a newer one is prepared.
 for d in "$cache"/*/; do
