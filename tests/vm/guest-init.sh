@@ -24,11 +24,30 @@ if grep -q 'vfiomig.probe=1' /proc/cmdline; then
 	sleep 10
 fi
 
+# run-vm.sh names the machine (vfiomig.machine=) when it is not the default
+# one, and asks for the shared directory (vfiomig.share=1) when there is one.
+machine=
+share=
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
+	case $arg in
+	vfiomig.machine=*) machine=${arg#vfiomig.machine=} ;;
+	vfiomig.share=1) share=1 ;;
+	esac
+done
+
 # load.order lists dependencies before their users (computed from
 # modules.dep by prepare.sh); busybox insmod does no dependency resolution.
-while read -r mod; do
-	insmod "/lib/vm-modules/$mod.ko" || die "insmod $mod failed"
-done </lib/vm-modules/load.order
+# load.MACHINE: what only that machine loads, after the rest.
+load_modules() {
+	while read -r mod; do
+		insmod "/lib/vm-modules/$mod.ko" || die "insmod $mod failed"
+	done <"$1"
+}
+load_modules /lib/vm-modules/load.order
+if [ -n "$machine" ] && [ -e "/lib/vm-modules/load.$machine" ]; then
+	load_modules "/lib/vm-modules/load.$machine"
+fi
 
 # A virtio 9p tag can be mounted only once at a time, so the host root is
 # mounted once here and bind-mounted wherever else it is needed.
@@ -45,6 +64,10 @@ mkdir -p /newroot/mnt/host /newroot/mnt/results
 mount --bind /lower /newroot/mnt/host || die "bind /mnt/host"
 # No caching on the results share: the host reads it right after poweroff.
 mount -t 9p -o "rw,cache=none,$p9opts" results /newroot/mnt/results || die "cannot mount the results share (9p tag results)"
+if [ -n "$share" ]; then
+	mkdir -p /newroot/mnt/share
+	mount -t 9p -o "rw,cache=none,$p9opts" share /newroot/mnt/share || die "cannot mount the shared directory (9p tag share)"
+fi
 
 for d in run tmp var/tmp var/lib/vfiomig dev/shm; do
 	mode=0755

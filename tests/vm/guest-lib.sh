@@ -240,6 +240,72 @@ mdev_remove() {
 	echo 1 >"/sys/bus/mdev/devices/$1/remove"
 }
 
+# ---- PCI functions (machine q35-iommu). sysfs is read with the read
+# builtin: every fork costs under TCG.
+
+# pci_find VENDOR:DEVICE: prints the address of the first PCI function
+# with these IDs (hex, with or without 0x, e.g. 1234:11e8); fails if none.
+pci_find() {
+	local want=${1,,} d v i
+	want=${want//0x/}
+	for d in /sys/bus/pci/devices/*; do
+		{ read -r v <"$d/vendor" && read -r i <"$d/device"; } || continue
+		if [[ ${v#0x}:${i#0x} == "$want" ]]; then
+			echo "${d##*/}"
+			return 0
+		fi
+	done
+	vm_log "pci_find: no PCI function $1"
+	return 1
+}
+
+# pci_driver ADDR: prints the driver bound to a PCI function, or nothing.
+pci_driver() {
+	local link
+	link=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null) || return 0
+	echo "${link##*/}"
+}
+
+# pci_bind_vfio ADDR: binds a PCI function to vfio-pci (driver_override,
+# unbinding it from its driver first, then drivers_probe). Succeeds once
+# vfio-pci holds it and its vfio-dev/ exists.
+pci_bind_vfio() {
+	local dev=/sys/bus/pci/devices/$1 drv
+	[[ -e $dev ]] || {
+		vm_log "pci_bind_vfio: no PCI function $1"
+		return 1
+	}
+	drv=$(pci_driver "$1")
+	[[ $drv == vfio-pci ]] && return 0
+	echo vfio-pci >"$dev/driver_override" || return 1
+	if [[ -n $drv ]]; then
+		echo "$1" >"$dev/driver/unbind" || return 1
+	fi
+	echo "$1" >/sys/bus/pci/drivers_probe
+	drv=$(pci_driver "$1")
+	[[ $drv == vfio-pci && -d $dev/vfio-dev ]] || {
+		vm_log "pci_bind_vfio: $1 is bound to '${drv:-nothing}' after drivers_probe"
+		return 1
+	}
+}
+
+# pci_unbind ADDR: unbinds a PCI function from vfio-pci and clears its
+# driver_override; it stays bound to nothing.
+pci_unbind() {
+	local dev=/sys/bus/pci/devices/$1
+	if [[ $(pci_driver "$1") == vfio-pci ]]; then
+		echo "$1" >/sys/bus/pci/drivers/vfio-pci/unbind || return 1
+	fi
+	echo >"$dev/driver_override"
+}
+
+# pci_group ADDR: prints the IOMMU group of a PCI function.
+pci_group() {
+	local link
+	link=$(readlink "/sys/bus/pci/devices/$1/iommu_group") || return 1
+	echo "${link##*/}"
+}
+
 vm_finish() {
 	local rc=$?
 	trap - EXIT

@@ -45,6 +45,12 @@ unmask() {
 # shellcheck disable=SC1091  # written by run-vm.sh
 . "$R/.vm-job"
 export VFIOMIG_VM=1 VFIOMIG_VM_RESULTS=$R
+# The guest's view of the host's VFIOMIG_VM_SHARE, if run-vm.sh shared one.
+if $BB grep -q ' /mnt/share 9p ' /proc/mounts; then
+	export VFIOMIG_VM_SHARE=/mnt/share
+else
+	unset VFIOMIG_VM_SHARE
+fi
 VM_SCENARIO=$(unmask "$VM_SCENARIO")
 [ -n "${VFIOMIG_BUILDDIR:-}" ] && VFIOMIG_BUILDDIR=$(unmask "$VFIOMIG_BUILDDIR")
 [ -n "${VFIOMIG_SRCDIR:-}" ] && VFIOMIG_SRCDIR=$(unmask "$VFIOMIG_SRCDIR")

@@ -8,6 +8,9 @@
 # Env: VFIOMIG_VM_CACHE (default /var/cache/vfiomig-vm), VFIOMIG_VM_KERNEL (pin
 # a Debian version such as 6.12.117-1~deb12u1), VFIOMIG_VM_EXTRA_MODULES
 # (space-separated, loaded in the guest too).
+#
+# The initramfs also carries the modules only one machine loads (see
+# machine_modules), so that one image serves every machine.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -15,6 +18,9 @@ cache=${VFIOMIG_VM_CACHE:-/var/cache/vfiomig-vm}
 host_pkgs=(qemu-system-x86 busybox-static dwarves gcc gcc-12 make libelf-dev
 	xz-utils bc flex bison cpio kmod dbus-daemon systemd)
 guest_modules=(vfio vfio_iommu_type1 mdev 9p 9pnet_virtio overlay)
+# Loaded after those (and mtty) only on the machine named: the guest's
+# /init reads vfiomig.machine= from the kernel command line.
+declare -A machine_modules=([q35-iommu]="vfio-pci")
 
 log() { echo "prepare: $*" >&2; }
 die() {
@@ -135,7 +141,10 @@ else
 fi
 
 # 3. Guest modules in load order, and the initramfs. Both are cheap, so they
-# are rebuilt whenever any input changes.
+# are rebuilt whenever any input changes. Each set of inputs has its own
+# file: checkouts with different guest scripts share this cache (and may
+# boot at the same time), and must neither rebuild each other's image over
+# and over nor swap it under a boot that is about to start.
 read -ra extra <<<"${VFIOMIG_VM_EXTRA_MODULES:-}"
 IFS=, read -ra mtty_deps <<<"$(modinfo -F depends "$mtty")"
 want=("${guest_modules[@]}" "${mtty_deps[@]}" "${extra[@]}")
@@ -143,9 +152,10 @@ key=$({
 	echo "${want[*]}"
 	sha256sum "$mtty" "$here/prepare.sh" "$here/guest-init.sh" "$here/guest-stage2.sh" /bin/busybox
 } | sha256sum | cut -d' ' -f1)
-initrd=$kdir/initramfs.cpio
-if [[ -s $initrd && $(cat "$kdir/initramfs.key" 2>/dev/null) == "$key" ]]; then
+initrd=$kdir/initramfs-${key:0:16}.cpio
+if [[ -s $initrd ]]; then
 	log "cache hit: $initrd"
+	touch "$initrd"
 else
 	log "building $initrd"
 	moddir=$root/lib/modules/$krel
@@ -169,6 +179,14 @@ else
 		order+=("$n")
 	}
 	for m in "${want[@]}"; do visit "$m"; done
+	nbase=${#order[@]}
+	# A machine's own modules, minus what every machine loads anyway.
+	declare -A morder=()
+	for machine in "${!machine_modules[@]}"; do
+		first=${#order[@]}
+		for m in ${machine_modules[$machine]}; do visit "$m"; done
+		morder[$machine]="${order[*]:first}"
+	done
 
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
@@ -182,17 +200,31 @@ else
 	mknod -m 600 "$tmp/dev/console" c 5 1
 	install -m 755 "$here/guest-init.sh" "$tmp/init"
 	install -m 755 "$here/guest-stage2.sh" "$tmp/stage2.sh"
+	# Decompressed once, here: busybox insmod cannot read .ko.xz, and
+	# loading one in the guest takes ~16 s under TCG.
 	for n in "${order[@]}"; do
 		xz -dc "$moddir/${mpath[$n]}" >"$tmp/lib/vm-modules/$n.ko"
-		echo "$n" >>"$tmp/lib/vm-modules/load.order"
 	done
+	printf '%s\n' "${order[@]:0:nbase}" mtty >"$tmp/lib/vm-modules/load.order"
 	cp "$mtty" "$tmp/lib/vm-modules/mtty.ko"
-	echo mtty >>"$tmp/lib/vm-modules/load.order"
+	for machine in "${!morder[@]}"; do
+		: >"$tmp/lib/vm-modules/load.$machine"
+		for n in ${morder[$machine]}; do echo "$n" >>"$tmp/lib/vm-modules/load.$machine"; done
+	done
 	(cd "$tmp" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) >"$initrd.new"
 	mv "$initrd.new" "$initrd"
-	echo "$key" >"$kdir/initramfs.key"
 	log "guest modules (load order): $(paste -sd' ' "$tmp/lib/vm-modules/load.order")"
+	for machine in "${!morder[@]}"; do
+		log "guest modules of machine $machine: $(paste -sd' ' "$tmp/lib/vm-modules/load.$machine")"
+	done
 fi
+
+# The four images used last stay (a few checkouts at once); older ones go.
+# shellcheck disable=SC2012  # our own file names: no odd characters
+ls -t "$kdir"/initramfs-*.cpio 2>/dev/null | tail -n +5 | while read -r old; do
+	log "removing unused initramfs $old"
+	rm -f "$old"
+done
 
 # Other kernel versions are dead weight once a newer one is prepared.
 for d in "$cache"/*/; do

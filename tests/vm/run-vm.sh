@@ -47,6 +47,36 @@ if grep -q '^# vm-needs:.*\bqemu-backports\b' "$scenario"; then
 fi
 t_prepared=$(now)
 
+# The machine: the scenario's "# vm-machine: NAME" header, unless
+# VFIOMIG_VM_MACHINE overrides it. "default" is QEMU's i440fx PC without
+# an IOMMU; "q35-iommu" adds an emulated Intel IOMMU and PCI functions
+# for vfio-pci (edu, e1000e, virtio-net-pci).
+machine=${VFIOMIG_VM_MACHINE:-$(sed -n 's/^# vm-machine:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$scenario" | head -n1)}
+machine=${machine:-default}
+machine_args=()
+machine_cmdline=
+case $machine in
+default) ;;
+q35-iommu)
+	aw=${VFIOMIG_VM_AW_BITS:-48}
+	[[ $aw == 39 || $aw == 48 ]] || die "VFIOMIG_VM_AW_BITS must be 39 or 48, not '$aw'"
+	# The IOMMU comes first: a PCI device created before it would bypass it.
+	# The NICs need a peer (QEMU warns otherwise): user-mode networking
+	# with restrict=on reaches nothing outside the guest. The guest loads
+	# no driver for them anyway, and no boot ROM (iPXE costs seconds).
+	machine_args=(-machine "q35,kernel-irqchip=split"
+		-device "intel-iommu,intremap=on,caching-mode=on,aw-bits=$aw"
+		-device edu
+		-netdev "user,id=vmnet0,restrict=on" -device "e1000e,netdev=vmnet0,romfile="
+		-netdev "user,id=vmnet1,restrict=on" -device "virtio-net-pci,netdev=vmnet1,romfile=")
+	# With interrupt remapping the kernel panics when its early check of
+	# the IO-APIC timer fails, which a busy host makes TCG do now and then.
+	machine_cmdline=" intel_iommu=on no_timer_check vfiomig.machine=$machine"
+	machine="$machine, aw-bits $aw"
+	;;
+*) die "unknown machine '$machine' (vm-machine header or VFIOMIG_VM_MACHINE): default or q35-iommu" ;;
+esac
+
 export VFIOMIG_SRCDIR=${VFIOMIG_SRCDIR:-$(realpath "$here/../..")}
 export VFIOMIG_BUILDDIR=${VFIOMIG_BUILDDIR:-$VFIOMIG_SRCDIR/build}
 timeout_s=${VFIOMIG_VM_TIMEOUT:-300}
@@ -57,6 +87,15 @@ if [[ -n ${VFIOMIG_VM_RESULTS:-} ]]; then
 	keep=1
 else
 	results=$(mktemp -d "${TMPDIR:-/tmp}/vfiomig-vm.XXXXXX")
+fi
+# A writable directory that outlives the guest, for scenarios that boot
+# more than once (/mnt/share in the guest).
+share_args=()
+if [[ -n ${VFIOMIG_VM_SHARE:-} ]]; then
+	share=$(realpath -m "$VFIOMIG_VM_SHARE")
+	mkdir -p "$share"
+	share_args=(-virtfs "local,path=${share//,/,,},mount_tag=share,security_model=none")
+	machine_cmdline+=" vfiomig.share=1"
 fi
 # Files of a previous run would pass for this one's.
 (cd "$results" && rm -f rc result.json .vm-job console.log scenario.log dmesg.log dbus-daemon.log vfiomigd.log)
@@ -113,13 +152,15 @@ smp=$(($(nproc) < 2 ? $(nproc) : 2))
 # value is as good as any (the guest's udelay uses the TSC anyway).
 lpj=$(awk '/^bogomips/ { printf " lpj=%d", $3 * 500000 / 250; exit }' /proc/cpuinfo)
 
-echo "run-vm: $(basename "$scenario") on $VM_KERNEL_RELEASE ($accel, ${VFIOMIG_VM_MEM:-1024} MiB, timeout ${timeout_s} s)"
+echo "run-vm: $(basename "$scenario") on $VM_KERNEL_RELEASE ($accel, machine $machine, ${VFIOMIG_VM_MEM:-1024} MiB, timeout ${timeout_s} s)"
 qemu=(qemu-system-x86_64 -nodefaults -no-user-config -nographic -monitor none -no-reboot
+	"${machine_args[@]}"
 	-accel "$accel" -cpu "$cpu" -smp "$smp" -m "${VFIOMIG_VM_MEM:-1024}"
 	-serial "file:$console" -kernel "$VM_KERNEL" -initrd "$VM_INITRD"
-	-append "console=ttyS0 panic=-1 loglevel=5$lpj ${VFIOMIG_VM_CMDLINE:-}"
+	-append "console=ttyS0 panic=-1 loglevel=5$lpj$machine_cmdline ${VFIOMIG_VM_CMDLINE:-}"
 	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
-	-virtfs "local,path=${results//,/,,},mount_tag=results,security_model=none")
+	-virtfs "local,path=${results//,/,,},mount_tag=results,security_model=none"
+	"${share_args[@]}")
 timeout -k 10 "$timeout_s" "${qemu[@]}" </dev/null &
 qpid=$!
 tpid=

@@ -21,6 +21,23 @@
  *                             are left after closing it
  *   hold DEV SECONDS          keep the device open (prints "holding DEV")
  *
+ * Two commands take an IOMMU group number instead of a device and use the
+ * raw legacy uAPI (a Type1v2 container), not the backend:
+ *
+ *   hold-group GROUP SECONDS  container, group and the device fd of the
+ *                             group's one device; prints "holding group
+ *                             GROUP", waits for SIGTERM, SIGINT, SIGUSR1 or
+ *                             the timeout, then checks that every fd still
+ *                             works (group viable with its container set,
+ *                             DEVICE_GET_INFO, IOMMU_GET_INFO) and prints
+ *                             "fds ok"
+ *   iommu-info GROUP          what VFIO_IOMMU_GET_INFO says for the group:
+ *                             "width=48 ranges=0x0-0xfedfffff,0xfef00000-0xffffffffffff
+ *                             pgsizes=0x40201000" (width: bits of the highest
+ *                             IOVA), then "migration-cap pgsizes=0x1000
+ *                             max-bitmap=268435456" and "dma-avail 65535"
+ *                             if the kernel reports those capabilities
+ *
  * Options: --node PATH (device node instead of the one sysfs implies),
  * --chunk N (load: bytes per write), --bytes N (load: write only the
  * first N bytes), --force (load: SET STOP even after a failed write),
@@ -581,6 +598,223 @@ static int cmd_hold(DeviceHandle *h, char **args) {
         return 0;
 }
 
+/* ---- the raw legacy uAPI, for hold-group and iommu-info */
+
+typedef struct GroupFds {
+        int container;
+        int group;
+        int device;
+        char *device_name;
+} GroupFds;
+
+static void group_fds_close(GroupFds *g) {
+        if (g->device >= 0)
+                close(g->device);
+        if (g->group >= 0)
+                close(g->group);
+        if (g->container >= 0)
+                close(g->container);
+        g_free(g->device_name);
+        *g = (GroupFds) { -1, -1, -1, NULL };
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(GroupFds, group_fds_close);
+
+/* The one device in /sys/kernel/iommu_groups/GROUP/devices. */
+static int group_device(const char *group, char **ret) {
+        g_autofree char *path = g_strconcat("/sys/kernel/iommu_groups/", group, "/devices", NULL);
+        g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+        g_autofree char *found = NULL;
+        const char *n;
+
+        if (!dir)
+                return fail(-ENOENT, "IOMMU group %s: cannot list %s", group, path);
+        while ((n = g_dir_read_name(dir))) {
+                if (found)
+                        return fail(0, "IOMMU group %s has more than one device (%s, %s)", group, found, n);
+                found = g_strdup(n);
+        }
+        if (!found)
+                return fail(0, "IOMMU group %s has no device", group);
+        *ret = g_steal_pointer(&found);
+        return 0;
+}
+
+/* Container and group, the group in the container with a Type1v2 IOMMU;
+ * the device fd too if with_device. 0, or 1 after saying what failed. */
+static int group_open(const char *group, bool with_device, GroupFds *g) {
+        g_autofree char *path = NULL;
+        struct vfio_group_status status = { .argsz = sizeof(status) };
+        uint64_t nr;
+        int r;
+
+        *g = (GroupFds) { -1, -1, -1, NULL };
+        if (!parse_u64(group, INT32_MAX, &nr) || (group[0] == '0' && group[1]))
+                return fail(0, "%s is not an IOMMU group number", group);
+        path = g_strconcat("/dev/vfio/", group, NULL);
+
+        g->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
+        if (g->container < 0)
+                return fail(-errno, "opening /dev/vfio/vfio");
+        r = ioctl(g->container, VFIO_GET_API_VERSION);
+        if (r != VFIO_API_VERSION)
+                return fail(r < 0 ? -errno : 0, "VFIO_GET_API_VERSION says %d", r);
+        if (ioctl(g->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) <= 0)
+                return fail(0, "the container has no Type1v2 IOMMU");
+
+        g->group = open(path, O_RDWR | O_CLOEXEC);
+        if (g->group < 0)
+                return fail(-errno, "opening %s", path);
+        if (ioctl(g->group, VFIO_GROUP_GET_STATUS, &status) < 0)
+                return fail(-errno, "VFIO_GROUP_GET_STATUS on %s", path);
+        if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE))
+                return fail(0, "IOMMU group %s is not viable", group);
+        if (ioctl(g->group, VFIO_GROUP_SET_CONTAINER, &g->container) < 0)
+                return fail(-errno, "VFIO_GROUP_SET_CONTAINER for %s", path);
+        if (ioctl(g->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0)
+                return fail(-errno, "VFIO_SET_IOMMU(TYPE1v2) for %s", path);
+        if (!with_device)
+                return 0;
+
+        if (group_device(group, &g->device_name) != 0)
+                return 1;
+        g->device = ioctl(g->group, VFIO_GROUP_GET_DEVICE_FD, g->device_name);
+        if (g->device < 0)
+                return fail(-errno, "VFIO_GROUP_GET_DEVICE_FD(%s) in group %s", g->device_name, group);
+        return 0;
+}
+
+/* VFIO_IOMMU_GET_INFO with its capability chain, in a buffer as large as
+ * the kernel asks for. */
+static struct vfio_iommu_type1_info *iommu_info(int container) {
+        g_autofree struct vfio_iommu_type1_info *info = g_malloc0(sizeof(*info));
+
+        info->argsz = sizeof(*info);
+        if (ioctl(container, VFIO_IOMMU_GET_INFO, info) < 0) {
+                fail(-errno, "VFIO_IOMMU_GET_INFO");
+                return NULL;
+        }
+        if (info->argsz > sizeof(*info)) {
+                uint32_t size = info->argsz;
+
+                g_free(info);
+                info = g_malloc0(size);
+                info->argsz = size;
+                if (ioctl(container, VFIO_IOMMU_GET_INFO, info) < 0) {
+                        fail(-errno, "VFIO_IOMMU_GET_INFO with %u bytes", size);
+                        return NULL;
+                }
+        }
+        return g_steal_pointer(&info);
+}
+
+/* The capability with this id, or NULL; bounds-checked against argsz. */
+static const struct vfio_info_cap_header *iommu_cap(const struct vfio_iommu_type1_info *info, uint16_t id,
+                                                    size_t min_size) {
+        uint32_t off;
+        unsigned hops = 0;
+
+        if (!(info->flags & VFIO_IOMMU_INFO_CAPS) || info->argsz < sizeof(*info))
+                return NULL;
+        for (off = info->cap_offset; off && hops < 64; hops++) {
+                const struct vfio_info_cap_header *h;
+
+                if (off < sizeof(*info) || off > info->argsz || info->argsz - off < sizeof(*h))
+                        return NULL;
+                h = (const void *) ((const uint8_t *) info + off);
+                if (h->id == id)
+                        return info->argsz - off >= min_size ? h : NULL;
+                off = h->next;
+        }
+        return NULL;
+}
+
+static int cmd_iommu_info(const char *group) {
+        g_auto(GroupFds) g = { -1, -1, -1, NULL };
+        g_autofree struct vfio_iommu_type1_info *info = NULL;
+        g_autoptr(GString) ranges = g_string_new(NULL);
+        const struct vfio_iommu_type1_info_cap_iova_range *iova;
+        const struct vfio_iommu_type1_info_cap_migration *mig;
+        const struct vfio_iommu_type1_info_dma_avail *avail;
+        uint64_t top = 0;
+        bool have_top = false;
+
+        if (group_open(group, false, &g) != 0)
+                return 1;
+        info = iommu_info(g.container);
+        if (!info)
+                return 1;
+
+        iova = (const void *) iommu_cap(info, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, sizeof(*iova));
+        if (iova) {
+                size_t room = info->argsz - ((const uint8_t *) iova - (const uint8_t *) info) - sizeof(*iova);
+
+                if ((size_t) iova->nr_iovas * sizeof(iova->iova_ranges[0]) > room)
+                        return fail(0, "IOVA range capability claims %u ranges, beyond the %u bytes returned",
+                                    iova->nr_iovas, info->argsz);
+                for (uint32_t i = 0; i < iova->nr_iovas; i++) {
+                        uint64_t start = iova->iova_ranges[i].start, end = iova->iova_ranges[i].end;
+
+                        g_string_append_printf(ranges, "%s0x%" PRIx64 "-0x%" PRIx64, i ? "," : "", start, end);
+                        if (!have_top || end > top)
+                                top = end, have_top = true;
+                }
+        }
+        /* Bits needed for the highest IOVA: 2^48 - 1 needs 48. */
+        if (have_top)
+                printf("width=%d", top ? 64 - __builtin_clzll(top) : 0);
+        else
+                printf("width=unknown");
+        printf(" ranges=%s pgsizes=0x%" PRIx64 "\n", ranges->len ? ranges->str : "none",
+               (uint64_t) info->iova_pgsizes);
+
+        mig = (const void *) iommu_cap(info, VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, sizeof(*mig));
+        if (mig)
+                printf("migration-cap pgsizes=0x%" PRIx64 " max-bitmap=%" PRIu64 "\n",
+                       (uint64_t) mig->pgsize_bitmap, (uint64_t) mig->max_dirty_bitmap_size);
+        avail = (const void *) iommu_cap(info, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, sizeof(*avail));
+        if (avail)
+                printf("dma-avail %u\n", avail->avail);
+        return 0;
+}
+
+static int cmd_hold_group(const char *group, char **args) {
+        struct sigaction sa = { .sa_handler = on_term };
+        g_auto(GroupFds) g = { -1, -1, -1, NULL };
+        struct vfio_group_status status = { .argsz = sizeof(status) };
+        struct vfio_device_info dinfo = { .argsz = sizeof(dinfo) };
+        struct vfio_iommu_type1_info iinfo = { .argsz = sizeof(iinfo) };
+        const unsigned want = VFIO_GROUP_FLAGS_VIABLE | VFIO_GROUP_FLAGS_CONTAINER_SET;
+        guint64 secs;
+
+        if (!args[0] || !g_ascii_string_to_unsigned(args[0], 10, 0, 3600, &secs, NULL)) {
+                fail(0, "usage: hold-group GROUP SECONDS");
+                return 2;
+        }
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGUSR1, &sa, NULL);
+        if (group_open(group, true, &g) != 0)
+                return 1;
+        printf("holding group %s (%s)\n", group, g.device_name);
+        fflush(stdout);
+        for (guint64 i = 0; i < secs * 10 && !stop_holding; i++)
+                g_usleep(100 * 1000);
+
+        /* Whatever happened meanwhile (a daemon enumerating, say), the fds
+         * must still be ours and work. */
+        if (ioctl(g.group, VFIO_GROUP_GET_STATUS, &status) < 0)
+                return fail(-errno, "VFIO_GROUP_GET_STATUS on group %s after holding it", group);
+        if ((status.flags & want) != want)
+                return fail(0, "group %s flags 0x%x after holding it, expected viable and container set",
+                            group, status.flags);
+        if (ioctl(g.device, VFIO_DEVICE_GET_INFO, &dinfo) < 0)
+                return fail(-errno, "VFIO_DEVICE_GET_INFO on %s after holding it", g.device_name);
+        if (ioctl(g.container, VFIO_IOMMU_GET_INFO, &iinfo) < 0)
+                return fail(-errno, "VFIO_IOMMU_GET_INFO after holding group %s", group);
+        printf("fds ok (%u regions, %u irqs)\n", dinfo.num_regions, dinfo.num_irqs);
+        return 0;
+}
+
 static const struct {
         const char *name;
         int (*run)(DeviceHandle *h, char **args);
@@ -612,7 +846,8 @@ int main(int argc, char **argv) {
         int r;
 
         g_option_context_add_main_entries(ctx, options, NULL);
-        g_option_context_set_summary(ctx, "Commands: flags, state, set, datasize, save, load, reset, regs, fds, hold");
+        g_option_context_set_summary(ctx, "Commands: flags, state, set, datasize, save, load, reset, regs, fds, hold, "
+                                          "hold-group, iommu-info");
         if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
                 fprintf(stderr, "vfio-tool: %s\n", error->message);
                 return 2;
@@ -627,6 +862,10 @@ int main(int argc, char **argv) {
 
         if (strcmp(argv[1], "fds") == 0)
                 return cmd_fds(argv[2]);
+        if (strcmp(argv[1], "hold-group") == 0)
+                return cmd_hold_group(argv[2], argv + 3);
+        if (strcmp(argv[1], "iommu-info") == 0)
+                return cmd_iommu_info(argv[2]);
 
         for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
                 if (strcmp(argv[1], commands[i].name) != 0)
