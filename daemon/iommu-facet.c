@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "iommu-facet.h"
+#include "unaligned.h"
 #include "util.h"
 
 static uint64_t top_of(unsigned width) {
@@ -201,6 +202,64 @@ void iommu_facet_from_vtd(IommuFacet *f, uint64_t cap, uint64_t ecap) {
         if (sllps & 2)
                 f->pgsizes |= UINT64_C(1) << 30;
         f->dirty = ((ecap >> 43) & 1) && ((ecap >> 45) & 1) ? IOMMU_DIRTY_YES : IOMMU_DIRTY_NO;
+}
+
+#define TYPE1_INFO_SIZE 24u             /* struct vfio_iommu_type1_info */
+#define TYPE1_INFO_PGSIZES (1u << 0)
+#define TYPE1_INFO_CAPS (1u << 1)
+#define TYPE1_CAP_IOVA_RANGE 1
+#define CAP_HEADER_SIZE 8u
+
+/* The IOVA range capability: nr_iovas after the header, then the ranges. */
+static int parse_iova_ranges(IommuFacet *f, const uint8_t *cap, size_t avail) {
+        uint32_t n;
+
+        if (avail < CAP_HEADER_SIZE + 8)
+                return -EBADMSG;
+        n = unaligned_read_le32(cap + CAP_HEADER_SIZE);
+        if (n == 0 || n > IOMMU_FACET_MAX_RANGES || (avail - CAP_HEADER_SIZE - 8) / 16 < n)
+                return -EBADMSG;
+        for (uint32_t i = 0; i < n; i++) {
+                const uint8_t *p = cap + CAP_HEADER_SIZE + 8 + 16 * i;
+
+                f->ranges[i] = (IommuRange) { unaligned_read_le64(p), unaligned_read_le64(p + 8) };
+        }
+        qsort(f->ranges, n, sizeof(IommuRange), compare_range);
+        for (uint32_t i = 0; i < n; i++)
+                if (f->ranges[i].start > f->ranges[i].end || (i > 0 && f->ranges[i].start <= f->ranges[i - 1].end))
+                        return -EBADMSG;
+        f->n_ranges = n;
+        /* the width the highest IOVA needs */
+        f->width = 64 - __builtin_clzll(f->ranges[n - 1].end | 1);
+        return 0;
+}
+
+int iommu_facet_from_type1_info(IommuFacet *f, const void *info, size_t len) {
+        const uint8_t *p = info;
+        IommuFacet g = *f;
+        uint32_t flags, off;
+        unsigned hops = 0;
+
+        if (len < TYPE1_INFO_SIZE || unaligned_read_le32(p) > len)
+                return -EBADMSG;
+        flags = unaligned_read_le32(p + 4);
+        if (flags & TYPE1_INFO_PGSIZES)
+                g.pgsizes = unaligned_read_le64(p + 8);
+        off = flags & TYPE1_INFO_CAPS ? unaligned_read_le32(p + 16) : 0;
+        /* a chain that loops or leaves the buffer is the kernel's bug, not ours to follow */
+        while (off != 0) {
+                int r;
+
+                if (off < TYPE1_INFO_SIZE || off > len - CAP_HEADER_SIZE || ++hops > 16)
+                        return -EBADMSG;
+                if (unaligned_read_le16(p + off) == TYPE1_CAP_IOVA_RANGE &&
+                    (r = parse_iova_ranges(&g, p + off, len - off)) < 0)
+                        return r;
+                off = unaligned_read_le32(p + off + 4);
+        }
+        g.known = true;
+        *f = g;
+        return 0;
 }
 
 static char *page_sizes(uint64_t bitmap) {

@@ -62,6 +62,13 @@ int iommu_facet_set_ranges(IommuFacet *f, unsigned width, const char *reserved_r
  * ecap registers (/sys/class/iommu/dmarN/intel-iommu/{cap,ecap}). */
 void iommu_facet_from_vtd(IommuFacet *f, uint64_t cap, uint64_t ecap);
 
+/* Width, IOVA ranges and page sizes from what VFIO_IOMMU_GET_INFO
+ * returned for a Type1 container (struct vfio_iommu_type1_info and its
+ * capability chain, len bytes); the dirty field is left as it was: the
+ * container's dirty bitmap is software tracking any Type1 host offers,
+ * not the IOMMU's. -EBADMSG for a buffer that does not parse. */
+int iommu_facet_from_type1_info(IommuFacet *f, const void *info, size_t len);
+
 typedef enum IommuVerdict {
         IOMMU_VERDICT_COMPATIBLE,
         IOMMU_VERDICT_INCOMPATIBLE,

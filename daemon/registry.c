@@ -339,6 +339,10 @@ void registry_set_device_domain(Registry *r, const char *name, const char *domai
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
+void registry_set_device_iommu(Registry *r, const char *name, const char *iommu) {
+        set_device_string(r, name, G_STRUCT_OFFSET(Device, iommu), iommu);
+}
+
 void registry_set_device_held_by(Registry *r, const char *name, const char *held_by) {
         set_device_string(r, name, G_STRUCT_OFFSET(Device, held_by), held_by);
 }

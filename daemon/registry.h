@@ -146,6 +146,8 @@ void registry_set_device_flags(Registry *r, const char *name, uint32_t flags);
  * A new domain forgets who was found holding the device. */
 void registry_set_device_domain(Registry *r, const char *name, const char *domain);
 void registry_set_device_held_by(Registry *r, const char *name, const char *held_by);
+/* The IOMMU facet, as the kernel told it when the device was opened. */
+void registry_set_device_iommu(Registry *r, const char *name, const char *iommu);
 /* The derived migration identity of a device or a type; reports
  * *_IDENTITY_CHANGED, and returns true, when it changes. */
 bool registry_set_identity(Registry *r, const Node *node, const char *type, const char *version, const char *basis);

@@ -3,6 +3,8 @@
 
 #include "backend/backend.h"
 #include "backend/holders.h"
+#include "iommu-facet.h"
+#include "log.h"
 
 char *backend_find_holder(Backend *b, const char *name) {
         const Device *d = registry_get_device(b->registry, name);
@@ -18,12 +20,34 @@ char *backend_find_holder(Backend *b, const char *name) {
         return device_describe_holder(registry_get_device(b->registry, name));
 }
 
+/* What the kernel said of the IOMMU while the device was open outranks
+ * what sysfs let us derive at enumeration; the dirty field stays sysfs's
+ * (the container does not say). An mdev's group has no IOMMU domain of
+ * its own: its container says nothing about its parent's IOMMU. */
+static void learn_iommu(Backend *b, const char *name, const char *kernel) {
+        const Device *d = registry_get_device(b->registry, name);
+        g_autofree char *merged = NULL;
+        IommuFacet sysfs, k;
+
+        if (!kernel || !d || d->kind != DEVICE_KIND_PCI || iommu_facet_parse(kernel, &k, NULL) < 0 ||
+            iommu_facet_parse(d->iommu, &sysfs, NULL) < 0)
+                return;
+        k.dirty = sysfs.dirty;
+        merged = iommu_facet_format(&k);
+        if (g_str_equal(merged, d->iommu))
+                return;
+        log_notice("%s: the kernel's IOMMU (%s) is not what sysfs said (%s); taking the kernel's", name, merged,
+                   *d->iommu ? d->iommu : "nothing");
+        registry_set_device_iommu(b->registry, name, merged);
+}
+
 int backend_open_device(Backend *b, const Device *d, DeviceHandle **ret, char **ret_error) {
         g_autofree char *name = g_strdup(d->name), *holder = NULL;
         int r = b->ops->open_device(b, d, ret, ret_error);
 
         if (r >= 0) {
                 registry_set_device_held_by(b->registry, name, NULL);
+                learn_iommu(b, name, (*ret)->iommu);
                 return r;
         }
         if (r != -EBUSY)

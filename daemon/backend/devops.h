@@ -51,6 +51,10 @@ typedef struct DeviceOps {
 struct DeviceHandle {
         const DeviceOps *ops;
         char *name;             /* the device's kernel name, for messages */
+        /* What the kernel said of the IOMMU behind the device while it was
+         * opened (VFIO_IOMMU_GET_INFO on its container: iommu-facet.h's
+         * text, without the dirty field), or NULL. */
+        char *iommu;
 };
 
 static inline void device_handle_close(DeviceHandle *h) {

@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "iommu-facet.h"
 #include "log.h"
 #include "vfio-uapi.h"
 #include "backend/vfio.h"
@@ -197,6 +198,7 @@ static void vfio_close(DeviceHandle *dh) {
                 return;
         vfio_handle_close_fds(h);
         g_free(h->base.name);
+        g_free(h->base.iommu);
         g_free(h);
 }
 
@@ -343,6 +345,28 @@ static int open_group(const Device *d, int *ret, char **error) {
         return 0;
 }
 
+/* The container's view of the IOMMU, asked once the group is in it: the
+ * numbers sysfs gave at enumeration, now from the kernel itself. A
+ * failure only costs the cross-check. */
+static char *read_iommu_info(int container, const char *name) {
+        struct vfio_iommu_type1_info probe = { .argsz = sizeof(probe) };
+        g_autofree void *buf = NULL;
+        IommuFacet f = {};
+
+        if (ioctl(container, VFIO_IOMMU_GET_INFO, &probe) < 0 || probe.argsz < sizeof(probe) ||
+            probe.argsz > 65536) {
+                log_debug_errno(errno, "%s: VFIO_IOMMU_GET_INFO: %m", name);
+                return NULL;
+        }
+        buf = g_malloc0(probe.argsz);
+        ((struct vfio_iommu_type1_info *) buf)->argsz = probe.argsz;
+        if (ioctl(container, VFIO_IOMMU_GET_INFO, buf) < 0 || iommu_facet_from_type1_info(&f, buf, probe.argsz) < 0) {
+                log_debug("%s: VFIO_IOMMU_GET_INFO gave nothing usable", name);
+                return NULL;
+        }
+        return iommu_facet_format(&f);
+}
+
 static int open_legacy(VfioHandle *h, const Device *d, char **error) {
         _cleanup_close_ int container = -1, group = -1;
         int r, fd;
@@ -373,6 +397,7 @@ static int open_legacy(VfioHandle *h, const Device *d, char **error) {
         h->device_fd = fd;
         h->group_fd = steal_fd(&group);
         h->container_fd = steal_fd(&container);
+        h->base.iommu = read_iommu_info(h->container_fd, d->name);
         return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <glib.h>
 
 #include "iommu-facet.h"
+#include "unaligned.h"
 #include "unit-test.h"
 
 /* The two hosts of the VM tier: VT-d with aw-bits=48 and 39 (their cap
@@ -139,6 +140,74 @@ static void test_reserved_regions(void) {
         }
 }
 
+/* struct vfio_iommu_type1_info and its capability chain as the 6.12
+ * kernel fills it on the 48-bit host: IOVA ranges, then the migration
+ * capability (skipped). */
+static GByteArray *type1_info(uint64_t top, uint32_t cap_offset, uint32_t nr, uint32_t next) {
+        GByteArray *b = g_byte_array_new();
+        uint8_t z[112] = {};
+
+        g_byte_array_append(b, z, sizeof z);
+        unaligned_write_le32(b->data, b->len);
+        unaligned_write_le32(b->data + 4, 3);                  /* PGSIZES | CAPS */
+        unaligned_write_le64(b->data + 8, 0x40201000);
+        unaligned_write_le32(b->data + 16, cap_offset);
+        unaligned_write_le16(b->data + 24, 1);                 /* IOVA_RANGE */
+        unaligned_write_le16(b->data + 26, 1);
+        unaligned_write_le32(b->data + 28, next);
+        unaligned_write_le32(b->data + 32, nr);
+        unaligned_write_le64(b->data + 40, 0xfef00000);        /* out of order, as nothing promises order */
+        unaligned_write_le64(b->data + 48, top);
+        unaligned_write_le64(b->data + 56, 0);
+        unaligned_write_le64(b->data + 64, 0xfedfffff);
+        unaligned_write_le16(b->data + 72, 2);                 /* MIGRATION */
+        unaligned_write_le32(b->data + 76, 0);
+        return b;
+}
+
+static void test_from_type1_info(void) {
+        g_autoptr(GByteArray) good = type1_info(0xffffffffffff, 24, 2, 72), narrow = type1_info(0x7fffffffff, 24, 2, 72);
+        IommuFacet f = { .dirty = IOMMU_DIRTY_NO };
+        g_autofree char *text = NULL, *text39 = NULL;
+
+        g_assert_cmpint(iommu_facet_from_type1_info(&f, good->data, good->len), ==, 0);
+        text = iommu_facet_format(&f);
+        g_assert_cmpstr(text, ==, HOST_48);
+        g_assert_cmpint(iommu_facet_from_type1_info(&f, narrow->data, narrow->len), ==, 0);
+        text39 = iommu_facet_format(&f);
+        g_assert_cmpstr(text39, ==, HOST_39);
+
+        /* what does not parse changes nothing */
+        {
+                static const struct { uint32_t cap_offset, nr, next; size_t len; } bad[] = {
+                        { 200, 2, 0, 0 },       /* first cap beyond the buffer */
+                        { 8, 2, 0, 0 },         /* inside the fixed part */
+                        { 24, 2, 24, 0 },       /* a loop */
+                        { 24, 5, 0, 0 },        /* more ranges than bytes */
+                        { 24, 0, 0, 0 },        /* none */
+                        { 24, 2, 0, 20 },       /* shorter than the fixed part */
+                        { 24, 2, 0, 60 },       /* cut in the ranges */
+                };
+
+                for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                        g_autoptr(GByteArray) b = type1_info(0xffffffffffff, bad[i].cap_offset, bad[i].nr, bad[i].next);
+                        IommuFacet g = {};
+                        size_t len = bad[i].len ?: b->len;
+
+                        unaligned_write_le32(b->data, len);
+                        if (iommu_facet_from_type1_info(&g, b->data, len) != -EBADMSG || g.known)
+                                fail("bad info %zu accepted", i);
+                }
+        }
+        {
+                g_autoptr(GByteArray) overlap = type1_info(0xffffffffffff, 24, 2, 72);
+                IommuFacet g = {};
+
+                unaligned_write_le64(overlap->data + 40, 0xfed00000);
+                g_assert_cmpint(iommu_facet_from_type1_info(&g, overlap->data, overlap->len), ==, -EBADMSG);
+        }
+}
+
 static void expect(const char *src, const char *tgt, IommuVerdict want, const char *reason_part) {
         IommuFacet s = parse(src), t = parse(tgt);
         g_autofree char *reason = NULL;
@@ -209,6 +278,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/iommu-facet/refused", test_refused);
         g_test_add_func("/iommu-facet/from-sysfs", test_from_sysfs);
         g_test_add_func("/iommu-facet/reserved-regions", test_reserved_regions);
+        g_test_add_func("/iommu-facet/from-type1-info", test_from_type1_info);
         g_test_add_func("/iommu-facet/judge", test_judge);
         return g_test_run();
 }
