@@ -10,7 +10,6 @@ real kernel's in tests/vm/scenario-pci.sh."""
 
 import json
 import os
-import shutil
 
 from gi.repository import GLib
 
@@ -67,13 +66,6 @@ class IommuTest(TestbedTestCase):
         with open(os.path.join(rules, '50-relax.rules'), 'w', encoding='utf-8') as f:
             f.write(RULES)
         return [f'--rules-dir={rules}']
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def prop(self, name, prop):
         return self.get_property(device_path(name), DEVICE, prop)

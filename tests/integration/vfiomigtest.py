@@ -373,6 +373,13 @@ class TestbedTestCase(DaemonTestCase):
                           'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
         super().setUpClass()
 
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
 
 _HOLDER = '''
 import fcntl, os, sys, time
