@@ -9,6 +9,7 @@
 #include "names.h"
 #include "backend/testbed.h"
 #include "util.h"
+#include "vfio-uapi.h"
 
 /* Simulated parameters the registry does not model: what a new instance
  * of a type gets, and (for later use by simulated devices) state sizes. */
@@ -262,6 +263,12 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimC
                 return false;
         sim->flags = d->migration_flags;
         sim->tag = tag;
+        /* what the keyfile says is known from the start, as the kernel
+         * would answer it: no STOP_COPY is no migration */
+        d->migration_support = d->migration_flags & VFIO_MIGRATION_STOP_COPY ? MIGRATION_SUPPORT_SUPPORTED
+                                                                             : MIGRATION_SUPPORT_NONE;
+        if (d->migration_support != MIGRATION_SUPPORT_SUPPORTED)
+                d->migration_flags = 0;
         dev = sim_device_new(d->name, sim, tb->persist_dir);
         add_node(tb, dev, d);
         g_hash_table_replace(tb->sims, g_strdup(d->name), dev);

@@ -50,11 +50,14 @@ static int open_device(const Admission *a, WorkerDevice *d, char **ret_error) {
                 return errno_message(ret_error, EBUSY, "%s", why ? why : d->name);
         if (r < 0)
                 return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
+        /* the kernel backend learns them now */
         r = d->handle->ops->get_flags(d->handle, &d->flags);
-        if (r == -ENOTTY || (r >= 0 && !(d->flags & VFIO_MIGRATION_STOP_COPY)))
+        if (r == -ENOTTY || (r >= 0 && !(d->flags & VFIO_MIGRATION_STOP_COPY))) {
+                registry_set_device_migration(a->registry, d->name, MIGRATION_SUPPORT_NONE, 0);
                 return errno_message(ret_error, EOPNOTSUPP, "%s does not support migration", d->name);
+        }
         if (r >= 0) {
-                registry_set_device_flags(a->registry, d->name, d->flags);  /* the kernel backend learns them now */
+                registry_set_device_migration(a->registry, d->name, MIGRATION_SUPPORT_SUPPORTED, d->flags);
                 r = d->handle->ops->get_state(d->handle, &d->state);
         }
         if (r < 0)

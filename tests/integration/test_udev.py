@@ -61,7 +61,7 @@ class UdevTest(DaemonTestCase):
         self.assertEqual(p['SysfsPath'], f'{self.parent}/{UUID1}')
         self.assertRegex(p['VfioDevNode'], r'^/dev/vfio/devices/vfio\d+$')
         # the kernel backend does not open devices to learn these
-        self.assertEqual((p['MigrationFlags'], p['MigrationState']), ([], ''))
+        self.assertEqual((p['MigrationSupport'], p['MigrationFlags'], p['MigrationState']), ('unknown', [], ''))
         t = self.call('GetAll', '(s)', (MDEV_TYPE,), path='/org/vfiomig1/type/mtty_2fmtty_2d2',
                       interface='org.freedesktop.DBus.Properties')[0]
         self.assertEqual((t['Id'], t['Parent'], t['Name'], t['DeviceApi'], t['AvailableInstances']),
@@ -72,8 +72,10 @@ class UdevTest(DaemonTestCase):
         # no migration flags (the kernel backend does not open devices)
         out = ctl('show', UUID1, check=True).stdout
         self.assertRegex(out, r'MdevType: mtty-2\n')
+        self.assertRegex(out, r'MigrationSupport: unknown\n')
         self.assertRegex(out, r'MigrationFlags: -\n')
-        self.assertEqual(json.loads(ctl('show', VF, '--json', check=True).stdout)['MigrationFlags'], [])
+        shown = json.loads(ctl('show', VF, '--json', check=True).stdout)
+        self.assertEqual((shown['MigrationSupport'], shown['MigrationFlags']), ('unknown', []))
 
     def test_unbound_mdev_is_not_listed(self):
         """An mdev without its driver has no vfio-dev/: not a VFIO device,
