@@ -67,9 +67,9 @@ typedef struct Device {
         /* the driver's migration_type and migration_version attributes,
          * "" when it has none */
         char *vendor_migration_type, *vendor_migration_version;
-        /* learned from the device; the flags are 0 unless it is
-         * SUPPORTED. Kept when a uevent replaces the entry with the same
-         * driver. */
+        /* learned from the device (or a sibling, see backend.h); the
+         * flags are 0 unless it is SUPPORTED. Kept when a uevent replaces
+         * the entry with the same driver. */
         MigrationSupport migration_support;
         uint32_t migration_flags;
         /* derived by identities.c, kept when a uevent replaces the entry */

@@ -45,8 +45,8 @@ static const char *const type_keys[] = {
 };
 static const char *const device_keys[] = {
         "Kind", "Parent", "Type", "Driver", "Vendor", "Device", "SubsystemVendor",
-        "SubsystemDevice", "IommuGroup", "MigrationFlags", "StateSize", "DirtyRate", "Fault", "VendorTag",
-        "MigrationType", "MigrationVersion", "AcceptVersions", NULL
+        "SubsystemDevice", "IommuGroup", "MigrationFlags", "FlagsKnown", "StateSize", "DirtyRate", "Fault",
+        "VendorTag", "MigrationType", "MigrationVersion", "AcceptVersions", NULL
 };
 
 #define DEFAULT_STATE_SIZE (64 * 1024)
@@ -293,7 +293,7 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
         SimConfig sim = { .state_size = DEFAULT_STATE_SIZE };
         uint64_t group_nr;
         DeviceKind k;
-        bool ok;
+        bool ok, known;
 
         if (!normalized)
                 return conf_file_error(c, error, group, NULL,
@@ -322,6 +322,13 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
         tb->next_iommu_group = MAX(tb->next_iommu_group, (unsigned) group_nr + 1);
         if (!add_sim(tb, c, group, d, &sim, error))
                 return false;
+        /* FlagsKnown=no plays the kernel backend: unknown until opened */
+        if (!conf_file_get_bool(c, group, "FlagsKnown", true, &known, error))
+                return false;
+        if (!known) {
+                d->migration_support = MIGRATION_SUPPORT_UNKNOWN;
+                d->migration_flags = 0;
+        }
         g_ptr_array_add(out->devices, g_steal_pointer(&d));
         return true;
 }
@@ -409,7 +416,7 @@ static void populate(Testbed *tb, Parsed *p) {
                  * by a daemon that died mid-migration */
                 free_and_strdup(&d->migration_state,
                                 fsm_state_to_string(sim_device_state(g_hash_table_lookup(tb->sims, d->name))));
-                registry_add_device(r, d);
+                backend_add_device(&tb->backend, d);
         }
         for (guint i = 0; i < p->types->len; i++) {
                 MdevType *t = g_steal_pointer(&p->types->pdata[i]);
@@ -452,7 +459,7 @@ static int testbed_create_mdev(Backend *s, const MdevType *type, const char *uui
         if (tt->accept)
                 g_hash_table_replace(tb->accept, g_strdup(uuid), g_strdupv(tt->accept));
         add_sim(tb, NULL, NULL, d, &(SimConfig) { .state_size = tt->state_size, .dirty_rate = tt->dirty_rate }, NULL);
-        registry_add_device(s->registry, d);
+        backend_add_device(s, d);
         refresh_available(tb, type->parent, type->id);
         return 0;
 }
@@ -470,7 +477,7 @@ static int testbed_remove_mdev(Backend *s, const Device *device) {
         sim_device_forget(g_hash_table_lookup(tb->sims, name));
         g_hash_table_remove(tb->sims, name);
         g_hash_table_remove(tb->accept, name);
-        registry_remove_device(s->registry, name);
+        backend_remove_device(s, name);
         refresh_available(tb, parent, type_id);
         return 0;
 }
@@ -533,8 +540,7 @@ Backend *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError *
 
         tb = g_new0(Testbed, 1);
         s = &tb->backend;
-        s->ops = &testbed_backend_ops;
-        s->registry = r;
+        backend_init(s, &testbed_backend_ops, r);
         tb->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) testbed_type_free);
         tb->accept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_strfreev);
         tb->sims = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) sim_device_free);

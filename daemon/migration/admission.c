@@ -43,6 +43,7 @@ static int check_compatibility(const Admission *a, Worker *w, char **ret_error) 
 static int open_device(const Admission *a, WorkerDevice *d, char **ret_error) {
         const Device *info = registry_get_device(a->registry, d->name);
         g_autofree char *why = NULL;
+        MigrationSupport support;
         int r;
 
         r = backend_open_device(a->backend, info, &d->handle, &why);
@@ -50,16 +51,12 @@ static int open_device(const Admission *a, WorkerDevice *d, char **ret_error) {
                 return errno_message(ret_error, EBUSY, "%s", why ? why : d->name);
         if (r < 0)
                 return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
-        /* the kernel backend learns them now */
-        r = d->handle->ops->get_flags(d->handle, &d->flags);
-        if (r == -ENOTTY || (r >= 0 && !(d->flags & VFIO_MIGRATION_STOP_COPY))) {
-                registry_set_device_migration(a->registry, d->name, MIGRATION_SUPPORT_NONE, 0);
+        /* the kernel backend learns them now, for its siblings too */
+        r = backend_learn_migration(a->backend, d->name, d->handle, &support, &d->flags);
+        if (r >= 0 && support == MIGRATION_SUPPORT_NONE)
                 return errno_message(ret_error, EOPNOTSUPP, "%s does not support migration", d->name);
-        }
-        if (r >= 0) {
-                registry_set_device_migration(a->registry, d->name, MIGRATION_SUPPORT_SUPPORTED, d->flags);
+        if (r >= 0)
                 r = d->handle->ops->get_state(d->handle, &d->state);
-        }
         if (r < 0)
                 return errno_message(ret_error, EIO, "%s: cannot query migration: %s", d->name, g_strerror(-r));
         /* A source must run; a target may also be stopped, e.g. the source

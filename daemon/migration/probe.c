@@ -324,6 +324,7 @@ static int resolve_device(Probes *probes, const char *name, ProbeEnd *e, char **
 }
 
 static int resolve(Probes *probes, const Node *node, ProbeEnd *e, char **ret_error) {
+        MigrationSupport support;
         int r;
 
         e->node = g_strdup(node->name);
@@ -331,8 +332,9 @@ static int resolve(Probes *probes, const Node *node, ProbeEnd *e, char **ret_err
                                          : resolve_device(probes, node->name, e, ret_error);
         if (r < 0)
                 return r;
-        r = e->handle->ops->get_flags(e->handle, &e->flags);
-        if (r < 0 || !(e->flags & VFIO_MIGRATION_STOP_COPY))
+        /* the kernel backend learns them now, for its siblings too */
+        r = backend_learn_migration(probes->backend, e->device, e->handle, &support, &e->flags);
+        if (r < 0 || support == MIGRATION_SUPPORT_NONE)
                 return errno_message(ret_error, EOPNOTSUPP, "%s does not support migration", node->name);
         return 0;
 }
