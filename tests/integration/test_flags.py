@@ -1,13 +1,17 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Migration support on the testbed: MigrationSupport ("unknown", "none",
-"supported") and what one open teaches the devices that share its driver
-and IDs (or parent and type).
+"supported"), refusals of devices whose driver has no VFIO migration
+(NotMigratable, before or after an open, the device left usable) and what
+one open teaches the devices that share its driver and IDs (or parent and
+type).
 
 Devices with FlagsKnown=no play the kernel backend's: unknown until a
 call opens them. The others know their flags from the testbed file."""
 
-from vfiomigtest import DEVICE, SIM_TESTBED, TestbedTestCase, device_path, main, sim_mdevs, sim_uuid
+import os
+
+from vfiomigtest import DEVICE, SIM_TESTBED, TestbedTestCase, ctl, device_path, hold, main, sim_mdevs, sim_uuid
 
 ERR = 'org.vfiomig1.Error.'
 ALL = ['stop-copy', 'p2p', 'pre-copy']
@@ -55,6 +59,10 @@ FlagsKnown=no
 ])
 
 
+def not_migratable(name, driver='vfio-pci'):
+    return f'{name} cannot be migrated: its driver ({driver}) has no VFIO migration'
+
+
 class FlagsTest(TestbedTestCase):
     TESTBED = TESTBED
 
@@ -82,13 +90,60 @@ class FlagsTest(TestbedTestCase):
         self.assertEqual(self.support(NOMIG), ('none', []))
         self.assertEqual(self.support(UNK), ('unknown', []))
 
-    def test_a_migration_learns_for_siblings(self):
+    def test_not_migratable_is_refused_and_left_usable(self):
+        before = {n: self.digest(n) for n in (NOMIG, PEER, A)}
+        for method, sig, args, name in [('Migrate', '(ssa{sv})', (NOMIG, PEER, {}), NOMIG),
+                                        ('Migrate', '(ssa{sv})', (A, NOMIG, {}), NOMIG),
+                                        ('Save', '(ssa{sv})', (NOMIG, 'never-written', {}), NOMIG),
+                                        ('Probe', '(ssa{sv})', (NOMIG, A, {}), NOMIG),
+                                        ('Probe', '(ssa{sv})', (A, NOMIG, {}), NOMIG)]:
+            with self.subTest(method=method, args=args[:2]):
+                msg = self.refused('NotMigratable', self.call, method, sig, args)
+                self.assertEqual(msg, not_migratable(name))
+                self.assert_untouched(NOMIG, PEER, A)
+        self.assertEqual({n: self.digest(n) for n in before}, before)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, 'state', 'states', 'never-written')))
+        self.assertEqual(self.support(NOMIG), ('none', []))
+
+        p = ctl('migrate', NOMIG, PEER)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(not_migratable(NOMIG), p.stderr)
+        p = ctl('probe', NOMIG, PEER)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(not_migratable(NOMIG), p.stderr)
+
+    def test_learned_by_an_open_then_refused_without_one(self):
         self.assertEqual((self.support(LATE0), self.support(LATE1)), (('unknown', []), ('unknown', [])))
+        # unknown: the migration gets as far as opening its source, learns
+        # there is no migration, closes it and says so
         msg = self.refused('NotMigratable', self.call, 'Migrate', '(ssa{sv})', (LATE0, LATE1, {}))
-        self.assertIn(LATE0, msg)
+        self.assertEqual(msg, not_migratable(LATE0))
         self.assert_untouched(LATE0, LATE1)
         # its sibling (same driver and IDs) learned it too
         self.assertEqual((self.support(LATE0), self.support(LATE1)), (('none', []), ('none', [])))
+
+        # now known: refused without an open. Another process holds LATE1,
+        # so an open would have said Busy.
+        p = hold(self, self.prop(LATE1, 'VfioDevNode'))
+        for method, sig, args in [('Migrate', '(ssa{sv})', (LATE1, LATE0, {})),
+                                  ('Save', '(ssa{sv})', (LATE1, 'never-written', {})),
+                                  ('Probe', '(ssa{sv})', (LATE1, LATE0, {}))]:
+            with self.subTest(method=method):
+                msg = self.refused('NotMigratable', self.call, method, sig, args)
+                self.assertEqual(msg, not_migratable(LATE1))
+        self.assertEqual(self.prop(LATE1, 'Holder'), '', 'nobody looked: nothing was opened')
+        # a call that does open it finds the holder
+        msg = self.refused('Busy', self.call, 'Resume', '(sa{sv})', (LATE1, {}))
+        self.assertIn(f'{LATE1} is held by pid {p.pid} (python3)', msg)
+
+    def test_probe_learns_there_is_no_migration(self):
+        """A probe opens an unknown device and is refused as a migration
+        would be; the device is closed again and left as it was."""
+        self.assertEqual(self.support(PROBED), ('unknown', []))
+        msg = self.refused('NotMigratable', self.call, 'Probe', '(ssa{sv})', (PROBED, A, {}))
+        self.assertEqual(msg, not_migratable(PROBED))
+        self.assert_untouched(PROBED, A)
+        self.assertEqual(self.support(PROBED), ('none', []))
 
     def test_probe_learns_for_siblings(self):
         self.assertEqual([self.support(u) for u in (U1, U2, U3)], [('unknown', [])] * 3)
