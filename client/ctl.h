@@ -82,3 +82,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Table, table_free);
 void json_print(JsonNode *node);
 void json_print_to(FILE *f, JsonNode *node);
 JsonNode *json_strv_node(char **strv);
+/* A device's migration flags for people, from its MigrationSupport and
+ * its flags as one string: the flags, "unknown", or "none (the driver
+ * has no VFIO migration)". */
+char *migration_text(const char *support, const char *flags);

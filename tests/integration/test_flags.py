@@ -9,6 +9,7 @@ type).
 Devices with FlagsKnown=no play the kernel backend's: unknown until a
 call opens them. The others know their flags from the testbed file."""
 
+import json
 import os
 
 from vfiomigtest import DEVICE, SIM_TESTBED, TestbedTestCase, ctl, device_path, hold, main, sim_mdevs, sim_uuid
@@ -89,6 +90,27 @@ class FlagsTest(TestbedTestCase):
         self.assertEqual(self.support(A), ('supported', ALL))
         self.assertEqual(self.support(NOMIG), ('none', []))
         self.assertEqual(self.support(UNK), ('unknown', []))
+        listed = self.devices()
+        self.assertEqual((listed[A][4], listed[A][7]), (','.join(ALL), 'supported'))
+        self.assertEqual((listed[NOMIG][4], listed[NOMIG][7]), ('', 'none'))
+        self.assertEqual((listed[UNK][4], listed[UNK][7]), ('', 'unknown'))
+
+    def test_ctl_show_and_list(self):
+        for name, text in [(A, 'stop-copy p2p pre-copy'), (NOMIG, 'none (the driver has no VFIO migration)'),
+                           (UNK, 'unknown')]:
+            with self.subTest(device=name):
+                out = ctl('show', name, check=True).stdout
+                self.assertIn(f'  MigrationFlags: {text}\n', out)
+                shown = json.loads(ctl('show', name, '--json', check=True).stdout)
+                self.assertEqual((shown['MigrationSupport'], shown['MigrationFlags']), self.support(name))
+        listed = {d['name']: d for d in json.loads(ctl('list', '--json', check=True).stdout)}
+        for name in (A, NOMIG, UNK):
+            self.assertEqual((listed[name]['migration_support'], listed[name]['migration_flags']),
+                             self.support(name))
+        rows = {line.split()[0]: line.split() for line in ctl('list', check=True).stdout.splitlines()[1:]
+                if line.strip()}
+        self.assertEqual((rows[A][4], rows[NOMIG][4], rows[UNK][4]), (','.join(ALL), 'none', 'unknown'))
+
 
     def test_not_migratable_is_refused_and_left_usable(self):
         before = {n: self.digest(n) for n in (NOMIG, PEER, A)}

@@ -41,9 +41,9 @@ class UdevTest(DaemonTestCase):
     def test_lists_exactly_what_is_there(self):
         self.assertEqual(self.get_property(OBJECT_PATH, MANAGER, 'Backend'), 'kernel')
         self.assertEqual(self.devices(), {
-            UUID1: (UUID1, 'mdev', 'mtty', 'mtty-2', '', '', ''),
-            UUID2: (UUID2, 'mdev', 'mtty', 'mtty-1', '', '', ''),
-            VF: (VF, 'pci', 'vfio-pci', '', '', '', ''),
+            UUID1: (UUID1, 'mdev', 'mtty', 'mtty-2', '', '', '', 'unknown'),
+            UUID2: (UUID2, 'mdev', 'mtty', 'mtty-1', '', '', '', 'unknown'),
+            VF: (VF, 'pci', 'vfio-pci', '', '', '', '', 'unknown'),
         })
         self.assertEqual(self.types(), {
             ('mtty', 'mtty-1'): ('mtty', 'mtty-1', 'Single port serial', 23),
@@ -73,9 +73,13 @@ class UdevTest(DaemonTestCase):
         out = ctl('show', UUID1, check=True).stdout
         self.assertRegex(out, r'MdevType: mtty-2\n')
         self.assertRegex(out, r'MigrationSupport: unknown\n')
-        self.assertRegex(out, r'MigrationFlags: -\n')
+        self.assertRegex(out, r'MigrationFlags: unknown\n')
         shown = json.loads(ctl('show', VF, '--json', check=True).stdout)
         self.assertEqual((shown['MigrationSupport'], shown['MigrationFlags']), ('unknown', []))
+        listed = {d['name']: d for d in json.loads(ctl('list', '--json', check=True).stdout)}
+        self.assertEqual((listed[VF]['migration_support'], listed[VF]['migration_flags']), ('unknown', []))
+        self.assertIn('unknown', [line.split()[4] for line in ctl('list', check=True).stdout.splitlines()
+                                  if line.startswith(VF)])
 
     def test_unbound_mdev_is_not_listed(self):
         """An mdev without its driver has no vfio-dev/: not a VFIO device,
