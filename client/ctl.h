@@ -43,6 +43,7 @@ typedef int (*CommandFunc)(Ctl *ctl, int argc, char **argv);
 int cmd_list(Ctl *ctl, int argc, char **argv);
 int cmd_types(Ctl *ctl, int argc, char **argv);
 int cmd_show(Ctl *ctl, int argc, char **argv);
+int cmd_refresh(Ctl *ctl, int argc, char **argv);
 int cmd_create_mdev(Ctl *ctl, int argc, char **argv);
 int cmd_remove_mdev(Ctl *ctl, int argc, char **argv);
 int cmd_monitor(Ctl *ctl, int argc, char **argv);

@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Migration support on the testbed: MigrationSupport ("unknown", "none",
 "supported"), refusals of devices whose driver has no VFIO migration
-(NotMigratable, before or after an open, the device left usable) and what
-one open teaches the devices that share its driver and IDs (or parent and
-type).
+(NotMigratable, before or after an open, the device left usable),
+RefreshDevice() and what one open teaches the devices that share its
+driver and IDs (or parent and type).
 
 Devices with FlagsKnown=no play the kernel backend's: unknown until a
 call opens them. The others know their flags from the testbed file."""
@@ -12,7 +12,10 @@ call opens them. The others know their flags from the testbed file."""
 import json
 import os
 
-from vfiomigtest import DEVICE, SIM_TESTBED, TestbedTestCase, ctl, device_path, hold, main, sim_mdevs, sim_uuid
+from gi.repository import GLib
+
+from vfiomigtest import (DEVICE, SIM_TESTBED, SignalRecorder, TestbedTestCase, ctl, device_path, hold, main,
+                         sim_mdevs, sim_uuid)
 
 ERR = 'org.vfiomig1.Error.'
 ALL = ['stop-copy', 'p2p', 'pre-copy']
@@ -79,6 +82,9 @@ class FlagsTest(TestbedTestCase):
         prefix = f'GDBus.Error:{ERR}{error}: '
         return msg[len(prefix):] if msg.startswith(prefix) else msg
 
+    def refresh(self, name):
+        return tuple(self.call('RefreshDevice', '(sa{sv})', (name, {})))
+
     def assert_untouched(self, *names):
         """Not busy, running, no job: as the refused call found it."""
         for name in names:
@@ -111,7 +117,6 @@ class FlagsTest(TestbedTestCase):
                 if line.strip()}
         self.assertEqual((rows[A][4], rows[NOMIG][4], rows[UNK][4]), (','.join(ALL), 'none', 'unknown'))
 
-
     def test_not_migratable_is_refused_and_left_usable(self):
         before = {n: self.digest(n) for n in (NOMIG, PEER, A)}
         for method, sig, args, name in [('Migrate', '(ssa{sv})', (NOMIG, PEER, {}), NOMIG),
@@ -125,6 +130,8 @@ class FlagsTest(TestbedTestCase):
                 self.assert_untouched(NOMIG, PEER, A)
         self.assertEqual({n: self.digest(n) for n in before}, before)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, 'state', 'states', 'never-written')))
+        # nothing of ours holds it: it opens (and answers) as before
+        self.assertEqual(self.refresh(NOMIG), ('none', []))
         self.assertEqual(self.support(NOMIG), ('none', []))
 
         p = ctl('migrate', NOMIG, PEER)
@@ -154,9 +161,9 @@ class FlagsTest(TestbedTestCase):
                 msg = self.refused('NotMigratable', self.call, method, sig, args)
                 self.assertEqual(msg, not_migratable(LATE1))
         self.assertEqual(self.prop(LATE1, 'Holder'), '', 'nobody looked: nothing was opened')
-        # a call that does open it finds the holder
-        msg = self.refused('Busy', self.call, 'Resume', '(sa{sv})', (LATE1, {}))
-        self.assertIn(f'{LATE1} is held by pid {p.pid} (python3)', msg)
+        # an explicit refresh does open it, and finds the holder
+        msg = self.refused('Busy', self.call, 'RefreshDevice', '(sa{sv})', (LATE1, {}))
+        self.assertEqual(msg, f'{LATE1} is held by pid {p.pid} (python3)')
 
     def test_probe_learns_there_is_no_migration(self):
         """A probe opens an unknown device and is refused as a migration
@@ -166,6 +173,50 @@ class FlagsTest(TestbedTestCase):
         self.assertEqual(msg, not_migratable(PROBED))
         self.assert_untouched(PROBED, A)
         self.assertEqual(self.support(PROBED), ('none', []))
+        self.assertEqual(self.refresh(PROBED), ('none', []))
+
+    def test_refresh_learns_for_siblings(self):
+        self.assertEqual([self.support(n) for n in (VF1, VF2, VF3)], [('unknown', [])] * 3)
+        props = SignalRecorder(self.conn, member='PropertiesChanged', path=device_path(VF2))
+        self.addCleanup(props.close)
+        self.assertEqual(self.refresh(VF1), ('supported', ALL))
+        self.assertEqual(self.support(VF1), ('supported', ALL))
+        self.assertEqual(self.support(VF2), ('supported', ALL), 'its sibling shows them at once')
+        props.wait_for(lambda s: s[3][0] == DEVICE and s[3][1].get('MigrationSupport') == 'supported'
+                       and s[3][1].get('MigrationFlags') == ALL)
+        self.assertEqual(self.support(VF3), ('unknown', []), 'another subsystem device is no sibling')
+        self.assert_untouched(VF1, VF2)
+
+        out = ctl('refresh', VF3, check=True).stdout
+        self.assertEqual(out, f'{VF3}: stop-copy p2p\n')
+        self.assertEqual(json.loads(ctl('refresh', VF2, '--json', check=True).stdout),
+                         {'device': VF2, 'migration_support': 'supported', 'migration_flags': ALL})
+        # a device known from the start answers what it is known to be
+        self.assertEqual(self.refresh(A), ('supported', ALL))
+        self.assertEqual(ctl('refresh', NOMIG, check=True).stdout,
+                         f'{NOMIG}: none (the driver has no VFIO migration)\n')
+
+    def test_refresh_errors(self):
+        self.assert_dbus_error(ERR + 'NoSuchDevice', self.call, 'RefreshDevice', '(sa{sv})', (sim_uuid(99), {}))
+        self.assert_dbus_error(ERR + 'InvalidArgument', self.call, 'RefreshDevice', '(sa{sv})', ('nope', {}))
+        self.assert_dbus_error(ERR + 'InvalidArgument', self.call, 'RefreshDevice', '(sa{sv})',
+                               (A, {'x': GLib.Variant('b', True)}))
+        self.assertEqual(ctl('refresh', sim_uuid(99)).returncode, 3)
+        self.assertEqual(ctl('refresh').returncode, 2)
+
+    def test_refresh_of_a_device_held_by_a_job(self):
+        self.tb('InjectFault', '(ss)', A, 'stall after=0')
+        job = self.start('Migrate', '(ssa{sv})', (A, B, {}))
+        try:
+            for name in (A, B):
+                msg = self.refused('Busy', self.call, 'RefreshDevice', '(sa{sv})', (name, {}))
+                self.assertEqual(msg, f'{name} is held by migration {job["id"]}')
+            self.assertEqual(ctl('refresh', A).returncode, 5)
+        finally:
+            self.call('Cancel', path=job['path'], interface='org.vfiomig1.Migration')
+            self.tb('ClearFaults', '(s)', A)
+            self.assertEqual(self.wait_job(job)['result'], 'cancelled')
+        self.assertEqual(self.refresh(A), ('supported', ALL))
 
     def test_probe_learns_for_siblings(self):
         self.assertEqual([self.support(u) for u in (U1, U2, U3)], [('unknown', [])] * 3)

@@ -81,6 +81,36 @@ class UdevTest(DaemonTestCase):
         self.assertIn('unknown', [line.split()[4] for line in ctl('list', check=True).stdout.splitlines()
                                   if line.startswith(VF)])
 
+    def test_migration_support_unknown_until_opened(self):
+        """Enumeration and uevents never open a device (that resets a
+        vfio-pci function): every device shows "unknown", and so does one
+        bound later. Only an open learns it; here no device can be opened
+        (umockdev has no VFIO), so an explicit refresh fails and teaches
+        nothing."""
+        for name in (UUID1, UUID2, VF):
+            self.assertEqual(self.get_property(device_path(name), DEVICE, 'MigrationSupport'), 'unknown', name)
+        msg = self.assert_dbus_error(ERR + 'DeviceFailed', self.call, 'RefreshDevice', '(sa{sv})', (VF, {}))
+        self.assertIn(VF, msg)
+        self.assertEqual(self.get_property(device_path(VF), DEVICE, 'MigrationSupport'), 'unknown')
+        p = ctl('refresh', VF)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f'Failed to refresh {VF}', p.stderr)
+
+        self.tree.unbind(self.nvme)
+        self.tree.uevent(self.nvme, 'unbind')
+        self.tree.bind(self.nvme, 'vfio-pci', vfio=True)
+        self.tree.uevent(self.nvme, 'bind')
+        try:
+            wait_until(lambda: NVME in self.devices(), 10, f'{NVME} bound to vfio-pci')
+            self.assertEqual(self.devices()[NVME][7], 'unknown')
+            self.assertEqual(self.get_property(device_path(NVME), DEVICE, 'MigrationFlags'), [])
+        finally:
+            self.tree.unbind(self.nvme)
+            self.tree.uevent(self.nvme, 'unbind')
+            wait_until(lambda: NVME not in self.devices(), 10, f'{NVME} unbound')
+            self.tree.bind(self.nvme, 'nvme', vfio=False)
+            self.tree.uevent(self.nvme, 'bind')
+
     def test_unbound_mdev_is_not_listed(self):
         """An mdev without its driver has no vfio-dev/: not a VFIO device,
         and a stale uevent for it must not bring it back."""
