@@ -9,7 +9,7 @@ int cmd_list(Ctl *ctl, int argc, char **argv) {
         g_autoptr(Table) t = NULL;
         g_autoptr(JsonArray) a = NULL;
         sd_bus_message *reply = NULL;
-        const char *name, *kind, *driver, *type, *flags, *state, *domain;
+        const char *name, *kind, *driver, *type, *flags, *state, *domain, *support;
         int r, code;
 
         if (argc != 1)
@@ -20,21 +20,25 @@ int cmd_list(Ctl *ctl, int argc, char **argv) {
 
         t = table_new("NAME", "KIND", "DRIVER", "TYPE", "MIGRATION", "STATE", "DOMAIN", NULL);
         a = json_array_new();
-        r = sd_bus_message_enter_container(reply, 'a', "(sssssss)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssss)", &name, &kind, &driver, &type, &flags, &state,
-                                                   &domain)) > 0) {
+        r = sd_bus_message_enter_container(reply, 'a', "(ssssssss)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssssssss)", &name, &kind, &driver, &type, &flags, &state,
+                                                   &domain, &support)) > 0) {
                 JsonObject *o = json_object_new();
                 g_auto(GStrv) flagv = *flags ? g_strsplit(flags, ",", -1) : g_new0(char *, 1);
+                /* a table cell: "none" alone */
+                g_autofree char *migration = g_str_equal(support, "none") ? g_strdup("none")
+                                                                          : migration_text(support, flags);
 
                 json_object_set_string_member(o, "name", name);
                 json_object_set_string_member(o, "kind", kind);
                 json_object_set_string_member(o, "driver", driver);
                 json_object_set_string_member(o, "mdev_type", type);
+                json_object_set_string_member(o, "migration_support", support);
                 json_object_set_member(o, "migration_flags", json_strv_node(flagv));
                 json_object_set_string_member(o, "state", state);
                 json_object_set_string_member(o, "domain", domain);
                 json_array_add_object_element(a, o);
-                table_add_row(t, name, kind, driver, type, flags, state, domain, NULL);
+                table_add_row(t, name, kind, driver, type, migration, state, domain, NULL);
         }
         sd_bus_message_unref(reply);
         if (r < 0) {
@@ -147,9 +151,9 @@ int cmd_show(Ctl *ctl, int argc, char **argv) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         g_autoptr(JsonObject) o = json_object_new();
         g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
-        g_autofree char *what = NULL;
+        g_autofree char *what = NULL, *support = NULL, *flags = NULL;
         const char *path;
-        int r, code;
+        int r, code, flags_line = -1;
 
         if (argc != 2)
                 return ctl_usage_error("show takes exactly one DEVICE (an mdev UUID or a PCI address)");
@@ -190,7 +194,20 @@ int cmd_show(Ctl *ctl, int argc, char **argv) {
                 if (r < 0)
                         break;
                 json_object_set_member(o, name, json);
+                /* the flags say what MigrationSupport means for them */
+                if (g_str_equal(name, "MigrationSupport"))
+                        support = g_strdup(text);
+                if (g_str_equal(name, "MigrationFlags")) {
+                        flags = g_strdup(text);
+                        flags_line = (int) lines->len;
+                }
                 g_ptr_array_add(lines, g_strdup_printf("%16s: %s", name, *text ? text : "-"));
+        }
+        if (r >= 0 && flags_line >= 0 && support) {
+                g_autofree char *m = migration_text(support, flags);
+
+                g_free(lines->pdata[flags_line]);
+                lines->pdata[flags_line] = g_strdup_printf("%16s: %s", "MigrationFlags", *m ? m : "-");
         }
         sd_bus_message_unref(props);
         if (r < 0) {

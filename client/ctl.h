@@ -43,6 +43,7 @@ typedef int (*CommandFunc)(Ctl *ctl, int argc, char **argv);
 int cmd_list(Ctl *ctl, int argc, char **argv);
 int cmd_types(Ctl *ctl, int argc, char **argv);
 int cmd_show(Ctl *ctl, int argc, char **argv);
+int cmd_refresh(Ctl *ctl, int argc, char **argv);
 int cmd_create_mdev(Ctl *ctl, int argc, char **argv);
 int cmd_remove_mdev(Ctl *ctl, int argc, char **argv);
 int cmd_monitor(Ctl *ctl, int argc, char **argv);
@@ -82,3 +83,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Table, table_free);
 void json_print(JsonNode *node);
 void json_print_to(FILE *f, JsonNode *node);
 JsonNode *json_strv_node(char **strv);
+/* A device's migration flags for people, from its MigrationSupport and
+ * its flags as one string: the flags, "unknown", or "none (the driver
+ * has no VFIO migration)". */
+char *migration_text(const char *support, const char *flags);

@@ -109,3 +109,11 @@ JsonNode *json_strv_node(char **strv) {
         /* the node takes a reference of its own */
         return json_node_init_array(json_node_alloc(), a);
 }
+
+char *migration_text(const char *support, const char *flags) {
+        if (g_str_equal(support, "supported"))
+                return g_strdup(flags);
+        if (g_str_equal(support, "none"))
+                return g_strdup("none (the driver has no VFIO migration)");
+        return g_strdup(support);       /* "unknown", or what a newer daemon says */
+}

@@ -19,6 +19,7 @@ static const struct {
         { "list",        cmd_list },
         { "types",       cmd_types },
         { "show",        cmd_show },
+        { "refresh",     cmd_refresh },
         { "create-mdev", cmd_create_mdev },
         { "remove-mdev", cmd_remove_mdev },
         { "monitor",     cmd_monitor },
@@ -60,6 +61,7 @@ static const struct {
         { "list",        BIT(ARG_JSON) },
         { "types",       BIT(ARG_JSON) },
         { "show",        BIT(ARG_JSON) },
+        { "refresh",     BIT(ARG_JSON) },
         { "create-mdev", BIT(ARG_JSON) },
         { "remove-mdev", 0 },
         { "monitor",     BIT(ARG_JSON) },
@@ -110,6 +112,8 @@ static void help(void) {
                "  list                        List VFIO devices\n"
                "  types                       List mdev types and available instances\n"
                "  show DEVICE                 Show properties of a device (UUID or PCI address)\n"
+               "  refresh DEVICE              Open a device to learn its migration flags (this\n"
+               "                              resets a PCI function bound to vfio-pci)\n"
                "  create-mdev PARENT TYPE [UUID]\n"
                "                              Create an mdev; prints its UUID\n"
                "  remove-mdev UUID            Remove an mdev\n"

@@ -189,6 +189,23 @@ bool conf_file_get_uint64(ConfFile *c, const char *group, const char *key,
         return true;
 }
 
+bool conf_file_get_bool(ConfFile *c, const char *group, const char *key, bool def, bool *ret, GError **error) {
+        static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
+        g_autofree char *v = NULL;
+
+        if (!g_key_file_has_key(c->keyfile, group, key, NULL)) {
+                *ret = def;
+                return true;
+        }
+        v = g_strstrip(g_key_file_get_value(c->keyfile, group, key, NULL));
+        for (size_t i = 0; i < G_N_ELEMENTS(yes); i++)
+                if (g_ascii_strcasecmp(v, yes[i]) == 0 || g_ascii_strcasecmp(v, no[i]) == 0) {
+                        *ret = g_ascii_strcasecmp(v, yes[i]) == 0;
+                        return true;
+                }
+        return conf_file_error(c, error, group, key, "'%s' is not yes or no", v);
+}
+
 bool conf_file_get_size(ConfFile *c, const char *group, const char *key,
                         uint64_t def, uint64_t *ret, GError **error) {
         g_autofree char *v = NULL;

@@ -37,6 +37,8 @@ bool conf_file_get_string(ConfFile *c, const char *group, const char *key,
                           const char *def, char **ret, GError **error);
 bool conf_file_get_uint64(ConfFile *c, const char *group, const char *key,
                           uint64_t def, uint64_t min, uint64_t max, uint64_t *ret, GError **error);
+/* yes/no, true/false, on/off or 1/0, in any case. */
+bool conf_file_get_bool(ConfFile *c, const char *group, const char *key, bool def, bool *ret, GError **error);
 /* Accepts an optional K/M/G (binary) suffix. */
 bool conf_file_get_size(ConfFile *c, const char *group, const char *key,
                         uint64_t def, uint64_t *ret, GError **error);

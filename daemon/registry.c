@@ -32,6 +32,16 @@ DeviceKind device_kind_from_string(const char *s) {
         return _DEVICE_KIND_INVALID;
 }
 
+static const char *const migration_support_names[_MIGRATION_SUPPORT_MAX] = {
+        [MIGRATION_SUPPORT_UNKNOWN] = "unknown",
+        [MIGRATION_SUPPORT_NONE] = "none",
+        [MIGRATION_SUPPORT_SUPPORTED] = "supported",
+};
+
+const char *migration_support_to_string(MigrationSupport s) {
+        return s >= 0 && s < _MIGRATION_SUPPORT_MAX ? migration_support_names[s] : NULL;
+}
+
 Parent *parent_new(const char *name) {
         Parent *p = g_new0(Parent, 1);
 
@@ -145,6 +155,7 @@ Device *device_copy(const Device *d) {
 #define COPY(f) g_free(c->f); c->f = g_strdup(d->f);
         DEVICE_STRING_FIELDS(COPY)
 #undef COPY
+        c->migration_support = d->migration_support;
         c->migration_flags = d->migration_flags;
         c->busy = d->busy;
         return c;
@@ -155,6 +166,7 @@ bool device_equal(const Device *a, const Device *b) {
         return g_strcmp0(a->name, b->name) == 0 &&
                a->kind == b->kind &&
                a->busy == b->busy &&
+               a->migration_support == b->migration_support &&
                a->migration_flags == b->migration_flags
                DEVICE_STRING_FIELDS(SAME);
 #undef SAME
@@ -278,8 +290,12 @@ void registry_add_device(Registry *r, Device *d) {
                 free_and_strdup(&d->holder, old->holder);
                 free_and_strdup(&d->domain, old->domain);
                 free_and_strdup(&d->held_by, old->held_by);
-                if (!d->migration_flags)
+                /* what was learned holds for the same driver only: a
+                 * driver bound anew is asked again */
+                if (d->migration_support == MIGRATION_SUPPORT_UNKNOWN && g_str_equal(d->driver, old->driver)) {
+                        d->migration_support = old->migration_support;
                         d->migration_flags = old->migration_flags;
+                }
                 if (!*d->migration_basis)
                         set_identity(&d->migration_type, &d->migration_version, &d->migration_basis,
                                      old->migration_type, old->migration_version, old->migration_basis);
@@ -357,11 +373,14 @@ void registry_set_device_state(Registry *r, const char *name, const char *state)
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
-void registry_set_device_flags(Registry *r, const char *name, uint32_t flags) {
+void registry_set_device_migration(Registry *r, const char *name, MigrationSupport support, uint32_t flags) {
         Device *d = g_hash_table_lookup(r->devices, name);
 
-        if (!d || d->migration_flags == flags)
+        if (support != MIGRATION_SUPPORT_SUPPORTED)
+                flags = 0;
+        if (!d || (d->migration_support == support && d->migration_flags == flags))
                 return;
+        d->migration_support = support;
         d->migration_flags = flags;
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }

@@ -22,6 +22,19 @@ typedef enum DeviceKind {
 const char *device_kind_to_string(DeviceKind k);
 DeviceKind device_kind_from_string(const char *s);
 
+/* Whether a device can migrate, as far as vfiomigd knows. The kernel
+ * tells only through an open device (VFIO_DEVICE_FEATURE_MIGRATION), and
+ * opening a vfio-pci function resets it, so a device found by
+ * enumeration starts out unknown. */
+typedef enum MigrationSupport {
+        MIGRATION_SUPPORT_UNKNOWN,      /* not learned yet */
+        MIGRATION_SUPPORT_NONE,         /* the driver has no VFIO migration, or no STOP_COPY */
+        MIGRATION_SUPPORT_SUPPORTED,    /* migration_flags says what it supports */
+        _MIGRATION_SUPPORT_MAX,
+} MigrationSupport;
+
+const char *migration_support_to_string(MigrationSupport s);
+
 typedef struct Parent {
         char *name;             /* kernel device name: "mtty", "0000:65:00.0" */
         char *sysfs_path;
@@ -56,6 +69,10 @@ typedef struct Device {
         /* the driver's migration_type and migration_version attributes,
          * "" when it has none */
         char *vendor_migration_type, *vendor_migration_version;
+        /* learned from the device (or a sibling, see backend.h); the
+         * flags are 0 unless it is SUPPORTED. Kept when a uevent replaces
+         * the entry with the same driver. */
+        MigrationSupport migration_support;
         uint32_t migration_flags;
         /* derived by identities.c, kept when a uevent replaces the entry */
         char *migration_type, *migration_version, *migration_basis;
@@ -140,7 +157,8 @@ bool registry_remove_device(Registry *r, const char *name);
  * releases it. */
 void registry_set_device_busy(Registry *r, const char *name, const char *holder);
 void registry_set_device_state(Registry *r, const char *name, const char *state);
-void registry_set_device_flags(Registry *r, const char *name, uint32_t flags);
+/* What the device was found to support; flags count only when SUPPORTED. */
+void registry_set_device_migration(Registry *r, const char *name, MigrationSupport support, uint32_t flags);
 /* The domain a device is assigned to (libvirt), and who else was found
  * holding it open (NULL: nobody); report DEVICE_CHANGED when they change.
  * A new domain forgets who was found holding the device. */

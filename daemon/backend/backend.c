@@ -5,6 +5,62 @@
 #include "backend/holders.h"
 #include "iommu-facet.h"
 #include "log.h"
+#include "vfio-uapi.h"
+
+void backend_init(Backend *b, const BackendOps *ops, Registry *r) {
+        b->ops = ops;
+        b->registry = r;
+        b->flag_cache = flag_cache_new();
+}
+
+void backend_free(Backend *b) {
+        if (!b)
+                return;
+        flag_cache_free(g_steal_pointer(&b->flag_cache));
+        b->ops->free(b);
+}
+
+void backend_add_device(Backend *b, Device *d) {
+        if (d->migration_support == MIGRATION_SUPPORT_UNKNOWN)
+                flag_cache_add(b->flag_cache, d);
+        else
+                (void) flag_cache_remove(b->flag_cache, d->name);
+        registry_add_device(b->registry, d);
+}
+
+void backend_rebind_device(Backend *b, Device *d) {
+        (void) flag_cache_remove(b->flag_cache, d->name);
+        /* or the registry would keep what it had for the same driver */
+        registry_set_device_migration(b->registry, d->name, MIGRATION_SUPPORT_UNKNOWN, 0);
+        backend_add_device(b, d);
+}
+
+bool backend_remove_device(Backend *b, const char *name) {
+        (void) flag_cache_remove(b->flag_cache, name);
+        return registry_remove_device(b->registry, name);
+}
+
+int backend_learn_migration(Backend *b, const char *name, DeviceHandle *h, MigrationSupport *ret_support,
+                            uint32_t *ret_flags) {
+        g_auto(GStrv) siblings = NULL;
+        MigrationSupport support;
+        uint32_t flags = 0;
+        int r;
+
+        r = h->ops->get_flags(h, &flags);
+        if (r < 0 && r != -ENOTTY)
+                return r;
+        support = r >= 0 && (flags & VFIO_MIGRATION_STOP_COPY) ? MIGRATION_SUPPORT_SUPPORTED : MIGRATION_SUPPORT_NONE;
+        siblings = flag_cache_learn(b->flag_cache, name, support, flags);
+        registry_set_device_migration(b->registry, name, support, flags);
+        for (char **s = siblings; s && *s; s++)
+                registry_set_device_migration(b->registry, *s, support, flags);
+        if (ret_support)
+                *ret_support = support;
+        if (ret_flags)
+                *ret_flags = flags;
+        return 0;
+}
 
 char *backend_find_holder(Backend *b, const char *name) {
         const Device *d = registry_get_device(b->registry, name);

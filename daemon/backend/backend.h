@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "backend/devops.h"
+#include "backend/flag-cache.h"
 #include "registry.h"
 
 /* The backend: where the registry's content comes from and what acts on
@@ -37,7 +38,23 @@ typedef struct BackendOps {
 struct Backend {
         const BackendOps *ops;
         Registry *registry;             /* not owned */
+        FlagCache *flag_cache;          /* migration support learned, per driver and device id */
 };
+
+/* Sets up the common part of a backend. */
+void backend_init(Backend *b, const BackendOps *ops, Registry *r);
+
+/* How a backend adds devices to the registry and removes them, so that
+ * what was learned of their siblings' migration support applies
+ * (flag-cache.h): a device added with its support unknown gets what its
+ * siblings taught, one with its support given keeps it. */
+void backend_add_device(Backend *b, Device *d);
+bool backend_remove_device(Backend *b, const char *name);
+/* Adds d, the fresh entry of a device whose driver let go of it and took
+ * it again since it was added (an unbind that is news only now): it
+ * leaves what it taught its siblings, which the last of them forgets, and
+ * shows what the rest still know, or unknown. */
+void backend_rebind_device(Backend *b, Device *d);
 
 static inline const char *backend_name(const Backend *b) {
         return b->ops->name;
@@ -72,12 +89,18 @@ int backend_open_device(Backend *b, const Device *d, DeviceHandle **ret, char **
  * device_describe_holder() says it, "" for none. */
 char *backend_find_holder(Backend *b, const char *name);
 
+/* Asks an open device (h, of the registry's device name) whether it can
+ * migrate, and records the answer on it and on the devices that share
+ * its driver and ids. The kernel's ENOTTY (the driver has no migration
+ * feature) or flags without STOP_COPY: NONE. *ret_flags gets the flags
+ * as the device gave them. Returns 0, or -errno when the device did not
+ * answer, and then nothing is recorded. */
+int backend_learn_migration(Backend *b, const char *name, DeviceHandle *h, MigrationSupport *ret_support,
+                            uint32_t *ret_flags);
+
 static inline int backend_vendor_judge(Backend *b, const Node *node, const char *version) {
         return b->ops->vendor_judge ? b->ops->vendor_judge(b, node, version) : -EOPNOTSUPP;
 }
 
-static inline void backend_free(Backend *b) {
-        if (b)
-                b->ops->free(b);
-}
+void backend_free(Backend *b);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Backend, backend_free);

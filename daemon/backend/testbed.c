@@ -10,6 +10,7 @@
 #include "names.h"
 #include "backend/testbed.h"
 #include "util.h"
+#include "vfio-uapi.h"
 
 /* Simulated parameters the registry does not model: what a new instance
  * of a type gets, and (for later use by simulated devices) state sizes. */
@@ -46,8 +47,8 @@ static const char *const type_keys[] = {
 };
 static const char *const device_keys[] = {
         "Kind", "Parent", "Type", "Driver", "Vendor", "Device", "SubsystemVendor",
-        "SubsystemDevice", "IommuGroup", "MigrationFlags", "StateSize", "DirtyRate", "Fault", "VendorTag",
-        "MigrationType", "MigrationVersion", "AcceptVersions", "Iommu", NULL
+        "SubsystemDevice", "IommuGroup", "MigrationFlags", "FlagsKnown", "StateSize", "DirtyRate", "Fault",
+        "VendorTag", "MigrationType", "MigrationVersion", "AcceptVersions", "Iommu", NULL
 };
 
 #define DEFAULT_STATE_SIZE (64 * 1024)
@@ -282,6 +283,12 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimC
                 return false;
         sim->flags = d->migration_flags;
         sim->tag = tag;
+        /* what the keyfile says is known from the start, as the kernel
+         * would answer it: no STOP_COPY is no migration */
+        d->migration_support = d->migration_flags & VFIO_MIGRATION_STOP_COPY ? MIGRATION_SUPPORT_SUPPORTED
+                                                                             : MIGRATION_SUPPORT_NONE;
+        if (d->migration_support != MIGRATION_SUPPORT_SUPPORTED)
+                d->migration_flags = 0;
         dev = sim_device_new(d->name, sim, tb->persist_dir);
         add_node(tb, dev, d);
         g_hash_table_replace(tb->sims, g_strdup(d->name), dev);
@@ -306,7 +313,7 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
         SimConfig sim = { .state_size = DEFAULT_STATE_SIZE };
         uint64_t group_nr;
         DeviceKind k;
-        bool ok;
+        bool ok, known;
 
         if (!normalized)
                 return conf_file_error(c, error, group, NULL,
@@ -335,6 +342,13 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
         tb->next_iommu_group = MAX(tb->next_iommu_group, (unsigned) group_nr + 1);
         if (!add_sim(tb, c, group, d, &sim, error))
                 return false;
+        /* FlagsKnown=no plays the kernel backend: unknown until opened */
+        if (!conf_file_get_bool(c, group, "FlagsKnown", true, &known, error))
+                return false;
+        if (!known) {
+                d->migration_support = MIGRATION_SUPPORT_UNKNOWN;
+                d->migration_flags = 0;
+        }
         g_ptr_array_add(out->devices, g_steal_pointer(&d));
         return true;
 }
@@ -422,7 +436,7 @@ static void populate(Testbed *tb, Parsed *p) {
                  * by a daemon that died mid-migration */
                 free_and_strdup(&d->migration_state,
                                 fsm_state_to_string(sim_device_state(g_hash_table_lookup(tb->sims, d->name))));
-                registry_add_device(r, d);
+                backend_add_device(&tb->backend, d);
         }
         for (guint i = 0; i < p->types->len; i++) {
                 MdevType *t = g_steal_pointer(&p->types->pdata[i]);
@@ -466,7 +480,7 @@ static int testbed_create_mdev(Backend *s, const MdevType *type, const char *uui
         if (tt->accept)
                 g_hash_table_replace(tb->accept, g_strdup(uuid), g_strdupv(tt->accept));
         add_sim(tb, NULL, NULL, d, &(SimConfig) { .state_size = tt->state_size, .dirty_rate = tt->dirty_rate }, NULL);
-        registry_add_device(s->registry, d);
+        backend_add_device(s, d);
         refresh_available(tb, type->parent, type->id);
         return 0;
 }
@@ -484,7 +498,7 @@ static int testbed_remove_mdev(Backend *s, const Device *device) {
         sim_device_forget(g_hash_table_lookup(tb->sims, name));
         g_hash_table_remove(tb->sims, name);
         g_hash_table_remove(tb->accept, name);
-        registry_remove_device(s->registry, name);
+        backend_remove_device(s, name);
         refresh_available(tb, parent, type_id);
         return 0;
 }
@@ -548,8 +562,7 @@ Backend *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError *
 
         tb = g_new0(Testbed, 1);
         s = &tb->backend;
-        s->ops = &testbed_backend_ops;
-        s->registry = r;
+        backend_init(s, &testbed_backend_ops, r);
         tb->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) testbed_type_free);
         tb->accept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_strfreev);
         tb->parent_iommu = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);

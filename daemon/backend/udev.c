@@ -130,6 +130,10 @@ static void fill_common(Device *d, struct udev_device *dev) {
         g_free(d->vfio_dev);
         d->vfio_dev = vfio_dev_node(syspath, d->iommu_group);
         read_vendor_identity(syspath, &d->vendor_migration_type, &d->vendor_migration_version);
+        /* Its migration support stays unknown: only an open device tells,
+         * and opening a vfio-pci function resets it, while a VMM may be
+         * about to take it. A call that opens it anyway learns it
+         * (backend_learn_migration), for its siblings too. */
 }
 
 static Device *device_from_mdev(struct udev_device *dev) {
@@ -225,7 +229,7 @@ static int enumerate_devices(UdevBackend *us, const char *subsystem) {
                 Device *d = dev ? device_from_udev(dev) : NULL;
 
                 if (d)
-                        registry_add_device(us->backend.registry, d);
+                        backend_add_device(&us->backend, d);
         }
         udev_enumerate_unref(e);
         return 0;
@@ -265,11 +269,16 @@ static void handle_device_event(UdevBackend *us, struct udev_device *dev, const 
                 if (!parent)
                         parent = g_strdup(d->parent);
                 log_debug("uevent %s: %s", action, name);
-                registry_add_device(r, d);
+                /* sysfs shows it bound again, but its driver did let go in
+                 * between: maybe another build of it (a reloaded module) */
+                if (old && g_strcmp0(action, "unbind") == 0)
+                        backend_rebind_device(&us->backend, d);
+                else
+                        backend_add_device(&us->backend, d);
         } else if (old) {
                 /* removed, or unbound from its VFIO driver */
                 log_debug("uevent %s: %s no longer a VFIO device", action, name);
-                registry_remove_device(r, name);
+                backend_remove_device(&us->backend, name);
         }
         if (parent)
                 refresh_parent_types(us, parent);
@@ -306,7 +315,7 @@ static int udev_create_mdev(Backend *s, const MdevType *type, const char *uuid) 
         dev = udev_device_new_from_syspath(us->udev, path);
         d = dev ? device_from_udev(dev) : NULL;
         if (d)
-                registry_add_device(s->registry, d);
+                backend_add_device(s, d);
         refresh_parent_types(us, type->parent);
         return 0;
 }
@@ -325,7 +334,7 @@ static int udev_remove_mdev(Backend *s, const Device *device) {
         if (r < 0)
                 return r;
         if (access(device->sysfs_path, F_OK) < 0 && errno == ENOENT)
-                registry_remove_device(s->registry, name);
+                backend_remove_device(s, name);
         refresh_parent_types(us, parent);
         return 0;
 }
@@ -406,8 +415,7 @@ int udev_backend_new(sd_event *event, Registry *r, Backend **ret) {
         int k;
 
         s = &us->backend;
-        s->ops = &udev_ops;
-        s->registry = r;
+        backend_init(s, &udev_ops, r);
         us->udev = udev_new();
         if (!us->udev)
                 return log_error_errno(ENOMEM, "Failed to create udev context: %m");

@@ -31,6 +31,14 @@ static int property_get_migration_flags(sd_bus *bus, const char *path, const cha
         return sd_bus_message_append_strv(reply, flags);
 }
 
+static int property_get_migration_support(sd_bus *bus, const char *path, const char *interface,
+                                          const char *property, sd_bus_message *reply, void *userdata,
+                                          sd_bus_error *error) {
+        const Device *d = userdata;
+
+        return sd_bus_message_append(reply, "s", migration_support_to_string(d->migration_support));
+}
+
 static int property_get_busy(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const Device *d = userdata;
@@ -60,6 +68,8 @@ const sd_bus_vtable bus_device_vtable[] = {
         STRING_PROPERTY("IommuGroup", iommu_group),
         STRING_PROPERTY("VfioDevNode", vfio_dev),
         STRING_PROPERTY("Iommu", iommu),
+        SD_BUS_PROPERTY("MigrationSupport", "s", property_get_migration_support, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MigrationFlags", "as", property_get_migration_flags, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("MigrationType", migration_type),
         STRING_PROPERTY("MigrationVersion", migration_version),

@@ -38,13 +38,14 @@ static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(sssssss)");
+                r = sd_bus_message_open_container(reply, 'a', "(ssssssss)");
         for (guint i = 0; r >= 0 && i < devices->len; i++) {
                 const Device *d = devices->pdata[i];
                 g_autofree char *flags = migration_flags_to_string(d->migration_flags, ",");
 
-                r = sd_bus_message_append(reply, "(sssssss)", d->name, device_kind_to_string(d->kind),
-                                          d->driver, d->mdev_type, flags, d->migration_state, d->domain);
+                r = sd_bus_message_append(reply, "(ssssssss)", d->name, device_kind_to_string(d->kind),
+                                          d->driver, d->mdev_type, flags, d->migration_state, d->domain,
+                                          migration_support_to_string(d->migration_support));
         }
         return bus_send_array_reply(reply, r);
 }
@@ -221,6 +222,67 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+/* Learns a device's migration support now, which enumeration never does:
+ * opening a vfio-pci function resets it. So nothing is opened that a job,
+ * a domain or another process holds (the kernel refuses a second open
+ * before any reset), and the device is closed again before the reply. */
+static int method_refresh_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *name = NULL, *why = NULL;
+        g_autoptr(DeviceHandle) h = NULL;
+        g_auto(GStrv) flagv = NULL;
+        sd_bus_message *reply = NULL;
+        MigrationSupport support;
+        const Device *d;
+        uint32_t flags;
+        int r;
+
+        r = bus_read_device_name(msg, &name, error);
+        if (r < 0)
+                return r;
+        r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+
+        /* Authorized, then looked up, as Probe(); with the details of
+         * Resume(), the other call of org.vfiomig1.migrate on one device
+         * that moves no state, so that a rule on "devices" covers it. */
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, (const char *[]) { "devices", name, "device", name, NULL },
+                          c->polkit, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;       /* polkit will answer, then we are called again */
+
+        d = bus_lookup_device(c->registry, name, error);
+        if (!d)
+                return -ENODEV;
+        if (device_is_taken(d)) {
+                g_autofree char *holder = device_describe_holder(d);
+
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s", name, holder);
+        }
+        r = backend_open_device(c->backend, d, &h, &why);
+        if (r < 0)
+                return bus_error_set_errnof(error, r == -EBUSY ? EBUSY : EIO, "%s", why ? why : name);
+        r = backend_learn_migration(c->backend, name, h, &support, &flags);
+        g_clear_pointer(&h, device_handle_close);
+        if (r < 0)
+                return bus_error_set_errnof(error, EIO, "%s: cannot query migration: %s", name, g_strerror(-r));
+
+        flagv = migration_flags_to_strv(support == MIGRATION_SUPPORT_SUPPORTED ? flags : 0);
+        log_info("Refreshed %s: migration %s", name, migration_support_to_string(support));
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", migration_support_to_string(support));
+        if (r >= 0)
+                r = sd_bus_message_append_strv(reply, flagv);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
 const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -228,7 +290,7 @@ const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_PROPERTY("DeviceCount", "u", property_get_device_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("ListDevices",
                                 SD_BUS_NO_ARGS,
-                                SD_BUS_RESULT("a(sssssss)", devices),
+                                SD_BUS_RESULT("a(ssssssss)", devices),
                                 method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListTypes",
                                 SD_BUS_NO_ARGS,
@@ -238,6 +300,10 @@ const sd_bus_vtable bus_manager_vtable[] = {
                                 SD_BUS_ARGS("s", name),
                                 SD_BUS_RESULT("o", path),
                                 method_get_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RefreshDevice",
+                                SD_BUS_ARGS("s", device, "a{sv}", options),
+                                SD_BUS_RESULT("s", support, "as", flags),
+                                method_refresh_device, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CreateMdev",
                                 SD_BUS_ARGS("s", parent, "s", type, "s", uuid, "a{sv}", options),
                                 SD_BUS_RESULT("s", name),

@@ -115,9 +115,11 @@ static Identity *derive(const char *fallback_type, const Rule *rule, const char 
 Identity *identity_of_device(const Device *d, const char *vendor_type, const char *vendor_version,
                              const Rules *rules, char **ret_warning) {
         g_autofree char *type = compat_type_match_type(d);
+        uint32_t flags = d->migration_support == MIGRATION_SUPPORT_NONE ? IDENTITY_FLAGS_NOT_MIGRATABLE
+                                                                          : d->migration_flags;
 
-        return derive(type, rules ? rules_match(rules, d) : NULL, vendor_type, vendor_version, d->migration_flags,
-                      d->iommu, ret_warning);
+        return derive(type, rules ? rules_match(rules, d) : NULL, vendor_type, vendor_version, flags, d->iommu,
+                      ret_warning);
 }
 
 Identity *identity_of_type(const MdevType *t, const char *parent_driver, const char *vendor_type,

@@ -53,6 +53,10 @@ typedef struct Identity {
         unsigned ignore_facets; /* RuleFacet: a rule says these do not matter */
 } Identity;
 
+/* The flags of a device whose driver is known to have no migration: known
+ * (not 0), and without STOP_COPY, which compat_judge() refuses. */
+#define IDENTITY_FLAGS_NOT_MIGRATABLE (UINT32_C(1) << 31)
+
 Identity *identity_new(const char *type, const char *version, Basis basis);
 Identity *identity_copy(const Identity *id);
 void identity_free(Identity *id);

@@ -7,6 +7,11 @@
 #include "util.h"
 #include "vfio-uapi.h"
 
+int admission_refuse_not_migratable(const char *name, const char *driver, char **ret_error) {
+        return errno_message(ret_error, EOPNOTSUPP, "%s cannot be migrated: its driver (%s) has no VFIO migration",
+                             name, *driver ? driver : "none");
+}
+
 /* From the registry only. */
 static int add_device(const Admission *a, Worker *w, const char *name, bool source, char **ret_error) {
         const Device *info = registry_get_device(a->registry, name);
@@ -18,6 +23,10 @@ static int add_device(const Admission *a, Worker *w, const char *name, bool sour
 
                 return errno_message(ret_error, EBUSY, "%s is held by %s", name, holder);
         }
+        /* Known from an earlier open, its own or a sibling's: opening it
+         * again would only reset a vfio-pci function for nothing. */
+        if (info->migration_support == MIGRATION_SUPPORT_NONE)
+                return admission_refuse_not_migratable(name, info->driver, ret_error);
         for (guint i = 0; i < w->devices->len; i++)
                 if (g_str_equal(worker_dev(w, i)->name, name))
                         return errno_message(ret_error, EINVAL, "%s appears more than once in this migration", name);
@@ -42,7 +51,8 @@ static int check_compatibility(const Admission *a, Worker *w, char **ret_error) 
 
 static int open_device(const Admission *a, WorkerDevice *d, char **ret_error) {
         const Device *info = registry_get_device(a->registry, d->name);
-        g_autofree char *why = NULL;
+        g_autofree char *why = NULL, *driver = g_strdup(info->driver);
+        MigrationSupport support;
         int r;
 
         r = backend_open_device(a->backend, info, &d->handle, &why);
@@ -50,13 +60,15 @@ static int open_device(const Admission *a, WorkerDevice *d, char **ret_error) {
                 return errno_message(ret_error, EBUSY, "%s", why ? why : d->name);
         if (r < 0)
                 return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
-        r = d->handle->ops->get_flags(d->handle, &d->flags);
-        if (r == -ENOTTY || (r >= 0 && !(d->flags & VFIO_MIGRATION_STOP_COPY)))
-                return errno_message(ret_error, EOPNOTSUPP, "%s does not support migration", d->name);
-        if (r >= 0) {
-                registry_set_device_flags(a->registry, d->name, d->flags);  /* the kernel backend learns them now */
-                r = d->handle->ops->get_state(d->handle, &d->state);
+        /* the kernel backend learns them now, for its siblings too */
+        r = backend_learn_migration(a->backend, d->name, d->handle, &support, &d->flags);
+        if (r >= 0 && support == MIGRATION_SUPPORT_NONE) {
+                /* closed at once: left as it was found, for whoever uses it */
+                g_clear_pointer(&d->handle, device_handle_close);
+                return admission_refuse_not_migratable(d->name, driver, ret_error);
         }
+        if (r >= 0)
+                r = d->handle->ops->get_state(d->handle, &d->state);
         if (r < 0)
                 return errno_message(ret_error, EIO, "%s: cannot query migration: %s", d->name, g_strerror(-r));
         /* A source must run; a target may also be stopped, e.g. the source

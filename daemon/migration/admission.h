@@ -6,7 +6,8 @@
 #include "migration/worker.h"
 
 /* The checks before a job starts, so that a job that starts can run:
- * every device named exists, is free and appears once; each source is
+ * every device named exists, is free, is not known to lack migration
+ * (MigrationSupport "none", learned before) and appears once; each source is
  * compatible with its target (the map); then each opens, can migrate and
  * is where a job may start from, and a group can be quiesced together.
  * Nothing is opened before the checks that need no device have passed.
@@ -22,3 +23,8 @@ typedef struct Admission {
 } Admission;
 
 int admission_check(const Admission *a, Worker *w, char **sources, char **targets, char **ret_error);
+
+/* The refusal of a device whose driver has no VFIO migration (its
+ * support is NONE), as jobs and probes give it: -EOPNOTSUPP (NotMigratable)
+ * and a message naming the device, its driver and the cause. */
+int admission_refuse_not_migratable(const char *name, const char *driver, char **ret_error);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "compat/compat-map.h"
+#include "migration/admission.h"
 #include "migration/drive.h"
 #include "log.h"
 #include "migration/probe.h"
@@ -269,6 +270,9 @@ static int open_temporary(Probes *probes, const MdevType *t, ProbeEnd *e, char *
         if (!d)
                 return errno_message(ret_error, EIO, "%s: the temporary instance %s did not appear", t->parent, e->device);
         registry_set_device_busy(probes->registry, e->device, "a probe");
+        /* its siblings taught it: no open (it is removed again) */
+        if (d->migration_support == MIGRATION_SUPPORT_NONE)
+                return admission_refuse_not_migratable(t->key, d->driver, ret_error);
         r = backend_open_device(probes->backend, d, &e->handle, &why);
         if (r < 0)
                 return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
@@ -304,6 +308,10 @@ static int resolve_device(Probes *probes, const char *name, ProbeEnd *e, char **
 
                 return errno_message(ret_error, EBUSY, "%s is held by %s", name, holder);
         }
+        /* known from an earlier open: refused as a migration is, without
+         * opening it (which resets a vfio-pci function) */
+        if (d->migration_support == MIGRATION_SUPPORT_NONE)
+                return admission_refuse_not_migratable(name, d->driver, ret_error);
         e->type = g_strdup(d->migration_type);
         e->version = g_strdup(d->migration_version);
         e->driver = g_strdup(d->driver);
@@ -324,6 +332,7 @@ static int resolve_device(Probes *probes, const char *name, ProbeEnd *e, char **
 }
 
 static int resolve(Probes *probes, const Node *node, ProbeEnd *e, char **ret_error) {
+        MigrationSupport support;
         int r;
 
         e->node = g_strdup(node->name);
@@ -331,9 +340,13 @@ static int resolve(Probes *probes, const Node *node, ProbeEnd *e, char **ret_err
                                          : resolve_device(probes, node->name, e, ret_error);
         if (r < 0)
                 return r;
-        r = e->handle->ops->get_flags(e->handle, &e->flags);
-        if (r < 0 || !(e->flags & VFIO_MIGRATION_STOP_COPY))
-                return errno_message(ret_error, EOPNOTSUPP, "%s does not support migration", node->name);
+        r = backend_learn_migration(probes->backend, e->device, e->handle, &support, &e->flags);
+        if (r < 0)
+                return errno_message(ret_error, EIO, "%s: cannot query migration: %s", node->name, g_strerror(-r));
+        /* refused as a migration would be; the device is closed again (and
+         * a temporary instance removed) when the probe is freed */
+        if (support == MIGRATION_SUPPORT_NONE)
+                return admission_refuse_not_migratable(node->name, e->driver, ret_error);
         return 0;
 }
 

@@ -42,7 +42,8 @@ class ApiTest(DaemonTestCase):
         for row, obj in zip(via_busctl, via_ctl):
             flags = row[4].split(',') if row[4] else []
             self.assertEqual(row, [obj['name'], obj['kind'], obj['driver'], obj['mdev_type'],
-                                   ','.join(obj['migration_flags']), obj['state'], obj['domain']])
+                                   ','.join(obj['migration_flags']), obj['state'], obj['domain'],
+                                   obj['migration_support']])
             self.assertEqual(obj['migration_flags'], flags)
 
     def test_busctl_and_ctl_agree_on_types(self):

@@ -581,7 +581,7 @@ class KernelVendorTest(KernelCase):
         self.assertEqual((self.fs.opens(), self.fs.writes()), (opens, writes))
         for d in (VF1, VF2, T1, V4):
             self.assertFalse(self.get_property(device_path(d), DEVICE, 'Busy'))
-            self.assertEqual(self.devices()[d][4:], ('', '', ''))
+            self.assertEqual(self.devices()[d][4:], ('', '', '', 'unknown'))
         self.assertEqual(self.call('ListMigrations')[0], [])
 
         # the control: a compatible pair (or "unknown" with consent) gets as

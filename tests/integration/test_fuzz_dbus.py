@@ -51,7 +51,7 @@ OPTIONS = {
     'Load': {'io-timeout': 'u', 'target-state': 's', 'allow-unknown': 'b'},
     'LoadFd': {'io-timeout': 'u', 'target-state': 's', 'allow-unknown': 'b'},
     'FindTargets': {'existing-only': 'b', 'include-unknown': 'b'},
-    'CreateMdev': {}, 'RemoveMdev': {}, 'Probe': {},
+    'CreateMdev': {}, 'RemoveMdev': {}, 'Probe': {}, 'RefreshDevice': {},
 }
 # Faults that make jobs fail and roll back, but leave no device broken for
 # good: no reset faults, no stalls and no long delays.

@@ -104,7 +104,8 @@ class LibvirtTest(TestbedTestCase):
                                   ('Load', '(ssa{sv})', (U1, 'held-state', {})),
                                   ('RemoveMdev', '(sa{sv})', (U1, {})),
                                   ('Resume', '(sa{sv})', (U1, {})),
-                                  ('Probe', '(ssa{sv})', (U1, U3, {}))]:
+                                  ('Probe', '(ssa{sv})', (U1, U3, {})),
+                                  ('RefreshDevice', '(sa{sv})', (U1, {}))]:
             with self.subTest(method=method, args=args[:2]):
                 msg = self.assert_dbus_error(ERR + 'Busy', self.call, method, sig, args)
                 self.assertIn(f'{U1} is held by domain vm1', msg)

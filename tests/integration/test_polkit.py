@@ -255,6 +255,17 @@ class PolkitDetailsTest(DaemonTestCase):
         self.assertIsNone(r['error'], r)
         self.assertEqual(self.last_details(), {'devices': D[0], 'device': D[0]})
 
+    def test_refresh_needs_its_device(self):
+        """RefreshDevice() opens the device (a vfio-pci function is reset):
+        org.vfiomig1.migrate for that device, as Resume()."""
+        self.polkit_obj.AllowDevices(MIGRATE, D[:1])
+        self.assert_denied('RefreshDevice', '(sa{sv})', D[4], {})
+        r = self.call_as('RefreshDevice', '(sa{sv})', D[0], {})
+        self.assertIsNone(r['error'], r)
+        self.assertEqual(self.last_details(), {'devices': D[0], 'device': D[0]})
+        self.polkit_obj.AllowDevices(MANAGE, D)     # the other action does not do
+        self.assert_denied('RefreshDevice', '(sa{sv})', D[4], {})
+
     def test_refused_caller_learns_nothing(self):
         """Authorization comes before any look-up: a caller polkit refuses
         learns neither which saved states nor which devices exist."""
@@ -268,6 +279,7 @@ class PolkitDetailsTest(DaemonTestCase):
         self.assert_denied('CreateMdev', '(sssa{sv})', 'simgpu', 'nosuchtype', '', {})
         self.assert_denied('RemoveMdev', '(sa{sv})', UNKNOWN, {})
         self.assert_denied('RemoveMdev', '(sa{sv})', D[0], {})
+        self.assert_denied('RefreshDevice', '(sa{sv})', UNKNOWN, {})
         self.assert_denied('InjectFault', '(ss)', UNKNOWN, 'stall after=0', interface=TESTBED)
         self.assert_denied('CheckIdentity', '(sss)', 'foreign-type', '1.0', UNKNOWN)
         self.assertIn(D[0], self.devices())

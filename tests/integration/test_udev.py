@@ -44,9 +44,9 @@ class UdevTest(DaemonTestCase):
     def test_lists_exactly_what_is_there(self):
         self.assertEqual(self.get_property(OBJECT_PATH, MANAGER, 'Backend'), 'kernel')
         self.assertEqual(self.devices(), {
-            UUID1: (UUID1, 'mdev', 'mtty', 'mtty-2', '', '', ''),
-            UUID2: (UUID2, 'mdev', 'mtty', 'mtty-1', '', '', ''),
-            VF: (VF, 'pci', 'vfio-pci', '', '', '', ''),
+            UUID1: (UUID1, 'mdev', 'mtty', 'mtty-2', '', '', '', 'unknown'),
+            UUID2: (UUID2, 'mdev', 'mtty', 'mtty-1', '', '', '', 'unknown'),
+            VF: (VF, 'pci', 'vfio-pci', '', '', '', '', 'unknown'),
         })
         self.assertEqual(self.types(), {
             ('mtty', 'mtty-1'): ('mtty', 'mtty-1', 'Single port serial', 23),
@@ -64,7 +64,7 @@ class UdevTest(DaemonTestCase):
         self.assertEqual(p['SysfsPath'], f'{self.parent}/{UUID1}')
         self.assertRegex(p['VfioDevNode'], r'^/dev/vfio/devices/vfio\d+$')
         # the kernel backend does not open devices to learn these
-        self.assertEqual((p['MigrationFlags'], p['MigrationState']), ([], ''))
+        self.assertEqual((p['MigrationSupport'], p['MigrationFlags'], p['MigrationState']), ('unknown', [], ''))
         t = self.call('GetAll', '(s)', (MDEV_TYPE,), path='/org/vfiomig1/type/mtty_2fmtty_2d2',
                       interface='org.freedesktop.DBus.Properties')[0]
         self.assertEqual((t['Id'], t['Parent'], t['Name'], t['DeviceApi'], t['AvailableInstances']),
@@ -85,8 +85,44 @@ class UdevTest(DaemonTestCase):
         # no migration flags (the kernel backend does not open devices)
         out = ctl('show', UUID1, check=True).stdout
         self.assertRegex(out, r'MdevType: mtty-2\n')
-        self.assertRegex(out, r'MigrationFlags: -\n')
-        self.assertEqual(json.loads(ctl('show', VF, '--json', check=True).stdout)['MigrationFlags'], [])
+        self.assertRegex(out, r'MigrationSupport: unknown\n')
+        self.assertRegex(out, r'MigrationFlags: unknown\n')
+        shown = json.loads(ctl('show', VF, '--json', check=True).stdout)
+        self.assertEqual((shown['MigrationSupport'], shown['MigrationFlags']), ('unknown', []))
+        listed = {d['name']: d for d in json.loads(ctl('list', '--json', check=True).stdout)}
+        self.assertEqual((listed[VF]['migration_support'], listed[VF]['migration_flags']), ('unknown', []))
+        self.assertIn('unknown', [line.split()[4] for line in ctl('list', check=True).stdout.splitlines()
+                                  if line.startswith(VF)])
+
+    def test_migration_support_unknown_until_opened(self):
+        """Enumeration and uevents never open a device (that resets a
+        vfio-pci function): every device shows "unknown", and so does one
+        bound later. Only an open learns it; here no device can be opened
+        (umockdev has no VFIO), so an explicit refresh fails and teaches
+        nothing."""
+        for name in (UUID1, UUID2, VF):
+            self.assertEqual(self.get_property(device_path(name), DEVICE, 'MigrationSupport'), 'unknown', name)
+        msg = self.assert_dbus_error(ERR + 'DeviceFailed', self.call, 'RefreshDevice', '(sa{sv})', (VF, {}))
+        self.assertIn(VF, msg)
+        self.assertEqual(self.get_property(device_path(VF), DEVICE, 'MigrationSupport'), 'unknown')
+        p = ctl('refresh', VF)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f'Failed to refresh {VF}', p.stderr)
+
+        self.tree.unbind(self.nvme)
+        self.tree.uevent(self.nvme, 'unbind')
+        self.tree.bind(self.nvme, 'vfio-pci', vfio=True)
+        self.tree.uevent(self.nvme, 'bind')
+        try:
+            wait_until(lambda: NVME in self.devices(), 10, f'{NVME} bound to vfio-pci')
+            self.assertEqual(self.devices()[NVME][7], 'unknown')
+            self.assertEqual(self.get_property(device_path(NVME), DEVICE, 'MigrationFlags'), [])
+        finally:
+            self.tree.unbind(self.nvme)
+            self.tree.uevent(self.nvme, 'unbind')
+            wait_until(lambda: NVME not in self.devices(), 10, f'{NVME} unbound')
+            self.tree.bind(self.nvme, 'nvme', vfio=False)
+            self.tree.uevent(self.nvme, 'bind')
 
     def test_unbound_mdev_is_not_listed(self):
         """An mdev without its driver has no vfio-dev/: not a VFIO device,

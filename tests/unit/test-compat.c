@@ -723,6 +723,33 @@ static void test_identity_iommu(void) {
         g_assert_cmpstr(copy->iommu, ==, "width=48 dirty=no");
 }
 
+/* A device whose driver is known to have no migration shows no flags,
+ * yet its identity says it lacks STOP_COPY, and a target like it is
+ * refused; an unknown one (flags 0) is not. */
+static void test_judge_not_migratable_target(void) {
+        Judge st = {};
+        JudgeOps ops = { vendor_cb, NULL, &st };
+        g_autoptr(Device) none = mdev("mtty", "mtty-1", 0);
+        g_autoptr(Device) unknown = mdev("mtty", "mtty-1", 0);
+        g_autoptr(Identity) src = ident("mtty-1", "", BASIS_TYPE_MATCH, 0, F_SC);
+        g_autoptr(Identity) a = NULL, b = NULL;
+        Judgement j;
+
+        none->migration_support = MIGRATION_SUPPORT_NONE;
+        a = identity_of_device(none, NULL, NULL, NULL, NULL);
+        b = identity_of_device(unknown, NULL, NULL, NULL, NULL);
+        check_identity("none", a, "mtty-1", "", BASIS_TYPE_MATCH, RULE_COMPARE_EXACT, IDENTITY_FLAGS_NOT_MIGRATABLE);
+        check_identity("unknown", b, "mtty-1", "", BASIS_TYPE_MATCH, RULE_COMPARE_EXACT, 0);
+
+        j = compat_judge(src, a, &NODE_OF_DEVICE("t"), &ops);
+        g_assert_cmpint(j.verdict, ==, VERDICT_INCOMPATIBLE);
+        g_assert_nonnull(strstr(j.reason, "STOP_COPY"));
+        judgement_clear(&j);
+        j = compat_judge(src, b, &NODE_OF_DEVICE("t"), &ops);
+        g_assert_cmpint(j.verdict, ==, VERDICT_COMPATIBLE);
+        judgement_clear(&j);
+}
+
 int main(int argc, char *argv[]) {
         unit_test_init(argc, argv);
         g_test_add_func("/compat/judge-iommu", test_judge_iommu);
@@ -740,6 +767,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/compat/judge", test_judge_table);
         g_test_add_func("/compat/judge-no-probe-op", test_judge_no_probe_op);
         g_test_add_func("/compat/judge-rule-target", test_judge_rule_target);
+        g_test_add_func("/compat/judge-not-migratable-target", test_judge_not_migratable_target);
 
         return g_test_run();
 }

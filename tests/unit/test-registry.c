@@ -176,11 +176,61 @@ static void test_domain_forgets_holder(void) {
         g_ptr_array_unref(e.log);
 }
 
+/* What was learned of a device's migration support survives a uevent
+ * that replaces the entry, unless the driver changed: a driver bound anew
+ * is asked again. */
+static void test_migration_support(void) {
+        g_autoptr(Registry) r = registry_new();
+        Events e = { g_ptr_array_new_with_free_func(g_free) };
+        Device *again;
+        const Device *d;
+
+        registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
+        registry_listen(r, record, &e);
+        d = registry_get_device(r, U1);
+        g_assert_cmpint(d->migration_support, ==, MIGRATION_SUPPORT_UNKNOWN);
+        g_assert_cmpstr(migration_support_to_string(d->migration_support), ==, "unknown");
+
+        registry_set_device_migration(r, U1, MIGRATION_SUPPORT_SUPPORTED, 0x3);
+        registry_set_device_migration(r, U1, MIGRATION_SUPPORT_SUPPORTED, 0x3);
+        assert_log(&e, (const char *[]) { "device-changed:" U1, NULL });
+        g_assert_cmpuint(registry_get_device(r, U1)->migration_flags, ==, 0x3);
+
+        /* a uevent's fresh entry (unknown) keeps it: nothing changed */
+        registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
+        assert_log(&e, (const char *[]) { NULL });
+        g_assert_cmpint(registry_get_device(r, U1)->migration_support, ==, MIGRATION_SUPPORT_SUPPORTED);
+
+        /* another driver: unknown again */
+        again = mdev(U1, "mtty", "mtty-1");
+        g_free(again->driver);
+        again->driver = g_strdup("other");
+        registry_add_device(r, again);
+        assert_log(&e, (const char *[]) { "device-changed:" U1, NULL });
+        d = registry_get_device(r, U1);
+        g_assert_cmpint(d->migration_support, ==, MIGRATION_SUPPORT_UNKNOWN);
+        g_assert_cmpuint(d->migration_flags, ==, 0);
+
+        /* no migration: flags count only when supported */
+        registry_set_device_migration(r, U1, MIGRATION_SUPPORT_NONE, 0x2);
+        assert_log(&e, (const char *[]) { "device-changed:" U1, NULL });
+        d = registry_get_device(r, U1);
+        g_assert_cmpint(d->migration_support, ==, MIGRATION_SUPPORT_NONE);
+        g_assert_cmpuint(d->migration_flags, ==, 0);
+        g_assert_cmpstr(migration_support_to_string(d->migration_support), ==, "none");
+        g_assert_cmpstr(migration_support_to_string(MIGRATION_SUPPORT_SUPPORTED), ==, "supported");
+        g_assert_null(migration_support_to_string(_MIGRATION_SUPPORT_MAX));
+        registry_set_device_migration(r, "nope", MIGRATION_SUPPORT_NONE, 0);
+        assert_log(&e, (const char *[]) { NULL });
+        g_ptr_array_unref(e.log);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/registry/devices", test_devices);
         g_test_add_func("/registry/types", test_types);
         g_test_add_func("/registry/listeners", test_listeners);
         g_test_add_func("/registry/domain-forgets-holder", test_domain_forgets_holder);
+        g_test_add_func("/registry/migration-support", test_migration_support);
         return g_test_run();
 }

@@ -133,6 +133,8 @@ static const struct {
           "t.conf:4: [Type p/t] DirtyRate: 18446742974197923840 exceeds the maximum of 64G" },
         { "[Device 0000:01:00.0]\nKind=pci\nStateSize=1T\n",
           "t.conf:3: [Device 0000:01:00.0] StateSize: 1099511627776 exceeds the maximum of 64G" },
+        { "[Device 0000:01:00.0]\nKind=pci\nFlagsKnown=maybe\n",
+          "t.conf:3: [Device 0000:01:00.0] FlagsKnown: 'maybe' is not yes or no" },
         { "[Device 0000:01:00.0]\nKind=pci\nFault=transition delay=3600000\n",
           "delay='3600000': expected a number from 0 to 60000 (milliseconds)" },
 };
@@ -265,6 +267,101 @@ static void test_delay_without_lock(void) {
         sim_device_free(d);
 }
 
+#define M1 "00000000-0000-0000-0000-000000000001"
+#define M2 "00000000-0000-0000-0000-000000000002"
+#define M3 "00000000-0000-0000-0000-000000000003"
+
+static const char support_conf[] =
+        "[Parent p0]\nDriver=mtty\n"
+        "[Type p0/t-1]\nMaxInstances=4\nMigrationFlags=stop-copy,p2p\n"
+        "[Device " M1 "]\nKind=mdev\nParent=p0\nType=t-1\nFlagsKnown=no\n"
+        "[Device " M2 "]\nKind=mdev\nParent=p0\nType=t-1\nFlagsKnown=No\n"
+        "[Device " M3 "]\nKind=mdev\nParent=p0\nType=t-1\n"
+        "[Device 0000:01:00.0]\nKind=pci\nMigrationFlags=p2p\n"
+        "[Device 0000:01:00.1]\nKind=pci\nMigrationFlags=stop-copy\nFlagsKnown=false\n"
+        "[Device 0000:01:00.2]\nKind=pci\nFlagsKnown=off\n";
+
+static MigrationSupport learn(Backend *s, const char *name, uint32_t *ret_flags) {
+        g_autoptr(DeviceHandle) h = NULL;
+        MigrationSupport support = _MIGRATION_SUPPORT_MAX;
+
+        g_assert_cmpint(backend_open_device(s, registry_get_device(s->registry, name), &h, NULL), ==, 0);
+        g_assert_cmpint(backend_learn_migration(s, name, h, &support, ret_flags), ==, 0);
+        return support;
+}
+
+/* The entry a uevent would make anew: support unknown. */
+static Device *fresh(Registry *r, const char *name) {
+        Device *d = device_copy(registry_get_device(r, name));
+
+        d->migration_support = MIGRATION_SUPPORT_UNKNOWN;
+        d->migration_flags = 0;
+        return d;
+}
+
+static void assert_support(Registry *r, const char *name, MigrationSupport support, uint32_t flags) {
+        const Device *d = registry_get_device(r, name);
+
+        g_assert_nonnull(d);
+        if (d->migration_support != support || d->migration_flags != flags)
+                g_error("%s: %s 0x%x, expected %s 0x%x", name, migration_support_to_string(d->migration_support),
+                        d->migration_flags, migration_support_to_string(support), flags);
+}
+
+/* Flags from the file are known from the start, and no STOP_COPY is no
+ * migration; FlagsKnown=no plays the kernel: unknown until an open, which
+ * teaches the devices of the same type (or driver and IDs) too. */
+static void test_migration_support(void) {
+        g_autoptr(Registry) r = registry_new();
+        g_autoptr(GError) error = NULL;
+        g_autoptr(Backend) s = load(support_conf, r, &error);
+        uint32_t flags = 0;
+
+        g_assert_no_error(error);
+        assert_support(r, M3, MIGRATION_SUPPORT_SUPPORTED, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P);
+        assert_support(r, "0000:01:00.0", MIGRATION_SUPPORT_NONE, 0);
+        assert_support(r, M1, MIGRATION_SUPPORT_UNKNOWN, 0);
+        assert_support(r, M2, MIGRATION_SUPPORT_UNKNOWN, 0);
+        assert_support(r, "0000:01:00.1", MIGRATION_SUPPORT_UNKNOWN, 0);
+        assert_support(r, "0000:01:00.2", MIGRATION_SUPPORT_UNKNOWN, 0);
+
+        g_assert_cmpint(learn(s, M1, &flags), ==, MIGRATION_SUPPORT_SUPPORTED);
+        g_assert_cmpuint(flags, ==, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P);
+        assert_support(r, M1, MIGRATION_SUPPORT_SUPPORTED, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P);
+        assert_support(r, M2, MIGRATION_SUPPORT_SUPPORTED, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P);
+        /* the PCI functions share their driver and IDs, and 01:00.1 teaches 01:00.2 */
+        g_assert_cmpint(learn(s, "0000:01:00.1", NULL), ==, MIGRATION_SUPPORT_SUPPORTED);
+        assert_support(r, "0000:01:00.2", MIGRATION_SUPPORT_SUPPORTED, VFIO_MIGRATION_STOP_COPY);
+        /* a device known from the file is no member: it learns for itself alone */
+        g_assert_cmpint(learn(s, "0000:01:00.0", &flags), ==, MIGRATION_SUPPORT_NONE);
+        assert_support(r, "0000:01:00.0", MIGRATION_SUPPORT_NONE, 0);
+        assert_support(r, "0000:01:00.2", MIGRATION_SUPPORT_SUPPORTED, VFIO_MIGRATION_STOP_COPY);
+        g_assert_cmpuint(flag_cache_size(s->flag_cache), ==, 2);
+
+        /* a driver bound again: while a sibling remains, what it knows holds */
+        backend_rebind_device(s, fresh(r, M1));
+        assert_support(r, M1, MIGRATION_SUPPORT_SUPPORTED, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P);
+        backend_rebind_device(s, fresh(r, "0000:01:00.2"));
+        backend_rebind_device(s, fresh(r, "0000:01:00.1"));
+        assert_support(r, "0000:01:00.1", MIGRATION_SUPPORT_SUPPORTED, VFIO_MIGRATION_STOP_COPY);
+        assert_support(r, "0000:01:00.2", MIGRATION_SUPPORT_SUPPORTED, VFIO_MIGRATION_STOP_COPY);
+        /* ... the last one alone asks again */
+        g_assert_cmpint(learn(s, "0000:01:00.1", NULL), ==, MIGRATION_SUPPORT_SUPPORTED);
+        g_assert_true(backend_remove_device(s, "0000:01:00.2"));
+        backend_rebind_device(s, fresh(r, "0000:01:00.1"));
+        assert_support(r, "0000:01:00.1", MIGRATION_SUPPORT_UNKNOWN, 0);
+
+        /* the last of a type gone, its entry goes; a new instance of it is
+         * known from the file */
+        g_assert_cmpint(s->ops->remove_mdev(s, registry_get_device(r, M1)), ==, 0);
+        g_assert_cmpuint(flag_cache_size(s->flag_cache), ==, 2);
+        g_assert_cmpint(s->ops->remove_mdev(s, registry_get_device(r, M2)), ==, 0);
+        g_assert_cmpuint(flag_cache_size(s->flag_cache), ==, 1);
+        g_assert_cmpint(s->ops->create_mdev(s, registry_find_type(r, "p0", "t-1"), M1), ==, 0);
+        assert_support(r, M1, MIGRATION_SUPPORT_SUPPORTED, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P);
+        g_assert_cmpuint(flag_cache_size(s->flag_cache), ==, 1);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/testbed/default", test_default);
@@ -273,5 +370,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/testbed/dirty-rate-bounds", test_dirty_rate_bounds);
         g_test_add_func("/testbed/fault-bounds", test_fault_bounds);
         g_test_add_func("/testbed/delay-without-lock", test_delay_without_lock);
+        g_test_add_func("/testbed/migration-support", test_migration_support);
         return g_test_run();
 }
