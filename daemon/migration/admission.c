@@ -79,6 +79,22 @@ static int open_device(const Admission *a, WorkerDevice *d, char **ret_error) {
         return 0;
 }
 
+/* A refusal for compatibility would hide that a device is not free at
+ * all, which is what its user needs to hear first. Only a call being
+ * refused pays for the look into /proc. */
+static int prefer_busy(const Admission *a, Worker *w, int r, char **ret_error) {
+        for (guint i = 0; i < w->devices->len; i++) {
+                const char *name = worker_dev(w, i)->name;
+                g_autofree char *holder = backend_find_holder(a->backend, name);
+
+                if (*holder) {
+                        g_free(*ret_error);
+                        return errno_message(ret_error, EBUSY, "%s is held by %s", name, holder);
+                }
+        }
+        return r;
+}
+
 static int check_p2p(Worker *w, char **ret_error) {
         if (w->pairs == 1 || w->options.allow_no_p2p)
                 return 0;
@@ -107,8 +123,8 @@ int admission_check(const Admission *a, Worker *w, char **sources, char **target
                 r = add_device(a, w, *s, true, ret_error);
         for (char **t = targets; r >= 0 && t && *t; t++)
                 r = add_device(a, w, *t, false, ret_error);
-        if (r >= 0)
-                r = check_compatibility(a, w, ret_error);
+        if (r >= 0 && (r = check_compatibility(a, w, ret_error)) < 0)
+                r = prefer_busy(a, w, r, ret_error);
         for (guint i = 0; r >= 0 && i < w->devices->len; i++)
                 r = open_device(a, worker_dev(w, i), ret_error);
         if (r >= 0)

@@ -322,8 +322,8 @@ static int resolve_device(Probes *probes, const char *name, ProbeEnd *e, char **
                 return open_temporary(probes, t, e, ret_error);
         }
         if (r == -EBUSY)
-                return errno_message(ret_error, EBUSY, "%s is in use, and is no mdev that a temporary instance could "
-                                     "stand in for", name);
+                return errno_message(ret_error, EBUSY, "%s, and is no mdev that a temporary instance could stand in for",
+                                     why ? why : name);
         if (r < 0)
                 return errno_message(ret_error, EIO, "%s", why ? why : g_strerror(-r));
         e->device = g_strdup(name);

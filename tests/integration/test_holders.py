@@ -14,10 +14,17 @@ from vfiomigtest import SIM_TESTBED, TestbedTestCase, device_path, hold, main, s
 ERR = 'org.vfiomig1.Error.'
 DEVICE = 'org.vfiomig1.Device'
 A, B, C = (sim_uuid(n) for n in (1, 2, 3))
+PF = '0000:3c:00.1'         # a PCI function of another type than A, B, C
 
 
 class HolderTest(TestbedTestCase):
-    TESTBED = SIM_TESTBED + sim_mdevs((A, B, C))
+    TESTBED = SIM_TESTBED + sim_mdevs((A, B, C)) + f'''
+[Device {PF}]
+Kind=pci
+Vendor=0x1234
+Device=0x11e8
+MigrationFlags=stop-copy
+'''
 
     def prop(self, name, prop):
         return self.get_property(device_path(name), DEVICE, prop)
@@ -71,6 +78,22 @@ class HolderTest(TestbedTestCase):
         self.assertIn(B, targets)
         job_id, _ = self.call('Migrate', '(ssa{sv})', (B, C, {'precopy': GLib.Variant('b', False)}))
         self.assertGreater(job_id, 0)
+
+    def test_busy_before_incompatible(self):
+        """A held device is Busy even where the target could not take its
+        state anyway: who holds it is what its user needs to hear."""
+        p = self.hold(PF)
+        self.assertEqual(self.call('CheckCompatibility', '(ss)', (PF, C))[0], 'incompatible')
+        for method, sig, args in [('Migrate', '(ssa{sv})', (PF, C, {})), ('Migrate', '(ssa{sv})', (C, PF, {})),
+                                  ('Probe', '(ssa{sv})', (PF, C, {}))]:
+            with self.subTest(method=method, args=args[:2]):
+                msg = self.assert_dbus_error(ERR + 'Busy', self.call, method, sig, args)
+                self.assertIn(f'{PF} is held by pid {p.pid} (python3)', msg)
+        self.assertEqual(self.tb('GetDeviceState', '(s)', PF), ('running',))
+        # without a holder, the same call says what is wrong with it
+        p.kill()
+        p.wait()
+        self.assert_dbus_error(ERR + 'Incompatible', self.call, 'Migrate', '(ssa{sv})', (PF, C, {}))
 
 
 if __name__ == '__main__':
