@@ -90,8 +90,10 @@ static void learn_iommu(Backend *b, const char *name, const char *kernel) {
                 return;
         k.dirty = sysfs.dirty;
         merged = iommu_facet_format(&k);
-        if (g_str_equal(merged, d->iommu))
+        if (g_str_equal(merged, d->iommu)) {
+                log_debug("%s: the kernel's IOMMU agrees with sysfs: %s", name, merged);
                 return;
+        }
         log_notice("%s: the kernel's IOMMU (%s) is not what sysfs said (%s); taking the kernel's", name, merged,
                    *d->iommu ? d->iommu : "nothing");
         registry_set_device_iommu(b->registry, name, merged);

@@ -112,7 +112,8 @@ dev_props() {
 	assert_eq pci "${SHOW[Kind]:-}" "$f Kind" && assert_eq vfio-pci "${SHOW[Driver]:-}" "$f Driver" &&
 		assert_eq "${group[$f]}" "${SHOW[IommuGroup]:-}" "$f IommuGroup" &&
 		assert_eq "/dev/vfio/${group[$f]}" "${SHOW[VfioDevNode]:-}" "$f VfioDevNode" &&
-		assert_eq - "${SHOW[MigrationFlags]:-}" "$f MigrationFlags" &&
+		assert_eq unknown "${SHOW[MigrationFlags]:-}" "$f MigrationFlags (not known before an open)" &&
+		assert_eq unknown "${SHOW[MigrationSupport]:-}" "$f MigrationSupport (never opened)" &&
 		assert_eq "/sys/devices/pci0000:00/$f" "${SHOW[SysfsPath]:-}" "$f SysfsPath" || return 1
 	out=$(mgr GetDevice s "$f") || return 1
 	p=${out#o \"} && p=${p%\"}
@@ -175,15 +176,33 @@ step "the holder's fds still work after all that (fds ok)" release
 not_busy() { show "$1" && assert_eq no "${SHOW[Busy]:-}" "Busy of $1"; }
 step "edu: no longer Busy" not_busy "$EDU"
 
-# --- no VFIO migration in plain vfio-pci: refused, the function stays usable
+# --- no VFIO migration in plain vfio-pci: refused, the function stays usable.
+# The first call that needs the flags opens edu and learns them; the
+# calls after it are refused without an open (which would reset it).
+opens() { grep -c 'opened through IOMMU group' "$VM_RESULTS/vfiomigd.log"; }
+support() { show "$1" && assert_eq "$2" "${SHOW[MigrationSupport]:-}" "$1 MigrationSupport"; }
+step "Save edu: NotMigratable" refused Save org.vfiomig1.Error.NotMigratable "no VFIO migration" "$EDU" pci-edu
+step "  ... the message names edu" assert_contains "${answered[NotMigratable Save]:-}" "$EDU"
+step "edu: MigrationSupport learned, none" support "$EDU" none
+step "that open asked the kernel about edu's IOMMU, which agrees with sysfs" \
+	grep -q "$EDU: the kernel's IOMMU agrees with sysfs: width=48\\|$EDU: the kernel's IOMMU agrees with sysfs: width=39" \
+	"$VM_RESULTS/vfiomigd.log"
+step "e1000e (another driver and IDs): still unknown" support "$E1K" unknown
+n_opens=$(opens)
 step "Migrate edu -> e1000e: NotMigratable" refused Migrate org.vfiomig1.Error.NotMigratable \
 	"no VFIO migration" "$EDU" "$E1K"
 step "  ... the message names edu" assert_contains "${answered[NotMigratable Migrate]:-}" "$EDU"
-step "Save edu: NotMigratable" refused Save org.vfiomig1.Error.NotMigratable "no VFIO migration" "$EDU" pci-edu
-step "  ... the message names edu" assert_contains "${answered[NotMigratable Save]:-}" "$EDU"
 step "Probe edu -> e1000e: NotMigratable" refused Probe org.vfiomig1.Error.NotMigratable \
 	"no VFIO migration" "$EDU" "$E1K"
 step "  ... the message names edu" assert_contains "${answered[NotMigratable Probe]:-}" "$EDU"
+step "known: refused without opening edu again" assert_eq "$n_opens" "$(opens)" "opens in the daemon's log"
+refresh_e1k() {
+	local out
+	out=$("$ctl" refresh "$E1K" 2>&1)
+	vm_log "  vfiomigctl refresh $E1K: $out"
+	support "$E1K" none
+}
+step "vfiomigctl refresh e1000e learns none" refresh_e1k
 step "no state file was written" eval "! ls $STATE_DIRECTORY/states/pci-edu* 2>/dev/null"
 usable() {
 	local f out
@@ -216,6 +235,15 @@ step "the daemon lists virtio-net again within a second" wait_for "(( \$(monitor
 vm_log "  reported after $(since "$t0") s"
 step "ListDevices lists virtio-net again" is_listed "$VNET"
 step "virtio-net: properties as before" dev_props "$VNET"
+# what an open taught is forgotten with the last device of its driver and
+# IDs: a driver bound again may be another one
+rebind_edu() {
+	local n
+	n=$(monitor_count added "$EDU")
+	pci_unbind "$EDU" && pci_bind_vfio "$EDU" && wait_for "(( \$(monitor_count added $EDU) > $n ))" 5
+}
+step "edu unbound and bound again" rebind_edu
+step "edu: MigrationSupport unknown again" support "$EDU" unknown
 signals() {
 	local out
 	out=$(grep -F "DeviceRemoved ('$VNET'" "$work/gdbus-monitor.out") &&
