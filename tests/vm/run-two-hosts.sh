@@ -8,8 +8,6 @@
 #      here; records its own; loads the mtty state
 #   3. 48-bit IOMMU: the 39-bit identity must be compatible here
 #
-# The third boot only judges identities, so it is skipped when the second
-# found no identity API on this branch (facet-api in the share says "no").
 # Exit status: the first failing boot's, 77 if the VM tier cannot run here.
 #
 # Env: as run-vm.sh; VFIOMIG_VM_RESULTS (if set) gets one directory per
@@ -63,11 +61,7 @@ boot() {
 
 boot 1 48 save-mtty
 boot 2 39 load-mtty
-if [[ $(cat "$VFIOMIG_VM_SHARE/facet-api" 2>/dev/null) == yes ]]; then
-	boot 3 48
-else
-	echo "run-two-hosts: boot 3 skipped: facet API not on this branch yet (nothing to judge 39 -> 48 with)"
-fi
+boot 3 48
 shared=("$VFIOMIG_VM_SHARE"/*)
 echo "run-two-hosts: in the share: ${shared[*]##*/}"
 echo "run-two-hosts: all boots passed, total $(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s"

@@ -14,10 +14,7 @@
 #     into the share (and its identity); with load-mtty: loads that state
 #     into a fresh mtty-2 (compatible across IOMMUs: an mdev's IOMMU facet
 #     is "none") and checks the registers arrived.
-#
-# The identity steps need the IOMMU facet API (GetIdentityEx,
-# CheckIdentityEx); without it they are skipped, and facet-api in the
-# share says "no" so that run-two-hosts.sh skips the third boot.
+
 # Runs in the guest: VFIOMIG_VM_SHARE=DIR tests/vm/run-vm.sh tests/vm/scenario-pci-hosts.sh [save-mtty|load-mtty]
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=guest-lib.sh
@@ -87,12 +84,8 @@ step "system bus" start_system_bus
 step "vfiomigd on the kernel backend" start_vfiomigd --log-level=debug
 shown() { "$ctl" show "$1" >/dev/null; }
 step "edu is listed" shown "$EDU"
-if busctl --system introspect "${MGR[@]}" 2>/dev/null | grep -q '^\.CheckIdentityEx '; then
-	facet=yes
-else
-	vm_log "GetIdentityEx/CheckIdentityEx: facet API not on this branch yet, skipping the identity steps"
-fi
-[[ -z $share ]] || echo "$facet" >"$share/facet-api"
+has_identity_api() { busctl --system introspect "${MGR[@]}" 2>/dev/null | grep -q '^\.CheckIdentityEx '; }
+step "the daemon has GetIdentityEx and CheckIdentityEx" has_identity_api && facet=yes
 
 # --- identities of other boots, judged here; then our own for later boots
 judge() {

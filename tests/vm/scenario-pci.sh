@@ -9,8 +9,8 @@
 # migration (NotMigratable) or one another process holds (Busy, naming
 # it), and leaves the functions bound and usable afterwards.
 # vfio-tool iommu-info records what VFIO_IOMMU_GET_INFO says (its width
-# follows VFIOMIG_VM_AW_BITS); where the branch has the IOMMU facet API
-# (Device.Iommu), the daemon's sysfs-derived value must match it.
+# follows VFIOMIG_VM_AW_BITS); the daemon's sysfs-derived Device.Iommu
+# must match it.
 # Runs in the guest: tests/vm/run-vm.sh tests/vm/scenario-pci.sh
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=guest-lib.sh
@@ -251,10 +251,7 @@ signals() {
 }
 step "gdbus monitor saw DeviceRemoved and DeviceAdded of virtio-net" wait_for signals 5
 
-# --- the IOMMU facet, where this branch has its API
-facet_api() {
-	busctl --system introspect org.vfiomig1 "${path[$EDU]}" org.vfiomig1.Device 2>/dev/null | grep -q '^\.Iommu '
-}
+# --- the IOMMU facet
 facet() {
 	local f out want
 	for f in "${FUNCS[@]}"; do
@@ -266,11 +263,7 @@ facet() {
 			vm_assert_failed "$f: Iommu '$out' is not vfio-tool's '$want' plus dirty=no|yes" || return 1
 	done
 }
-if [[ -n ${path[$EDU]:-} ]] && facet_api; then
-	step "Device.Iommu (from sysfs) is what VFIO_IOMMU_GET_INFO says, plus dirty=" facet
-else
-	vm_log "Device.Iommu: facet API not on this branch yet, skipping its checks"
-fi
+step "Device.Iommu (from sysfs) is what VFIO_IOMMU_GET_INFO says, plus dirty=" facet
 
 kill "$monitor" "$gmon" 2>/dev/null
 step "every function still on vfio-pci" assert_eq "vfio-pci vfio-pci vfio-pci" \
