@@ -161,17 +161,31 @@ qemu=(qemu-system-x86_64 -nodefaults -no-user-config -nographic -monitor none -n
 	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 	-virtfs "local,path=${results//,/,,},mount_tag=results,security_model=none"
 	"${share_args[@]}")
-timeout -k 10 "$timeout_s" "${qemu[@]}" </dev/null &
-qpid=$!
-tpid=
-if [[ -n ${VFIOMIG_VM_VERBOSE:-} ]]; then
-	tail -n +1 -F --pid="$qpid" "$console" 2>/dev/null &
-	tpid=$!
+boot() {
+	timeout -k 10 "$timeout_s" "${qemu[@]}" </dev/null &
+	qpid=$!
+	tpid=
+	if [[ -n ${VFIOMIG_VM_VERBOSE:-} ]]; then
+		tail -n +1 -F --pid="$qpid" "$console" 2>/dev/null &
+		tpid=$!
+	fi
+	qrc=0
+	wait "$qpid" || qrc=$?
+	qpid=
+	[[ -z $tpid ]] || wait "$tpid" || true
+}
+boot
+# Multi-threaded TCG now and then runs a stale translation of kernel text
+# that the guest is patching (an int3 the kernel already removed), and the
+# guest panics while booting, before any of the project's code ran. Such
+# a boot, and only such a boot, is tried once more, and says so.
+if [[ ! -e $results/rc && ! -e $results/scenario.log ]] && grep -q 'Kernel panic' "$console" 2>/dev/null; then
+	echo "run-vm: WARNING: the guest kernel panicked while booting, before the scenario started" \
+		"(none of the project's code had run); booting once more. The first console said:"
+	grep -E 'Oops|RIP:|Kernel panic' "$console" | head -n 6 | sed 's/^/run-vm:   /'
+	mv "$console" "$results/console-first-boot.log"
+	boot
 fi
-qrc=0
-wait "$qpid" || qrc=$?
-qpid=
-[[ -z $tpid ]] || wait "$tpid" || true
 t_end=$(now)
 
 rc=$(cat "$results/rc" 2>/dev/null || true)
