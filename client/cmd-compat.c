@@ -31,7 +31,7 @@ static int print_judgement(Ctl *ctl, const char *what, sd_bus_message *reply) {
 
 typedef struct DeviceIdentity {
         char *name;             /* as vfiomigd spells it: the user may not have */
-        char *type, *version, *iommu, *basis;
+        char *type, *version, *iommu, *vdpa, *basis;
 } DeviceIdentity;
 
 static void device_identity_clear(DeviceIdentity *id) {
@@ -39,6 +39,7 @@ static void device_identity_clear(DeviceIdentity *id) {
         g_free(id->type);
         g_free(id->version);
         g_free(id->iommu);
+        g_free(id->vdpa);
         g_free(id->basis);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(DeviceIdentity, device_identity_clear);
@@ -79,7 +80,7 @@ static int identity_of(Ctl *ctl, const char *device, DeviceIdentity *ret) {
         r = sd_bus_message_enter_container(reply, 'a', "{ss}");
         while (r >= 0 && (r = sd_bus_message_read(reply, "{ss}", &s, &v)) > 0) {
                 char **field = g_str_equal(s, "type") ? &ret->type : g_str_equal(s, "version") ? &ret->version :
-                               g_str_equal(s, "iommu") ? &ret->iommu : NULL;
+                               g_str_equal(s, "iommu") ? &ret->iommu : g_str_equal(s, "vdpa") ? &ret->vdpa : NULL;
 
                 if (field) {
                         g_free(*field);
@@ -89,6 +90,8 @@ static int identity_of(Ctl *ctl, const char *device, DeviceIdentity *ret) {
         sd_bus_message_unref(reply);
         if (r < 0 || !ret->type || !ret->version || !ret->iommu)
                 return EXIT_FAILED;
+        if (!ret->vdpa)         /* a daemon from before vDPA */
+                ret->vdpa = g_strdup("");
         return EXIT_OK;
 }
 
@@ -108,11 +111,16 @@ int cmd_identity(Ctl *ctl, int argc, char **argv) {
                 json_object_set_string_member(o, "type", id.type);
                 json_object_set_string_member(o, "version", id.version);
                 json_object_set_string_member(o, "iommu", id.iommu);
+                json_object_set_string_member(o, "vdpa", id.vdpa);
                 json_object_set_string_member(o, "basis", id.basis);
                 json_print(json_node_init_object(json_node_alloc(), o));
-        } else
-                printf("   Type: %s\nVersion: %s\n  IOMMU: %s\n  Basis: %s\n", id.type, *id.version ? id.version : "-",
-                       *id.iommu ? id.iommu : "-", id.basis);
+        } else {
+                printf("   Type: %s\nVersion: %s\n  IOMMU: %s\n", id.type, *id.version ? id.version : "-",
+                       *id.iommu ? id.iommu : "-");
+                if (*id.vdpa)
+                        printf("   vDPA: %s\n", id.vdpa);
+                printf("  Basis: %s\n", id.basis);
+        }
         return EXIT_OK;
 }
 
@@ -162,9 +170,9 @@ int cmd_targets(Ctl *ctl, int argc, char **argv) {
         int r, code;
 
         if (argc > 2 || !!device == !!ctl->targets.type ||
-            ((ctl->targets.version || ctl->targets.iommu) && !ctl->targets.type))
-                return ctl_usage_error("targets takes DEVICE, or --type=TYPE [--version=VERSION] [--iommu=FACET] (a "
-                                       "source elsewhere); options --include-busy, --existing-only, "
+            ((ctl->targets.version || ctl->targets.iommu || ctl->targets.vdpa) && !ctl->targets.type))
+                return ctl_usage_error("targets takes DEVICE, or --type=TYPE [--version=VERSION] [--iommu=FACET] "
+                                       "[--vdpa=FACET] (a source elsewhere); options --include-busy, --existing-only, "
                                        "--include-unknown");
         if (device) {
                 code = identity_of(ctl, device, &id);
@@ -174,12 +182,14 @@ int cmd_targets(Ctl *ctl, int argc, char **argv) {
                 id.type = g_strdup(ctl->targets.type);
                 id.version = g_strdup(ctl->targets.version ?: "");
                 id.iommu = g_strdup(ctl->targets.iommu ?: "");
+                id.vdpa = g_strdup(ctl->targets.vdpa ?: "");
         }
 
         r = sd_bus_message_new_method_call(ctl->bus, &m, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH,
                                            VFIOMIG_MANAGER_INTERFACE, "FindTargetsEx");
         if (r >= 0)
-                r = sd_bus_message_append(m, "a{ss}", 3, "type", id.type, "version", id.version, "iommu", id.iommu);
+                r = sd_bus_message_append(m, "a{ss}", 4, "type", id.type, "version", id.version, "iommu", id.iommu,
+                                          "vdpa", id.vdpa);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0)

@@ -71,7 +71,8 @@ int cmd_types(Ctl *ctl, int argc, char **argv) {
         r = sd_bus_message_enter_container(reply, 'a', "(sssu)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(sssu)", &parent, &id, &name, &available)) > 0) {
                 JsonObject *o = json_object_new();
-                g_autofree char *avail = g_strdup_printf("%u", available);
+                /* a vDPA management device states no limit */
+                g_autofree char *avail = available == UINT32_MAX ? g_strdup("unlimited") : g_strdup_printf("%u", available);
 
                 json_object_set_string_member(o, "parent", parent);
                 json_object_set_string_member(o, "id", id);

@@ -31,7 +31,7 @@ typedef struct Ctl {
         GPtrArray *group;               /* "SOURCE=TARGET" */
         /* targets */
         struct {
-                const char *type, *version, *iommu;
+                const char *type, *version, *iommu, *vdpa;
                 bool include_busy, existing_only, include_unknown;
         } targets;
         FILE *out;                      /* stdout, or stderr when stdout carries a stream */

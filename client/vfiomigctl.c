@@ -45,7 +45,7 @@ enum {
         ARG_JSON,
         ARG_NO_WAIT, ARG_NO_PRECOPY, ARG_MAX_ROUNDS, ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE,
         ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN, ARG_OVERWRITE,
-        ARG_TYPE, ARG_TARGETS_VERSION, ARG_IOMMU, ARG_INCLUDE_BUSY, ARG_EXISTING_ONLY, ARG_INCLUDE_UNKNOWN,
+        ARG_TYPE, ARG_TARGETS_VERSION, ARG_IOMMU, ARG_VDPA, ARG_INCLUDE_BUSY, ARG_EXISTING_ONLY, ARG_INCLUDE_UNKNOWN,
 };
 #define BIT(arg) (1u << ((arg) - ARG_JSON))
 
@@ -75,7 +75,8 @@ static const struct {
         { "wait",        BIT(ARG_JSON) },
         { "identity",    BIT(ARG_JSON) },
         { "compat",      BIT(ARG_JSON) },
-        { "targets",     BIT(ARG_JSON) | BIT(ARG_TYPE) | BIT(ARG_TARGETS_VERSION) | BIT(ARG_IOMMU) | BIT(ARG_INCLUDE_BUSY) |
+        { "targets",     BIT(ARG_JSON) | BIT(ARG_TYPE) | BIT(ARG_TARGETS_VERSION) | BIT(ARG_IOMMU) | BIT(ARG_VDPA) |
+                         BIT(ARG_INCLUDE_BUSY) |
                          BIT(ARG_EXISTING_ONLY) | BIT(ARG_INCLUDE_UNKNOWN) },
         { "probe",       BIT(ARG_JSON) },
         { "domain",      BIT(ARG_JSON) },
@@ -99,6 +100,7 @@ static const struct option options[] = {
         { "overwrite",          no_argument,       NULL, ARG_OVERWRITE },
         { "type",               required_argument, NULL, ARG_TYPE },
         { "iommu",              required_argument, NULL, ARG_IOMMU },
+        { "vdpa",               required_argument, NULL, ARG_VDPA },
         { "include-busy",       no_argument,       NULL, ARG_INCLUDE_BUSY },
         { "existing-only",      no_argument,       NULL, ARG_EXISTING_ONLY },
         { "include-unknown",    no_argument,       NULL, ARG_INCLUDE_UNKNOWN },
@@ -127,7 +129,7 @@ static void help(void) {
                "  wait ID                     Wait for a migration to end, or report how it ended\n"
                "  identity DEVICE             Show a device's migration identity and its basis\n"
                "  compat SOURCE TARGET        Whether SOURCE's state may go into TARGET\n"
-               "  targets DEVICE | --type=TYPE [--version=VERSION] [--iommu=FACET]\n"
+               "  targets DEVICE | --type=TYPE [--version=VERSION] [--iommu=FACET] [--vdpa=FACET]\n"
                "                              Where state of this identity may go (options\n"
                "                              --include-busy, --existing-only, --include-unknown)\n"
                "  probe SOURCE TARGET         Try a resume of SOURCE's pre-copy data on TARGET\n"
@@ -302,6 +304,9 @@ static int parse_option(Ctl *ctl, int c, const char *value) {
                 break;
         case ARG_IOMMU:
                 ctl->targets.iommu = value;
+                break;
+        case ARG_VDPA:
+                ctl->targets.vdpa = value;
                 break;
         case ARG_INCLUDE_BUSY:
                 ctl->targets.include_busy = true;

@@ -42,14 +42,28 @@ bool name_is_pci_address(const char *s) {
         return p[0] >= '0' && p[0] <= '7' && p[1] == '\0';
 }
 
+bool name_is_vdpa(const char *s) {
+        size_t n = s ? strlen(s) : 0;
+        bool only_hex = true;
+
+        if (n == 0 || n > NAME_VDPA_MAX || !g_ascii_isalnum(s[0]))
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                if (!g_ascii_isalnum(s[i]) && !strchr("_.:-", s[i]))
+                        return false;
+                only_hex = only_hex && (g_ascii_isxdigit(s[i]) || strchr(".:-", s[i]));
+        }
+        return !only_hex;
+}
+
 bool name_is_device(const char *s) {
-        return name_is_uuid(s) || name_is_pci_address(s);
+        return name_is_uuid(s) || name_is_pci_address(s) || name_is_vdpa(s);
 }
 
 char *name_normalize_device(const char *s) {
-        if (!name_is_device(s))
-                return NULL;
-        return g_ascii_strdown(s, -1);
+        if (name_is_uuid(s) || name_is_pci_address(s))
+                return g_ascii_strdown(s, -1);
+        return name_is_vdpa(s) ? g_strdup(s) : NULL;
 }
 
 bool name_is_sysfs_component(const char *s) {

@@ -6,15 +6,23 @@
 
 /* Syntax of the names clients hand us. Pure functions, no I/O.
  *
- * A device is named by its kernel name: an mdev UUID or a PCI address.
- * Both are accepted in any case and normalized to the kernel's lower-case
- * spelling, so "GetDevice 0000:3B:00.1" finds 0000:3b:00.1. */
+ * A device is named by its kernel name: an mdev UUID, a PCI address, or
+ * a vDPA device's name. The first two are accepted in any case and
+ * normalized to the kernel's lower-case spelling, so "GetDevice
+ * 0000:3B:00.1" finds 0000:3b:00.1; a vDPA name is whatever its creator
+ * chose ("vdpa0"), so it is taken as it is. */
 
 bool name_is_uuid(const char *s);
 bool name_is_pci_address(const char *s);
+/* 1 to NAME_VDPA_MAX letters, digits, '_', '.', ':' or '-', starting with
+ * a letter or digit, and not made only of hex digits and the separators
+ * of UUIDs and PCI addresses: "0000:3b:00" is a mistyped PCI address,
+ * not a vDPA device. */
+#define NAME_VDPA_MAX 64
+bool name_is_vdpa(const char *s);
 bool name_is_device(const char *s);
 
-/* Lower-cased copy if s is a valid device name, else NULL. */
+/* The kernel's spelling if s is a valid device name, else NULL. */
 char *name_normalize_device(const char *s);
 
 /* mdev parents are kernel device names (e.g. "mtty", "0000:65:00.0"),

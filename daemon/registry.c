@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <limits.h>
 #include <string.h>
 
 #include "registry.h"
 #include "util.h"
+#include "vdpa-facet.h"
 
 typedef struct Listener {
         RegistryNotify notify;
@@ -19,6 +21,7 @@ struct Registry {
 static const char *const device_kind_names[_DEVICE_KIND_MAX] = {
         [DEVICE_KIND_MDEV] = "mdev",
         [DEVICE_KIND_PCI] = "pci",
+        [DEVICE_KIND_VDPA] = "vdpa",
 };
 
 const char *device_kind_to_string(DeviceKind k) {
@@ -75,11 +78,39 @@ MdevType *mdev_type_new(const char *parent, const char *id) {
         t->device_api = g_strdup("");
         t->sysfs_path = g_strdup("");
         t->iommu = g_strdup("");
+        t->vdpa = g_strdup("");
         t->vendor_migration_type = g_strdup("");
         t->vendor_migration_version = g_strdup("");
         t->migration_type = g_strdup("");
         t->migration_version = g_strdup("");
         t->migration_basis = g_strdup("");
+        return t;
+}
+
+char *vdpa_type_id(uint32_t device_id) {
+        g_autofree char *class = vdpa_class_to_string(device_id);
+
+        return g_strconcat("vdpa-", class, NULL);
+}
+
+void device_set_vdpa(Device *d, const char *facet) {
+        VdpaFacet f;
+
+        free_and_strdup(&d->vdpa, facet);
+        g_free(d->mdev_type);
+        d->mdev_type = vdpa_facet_parse(facet, &f, NULL) >= 0 && f.known ? vdpa_type_id(f.device_id) : g_strdup("");
+}
+
+MdevType *vdpa_type_new(const char *mgmtdev, uint32_t device_id) {
+        g_autofree char *class = vdpa_class_to_string(device_id);
+        g_autofree char *id = vdpa_type_id(device_id);
+        MdevType *t = mdev_type_new(mgmtdev, id);
+
+        t->kind = DEVICE_KIND_VDPA;
+        free_and_strdup(&t->device_api, id);
+        g_free(t->name);
+        t->name = g_strconcat("vDPA ", class, NULL);
+        t->available_instances = UINT_MAX;
         return t;
 }
 
@@ -94,6 +125,7 @@ void mdev_type_free(MdevType *t) {
         g_free(t->device_api);
         g_free(t->sysfs_path);
         g_free(t->iommu);
+        g_free(t->vdpa);
         g_free(t->vendor_migration_type);
         g_free(t->vendor_migration_version);
         g_free(t->migration_type);
@@ -104,7 +136,7 @@ void mdev_type_free(MdevType *t) {
 
 /* Every string field of a Device, so new/free/equal cannot drift apart. */
 #define DEVICE_STRING_FIELDS(X) \
-        X(sysfs_path) X(driver) X(parent) X(mdev_type) X(iommu_group) X(iommu) \
+        X(sysfs_path) X(driver) X(parent) X(mdev_type) X(iommu_group) X(iommu) X(vdpa) \
         X(vfio_dev) X(vendor_id) X(device_id) X(subsystem_vendor_id) \
         X(subsystem_device_id) X(vendor_migration_type) X(vendor_migration_version) \
         X(migration_type) X(migration_version) X(migration_basis) X(migration_state) X(holder) \
@@ -173,7 +205,8 @@ bool device_equal(const Device *a, const Device *b) {
 }
 
 static bool mdev_type_equal(const MdevType *a, const MdevType *b) {
-        return g_str_equal(a->key, b->key) &&
+        return g_str_equal(a->key, b->key) && a->kind == b->kind &&
+               g_str_equal(a->vdpa, b->vdpa) &&
                g_str_equal(a->name, b->name) &&
                g_str_equal(a->description, b->description) &&
                g_str_equal(a->device_api, b->device_api) &&

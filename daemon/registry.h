@@ -7,7 +7,8 @@
 #include <glib.h>
 
 /* The device model: mdev parents, their types, and devices (mdev
- * instances and VFIO-bound PCI functions). Sources (udev, testbed) write
+ * instances, VFIO-bound PCI functions and vDPA devices); a vDPA
+ * management device is a parent whose types are the classes it makes. Sources (udev, testbed) write
  * it; everyone else reads it and hears about changes as a listener,
  * each after the change is made, in the order they subscribed. No I/O
  * here. */
@@ -15,6 +16,7 @@
 typedef enum DeviceKind {
         DEVICE_KIND_MDEV,
         DEVICE_KIND_PCI,
+        DEVICE_KIND_VDPA,       /* no VFIO device: in the map for its facet alone */
         _DEVICE_KIND_MAX,
         _DEVICE_KIND_INVALID = -1,
 } DeviceKind;
@@ -43,16 +45,18 @@ typedef struct Parent {
 
 typedef struct MdevType {
         char *key;              /* "<parent>/<id>": unique, names the object */
+        DeviceKind kind;        /* what it makes: mdevs, or vDPA devices */
         char *parent;
-        char *id;               /* "<driver>-<name>", e.g. "mtty-2" */
+        char *id;               /* "<driver>-<name>", e.g. "mtty-2"; vDPA: "vdpa-<class>" */
         char *name;
         char *description;
         char *device_api;
         char *sysfs_path;
         char *iommu;            /* its instances' IOMMU facet (iommu-facet.h) */
+        char *vdpa;             /* vDPA: what its devices can offer (vdpa-facet.h) */
         char *vendor_migration_type, *vendor_migration_version;       /* "" when absent */
         char *migration_type, *migration_version, *migration_basis;   /* derived */
-        unsigned available_instances;
+        unsigned available_instances;   /* vDPA: UINT_MAX, no limit stated */
 } MdevType;
 
 typedef struct Device {
@@ -65,6 +69,7 @@ typedef struct Device {
         char *iommu_group;
         char *vfio_dev;         /* device node to open it with */
         char *iommu;            /* IOMMU facet, canonical text (iommu-facet.h) */
+        char *vdpa;             /* vDPA facet, canonical text (vdpa-facet.h); "" for others */
         char *vendor_id, *device_id, *subsystem_vendor_id, *subsystem_device_id;
         /* the driver's migration_type and migration_version attributes,
          * "" when it has none */
@@ -87,6 +92,12 @@ typedef struct Device {
 Parent *parent_new(const char *name);
 void parent_free(Parent *p);
 MdevType *mdev_type_new(const char *parent, const char *id);
+MdevType *vdpa_type_new(const char *mgmtdev, uint32_t device_id);
+/* The type id of a vDPA class: "vdpa-net". */
+char *vdpa_type_id(uint32_t device_id);
+/* Sets a vDPA device's facet (canonical text) and, from its class, the
+ * type it is an instance of. */
+void device_set_vdpa(Device *d, const char *facet);
 void mdev_type_free(MdevType *t);
 Device *device_new(const char *name, DeviceKind kind);
 void device_free(Device *d);

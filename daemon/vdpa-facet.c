@@ -320,13 +320,10 @@ VdpaVerdict vdpa_facet_judge(const VdpaFacet *src, const VdpaFacet *tgt, char **
         Findings f = { fails, unknowns };
         uint64_t required;
 
-        if (!src->known) {
-                *ret_reason = g_strdup("the source is no vDPA device, or nothing is known of it");
-                return src->known == tgt->known ? VDPA_VERDICT_COMPATIBLE : VDPA_VERDICT_INCOMPATIBLE;
-        }
-        if (!tgt->known) {
-                *ret_reason = g_strdup("the target is no vDPA device");
-                return VDPA_VERDICT_INCOMPATIBLE;
+        if (!src->known || !tgt->known) {
+                *ret_reason = g_strdup_printf("nothing is known of the %s's vDPA device",
+                                              src->known ? "target" : "source");
+                return VDPA_VERDICT_UNKNOWN;
         }
         if (src->device_id != tgt->device_id) {
                 g_autofree char *s = vdpa_class_to_string(src->device_id), *t = vdpa_class_to_string(tgt->device_id);

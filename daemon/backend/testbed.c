@@ -10,6 +10,7 @@
 #include "names.h"
 #include "backend/testbed.h"
 #include "util.h"
+#include "vdpa-facet.h"
 #include "vfio-uapi.h"
 
 /* Simulated parameters the registry does not model: what a new instance
@@ -41,6 +42,8 @@ typedef struct Testbed {
 } Testbed;
 
 static const char *const parent_keys[] = { "Driver", "Iommu", NULL };
+static const char *const vdpa_mgmt_keys[] = { "Driver", "Classes", "SupportedFeatures", NULL };
+static const char *const vdpa_device_keys[] = { "Kind", "Parent", "Driver", "Vdpa", NULL };
 static const char *const type_keys[] = {
         "Name", "Description", "DeviceApi", "MaxInstances", "MigrationFlags", "StateSize", "DirtyRate",
         "MigrationType", "MigrationVersion", "AcceptVersions", NULL
@@ -154,6 +157,46 @@ static bool parse_parent(Testbed *tb, ConfFile *c, const char *group, const char
         if (!conf_file_get_string(c, group, "Driver", NULL, &p->driver, error) || !get_iommu(c, group, &iommu, error))
                 return false;
         g_hash_table_replace(tb->parent_iommu, g_strdup(name), g_steal_pointer(&iommu));
+        g_ptr_array_add(out->parents, g_steal_pointer(&p));
+        return true;
+}
+
+/* [VdpaMgmt NAME]: a vDPA management device, a parent whose types are
+ * the classes it makes; what they can offer is SupportedFeatures=, and
+ * their config is chosen when a device is made. */
+static bool parse_vdpa_mgmt(Testbed *tb, ConfFile *c, const char *group, const char *name, Parsed *out,
+                            GError **error) {
+        g_auto(GStrv) classes = NULL;
+        g_autoptr(Parent) p = NULL;
+        g_autofree char *features = NULL;
+        VdpaFacet f = { .known = true, .config_any = true };
+
+        if (!name_is_sysfs_component(name))
+                return conf_file_error(c, error, group, NULL, "'%s' is not a valid device name", name);
+        if (!conf_file_check_keys(c, group, vdpa_mgmt_keys, error))
+                return false;
+        p = parent_new(name);
+        if (!conf_file_get_string(c, group, "Driver", name, &p->driver, error) ||
+            !conf_file_get_string(c, group, "SupportedFeatures", "", &features, error))
+                return false;
+        if (*features && !(f.has_offered = g_str_has_prefix(features, "0x") &&
+                                           g_ascii_string_to_unsigned(features + 2, 16, 0, UINT64_MAX, &f.offered, NULL)))
+                return conf_file_error(c, error, group, "SupportedFeatures", "'%s' is not a hex feature mask (0x...)",
+                                       features);
+        classes = g_key_file_get_string_list(conf_file_keyfile(c), group, "Classes", NULL, NULL);
+        if (!classes || !*classes)
+                return conf_file_error(c, error, group, "Classes", "missing: the virtio classes it makes (net, blk, ...)");
+        for (char **k = classes; *k; k++) {
+                g_autoptr(MdevType) t = NULL;
+
+                f.device_id = vdpa_class_from_string(g_strstrip(*k));
+                if (!f.device_id)
+                        return conf_file_error(c, error, group, "Classes", "'%s' is not a virtio class", *k);
+                t = vdpa_type_new(name, f.device_id);
+                g_free(t->vdpa);
+                t->vdpa = vdpa_facet_format(&f);
+                g_ptr_array_add(out->types, g_steal_pointer(&t));
+        }
         g_ptr_array_add(out->parents, g_steal_pointer(&p));
         return true;
 }
@@ -306,6 +349,30 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimC
         return true;
 }
 
+/* Kind=vdpa: no VFIO device, nothing to simulate; its facet is all. */
+static bool parse_vdpa_device(Testbed *tb, ConfFile *c, const char *group, const char *name, Parsed *out,
+                              GError **error) {
+        g_autoptr(Device) d = device_new(name, DEVICE_KIND_VDPA);
+        g_autofree char *text = NULL, *why = NULL, *parent_group = NULL, *facet = NULL;
+
+        if (!name_is_vdpa(name))
+                return conf_file_error(c, error, group, NULL, "'%s' is not a vDPA device name", name);
+        if (!conf_file_check_keys(c, group, vdpa_device_keys, error) ||
+            !conf_file_get_string(c, group, "Parent", NULL, &d->parent, error) ||
+            !conf_file_get_string(c, group, "Driver", "", &d->driver, error) ||
+            !conf_file_get_string(c, group, "Vdpa", NULL, &text, error))
+                return false;
+        parent_group = g_strconcat("VdpaMgmt ", d->parent, NULL);
+        if (!g_key_file_has_group(conf_file_keyfile(c), parent_group))
+                return conf_file_error(c, error, group, "Parent", "no [VdpaMgmt %s] section", d->parent);
+        if (vdpa_facet_canonicalize(text, &facet, &why) < 0 || !*facet)
+                return conf_file_error(c, error, group, "Vdpa", "%s", why ? why : "the class is missing");
+        device_set_vdpa(d, facet);
+        d->migration_support = MIGRATION_SUPPORT_NONE;
+        g_ptr_array_add(out->devices, g_steal_pointer(&d));
+        return true;
+}
+
 static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char *name,
                          Parsed *out, GError **error) {
         g_autofree char *kind = NULL, *normalized = name_normalize_device(name);
@@ -315,15 +382,18 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
         DeviceKind k;
         bool ok, known;
 
-        if (!normalized)
-                return conf_file_error(c, error, group, NULL,
-                                       "'%s' is neither an mdev UUID nor a PCI address", name);
-        if (!conf_file_check_keys(c, group, device_keys, error) ||
-            !conf_file_get_string(c, group, "Kind", NULL, &kind, error))
+        if (!conf_file_get_string(c, group, "Kind", NULL, &kind, error))
                 return false;
         k = device_kind_from_string(kind);
         if (k < 0)
-                return conf_file_error(c, error, group, "Kind", "'%s' is not mdev or pci", kind);
+                return conf_file_error(c, error, group, "Kind", "'%s' is not mdev, pci or vdpa", kind);
+        if (k == DEVICE_KIND_VDPA)
+                return parse_vdpa_device(tb, c, group, name, out, error);
+        if (!normalized || name_is_vdpa(name))
+                return conf_file_error(c, error, group, NULL,
+                                       "'%s' is neither an mdev UUID nor a PCI address", name);
+        if (!conf_file_check_keys(c, group, device_keys, error))
+                return false;
         if (k == DEVICE_KIND_MDEV && !name_is_uuid(normalized))
                 return conf_file_error(c, error, group, NULL, "an mdev must be named by a UUID");
 
@@ -359,6 +429,7 @@ static bool parse_group(Testbed *tb, ConfFile *c, const char *group, Parsed *out
                 bool (*parse)(Testbed *, ConfFile *, const char *, const char *, Parsed *, GError **);
         } sections[] = {
                 { "Parent ", parse_parent },
+                { "VdpaMgmt ", parse_vdpa_mgmt },
                 { "Type ", parse_type },
                 { "Device ", parse_device },
         };
@@ -366,13 +437,14 @@ static bool parse_group(Testbed *tb, ConfFile *c, const char *group, Parsed *out
         for (size_t i = 0; i < G_N_ELEMENTS(sections); i++)
                 if (g_str_has_prefix(group, sections[i].prefix))
                         return sections[i].parse(tb, c, group, group + strlen(sections[i].prefix), out, error);
-        return conf_file_error(c, error, group, NULL, "unknown section (expected Parent, Type or Device)");
+        return conf_file_error(c, error, group, NULL,
+                               "unknown section (expected Parent, Type, Device or VdpaMgmt)");
 }
 
 /* Parents first, then types, then devices: a later kind may refer to an
  * earlier one wherever it appears in the file. */
 static bool parse_all(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
-        static const char *const order[] = { "Parent ", "Type ", "Device " };
+        static const char *const order[] = { "Parent ", "VdpaMgmt ", "Type ", "Device " };
         g_auto(GStrv) groups = g_key_file_get_groups(conf_file_keyfile(c), NULL);
 
         for (size_t pass = 0; pass < G_N_ELEMENTS(order); pass++)
@@ -431,18 +503,21 @@ static void populate(Testbed *tb, Parsed *p) {
                 registry_add_parent(r, g_steal_pointer(&p->parents->pdata[i]));
         for (guint i = 0; i < p->devices->len; i++) {
                 Device *d = g_steal_pointer(&p->devices->pdata[i]);
+                SimDevice *sim = g_hash_table_lookup(tb->sims, d->name);
 
                 /* as the device itself says: its state may have been persisted
                  * by a daemon that died mid-migration */
-                free_and_strdup(&d->migration_state,
-                                fsm_state_to_string(sim_device_state(g_hash_table_lookup(tb->sims, d->name))));
+                if (sim)
+                        free_and_strdup(&d->migration_state, fsm_state_to_string(sim_device_state(sim)));
                 backend_add_device(&tb->backend, d);
         }
         for (guint i = 0; i < p->types->len; i++) {
                 MdevType *t = g_steal_pointer(&p->types->pdata[i]);
                 TestbedType *tt = g_hash_table_lookup(tb->types, t->key);
 
-                t->available_instances = tt->max_instances - registry_count_instances(r, t->parent, t->id);
+                /* a vDPA management device states no limit */
+                if (tt)
+                        t->available_instances = tt->max_instances - registry_count_instances(r, t->parent, t->id);
                 registry_add_type(r, t);
         }
 }

@@ -7,6 +7,7 @@
 #include "compat/compat-map.h"
 #include "compat/identities.h"
 #include "iommu-facet.h"
+#include "vdpa-facet.h"
 #include "names.h"
 #include "bus/polkit.h"
 #include "migration/probe.h"
@@ -36,8 +37,8 @@ int bus_method_get_identity_ex(sd_bus_message *msg, void *userdata, sd_bus_error
 
         if (!d)
                 return -ENODEV;
-        return sd_bus_reply_method_return(msg, "a{ss}", 3, "type", d->migration_type, "version",
-                                          d->migration_version, "iommu", d->iommu);
+        return sd_bus_reply_method_return(msg, "a{ss}", 4, "type", d->migration_type, "version",
+                                          d->migration_version, "iommu", d->iommu, "vdpa", d->vdpa);
 }
 
 static int reply_judgement(sd_bus_message *msg, const Judgement *j) {
@@ -59,9 +60,9 @@ int bus_method_check_compatibility(sd_bus_message *msg, void *userdata, sd_bus_e
         return reply_judgement(msg, j);
 }
 
-static int check_remote_identity(const char *type, const char *version, const char *iommu, Identity **ret,
-                                 sd_bus_error *error) {
-        g_autofree char *facet = NULL, *why = NULL;
+static int check_remote_identity(const char *type, const char *version, const char *iommu, const char *vdpa,
+                                 Identity **ret, sd_bus_error *error) {
+        g_autofree char *facet = NULL, *vdpa_facet = NULL, *why = NULL;
 
         if (!vendor_string_valid(type)) {
                 g_autofree char *q = name_quote(type);
@@ -72,10 +73,18 @@ static int check_remote_identity(const char *type, const char *version, const ch
         if (*version && !vendor_string_valid(version))
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
                                          "a migration version is 0 to 4096 printable ASCII characters");
-        if (iommu_facet_canonicalize(iommu, &facet, &why) < 0)
+        if (iommu_facet_canonicalize(iommu, &facet, &why) < 0 || vdpa_facet_canonicalize(vdpa, &vdpa_facet, &why) < 0)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s", why);
+        if (*vdpa_facet && !g_str_equal(type, VDPA_MIGRATION_TYPE))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "a vDPA facet comes with migration type %s, not %s", VDPA_MIGRATION_TYPE,
+                                         type);
         *ret = identities_remote(type, version);
         free_and_strdup(&(*ret)->iommu, facet);
+        if (g_str_equal(type, VDPA_MIGRATION_TYPE)) {
+                (*ret)->basis = BASIS_FEATURES;
+                free_and_strdup(&(*ret)->vdpa, vdpa_facet);
+        }
         return 0;
 }
 
@@ -87,12 +96,12 @@ static int read_remote_identity(sd_bus_message *msg, Identity **ret, sd_bus_erro
         r = sd_bus_message_read(msg, "ss", &type, &version);
         if (r < 0)
                 return r;
-        return check_remote_identity(type, version, "", ret, error);
+        return check_remote_identity(type, version, "", "", ret, error);
 }
 
 /* The same as GetIdentityEx() reports it: a dictionary of facets. */
 static int read_remote_identity_ex(sd_bus_message *msg, Identity **ret, sd_bus_error *error) {
-        const char *keys[] = { "type", "version", "iommu" }, *values[G_N_ELEMENTS(keys)] = { NULL, "", "" };
+        const char *keys[] = { "type", "version", "iommu", "vdpa" }, *values[G_N_ELEMENTS(keys)] = { NULL, "", "", "" };
         bool seen[G_N_ELEMENTS(keys)] = {};
         const char *key, *value;
         int r;
@@ -107,7 +116,7 @@ static int read_remote_identity_ex(sd_bus_message *msg, Identity **ret, sd_bus_e
                         g_autofree char *q = name_quote(key);
 
                         return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "identity key %s is %s "
-                                                 "(keys: type, version, iommu)", q,
+                                                 "(keys: type, version, iommu, vdpa)", q,
                                                  i == G_N_ELEMENTS(keys) ? "unknown" : "given twice");
                 }
                 seen[i] = true;
@@ -119,7 +128,7 @@ static int read_remote_identity_ex(sd_bus_message *msg, Identity **ret, sd_bus_e
                 return r;
         if (!values[0])
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "identity without a type");
-        return check_remote_identity(values[0], values[1], values[2], ret, error);
+        return check_remote_identity(values[0], values[1], values[2], values[3], ret, error);
 }
 
 /* An identity no node here has may make vfiomigd write its version into
@@ -209,6 +218,17 @@ static bool usable(BusContext *c, const Node *node, const FindOptions *o) {
         return false;
 }
 
+/* FindTargets' kind column: "device", "mdev-type", or "vdpa-type" for a
+ * vDPA management device's class. */
+static const char *node_kind_name(BusContext *c, const Node *node) {
+        const MdevType *t;
+
+        if (node->kind == NODE_DEVICE)
+                return "device";
+        t = registry_get_type(c->registry, node->name);
+        return t && t->kind == DEVICE_KIND_VDPA ? "vdpa-type" : "mdev-type";
+}
+
 static int find_targets(sd_bus_message *msg, BusContext *c, bool ex, sd_bus_error *error) {
         g_autoptr(Identity) id = NULL;
         g_autoptr(GArray) targets = NULL;
@@ -235,7 +255,7 @@ static int find_targets(sd_bus_message *msg, BusContext *c, bool ex, sd_bus_erro
 
                 if (!usable(c, &t->node, &o))
                         continue;
-                r = sd_bus_message_append(reply, "(ssss)", t->node.kind == NODE_DEVICE ? "device" : "mdev-type",
+                r = sd_bus_message_append(reply, "(ssss)", node_kind_name(c, &t->node),
                                           t->node.name, verdict_to_string(t->judgement->verdict),
                                           basis_to_string(t->judgement->basis));
         }

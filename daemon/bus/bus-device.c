@@ -68,6 +68,7 @@ const sd_bus_vtable bus_device_vtable[] = {
         STRING_PROPERTY("IommuGroup", iommu_group),
         STRING_PROPERTY("VfioDevNode", vfio_dev),
         STRING_PROPERTY("Iommu", iommu),
+        STRING_PROPERTY("Vdpa", vdpa),
         SD_BUS_PROPERTY("MigrationSupport", "s", property_get_migration_support, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MigrationFlags", "as", property_get_migration_flags, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

@@ -160,6 +160,10 @@ static int method_create_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         t = lookup_type(c, parent, type_id, error);
         if (!t)
                 return -ENODEV;
+        if (t->kind == DEVICE_KIND_VDPA)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s is a vDPA management device: vfiomigd makes no vDPA devices "
+                                         "(vdpa dev add makes one, with the features and config to give it)", parent);
         uuid = *uuid_arg ? g_ascii_strdown(uuid_arg, -1) : g_uuid_string_random();
         /* A duplicate UUID is left for the kernel (or testbed) to refuse:
          * it is the authority, and our registry may lag a uevent behind. */
@@ -186,6 +190,8 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = bus_read_device_name(msg, &name, error);
         if (r < 0)
                 return r;
+        if (name_is_vdpa(name))
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "%s is not an mdev UUID", name);
         r = bus_read_options(msg, NULL, NULL, error);
         if (r < 0)
                 return r;

@@ -12,17 +12,26 @@ static int property_get_available(sd_bus *bus, const char *path, const char *int
         return sd_bus_message_append(reply, "u", t->available_instances);
 }
 
+static int property_get_kind(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const MdevType *t = userdata;
+
+        return sd_bus_message_append(reply, "s", device_kind_to_string(t->kind));
+}
+
 #define STRING_PROPERTY(name, field, flags) \
         SD_BUS_PROPERTY(name, "s", bus_property_get_string, offsetof(MdevType, field), flags)
 
 const sd_bus_vtable bus_type_vtable[] = {
         SD_BUS_VTABLE_START(0),
         STRING_PROPERTY("Id", id, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Kind", "s", property_get_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         STRING_PROPERTY("Parent", parent, SD_BUS_VTABLE_PROPERTY_CONST),
         STRING_PROPERTY("Name", name, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("Description", description, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("DeviceApi", device_api, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("Iommu", iommu, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        STRING_PROPERTY("Vdpa", vdpa, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("AvailableInstances", "u", property_get_available, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("MigrationType", migration_type, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         STRING_PROPERTY("MigrationVersion", migration_version, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

@@ -22,8 +22,8 @@ int bus_read_device_name(sd_bus_message *m, char **ret, sd_bus_error *error) {
                 g_autofree char *q = name_quote(name);
 
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
-                                         "%s is not a device name: expected an mdev UUID "
-                                         "(8-4-4-4-12 hex digits) or a PCI address (e.g. 0000:3b:00.1)", q);
+                                         "%s is not a device name (an mdev UUID, a PCI address like "
+                                         "0000:3b:00.1, or a vDPA device name)", q);
         }
         *ret = normalized;
         return 0;

@@ -4,12 +4,13 @@
 
 #include "compat/compat.h"
 #include "iommu-facet.h"
+#include "vdpa-facet.h"
 #include "names.h"
 #include "util.h"
 #include "vfio-uapi.h"
 
 static const char *const basis_names[_BASIS_MAX] = {
-        [BASIS_VENDOR] = "vendor", [BASIS_PROBE] = "probe", [BASIS_RULE] = "rule",
+        [BASIS_VENDOR] = "vendor", [BASIS_PROBE] = "probe", [BASIS_FEATURES] = "features", [BASIS_RULE] = "rule",
         [BASIS_TYPE_MATCH] = "type-match",
 };
 
@@ -32,6 +33,7 @@ Identity *identity_new(const char *type, const char *version, Basis basis) {
         id->type = g_strdup(type);
         id->version = g_strdup(version ? version : "");
         id->iommu = g_strdup("");
+        id->vdpa = g_strdup("");
         id->basis = basis;
         return id;
 }
@@ -42,6 +44,7 @@ Identity *identity_copy(const Identity *id) {
         c->compare = id->compare;
         c->flags = id->flags;
         free_and_strdup(&c->iommu, id->iommu);
+        free_and_strdup(&c->vdpa, id->vdpa);
         c->ignore_facets = id->ignore_facets;
         return c;
 }
@@ -52,6 +55,7 @@ void identity_free(Identity *id) {
         g_free(id->type);
         g_free(id->version);
         g_free(id->iommu);
+        g_free(id->vdpa);
         g_free(id);
 }
 
@@ -63,6 +67,7 @@ guint identity_hash(gconstpointer p) {
         h = h * 31 + id->basis;
         h = h * 31 + id->compare;
         h = h * 31 + g_str_hash(id->iommu);
+        h = h * 31 + g_str_hash(id->vdpa);
         h = h * 31 + id->ignore_facets;
         return h * 31 + id->flags;
 }
@@ -72,12 +77,15 @@ gboolean identity_equal(gconstpointer p, gconstpointer q) {
 
         return a->basis == b->basis && a->compare == b->compare && a->flags == b->flags &&
                a->ignore_facets == b->ignore_facets && g_str_equal(a->type, b->type) &&
-               g_str_equal(a->version, b->version) && g_str_equal(a->iommu, b->iommu);
+               g_str_equal(a->version, b->version) && g_str_equal(a->iommu, b->iommu) &&
+               g_str_equal(a->vdpa, b->vdpa);
 }
 
 char *compat_type_match_type(const Device *d) {
         if (d->kind == DEVICE_KIND_MDEV)
                 return g_strdup(d->mdev_type);
+        if (d->kind == DEVICE_KIND_VDPA)
+                return g_strdup(VDPA_MIGRATION_TYPE);
         return g_strdup_printf("vfio-pci:%s:%s:%s:%s:%s", d->driver, d->vendor_id, d->device_id,
                                d->subsystem_vendor_id, d->subsystem_device_id);
 }
@@ -112,20 +120,35 @@ static Identity *derive(const char *fallback_type, const Rule *rule, const char 
         return id;
 }
 
+/* Neither vendor attributes nor rules speak of vDPA devices: what the
+ * kernel states of them is their identity. */
+static Identity *vdpa_identity(const char *facet) {
+        Identity *id = identity_new(VDPA_MIGRATION_TYPE, "", BASIS_FEATURES);
+
+        free_and_strdup(&id->vdpa, facet);
+        return id;
+}
+
 Identity *identity_of_device(const Device *d, const char *vendor_type, const char *vendor_version,
                              const Rules *rules, char **ret_warning) {
-        g_autofree char *type = compat_type_match_type(d);
+        g_autofree char *type = NULL;
         uint32_t flags = d->migration_support == MIGRATION_SUPPORT_NONE ? IDENTITY_FLAGS_NOT_MIGRATABLE
                                                                           : d->migration_flags;
 
+        if (d->kind == DEVICE_KIND_VDPA)
+                return vdpa_identity(d->vdpa);
+        type = compat_type_match_type(d);
         return derive(type, rules ? rules_match(rules, d) : NULL, vendor_type, vendor_version, flags, d->iommu,
                       ret_warning);
 }
 
 Identity *identity_of_type(const MdevType *t, const char *parent_driver, const char *vendor_type,
                            const char *vendor_version, const Rules *rules, char **ret_warning) {
-        g_autofree char *driver = rules_mdev_driver(t->id, parent_driver);
+        g_autofree char *driver = NULL;
 
+        if (t->kind == DEVICE_KIND_VDPA)
+                return vdpa_identity(t->vdpa);
+        driver = rules_mdev_driver(t->id, parent_driver);
         return derive(t->id, rules ? rules_match_type(rules, driver, t->id) : NULL, vendor_type, vendor_version, 0,
                       t->iommu, ret_warning);
 }
@@ -223,8 +246,33 @@ static void judge_iommu(const Identity *src, const Identity *tgt, Judgement *j) 
         }
 }
 
+/* A guest's virtio driver saw the source's features and config: the
+ * target must offer them. Nothing else of a vDPA device is an identity. */
+static Judgement judge_vdpa(const Identity *src, const Identity *tgt) {
+        g_autofree char *why = NULL;
+        VdpaFacet s, t;
+
+        if (!g_str_equal(src->type, tgt->type))
+                return verdict(VERDICT_INCOMPATIBLE, BASIS_FEATURES, "different migration types: %s and %s",
+                               src->type, tgt->type);
+        /* every facet was checked where it came in */
+        if (vdpa_facet_parse(src->vdpa, &s, NULL) < 0 || vdpa_facet_parse(tgt->vdpa, &t, NULL) < 0)
+                return verdict(VERDICT_UNKNOWN, BASIS_FEATURES, "a vDPA facet does not parse");
+        switch (vdpa_facet_judge(&s, &t, &why)) {
+        case VDPA_VERDICT_COMPATIBLE:
+                return verdict(VERDICT_COMPATIBLE, BASIS_FEATURES, "%s", why);
+        case VDPA_VERDICT_INCOMPATIBLE:
+                return verdict(VERDICT_INCOMPATIBLE, BASIS_FEATURES, "%s", why);
+        default:
+                return verdict(VERDICT_UNKNOWN, BASIS_FEATURES, "%s", why);
+        }
+}
+
 Judgement compat_judge(const Identity *src, const Identity *tgt, const Node *tgt_node, const JudgeOps *ops) {
         Judgement j;
+
+        if (g_str_equal(src->type, VDPA_MIGRATION_TYPE) || g_str_equal(tgt->type, VDPA_MIGRATION_TYPE))
+                return judge_vdpa(src, tgt);
 
         if (tgt->flags && !(tgt->flags & VFIO_MIGRATION_STOP_COPY))
                 return verdict(VERDICT_INCOMPATIBLE, weaker(src->basis, tgt->basis),

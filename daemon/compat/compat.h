@@ -18,6 +18,8 @@
  *               writing it into the target's attribute succeeds
  *   probe       (a verdict only) a trial resume accepted the source's
  *               pre-copy data
+ *   features    (vDPA) the virtio class, feature bits and config the
+ *               kernel states for both devices (vdpa-facet.h)
  *   rule        an administrator's or vendor's rules file
  *   type-match  nothing better: equal migration types are presumed
  *               compatible, never verified
@@ -28,6 +30,7 @@
 typedef enum Basis {
         BASIS_VENDOR,
         BASIS_PROBE,
+        BASIS_FEATURES,
         BASIS_RULE,
         BASIS_TYPE_MATCH,
         _BASIS_MAX,
@@ -50,6 +53,7 @@ typedef struct Identity {
         RuleCompare compare;    /* rule */
         uint32_t flags;         /* VFIO_MIGRATION_*, 0 when not known */
         char *iommu;            /* IOMMU facet, canonical text; "" states nothing */
+        char *vdpa;             /* vDPA facet, canonical text; "" for everything else */
         unsigned ignore_facets; /* RuleFacet: a rule says these do not matter */
 } Identity;
 
@@ -67,7 +71,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Identity, identity_free);
 guint identity_hash(gconstpointer id);
 gboolean identity_equal(gconstpointer a, gconstpointer b);
 
-/* The type-match migration type: the mdev type id, or
+/* The migration type of every vDPA device: its facet says the rest. */
+#define VDPA_MIGRATION_TYPE "vdpa"
+
+/* The type-match migration type: the mdev type id, "vdpa", or
  * vfio-pci:<driver>:<vendor>:<device>:<subvendor>:<subdevice>. */
 char *compat_type_match_type(const Device *d);
 
@@ -111,7 +118,8 @@ typedef struct JudgeOps {
 } JudgeOps;
 
 /* Whether state of src may go into tgt (represented by tgt_node for the
- * vendor's check). Flags count too: a target without STOP_COPY never
+ * vendor's check). vDPA identities are judged on their facet alone
+ * (basis features), and never match a VFIO one. Flags count too: a target without STOP_COPY never
  * qualifies; pre-copy the target lacks is noted in the reason. Then the
  * facets (the IOMMU's, iommu-facet.h), unless a rule of either side
  * ignores them: a facet that fails makes the verdict incompatible, one

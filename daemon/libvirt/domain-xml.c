@@ -27,13 +27,18 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlBuffer, xmlBufferFree);
 
 #define BASIS_WORD_MAX 32
 
+/* A hostdev is an mdev or a PCI function: a vDPA device is no hostdev. */
+static char *normalize_hostdev_key(const char *key) {
+        return name_is_uuid(key) || name_is_pci_address(key) ? name_normalize_device(key) : NULL;
+}
+
 DomainDeviceMeta *domain_device_meta_new(const char *key, const char *migration_type,
                                          const char *migration_version, const char *basis,
                                          uint32_t flags, const char *mdev_type, const char *parent) {
         DomainDeviceMeta *m = g_new0(DomainDeviceMeta, 1);
 
         /* keys compare as the kernel spells them */
-        m->key = name_normalize_device(key) ?: g_strdup(key ?: "");
+        m->key = normalize_hostdev_key(key) ?: g_strdup(key ?: "");
         m->migration_type = g_strdup(migration_type ?: "");
         m->migration_version = g_strdup(migration_version ?: "");
         m->basis = g_strdup(basis ?: "");
@@ -366,7 +371,7 @@ static bool is_basis_word(const char *s) {
 
 /* What parsing accepts is exactly what formatting writes. */
 static int meta_check(const DomainDeviceMeta *m, char **error) {
-        g_autofree char *q = name_quote(m->key), *key = name_normalize_device(m->key), *facet = NULL;
+        g_autofree char *q = name_quote(m->key), *key = normalize_hostdev_key(m->key), *facet = NULL;
 
         if (!key || !g_str_equal(key, m->key))
                 return errno_message(error, EBADMSG, "device key %s is neither an mdev UUID nor a PCI address in lower case", q);

@@ -12,6 +12,12 @@ int admission_refuse_not_migratable(const char *name, const char *driver, char *
                              name, *driver ? driver : "none");
 }
 
+int admission_refuse_vdpa(const char *name, char **ret_error) {
+        return errno_message(ret_error, EOPNOTSUPP, "%s cannot be migrated by vfiomigd: it is a vDPA device, whose "
+                             "state moves with the VMM that drives it (vhost-vdpa); vfiomigd only judges where it "
+                             "can go", name);
+}
+
 /* From the registry only. */
 static int add_device(const Admission *a, Worker *w, const char *name, bool source, char **ret_error) {
         const Device *info = registry_get_device(a->registry, name);
@@ -23,6 +29,8 @@ static int add_device(const Admission *a, Worker *w, const char *name, bool sour
 
                 return errno_message(ret_error, EBUSY, "%s is held by %s", name, holder);
         }
+        if (info->kind == DEVICE_KIND_VDPA)
+                return admission_refuse_vdpa(name, ret_error);
         /* Known from an earlier open, its own or a sibling's: opening it
          * again would only reset a vfio-pci function for nothing. */
         if (info->migration_support == MIGRATION_SUPPORT_NONE)

@@ -28,3 +28,6 @@ int admission_check(const Admission *a, Worker *w, char **sources, char **target
  * support is NONE), as jobs and probes give it: -EOPNOTSUPP (NotMigratable)
  * and a message naming the device, its driver and the cause. */
 int admission_refuse_not_migratable(const char *name, const char *driver, char **ret_error);
+/* The same for a vDPA device or management device (name): no VFIO
+ * device, so its state moves with the VMM that drives it. */
+int admission_refuse_vdpa(const char *name, char **ret_error);

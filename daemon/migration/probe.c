@@ -286,6 +286,8 @@ static int resolve_type(Probes *probes, const char *key, ProbeEnd *e, char **ret
 
         if (!t)
                 return errno_message(ret_error, ENODEV, "No mdev type %s", key);
+        if (t->kind == DEVICE_KIND_VDPA)
+                return admission_refuse_vdpa(key, ret_error);
         p = registry_get_parent(probes->registry, t->parent);
         e->type = g_strdup(t->migration_type);
         e->version = g_strdup(t->migration_version);
@@ -308,6 +310,8 @@ static int resolve_device(Probes *probes, const char *name, ProbeEnd *e, char **
 
                 return errno_message(ret_error, EBUSY, "%s is held by %s", name, holder);
         }
+        if (d->kind == DEVICE_KIND_VDPA)
+                return admission_refuse_vdpa(name, ret_error);
         /* known from an earlier open: refused as a migration is, without
          * opening it (which resets a vfio-pci function) */
         if (d->migration_support == MIGRATION_SUPPORT_NONE)

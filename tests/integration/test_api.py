@@ -134,7 +134,7 @@ class BadInputTest(DaemonTestCase):
         self.assertEqual((self.devices(), self.types()), self.before)
 
     def test_malformed_device_names(self):
-        for name in ['', 'foo', '0000:3b:00', '83b8f4f2-509f-382f-3c1e', '../../etc/passwd',
+        for name in ['', '-foo', '0000:3b:00', '83b8f4f2-509f-382f-3c1e', '../../etc/passwd',
                      '0000:3b:00.1\n', 'x' * 5000]:
             msg = self.assert_dbus_error(ERR + 'InvalidArgument', self.call, 'GetDevice', '(s)', (name,))
             self.assertIn('is not a device name', msg)
@@ -187,7 +187,9 @@ class BadInputTest(DaemonTestCase):
             p = ctl(*args)
             self.assertEqual(p.returncode, 2, (args, p.stderr))
             self.assertTrue(p.stderr.strip(), args)
-        self.assertEqual(ctl('show', 'foo').returncode, 2)
+        self.assertEqual(ctl('show', 'f/oo').returncode, 2)
+        # a name like that of a vDPA device is one nobody has here
+        self.assertEqual(ctl('show', 'foo').returncode, 3)
 
 
 class ClientHelpTest(DaemonTestCase):

@@ -618,16 +618,16 @@ class KernelVendorTest(KernelCase):
 
     def test_ctl(self):
         self.assertEqual(self.ctl_json('identity', VF1),
-                         {'name': VF1, 'type': 'cx7-vf', 'version': 'CX7-28.39', 'iommu': '', 'basis': 'vendor'})
+                         {'name': VF1, 'type': 'cx7-vf', 'version': 'CX7-28.39', 'iommu': '', 'vdpa': '', 'basis': 'vendor'})
         self.assertEqual(self.ctl_json('identity', T1),
-                         {'name': T1, 'type': ICE_TYPE, 'version': '', 'iommu': '', 'basis': 'type-match'})
+                         {'name': T1, 'type': ICE_TYPE, 'version': '', 'iommu': '', 'vdpa': '', 'basis': 'type-match'})
         out = ctl('identity', R1, check=True).stdout
         self.assertRegex(out, r'Type: nvidia-a10\n')
         self.assertRegex(out, r'Basis: rule\n')
         self.assertRegex(ctl('identity', T1, check=True).stdout, r'Version: -\n')
         # as vfiomigd spells the name, whatever the user typed
         self.assertEqual(self.ctl_json('identity', VF1.upper()),
-                         {'name': VF1, 'type': 'cx7-vf', 'version': 'CX7-28.39', 'iommu': '', 'basis': 'vendor'})
+                         {'name': VF1, 'type': 'cx7-vf', 'version': 'CX7-28.39', 'iommu': '', 'vdpa': '', 'basis': 'vendor'})
         self.assertNotIn(VF2, [t['name'] for t in self.ctl_json('targets', VF2.upper())])
 
         j = self.ctl_json('compat', VF1, VF2, code=1)
@@ -964,7 +964,7 @@ class TestbedMigrationTest(TestbedCase):
 
     def test_ctl(self):
         self.assertEqual(self.ctl_json('identity', V2A),
-                         {'name': V2A, 'type': 'simgpu-plain', 'version': '2.0', 'iommu': '', 'basis': 'vendor'})
+                         {'name': V2A, 'type': 'simgpu-plain', 'version': '2.0', 'iommu': '', 'vdpa': '', 'basis': 'vendor'})
         self.assertEqual(ctl('identity', uuid(99)).returncode, 3)
         self.assertEqual(ctl('identity').returncode, 2)
         j = self.ctl_json('compat', V1A, V2A)

@@ -198,7 +198,7 @@ class FlagsTest(TestbedTestCase):
 
     def test_refresh_errors(self):
         self.assert_dbus_error(ERR + 'NoSuchDevice', self.call, 'RefreshDevice', '(sa{sv})', (sim_uuid(99), {}))
-        self.assert_dbus_error(ERR + 'InvalidArgument', self.call, 'RefreshDevice', '(sa{sv})', ('nope', {}))
+        self.assert_dbus_error(ERR + 'InvalidArgument', self.call, 'RefreshDevice', '(sa{sv})', ('no/pe', {}))
         self.assert_dbus_error(ERR + 'InvalidArgument', self.call, 'RefreshDevice', '(sa{sv})',
                                (A, {'x': GLib.Variant('b', True)}))
         self.assertEqual(ctl('refresh', sim_uuid(99)).returncode, 3)

@@ -90,7 +90,7 @@ class IommuTest(TestbedTestCase):
         self.addCleanup(self.call, 'RemoveMdev', '(sa{sv})', (uuid, {}))
         self.assertEqual(self.prop(uuid, 'Iommu'), 'none')
         self.assertEqual(self.ident(W1), {'type': 'vfio-pci:edu:0x1234:0x11e8:0x0000:0x0000', 'version': '',
-                                          'iommu': WIDE})
+                                          'iommu': WIDE, 'vdpa': ''})
 
     def test_map_verdicts(self):
         verdict, basis, reason = self.compat(W1, N1)

@@ -4,6 +4,7 @@
 #include <glib.h>
 
 #include "names.h"
+#include "unit-test.h"
 
 static void test_uuid(void) {
         static const char *const good[] = {
@@ -49,8 +50,35 @@ static void test_normalize(void) {
 
         g_assert_cmpstr(a, ==, "0000:3b:00.1");
         g_assert_cmpstr(b, ==, "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001");
-        g_assert_null(name_normalize_device("mtty"));
+        /* "mtty" could be a vDPA device: only the kernel knows */
+        {
+                g_autofree char *m = name_normalize_device("mtty");
+
+                g_assert_cmpstr(m, ==, "mtty");
+        }
         g_assert_null(name_normalize_device(""));
+}
+
+static void test_vdpa(void) {
+        static const char *const good[] = { "vdpa0", "Vdpa-Net_1", "net.0", "n", "x:y", "fab0g" };
+        static const char *const bad[] = {
+                "", "-vdpa", ".vdpa", "vdpa/0", "vdpa 0", "vdpa\n", "vdp\xc3\xa4", "../x",
+                /* made only of hex and separators: a mistyped UUID or PCI address */
+                "0000:3b:00", "83b8f4f2-509f-382f-3c1e", "cafe", "0.1", "ab-cd", "a",
+        };
+        g_autofree char *longest = g_strnfill(NAME_VDPA_MAX, 'v'), *longer = g_strnfill(NAME_VDPA_MAX + 1, 'v');
+        g_autofree char *kept = name_normalize_device("VDPA0");
+
+        for (size_t i = 0; i < G_N_ELEMENTS(good); i++)
+                if (!name_is_vdpa(good[i]) || !name_is_device(good[i]))
+                        fail("'%s' refused", good[i]);
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
+                if (name_is_vdpa(bad[i]) || name_is_device(bad[i]))
+                        fail("'%s' accepted", bad[i]);
+        g_assert_true(name_is_vdpa(longest));
+        g_assert_false(name_is_vdpa(longer));
+        /* its creator chose the case */
+        g_assert_cmpstr(kept, ==, "VDPA0");
 }
 
 static void test_components(void) {
@@ -138,6 +166,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/names/uuid", test_uuid);
         g_test_add_func("/names/pci", test_pci);
         g_test_add_func("/names/normalize", test_normalize);
+        g_test_add_func("/names/vdpa", test_vdpa);
         g_test_add_func("/names/components", test_components);
         g_test_add_func("/names/plain-file-length", test_plain_file_length);
         g_test_add_func("/names/quote", test_quote);

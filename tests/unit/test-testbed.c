@@ -116,7 +116,7 @@ static const struct {
         { "[Parent p]\nDriver=x\n[Type p/t]\nStateSize=12Q\n", "t.conf:4: [Type p/t] StateSize: '12Q' is not a size" },
         { "[Device 1234]\nKind=mdev\n", "t.conf:1: [Device 1234]: '1234' is neither an mdev UUID nor a PCI address" },
         { "[Device 0000:01:00.0]\nKind=mdev\n", "t.conf:1: [Device 0000:01:00.0]: an mdev must be named by a UUID" },
-        { "[Device 0000:01:00.0]\nKind=gpu\n", "t.conf:2: [Device 0000:01:00.0] Kind: 'gpu' is not mdev or pci" },
+        { "[Device 0000:01:00.0]\nKind=gpu\n", "t.conf:2: [Device 0000:01:00.0] Kind: 'gpu' is not mdev, pci or vdpa" },
         { "[Device 0000:01:00.0]\nDriver=x\n", "t.conf:1: [Device 0000:01:00.0]: missing required key Kind" },
         { "[Parent p]\nDriver=x\n[Device 00000000-0000-0000-0000-000000000001]\nKind=mdev\nParent=p\nType=t\n",
           "t.conf:6: [Device 00000000-0000-0000-0000-000000000001] Type: no [Type p/t] section" },

@@ -136,7 +136,8 @@ static void test_judge_class_and_legacy(void) {
         static const Case cases[] = {
                 { A, "class=blk offered=0x300000021", VDPA_VERDICT_INCOMPATIBLE, "target is a vDPA blk device, "
                                                                                  "source net" },
-                { A, "", VDPA_VERDICT_INCOMPATIBLE, "the target is no vDPA device" },
+                { A, "", VDPA_VERDICT_UNKNOWN, "nothing is known of the target's vDPA device" },
+                { "", A, VDPA_VERDICT_UNKNOWN, "nothing is known of the source's vDPA device" },
                 /* a legacy driver needs a target that serves one */
                 { "class=net offered=0x300000021 negotiated=0x21", A " legacy=yes", VDPA_VERDICT_COMPATIBLE, "every" },
                 { "class=net offered=0x300000021 negotiated=0x21", A " legacy=no", VDPA_VERDICT_INCOMPATIBLE,
