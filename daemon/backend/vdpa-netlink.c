@@ -107,8 +107,10 @@ static int parse_family_message(const struct nlmsghdr *nlh, MessageFunc func, vo
 }
 
 /* Walks every message of buf; the stream must end exactly at a message's
- * end. Returns the number of family messages seen, or -errno. */
-static int parse_stream(const void *buf, size_t len, MessageFunc func, void *userdata) {
+ * end, and a dump's with NLMSG_DONE (a dump cut between two messages
+ * would pass for a shorter one otherwise). Returns the number of family
+ * messages seen, or -errno. */
+static int parse_stream(const void *buf, size_t len, bool dump, MessageFunc func, void *userdata) {
         const struct nlmsghdr *nlh = buf;
         int remaining, n = 0, r;
 
@@ -137,7 +139,7 @@ static int parse_stream(const void *buf, size_t len, MessageFunc func, void *use
                 }
                 nlh = mnl_nlmsg_next(nlh, &remaining);
         }
-        return remaining == 0 ? n : -EBADMSG;
+        return remaining == 0 && !dump ? n : -EBADMSG;
 }
 
 /* Strings must be NUL-terminated within the attribute, numbers exactly
@@ -301,7 +303,7 @@ static int parse_into_array(const void *buf, size_t len, MessageFunc func, GDest
         int r;
 
         g_array_set_clear_func(tmp, clear);
-        r = parse_stream(buf, len, func, tmp);
+        r = parse_stream(buf, len, true, func, tmp);
         if (r < 0)
                 return r;
         g_array_append_vals(into, tmp->data, tmp->len);
@@ -323,7 +325,7 @@ int vdpa_netlink_parse_devices(const void *buf, size_t len, GArray *into) {
 /* A do request has exactly one answer: none (or a second one) is no
  * answer to this request. */
 static int parse_one(const void *buf, size_t len, MessageFunc func, void *userdata) {
-        int r = parse_stream(buf, len, func, userdata);
+        int r = parse_stream(buf, len, false, func, userdata);
 
         if (r < 0)
                 return r;
