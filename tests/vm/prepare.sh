@@ -16,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${VFIOMIG_VM_CACHE:-/var/cache/vfiomig-vm}
 host_pkgs=(qemu-system-x86 busybox-static dwarves gcc gcc-12 make libelf-dev
-	xz-utils bc flex bison cpio kmod dbus-daemon systemd)
+	xz-utils bc flex bison cpio kmod dbus-daemon systemd iproute2)
 guest_modules=(vfio vfio_iommu_type1 mdev 9p 9pnet_virtio overlay)
 # Loaded after those (and mtty) only on the machine named: the guest's
 # /init reads vfiomig.machine= from the kernel command line.
