@@ -432,13 +432,14 @@ static bool answer_complete(const struct nlmsghdr *nlh, bool dump) {
         return !dump && nlh->nlmsg_type >= NLMSG_MIN_TYPE;
 }
 
-/* Appends our answer's messages (by sequence number: a stale answer to an
- * earlier, interrupted request is dropped) from one datagram. */
-static int collect_datagram(const void *buf, int len, uint32_t seq, bool dump, GByteArray *out, bool *done) {
+/* Appends our answer's messages (by sequence number and our port: a stale
+ * answer to an earlier, interrupted request is dropped) from one datagram. */
+static int collect_datagram(const void *buf, int len, uint32_t portid, uint32_t seq, bool dump, GByteArray *out,
+                            bool *done) {
         const struct nlmsghdr *nlh = buf;
 
         while (mnl_nlmsg_ok(nlh, len)) {
-                if (nlh->nlmsg_seq == seq) {
+                if (nlh->nlmsg_seq == seq && nlh->nlmsg_pid == portid) {
                         g_byte_array_append(out, (const guint8 *) nlh, NLMSG_ALIGN(nlh->nlmsg_len));
                         if (answer_complete(nlh, dump))
                                 *done = true;
@@ -461,7 +462,7 @@ static int receive_answer(VdpaNetlink *nl, uint32_t seq, bool dump, GBytes **ret
                         return errno == ENOSPC ? -EMSGSIZE : -errno;
                 if (n == 0)
                         return -EBADMSG;
-                r = collect_datagram(buf, (int) n, seq, dump, out, &done);
+                r = collect_datagram(buf, (int) n, nl->portid, seq, dump, out, &done);
                 if (r < 0)
                         return r;
         }
