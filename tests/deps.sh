@@ -7,7 +7,7 @@ set -euo pipefail
 # libxml2-dev: libvirt-dev does not pull it in. The unit tests' libvirt
 # test driver (test:///) is part of libvirt0 itself.
 build=(meson ninja-build pkg-config gcc libc6-dev
-       libsystemd-dev libglib2.0-dev libudev-dev libvirt-dev libxml2-dev libjson-glib-dev scdoc)
+       libsystemd-dev libglib2.0-dev libudev-dev libmnl-dev libvirt-dev libxml2-dev libjson-glib-dev scdoc)
 # a private system bus, busctl and systemd-analyze, umockdev sysfs trees,
 # python-dbusmock's polkitd, setpriv for unprivileged callers, a FUSE
 # vendor driver, script(1) for a terminal, pyflakes for the test code;

@@ -45,6 +45,8 @@ typedef struct VdpaDeviceInfo {
 
 void vdpa_mgmt_info_clear(VdpaMgmtInfo *m);
 void vdpa_device_info_clear(VdpaDeviceInfo *d);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VdpaMgmtInfo, vdpa_mgmt_info_clear);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VdpaDeviceInfo, vdpa_device_info_clear);
 
 typedef struct VdpaNetlink VdpaNetlink;
 
@@ -66,3 +68,28 @@ int vdpa_netlink_get_device(VdpaNetlink *nl, const char *name, VdpaDeviceInfo *r
 int vdpa_netlink_parse_mgmt(const void *buf, size_t len, GArray *into);
 int vdpa_netlink_parse_device(const void *buf, size_t len, VdpaDeviceInfo *into);
 int vdpa_netlink_parse_config(const void *buf, size_t len, VdpaDeviceInfo *into);
+
+/* Additions beyond the first contract: */
+
+/* Every device, without config (VDPA_CMD_DEV_GET dump): a GArray of
+ * VdpaDeviceInfo (cleared on free). Replay: devices.hex, -ENOENT if the
+ * recording has none. */
+int vdpa_netlink_list_devices(VdpaNetlink *nl, GArray **ret);
+int vdpa_netlink_parse_devices(const void *buf, size_t len, GArray *into);
+
+/* The raw reply bytes of one request, as the kernel sent them (or as
+ * recorded): what `vdpa-tool record` writes, one file each. name only for
+ * VDPA_REQUEST_DEV and VDPA_REQUEST_CONFIG. */
+typedef enum VdpaRequest {
+        VDPA_REQUEST_MGMT_DUMP,         /* mgmtdev.hex */
+        VDPA_REQUEST_DEV_DUMP,          /* devices.hex */
+        VDPA_REQUEST_DEV,               /* dev-NAME.hex */
+        VDPA_REQUEST_CONFIG,            /* config-NAME.hex */
+} VdpaRequest;
+int vdpa_netlink_request(VdpaNetlink *nl, VdpaRequest req, const char *name, GBytes **ret);
+/* The replay file that answers a request: "dev-vdpa0.hex". */
+char *vdpa_request_file_name(VdpaRequest req, const char *name);
+
+/* A plain kernel device name: not empty, no '/', not "." or "..", shorter
+ * than a VDUSE name (256). Anything else is -EINVAL before any lookup. */
+bool vdpa_device_name_is_valid(const char *name);

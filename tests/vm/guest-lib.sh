@@ -91,6 +91,17 @@ wait_for() {
 	done
 }
 
+# load_modules MODULE...: loads modules that /init does not (prepare.sh's
+# ondemand_modules, e.g. vduse), with what they depend on, from the
+# decompressed tree run-vm.sh names in VFIOMIG_VM_MODULES.
+load_modules() {
+	if [[ -z ${VFIOMIG_VM_MODULES:-} ]]; then
+		vm_log "  load_modules: VFIOMIG_VM_MODULES is not set (run-vm.sh sets it)"
+		return 1
+	fi
+	modprobe -d "$VFIOMIG_VM_MODULES" -a "$@"
+}
+
 vm_bus_call() {
 	busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus "$@"
 }

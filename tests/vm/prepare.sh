@@ -16,11 +16,16 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${VFIOMIG_VM_CACHE:-/var/cache/vfiomig-vm}
 host_pkgs=(qemu-system-x86 busybox-static dwarves gcc gcc-12 make libelf-dev
-	xz-utils bc flex bison cpio kmod dbus-daemon systemd)
+	xz-utils bc flex bison cpio kmod dbus-daemon systemd iproute2)
 guest_modules=(vfio vfio_iommu_type1 mdev 9p 9pnet_virtio overlay)
 # Loaded after those (and mtty) only on the machine named: the guest's
 # /init reads vfiomig.machine= from the kernel command line.
 declare -A machine_modules=([q35-iommu]="vfio-pci")
+# Loaded by the scenarios that want them (guest-lib's load_modules), from a
+# module tree of their own in the cache, decompressed once; the guest reads
+# it through the shared root (VFIOMIG_VM_MODULES). Only scenario-vdpa needs
+# these, so no other boot pays for them.
+ondemand_modules=(vdpa vduse virtio_vdpa virtio_net virtio_blk)
 
 log() { echo "prepare: $*" >&2; }
 die() {
@@ -140,6 +145,31 @@ else
 	strip --strip-debug "$mtty"
 fi
 
+# 2b. The on-demand module tree: each module with what it needs, as modprobe
+# resolves it from the kernel's modules.dep, decompressed (a .ko.xz takes
+# seconds to load under TCG), with a modules.dep of its own.
+ondemand=$kdir/modules-$(echo "${ondemand_modules[*]}" | sha256sum | cut -c1-16)
+if [[ -e $ondemand/.done ]]; then
+	log "cache hit: $ondemand"
+else
+	log "decompressing on-demand modules into $ondemand"
+	rm -rf "$ondemand" "$ondemand.new"
+	odir=$ondemand.new/lib/modules/$krel
+	mkdir -p "$odir/kernel"
+	for m in "${ondemand_modules[@]}"; do
+		modprobe -d "$root" -S "$krel" --show-depends "$m" || die "module $m not found in $krel"
+	done | awk '$1 == "insmod" { print $2 }' | sort -u | while read -r ko; do
+		name=${ko##*/}
+		xz -dc "$ko" >"$odir/kernel/${name%.xz}"
+	done
+	cp "$root/lib/modules/$krel/modules.builtin" "$root/lib/modules/$krel/modules.builtin.modinfo" "$odir/"
+	(cd "$odir" && printf '%s\n' kernel/*.ko >modules.order)
+	depmod -b "$ondemand.new" "$krel"
+	log "on-demand modules: $(cd "$odir/kernel" && echo *)"
+	touch "$ondemand.new/.done"
+	mv "$ondemand.new" "$ondemand"
+fi
+
 # 3. Guest modules in load order, and the initramfs. Both are cheap, so they
 # are rebuilt whenever any input changes. Each set of inputs has its own
 # file: checkouts with different guest scripts share this cache (and may
@@ -240,4 +270,5 @@ done
 	printf 'VM_KERNEL=%q\n' "$root/boot/vmlinuz-$krel"
 	printf 'VM_INITRD=%q\n' "$initrd"
 	printf 'VM_CACHE_DIR=%q\n' "$kdir"
+	printf 'VM_MODULES=%q\n' "$ondemand"
 } | tee "$kdir/vm.env"

@@ -79,6 +79,9 @@ esac
 
 export VFIOMIG_SRCDIR=${VFIOMIG_SRCDIR:-$(realpath "$here/../..")}
 export VFIOMIG_BUILDDIR=${VFIOMIG_BUILDDIR:-$VFIOMIG_SRCDIR/build}
+# prepare.sh's on-demand module tree, for guest-lib's load_modules (the
+# guest sees the cache at the same path through the shared root)
+export VFIOMIG_VM_MODULES=$VM_MODULES
 timeout_s=${VFIOMIG_VM_TIMEOUT:-300}
 keep=${VFIOMIG_VM_KEEP:-}
 if [[ -n ${VFIOMIG_VM_RESULTS:-} ]]; then
