@@ -21,6 +21,7 @@ typedef struct Options {
         char *introspect;
         GPtrArray *rules_dirs;
         char *libvirt_uri;              /* NULL: the default */
+        char *vdpa_replay;
         uint64_t prepared_timeout_usec;
         uint64_t idle_timeout_usec;
         int log_level;
@@ -34,6 +35,7 @@ static void options_clear(Options *o) {
         g_free(o->testbed);
         g_free(o->introspect);
         g_free(o->libvirt_uri);
+        g_free(o->vdpa_replay);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Options, options_clear);
 
@@ -53,6 +55,8 @@ static void help(void) {
                "                          %s and %s (repeatable)\n"
                "     --libvirt-uri=URI    Learn which libvirt domain holds which device from URI\n"
                "                          (default %s; empty: none)\n"
+               "     --vdpa-replay=DIR    Describe vDPA devices with netlink answers recorded in\n"
+               "                          DIR instead of asking the kernel (for tests)\n"
                "     --bus-introspect=PATH\n"
                "                          Write the D-Bus API's introspection XML to PATH and exit\n",
                program_invocation_short_name, VFIOMIG_CONFIG_FILE, VFIOMIG_RULES_DIR_VENDOR, VFIOMIG_RULES_DIR_LOCAL,
@@ -70,7 +74,7 @@ static int parse_seconds(const char *s, uint64_t *ret) {
 
 static int parse_argv(int argc, char *argv[], Options *o) {
         enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_TESTBED, ARG_IDLE, ARG_LOG_LEVEL, ARG_INTROSPECT, ARG_RULES_DIR,
-               ARG_LIBVIRT_URI };
+               ARG_LIBVIRT_URI, ARG_VDPA_REPLAY };
         static const struct option options[] = {
                 { "help",           no_argument,       NULL, 'h' },
                 { "version",        no_argument,       NULL, ARG_VERSION },
@@ -81,6 +85,7 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                 { "bus-introspect", required_argument, NULL, ARG_INTROSPECT },
                 { "rules-dir",      required_argument, NULL, ARG_RULES_DIR },
                 { "libvirt-uri",    required_argument, NULL, ARG_LIBVIRT_URI },
+                { "vdpa-replay",    required_argument, NULL, ARG_VDPA_REPLAY },
                 {}
         };
         int c;
@@ -125,6 +130,10 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                 case ARG_LIBVIRT_URI:
                         g_free(o->libvirt_uri);
                         o->libvirt_uri = g_strdup(optarg);
+                        break;
+                case ARG_VDPA_REPLAY:
+                        g_free(o->vdpa_replay);
+                        o->vdpa_replay = g_strdup(optarg);
                         break;
                 default:
                         return -EINVAL;
@@ -234,6 +243,7 @@ static int run(int argc, char *argv[]) {
                 .idle_timeout_usec = o.idle_timeout_usec,
                 .rules_dirs = o.rules_dirs ? (char **) o.rules_dirs->pdata : NULL,
                 .libvirt_uri = o.libvirt_uri ?: DEFAULT_LIBVIRT_URI,
+                .vdpa_replay = o.vdpa_replay,
                 .prepared_timeout_usec = o.prepared_timeout_usec,
         }, &m);
         if (r < 0)

@@ -91,7 +91,7 @@ int manager_new(const ManagerOptions *o, Manager **ret) {
         if (o->testbed)
                 r = load_testbed(m, o->testbed);
         else
-                r = udev_backend_new(m->event, m->registry, &m->backend);
+                r = udev_backend_new(m->event, m->registry, o->vdpa_replay, &m->backend);
         if (r < 0)
                 return r;
 

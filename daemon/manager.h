@@ -17,6 +17,7 @@ typedef struct ManagerOptions {
         uint64_t idle_timeout_usec;     /* 0: never exit on idle */
         char **rules_dirs;              /* NULL: the defaults */
         const char *libvirt_uri;        /* "": no libvirt */
+        const char *vdpa_replay;        /* NULL: ask the kernel (vdpa-kernel.h) */
         uint64_t prepared_timeout_usec; /* mdevs made for a VM that never came */
 } ManagerOptions;
 

@@ -8,6 +8,7 @@
 #include "names.h"
 #include "backend/iommu-sysfs.h"
 #include "backend/udev.h"
+#include "backend/vdpa-kernel.h"
 #include "util.h"
 #include "backend/vfio.h"
 
@@ -19,6 +20,7 @@ typedef struct UdevBackend {
         struct udev *udev;
         struct udev_monitor *monitor;
         sd_event_source *io;
+        VdpaKernel *vdpa;
 } UdevBackend;
 
 static void clear_udev_device(struct udev_device **d) {
@@ -184,13 +186,23 @@ static Device *device_from_pci(struct udev_device *dev) {
         return d;
 }
 
-static Device *device_from_udev(struct udev_device *dev) {
+static Device *device_from_vdpa(UdevBackend *us, struct udev_device *dev) {
+        const char *name = udev_device_get_sysname(dev);
+
+        if (!name_is_vdpa(name))
+                return NULL;
+        return vdpa_kernel_device(us->vdpa, name, udev_device_get_syspath(dev), udev_device_get_driver(dev));
+}
+
+static Device *device_from_udev(UdevBackend *us, struct udev_device *dev) {
         const char *subsystem = udev_device_get_subsystem(dev);
 
         if (g_strcmp0(subsystem, "mdev") == 0)
                 return device_from_mdev(dev);
         if (g_strcmp0(subsystem, "pci") == 0)
                 return device_from_pci(dev);
+        if (g_strcmp0(subsystem, "vdpa") == 0)
+                return device_from_vdpa(us, dev);
         return NULL;
 }
 
@@ -226,7 +238,7 @@ static int enumerate_devices(UdevBackend *us, const char *subsystem) {
         udev_list_entry_foreach(l, udev_enumerate_get_list_entry(e)) {
                 _cleanup_udev_device_ struct udev_device *dev =
                         udev_device_new_from_syspath(us->udev, udev_list_entry_get_name(l));
-                Device *d = dev ? device_from_udev(dev) : NULL;
+                Device *d = dev ? device_from_udev(us, dev) : NULL;
 
                 if (d)
                         backend_add_device(&us->backend, d);
@@ -263,7 +275,7 @@ static void handle_device_event(UdevBackend *us, struct udev_device *dev, const 
         if (old)
                 parent = g_strdup(old->parent);
         if (g_strcmp0(action, "remove") != 0)
-                d = device_from_udev(dev);
+                d = device_from_udev(us, dev);
 
         if (d) {
                 if (!parent)
@@ -284,6 +296,14 @@ static void handle_device_event(UdevBackend *us, struct udev_device *dev, const 
                 refresh_parent_types(us, parent);
 }
 
+static void handle_virtio_event(UdevBackend *us, struct udev_device *dev) {
+        struct udev_device *parent = udev_device_get_parent(dev);
+
+        if (parent && g_strcmp0(udev_device_get_subsystem(parent), "vdpa") == 0 &&
+            registry_get_device(us->backend.registry, udev_device_get_sysname(parent)))
+                handle_device_event(us, parent, "change");
+}
+
 static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         UdevBackend *us = userdata;
         _cleanup_udev_device_ struct udev_device *dev = udev_monitor_receive_device(us->monitor);
@@ -295,6 +315,15 @@ static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdat
         action = udev_device_get_action(dev);
         if (g_strcmp0(subsystem, "mdev") == 0 || g_strcmp0(subsystem, "pci") == 0)
                 handle_device_event(us, dev, action);
+        if (g_strcmp0(subsystem, "vdpa") == 0) {
+                /* management devices come and go with their modules, unannounced */
+                vdpa_kernel_sync_mgmt(us->vdpa, us->backend.registry);
+                handle_device_event(us, dev, action);
+        }
+        /* a virtio driver taking or leaving a vDPA device's virtio device
+         * is when its features are negotiated, or reset */
+        if (g_strcmp0(subsystem, "virtio") == 0)
+                handle_virtio_event(us, dev);
         /* A parent can be of any subsystem (mtty, pci, ccw, ap, ...). */
         handle_parent_event(us, dev, action);
         return 0;
@@ -313,7 +342,7 @@ static int udev_create_mdev(Backend *s, const MdevType *type, const char *uuid) 
         /* The kernel has created and probed the device by now; add it here
          * so the caller can use it at once instead of racing the uevent. */
         dev = udev_device_new_from_syspath(us->udev, path);
-        d = dev ? device_from_udev(dev) : NULL;
+        d = dev ? device_from_udev(us, dev) : NULL;
         if (d)
                 backend_add_device(s, d);
         refresh_parent_types(us, type->parent);
@@ -376,6 +405,7 @@ static void udev_backend_free(Backend *s) {
                 udev_monitor_unref(us->monitor);
         if (us->udev)
                 udev_unref(us->udev);
+        vdpa_kernel_free(us->vdpa);
         g_free(us);
 }
 
@@ -409,13 +439,14 @@ static int start_monitor(UdevBackend *us, sd_event *event) {
         return 0;
 }
 
-int udev_backend_new(sd_event *event, Registry *r, Backend **ret) {
+int udev_backend_new(sd_event *event, Registry *r, const char *vdpa_replay, Backend **ret) {
         g_autoptr(Backend) s = NULL;
         UdevBackend *us = g_new0(UdevBackend, 1);
         int k;
 
         s = &us->backend;
         backend_init(s, &udev_ops, r);
+        us->vdpa = vdpa_kernel_new(vdpa_replay);
         us->udev = udev_new();
         if (!us->udev)
                 return log_error_errno(ENOMEM, "Failed to create udev context: %m");
@@ -426,9 +457,12 @@ int udev_backend_new(sd_event *event, Registry *r, Backend **ret) {
         if (k < 0)
                 return k;
         enumerate_parents(us);
+        vdpa_kernel_sync_mgmt(us->vdpa, r);
         k = enumerate_devices(us, "mdev");
         if (k >= 0)
                 k = enumerate_devices(us, "pci");
+        if (k >= 0)
+                k = enumerate_devices(us, "vdpa");
         if (k < 0)
                 return k;
         *ret = g_steal_pointer(&s);

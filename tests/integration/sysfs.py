@@ -110,6 +110,23 @@ class SysfsTree:
             self.unlink(f'{parent_dev}/mdev_supported_types/{t}/devices/{uuid}')
         shutil.rmtree(self.path(dev))
 
+    # vDPA devices (what netlink says of them comes from recordings)
+
+    def add_vdpa(self, name, driver=None):
+        """A VDUSE-made vDPA device, as 6.12 shows one: under its VDUSE
+        device, on bus vdpa."""
+        dev = f'/sys/devices/virtual/vduse/{name}/{name}'
+        self.write(dev + '/uevent', f'DRIVER={driver}\n' if driver else '')
+        self.link(dev + '/subsystem', '/sys/bus/vdpa')
+        self.link(f'/sys/bus/vdpa/devices/{name}', dev)
+        if driver:
+            self.link(dev + '/driver', f'/sys/bus/vdpa/drivers/{driver}')
+        return dev
+
+    def remove_vdpa(self, name):
+        self.unlink(f'/sys/bus/vdpa/devices/{name}')
+        shutil.rmtree(self.path(f'/sys/devices/virtual/vduse/{name}'))
+
     # IOMMUs
 
     def add_vtd(self, unit, cap, ecap):
