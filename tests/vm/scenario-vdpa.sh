@@ -11,12 +11,17 @@
 # are recorded (vdpa/rec in the results, and in VFIOMIG_VM_SHARE when
 # set) for tests/unit/data/vdpa/, and replaying them must give what the
 # kernel gave.
+# Then the project's vfiomigd (kernel backend) must list them with those
+# facets, follow the negotiation, judge A -> B compatible and B -> A
+# incompatible naming the missing features, and drop A from the map when it
+# is removed.
 # Runs in the guest: tests/vm/run-vm.sh tests/vm/scenario-vdpa.sh
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=guest-lib.sh
 . "${BASH_SOURCE[0]%/*}/guest-lib.sh"
 
 tool=$VFIOMIG_BUILDDIR/tests/vm/vdpa-tool
+ctl=$VFIOMIG_BUILDDIR/client/vfiomigctl
 work=$VM_RESULTS/vdpa
 mkdir -p "$work"
 sysvdpa=/sys/bus/vdpa
@@ -118,6 +123,38 @@ check_offered() {
 }
 step "vdpa-tool show: the offered features and config as created" check_offered
 
+# ---- vfiomigd on the same devices
+step "system bus with the project's policy" start_system_bus
+step "vfiomigd on the kernel backend" start_vfiomigd --log-level=debug --libvirt-uri=
+
+vdpa_prop() {
+	busctl --system get-property org.vfiomig1 "/org/vfiomig1/device/$1" org.vfiomig1.Device Vdpa |
+		sed -e 's/^s "//' -e 's/"$//'
+}
+# compat SRC TGT: vfiomigctl compat's line
+compat() { "$ctl" compat "$1" "$2" 2>&1; }
+
+daemon_lists() {
+	local out
+	out=$("$ctl" list) || return 1
+	vm_log "  ${out//$'\n'/$'\n  '}"
+	assert_eq "vA vdpa - vdpa-net" "$(awk '$1 == "vA" { print $1, $2, $3, $4 }' <<<"$out")" "vA in list" &&
+		assert_eq "vC vdpa - vdpa-blk" "$(awk '$1 == "vC" { print $1, $2, $3, $4 }' <<<"$out")" "vC in list" &&
+		assert_eq "class=net offered=$(hex "$FEAT_A")" "$(vdpa_prop vA)" "vA Vdpa" &&
+		assert_eq "class=net offered=$(hex "$FEAT_B") mtu=9000" "$(vdpa_prop vB)" "vB Vdpa" &&
+		assert_eq "class=blk offered=$(hex "$FEAT_C") blk-size=4096 queues=2" "$(vdpa_prop vC)" "vC Vdpa" &&
+		out=$("$ctl" types) && assert_contains "$out" "vduse   vdpa-blk" "types" &&
+		assert_contains "$out" "vduse   vdpa-net" "types"
+}
+step "vfiomigd lists A, B, C with the kernel's features, and vduse's classes" daemon_lists
+
+map_offered() {
+	assert_contains "$(compat vA vB)" "vA -> vB: compatible (basis: features)" "A -> B" &&
+		assert_contains "$(compat vB vA)" "vB -> vA: incompatible (basis: features): target lacks VIRTIO_NET_F_MTU, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_STATUS (the source offers them)" "B -> A" &&
+		assert_contains "$(compat vA vC)" "target is a vDPA blk device, source net" "A -> C"
+}
+step "the map before negotiation: A -> B yes, B -> A names what A lacks" map_offered
+
 bind() {
 	local n
 	for n in vA vB; do
@@ -149,6 +186,16 @@ check_negotiated() {
 }
 step "negotiated features: as sysfs says, within the offer" check_negotiated
 
+daemon_negotiated() {
+	# the virtio devices' bind uevents tell vfiomigd to ask again
+	wait_for "[[ \$(vdpa_prop vB) == *negotiated=* ]]" 10 &&
+		assert_eq "class=net offered=$(hex "$FEAT_B") negotiated=$(hex "$(sysfs_features vB)") mtu=9000" \
+			"$(vdpa_prop vB)" "vB Vdpa after negotiation" &&
+		assert_contains "$(compat vB vA)" "(the source negotiated them)" "B -> A after negotiation" &&
+		assert_contains "$(compat vA vB)" "compatible" "A -> B after negotiation"
+}
+step "vfiomigd follows the negotiation" daemon_negotiated
+
 record() {
 	local n
 	"$tool" record "$work/rec" >"$work/record.out" &&
@@ -176,6 +223,15 @@ remove_a() {
 		show vB && assert_eq "$(hex "$FEAT_B")" "${SHOW[features]:-}" "B still there"
 }
 step "vdpa dev del A at run time: show says ENODEV, VDUSE device destroyed" remove_a
+
+daemon_forgets_a() {
+	local out
+	wait_for "! $ctl list | grep -q '^vA '" 5 || return 1
+	expect_exit 3 "No device vA" "$ctl" compat vB vA &&
+		out=$("$ctl" targets vC --include-unknown) && vm_log "  ${out//$'\n'/$'\n  '}" &&
+		assert_eq "" "$(awk '$2 == "vA"' <<<"$out")" "vA among targets"
+}
+step "vfiomigd: A left the map" daemon_forgets_a
 
 teardown() {
 	local n
