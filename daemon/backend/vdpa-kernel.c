@@ -69,6 +69,10 @@ char *vdpa_kernel_device_facet(const VdpaDeviceInfo *info) {
                 .negotiated = info->negotiated,
         };
 
+        /* the kernel negotiates only what the device offers: a reply that
+         * says otherwise tells nothing about the offer */
+        if (f.has_offered && f.has_negotiated && (f.negotiated & ~f.offered))
+                f.has_offered = false;
         if (info->device_id == VIRTIO_ID_NET) {
                 f.mtu = info->has_mtu ? info->mtu : 0;
                 f.vqp = info->has_max_vq_pairs ? info->max_vq_pairs : 0;
@@ -110,7 +114,8 @@ Device *vdpa_kernel_device(VdpaKernel *k, const char *name, const char *syspath,
                 disconnect(k);
                 return g_steal_pointer(&d);
         }
-        free_and_strdup(&d->parent, vdpa_kernel_mgmt_parent(info.mgmtdev ?: ""));
+        if (info.mgmtdev && name_is_sysfs_component(vdpa_kernel_mgmt_parent(info.mgmtdev)))
+                free_and_strdup(&d->parent, vdpa_kernel_mgmt_parent(info.mgmtdev));
         facet = vdpa_kernel_device_facet(&info);
         device_set_vdpa(d, facet);
         return g_steal_pointer(&d);

@@ -59,7 +59,9 @@ typedef int (*MessageFunc)(uint8_t cmd, const struct nlattr *const *tb, void *us
  * iteration stops quietly at a truncated attribute, which would pass a cut
  * message off as a shorter one. */
 static int parse_attributes(const struct nlmsghdr *nlh, const struct nlattr **tb) {
-        const char *end = (const char *) mnl_nlmsg_get_payload_tail(nlh);
+        /* not mnl_nlmsg_get_payload_tail(): it rounds nlmsg_len up, past
+         * the end of a buffer whose last message has an odd length */
+        const char *end = (const char *) nlh + nlh->nlmsg_len;
         const struct nlattr *attr = mnl_nlmsg_get_payload_offset(nlh, GENL_HDRLEN);
 
         while ((const char *) attr < end && mnl_attr_ok(attr, (int) (end - (const char *) attr))) {
@@ -106,6 +108,13 @@ static int parse_family_message(const struct nlmsghdr *nlh, MessageFunc func, vo
         return func(genl->cmd, tb, userdata);
 }
 
+/* mnl_nlmsg_ok() compares the length as an int: a length above 2 GiB
+ * passes as negative, and mnl_nlmsg_next() then jumps far outside buf. */
+static bool message_ok(const struct nlmsghdr *nlh, int remaining) {
+        return remaining >= (int) sizeof(*nlh) && nlh->nlmsg_len >= sizeof(*nlh) &&
+               nlh->nlmsg_len <= (uint32_t) remaining;
+}
+
 /* Walks every message of buf; the stream must end exactly at a message's
  * end, and a dump's with NLMSG_DONE (a dump cut between two messages
  * would pass for a shorter one otherwise). Returns the number of family
@@ -117,7 +126,7 @@ static int parse_stream(const void *buf, size_t len, bool dump, MessageFunc func
         if (!buf || len > INT_MAX)
                 return -EBADMSG;
         remaining = (int) len;
-        while (mnl_nlmsg_ok(nlh, remaining)) {
+        while (message_ok(nlh, remaining)) {
                 switch (nlh->nlmsg_type) {
                 case NLMSG_NOOP:
                         break;
@@ -438,7 +447,7 @@ static int collect_datagram(const void *buf, int len, uint32_t portid, uint32_t 
                             bool *done) {
         const struct nlmsghdr *nlh = buf;
 
-        while (mnl_nlmsg_ok(nlh, len)) {
+        while (message_ok(nlh, len)) {
                 if (nlh->nlmsg_seq == seq && nlh->nlmsg_pid == portid) {
                         g_byte_array_append(out, (const guint8 *) nlh, NLMSG_ALIGN(nlh->nlmsg_len));
                         if (answer_complete(nlh, dump))

@@ -63,7 +63,8 @@ int vdpa_netlink_list_mgmt(VdpaNetlink *nl, GArray **ret);
 int vdpa_netlink_get_device(VdpaNetlink *nl, const char *name, VdpaDeviceInfo *ret);
 
 /* Parsing, on its own for tests: buf holds one or more netlink messages
- * as the kernel sent them (a dump ends with NLMSG_DONE). -EBADMSG for
+ * as the kernel sent them (a dump ends with NLMSG_DONE), 4-byte aligned
+ * as netlink messages are (any allocation is). -EBADMSG for
  * anything malformed, the kernel's -errno for an NLMSG_ERROR. */
 int vdpa_netlink_parse_mgmt(const void *buf, size_t len, GArray *into);
 int vdpa_netlink_parse_device(const void *buf, size_t len, VdpaDeviceInfo *into);

@@ -9,7 +9,7 @@
 #   VFIOMIG_FUZZ_SECONDS   time per target (default 60)
 #   VFIOMIG_FUZZ_JOBS      targets at once (default 2)
 #   run-fuzz.sh [TARGET...]  only these (stream, rules, testbed, fault,
-#                            conffile, names, domain-xml)
+#                            conffile, names, domain-xml, vdpa)
 #
 # Exit 77 (meson: SKIP) only outside CI, when clang or its libFuzzer
 # runtime is missing.
@@ -20,7 +20,7 @@ build=${VFIOMIG_BUILDDIR:?}/fuzz
 seconds=${VFIOMIG_FUZZ_SECONDS:-60}
 jobs=${VFIOMIG_FUZZ_JOBS:-2}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(stream rules testbed fault conffile names domain-xml)
+[ ${#targets[@]} -gt 0 ] || targets=(stream rules testbed fault conffile names domain-xml vdpa)
 
 missing() {
         if [ "${CI:-}" = true ]; then

@@ -296,6 +296,42 @@ static int parse_config_copy(uint8_t *buf, size_t len) {
         return vdpa_netlink_parse_config(buf, len, &d);
 }
 
+/* Two shapes the fuzz target found, which libmnl's helpers would have
+ * read past the buffer on: a length above 2 GiB (mnl_nlmsg_ok() takes it
+ * as negative), and a last message of odd length whose last string ends
+ * with its NUL only in the padding the payload tail rounds up to. */
+static void test_lengths_libmnl_misreads(void) {
+        g_autoptr(GBytes) dev = recorded(VDPA_REQUEST_DEV, "vC");
+        size_t len, off;
+        const uint8_t *data = g_bytes_get_data(dev, &len);
+        g_autofree uint8_t *buf = g_memdup2(data, len);
+        struct nlmsghdr *nlh = (struct nlmsghdr *) buf;
+        g_auto(VdpaDeviceInfo) d = {};
+        struct nlattr *name;
+
+        nlh->nlmsg_len = 0x80000010u;
+        g_assert_cmpint(vdpa_netlink_parse_device(buf, len, &d), ==, -EBADMSG);
+
+        /* the device name last, the message one byte short of its NUL,
+         * and the buffer as long as the message (the allocation is exact) */
+        memcpy(buf, data, len);
+        off = find_attr(buf, VDPA_NL_ATTR_DEV_NAME);
+        name = (struct nlattr *) (buf + off);
+        {
+                size_t alen = MNL_ALIGN(name->nla_len), rest = nlh->nlmsg_len - off - alen;
+                g_autofree uint8_t *moved = g_memdup2(name, alen);
+                g_autofree uint8_t *cut = NULL;
+
+                memmove(buf + off, buf + off + alen, rest);
+                memcpy(buf + off + rest, moved, alen);
+                /* "vC" and its NUL: 7 bytes, so the rounded-up tail covers the NUL */
+                g_assert_cmpuint(((struct nlattr *) moved)->nla_len % 4, !=, 0);
+                nlh->nlmsg_len = off + rest + ((struct nlattr *) moved)->nla_len - 1;
+                cut = g_memdup2(buf, nlh->nlmsg_len);
+                g_assert_cmpint(vdpa_netlink_parse_device(cut, nlh->nlmsg_len, &d), ==, -EBADMSG);
+        }
+}
+
 static void test_bad_attributes(void) {
         size_t len, off;
         g_autofree uint8_t *buf = config_copy(&len);
@@ -417,5 +453,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/vdpa-netlink/malformed/truncated", test_truncated);
         g_test_add_func("/vdpa-netlink/malformed/attributes", test_bad_attributes);
         g_test_add_func("/vdpa-netlink/malformed/errors", test_errors);
+        g_test_add_func("/vdpa-netlink/malformed/lengths-libmnl-misreads", test_lengths_libmnl_misreads);
         return g_test_run();
 }
