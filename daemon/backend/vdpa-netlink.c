@@ -584,6 +584,77 @@ int vdpa_netlink_request(VdpaNetlink *nl, VdpaRequest req, const char *name, GBy
         return -EINVAL;
 }
 
+static int no_family_message(uint8_t cmd, const struct nlattr *const *tb, void *userdata) {
+        return -EBADMSG;
+}
+
+/* A command that answers with an acknowledgement alone: NLM_F_ACK, so
+ * that success has an answer too and an error is not taken for the next
+ * request's. */
+static int transact_ack(VdpaNetlink *nl, struct nlmsghdr *nlh) {
+        g_autoptr(GBytes) answer = NULL;
+        const void *buf;
+        size_t len;
+        int r;
+
+        nlh->nlmsg_flags |= NLM_F_ACK;
+        if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
+                return -errno;
+        r = receive_answer(nl, nlh->nlmsg_seq, false, &answer);
+        if (r < 0)
+                return r;
+        buf = g_bytes_get_data(answer, &len);
+        /* the ack, or the kernel's error; no family message */
+        r = parse_stream(buf, len, false, no_family_message, NULL);
+        return r < 0 ? r : r == 0 ? 0 : -EBADMSG;
+}
+
+/* "pci/0000:00:05.0" names a bus too; "vdpasim_net" does not. */
+static void put_mgmtdev(struct nlmsghdr *nlh, const char *mgmtdev) {
+        const char *slash = strchr(mgmtdev, '/');
+
+        if (slash) {
+                g_autofree char *bus = g_strndup(mgmtdev, slash - mgmtdev);
+
+                mnl_attr_put_strz(nlh, VDPA_NL_ATTR_MGMTDEV_BUS_NAME, bus);
+                mnl_attr_put_strz(nlh, VDPA_NL_ATTR_MGMTDEV_DEV_NAME, slash + 1);
+        } else
+                mnl_attr_put_strz(nlh, VDPA_NL_ATTR_MGMTDEV_DEV_NAME, mgmtdev);
+}
+
+int vdpa_netlink_new_device(VdpaNetlink *nl, const char *name, const char *mgmtdev, bool has_features,
+                            uint64_t features) {
+        _Alignas(struct nlmsghdr) char buf[MNL_NLMSG_HDRLEN + GENL_HDRLEN + 4 * MNL_ATTR_HDRLEN +
+                                            3 * DEVICE_NAME_MAX + sizeof(uint64_t)];
+        struct nlmsghdr *nlh;
+
+        if (!vdpa_device_name_is_valid(name) || !mgmtdev || !mgmtdev[0] || strlen(mgmtdev) >= DEVICE_NAME_MAX)
+                return -EINVAL;
+        /* a recording cannot make devices */
+        if (nl->replay_dir)
+                return -EOPNOTSUPP;
+        nlh = put_request(buf, nl->family, 0, VDPA_NL_CMD_DEV_NEW, VDPA_NL_FAMILY_VERSION, ++nl->seq);
+        mnl_attr_put_strz(nlh, VDPA_NL_ATTR_DEV_NAME, name);
+        put_mgmtdev(nlh, mgmtdev);
+        /* without it the device offers all the management device supports */
+        if (has_features)
+                mnl_attr_put_u64(nlh, VDPA_NL_ATTR_DEV_FEATURES, features);
+        return transact_ack(nl, nlh);
+}
+
+int vdpa_netlink_del_device(VdpaNetlink *nl, const char *name) {
+        _Alignas(struct nlmsghdr) char buf[MNL_NLMSG_HDRLEN + GENL_HDRLEN + MNL_ATTR_HDRLEN + DEVICE_NAME_MAX];
+        struct nlmsghdr *nlh;
+
+        if (!vdpa_device_name_is_valid(name))
+                return -EINVAL;
+        if (nl->replay_dir)
+                return -EOPNOTSUPP;
+        nlh = put_request(buf, nl->family, 0, VDPA_NL_CMD_DEV_DEL, VDPA_NL_FAMILY_VERSION, ++nl->seq);
+        mnl_attr_put_strz(nlh, VDPA_NL_ATTR_DEV_NAME, name);
+        return transact_ack(nl, nlh);
+}
+
 int vdpa_netlink_list_mgmt(VdpaNetlink *nl, GArray **ret) {
         g_autoptr(GArray) list = g_array_new(FALSE, TRUE, sizeof(VdpaMgmtInfo));
         g_autoptr(GBytes) answer = NULL;

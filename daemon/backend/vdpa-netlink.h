@@ -91,6 +91,16 @@ int vdpa_netlink_request(VdpaNetlink *nl, VdpaRequest req, const char *name, GBy
 /* The replay file that answers a request: "dev-vdpa0.hex". */
 char *vdpa_request_file_name(VdpaRequest req, const char *name);
 
+/* For test tools (vdpa-tool new/del), not the daemon: VDPA_CMD_DEV_NEW
+ * of device name on management device mgmtdev ("vdpasim_net", or
+ * "BUS/DEV"), offering features when has_features (the management device
+ * checks them against what it supports: -EINVAL, or -EOPNOTSUPP when it
+ * takes no per-device features), and VDPA_CMD_DEV_DEL. Both need
+ * CAP_NET_ADMIN; a replay answers -EOPNOTSUPP. */
+int vdpa_netlink_new_device(VdpaNetlink *nl, const char *name, const char *mgmtdev, bool has_features,
+                            uint64_t features);
+int vdpa_netlink_del_device(VdpaNetlink *nl, const char *name);
+
 /* A plain kernel device name: not empty, no '/', not "." or "..", shorter
  * than a VDUSE name (256). Anything else is -EINVAL before any lookup. */
 bool vdpa_device_name_is_valid(const char *name);

@@ -112,10 +112,11 @@ class SysfsTree:
 
     # vDPA devices (what netlink says of them comes from recordings)
 
-    def add_vdpa(self, name, driver=None):
+    def add_vdpa(self, name, driver=None, under=None):
         """A VDUSE-made vDPA device, as 6.12 shows one: under its VDUSE
-        device, on bus vdpa."""
-        dev = f'/sys/devices/virtual/vduse/{name}/{name}'
+        device, on bus vdpa. under: another parent directory (vdpa_sim's
+        devices have none: under='/sys/devices')."""
+        dev = f'{under}/{name}' if under else f'/sys/devices/virtual/vduse/{name}/{name}'
         self.write(dev + '/uevent', f'DRIVER={driver}\n' if driver else '')
         self.link(dev + '/subsystem', '/sys/bus/vdpa')
         self.link(f'/sys/bus/vdpa/devices/{name}', dev)

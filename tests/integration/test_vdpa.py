@@ -227,5 +227,47 @@ class KernelVdpaTest(DaemonTestCase, VdpaAsserts):
                                                            include_unknown=True)])
 
 
+REPLAY_SIM = os.path.join(os.environ.get('VFIOMIG_SRCDIR', '.'), 'tests', 'unit', 'data', 'vdpasim')
+# what the 6.12 kernel said of vdpa_sim_net and its devices (tests/unit/data/vdpasim/README.md)
+SIM_SUPPORTED = '0x308830028'
+S1 = 'class=net offered=0x300000020'
+S2 = 'class=net offered=0x300010028 mtu=1500'
+
+
+class KernelVdpasimTest(DaemonTestCase, VdpaAsserts):
+    """A management device that states its features: its type is judged on
+    them, not as unknown."""
+    daemon_args = [f'--vdpa-replay={REPLAY_SIM}']
+
+    @classmethod
+    def setUpClass(cls):
+        if 'umockdev' not in os.environ.get('LD_PRELOAD', ''):
+            raise RuntimeError('run this test under umockdev-wrapper')
+        from sysfs import SysfsTree  # pylint: disable=import-outside-toplevel
+        t = cls.tree = SysfsTree()
+        # vdpa_sim makes its devices without a parent
+        t.add_vdpa('S1', under='/sys/devices')
+        t.add_vdpa('S2', under='/sys/devices')
+        cls.daemon_env = {'UMOCKDEV_DIR': t.root}
+        super().setUpClass()
+
+    def test_type_offers_the_supported_features(self):
+        self.assertEqual(self.get_property(device_path('S1'), DEVICE, 'Vdpa'), S1)
+        self.assertEqual(self.get_property(device_path('S2'), DEVICE, 'Vdpa'), S2)
+        self.assertEqual(self.get_property('/org/vfiomig1/type/vdpasim_5fnet_2fvdpa_2dnet', MDEV_TYPE, 'Vdpa'),
+                         f'class=net offered={SIM_SUPPORTED} config=any')
+        self.assertEqual(self.targets({'type': 'vdpa', 'vdpa': S2}, existing_only=False),
+                         [('device', 'S2', 'compatible', 'features'),
+                          ('vdpa-type', 'vdpasim_net/vdpa-net', 'compatible', 'features')])
+        # MRG_RXBUF: neither device nor type has it, and the type is known
+        # to lack it, so it is not merely unknown
+        self.assertEqual(self.targets({'type': 'vdpa', 'vdpa': 'class=net offered=0x300008020'},
+                                      existing_only=False, include_unknown=True), [])
+        self.assertEqual(self.compat('S1', 'S2')[0], 'compatible')
+        self.assertEqual(self.compat('S2', 'S1'), ('incompatible', 'features',
+                                                   'target lacks VIRTIO_NET_F_MTU, VIRTIO_NET_F_STATUS '
+                                                   '(the source offers them)'))
+
+
 if __name__ == '__main__':
     main()

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* daemon/backend/vdpa-netlink.c against replies the 6.12 kernel gave in
- * scenario-vdpa (data/vdpa/, see its README.md), and against those replies
- * cut short or corrupted. */
+ * scenario-vdpa (data/vdpa/, see its README.md) and scenario-vdpasim
+ * (data/vdpasim/), and against those replies cut short or corrupted. */
 #include <errno.h>
 #include <string.h>
 
@@ -116,6 +116,62 @@ static void test_recorded_blk(void) {
         g_assert_cmpuint(c.num_queues, ==, 2);
         g_assert_cmpuint(c.max_vqs, ==, 2);
         g_assert_false(c.has_mtu);
+}
+
+/* vdpa_sim_net (data/vdpasim/): a management device that states what it
+ * supports, unlike vduse, and devices made with features of their own. */
+#define SIM_DIR UNIT_DATA_DIR "/vdpasim"
+#define SIM_SUPPORTED UINT64_C(0x308830028)
+#define FEAT_S1 UINT64_C(0x300000020)
+#define FEAT_S2 UINT64_C(0x300010028)
+
+static void test_recorded_vdpasim(void) {
+        g_autoptr(VdpaNetlink) nl = NULL;
+        g_autoptr(GArray) list = NULL, devices = NULL;
+        g_auto(VdpaDeviceInfo) s1 = {}, s2 = {};
+        const VdpaMgmtInfo *m;
+
+        g_assert_cmpint(vdpa_netlink_open(SIM_DIR, &nl), ==, 0);
+        g_assert_cmpint(vdpa_netlink_list_mgmt(nl, &list), ==, 0);
+        g_assert_cmpuint(list->len, ==, 1);
+        m = &g_array_index(list, VdpaMgmtInfo, 0);
+        g_assert_cmpstr(m->name, ==, "vdpasim_net");
+        g_assert_cmphex(m->classes, ==, 1 << 1);
+        g_assert_true(m->has_supported_features);
+        g_assert_cmphex(m->supported_features, ==, SIM_SUPPORTED);
+        g_assert_cmpuint(m->max_vqs, ==, 3);
+
+        g_assert_cmpint(vdpa_netlink_list_devices(nl, &devices), ==, 0);
+        g_assert_cmpuint(devices->len, ==, 2);
+        g_assert_cmpstr(g_array_index(devices, VdpaDeviceInfo, 0).name, ==, "S1");
+        g_assert_cmpstr(g_array_index(devices, VdpaDeviceInfo, 1).name, ==, "S2");
+
+        /* each offers the features it was made with, not all the
+         * management device supports */
+        g_assert_cmpint(vdpa_netlink_get_device(nl, "S1", &s1), ==, 0);
+        g_assert_cmpstr(s1.mgmtdev, ==, "vdpasim_net");
+        g_assert_true(s1.has_features);
+        g_assert_cmphex(s1.features, ==, FEAT_S1);
+        g_assert_false(s1.has_negotiated);
+        g_assert_false(s1.has_mtu);
+        g_assert_cmpint(vdpa_netlink_get_device(nl, "S2", &s2), ==, 0);
+        g_assert_cmphex(s2.features, ==, FEAT_S2);
+        g_assert_cmphex(s2.features & ~SIM_SUPPORTED, ==, 0);
+        g_assert_true(s2.has_mtu);
+        g_assert_cmpuint(s2.mtu, ==, 1500);
+}
+
+/* A recording cannot make or delete devices; bad names are refused
+ * before anything is sent. */
+static void test_replay_new_del(void) {
+        g_autoptr(VdpaNetlink) nl = NULL;
+
+        g_assert_cmpint(vdpa_netlink_open(SIM_DIR, &nl), ==, 0);
+        g_assert_cmpint(vdpa_netlink_new_device(nl, "S3", "vdpasim_net", true, FEAT_S1), ==, -EOPNOTSUPP);
+        g_assert_cmpint(vdpa_netlink_del_device(nl, "S1"), ==, -EOPNOTSUPP);
+        g_assert_cmpint(vdpa_netlink_new_device(nl, "a/b", "vdpasim_net", false, 0), ==, -EINVAL);
+        g_assert_cmpint(vdpa_netlink_new_device(nl, "S3", "", false, 0), ==, -EINVAL);
+        g_assert_cmpint(vdpa_netlink_del_device(nl, ".."), ==, -EINVAL);
 }
 
 static void test_replay_lookups(void) {
@@ -448,7 +504,9 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/vdpa-netlink/recorded/devices", test_recorded_devices);
         g_test_add_func("/vdpa-netlink/recorded/net", test_recorded_net);
         g_test_add_func("/vdpa-netlink/recorded/blk", test_recorded_blk);
+        g_test_add_func("/vdpa-netlink/recorded/vdpasim", test_recorded_vdpasim);
         g_test_add_func("/vdpa-netlink/replay/lookups", test_replay_lookups);
+        g_test_add_func("/vdpa-netlink/replay/new-del", test_replay_new_del);
         g_test_add_func("/vdpa-netlink/replay/files", test_replay_files);
         g_test_add_func("/vdpa-netlink/malformed/truncated", test_truncated);
         g_test_add_func("/vdpa-netlink/malformed/attributes", test_bad_attributes);

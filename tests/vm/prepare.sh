@@ -1,7 +1,8 @@
 #!/bin/bash
 # Prepares what the VM tier boots, cached outside the repository: a Debian
-# 6.12 kernel, its guest modules decompressed, mtty.ko built from the matching
-# kernel source, and a busybox initramfs. A warm run downloads and builds
+# 6.12 kernel, its guest modules decompressed, mtty.ko and the vDPA
+# simulator (vringh.ko, vdpa_sim.ko, vdpa_sim_net.ko: Debian builds none of
+# them) built from the matching kernel source, and a busybox initramfs. A warm run downloads and builds
 # nothing. Logs go to stderr; stdout carries VM_* shell assignments for
 # run-vm.sh (also saved as $cache/<version>/vm.env).
 #
@@ -23,9 +24,18 @@ guest_modules=(vfio vfio_iommu_type1 mdev 9p 9pnet_virtio overlay)
 declare -A machine_modules=([q35-iommu]="vfio-pci")
 # Loaded by the scenarios that want them (guest-lib's load_modules), from a
 # module tree of their own in the cache, decompressed once; the guest reads
-# it through the shared root (VFIOMIG_VM_MODULES). Only scenario-vdpa needs
-# these, so no other boot pays for them.
-ondemand_modules=(vdpa vduse virtio_vdpa virtio_net virtio_blk)
+# it through the shared root (VFIOMIG_VM_MODULES). Only the vDPA scenarios
+# need these, so no other boot pays for them. vhost_iotlb is for the
+# simulator built below, which joins the same tree.
+ondemand_modules=(vdpa vduse virtio_vdpa virtio_net virtio_blk vhost_iotlb)
+# The only files taken from linux-source (paths in its tarball): one pass
+# over the 150 MB tarball extracts them all. The headers package has every
+# header they include; vdpa_sim.h is the one private header.
+source_files=(samples/vfio-mdev/mtty.c drivers/vhost/vringh.c drivers/vdpa/vdpa_sim/vdpa_sim.c
+	drivers/vdpa/vdpa_sim/vdpa_sim.h drivers/vdpa/vdpa_sim/vdpa_sim_net.c)
+# Built out of tree from those, in one directory so that vdpa_sim finds
+# vringh's symbols and vdpa_sim_net vdpa_sim's (one Module.symvers).
+vdpasim_objs=(vringh vdpa_sim vdpa_sim_net)
 
 log() { echo "prepare: $*" >&2; }
 die() {
@@ -107,11 +117,14 @@ hdr=$root/usr/src/linux-headers-$krel
 log "kernel $krel (Debian $ver)"
 
 # 1. Download and unpack (dpkg-deb -x: no maintainer scripts, no install).
+# linux-source comes along on a cold cache, so that step 1b need not fetch
+# it again.
+srcdeb=$kdir/debs/linux-source-6.12_${ver}_all.deb
 if [[ -e $root/.done ]]; then
 	log "cache hit: kernel packages unpacked in $root"
 else
-	rm -rf "$root" "$kdir/debs" "$kdir/mtty"
-	mkdir -p "$kdir/debs" "$root" "$kdir/mtty"
+	rm -rf "$root" "$kdir/debs" "$kdir/src" "$kdir/mtty" "$kdir/vdpasim"
+	mkdir -p "$kdir/debs" "$root"
 	log "downloading ${kpkgs[*]} linux-source-6.12 ($ver)"
 	dl() { (cd "$kdir/debs" && apt-get download -o APT::Sandbox::User=root "${kpkgs[@]/%/=$ver}" "linux-source-6.12=$ver" >&2); }
 	dl || { apt_update_once && dl; } || die "apt-get download failed"
@@ -122,35 +135,89 @@ else
 	sed -i "s|^include /usr/src/|include $root/usr/src/|" "$hdr/Makefile"
 	# Debian generates modules.dep in a postinst hook, which we skip.
 	depmod -b "$root" "$krel"
-	log "extracting samples/vfio-mdev/mtty.c from linux-source-6.12"
-	dpkg-deb --fsys-tarfile "$kdir/debs/linux-source-6.12_${ver}_all.deb" |
-		tar -xO ./usr/src/linux-source-6.12.tar.xz |
-		tar -xJ -C "$kdir/mtty" --strip-components=3 linux-source-6.12/samples/vfio-mdev/mtty.c
-	[[ -s $kdir/mtty/mtty.c ]] || die "mtty.c not found in linux-source-6.12 $ver"
-	rm -rf "$kdir/debs"
 	touch "$root/.done"
 fi
 
-# 2. mtty.ko, out of tree against the unpacked headers.
+# 1b. The kernel source files, extracted together. A cache that an older
+# prepare.sh made (mtty.c only) fetches linux-source once more, for the rest.
+src=$kdir/src
+if [[ -s $src/.files && $(<"$src/.files") == "${source_files[*]}" ]]; then
+	log "cache hit: kernel source files in $src"
+else
+	if [[ ! -s $srcdeb ]]; then
+		mkdir -p "$kdir/debs"
+		log "downloading linux-source-6.12 ($ver) for ${source_files[*]}"
+		dls() { (cd "$kdir/debs" && apt-get download -o APT::Sandbox::User=root "linux-source-6.12=$ver" >&2); }
+		dls || { apt_update_once && dls; } || die "apt-get download linux-source-6.12=$ver failed"
+	fi
+	log "extracting ${source_files[*]} from linux-source-6.12"
+	rm -rf "$src" "$src.new"
+	mkdir -p "$src.new"
+	dpkg-deb --fsys-tarfile "$srcdeb" |
+		tar -xO ./usr/src/linux-source-6.12.tar.xz |
+		tar -xJ -C "$src.new" --strip-components=1 "${source_files[@]/#/linux-source-6.12/}" ||
+		die "extracting ${source_files[*]} from linux-source-6.12 $ver failed"
+	for f in "${source_files[@]}"; do
+		[[ -s $src.new/$f ]] || die "$f not found in linux-source-6.12 $ver"
+	done
+	echo "${source_files[*]}" >"$src.new/.files"
+	mv "$src.new" "$src"
+fi
+rm -rf "$kdir/debs"
+
+# Out of tree against the unpacked headers: build_modules DIR NAME...
+# builds NAME.ko from DIR's sources. Without a usable pahole, it builds
+# without module BTF rather than fail.
+build_modules() {
+	local dir=$1 n
+	shift
+	echo "obj-m := ${*/%/.o}" >"$dir/Kbuild"
+	mk() { make -C "$hdr" M="$dir" "$@" modules >"$dir/build.log" 2>&1; }
+	mk || { log "build failed, retrying without BTF" && mk CONFIG_DEBUG_INFO_BTF_MODULES=; } ||
+		{ tail -n 30 "$dir/build.log" >&2 && die "building $* failed (log: $dir/build.log)"; }
+	for n in "$@"; do
+		strip --strip-debug "$dir/$n.ko"
+	done
+}
+
+# 2. mtty.ko. The directory stays where older prepare.sh versions look
+# for it, as checkouts of different ages share this cache.
 mtty=$kdir/mtty/mtty.ko
 if [[ -s $mtty ]]; then
 	log "cache hit: $mtty"
 else
 	log "building mtty.ko"
-	echo 'obj-m := mtty.o' >"$kdir/mtty/Kbuild"
-	mk() { make -C "$hdr" M="$kdir/mtty" "$@" modules >"$kdir/mtty/build.log" 2>&1; }
-	# Without a usable pahole, build without module BTF rather than fail.
-	mk || { log "build failed, retrying without BTF" && mk CONFIG_DEBUG_INFO_BTF_MODULES=; } ||
-		{ tail -n 30 "$kdir/mtty/build.log" >&2 && die "building mtty.ko failed (log: $kdir/mtty/build.log)"; }
-	strip --strip-debug "$mtty"
+	mkdir -p "$kdir/mtty"
+	cp "$src/samples/vfio-mdev/mtty.c" "$kdir/mtty/"
+	build_modules "$kdir/mtty" mtty
+fi
+
+# 2a. The vDPA simulator. Only the on-demand tree carries it: the boots
+# that do not load it neither see nor pay for it.
+vdpasim=$kdir/vdpasim
+if [[ -e $vdpasim/.done ]]; then
+	log "cache hit: ${vdpasim_objs[*]/%/.ko} in $vdpasim"
+else
+	log "building ${vdpasim_objs[*]/%/.ko}"
+	t0=$SECONDS
+	rm -rf "$vdpasim"
+	mkdir -p "$vdpasim"
+	cp "$src/drivers/vhost/vringh.c" "$src"/drivers/vdpa/vdpa_sim/vdpa_sim{.c,.h,_net.c} "$vdpasim/"
+	build_modules "$vdpasim" "${vdpasim_objs[@]}"
+	log "built ${vdpasim_objs[*]/%/.ko} in $((SECONDS - t0)) s"
+	touch "$vdpasim/.done"
 fi
 
 # 2b. The on-demand module tree: each module with what it needs, as modprobe
 # resolves it from the kernel's modules.dep, decompressed (a .ko.xz takes
 # seconds to load under TCG), with a modules.dep of its own.
-ondemand=$kdir/modules-$(echo "${ondemand_modules[*]}" | sha256sum | cut -c1-16)
+ondemand=$kdir/modules-$({
+	echo "${ondemand_modules[*]}"
+	(cd "$vdpasim" && sha256sum "${vdpasim_objs[@]/%/.ko}")
+} | sha256sum | cut -c1-16)
 if [[ -e $ondemand/.done ]]; then
 	log "cache hit: $ondemand"
+	touch "$ondemand"
 else
 	log "decompressing on-demand modules into $ondemand"
 	rm -rf "$ondemand" "$ondemand.new"
@@ -162,10 +229,16 @@ else
 		name=${ko##*/}
 		xz -dc "$ko" >"$odir/kernel/${name%.xz}"
 	done
+	# depmod finds what the simulator needs (vdpa, vhost_iotlb, vringh)
+	# by their symbols.
+	mkdir -p "$odir/extra"
+	for m in "${vdpasim_objs[@]}"; do
+		cp "$vdpasim/$m.ko" "$odir/extra/"
+	done
 	cp "$root/lib/modules/$krel/modules.builtin" "$root/lib/modules/$krel/modules.builtin.modinfo" "$odir/"
-	(cd "$odir" && printf '%s\n' kernel/*.ko >modules.order)
+	(cd "$odir" && printf '%s\n' kernel/*.ko extra/*.ko >modules.order)
 	depmod -b "$ondemand.new" "$krel"
-	log "on-demand modules: $(cd "$odir/kernel" && echo *)"
+	log "on-demand modules: $(cd "$odir" && echo kernel/* extra/*)"
 	touch "$ondemand.new/.done"
 	mv "$ondemand.new" "$ondemand"
 fi
@@ -254,6 +327,13 @@ fi
 ls -t "$kdir"/initramfs-*.cpio 2>/dev/null | tail -n +5 | while read -r old; do
 	log "removing unused initramfs $old"
 	rm -f "$old"
+done
+
+# Likewise for the on-demand module trees.
+# shellcheck disable=SC2012  # our own directory names
+ls -td "$kdir"/modules-*/ 2>/dev/null | tail -n +5 | while read -r old; do
+	log "removing unused module tree ${old%/}"
+	rm -rf "${old%/}"
 done
 
 # Other kernel versions are dead weight once a newer one is prepared.

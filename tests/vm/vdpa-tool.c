@@ -12,6 +12,12 @@
  *                   (every one OK) until SIGTERM or SIGINT, and destroys
  *                   it (delete the vDPA device first: the kernel refuses
  *                   while it exists)
+ *   new NAME MGMTDEV [FEATURES_HEX]
+ *                   VDPA_CMD_DEV_NEW: a device of management device
+ *                   MGMTDEV (e.g. vdpasim_net) offering FEATURES_HEX, or
+ *                   what MGMTDEV supports when not given (iproute2 6.1's
+ *                   `vdpa dev add` cannot set features)
+ *   del NAME        VDPA_CMD_DEV_DEL
  *   show NAME       the device as the module parsed it, one key=value a
  *                   line: name, mgmtdev, device_id, class, vendor_id,
  *                   max_vqs, max_vq_size, features, and negotiated, mtu,
@@ -146,6 +152,34 @@ static int cmd_devices(void) {
         for (guint i = 0; i < list->len; i++)
                 printf("%s\n", g_array_index(list, VdpaDeviceInfo, i).name);
         return 0;
+}
+
+/* ---- new, del ---- */
+
+static int cmd_new(const char *name, const char *mgmtdev, const char *features) {
+        g_autoptr(VdpaNetlink) nl = NULL;
+        guint64 v = 0;
+        int r;
+
+        if (features && !g_ascii_string_to_unsigned(g_str_has_prefix(features, "0x") ? features + 2 : features, 16,
+                                                     0, UINT64_MAX, &v, NULL))
+                return 2;
+        if (!vdpa_device_name_is_valid(name))
+                return 2;
+        if (open_netlink(&nl))
+                return 1;
+        r = vdpa_netlink_new_device(nl, name, mgmtdev, features != NULL, v);
+        return r < 0 ? fail(name, r) : 0;
+}
+
+static int cmd_del(const char *name) {
+        g_autoptr(VdpaNetlink) nl = NULL;
+        int r;
+
+        if (open_netlink(&nl))
+                return 1;
+        r = vdpa_netlink_del_device(nl, name);
+        return r < 0 ? fail(name, r) : 0;
 }
 
 /* ---- record ---- */
@@ -470,6 +504,10 @@ int main(int argc, char **argv) {
         cmd = argc > 1 ? argv[1] : "";
         if (g_str_equal(cmd, "vduse") && argc >= 5)
                 r = cmd_vduse(argc - 2, argv + 2);
+        else if (g_str_equal(cmd, "new") && (argc == 4 || argc == 5))
+                r = cmd_new(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
+        else if (g_str_equal(cmd, "del") && argc == 3)
+                r = cmd_del(argv[2]);
         else if (g_str_equal(cmd, "show") && argc == 3)
                 r = cmd_show(argv[2]);
         else if (g_str_equal(cmd, "mgmt") && argc == 2)
@@ -479,7 +517,7 @@ int main(int argc, char **argv) {
         else if (g_str_equal(cmd, "record") && argc == 3)
                 r = cmd_record(argv[2]);
         if (r == 2)
-                fprintf(stderr, "usage: vdpa-tool [--replay DIR] vduse|show|mgmt|devices|record ... (see the source)\n");
+                fprintf(stderr, "usage: vdpa-tool [--replay DIR] vduse|new|del|show|mgmt|devices|record ... (see the source)\n");
         g_free(arg_replay);
         return r;
 }
