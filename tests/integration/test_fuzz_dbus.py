@@ -475,7 +475,11 @@ class DBusFuzzTest(DaemonTestCase):
         # migration that succeeded and left it, its source, stopped.
         last = self.last_outcomes()
         stopped = {}
+        # vDPA devices have no VFIO state: no job may have touched them
         for name, dev in self.devices().items():
+            if dev[1] == 'vdpa':
+                self.assertEqual(dev[5], '', name)
+                continue
             state = dev[5]
             if state == 'running' and self.state(name) == 'running':
                 continue
@@ -486,7 +490,8 @@ class DBusFuzzTest(DaemonTestCase):
                              self.tb('GetTransitions', '(s)', name)[0][-4:])
         self.assertEqual(stopped, {}, 'devices left not running (state, simulated state, last job, last arcs)')
         for name, dev in self.devices().items():
-            self.assertEqual((dev[5], self.state(name)), ('running', 'running'), name)
+            if dev[1] != 'vdpa':
+                self.assertEqual((dev[5], self.state(name)), ('running', 'running'), name)
 
         # nothing written outside the state directory
         self.assertEqual(self.canaries(), canaries)
