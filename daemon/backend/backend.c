@@ -5,6 +5,7 @@
 #include "backend/holders.h"
 #include "iommu-facet.h"
 #include "log.h"
+#include "util.h"
 #include "vfio-uapi.h"
 
 void backend_init(Backend *b, const BackendOps *ops, Registry *r) {
@@ -101,7 +102,12 @@ static void learn_iommu(Backend *b, const char *name, const char *kernel) {
 
 int backend_open_device(Backend *b, const Device *d, DeviceHandle **ret, char **ret_error) {
         g_autofree char *name = g_strdup(d->name), *holder = NULL;
-        int r = b->ops->open_device(b, d, ret, ret_error);
+        int r;
+
+        if (d->kind == DEVICE_KIND_VDPA)
+                return errno_message(ret_error, EOPNOTSUPP, "%s is a vDPA device: it has no VFIO device to open, "
+                                     "and no VFIO migration", name);
+        r = b->ops->open_device(b, d, ret, ret_error);
 
         if (r >= 0) {
                 registry_set_device_held_by(b->registry, name, NULL);

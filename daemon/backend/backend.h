@@ -78,8 +78,8 @@ static inline void backend_refresh_types(Backend *b) {
                 b->ops->refresh_types(b);
 }
 
-/* Opens a device for an operation a client asked for. When someone else
- * holds it (-EBUSY), *ret_error names the holder, found in /proc and
+/* Opens a device for an operation a client asked for; a vDPA device is
+ * -EOPNOTSUPP. When someone else holds it (-EBUSY), *ret_error names the holder, found in /proc and
  * recorded on the device (held_by); an open that works clears that. */
 int backend_open_device(Backend *b, const Device *d, DeviceHandle **ret, char **ret_error);
 

@@ -270,7 +270,7 @@ static int method_refresh_device(sd_bus_message *msg, void *userdata, sd_bus_err
         }
         r = backend_open_device(c->backend, d, &h, &why);
         if (r < 0)
-                return bus_error_set_errnof(error, r == -EBUSY ? EBUSY : EIO, "%s", why ? why : name);
+                return bus_error_set_errnof(error, r == -EBUSY || r == -EOPNOTSUPP ? -r : EIO, "%s", why ? why : name);
         r = backend_learn_migration(c->backend, name, h, &support, &flags);
         g_clear_pointer(&h, device_handle_close);
         if (r < 0)

@@ -440,6 +440,8 @@ int bus_method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         r = migration_resume_device(c->jobs, d, &outcome, &why);
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s", why);
+        if (r == -EOPNOTSUPP)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_NOT_MIGRATABLE, "%s", why);
         if (r < 0)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_DEVICE_FAILED, "%s", why);
         log_info("%s: %s (resume requested by %s)", device, outcome, sd_bus_message_get_sender(msg));

@@ -150,6 +150,11 @@ class TestbedVdpaTest(TestbedTestCase, VdpaAsserts):
                                      ('vdpasim_net', 'vdpa-net', '', {}))
         self.assertIn('vdpasim_net is a vDPA management device', msg)
         self.assert_dbus_error(ERR + 'InvalidArgument', self.call, 'RemoveMdev', '(sa{sv})', ('vdpa0', {}))
+        # nothing to open: no flags to learn, no state to set running
+        for method in ('RefreshDevice', 'Resume'):
+            sig = '(sa{sv})'
+            msg = self.assert_dbus_error(ERR + 'NotMigratable', self.call, method, sig, ('vdpa0', {}))
+            self.assertIn('vdpa0 is a vDPA device: it has no VFIO device to open', msg)
         self.assertEqual(self.devices(), before)
 
     def test_ctl(self):
@@ -174,15 +179,21 @@ VB = 'class=net offered=0x300018028 negotiated=0x300018028 mtu=9000'     # no MQ
 VC = 'class=blk offered=0x300001040 blk-size=4096 queues=2'
 
 
+def sysfs_tree():
+    """A umockdev sysfs tree; the kernel backend reads it only when the
+    test runs under umockdev-wrapper."""
+    if 'umockdev' not in os.environ.get('LD_PRELOAD', ''):
+        raise RuntimeError('run this test under umockdev-wrapper')
+    from sysfs import SysfsTree  # pylint: disable=import-outside-toplevel
+    return SysfsTree()
+
+
 class KernelVdpaTest(DaemonTestCase, VdpaAsserts):
     daemon_args = [f'--vdpa-replay={REPLAY}']
 
     @classmethod
     def setUpClass(cls):
-        if 'umockdev' not in os.environ.get('LD_PRELOAD', ''):
-            raise RuntimeError('run this test under umockdev-wrapper')
-        from sysfs import SysfsTree  # pylint: disable=import-outside-toplevel
-        t = cls.tree = SysfsTree()
+        t = cls.tree = sysfs_tree()
         t.add_vdpa('vA', 'virtio_vdpa')
         t.add_vdpa('vB', 'virtio_vdpa')
         # in sysfs, but the kernel no longer knows it (no recording): gone
@@ -241,10 +252,7 @@ class KernelVdpasimTest(DaemonTestCase, VdpaAsserts):
 
     @classmethod
     def setUpClass(cls):
-        if 'umockdev' not in os.environ.get('LD_PRELOAD', ''):
-            raise RuntimeError('run this test under umockdev-wrapper')
-        from sysfs import SysfsTree  # pylint: disable=import-outside-toplevel
-        t = cls.tree = SysfsTree()
+        t = cls.tree = sysfs_tree()
         # vdpa_sim makes its devices without a parent
         t.add_vdpa('S1', under='/sys/devices')
         t.add_vdpa('S2', under='/sys/devices')
