@@ -167,7 +167,6 @@ void vdpa_kernel_sync_mgmt(VdpaKernel *k, Registry *r) {
                         log_info("vDPA management device %s went away", name);
                         registry_remove_parent(r, name);
                 }
-        g_hash_table_steal_all(seen);
         g_hash_table_destroy(k->parents);
         k->parents = g_steal_pointer(&seen);
 }
