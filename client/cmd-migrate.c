@@ -182,7 +182,7 @@ static int subscribe(Job *j) {
 
 /* What we saw of a job whose daemon is gone: its end is not ours to know. */
 static void report_gone(Job *j) {
-        g_autofree char *size = g_format_size_full(j->bytes, G_FORMAT_SIZE_IEC_UNITS);
+        g_autofree char *size = format_bytes(j->bytes);
 
         if (j->shown_bar)
                 fputc('\n', stderr);
@@ -265,7 +265,7 @@ static int report(Job *j) {
         if (j->ctl->json)
                 print_json(j);
         else if (ok) {
-                g_autofree char *size = g_format_size_full(j->bytes, G_FORMAT_SIZE_IEC_UNITS);
+                g_autofree char *size = format_bytes(j->bytes);
                 g_autofree char *downtime = j->downtime ? g_strdup_printf(", downtime %.3f ms",
                                                                            (double) j->downtime / 1000)
                                                         : g_strdup("");
@@ -274,7 +274,9 @@ static int report(Job *j) {
                         j->rounds, j->rounds == 1 ? "" : "s");
         }
         else {
-                fprintf(stderr, "Migration %u %s: %s\n", j->id, j->result ?: "ended", j->error ?: "");
+                g_autofree char *text = cli_error_text(j->error ?: "");
+
+                fprintf(stderr, "Migration %u %s: %s\n", j->id, j->result ?: "ended", text);
                 for (guint i = 0; i < j->devices->len; i++) {
                         g_auto(GStrv) f = g_strsplit(j->devices->pdata[i], "\t", 3);
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <glib.h>
@@ -71,6 +72,11 @@ int ctl_call(Ctl *ctl, const char *method, sd_bus_message **reply, const char *w
              const char *types, ...);
 int ctl_exit_code_for_error(const sd_bus_error *error, int r);
 int ctl_usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* "4.0 MiB": binary units, a plain space, the same under every locale. */
+char *format_bytes(uint64_t bytes);
+/* A daemon's error message with its "(option NAME)" hints as our flags. */
+char *cli_error_text(const char *message);
 
 /* Output: human tables or JSON on stdout. */
 typedef struct Table Table;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -108,6 +109,36 @@ JsonNode *json_strv_node(char **strv) {
                 json_array_add_string_element(a, *s);
         /* the node takes a reference of its own */
         return json_node_init_array(json_node_alloc(), a);
+}
+
+char *format_bytes(uint64_t bytes) {
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+        double v = (double) bytes;
+        size_t u = 0;
+
+        /* not g_format_size(): its non-breaking space, under every locale,
+         * defeats grep "4.0 MiB" */
+        if (bytes < 1024)
+                return g_strdup_printf("%" G_GUINT64_FORMAT " B", bytes);
+        while (v >= 1024 && u + 1 < G_N_ELEMENTS(units)) {
+                v /= 1024;
+                u++;
+        }
+        return g_strdup_printf("%.1f %s", v, units[u]);
+}
+
+char *cli_error_text(const char *message) {
+        static const char *const cli_options[] = { "overwrite", "allow-unknown", "allow-no-p2p" };
+        g_autoptr(GString) s = g_string_new(message);
+
+        /* the daemon's hints name D-Bus options; ours are flags */
+        for (size_t i = 0; i < G_N_ELEMENTS(cli_options); i++) {
+                g_autofree char *dbus = g_strdup_printf("(option %s)", cli_options[i]);
+                g_autofree char *flag = g_strdup_printf("(--%s)", cli_options[i]);
+
+                g_string_replace(s, dbus, flag, 0);
+        }
+        return g_string_free(g_steal_pointer(&s), FALSE);
 }
 
 char *migration_text(const char *support, const char *flags) {

@@ -208,8 +208,9 @@ int ctl_send(Ctl *ctl, sd_bus_message *m, int r, sd_bus_message **reply, const c
         if (r >= 0)
                 r = sd_bus_call(ctl->bus, m, 0, &error, reply);
         if (r < 0) {
-                fprintf(stderr, "Failed to %s: %s\n", what,
-                        sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                g_autofree char *text = cli_error_text(sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+
+                fprintf(stderr, "Failed to %s: %s\n", what, text);
                 code = ctl_exit_code_for_error(&error, r);
         }
         if (ret_error)

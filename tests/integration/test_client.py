@@ -442,5 +442,30 @@ class ResumeTest(ClientTestCase):
         ended.wait_for(lambda s: s[3][0] == job_id, 30)
 
 
+class MessagesTest(ClientTestCase):
+    """What vfiomigctl prints is for a person at a shell: sizes grep the
+    same under every locale, and hints name its own flags."""
+
+    def test_sizes_in_plain_ascii_under_every_locale(self):
+        src = A[2]
+        for locale in ('C', 'C.UTF-8'):
+            env = dict(os.environ, LC_ALL=locale)
+            name = f'sizes-{locale}'
+            p = subprocess.run([VFIOMIGCTL, '--source-state=running', 'save', src, name], env=env,
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertRegex(p.stderr, r'Migration \d+ done: 4\.0 MiB,', locale)
+            self.assertNotIn('\u00a0', p.stderr, locale)
+
+    def test_hints_name_flags(self):
+        src = A[3]
+        p = ctl('--source-state=running', 'save', src, 'hint')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = ctl('--source-state=running', 'save', src, 'hint')
+        self.assertEqual(p.returncode, 5, p.stderr)
+        self.assertIn('exists already (--overwrite)', p.stderr)
+        self.assertNotIn('option overwrite', p.stderr)
+
+
 if __name__ == '__main__':
     main()
