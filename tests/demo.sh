@@ -1,9 +1,27 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs what is missing, builds, starts vfiomigd with the embedded
-# testbed on a private system bus, and walks through a client session.
+# testbed on a private system bus, and walks through a client session;
+# with --shell, leaves you in a shell there instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+mode=session
+case ${1:-} in
+"") ;;
+--shell) mode=shell ;;
+-h | --help)
+        echo "usage: $0 [--shell]"
+        echo "Runs vfiomigd with the built-in testbed on a private system bus, then a scripted"
+        echo "client session; --shell starts a shell there instead, where vfiomigctl and"
+        echo "busctl --system reach it. Everything is stopped and removed when it ends."
+        exit 0
+        ;;
+*)
+        echo "$0: unknown argument '$1' (see --help)" >&2
+        exit 2
+        ;;
+esac
 
 # Only what building and running need: the tests' tools (umockdev,
 # dbusmock) are looked up only when the tests are built.
@@ -42,6 +60,21 @@ until owned; do
         kill -0 $daemon 2>/dev/null || { cat "$dir/vfiomigd.log"; exit 1; }
         sleep 0.05
 done
+
+if [[ $mode == shell ]]; then
+        # A shell of its own, so that leaving it (exit, ^D, end of input)
+        # comes back here and the trap stops the daemon and the bus.
+        cat >"$dir/bashrc" <<-EOF
+		[ -f ~/.bashrc ] && . ~/.bashrc
+		export PATH="$PWD/build/client:\$PATH" DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS"
+		[ -f "$PWD/client/vfiomigctl.bash-completion" ] && . "$PWD/client/vfiomigctl.bash-completion"
+		PS1="(vfiomig testbed) \$PS1"
+	EOF
+        echo "vfiomigd runs on a private system bus with the built-in testbed (log: $dir/vfiomigd.log)."
+        echo "vfiomigctl and busctl --system reach it here; 'exit' stops it and removes everything."
+        PATH="$PWD/build/client:$PATH" bash --rcfile "$dir/bashrc" -i || true
+        exit 0
+fi
 
 ctl=build/client/vfiomigctl
 # Every command is printed as a shell would read it, then run as printed.
