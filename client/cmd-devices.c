@@ -179,7 +179,7 @@ int cmd_show(Ctl *ctl, int argc, char **argv) {
         while (r >= 0 && (r = sd_bus_message_enter_container(props, 'e', "sv")) > 0) {
                 const char *name, *contents;
                 JsonNode *json = NULL;
-                g_autofree char *text = NULL;
+                g_autofree char *text = NULL, *key = NULL;
 
                 r = sd_bus_message_read(props, "s", &name);
                 if (r >= 0)
@@ -194,7 +194,8 @@ int cmd_show(Ctl *ctl, int argc, char **argv) {
                         r = sd_bus_message_exit_container(props);
                 if (r < 0)
                         break;
-                json_object_set_member(o, name, json);
+                key = json_key(name);
+                json_object_set_member(o, key, json);
                 /* the flags say what MigrationSupport means for them */
                 if (g_str_equal(name, "MigrationSupport"))
                         support = g_strdup(text);

@@ -75,10 +75,21 @@ int ctl_usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)
 
 /* "4.0 MiB": binary units, a plain space, the same under every locale. */
 char *format_bytes(uint64_t bytes);
+/* A D-Bus property name as a JSON key: "MigrationSupport" ->
+ * "migration_support". */
+char *json_key(const char *property);
 /* A daemon's error message with its "(option NAME)" hints as our flags. */
 char *cli_error_text(const char *message);
 
 /* Output: human tables or JSON on stdout. */
+typedef enum JsonStyle {
+        JSON_STYLE_AUTO,        /* pretty on a terminal, short otherwise */
+        JSON_STYLE_PRETTY,
+        JSON_STYLE_SHORT,
+} JsonStyle;
+void output_set_json_style(JsonStyle style);
+/* Tables without their header and their "N things listed." footer. */
+void output_set_legend(bool legend);
 typedef struct Table Table;
 Table *table_new(const char *first_header, ...) G_GNUC_NULL_TERMINATED;
 void table_add_row(Table *t, const char *first, ...) G_GNUC_NULL_TERMINATED;

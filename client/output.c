@@ -7,6 +7,17 @@
 
 #include "ctl.h"
 
+static JsonStyle json_style = JSON_STYLE_AUTO;
+static bool legend = true;
+
+void output_set_json_style(JsonStyle style) {
+        json_style = style;
+}
+
+void output_set_legend(bool on) {
+        legend = on;
+}
+
 /* Empty cells print as "-" so columns stay readable and splittable. */
 static const char *cell_text(const char *cell) {
         return *cell ? cell : "-";
@@ -60,7 +71,7 @@ void table_print(Table *t, const char *noun_plural) {
 
                         width[c] = MAX(width[c], (guint) g_utf8_strlen(cell, -1));
                 }
-        for (guint r = 0; r < t->rows->len; r++) {
+        for (guint r = legend ? 0 : 1; r < t->rows->len; r++) {
                 GStrv row = t->rows->pdata[r];
 
                 for (guint c = 0; c < t->columns; c++) {
@@ -74,7 +85,7 @@ void table_print(Table *t, const char *noun_plural) {
                 }
                 putchar('\n');
         }
-        if (tty)
+        if (tty && legend)
                 printf("\n%u %s listed.\n", t->rows->len - 1, noun_plural);
 }
 
@@ -92,7 +103,8 @@ void json_print_to(FILE *f, JsonNode *node) {
         g_autoptr(JsonNode) n = node;
         g_autofree char *s = NULL;
 
-        json_generator_set_pretty(g, isatty(fileno(f)));
+        json_generator_set_pretty(g, json_style == JSON_STYLE_PRETTY ||
+                                             (json_style == JSON_STYLE_AUTO && isatty(fileno(f))));
         json_generator_set_root(g, n);
         s = json_generator_to_data(g, NULL);
         fprintf(f, "%s\n", s);
@@ -139,6 +151,18 @@ char *cli_error_text(const char *message) {
                 g_string_replace(s, dbus, flag, 0);
         }
         return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+char *json_key(const char *property) {
+        GString *s = g_string_new(NULL);
+
+        /* one case for every verb's JSON: MigrationSupport as list has it */
+        for (const char *p = property; *p; p++) {
+                if (g_ascii_isupper(*p) && p != property)
+                        g_string_append_c(s, '_');
+                g_string_append_c(s, g_ascii_tolower(*p));
+        }
+        return g_string_free(s, FALSE);
 }
 
 char *migration_text(const char *support, const char *flags) {

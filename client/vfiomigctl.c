@@ -37,11 +37,11 @@ static const struct {
         { "domain",      cmd_domain },
 };
 
-/* The options of the command line. --help, --version and
- * --no-ask-password go with every command; from ARG_JSON on, each has a
+/* The options of the command line. --help, --version, --no-ask-password
+ * and --no-legend go with every command; from ARG_JSON on, each has a
  * bit in the set of options a command takes. */
 enum {
-        ARG_VERSION = 0x100, ARG_NO_ASK_PASSWORD,
+        ARG_VERSION = 0x100, ARG_NO_ASK_PASSWORD, ARG_NO_LEGEND,
         ARG_JSON,
         ARG_NO_WAIT, ARG_NO_PRECOPY, ARG_MAX_ROUNDS, ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE,
         ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN, ARG_OVERWRITE,
@@ -87,7 +87,8 @@ static const struct option options[] = {
         { "help",               no_argument,       NULL, 'h' },
         { "version",            no_argument,       NULL, ARG_VERSION },
         { "no-ask-password",    no_argument,       NULL, ARG_NO_ASK_PASSWORD },
-        { "json",               no_argument,       NULL, ARG_JSON },
+        { "json",               optional_argument, NULL, ARG_JSON },
+        { "no-legend",          no_argument,       NULL, ARG_NO_LEGEND },
         { "no-wait",            no_argument,       NULL, ARG_NO_WAIT },
         { "no-precopy",         no_argument,       NULL, ARG_NO_PRECOPY },
         { "max-precopy-rounds", required_argument, NULL, ARG_MAX_ROUNDS },
@@ -138,10 +139,14 @@ static void help(void) {
                "or as --opt VALUE. Each command refuses the options it does not take.\n\n"
                "Options:\n"
                "  -h --help                   Show this help\n"
-               "     --version                Show package version (after targets: see above)\n"
+               "  -V --version                Show package version (--version after targets: see\n"
+               "                              above)\n"
                "     --no-ask-password        Do not ask for a password to authorize\n"
-               "     --json                   Print JSON instead of text (every command but\n"
-               "                              remove-mdev, resume and cancel)\n"
+               "     --no-legend              Print tables without their header and footer\n"
+               "     --json[=pretty|short|off]\n"
+               "                              Print JSON instead of text (every command but\n"
+               "                              remove-mdev, resume and cancel); bare --json is\n"
+               "                              pretty on a terminal and short otherwise\n"
                "Options of migrate, save and load:\n"
                "     --no-wait                Start the job, print its ID and exit\n"
                "     --io-timeout=SEC         Fail after SEC seconds without progress\n"
@@ -260,8 +265,16 @@ static int parse_option(Ctl *ctl, int c, const char *value) {
         case ARG_NO_ASK_PASSWORD:
                 ctl->ask_password = false;
                 break;
+        case ARG_NO_LEGEND:
+                output_set_legend(false);
+                break;
         case ARG_JSON:
-                ctl->json = true;
+                if (value && !g_str_equal(value, "pretty") && !g_str_equal(value, "short") &&
+                    !g_str_equal(value, "off"))
+                        return ctl_usage_error("Invalid --json=%s: pretty, short or off", value);
+                ctl->json = !value || !g_str_equal(value, "off");
+                output_set_json_style(!value ? JSON_STYLE_AUTO : g_str_equal(value, "pretty") ? JSON_STYLE_PRETTY
+                                                                                             : JSON_STYLE_SHORT);
                 break;
         case ARG_NO_WAIT:
                 ctl->no_wait = true;
@@ -342,7 +355,7 @@ static int parse_argv(int argc, char *argv[], Ctl *ctl, GPtrArray *args, unsigne
                 if (g_str_equal(o->name, "version"))
                         *o = (struct option) { "version", required_argument, NULL, ARG_TARGETS_VERSION };
 
-        while ((c = getopt_long(argc, argv, "-h", targets ? targets_options : options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "-hV", targets ? targets_options : options, NULL)) >= 0)
                 switch (c) {
                 case 1:
                         g_ptr_array_add(args, optarg);
@@ -352,6 +365,7 @@ static int parse_argv(int argc, char *argv[], Ctl *ctl, GPtrArray *args, unsigne
                 case 'h':
                         help();
                         return 0;
+                case 'V':
                 case ARG_VERSION:
                         printf("vfiomigctl %s\n", PACKAGE_VERSION);
                         return 0;

@@ -5,6 +5,7 @@ lifecycle, bad input, and the documented API against the real one."""
 
 import json
 import os
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -66,7 +67,14 @@ class ApiTest(DaemonTestCase):
         self.assertEqual(props['Driver'], 'mlx5_vfio_pci')
         self.assertEqual(props['MigrationFlags'], ['stop-copy', 'p2p', 'pre-copy'])
         shown = json.loads(ctl('show', PCI_VF, '--json', check=True).stdout)
-        self.assertEqual(shown, props)
+        # every property, named as list and types name their members
+        self.assertEqual(shown, {re.sub(r'(?<!^)([A-Z])', r'_\1', k).lower(): v for k, v in props.items()})
+        self.assertEqual(shown['vfio_dev_node'], props['VfioDevNode'])
+        self.assertEqual(json.loads(ctl('show', PCI_VF, '--json=short', check=True).stdout), shown)
+        self.assertEqual(ctl('show', PCI_VF, '--json=off', check=True).stdout, ctl('show', PCI_VF, check=True).stdout)
+        listed = ctl('list', '--no-legend', check=True).stdout.splitlines()
+        self.assertEqual(listed[0].split()[0], sorted(self.devices())[0])
+        self.assertEqual(ctl('list', '--json=pretty', check=True).stdout.count('\n') > 10, True)
 
     def test_object_manager_lists_everything(self):
         objects = self.call('GetManagedObjects', path=OBJECT_PATH,

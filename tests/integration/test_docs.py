@@ -99,7 +99,7 @@ def option_tokens(spec):
     longs = [t for t in tokens if t.startswith('--')]
     if len(longs) != 1:
         raise AssertionError(f'cannot read option spec {spec!r}')
-    return longs[0].split('=')[0], tokens
+    return re.split(r'\[?=', longs[0])[0], tokens
 
 
 def help_options(text):
@@ -107,7 +107,7 @@ def help_options(text):
     '     --testbed=FILE|default'."""
     out = {}
     for line in text.split('\n'):
-        m = re.match(r'^\s+((?:-\w\s+)?--[\w-]+(?:=\S+)?)', line)
+        m = re.match(r'^\s+((?:-\w\s+)?--[\w-]+(?:\[?=\S+)?)', line)
         if m:
             name, tokens = option_tokens(m.group(1))
             out[name] = tokens

@@ -108,7 +108,7 @@ class FlagsTest(TestbedTestCase):
                 out = ctl('show', name, check=True).stdout
                 self.assertIn(f'  MigrationFlags: {text}\n', out)
                 shown = json.loads(ctl('show', name, '--json', check=True).stdout)
-                self.assertEqual((shown['MigrationSupport'], shown['MigrationFlags']), self.support(name))
+                self.assertEqual((shown['migration_support'], shown['migration_flags']), self.support(name))
         listed = {d['name']: d for d in json.loads(ctl('list', '--json', check=True).stdout)}
         for name in (A, NOMIG, UNK):
             self.assertEqual((listed[name]['migration_support'], listed[name]['migration_flags']),

@@ -88,7 +88,7 @@ class UdevTest(DaemonTestCase):
         self.assertRegex(out, r'MigrationSupport: unknown\n')
         self.assertRegex(out, r'MigrationFlags: unknown\n')
         shown = json.loads(ctl('show', VF, '--json', check=True).stdout)
-        self.assertEqual((shown['MigrationSupport'], shown['MigrationFlags']), ('unknown', []))
+        self.assertEqual((shown['migration_support'], shown['migration_flags']), ('unknown', []))
         listed = {d['name']: d for d in json.loads(ctl('list', '--json', check=True).stdout)}
         self.assertEqual((listed[VF]['migration_support'], listed[VF]['migration_flags']), ('unknown', []))
         self.assertIn('unknown', [line.split()[4] for line in ctl('list', check=True).stdout.splitlines()
