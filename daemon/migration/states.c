@@ -242,7 +242,6 @@ int states_remove(const char *dir, const char *name, char **ret_error) {
         if (!S_ISREG(st.st_mode))
                 return errno_message(ret_error, EINVAL, "%s is not a regular file, not a saved state", path);
         if (unlink(path) < 0)
-                return errno_message(ret_error, errno == ENOENT ? ENOENT : errno, "Cannot remove %s: %s", path,
-                                     g_strerror(errno));
+                return errno_message(ret_error, errno, "Cannot remove %s: %s", path, g_strerror(errno));
         return 0;
 }
