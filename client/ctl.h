@@ -35,6 +35,7 @@ typedef struct Ctl {
                 const char *type, *version, *iommu, *vdpa;
                 bool include_busy, existing_only, include_unknown;
         } targets;
+        bool forget_all;                /* forget-probe --all */
         FILE *out;                      /* stdout, or stderr when stdout carries a stream */
 } Ctl;
 
@@ -60,6 +61,10 @@ int cmd_compat(Ctl *ctl, int argc, char **argv);
 int cmd_targets(Ctl *ctl, int argc, char **argv);
 int cmd_probe(Ctl *ctl, int argc, char **argv);
 int cmd_domain(Ctl *ctl, int argc, char **argv);
+int cmd_states(Ctl *ctl, int argc, char **argv);
+int cmd_remove_state(Ctl *ctl, int argc, char **argv);
+int cmd_probes(Ctl *ctl, int argc, char **argv);
+int cmd_forget_probe(Ctl *ctl, int argc, char **argv);
 
 /* Sends the method call m (and drops it), asking polkit to ask for a
  * password unless --no-ask-password; r < 0 says building m failed. On

@@ -35,6 +35,10 @@ static const struct {
         { "targets",     cmd_targets },
         { "probe",       cmd_probe },
         { "domain",      cmd_domain },
+        { "states",      cmd_states },
+        { "remove-state", cmd_remove_state },
+        { "probes",      cmd_probes },
+        { "forget-probe", cmd_forget_probe },
 };
 
 /* The options of the command line. --help, --version, --no-ask-password
@@ -46,6 +50,7 @@ enum {
         ARG_NO_WAIT, ARG_NO_PRECOPY, ARG_MAX_ROUNDS, ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE,
         ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN, ARG_OVERWRITE,
         ARG_TYPE, ARG_TARGETS_VERSION, ARG_IOMMU, ARG_VDPA, ARG_INCLUDE_BUSY, ARG_EXISTING_ONLY, ARG_INCLUDE_UNKNOWN,
+        ARG_ALL,
 };
 #define BIT(arg) (1u << ((arg) - ARG_JSON))
 
@@ -80,6 +85,10 @@ static const struct {
                          BIT(ARG_EXISTING_ONLY) | BIT(ARG_INCLUDE_UNKNOWN) },
         { "probe",       BIT(ARG_JSON) },
         { "domain",      BIT(ARG_JSON) },
+        { "states",      BIT(ARG_JSON) },
+        { "remove-state", 0 },
+        { "probes",      BIT(ARG_JSON) },
+        { "forget-probe", BIT(ARG_ALL) },
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(command_options) == G_N_ELEMENTS(commands));
 
@@ -105,6 +114,7 @@ static const struct option options[] = {
         { "include-busy",       no_argument,       NULL, ARG_INCLUDE_BUSY },
         { "existing-only",      no_argument,       NULL, ARG_EXISTING_ONLY },
         { "include-unknown",    no_argument,       NULL, ARG_INCLUDE_UNKNOWN },
+        { "all",                no_argument,       NULL, ARG_ALL },
         {}
 };
 
@@ -134,7 +144,13 @@ static void help(void) {
                "                              Where state of this identity may go (options\n"
                "                              --include-busy, --existing-only, --include-unknown)\n"
                "  probe SOURCE TARGET         Try a resume of SOURCE's pre-copy data on TARGET\n"
-               "  domain NAME                 A libvirt domain's devices: identity, holder, targets\n\n"
+               "  domain NAME                 A libvirt domain's devices: identity, holder, targets\n"
+               "  states                      List saved states: size, source, date, complete\n"
+               "  remove-state NAME           Remove a saved state\n"
+               "  probes                      List the verdicts probes found\n"
+               "  forget-probe SOURCE TARGET | --all\n"
+               "                              Forget a probe's verdict (or all): the map judges\n"
+               "                              the pair again without it\n\n"
                "Options may come before or after the command, and take a value as --opt=VALUE\n"
                "or as --opt VALUE. Each command refuses the options it does not take.\n\n"
                "Options:\n"
@@ -145,8 +161,9 @@ static void help(void) {
                "     --no-legend              Print tables without their header and footer\n"
                "     --json[=pretty|short|off]\n"
                "                              Print JSON instead of text (every command but\n"
-               "                              remove-mdev, resume and cancel); bare --json is\n"
-               "                              pretty on a terminal and short otherwise\n"
+               "                              remove-mdev, resume, cancel, remove-state and\n"
+               "                              forget-probe); bare --json is pretty on a terminal\n"
+               "                              and short otherwise\n"
                "Options of migrate, save and load:\n"
                "     --no-wait                Start the job, print its ID and exit\n"
                "     --io-timeout=SEC         Fail after SEC seconds without progress\n"
@@ -163,7 +180,9 @@ static void help(void) {
                "Options of save:\n"
                "     --source-state=stop|running\n"
                "                              State of the source afterwards\n"
-               "     --overwrite              Replace an existing saved state\n\n"
+               "     --overwrite              Replace an existing saved state\n"
+               "Options of forget-probe:\n"
+               "     --all                    Forget every probe result\n\n"
                "Exit status: 0 success, 1 failure, 2 usage error, 3 no such device, type or\n"
                "migration, 4 not authorized, 5 busy or already exists, 6 vfiomigd unreachable\n"
                "or gone.\n",
@@ -330,6 +349,9 @@ static int parse_option(Ctl *ctl, int c, const char *value) {
                 break;
         case ARG_INCLUDE_UNKNOWN:
                 ctl->targets.include_unknown = true;
+                break;
+        case ARG_ALL:
+                ctl->forget_all = true;
                 break;
         default:
                 g_assert_not_reached();

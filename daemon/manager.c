@@ -273,6 +273,7 @@ int manager_start(Manager *m) {
                 .backend = m->backend,
                 .jobs = m->jobs,
                 .probes = m->probes,
+                .probe_cache = m->probe_cache,
                 .identities = m->identities,
                 .domains = m->domains,
                 .preparer = m->preparer,

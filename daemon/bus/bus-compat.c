@@ -7,6 +7,7 @@
 #include "compat/compat-map.h"
 #include "compat/identities.h"
 #include "iommu-facet.h"
+#include "log.h"
 #include "vdpa-facet.h"
 #include "names.h"
 #include "bus/polkit.h"
@@ -347,4 +348,93 @@ int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         if (r < 0)
                 return bus_error_set_errnof(error, r, "%s", why);
         return 1;       /* replied when the probe is done */
+}
+
+/* ---- remembered probe results ---- */
+
+int bus_method_list_probes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autoptr(GPtrArray) l = probe_cache_list(c->probe_cache);
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sssssssst)");
+        for (guint i = 0; r >= 0 && i < l->len; i++) {
+                const ProbeRecord *p = l->pdata[i];
+
+                r = sd_bus_message_append(reply, "(sssssssst)", p->source_type, p->source_version, p->target_type,
+                                          p->target_version, verdict_to_string(p->verdict), p->reason, p->drivers,
+                                          p->kernel, p->time_usec);
+        }
+        return bus_send_array_reply(reply, r);
+}
+
+/* A probe's end as Probe() names it, to the identity the map has for it:
+ * what probe results are kept by. */
+static const Identity *probe_node_identity(BusContext *c, const char *name, NodeKind kind, sd_bus_error *error) {
+        const Identity *id = compat_map_identity(identities_map(c->identities), &(Node) { kind, name });
+
+        if (!id)
+                sd_bus_error_setf(error, VFIOMIG_ERROR_NO_SUCH_DEVICE, "No %s %s here, or it has no identity yet",
+                                  kind == NODE_MDEV_TYPE ? "mdev type" : "device", name);
+        return id;
+}
+
+int bus_method_forget_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *source = NULL, *target = NULL, *why = NULL;
+        NodeKind source_kind, target_kind;
+        const Identity *s, *t;
+        int r;
+
+        r = read_probe_node(msg, &source_kind, &source, error);
+        if (r >= 0)
+                r = read_probe_node(msg, &target_kind, &target, error);
+        if (r >= 0)
+                r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+
+        /* As Probe(): what a probe records, the manager may take back. */
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "source", source, "target", target, NULL },
+                          c->polkit, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+
+        s = probe_node_identity(c, source, source_kind, error);
+        t = s ? probe_node_identity(c, target, target_kind, error) : NULL;
+        if (!s || !t)
+                return -ENODEV;
+        r = probes_forget(c->probes, s->type, s->version, t->type, t->version, &why);
+        if (r < 0)
+                return bus_error_set_errnof(error, r, "%s", why);
+        log_info("Forgot the probe result %s %s -> %s %s (asked for %s -> %s by %s)", s->type, s->version, t->type,
+                 t->version, source, target, sd_bus_message_get_sender(msg));
+        return sd_bus_reply_method_return(msg, "ssss", s->type, s->version, t->type, t->version);
+}
+
+int bus_method_forget_all_probes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *why = NULL;
+        unsigned n;
+        int r;
+
+        r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "source", "*", "target", "*", NULL },
+                          c->polkit, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        r = probes_forget_all(c->probes, &n, &why);
+        if (r < 0)
+                return bus_error_set_errnof(error, r, "%s", why);
+        log_info("Forgot all %u probe results (asked by %s)", n, sd_bus_message_get_sender(msg));
+        return sd_bus_reply_method_return(msg, "u", n);
 }

@@ -344,7 +344,7 @@ int bus_method_save(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return bus_error_set_errnof(error, r, "%s", why);
         return start(c, msg, &(MigrationRequest) {
                 .kind = MIGRATION_SAVE, .sources = (char *[]) { source, NULL }, .stream_fd = -1,
-                .stream_label = name, .final_path = path, .overwrite = o.overwrite, .options = o.o,
+                .stream_label = name, .state_name = name, .final_path = path, .overwrite = o.overwrite, .options = o.o,
         }, error);
 }
 
@@ -375,10 +375,96 @@ int bus_method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return bus_error_set_errnof(error, fd, "%s", why);
         r = start(c, msg, &(MigrationRequest) {
                 .kind = MIGRATION_LOAD, .targets = (char *[]) { target, NULL }, .stream_fd = fd,
-                .stream_label = name, .options = o.o,
+                .stream_label = name, .state_name = name, .options = o.o,
         }, error);
         close(fd);
         return r;
+}
+
+/* ---- the saved-state store ---- */
+
+int bus_method_list_states(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *dir = states_dir(c->state_dir), *why = NULL;
+        g_autoptr(GPtrArray) states = NULL;
+        sd_bus_message *reply = NULL;
+        int r;
+
+        /* As Save and Load: a caller polkit refuses learns nothing of
+         * which saved states exist. */
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, NULL, c->polkit, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        r = states_list(dir, &states, &why);
+        if (r < 0)
+                return bus_error_set_errnof(error, r, "%s", why);
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(stsssstb)");
+        for (guint i = 0; r >= 0 && i < states->len; i++) {
+                const StateInfo *s = states->pdata[i];
+
+                r = sd_bus_message_append(reply, "(stsssstb)", s->name, s->size, s->header.migration_type,
+                                          s->header.migration_version, s->header.device, s->header.iommu,
+                                          s->mtime_usec, s->complete);
+        }
+        return bus_send_array_reply(reply, r);
+}
+
+/* A state's name, or the name of a save's temporary file as ListStates()
+ * lists it. */
+static int read_state_name(sd_bus_message *msg, const char **ret, sd_bus_error *error) {
+        g_autofree char *target = NULL;
+        int r = sd_bus_message_read(msg, "s", ret);
+
+        if (r < 0)
+                return r;
+        target = states_temp_target(*ret);
+        if (!target && !name_is_plain_file(*ret)) {
+                g_autofree char *q = name_quote(*ret);
+
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
+                                         "%s is neither a saved state's name (no '/', not starting with '.', "
+                                         "at most %d printable ASCII bytes) nor a temporary file's", q,
+                                         NAME_PLAIN_FILE_MAX);
+        }
+        return 0;
+}
+
+int bus_method_remove_state(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusContext *c = userdata;
+        g_autofree char *dir = states_dir(c->state_dir), *target = NULL, *why = NULL;
+        const char *name;
+        Migration *j;
+        int r;
+
+        r = read_state_name(msg, &name, error);
+        if (r >= 0)
+                r = bus_read_options(msg, NULL, NULL, error);
+        if (r < 0)
+                return r;
+
+        /* As Save and Load, and before anything is looked at */
+        r = polkit_verify(msg, VFIOMIG_POLKIT_MIGRATE, (const char *[]) { "file", name, NULL }, c->polkit, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+
+        /* A save's temporary file is its job's until the job ends. */
+        target = states_temp_target(name);
+        j = jobs_find_state_user(c->jobs, target ?: name);
+        if (j)
+                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "Saved state %s is in use by migration %u (%s)",
+                                         target ?: name, migration_get_id(j),
+                                         migration_kind_to_string(migration_get_kind(j)));
+        r = states_remove(dir, name, &why);
+        if (r < 0)
+                return bus_error_set_errnof(error, r, "%s", why);
+        log_info("Removed saved state %s (requested by %s)", name, sd_bus_message_get_sender(msg));
+        return sd_bus_reply_method_return(msg, NULL);
 }
 
 static int method_fd(sd_bus_message *msg, BusContext *c, MigrationKind kind, sd_bus_error *error) {

@@ -24,6 +24,7 @@ typedef struct BusContext {
         Backend *backend;
         Jobs *jobs;
         Probes *probes;
+        ProbeCache *probe_cache;        /* the probe results behind Probes' verdicts */
         IdentitySync *identities;
         Domains *domains;
         Preparer *preparer;
@@ -56,6 +57,9 @@ int bus_method_save_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 int bus_method_load_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_list_migrations(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+/* ... and of the saved-state store. */
+int bus_method_list_states(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_remove_state(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 
 /* Manager methods of the compatibility map (bus-compat.c). */
 int bus_method_get_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error);
@@ -66,6 +70,9 @@ int bus_method_check_identity_ex(sd_bus_message *msg, void *userdata, sd_bus_err
 int bus_method_find_targets(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_find_targets_ex(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_list_probes(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_forget_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_forget_all_probes(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 
 /* Manager methods about libvirt domains (bus-domain.c). */
 int bus_method_get_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <string.h>
 #include <sys/utsname.h>
 
 #include "log.h"
@@ -9,6 +10,8 @@
 typedef struct CachedProbe {
         Verdict verdict;
         char *reason;
+        char *drivers;          /* "SOURCE -> TARGET" */
+        uint64_t time_usec;     /* CLOCK_REALTIME; 0 from before it was recorded */
 } CachedProbe;
 
 struct ProbeCache {
@@ -19,6 +22,7 @@ struct ProbeCache {
 
 static void cached_probe_free(CachedProbe *p) {
         g_free(p->reason);
+        g_free(p->drivers);
         g_free(p);
 }
 
@@ -87,7 +91,9 @@ static void cache_load(ProbeCache *c) {
                         continue;
                 p = g_new0(CachedProbe, 1);
                 p->verdict = g_str_equal(v, "compatible") ? VERDICT_COMPATIBLE : VERDICT_INCOMPATIBLE;
-                p->reason = g_key_file_get_string(k, *g, "Reason", NULL);
+                p->reason = g_key_file_get_string(k, *g, "Reason", NULL) ?: g_strdup("");
+                p->drivers = g_key_file_get_string(k, *g, "Drivers", NULL) ?: g_strdup("");
+                p->time_usec = g_key_file_get_uint64(k, *g, "Time", NULL);
                 g_hash_table_replace(c->results, probe_key_new(st, sv, tt, tv), p);
         }
 }
@@ -112,6 +118,8 @@ void probe_cache_free(ProbeCache *c) {
         g_free(c);
 }
 
+static int cache_write(ProbeCache *c, GKeyFile *k);
+
 bool probe_cache_lookup(ProbeCache *c, const Identity *source, const Identity *target, Judgement *ret) {
         ProbeKey key = { source->type, source->version, target->type, target->version };
         CachedProbe *p = c ? g_hash_table_lookup(c->results, &key) : NULL;
@@ -125,13 +133,14 @@ bool probe_cache_lookup(ProbeCache *c, const Identity *source, const Identity *t
 void probe_cache_store(ProbeCache *c, const ProbeSide *source, const ProbeSide *target, const Judgement *j) {
         g_autofree char *drivers = g_strdup_printf("%s -> %s", source->driver, target->driver);
         g_autoptr(GKeyFile) k = g_key_file_new();
-        g_autofree char *group = NULL, *data = NULL;
+        g_autofree char *group = NULL;
         CachedProbe *p = g_new0(CachedProbe, 1);
-        gsize len;
         int r;
 
         p->verdict = j->verdict;
-        p->reason = g_strdup(j->reason);
+        p->reason = g_strdup(j->reason ?: "");
+        p->drivers = g_strdup(drivers);
+        p->time_usec = g_get_real_time();
         g_hash_table_replace(c->results, probe_key_new(source->type, source->version, target->type, target->version),
                              p);
 
@@ -145,14 +154,133 @@ void probe_cache_store(ProbeCache *c, const ProbeSide *source, const ProbeSide *
         g_key_file_set_string(k, group, "TargetType", target->type);
         g_key_file_set_string(k, group, "TargetVersion", target->version);
         g_key_file_set_string(k, group, "Verdict", verdict_to_string(j->verdict));
-        g_key_file_set_string(k, group, "Reason", j->reason);
-        data = g_key_file_to_data(k, &len, NULL);
-        {
-                g_autofree char *dir = g_path_get_dirname(c->path);
-
-                (void) g_mkdir_with_parents(dir, 0700);
-        }
-        r = write_file_atomic(c->path, data, len);
+        g_key_file_set_string(k, group, "Reason", p->reason);
+        g_key_file_set_uint64(k, group, "Time", p->time_usec);
+        r = cache_write(c, k);
         if (r < 0)
                 log_warning_errno(r, "Cannot persist probe results in %s: %m", c->path);
+}
+
+/* Whole or not at all: a reader (the next start) never sees half a file. */
+static int cache_write(ProbeCache *c, GKeyFile *k) {
+        g_autofree char *dir = g_path_get_dirname(c->path), *data = NULL;
+        gsize len;
+
+        (void) g_mkdir_with_parents(dir, 0700);
+        data = g_key_file_to_data(k, &len, NULL);
+        return write_file_atomic(c->path, data, len);
+}
+
+static ProbeRecord *record_new(ProbeCache *c, const ProbeKey *k, const CachedProbe *p) {
+        ProbeRecord *r = g_new(ProbeRecord, 1);
+
+        *r = (ProbeRecord) {
+                g_strdup(k->source_type), g_strdup(k->source_version), g_strdup(k->target_type),
+                g_strdup(k->target_version), p->verdict, g_strdup(p->reason), g_strdup(p->drivers),
+                g_strdup(c->kernel), p->time_usec,
+        };
+        return r;
+}
+
+void probe_record_free(ProbeRecord *r) {
+        if (!r)
+                return;
+        g_free(r->source_type);
+        g_free(r->source_version);
+        g_free(r->target_type);
+        g_free(r->target_version);
+        g_free(r->reason);
+        g_free(r->drivers);
+        g_free(r->kernel);
+        g_free(r);
+}
+
+static int compare_records(gconstpointer a, gconstpointer b) {
+        const ProbeRecord *x = *(ProbeRecord **) a, *y = *(ProbeRecord **) b;
+        int d;
+
+        if ((d = strcmp(x->source_type, y->source_type)) || (d = strcmp(x->source_version, y->source_version)) ||
+            (d = strcmp(x->target_type, y->target_type)))
+                return d;
+        return strcmp(x->target_version, y->target_version);
+}
+
+GPtrArray *probe_cache_list(ProbeCache *c) {
+        GPtrArray *l = g_ptr_array_new_with_free_func((GDestroyNotify) probe_record_free);
+        GHashTableIter i;
+        gpointer k, v;
+
+        g_hash_table_iter_init(&i, c->results);
+        while (g_hash_table_iter_next(&i, &k, &v))
+                g_ptr_array_add(l, record_new(c, k, v));
+        g_ptr_array_sort(l, compare_records);
+        return l;
+}
+
+static bool group_matches(GKeyFile *k, const char *group, const char *kernel, const ProbeKey *key) {
+        const char *want[] = { "Kernel", kernel, "SourceType", key ? key->source_type : NULL,
+                               "SourceVersion", key ? key->source_version : NULL,
+                               "TargetType", key ? key->target_type : NULL,
+                               "TargetVersion", key ? key->target_version : NULL };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(want); i += 2) {
+                g_autofree char *v = NULL;
+
+                if (!want[i + 1])
+                        continue;
+                v = g_key_file_get_string(k, group, want[i], NULL);
+                if (g_strcmp0(v, want[i + 1]) != 0)
+                        return false;
+        }
+        return true;
+}
+
+/* The file without the running kernel's groups for key (every one if
+ * NULL); other kernels' results stay for when that kernel runs again. */
+static int cache_write_without(ProbeCache *c, const ProbeKey *key, char **ret_error) {
+        g_autoptr(GKeyFile) k = g_key_file_new();
+        g_autoptr(GError) e = NULL;
+        g_auto(GStrv) groups = NULL;
+        int r;
+
+        if (!g_key_file_load_from_file(k, c->path, G_KEY_FILE_KEEP_COMMENTS, &e) &&
+            !g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+                return errno_message(ret_error, EIO, "Cannot read %s: %s", c->path, e->message);
+        groups = g_key_file_get_groups(k, NULL);
+        for (char **g = groups; *g; g++)
+                if (group_matches(k, *g, c->kernel, key))
+                        (void) g_key_file_remove_group(k, *g, NULL);
+        r = cache_write(c, k);
+        if (r < 0)
+                return errno_message(ret_error, r, "Cannot rewrite %s: %s", c->path, g_strerror(-r));
+        return 0;
+}
+
+int probe_cache_forget(ProbeCache *c, const char *source_type, const char *source_version, const char *target_type,
+                       const char *target_version, char **ret_error) {
+        ProbeKey key = { source_type, source_version, target_type, target_version };
+        int r;
+
+        if (!g_hash_table_contains(c->results, &key))
+                return errno_message(ret_error, ENOENT, "No probe result for %s %s -> %s %s",
+                                     source_type, *source_version ? source_version : "(no version)",
+                                     target_type, *target_version ? target_version : "(no version)");
+        /* the file first: if it cannot be written, nothing changes */
+        r = cache_write_without(c, &key, ret_error);
+        if (r < 0)
+                return r;
+        g_hash_table_remove(c->results, &key);
+        return 0;
+}
+
+int probe_cache_forget_all(ProbeCache *c, GPtrArray **ret_forgotten, char **ret_error) {
+        g_autoptr(GPtrArray) l = probe_cache_list(c);
+        int r;
+
+        r = cache_write_without(c, NULL, ret_error);
+        if (r < 0)
+                return r;
+        g_hash_table_remove_all(c->results);
+        *ret_forgotten = g_steal_pointer(&l);
+        return 0;
 }

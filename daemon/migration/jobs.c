@@ -179,3 +179,14 @@ int jobs_start(Jobs *t, const MigrationRequest *req, const char *owner_name, Mig
         *ret = j;
         return 0;
 }
+
+Migration *jobs_find_state_user(Jobs *t, const char *name) {
+        GHashTableIter i;
+        gpointer v;
+
+        g_hash_table_iter_init(&i, t->running);
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                if (g_strcmp0(migration_get_state_name(v), name) == 0)
+                        return v;
+        return NULL;
+}

@@ -49,5 +49,7 @@ unsigned jobs_running(Jobs *t);
 int jobs_start(Jobs *t, const MigrationRequest *req, const char *owner, Migration **ret, char **ret_error);
 /* A running job or one that ended lately. */
 Migration *jobs_lookup(Jobs *t, uint32_t id);
+/* A running job that writes or reads the saved state name, or NULL. */
+Migration *jobs_find_state_user(Jobs *t, const char *name);
 /* Running jobs, and with ended, the ended ones kept; by id. */
 GPtrArray *jobs_list(Jobs *t, bool ended);

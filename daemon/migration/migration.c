@@ -26,6 +26,7 @@ struct Migration {
         char *owner;                    /* unique bus name of the caller */
         char *temp_path, *final_path;   /* save into the state directory */
         bool overwrite;                 /* save: may replace final_path */
+        char *state_name;               /* save, load by name */
 
         GThread *thread;
         uint64_t ended_usec;            /* CLOCK_MONOTONIC; 0 while running */
@@ -238,6 +239,7 @@ void migration_free(Migration *j) {
         g_free(j->owner);
         g_free(j->temp_path);
         g_free(j->final_path);
+        g_free(j->state_name);
         g_free(j);
 }
 
@@ -277,6 +279,10 @@ const char *migration_get_source_label(Migration *j) {
 
 const char *migration_get_target_label(Migration *j) {
         return j->target_label;
+}
+
+const char *migration_get_state_name(Migration *j) {
+        return j->state_name;
 }
 
 bool migration_has_ended(Migration *j) {
@@ -350,6 +356,7 @@ int migration_prepare(const MigrationEnv *env, const MigrationRequest *req, cons
                 return errno_message(ret_error, r, "Cannot create eventfd: %s", g_strerror(-r));
         j->w.pairs = g_strv_length(req->sources ? req->sources : req->targets);
         j->w.stream_label = g_strdup(req->stream_label);
+        j->state_name = g_strdup(req->state_name);
         r = prepare(j, req, ret_error);
         if (r < 0)
                 return r;

@@ -49,6 +49,7 @@ typedef struct MigrationRequest {
         int stream_fd;                  /* save, load: borrowed */
         const char *stream_label;
         const char *final_path;         /* save by name: renamed into place when complete */
+        const char *state_name;         /* save, load by name: the saved state's name */
         bool overwrite;
         MigrationOptions options;
 } MigrationRequest;
@@ -74,6 +75,9 @@ const char *migration_get_path(Migration *j);
 const char *migration_get_owner(Migration *j);
 const char *migration_get_source_label(Migration *j);
 const char *migration_get_target_label(Migration *j);
+/* The saved state a save or load by name writes or reads; NULL for
+ * anything else. */
+const char *migration_get_state_name(Migration *j);
 /* The job has ended (its object stays for a while), and when. */
 bool migration_has_ended(Migration *j);
 uint64_t migration_get_ended_usec(Migration *j);

@@ -386,3 +386,31 @@ int probe_start(Probes *probes, const Node *source, const Node *target, ProbeDon
         p->thread = g_thread_new("probe", worker, p);
         return 0;
 }
+
+int probes_forget(Probes *probes, const char *source_type, const char *source_version, const char *target_type,
+                  const char *target_version, char **ret_error) {
+        int r;
+
+        r = probe_cache_forget(probes->cache, source_type, source_version, target_type, target_version, ret_error);
+        if (r < 0)
+                return r;
+        compat_map_invalidate(probes->map, source_type, source_version, target_type, target_version);
+        return 0;
+}
+
+int probes_forget_all(Probes *probes, unsigned *ret_count, char **ret_error) {
+        g_autoptr(GPtrArray) forgotten = NULL;
+        int r;
+
+        r = probe_cache_forget_all(probes->cache, &forgotten, ret_error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < forgotten->len; i++) {
+                const ProbeRecord *p = forgotten->pdata[i];
+
+                compat_map_invalidate(probes->map, p->source_type, p->source_version, p->target_type,
+                                      p->target_version);
+        }
+        *ret_count = forgotten->len;
+        return 0;
+}

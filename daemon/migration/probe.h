@@ -40,3 +40,11 @@ unsigned probes_running(Probes *probes);
 int probe_start(Probes *probes, const Node *source, const Node *target, ProbeDone done, void *userdata,
                 GDestroyNotify free_userdata, char **ret_error);
 
+
+/* Forgets the verdict a probe found between these identities (in the
+ * cache and its file), and has the map judge the pairs again on what
+ * else it knows. -ENOENT if there is none; on any error nothing changed. */
+int probes_forget(Probes *probes, const char *source_type, const char *source_version, const char *target_type,
+                  const char *target_version, char **ret_error);
+/* The same for every verdict; *ret_count: how many were forgotten. */
+int probes_forget_all(Probes *probes, unsigned *ret_count, char **ret_error);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include "util.h"
 #include "names.h"
 #include "migration/states.h"
+#include "migration/stream.h"
 
 /* Hidden, as no saved state's name starts with a dot, so that the sweep
  * at start finds what a killed daemon left. */
@@ -102,4 +104,144 @@ void states_sweep(const char *dir) {
                 else
                         log_notice("Removed %s, half a saved state from before a restart", path);
         }
+}
+
+char *states_temp_target(const char *file) {
+        size_t n = strlen(file), fixed = strlen(TEMP_PREFIX ".XXXXXX" TEMP_SUFFIX), k;
+        g_autofree char *name = NULL;
+        const char *x;
+
+        if (n <= fixed || !g_str_has_prefix(file, TEMP_PREFIX) || !g_str_has_suffix(file, TEMP_SUFFIX))
+                return NULL;
+        k = n - fixed;
+        x = file + strlen(TEMP_PREFIX) + k;     /* ".XXXXXX.partial" */
+        if (x[0] != '.')
+                return NULL;
+        /* g_mkstemp_full() fills XXXXXX with letters and digits */
+        for (size_t i = 1; i <= 6; i++)
+                if (!g_ascii_isalnum(x[i]))
+                        return NULL;
+        name = g_strndup(file + strlen(TEMP_PREFIX), k);
+        return name_is_plain_file(name) ? g_steal_pointer(&name) : NULL;
+}
+
+void state_info_free(StateInfo *s) {
+        if (!s)
+                return;
+        g_free(s->name);
+        stream_header_clear(&s->header);
+        g_free(s);
+}
+
+/* The identity as the stream's header records it. A header that is not
+ * there yet (a save that just began) or not sound leaves it empty: the
+ * listing is not the place to judge a stream, Load is. */
+static void read_header(int fd, StreamHeader *ret) {
+        g_autoptr(StreamReader) reader = stream_reader_new();
+        uint8_t buf[4096];
+        StreamEvent ev = {};
+
+        /* bounded: the header's strings are at most STREAM_MAX_STRING each */
+        for (size_t total = 0; total < 8 * STREAM_MAX_STRING;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+
+                if (n <= 0 || stream_reader_push(reader, buf, n) < 0 || stream_reader_next(reader, &ev) < 0)
+                        break;
+                if (ev.type == STREAM_EVENT_HEADER) {
+                        const StreamHeader *h = stream_reader_header(reader);
+
+                        *ret = (StreamHeader) {
+                                .migration_type = g_strdup(h->migration_type),
+                                .migration_version = g_strdup(h->migration_version),
+                                .device = g_strdup(h->device),
+                                .iommu = g_strdup(h->iommu),
+                                .migration_flags = h->migration_flags,
+                                .expected_size = h->expected_size,
+                        };
+                        return;
+                }
+                total += n;
+        }
+        *ret = (StreamHeader) { g_strdup(""), g_strdup(""), g_strdup(""), g_strdup("") };
+}
+
+/* NULL for what is no saved state: other hidden files, links, FIFOs. */
+static StateInfo *state_info_of(int dir_fd, const char *file) {
+        g_autofree char *target = NULL;
+        StateInfo *s;
+        struct stat st;
+        int fd;
+
+        target = states_temp_target(file);
+        if (!target && !name_is_plain_file(file))
+                return NULL;
+        fd = openat(dir_fd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
+                return NULL;    /* gone meanwhile, or a link */
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                return NULL;
+        }
+        s = g_new0(StateInfo, 1);
+        s->name = g_strdup(file);
+        s->size = st.st_size;
+        s->mtime_usec = (uint64_t) st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000;
+        s->complete = !target;
+        read_header(fd, &s->header);
+        close(fd);
+        return s;
+}
+
+static int compare_states(gconstpointer a, gconstpointer b) {
+        const StateInfo *x = *(StateInfo **) a, *y = *(StateInfo **) b;
+
+        return strcmp(x->name, y->name);
+}
+
+int states_list(const char *dir, GPtrArray **ret, char **ret_error) {
+        g_autoptr(GPtrArray) l = g_ptr_array_new_with_free_func((GDestroyNotify) state_info_free);
+        g_autoptr(GDir) d = NULL;
+        g_autoptr(GError) e = NULL;
+        const char *n;
+        int dir_fd;
+
+        dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0 && errno == ENOENT) {
+                *ret = g_steal_pointer(&l);     /* nothing saved yet */
+                return 0;
+        }
+        if (dir_fd < 0)
+                return errno_message(ret_error, errno, "Cannot open %s: %s", dir, g_strerror(errno));
+        d = g_dir_open(dir, 0, &e);
+        if (!d) {
+                close(dir_fd);
+                return errno_message(ret_error, EIO, "Cannot read %s: %s", dir, e->message);
+        }
+        while ((n = g_dir_read_name(d))) {
+                StateInfo *s = state_info_of(dir_fd, n);
+
+                if (s)
+                        g_ptr_array_add(l, s);
+        }
+        close(dir_fd);
+        g_ptr_array_sort(l, compare_states);
+        *ret = g_steal_pointer(&l);
+        return 0;
+}
+
+int states_remove(const char *dir, const char *name, char **ret_error) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        struct stat st;
+
+        /* only what states_list() lists: a link or FIFO of that name was
+         * put there by someone else, for their own reasons */
+        if (lstat(path, &st) < 0 && errno == ENOENT)
+                return errno_message(ret_error, ENOENT, "No saved state named %s in %s", name, dir);
+        if (lstat(path, &st) < 0)
+                return errno_message(ret_error, errno, "Cannot look at %s: %s", path, g_strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return errno_message(ret_error, EINVAL, "%s is not a regular file, not a saved state", path);
+        if (unlink(path) < 0)
+                return errno_message(ret_error, errno, "Cannot remove %s: %s", path, g_strerror(errno));
+        return 0;
 }

@@ -2,6 +2,11 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#include "migration/stream.h"
 
 /* The saved-state store: Save(NAME) and Load(NAME) keep stream files in
  * one directory (STATE_DIRECTORY/states). A state is written under a
@@ -38,3 +43,30 @@ int states_open(const char *dir, const char *name, char **ret_error);
 
 /* At start: removes the temporary files a killed daemon left. */
 void states_sweep(const char *dir);
+
+/* What the store holds, for ListStates(). */
+typedef struct StateInfo {
+        char *name;             /* a temporary file's own name (".NAME.XXXXXX.partial") */
+        uint64_t size;          /* bytes on disk */
+        uint64_t mtime_usec;    /* CLOCK_REALTIME */
+        bool complete;          /* false: a temporary file, a save still writing (or one
+                                 * a killed daemon left, until the next start sweeps it) */
+        StreamHeader header;    /* the source's identity as the header records it;
+                                 * empty strings where it cannot be read (yet) */
+} StateInfo;
+
+void state_info_free(StateInfo *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(StateInfo, state_info_free);
+
+/* Every regular file of the store that is a state or a save's temporary
+ * file, by name. A store that does not exist yet is empty. */
+int states_list(const char *dir, GPtrArray **ret, char **ret_error);
+
+/* For a temporary file's name, the name of the state it becomes; NULL
+ * if file is no such name. */
+char *states_temp_target(const char *file);
+
+/* Removes a state or a temporary file (name checked by the caller, and
+ * that no job uses it): -ENOENT if there is none of that name, -EINVAL
+ * for something there that is no regular file (left alone). */
+int states_remove(const char *dir, const char *name, char **ret_error);

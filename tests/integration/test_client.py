@@ -55,7 +55,8 @@ Type={type_id}
 OFFLINE = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS='unix:path=/nonexistent')
 VALUES = {'--io-timeout': '5', '--max-precopy-rounds': '1', '--target-state': 'stop',
           '--source-state': 'running', '--pair': 'a=b', '--type': 'some-type'}
-JSON_REFUSED = {'remove-mdev', 'resume', 'cancel'}     # they print nothing
+JSON_REFUSED = {'remove-mdev', 'resume', 'cancel', 'remove-state',   # they print nothing,
+                'forget-probe'}                                     # or one line for people
 
 
 def ctl_offline(*args):

@@ -48,7 +48,7 @@ class CompletionTest(DaemonTestCase):
         options = help_options(self.help)
         for verb in help_commands(self.help):
             want = {o for o, verbs in options.items() if verbs is None or verb in verbs}
-            if verb in ('remove-mdev', 'resume', 'cancel'):
+            if verb in ('remove-mdev', 'resume', 'cancel', 'remove-state', 'forget-probe'):
                 want.discard('--json')      # they print nothing (test_client.JSON_REFUSED)
             # targets names its own in its usage lines
             block = self.help.split('\nCommands:\n')[1].split('\n\n')[0] + '\n  end'
@@ -81,6 +81,9 @@ class CompletionTest(DaemonTestCase):
         subprocess.run([VFIOMIGCTL, 'wait', str(job)], capture_output=True, check=False)
         # ended jobs are not offered; nothing runs now
         self.assertEqual(complete('vfiomigctl cancel '), [])
+        # the state that save left, by name
+        self.assertEqual(complete('vfiomigctl load 0000:3b:00.2 '), ['c'])
+        self.assertEqual(complete('vfiomigctl remove-state '), ['c'])
 
     def test_nothing_when_the_daemon_is_unreachable(self):
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS='unix:path=/nonexistent')
