@@ -70,8 +70,8 @@ typedef struct SimFault {
 } SimFault;
 
 /* Parses "transition from=stop-copy to=stop errno=EIO land=error count=1",
- * "transition to=running delay=500 errno=0" and the like (see vfiomigd(8),
- * TESTBED FILES). *ret_error says what is wrong, naming the limit a value
+ * "transition to=running delay=500 errno=0" and the like (see vfiomig-testbed(5),
+ * FAULTS). *ret_error says what is wrong, naming the limit a value
  * exceeds. */
 int sim_fault_parse(const char *spec, SimFault *ret, char **ret_error);
 

@@ -8,7 +8,7 @@
 #include "backend/testbed-device.h"
 
 /* The embedded default backend: simulated mdev parents, types and devices
- * described by a keyfile (see man vfiomigd(8), "TESTBED FILES"). Parsing
+ * described by a keyfile (see man vfiomig-testbed(5)). Parsing
  * validates the whole file before the registry sees any of it. */
 
 /* The built-in description used by --testbed=default. */

@@ -5,10 +5,14 @@
 No daemon and no bus: this reads the scdoc sources in man/, the --help
 output of the built binaries, dbus/org.vfiomig1.xml and a few C sources, and
 fails on anything documented that does not exist or existing that is not
-documented: options, commands, config and testbed keys, D-Bus members,
-errors (with their errno), polkit actions and vfiomigctl's exit codes.
+documented: options, commands, the keys of the configuration, rules and
+testbed files (each in its section 5 page) and the testbed's faults, D-Bus
+members, errors (with their errno), polkit actions and vfiomigctl's exit
+codes. Every page has EXAMPLES and a SEE ALSO that names pages that exist,
+and a reference to a section of one of our pages names a section it has.
 """
 
+import json
 import os
 import re
 import shutil
@@ -22,8 +26,15 @@ SRCDIR = os.environ.get('VFIOMIG_SRCDIR', os.path.abspath('.'))
 VFIOMIGD = os.path.join(BUILDDIR, 'daemon', 'vfiomigd')
 VFIOMIGCTL = os.path.join(BUILDDIR, 'client', 'vfiomigctl')
 
-PAGES = ['vfiomigd.8.scd', 'vfiomigctl.1.scd', 'org.vfiomig1.5.scd', 'vfiomig-libvirt-hook.8.scd']
-DAEMON_PAGE, CTL_PAGE, API_PAGE, HOOK_PAGE = PAGES
+PAGES = ['vfiomigd.8.scd', 'vfiomigctl.1.scd', 'org.vfiomig1.5.scd', 'vfiomig-libvirt-hook.8.scd',
+         'vfiomigd.conf.5.scd', 'vfiomig.rules.5.scd', 'vfiomig-testbed.5.scd']
+DAEMON_PAGE, CTL_PAGE, API_PAGE, HOOK_PAGE, CONF_PAGE, RULES_PAGE, TESTBED_PAGE = PAGES
+# pages of other projects that ours may name, as "*name*(section)"
+SYSTEM_PAGES = {'busctl(1)', 'dbus-daemon(1)', 'systemd.service(5)', 'systemd.exec(5)', 'systemd.unit(5)',
+                'polkit(8)', 'virsh(1)', 'sd_bus_path_encode(3)', 'flock(2)', 'journalctl(1)', 'jq(1)',
+                'ssh(1)', 'systemctl(1)', 'gdbus(1)', 'test(1)', 'sd_bus_error_add_map(3)',
+                'sd_bus_error_get_errno(3)'}
+PAGE_REF = re.compile(r'\*([\w.\\-]+)\*\((\d)\)')
 CONST = ('org.freedesktop.DBus.Property.EmitsChangedSignal', 'const')
 
 
@@ -154,7 +165,13 @@ class ScdocSyntaxTest(DocTestCase):
 
     def test_pages_have_the_sections_they_promise(self):
         for name, wanted in [(DAEMON_PAGE, ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'OPTIONS', 'CONFIGURATION',
-                                            'TESTBED FILES', 'IDLE EXIT', 'SIGNALS', 'FILES', 'SEE ALSO']),
+                                            'IDLE EXIT', 'SIGNALS', 'FILES', 'EXAMPLES', 'SEE ALSO']),
+                             (CONF_PAGE, ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'SYNTAX', 'OPTIONS', 'EXAMPLES',
+                                          'FILES', 'SEE ALSO']),
+                             (RULES_PAGE, ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'RULES', 'EXAMPLES', 'FILES',
+                                           'SEE ALSO']),
+                             (TESTBED_PAGE, ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'SECTIONS', 'FAULTS',
+                                             'SIMULATED DEVICES', 'EXAMPLES', 'FILES', 'SEE ALSO']),
                              (CTL_PAGE, ['NAME', 'SYNOPSIS', 'COMMANDS', 'OPTIONS', 'EXIT STATUS',
                                          'EXAMPLES', 'SEE ALSO']),
                              (API_PAGE, ['NAME', 'INTRODUCTION', 'THE MANAGER OBJECT', 'DEVICE OBJECTS',
@@ -165,6 +182,55 @@ class ScdocSyntaxTest(DocTestCase):
             with self.subTest(page=name):
                 have = sections(page(name))
                 self.assertFalse([s for s in wanted if s not in have], f'{name}: missing sections')
+
+    def test_pages_are_installed(self):
+        built = re.search(r"man_pages = \[([^]]*)\]", read('man', 'meson.build')).group(1)
+        self.assertSameSet(re.findall(r"'([^']+)'", built), [p[:-len('.scd')] for p in PAGES],
+                           'man/meson.build against the pages tested here')
+        self.assertSameSet([f for f in os.listdir(os.path.join(SRCDIR, 'man')) if f.endswith('.scd')], PAGES,
+                           'man/*.scd against the pages tested here')
+
+    def test_every_page_has_examples_and_see_also(self):
+        for name in PAGES:
+            with self.subTest(page=name):
+                have = sections(page(name))
+                self.assertIn('EXAMPLES', have, f'{name}: no EXAMPLES')
+                self.assertTrue(code_blocks(have['EXAMPLES']), f'{name}: EXAMPLES without an example')
+                self.assertIn('SEE ALSO', have, f'{name}: no SEE ALSO')
+                self.assertEqual(list(have)[-1], 'SEE ALSO', f'{name}: SEE ALSO is not the last section')
+                self.assertTrue(PAGE_REF.search(have['SEE ALSO']), f'{name}: SEE ALSO names no page')
+
+    def test_pages_named_exist(self):
+        """Every "*name*(N)" of every page, SEE ALSO included, is one of
+        ours or a known page of another project; and a page's own header
+        names it as its file does."""
+        ours = {p[:-len('.scd')].rsplit('.', 1)[0] + '(' + p[:-len('.scd')].rsplit('.', 1)[1] + ')' for p in PAGES}
+        for name in PAGES:
+            with self.subTest(page=name):
+                text = page(name)
+                stem, section = name[:-len('.scd')].rsplit('.', 1)
+                self.assertTrue(text.startswith(f'{stem}({section}) '), f'{name}: its header names another page')
+                named = {strip_markup(n) + f'({s})' for n, s in PAGE_REF.findall(without_code(text))}
+                self.assertFalse(named - ours - SYSTEM_PAGES, f'{name} names pages that do not exist')
+
+    def test_section_references_exist(self):
+        """"see *vfiomigd.conf*(5), *SYNTAX*": the section (or subsection)
+        must be one of that page's headings."""
+        ours = {p[:-len('.scd')].rsplit('.', 1)[0]: p for p in PAGES}
+        headings = {}
+        for name in PAGES:
+            text = page(name)
+            headings[name] = {' '.join(h.split()) for level in (1, 2) for h in sections(text, level)}
+        ref = re.compile(r'\*([\w.\\-]+)\*\((\d)\),\s+\*([^*]+)\*(?!\()')
+        for name in PAGES:
+            for target, _, heading in ref.findall(without_code(page(name))):
+                target = strip_markup(target)
+                heading = ' '.join(strip_markup(heading).split())
+                if target not in ours or heading.lower() == heading:
+                    continue    # another project's page, or a term such as *identity*
+                with self.subTest(page=name, reference=f'{target}, {heading}'):
+                    self.assertIn(heading, headings[ours[target]],
+                                  f'{name} refers to a section {target} does not have')
 
 
 class DaemonPageTest(DocTestCase):
@@ -181,32 +247,153 @@ class DaemonPageTest(DocTestCase):
         for name in code:
             self.assertEqual(code[name], docs[name], f'vfiomigd {name}: --help and the page disagree')
 
-    def test_config_keys(self):
-        # [Daemon]'s keys and [Libvirt]'s
-        lists = re.findall(r'static const char \*const (?:libvirt_)?keys\[\] = \{([^}]*)\}', read('daemon', 'main.c'))
-        self.assertEqual(len(lists), 2)
-        code = [k for m in lists for k in re.findall(r'"(\w+)"', m)]
-        docs = [t.rstrip('=') for t in terms(self.sections['CONFIGURATION']) if t.endswith('=')]
-        self.assertSameSet(code, docs, 'configuration keys')
-
-    def test_testbed_keys(self):
-        source = read('daemon', 'backend', 'testbed.c')
-        subsections = sections(self.sections['TESTBED FILES'], level=2)
-        for kind in ['parent', 'type', 'device']:
-            with self.subTest(section=kind):
-                m = re.search(r'static const char \*const ' + kind + r'_keys\[\] = \{([^}]*)\}', source)
-                code = re.findall(r'"(\w+)"', m.group(1))
-                heading = [h for h in subsections if h.lower().startswith('[' + kind + ' ')]
-                self.assertEqual(len(heading), 1, f'no "## [{kind.title()} ...]" subsection')
-                docs = [k.strip().rstrip('=') for t in terms(subsections[heading[0]]) for k in t.split(',')]
-                self.assertSameSet(code, docs, f'[{kind.title()}] keys')
-
     def test_polkit_actions(self):
         actions = re.findall(r'<action id="([^"]+)"', read('policy', 'org.vfiomig1.policy'))
         self.assertTrue(actions)
         for name in (DAEMON_PAGE, API_PAGE):
             for action in actions:
                 self.assertIn(action, page(name), f'{name} does not mention {action}')
+
+
+class DaemonInstallTest(DocTestCase):
+    """Where the README's install puts vfiomigd is where the pages say it
+    is, and where the D-Bus activation file and the unit start it."""
+
+    def installed_path(self):
+        setup = [line for line in read('README.md').split('\n') if line.strip().startswith('meson setup build ')]
+        self.assertEqual(len(setup), 1, setup)
+        prefix = re.search(r'--prefix[= ](\S+)', setup[0])
+        self.assertIsNotNone(prefix, 'the README\'s install sets no prefix')
+        self.assertNotIn('--libexecdir', setup[0])
+        # meson's own default, as the README's meson line leaves it
+        options = json.loads(subprocess.run(['meson', 'introspect', '--buildoptions',
+                                             os.path.join(SRCDIR, 'meson.build')], check=True,
+                                            capture_output=True, text=True, timeout=120).stdout)
+        libexecdir = next(o['value'] for o in options if o['name'] == 'libexecdir')
+        self.assertFalse(libexecdir.startswith('/'), libexecdir)
+        return os.path.join(prefix.group(1), libexecdir, 'vfiomigd')
+
+    def test_vfiomigd_path(self):
+        path = self.installed_path()
+        self.assertEqual(path, '/usr/libexec/vfiomigd')
+        daemon = sections(page(DAEMON_PAGE))
+        self.assertIn(f'*{path}*', daemon['SYNOPSIS'])
+        self.assertIn(f'_{path}_', daemon['FILES'])
+        self.assertIn(f'`{path}`', read('README.md'))
+        # every example that runs the daemon runs that one
+        for name in PAGES:
+            for block in code_blocks(page(name)):
+                for run in re.findall(r'^[#$] (\S*vfiomigd)(?:\s|$)', block, re.M):
+                    self.assertEqual(run, path, f'{name}: an example runs {run}')
+        # and the build starts it there
+        self.assertIn("install_dir : get_option('libexecdir')", read('daemon', 'meson.build'))
+        self.assertIn("libexecdir = prefix / get_option('libexecdir')", read('meson.build'))
+        self.assertIn("'exec' : libexecdir / 'vfiomigd'", read('dbus', 'meson.build'))
+        self.assertIn('ExecStart=@libexecdir@/vfiomigd\n', read('systemd', 'vfiomigd.service.in'))
+
+
+class ConfPageTest(DocTestCase):
+
+    def test_config_keys(self):
+        source = read('daemon', 'main.c')
+        subsections = sections(sections(page(CONF_PAGE))['OPTIONS'], level=2)
+        self.assertSameSet(['[Daemon]', '[Libvirt]'], subsections, 'vfiomigd.conf sections')
+        groups = re.search(r'static const char \*const groups\[\] = \{([^}]*)\}', source).group(1)
+        self.assertSameSet(re.findall(r'"(\w+)"', groups), [h.strip('[]') for h in subsections],
+                           'vfiomigd.conf sections (daemon/main.c)')
+        for section, array in [('[Daemon]', 'keys'), ('[Libvirt]', 'libvirt_keys')]:
+            with self.subTest(section=section):
+                m = re.search(r'static const char \*const ' + array + r'\[\] = \{([^}]*)\}', source)
+                code = re.findall(r'"(\w+)"', m.group(1))
+                docs = [t.rstrip('=') for t in terms(subsections[section]) if t.endswith('=')]
+                self.assertSameSet(code, docs, f'{section} keys')
+
+    def test_daemon_page_points_here(self):
+        """vfiomigd(8) names the keys of its configuration only to point
+        here: each key it mentions exists."""
+        docs = [t.rstrip('=') for t in terms(sections(page(CONF_PAGE))['OPTIONS']) if t.endswith('=')]
+        conf = sections(page(DAEMON_PAGE))['CONFIGURATION']
+        self.assertIn('*vfiomigd.conf*(5)', conf)
+        self.assertSameSet(docs, re.findall(r'\*(\w+)=\*', conf), 'keys that vfiomigd(8) lists')
+
+
+class RulesPageTest(DocTestCase):
+
+    def test_rule_keys(self):
+        source = read('daemon', 'compat', 'rules.c')
+        code = re.findall(r'"(\w+)"', re.search(r'static const char \*const rule_keys\[\] = \{([^}]*)\}',
+                                                 source).group(1))
+        match = re.findall(r'\{\s*"(\w+)",\s*G_STRUCT_OFFSET', source)
+        self.assertTrue(match)
+        body = sections(page(RULES_PAGE))['RULES']
+        docs = [k.strip().rstrip('=') for t in terms(body) for k in t.split(',')]
+        self.assertSameSet(code, docs, '[Rule] keys')
+        # the match keys, which the page lists in its first paragraph
+        first = body.strip().split('\n\n')[0]
+        self.assertSameSet(match, re.findall(r'\*(\w+)=\*', first), 'the match keys')
+        self.assertIn('[Rule NAME]', strip_markup(first))
+
+    def test_directories_match_help(self):
+        """The directories the page names are those of a build with the
+        README's prefix, which --help shows for this build's."""
+        synopsis = strip_markup(sections(page(RULES_PAGE))['SYNOPSIS'])
+        self.assertSameSet(['/usr/share/vfiomig/rules.d/*.rules', '/etc/vfiomig/rules.d/*.rules'],
+                           synopsis.split(), 'rules directories')
+        text = help_text(VFIOMIGD)
+        self.assertRegex(text, r'\S*/share/vfiomig/rules\.d and \S*/etc/vfiomig/rules\.d')
+
+
+class TestbedPageTest(DocTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sections = sections(page(TESTBED_PAGE))
+        cls.source = read('daemon', 'backend', 'testbed.c')
+
+    def test_testbed_keys(self):
+        subsections = sections(self.sections['SECTIONS'], level=2)
+        for kind, array in [('parent', 'parent_keys'), ('type', 'type_keys'), ('vdpamgmt', 'vdpa_mgmt_keys'),
+                            ('device', 'device_keys')]:
+            with self.subTest(section=kind):
+                m = re.search(r'static const char \*const ' + array + r'\[\] = \{([^}]*)\}', self.source)
+                code = re.findall(r'"(\w+)"', m.group(1))
+                heading = [h for h in subsections if h.lower().startswith('[' + kind + ' ')]
+                self.assertEqual(len(heading), 1, f'no "## [{kind} ...]" subsection')
+                docs = [k.strip().rstrip('=') for t in terms(subsections[heading[0]]) for k in t.split(',')]
+                self.assertSameSet(code, docs, f'{heading[0]} keys')
+        self.assertEqual(len(subsections), 4, list(subsections))
+
+    def test_vdpa_device_keys(self):
+        """A vDPA [Device] takes fewer keys; the page names them in prose."""
+        m = re.search(r'static const char \*const vdpa_device_keys\[\] = \{([^}]*)\}', self.source)
+        code = re.findall(r'"(\w+)"', m.group(1))
+        device = [b for h, b in sections(self.sections['SECTIONS'], level=2).items() if h.startswith('[Device ')][0]
+        prose = [p for p in device.split('\n\n') if 'A vDPA device' in p]
+        self.assertEqual(len(prose), 1, 'no paragraph says "A vDPA device"')
+        prose = prose[0][prose[0].index('A vDPA device'):]
+        self.assertSameSet(code, re.findall(r'\*(\w+)=', prose), 'the keys of a vDPA [Device]')
+
+    def test_faults(self):
+        source = read('daemon', 'backend', 'testbed-device.c')
+        names = re.search(r'fault_names\[_SIM_FAULT_MAX\] = \{(.*?)\};', source, re.S).group(1)
+        code_types = re.findall(r'= "([\w-]+)"', names)
+        numeric = re.search(r'\} numeric_keys\[\] = \{(.*?)\};', source, re.S).group(1)
+        other = re.search(r'static int parse_fault_arg\(.*?\n\}', source, re.S).group(0)
+        code_keys = re.findall(r'\{ "(\w+)",', numeric) + re.findall(r'g_str_equal\(key, "(\w+)"\)', other)
+        docs = terms(self.sections['FAULTS'])
+        self.assertSameSet(code_types, [t for t in docs if '=' not in t], 'fault types')
+        self.assertSameSet(code_keys, [k.strip().rstrip('=') for t in docs if '=' in t for k in t.split(',')],
+                           'fault keys')
+
+    def test_builtin_testbed(self):
+        """What THE BUILT-IN TESTBED names is in testbed-default.conf."""
+        conf = read('daemon', 'backend', 'testbed-default.conf')
+        described = strip_markup(self.sections['THE BUILT-IN TESTBED'])
+        for section in re.findall(r'^\[(?:Parent|VdpaMgmt|Device) ([^]/]+)\]', conf, re.M):
+            if not re.fullmatch(r'[0-9a-f]{8}-.*', section):
+                self.assertIn(section, described)
+        for parent_type in re.findall(r'^\[Type [^/]+/([^]]+)\]', conf, re.M):
+            self.assertIn(parent_type, described)
 
 
 class CtlPageTest(DocTestCase):

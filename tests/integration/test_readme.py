@@ -11,7 +11,8 @@ are busy until it has ended: like a person typing the next line, the test
 waits for running jobs to end before it runs a line.
 
 The install section's meson line must put vfiomigd where the README and
-vfiomigd(8) say it is."""
+vfiomigd(8) say it is, and the service's other files where vfiomigd(8),
+FILES, says."""
 
 import json
 import os
@@ -114,8 +115,18 @@ class ReadmeInstallTest(unittest.TestCase):
 
         self.assertTrue(f'`{daemon[0]}`' in text, f'README.md does not name {daemon[0]}')
         with open(DAEMON_PAGE, encoding='utf-8') as f:
-            synopsis = f.read().split('# SYNOPSIS', 1)[1].split('\n# ', 1)[0]
+            page = f.read()
+        synopsis = page.split('# SYNOPSIS', 1)[1].split('\n# ', 1)[0]
         self.assertIn(f'*{daemon[0]}*', synopsis)
+
+        # FILES names every file of the service where this install puts it:
+        # the daemon, its D-Bus files, its unit and its polkit actions
+        files = page.split('\n# FILES\n', 1)[1].split('\n# ', 1)[0]
+        documented = {re.sub(r'\\(.)', r'\1', p) for p in re.findall(r'_(/(?:\\_|[^_\s])+)_', files)}
+        service = [dest for dest in installed.values()
+                   if not dest.startswith(('/usr/share/man/', '/usr/bin/', '/etc/libvirt/'))]
+        self.assertTrue(service, installed)
+        self.assertFalse(set(service) - documented, 'installed, and not where vfiomigd(8), FILES, says')
 
 
 if __name__ == '__main__':
