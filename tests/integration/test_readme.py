@@ -124,9 +124,16 @@ class ReadmeInstallTest(unittest.TestCase):
         files = page.split('\n# FILES\n', 1)[1].split('\n# ', 1)[0]
         documented = {re.sub(r'\\(.)', r'\1', p) for p in re.findall(r'_(/(?:\\_|[^_\s])+)_', files)}
         service = [dest for dest in installed.values()
-                   if not dest.startswith(('/usr/share/man/', '/usr/bin/', '/etc/libvirt/'))]
+                   if not dest.startswith(('/usr/share/man/', '/usr/bin/', '/etc/libvirt/',
+                                           '/usr/share/bash-completion/'))]
         self.assertTrue(service, installed)
         self.assertFalse(set(service) - documented, 'installed, and not where vfiomigd(8), FILES, says')
+        # the client's own: vfiomigctl(1), FILES
+        with open(os.path.join(SRCDIR, 'man', 'vfiomigctl.1.scd'), encoding='utf-8') as f:
+            ctl_files = f.read().split('\n# FILES\n', 1)[1].split('\n# ', 1)[0]
+        completion = [dest for dest in installed.values() if dest.startswith('/usr/share/bash-completion/')]
+        self.assertEqual(len(completion), 1, installed)
+        self.assertIn(f'_{completion[0]}_', ctl_files)
 
 
 if __name__ == '__main__':
