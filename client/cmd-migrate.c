@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "remote.h"
 #include "vfiomig-names.h"
 
 /* What we know of one job, from its properties and signals. */
@@ -18,6 +19,7 @@ typedef struct Job {
         uint64_t bytes, expected, downtime;
         uint32_t rounds;
         double progress;
+        int64_t stopcopy_seen;  /* monotonic usec when we saw phase stopcopy, 0 if not */
         GPtrArray *devices;     /* "name role outcome" */
         bool removed, gone, tty, shown_bar;
 } Job;
@@ -126,6 +128,8 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         if (sd_bus_message_read(m, "s", &interface) < 0 || !g_str_equal(interface, VFIOMIG_MIGRATION_INTERFACE))
                 return 0;
         (void) read_properties(j, m);
+        if (!j->stopcopy_seen && g_strcmp0(j->phase, "stopcopy") == 0)
+                j->stopcopy_seen = g_get_monotonic_time();
         if (!j->tty && !j->ctl->json && j->phase && g_strcmp0(old_phase, j->phase) != 0)
                 fprintf(stderr, "Migration %u: %s\n", j->id, j->phase);
         show_progress(j);
@@ -337,17 +341,17 @@ static int append_options(Ctl *ctl, sd_bus_message *m) {
         return r;
 }
 
-/* Starts a job with method(device, second, options) and follows it. */
-static int run_job(Ctl *ctl, const char *method, const char *device, char type, const void *second,
-                   const char *what) {
-        g_auto(Job) j = { .ctl = ctl, .devices = g_ptr_array_new_with_free_func(g_free) };
+/* Starts a job with method(device, second, options), subscribed to its
+ * signals unless --no-wait. */
+static int job_start(Ctl *ctl, Job *j, const char *method, const char *device, char type, const void *second,
+                     int (*options)(Ctl *ctl, sd_bus_message *m), const char *what) {
         sd_bus_message *m = NULL, *reply = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *path;
         int r, code;
 
-        j.tty = isatty(STDERR_FILENO) && !ctl->json;
-        if (!ctl->no_wait && subscribe(&j) < 0)
+        j->tty = isatty(STDERR_FILENO) && !ctl->json;
+        if (!ctl->no_wait && subscribe(j) < 0)
                 return EXIT_FAILED;
 
         r = sd_bus_message_new_method_call(ctl->bus, &m, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH,
@@ -358,7 +362,7 @@ static int run_job(Ctl *ctl, const char *method, const char *device, char type, 
                 r = type == 'h' ? sd_bus_message_append(m, "h", *(const int *) second)
                                 : sd_bus_message_append(m, "s", (const char *) second);
         if (r >= 0)
-                r = append_options(ctl, m);
+                r = options(ctl, m);
         code = ctl_send(ctl, m, r, &reply, what, &error);
         if (code != EXIT_OK) {
                 hint_allow_unknown(error.name);
@@ -366,15 +370,28 @@ static int run_job(Ctl *ctl, const char *method, const char *device, char type, 
                 sd_bus_error_free(&error);
                 return code;
         }
-        r = sd_bus_message_read(reply, "uo", &j.id, &path);
+        r = sd_bus_message_read(reply, "uo", &j->id, &path);
         if (r >= 0) {
-                j.path = g_strdup(path);
-                j.owner = g_strdup(sd_bus_message_get_sender(reply));
+                j->path = g_strdup(path);
+                j->owner = g_strdup(sd_bus_message_get_sender(reply));
         }
         sd_bus_message_unref(reply);
         if (r < 0)
                 return EXIT_FAILED;
+        if (!ctl->no_wait && !j->tty && !ctl->json)
+                fprintf(stderr, "Migration %u started (%s).\n", j->id, j->path);
+        return EXIT_OK;
+}
 
+/* Starts a job with method(device, second, options) and follows it. */
+static int run_job(Ctl *ctl, const char *method, const char *device, char type, const void *second,
+                   const char *what) {
+        g_auto(Job) j = { .ctl = ctl, .devices = g_ptr_array_new_with_free_func(g_free) };
+        int code;
+
+        code = job_start(ctl, &j, method, device, type, second, append_options, what);
+        if (code != EXIT_OK)
+                return code;
         if (ctl->no_wait) {
                 if (ctl->json) {
                         g_autoptr(JsonObject) o = json_object_new();
@@ -386,27 +403,40 @@ static int run_job(Ctl *ctl, const char *method, const char *device, char type, 
                         fprintf(ctl->out, "%u\n", j.id);
                 return EXIT_OK;
         }
-        if (!j.tty && !ctl->json)
-                fprintf(stderr, "Migration %u started (%s).\n", j.id, j.path);
         code = wait_removed(&j);
         return code != EXIT_OK ? code : report(&j);
 }
 
+static int run_remote(Ctl *ctl, const char *source, const RemoteTarget *rt);
+
 int cmd_migrate(Ctl *ctl, int argc, char **argv) {
+        g_auto(RemoteTarget) rt = {};
         g_autofree char *what = NULL;
 
         if (argc != 3)
-                return ctl_usage_error("migrate takes SOURCE TARGET");
+                return ctl_usage_error("migrate takes SOURCE [[USER@]HOST:]TARGET");
+        if (remote_target_parse(argv[2], false, &rt))
+                return run_remote(ctl, argv[1], &rt);
+        if (ctl->ssh)
+                return ctl_usage_error("--ssh applies only to a target on another host, not %s", argv[2]);
         what = g_strdup_printf("migrate %s to %s", argv[1], argv[2]);
         return run_job(ctl, "Migrate", argv[1], 's', argv[2], what);
 }
 
 int cmd_save(Ctl *ctl, int argc, char **argv) {
+        g_auto(RemoteTarget) rt = {};
         g_autofree char *what = NULL;
         int fd = STDOUT_FILENO;
 
         if (argc != 3)
-                return ctl_usage_error("save takes DEVICE NAME (or - for standard output)");
+                return ctl_usage_error("save takes DEVICE NAME (or - for standard output, or "
+                                       "[USER@]HOST:TARGET for a device on another host)");
+        /* the source stays stopped, as by a save here, unless
+         * --source-state=running: a copy */
+        if (remote_target_parse(argv[2], true, &rt))
+                return run_remote(ctl, argv[1], &rt);
+        if (ctl->ssh)
+                return ctl_usage_error("--ssh applies only to a target on another host, not %s", argv[2]);
         what = g_strdup_printf("save %s", argv[1]);
         if (g_str_equal(argv[2], "-")) {
                 if (isatty(fd))
@@ -572,4 +602,303 @@ int cmd_migrations(Ctl *ctl, int argc, char **argv) {
         else
                 table_print(t, "migrations");
         return EXIT_OK;
+}
+
+/* SaveFd's options for the sending half of a move to another host; the
+ * target's options go to the load there. */
+static int append_save_options(Ctl *ctl, sd_bus_message *m) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && ctl->no_precopy)
+                r = sd_bus_message_append(m, "{sv}", "precopy", "b", 0);
+        if (r >= 0 && ctl->max_rounds >= 0)
+                r = sd_bus_message_append(m, "{sv}", "max-precopy-rounds", "u", (uint32_t) ctl->max_rounds);
+        if (r >= 0 && ctl->io_timeout > 0)
+                r = sd_bus_message_append(m, "{sv}", "io-timeout", "u", ctl->io_timeout);
+        if (r >= 0 && ctl->source_state)
+                r = sd_bus_message_append(m, "{sv}", "source-state", "s", ctl->source_state);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+/* vfiomigctl load on the other host, reading the stream from its stdin
+ * and printing its outcome as JSON. */
+static GStrv remote_load_words(Ctl *ctl, const RemoteTarget *rt) {
+        g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+        g_autofree char *timeout = ctl->io_timeout ? g_strdup_printf("--io-timeout=%u", ctl->io_timeout) : NULL;
+        g_autofree char *state = ctl->target_state ? g_strdup_printf("--target-state=%s", ctl->target_state)
+                                                   : NULL;
+
+        g_strv_builder_add_many(b, "--json", "--no-ask-password", NULL);
+        if (timeout)
+                g_strv_builder_add(b, timeout);
+        if (state)
+                g_strv_builder_add(b, state);
+        if (ctl->allow_unknown)
+                g_strv_builder_add(b, "--allow-unknown");
+        g_strv_builder_add_many(b, "load", "--", rt->device, "-", NULL);
+        return g_strv_builder_end(b);
+}
+
+/* How the remote load ended, from the JSON it printed. */
+typedef struct RemoteOutcome {
+        JsonParser *parser;
+        JsonObject *o;                  /* NULL: it printed none */
+        const char *result, *error_name, *error, *target;
+} RemoteOutcome;
+
+static void remote_outcome_clear(RemoteOutcome *ro) {
+        g_clear_object(&ro->parser);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteOutcome, remote_outcome_clear);
+
+static const char *string_member(JsonObject *o, const char *name) {
+        JsonNode *n = o ? json_object_get_member(o, name) : NULL;
+
+        return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
+                ? json_node_get_string(n) : NULL;
+}
+
+static void remote_outcome_parse(const Remote *r, RemoteOutcome *ro) {
+        JsonNode *root;
+        JsonArray *devices;
+
+        ro->parser = json_parser_new();
+        if (!json_parser_load_from_data(ro->parser, r->out->str, -1, NULL))
+                return;
+        root = json_parser_get_root(ro->parser);
+        if (!root || !JSON_NODE_HOLDS_OBJECT(root))
+                return;
+        ro->o = json_node_get_object(root);
+        ro->result = string_member(ro->o, "result");
+        ro->error_name = string_member(ro->o, "error_name");
+        ro->error = string_member(ro->o, "error");
+        devices = json_object_has_member(ro->o, "devices") ? json_object_get_array_member(ro->o, "devices") : NULL;
+        for (guint i = 0; devices && i < json_array_get_length(devices); i++) {
+                JsonObject *d = json_array_get_object_element(devices, i);
+
+                if (g_strcmp0(string_member(d, "role"), "target") == 0)
+                        ro->target = string_member(d, "outcome");
+        }
+}
+
+/* The source after a save that succeeded while the load failed: stopped
+ * with its state, which nothing else has now. Returns what became of it. */
+static char *resume_source(Ctl *ctl, const char *source) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *outcome;
+        int r;
+
+        if (g_strcmp0(ctl->source_state, "running") == 0)
+                return g_strdup("running");
+        r = sd_bus_call_method(ctl->bus, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, "Resume",
+                               &error, NULL, "sa{sv}", source, 0);
+        outcome = r >= 0 ? g_strdup("resumed to running (was stop)")
+                         : g_strdup_printf("resume failed: %s (device left in stop; 'vfiomigctl resume %s')",
+                                           sd_bus_error_is_set(&error) ? error.message : strerror(-r), source);
+        sd_bus_error_free(&error);
+        return outcome;
+}
+
+static const char *local_outcome(const Job *j, const char *role) {
+        for (guint i = 0; j->devices && i < j->devices->len; i++) {
+                const char *d = j->devices->pdata[i], *tab = strchr(d, '\t');
+
+                if (tab && g_str_has_prefix(tab + 1, role) && tab[1 + strlen(role)] == '\t')
+                        return tab + 2 + strlen(role);
+        }
+        return NULL;
+}
+
+typedef enum { END_NONE, END_LOCAL, END_REMOTE, END_SSH } FailedEnd;
+
+/* Which end broke the move. A load there that failed on a truncated or
+ * damaged stream after the save here failed is the echo of our failure;
+ * a save here that failed because the load there went away is the echo
+ * of theirs. */
+static FailedEnd failed_end(bool local_ok, const Remote *r, const RemoteOutcome *ro) {
+        bool remote_ok = r->status == EXIT_OK && g_strcmp0(ro->result, "done") == 0;
+
+        if (local_ok && remote_ok)
+                return END_NONE;
+        if (!ro->o && (r->status == 255 || r->status < 0))
+                return END_SSH;
+        if (!remote_ok && !(!local_ok && g_strcmp0(ro->error_name, VFIOMIG_ERROR_STREAM_CORRUPT) == 0))
+                return END_REMOTE;
+        return END_LOCAL;
+}
+
+static void print_remote_json(Ctl *ctl, const Job *j, const char *source, const RemoteTarget *rt, FailedEnd end,
+                              const char *error_name, const char *error, const char *source_outcome,
+                              const char *target_outcome, uint64_t downtime, const RemoteOutcome *ro) {
+        static const char *const ends[] = { "", "local", "remote", "ssh" };
+        g_autoptr(JsonObject) o = json_object_new();
+        JsonArray *devices = json_array_new();
+        JsonObject *d;
+
+        json_object_set_int_member(o, "id", j->id);
+        json_object_set_string_member(o, "host", rt->host);
+        json_object_set_string_member(o, "result", end == END_NONE ? "done" : "failed");
+        json_object_set_string_member(o, "failed_end", ends[end]);
+        json_object_set_string_member(o, "error_name", error_name ?: "");
+        json_object_set_string_member(o, "error", error ?: "");
+        json_object_set_int_member(o, "bytes", (gint64) j->bytes);
+        json_object_set_int_member(o, "downtime_usec", (gint64) downtime);
+        json_object_set_int_member(o, "precopy_rounds", j->rounds);
+        d = json_object_new();
+        json_object_set_string_member(d, "name", source);
+        json_object_set_string_member(d, "role", "source");
+        json_object_set_string_member(d, "outcome", source_outcome ?: "");
+        json_array_add_object_element(devices, d);
+        d = json_object_new();
+        json_object_set_string_member(d, "name", rt->text);
+        json_object_set_string_member(d, "role", "target");
+        json_object_set_string_member(d, "outcome", target_outcome ?: "");
+        json_array_add_object_element(devices, d);
+        json_object_set_array_member(o, "devices", devices);
+        if (ro->o)
+                json_object_set_object_member(o, "remote", json_object_ref(ro->o));
+        json_print_to(ctl->out, json_node_init_object(json_node_alloc(), o));
+}
+
+/* One outcome for both ends: what failed where, what became of each
+ * device, and the exit status of the end that failed. */
+static int conclude_remote(Ctl *ctl, Job *j, int local_code, const Remote *r, const char *source,
+                           const RemoteTarget *rt, int64_t local_done, int64_t remote_done) {
+        g_auto(RemoteOutcome) ro = {};
+        g_autofree char *resumed = NULL, *why = NULL;
+        bool local_ok = local_code == EXIT_OK && g_strcmp0(j->result, "done") == 0;
+        const char *error_name = NULL, *error = NULL, *source_outcome, *target_outcome;
+        uint64_t downtime = 0;
+        FailedEnd end;
+        int code = EXIT_OK;
+
+        remote_outcome_parse(r, &ro);
+        end = failed_end(local_ok, r, &ro);
+        if (end != END_NONE && local_ok)
+                /* the save here succeeded: the source stopped for nothing */
+                resumed = resume_source(ctl, source);
+        source_outcome = resumed ?: local_outcome(j, "source");
+        target_outcome = ro.target ?: (end == END_SSH ? "unknown (ssh failed)" : "unknown");
+
+        switch (end) {
+        case END_NONE: {
+                /* The source stopped at stop-copy (as we saw the phase, or
+                 * as its downtime says) and the target ran when the load
+                 * there told us so: an upper bound of the real downtime,
+                 * by the time the end of the load takes to reach us. */
+                int64_t stopped = local_done - (int64_t) j->downtime;
+
+                if (j->stopcopy_seen && j->stopcopy_seen < stopped)
+                        stopped = j->stopcopy_seen;
+                downtime = (uint64_t) MAX(remote_done - stopped, 0);
+                break;
+        }
+        case END_SSH:
+                why = remote_describe_failure(r);
+                error_name = VFIOMIG_ERROR_DEVICE_FAILED;
+                error = why;
+                code = EXIT_UNREACHABLE;
+                break;
+        case END_REMOTE:
+                if (ro.error && *ro.error) {
+                        error_name = ro.error_name;
+                        error = ro.error;
+                        {
+                                sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(ro.error_name, ro.error);
+
+                                code = ro.error_name && *ro.error_name ? ctl_exit_code_for_error(&e, -EIO)
+                                                                       : EXIT_FAILED;
+                        }
+                } else {
+                        why = remote_describe_failure(r);
+                        error = why;
+                        code = remote_exit_code(r);
+                }
+                break;
+        case END_LOCAL:
+                error_name = j->error_name;
+                error = j->error && *j->error ? j->error : j->result ?: "the job's end is unknown";
+                if (local_code != EXIT_OK)
+                        code = local_code;
+                else if (j->error_name && *j->error_name) {
+                        sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(j->error_name, j->error);
+
+                        code = ctl_exit_code_for_error(&e, -EIO);
+                } else
+                        code = EXIT_FAILED;
+                break;
+        }
+
+        if (j->shown_bar)
+                fputc('\n', stderr);
+        if (ctl->json) {
+                print_remote_json(ctl, j, source, rt, end, error_name, error, source_outcome, target_outcome,
+                                  downtime, &ro);
+                return code;
+        }
+        if (end == END_NONE) {
+                g_autofree char *size = format_bytes(j->bytes);
+
+                fprintf(stderr, "Migration %u to %s done: %s, downtime %.3f ms, %u pre-copy round%s.\n", j->id,
+                        rt->text, size, (double) downtime / 1000, j->rounds, j->rounds == 1 ? "" : "s");
+                return EXIT_OK;
+        }
+        fprintf(stderr, "Migration %u to %s failed%s%s: %s\n", j->id, rt->text,
+                end == END_REMOTE ? " on " : end == END_LOCAL ? " on this host" : "",
+                end == END_REMOTE ? rt->host : "", error);
+        fprintf(stderr, "  source %s: %s\n", source, source_outcome ?: "unknown");
+        fprintf(stderr, "  target %s: %s\n", rt->text, target_outcome);
+        /* the other end's view, when it has one of its own */
+        if (end != END_LOCAL && !local_ok && j->error && *j->error)
+                fprintf(stderr, "  (on this host: %s)\n", j->error);
+        if (end == END_LOCAL && ro.error && *ro.error)
+                fprintf(stderr, "  (on %s: %s)\n", rt->host, ro.error);
+        return code;
+}
+
+/* migrate or save into a device on another host: ask there whether the
+ * target takes the source's identity, then stream SaveFd here into
+ * "vfiomigctl load TARGET -" there. */
+static int run_remote(Ctl *ctl, const char *source, const RemoteTarget *rt) {
+        g_auto(Job) j = { .ctl = ctl, .devices = g_ptr_array_new_with_free_func(g_free) };
+        g_auto(Remote) r = {};
+        g_auto(GStrv) words = NULL;
+        g_autofree char *what = NULL;
+        int64_t local_done, remote_done;
+        int fd, code;
+
+        if (ctl->no_wait || ctl->group->len > 0 || ctl->allow_no_p2p || ctl->overwrite)
+                return ctl_usage_error("--no-wait, --pair=, --allow-no-p2p and --overwrite do not apply to a "
+                                       "target on another host (%s)", rt->text);
+        code = remote_check_identity(ctl, source, rt);
+        if (code != EXIT_OK)
+                return code;
+
+        words = remote_load_words(ctl, rt);
+        code = remote_spawn(ctl, rt->host, (const char *const *) words, &r);
+        if (code != EXIT_OK)
+                return code;
+        fd = r.in_fd;
+        what = g_strdup_printf("send %s to %s", source, rt->text);
+        code = job_start(ctl, &j, "SaveFd", source, 'h', &fd, append_save_options, what);
+        /* vfiomigd holds its own copy now, if any: the load there sees the
+         * end of the stream when the job here closes it */
+        close(r.in_fd);
+        r.in_fd = -1;
+        if (code != EXIT_OK) {
+                /* an empty stream: the load there fails, the target untouched */
+                (void) remote_finish(&r);
+                return code;
+        }
+        code = wait_removed(&j);
+        local_done = g_get_monotonic_time();
+        if (remote_finish(&r) < 0) {
+                fprintf(stderr, "Failed to read what %s said: %m\n", rt->host);
+                return EXIT_FAILED;
+        }
+        remote_done = g_get_monotonic_time();
+        return conclude_remote(ctl, &j, code, &r, source, rt, local_done, remote_done);
 }

@@ -30,6 +30,7 @@ typedef struct Ctl {
         uint32_t io_timeout;            /* 0: the daemon's default */
         const char *target_state, *source_state;
         GPtrArray *group;               /* "SOURCE=TARGET" */
+        const char *ssh;                /* --ssh: how to reach another host */
         /* targets */
         struct {
                 const char *type, *version, *iommu, *vdpa;
@@ -60,6 +61,7 @@ int cmd_identity(Ctl *ctl, int argc, char **argv);
 int cmd_compat(Ctl *ctl, int argc, char **argv);
 int cmd_targets(Ctl *ctl, int argc, char **argv);
 int cmd_probe(Ctl *ctl, int argc, char **argv);
+int cmd_check_identity(Ctl *ctl, int argc, char **argv);
 int cmd_domain(Ctl *ctl, int argc, char **argv);
 int cmd_states(Ctl *ctl, int argc, char **argv);
 int cmd_remove_state(Ctl *ctl, int argc, char **argv);

@@ -34,6 +34,7 @@ static const struct {
         { "compat",      cmd_compat },
         { "targets",     cmd_targets },
         { "probe",       cmd_probe },
+        { "check-identity", cmd_check_identity },
         { "domain",      cmd_domain },
         { "states",      cmd_states },
         { "remove-state", cmd_remove_state },
@@ -51,6 +52,7 @@ enum {
         ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN, ARG_OVERWRITE,
         ARG_TYPE, ARG_TARGETS_VERSION, ARG_IOMMU, ARG_VDPA, ARG_INCLUDE_BUSY, ARG_EXISTING_ONLY, ARG_INCLUDE_UNKNOWN,
         ARG_ALL,
+        ARG_SSH,
 };
 #define BIT(arg) (1u << ((arg) - ARG_JSON))
 
@@ -71,8 +73,8 @@ static const struct {
         { "remove-mdev", 0 },
         { "monitor",     BIT(ARG_JSON) },
         { "migrate",     JOB_OPTIONS | PRECOPY_OPTIONS | BIT(ARG_TARGET_STATE) | BIT(ARG_PAIR) |
-                         BIT(ARG_ALLOW_NO_P2P) | BIT(ARG_ALLOW_UNKNOWN) },
-        { "save",        JOB_OPTIONS | PRECOPY_OPTIONS | BIT(ARG_SOURCE_STATE) | BIT(ARG_OVERWRITE) },
+                         BIT(ARG_ALLOW_NO_P2P) | BIT(ARG_ALLOW_UNKNOWN) | BIT(ARG_SSH) },
+        { "save",        JOB_OPTIONS | PRECOPY_OPTIONS | BIT(ARG_SOURCE_STATE) | BIT(ARG_OVERWRITE) | BIT(ARG_SSH) },
         { "load",        JOB_OPTIONS | BIT(ARG_TARGET_STATE) | BIT(ARG_ALLOW_UNKNOWN) },
         { "resume",      0 },
         { "migrations",  BIT(ARG_JSON) },
@@ -84,6 +86,7 @@ static const struct {
                          BIT(ARG_INCLUDE_BUSY) |
                          BIT(ARG_EXISTING_ONLY) | BIT(ARG_INCLUDE_UNKNOWN) },
         { "probe",       BIT(ARG_JSON) },
+        { "check-identity", BIT(ARG_JSON) },
         { "domain",      BIT(ARG_JSON) },
         { "states",      BIT(ARG_JSON) },
         { "remove-state", 0 },
@@ -115,6 +118,7 @@ static const struct option options[] = {
         { "existing-only",      no_argument,       NULL, ARG_EXISTING_ONLY },
         { "include-unknown",    no_argument,       NULL, ARG_INCLUDE_UNKNOWN },
         { "all",                no_argument,       NULL, ARG_ALL },
+        { "ssh",                required_argument, NULL, ARG_SSH },
         {}
 };
 
@@ -131,8 +135,12 @@ static void help(void) {
                "                              Create an mdev; prints its UUID\n"
                "  remove-mdev UUID            Remove an mdev\n"
                "  monitor                     Print devices as they are added and removed\n"
-               "  migrate SOURCE TARGET       Move a device's state into another device\n"
-               "  save DEVICE NAME|-          Save a device's state under NAME, or to stdout\n"
+               "  migrate SOURCE [[USER@]HOST:]TARGET\n"
+               "                              Move a device's state into another device, here or\n"
+               "                              on another host (through ssh)\n"
+               "  save DEVICE NAME|-|[USER@]HOST:TARGET\n"
+               "                              Save a device's state under NAME, to stdout, or into\n"
+               "                              a device on another host\n"
                "  load DEVICE NAME|-          Load a saved state, or one from stdin\n"
                "  resume DEVICE               Set a stopped device that nothing holds running\n"
                "  migrations                  List running migrations\n"
@@ -144,6 +152,8 @@ static void help(void) {
                "                              Where state of this identity may go (options\n"
                "                              --include-busy, --existing-only, --include-unknown)\n"
                "  probe SOURCE TARGET         Try a resume of SOURCE's pre-copy data on TARGET\n"
+               "  check-identity TARGET       Whether TARGET takes the identity on stdin (JSON, as\n"
+               "                              'identity --json' prints it)\n"
                "  domain NAME                 A libvirt domain's devices: identity, holder, targets\n"
                "  states                      List saved states: size, source, date, complete\n"
                "  remove-state NAME           Remove a saved state\n"
@@ -170,6 +180,7 @@ static void help(void) {
                "Options of migrate and save:\n"
                "     --no-precopy             Skip pre-copy: stop the source at once\n"
                "     --max-precopy-rounds=N   At most N pre-copy rounds\n"
+               "     --ssh=COMMAND            Reach HOST with COMMAND (default $VFIOMIG_SSH, ssh)\n"
                "Options of migrate and load:\n"
                "     --target-state=running|stop\n"
                "                              State of the targets afterwards\n"
@@ -352,6 +363,9 @@ static int parse_option(Ctl *ctl, int c, const char *value) {
                 break;
         case ARG_ALL:
                 ctl->forget_all = true;
+                break;
+        case ARG_SSH:
+                ctl->ssh = value;
                 break;
         default:
                 g_assert_not_reached();

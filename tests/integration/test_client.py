@@ -54,7 +54,7 @@ Type={type_id}
 # as far as connecting and fails with 6; a refused option fails with 2.
 OFFLINE = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS='unix:path=/nonexistent')
 VALUES = {'--io-timeout': '5', '--max-precopy-rounds': '1', '--target-state': 'stop',
-          '--source-state': 'running', '--pair': 'a=b', '--type': 'some-type'}
+          '--source-state': 'running', '--pair': 'a=b', '--type': 'some-type', '--ssh': 'ssh'}
 JSON_REFUSED = {'remove-mdev', 'resume', 'cancel', 'remove-state',   # they print nothing,
                 'forget-probe'}                                     # or one line for people
 
