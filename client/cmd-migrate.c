@@ -604,23 +604,15 @@ int cmd_migrations(Ctl *ctl, int argc, char **argv) {
         return EXIT_OK;
 }
 
-/* SaveFd's options for the sending half of a move to another host; the
- * target's options go to the load there. */
+/* SaveFd's options for the sending half of a move to another host: those
+ * of the target (its state, allow-unknown) go to the load there, and the
+ * rest (overwrite, allow-no-p2p, pairs) were refused for a remote target. */
 static int append_save_options(Ctl *ctl, sd_bus_message *m) {
-        int r;
+        Ctl sending = *ctl;
 
-        r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0 && ctl->no_precopy)
-                r = sd_bus_message_append(m, "{sv}", "precopy", "b", 0);
-        if (r >= 0 && ctl->max_rounds >= 0)
-                r = sd_bus_message_append(m, "{sv}", "max-precopy-rounds", "u", (uint32_t) ctl->max_rounds);
-        if (r >= 0 && ctl->io_timeout > 0)
-                r = sd_bus_message_append(m, "{sv}", "io-timeout", "u", ctl->io_timeout);
-        if (r >= 0 && ctl->source_state)
-                r = sd_bus_message_append(m, "{sv}", "source-state", "s", ctl->source_state);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        return r;
+        sending.target_state = NULL;
+        sending.allow_unknown = false;
+        return append_options(&sending, m);
 }
 
 /* vfiomigctl load on the other host, reading the stream from its stdin
