@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -17,6 +18,8 @@ typedef struct Job {
         char *owner;            /* the unique name of the vfiomigd that runs it */
         char *phase, *error, *error_name, *result;
         uint64_t bytes, expected, downtime;
+        uint64_t phase_start_bytes;     /* bytes when the phase (or pre-copy round) began */
+        unsigned phase_round;           /* the round phase_start_bytes belongs to */
         uint32_t rounds;
         double progress;
         int64_t stopcopy_seen;  /* monotonic usec when we saw phase stopcopy, 0 if not */
@@ -105,22 +108,43 @@ static int read_properties(Job *j, sd_bus_message *m) {
         return r;
 }
 
-static void show_progress(Job *j) {
-        if (j->ctl->json)
-                return;
-        if (j->tty) {
-                int filled = (int) (j->progress * 30);
+/* The line a terminal shows while a job runs. Pre-copy has no end to
+ * measure against (the device keeps dirtying its state), so it counts the
+ * round and what the round moved; stop-copy has one, the state's size the
+ * device announced, and shows how far it is. */
+char *progress_line(const char *phase, unsigned round, uint64_t phase_bytes, uint64_t total, uint64_t expected,
+                    uint64_t bytes_at_phase_start) {
+        g_autofree char *moved = format_bytes(phase_bytes), *all = format_bytes(total);
 
-                fprintf(stderr, "\r[%-30.*s] %3d%% %8.1f MiB  %-9s round %u ",
-                        filled, "==============================", (int) (j->progress * 100),
-                        (double) j->bytes / (1024 * 1024), j->phase ?: "", j->rounds);
-                j->shown_bar = true;
+        if (g_strcmp0(phase, "precopy") == 0)
+                return g_strdup_printf("pre-copy round %u: %s this round, %s in all", round, moved, all);
+        if (g_strcmp0(phase, "stopcopy") == 0 && expected > bytes_at_phase_start) {
+                uint64_t want = expected - bytes_at_phase_start;
+                double f = MIN(1.0, (double) phase_bytes / (double) want);
+                int filled = (int) (f * 20);
+
+                return g_strdup_printf("stop-copy [%-20.*s] %3d%%: %s this phase, %s in all", filled,
+                                       "====================", (int) (f * 100), moved, all);
         }
+        return g_strdup_printf("%s: %s this phase, %s in all", phase ?: "starting", moved, all);
+}
+
+static void show_progress(Job *j) {
+        g_autofree char *line = NULL;
+
+        if (j->ctl->json || !j->tty || j->ctl->quiet)
+                return;
+        line = progress_line(j->phase, j->rounds, j->bytes - MIN(j->bytes, j->phase_start_bytes), j->bytes,
+                             j->expected, j->phase_start_bytes);
+        /* the line may shrink: clear what the last one left */
+        fprintf(stderr, "\r%s\033[K", line);
+        j->shown_bar = true;
 }
 
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
         g_autofree char *old_phase = g_strdup(j->phase);
+        uint64_t old_bytes = j->bytes;
         const char *interface;
 
         if (!j->path || !g_str_equal(sd_bus_message_get_path(m), j->path))
@@ -128,9 +152,15 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         if (sd_bus_message_read(m, "s", &interface) < 0 || !g_str_equal(interface, VFIOMIG_MIGRATION_INTERFACE))
                 return 0;
         (void) read_properties(j, m);
+        /* the news of a phase comes with what the phase moved until it was
+         * sent: the phase began after what we knew before */
+        if (g_strcmp0(old_phase, j->phase) != 0 || j->rounds != j->phase_round) {
+                j->phase_start_bytes = old_bytes;
+                j->phase_round = j->rounds;
+        }
         if (!j->stopcopy_seen && g_strcmp0(j->phase, "stopcopy") == 0)
                 j->stopcopy_seen = g_get_monotonic_time();
-        if (!j->tty && !j->ctl->json && j->phase && g_strcmp0(old_phase, j->phase) != 0)
+        if (!j->tty && !j->ctl->json && !j->ctl->quiet && j->phase && g_strcmp0(old_phase, j->phase) != 0)
                 fprintf(stderr, "Migration %u: %s\n", j->id, j->phase);
         show_progress(j);
         return 0;
@@ -268,7 +298,7 @@ static int report(Job *j) {
                 fputc('\n', stderr);
         if (j->ctl->json)
                 print_json(j);
-        else if (ok) {
+        else if (ok && !j->ctl->quiet) {
                 g_autofree char *size = format_bytes(j->bytes);
                 g_autofree char *downtime = j->downtime ? g_strdup_printf(", downtime %.3f ms",
                                                                            (double) j->downtime / 1000)
@@ -277,7 +307,7 @@ static int report(Job *j) {
                 fprintf(stderr, "Migration %u done: %s%s, %u pre-copy round%s.\n", j->id, size, downtime,
                         j->rounds, j->rounds == 1 ? "" : "s");
         }
-        else {
+        else if (!ok) {
                 g_autofree char *text = cli_error_text(j->error ?: "");
 
                 fprintf(stderr, "Migration %u %s: %s\n", j->id, j->result ?: "ended", text);
@@ -378,7 +408,7 @@ static int job_start(Ctl *ctl, Job *j, const char *method, const char *device, c
         sd_bus_message_unref(reply);
         if (r < 0)
                 return EXIT_FAILED;
-        if (!ctl->no_wait && !j->tty && !ctl->json)
+        if (!ctl->no_wait && !j->tty && !ctl->json && !ctl->quiet)
                 fprintf(stderr, "Migration %u started (%s).\n", j->id, j->path);
         return EXIT_OK;
 }
@@ -423,6 +453,15 @@ int cmd_migrate(Ctl *ctl, int argc, char **argv) {
         return run_job(ctl, "Migrate", argv[1], 's', argv[2], what);
 }
 
+/* /dev/null swallows a stream the device gave up for nothing: its source
+ * stops all the same. */
+static bool is_dev_null(int fd) {
+        struct stat st, null;
+
+        return fstat(fd, &st) >= 0 && S_ISCHR(st.st_mode) && stat("/dev/null", &null) >= 0 &&
+               st.st_rdev == null.st_rdev;
+}
+
 int cmd_save(Ctl *ctl, int argc, char **argv) {
         g_auto(RemoteTarget) rt = {};
         g_autofree char *what = NULL;
@@ -440,7 +479,13 @@ int cmd_save(Ctl *ctl, int argc, char **argv) {
         what = g_strdup_printf("save %s", argv[1]);
         if (g_str_equal(argv[2], "-")) {
                 if (isatty(fd))
-                        return ctl_usage_error("Refusing to write device state to a terminal");
+                        return ctl_usage_error("Refusing to write the state of %s to a terminal: redirect standard "
+                                               "output to a file or a pipe (vfiomigctl save %s - > FILE), or save "
+                                               "it under a name (vfiomigctl save %s NAME)", argv[1], argv[1], argv[1]);
+                if (is_dev_null(fd))
+                        return ctl_usage_error("Refusing to write the state of %s to /dev/null, which would stop it "
+                                               "for nothing: save it under a name (vfiomigctl save %s NAME) or to "
+                                               "a file (vfiomigctl save %s - > FILE)", argv[1], argv[1], argv[1]);
                 ctl->out = stderr;      /* stdout carries the stream */
                 return run_job(ctl, "SaveFd", argv[1], 'h', &fd, what);
         }
@@ -454,8 +499,18 @@ int cmd_load(Ctl *ctl, int argc, char **argv) {
         if (argc != 3)
                 return ctl_usage_error("load takes DEVICE NAME (or - for standard input)");
         what = g_strdup_printf("load %s", argv[1]);
-        if (g_str_equal(argv[2], "-"))
+        if (g_str_equal(argv[2], "-")) {
+                if (isatty(fd) || is_dev_null(fd))
+                        return ctl_usage_error("Refusing to read the state for %s from %s: redirect standard input "
+                                               "from a saved stream (vfiomigctl load %s - < FILE)", argv[1],
+                                               isatty(fd) ? "a terminal" : "/dev/null", argv[1]);
                 return run_job(ctl, "LoadFd", argv[1], 'h', &fd, what);
+        }
+        /* a saved state has a plain name; a path is a file of the user's */
+        if (strchr(argv[2], '/'))
+                return ctl_usage_error("%s is a path, and load takes the NAME of a saved state (see vfiomigctl "
+                                       "states); to load that file: vfiomigctl load %s - < %s", argv[2], argv[1],
+                                       argv[2]);
         return run_job(ctl, "Load", argv[1], 's', argv[2], what);
 }
 
@@ -540,7 +595,7 @@ int cmd_wait(Ctl *ctl, int argc, char **argv) {
                 if (phase_is_final(j.phase)) {
                         set(&j.result, j.phase);
                         j.removed = true;
-                } else if (!j.tty && !ctl->json)
+                } else if (!j.tty && !ctl->json && !ctl->quiet)
                         /* where it stands, and that we follow it from now on */
                         fprintf(stderr, "Migration %u: %s\n", j.id, j.phase ?: "");
         } else if (!sd_bus_error_has_names(&error, SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_INTERFACE,
@@ -833,6 +888,9 @@ static int conclude_remote(Ctl *ctl, Job *j, int local_code, const Remote *r, co
         }
         if (end == END_NONE) {
                 g_autofree char *size = format_bytes(j->bytes);
+
+                if (ctl->quiet)
+                        return EXIT_OK;
 
                 fprintf(stderr, "Migration %u to %s done: %s, downtime %.3f ms, %u pre-copy round%s.\n", j->id,
                         rt->text, size, (double) downtime / 1000, j->rounds, j->rounds == 1 ? "" : "s");

@@ -23,6 +23,7 @@ enum {
 typedef struct Ctl {
         sd_bus *bus;
         bool json;
+        bool quiet;                     /* -q: jobs say nothing but what failed */
         bool ask_password;
         /* migrations */
         bool no_wait, no_precopy, overwrite, allow_no_p2p, allow_unknown;
@@ -80,6 +81,10 @@ int ctl_call(Ctl *ctl, const char *method, sd_bus_message **reply, const char *w
 int ctl_exit_code_for_error(const sd_bus_error *error, int r);
 int ctl_usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
+/* The line a terminal shows while a job runs: the phase, the pre-copy
+ * round, and what this phase (or round) and the whole job moved. */
+char *progress_line(const char *phase, unsigned round, uint64_t phase_bytes, uint64_t total, uint64_t expected,
+                    uint64_t bytes_at_phase_start);
 /* "4.0 MiB": binary units, a plain space, the same under every locale. */
 char *format_bytes(uint64_t bytes);
 /* A D-Bus property name as a JSON key: "MigrationSupport" ->

@@ -46,7 +46,7 @@ static const struct {
  * and --no-legend go with every command; from ARG_JSON on, each has a
  * bit in the set of options a command takes. */
 enum {
-        ARG_VERSION = 0x100, ARG_NO_ASK_PASSWORD, ARG_NO_LEGEND,
+        ARG_VERSION = 0x100, ARG_NO_ASK_PASSWORD, ARG_NO_LEGEND, ARG_QUIET,
         ARG_JSON,
         ARG_NO_WAIT, ARG_NO_PRECOPY, ARG_MAX_ROUNDS, ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE,
         ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN, ARG_OVERWRITE,
@@ -101,6 +101,7 @@ static const struct option options[] = {
         { "no-ask-password",    no_argument,       NULL, ARG_NO_ASK_PASSWORD },
         { "json",               optional_argument, NULL, ARG_JSON },
         { "no-legend",          no_argument,       NULL, ARG_NO_LEGEND },
+        { "quiet",              no_argument,       NULL, ARG_QUIET },
         { "no-wait",            no_argument,       NULL, ARG_NO_WAIT },
         { "no-precopy",         no_argument,       NULL, ARG_NO_PRECOPY },
         { "max-precopy-rounds", required_argument, NULL, ARG_MAX_ROUNDS },
@@ -169,6 +170,7 @@ static void help(void) {
                "                              above)\n"
                "     --no-ask-password        Do not ask for a password to authorize\n"
                "     --no-legend              Print tables without their header and footer\n"
+               "  -q --quiet                  Jobs print nothing but what failed\n"
                "     --json[=pretty|short|off]\n"
                "                              Print JSON instead of text (every command but\n"
                "                              remove-mdev, resume, cancel, remove-state and\n"
@@ -298,6 +300,10 @@ static int parse_option(Ctl *ctl, int c, const char *value) {
         case ARG_NO_LEGEND:
                 output_set_legend(false);
                 break;
+        case 'q':
+        case ARG_QUIET:
+                ctl->quiet = true;
+                break;
         case ARG_JSON:
                 if (value && !g_str_equal(value, "pretty") && !g_str_equal(value, "short") &&
                     !g_str_equal(value, "off"))
@@ -391,7 +397,7 @@ static int parse_argv(int argc, char *argv[], Ctl *ctl, GPtrArray *args, unsigne
                 if (g_str_equal(o->name, "version"))
                         *o = (struct option) { "version", required_argument, NULL, ARG_TARGETS_VERSION };
 
-        while ((c = getopt_long(argc, argv, "-hV", targets ? targets_options : options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "-hVq", targets ? targets_options : options, NULL)) >= 0)
                 switch (c) {
                 case 1:
                         g_ptr_array_add(args, optarg);

@@ -9,6 +9,7 @@ refusals) are in test_migration.py."""
 
 import json
 import os
+import pty
 import queue
 import re
 import signal
@@ -466,6 +467,69 @@ class MessagesTest(ClientTestCase):
         self.assertEqual(p.returncode, 5, p.stderr)
         self.assertIn('exists already (--overwrite)', p.stderr)
         self.assertNotIn('option overwrite', p.stderr)
+
+    def test_streams_that_go_nowhere_are_refused(self):
+        src = A[4]
+        p = subprocess.run([VFIOMIGCTL, 'save', src, '-'], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f'vfiomigctl save {src} NAME', p.stderr)
+        p = subprocess.run([VFIOMIGCTL, 'load', src, '-'], stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f'vfiomigctl load {src} - < FILE', p.stderr)
+        p = ctl('load', src, '/tmp/some.state')
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f'vfiomigctl load {src} - < /tmp/some.state', p.stderr)
+        # nothing was started: the device runs, untouched
+        self.assertEqual(self.state(src), 'running')
+        self.assertEqual(self.call('ListMigrations')[0], [])
+        for args, stream in ((['save', src, '-'], 'stdout'), (['load', src, '-'], 'stdin')):
+            out = on_terminal(args, stream)
+            self.assertIn('terminal', out, args)
+
+    def test_quiet(self):
+        src = A[5]
+        p = ctl('-q', '--source-state=running', 'save', src, 'quiet')
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        p = ctl('--quiet', '--source-state=running', 'save', src, 'quiet')
+        self.assertEqual(p.returncode, 5)
+        self.assertIn('exists already', p.stderr)
+
+    def test_progress_shows_phase_round_and_bytes(self):
+        src, tgt = A[6], B[6]
+        self.tb('SetDirtyRate', '(st)', src, 64 * 1024 * 1024)
+        self.addCleanup(self.tb, 'SetDirtyRate', '(st)', src, 0)
+        out = on_terminal(['--max-precopy-rounds=3', 'migrate', src, tgt], 'stderr')
+        self.assertRegex(out, r'pre-copy round \d+: [\d.]+ [KMG]?i?B this round, [\d.]+ [KMG]?i?B in all')
+        self.assertRegex(out, r'Migration \d+ done: ')
+
+
+def on_terminal(args, stream):
+    """vfiomigctl ARGS with one of its standard streams on a pseudo-terminal;
+    what it wrote there and to stderr."""
+    master, slave = pty.openpty()
+    files = {'stdin': subprocess.DEVNULL, 'stdout': subprocess.PIPE, 'stderr': subprocess.STDOUT}
+    files[stream] = slave
+    if stream == 'stderr':
+        files['stdout'] = subprocess.DEVNULL
+    p = subprocess.Popen([VFIOMIGCTL, *args], **files)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:         # EIO: the other end is closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    p.wait(timeout=60)
+    os.close(master)
+    out = b''.join(chunks).decode(errors='replace')
+    if p.stdout:
+        out += p.stdout.read().decode(errors='replace')
+    return out
 
 
 if __name__ == '__main__':
