@@ -5,11 +5,17 @@
 #include "ctl.h"
 #include "vfiomig-names.h"
 
+/* --parent, --type, --kind and --domain narrow a listing down: an empty
+ * filter takes everything. */
+static bool wanted(const char *filter, const char *value) {
+        return !filter || g_str_equal(filter, value);
+}
+
 int cmd_list(Ctl *ctl, int argc, char **argv) {
         g_autoptr(Table) t = NULL;
         g_autoptr(JsonArray) a = NULL;
         sd_bus_message *reply = NULL;
-        const char *name, *kind, *driver, *type, *flags, *state, *domain, *support;
+        const char *name, *kind, *driver, *type, *flags, *state, *domain, *support, *parent;
         int r, code;
 
         if (argc != 1)
@@ -18,27 +24,33 @@ int cmd_list(Ctl *ctl, int argc, char **argv) {
         if (code != EXIT_OK)
                 return code;
 
-        t = table_new("NAME", "KIND", "DRIVER", "TYPE", "MIGRATION", "STATE", "DOMAIN", NULL);
+        t = table_new("NAME", "KIND", "DRIVER", "PARENT", "TYPE", "MIGRATION", "STATE", "DOMAIN", NULL);
         a = json_array_new();
-        r = sd_bus_message_enter_container(reply, 'a', "(ssssssss)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssssssss)", &name, &kind, &driver, &type, &flags, &state,
-                                                   &domain, &support)) > 0) {
-                JsonObject *o = json_object_new();
-                g_auto(GStrv) flagv = *flags ? g_strsplit(flags, ",", -1) : g_new0(char *, 1);
-                /* a table cell: "none" alone */
-                g_autofree char *migration = g_str_equal(support, "none") ? g_strdup("none")
-                                                                          : migration_text(support, flags);
+        r = sd_bus_message_enter_container(reply, 'a', "(sssssssss)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssssss)", &name, &kind, &driver, &type, &flags, &state,
+                                                   &domain, &support, &parent)) > 0) {
+                JsonObject *o;
+                g_auto(GStrv) flagv = NULL;
+                g_autofree char *migration = NULL;
 
+                if (!wanted(ctl->filter.parent, parent) || !wanted(ctl->targets.type, type) ||
+                    !wanted(ctl->filter.kind, kind) || !wanted(ctl->filter.domain, domain))
+                        continue;
+                o = json_object_new();
+                flagv = *flags ? g_strsplit(flags, ",", -1) : g_new0(char *, 1);
+                /* a table cell: "none" alone */
+                migration = g_str_equal(support, "none") ? g_strdup("none") : migration_text(support, flags);
                 json_object_set_string_member(o, "name", name);
                 json_object_set_string_member(o, "kind", kind);
                 json_object_set_string_member(o, "driver", driver);
+                json_object_set_string_member(o, "parent", parent);
                 json_object_set_string_member(o, "mdev_type", type);
                 json_object_set_string_member(o, "migration_support", support);
                 json_object_set_member(o, "migration_flags", json_strv_node(flagv));
                 json_object_set_string_member(o, "state", state);
                 json_object_set_string_member(o, "domain", domain);
                 json_array_add_object_element(a, o);
-                table_add_row(t, name, kind, driver, type, migration, state, domain, NULL);
+                table_add_row(t, name, kind, driver, parent, type, migration, state, domain, NULL);
         }
         sd_bus_message_unref(reply);
         if (r < 0) {
@@ -56,7 +68,7 @@ int cmd_types(Ctl *ctl, int argc, char **argv) {
         g_autoptr(Table) t = NULL;
         g_autoptr(JsonArray) a = NULL;
         sd_bus_message *reply = NULL;
-        const char *parent, *id, *name;
+        const char *parent, *id, *name, *api, *description;
         uint32_t available;
         int r, code;
 
@@ -66,20 +78,27 @@ int cmd_types(Ctl *ctl, int argc, char **argv) {
         if (code != EXIT_OK)
                 return code;
 
-        t = table_new("PARENT", "TYPE", "NAME", "AVAILABLE", NULL);
+        t = table_new("PARENT", "TYPE", "NAME", "API", "AVAILABLE", "DESCRIPTION", NULL);
         a = json_array_new();
-        r = sd_bus_message_enter_container(reply, 'a', "(sssu)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssu)", &parent, &id, &name, &available)) > 0) {
-                JsonObject *o = json_object_new();
-                /* a vDPA management device states no limit */
-                g_autofree char *avail = available == UINT32_MAX ? g_strdup("unlimited") : g_strdup_printf("%u", available);
+        r = sd_bus_message_enter_container(reply, 'a', "(sssuss)");
+        while (r >= 0 &&
+               (r = sd_bus_message_read(reply, "(sssuss)", &parent, &id, &name, &available, &api, &description)) > 0) {
+                JsonObject *o;
+                g_autofree char *avail = NULL;
 
+                if (!wanted(ctl->filter.parent, parent))
+                        continue;
+                o = json_object_new();
+                /* a vDPA management device states no limit */
+                avail = available == UINT32_MAX ? g_strdup("unlimited") : g_strdup_printf("%u", available);
                 json_object_set_string_member(o, "parent", parent);
                 json_object_set_string_member(o, "id", id);
                 json_object_set_string_member(o, "name", name);
                 json_object_set_int_member(o, "available_instances", available);
+                json_object_set_string_member(o, "device_api", api);
+                json_object_set_string_member(o, "description", description);
                 json_array_add_object_element(a, o);
-                table_add_row(t, parent, id, name, avail, NULL);
+                table_add_row(t, parent, id, name, api, avail, description, NULL);
         }
         sd_bus_message_unref(reply);
         if (r < 0) {

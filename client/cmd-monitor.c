@@ -60,8 +60,8 @@ static int resync(Monitor *mon, bool report) {
         code = ctl_call(mon->ctl, "ListDevices", &reply, "list devices", NULL);
         if (code != EXIT_OK)
                 return code;
-        r = sd_bus_message_enter_container(reply, 'a', "(ssssssss)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssssssss)", &name, &s, &s, &s, &s, &s, &s, &s)) > 0) {
+        r = sd_bus_message_enter_container(reply, 'a', "(sssssssss)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssssss)", &name, &s, &s, &s, &s, &s, &s, &s, &s)) > 0) {
                 g_autofree char *path = NULL;
 
                 g_hash_table_add(now, g_strdup(name));

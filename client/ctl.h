@@ -32,7 +32,11 @@ typedef struct Ctl {
         const char *target_state, *source_state;
         GPtrArray *group;               /* "SOURCE=TARGET" */
         const char *ssh;                /* --ssh: how to reach another host */
-        /* targets */
+        /* list and types: only these (NULL: any) */
+        struct {
+                const char *parent, *kind, *domain;
+        } filter;
+        /* targets; for list, type is the mdev type to list */
         struct {
                 const char *type, *version, *iommu, *vdpa;
                 bool include_busy, existing_only, include_unknown;

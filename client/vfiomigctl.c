@@ -51,7 +51,7 @@ enum {
         ARG_NO_WAIT, ARG_NO_PRECOPY, ARG_MAX_ROUNDS, ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE,
         ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN, ARG_OVERWRITE,
         ARG_TYPE, ARG_TARGETS_VERSION, ARG_IOMMU, ARG_VDPA, ARG_INCLUDE_BUSY, ARG_EXISTING_ONLY, ARG_INCLUDE_UNKNOWN,
-        ARG_ALL,
+        ARG_ALL, ARG_PARENT, ARG_KIND, ARG_DOMAIN,
         ARG_SSH,
 };
 #define BIT(arg) (1u << ((arg) - ARG_JSON))
@@ -65,8 +65,8 @@ static const struct {
         const char *verb;
         unsigned options;
 } command_options[] = {
-        { "list",        BIT(ARG_JSON) },
-        { "types",       BIT(ARG_JSON) },
+        { "list",        BIT(ARG_JSON) | BIT(ARG_PARENT) | BIT(ARG_TYPE) | BIT(ARG_KIND) | BIT(ARG_DOMAIN) },
+        { "types",       BIT(ARG_JSON) | BIT(ARG_PARENT) },
         { "show",        BIT(ARG_JSON) },
         { "refresh",     BIT(ARG_JSON) },
         { "create-mdev", BIT(ARG_JSON) },
@@ -119,6 +119,9 @@ static const struct option options[] = {
         { "existing-only",      no_argument,       NULL, ARG_EXISTING_ONLY },
         { "include-unknown",    no_argument,       NULL, ARG_INCLUDE_UNKNOWN },
         { "all",                no_argument,       NULL, ARG_ALL },
+        { "parent",             required_argument, NULL, ARG_PARENT },
+        { "kind",               required_argument, NULL, ARG_KIND },
+        { "domain",             required_argument, NULL, ARG_DOMAIN },
         { "ssh",                required_argument, NULL, ARG_SSH },
         {}
 };
@@ -195,7 +198,14 @@ static void help(void) {
                "                              State of the source afterwards\n"
                "     --overwrite              Replace an existing saved state\n"
                "Options of forget-probe:\n"
-               "     --all                    Forget every probe result\n\n"
+               "     --all                    Forget every probe result\n"
+               "Options of list and types:\n"
+               "     --parent=PARENT          Only those of this parent (mdev parent, physical\n"
+               "                              function or vDPA management device)\n"
+               "Options of list:\n"
+               "     --type=TYPE              Only devices of this mdev type (targets: see above)\n"
+               "     --kind=mdev|pci|vdpa     Only devices of this kind\n"
+               "     --domain=NAME            Only devices of this running libvirt domain\n\n"
                "Exit status: 0 success, 1 failure, 2 usage error, 3 no such device, type or\n"
                "migration, 4 not authorized, 5 busy or already exists, 6 vfiomigd unreachable\n"
                "or gone.\n",
@@ -369,6 +379,17 @@ static int parse_option(Ctl *ctl, int c, const char *value) {
                 break;
         case ARG_ALL:
                 ctl->forget_all = true;
+                break;
+        case ARG_PARENT:
+                ctl->filter.parent = value;
+                break;
+        case ARG_KIND:
+                if (!g_str_equal(value, "mdev") && !g_str_equal(value, "pci") && !g_str_equal(value, "vdpa"))
+                        return ctl_usage_error("Invalid --kind=%s: mdev, pci or vdpa", value);
+                ctl->filter.kind = value;
+                break;
+        case ARG_DOMAIN:
+                ctl->filter.domain = value;
                 break;
         case ARG_SSH:
                 ctl->ssh = value;

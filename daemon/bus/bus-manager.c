@@ -38,14 +38,14 @@ static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(ssssssss)");
+                r = sd_bus_message_open_container(reply, 'a', "(sssssssss)");
         for (guint i = 0; r >= 0 && i < devices->len; i++) {
                 const Device *d = devices->pdata[i];
                 g_autofree char *flags = migration_flags_to_string(d->migration_flags, ",");
 
-                r = sd_bus_message_append(reply, "(ssssssss)", d->name, device_kind_to_string(d->kind),
+                r = sd_bus_message_append(reply, "(sssssssss)", d->name, device_kind_to_string(d->kind),
                                           d->driver, d->mdev_type, flags, d->migration_state, d->domain,
-                                          migration_support_to_string(d->migration_support));
+                                          migration_support_to_string(d->migration_support), d->parent);
         }
         return bus_send_array_reply(reply, r);
 }
@@ -61,11 +61,12 @@ static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(sssu)");
+                r = sd_bus_message_open_container(reply, 'a', "(sssuss)");
         for (guint i = 0; r >= 0 && i < types->len; i++) {
                 const MdevType *t = types->pdata[i];
 
-                r = sd_bus_message_append(reply, "(sssu)", t->parent, t->id, t->name, t->available_instances);
+                r = sd_bus_message_append(reply, "(sssuss)", t->parent, t->id, t->name, t->available_instances,
+                                          t->device_api, t->description);
         }
         return bus_send_array_reply(reply, r);
 }
@@ -296,11 +297,11 @@ const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_PROPERTY("DeviceCount", "u", property_get_device_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("ListDevices",
                                 SD_BUS_NO_ARGS,
-                                SD_BUS_RESULT("a(ssssssss)", devices),
+                                SD_BUS_RESULT("a(sssssssss)", devices),
                                 method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListTypes",
                                 SD_BUS_NO_ARGS,
-                                SD_BUS_RESULT("a(sssu)", types),
+                                SD_BUS_RESULT("a(sssuss)", types),
                                 method_list_types, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetDevice",
                                 SD_BUS_ARGS("s", name),

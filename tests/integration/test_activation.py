@@ -39,7 +39,7 @@ class ActivationTest(unittest.TestCase):
 
         p = busctl('call', 'org.vfiomig1', OBJECT_PATH, MANAGER, 'ListDevices')
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertTrue(p.stdout.startswith('a(ssssssss) '))
+        self.assertTrue(p.stdout.startswith('a(sssssssss) '))
         pid = owner_pid(self.conn)
         self.assertTrue(os.path.exists(f'/proc/{pid}'))
         # the bus passed its environment on: this test's runtime directory,

@@ -44,19 +44,38 @@ class ApiTest(DaemonTestCase):
             flags = row[4].split(',') if row[4] else []
             self.assertEqual(row, [obj['name'], obj['kind'], obj['driver'], obj['mdev_type'],
                                    ','.join(obj['migration_flags']), obj['state'], obj['domain'],
-                                   obj['migration_support']])
+                                   obj['migration_support'], obj['parent']])
             self.assertEqual(obj['migration_flags'], flags)
 
     def test_busctl_and_ctl_agree_on_types(self):
         via_busctl = busctl_json('call', 'org.vfiomig1', OBJECT_PATH, MANAGER, 'ListTypes')['data'][0]
         via_ctl = json.loads(ctl('types', '--json', check=True).stdout)
-        self.assertEqual(via_busctl, [[t['parent'], t['id'], t['name'], t['available_instances']]
-                                      for t in via_ctl])
+        self.assertEqual(via_busctl, [[t['parent'], t['id'], t['name'], t['available_instances'], t['device_api'],
+                                       t['description']] for t in via_ctl])
 
     def test_human_list_has_every_device(self):
         out = ctl('list', check=True).stdout.splitlines()
-        self.assertEqual(out[0].split(), ['NAME', 'KIND', 'DRIVER', 'TYPE', 'MIGRATION', 'STATE', 'DOMAIN'])
+        self.assertEqual(out[0].split(), ['NAME', 'KIND', 'DRIVER', 'PARENT', 'TYPE', 'MIGRATION', 'STATE', 'DOMAIN'])
         self.assertEqual(sorted(line.split()[0] for line in out[1:]), sorted(self.devices()))
+
+    def test_list_and_types_filters(self):
+        def names(*args):
+            return sorted(line.split()[0] for line in ctl('list', '--no-legend', *args, check=True).stdout.splitlines())
+        parents = self.parents()
+        self.assertEqual(names('--parent=mtty'), sorted(n for n, p in parents.items() if p == 'mtty'))
+        self.assertEqual(names('--kind=pci'), sorted(n for n, d in self.devices().items() if d[1] == 'pci'))
+        self.assertEqual(names('--type=mtty-2'), sorted(n for n, d in self.devices().items() if d[3] == 'mtty-2'))
+        self.assertEqual(names('--kind=mdev', '--parent=mtty', '--type=mtty-1'),
+                         sorted(n for n, d in self.devices().items() if d[3] == 'mtty-1'))
+        self.assertEqual(names('--domain=nowhere'), [])
+        self.assertEqual(ctl('list', '--kind=gpu').returncode, 2)
+        # the parent column is the device's Parent property
+        for line in ctl('list', '--no-legend', check=True).stdout.splitlines():
+            name, parent = line.split()[0], line.split()[3]
+            self.assertEqual(parent, parents[name] or '-', name)
+        types = json.loads(ctl('types', '--json', '--parent=mtty', check=True).stdout)
+        self.assertEqual(sorted(t['id'] for t in types), ['mtty-1', 'mtty-2'])
+        self.assertEqual({t['device_api'] for t in types}, {'vfio-pci'})
 
     def test_get_device_and_properties(self):
         path = self.call('GetDevice', '(s)', (PCI_VF.upper(),))[0]

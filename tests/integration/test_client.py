@@ -55,7 +55,8 @@ Type={type_id}
 # as far as connecting and fails with 6; a refused option fails with 2.
 OFFLINE = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS='unix:path=/nonexistent')
 VALUES = {'--io-timeout': '5', '--max-precopy-rounds': '1', '--target-state': 'stop',
-          '--source-state': 'running', '--pair': 'a=b', '--type': 'some-type', '--ssh': 'ssh'}
+          '--source-state': 'running', '--pair': 'a=b', '--type': 'some-type', '--ssh': 'ssh',
+          '--parent': 'mtty', '--kind': 'pci', '--domain': 'vm1'}
 JSON_REFUSED = {'remove-mdev', 'resume', 'cancel', 'remove-state',   # they print nothing,
                 'forget-probe'}                                     # or one line for people
 
@@ -171,6 +172,8 @@ class OptionTest(unittest.TestCase):
                 continue
             if option == '--json':
                 commands = set(self.commands) - JSON_REFUSED
+            if option == '--type':
+                commands = commands | {'targets'}      # its usage line names it
             for command in self.commands:
                 for args in self.forms(option, command):
                     with self.subTest(args=args):
@@ -189,7 +192,8 @@ class OptionTest(unittest.TestCase):
             for command in self.commands:
                 for args in self.forms(option, command):
                     with self.subTest(args=args):
-                        if command == 'targets':
+                        # list filters by an mdev type with --type too
+                        if command == 'targets' or (command == 'list' and option == '--type'):
                             self.assert_accepted(args)
                         else:
                             self.assert_refused(args, option, command)

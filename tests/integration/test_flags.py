@@ -115,7 +115,7 @@ class FlagsTest(TestbedTestCase):
                              self.support(name))
         rows = {line.split()[0]: line.split() for line in ctl('list', check=True).stdout.splitlines()[1:]
                 if line.strip()}
-        self.assertEqual((rows[A][4], rows[NOMIG][4], rows[UNK][4]), (','.join(ALL), 'none', 'unknown'))
+        self.assertEqual((rows[A][5], rows[NOMIG][5], rows[UNK][5]), (','.join(ALL), 'none', 'unknown'))
 
     def test_not_migratable_is_refused_and_left_usable(self):
         before = {n: self.digest(n) for n in (NOMIG, PEER, A)}

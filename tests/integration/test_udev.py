@@ -91,7 +91,7 @@ class UdevTest(DaemonTestCase):
         self.assertEqual((shown['migration_support'], shown['migration_flags']), ('unknown', []))
         listed = {d['name']: d for d in json.loads(ctl('list', '--json', check=True).stdout)}
         self.assertEqual((listed[VF]['migration_support'], listed[VF]['migration_flags']), ('unknown', []))
-        self.assertIn('unknown', [line.split()[4] for line in ctl('list', check=True).stdout.splitlines()
+        self.assertIn('unknown', [line.split()[5] for line in ctl('list', check=True).stdout.splitlines()
                                   if line.startswith(VF)])
 
     def test_migration_support_unknown_until_opened(self):

@@ -97,7 +97,7 @@ class TestbedVdpaTest(TestbedTestCase, VdpaAsserts):
                       interface='org.freedesktop.DBus.Properties')[0]
         self.assertEqual((t['Kind'], t['Vdpa']), ('vdpa', f'class=net offered={SIM_FEATURES} config=any'))
         out = ctl('types', check=True).stdout
-        self.assertRegex(out, r'vdpasim_net\s+vdpa-net\s+vDPA net\s+unlimited')
+        self.assertRegex(out, r'vdpasim_net\s+vdpa-net\s+vDPA net\s+vdpa-net\s+unlimited')
 
     def test_superset_compatible_subset_not(self):
         self.assertEqual(self.compat('vdpa0', 'vdpa1'),

@@ -286,10 +286,17 @@ class DaemonTestCase(unittest.TestCase):
                          interface='org.freedesktop.DBus.Properties')[0]
 
     def devices(self):
-        return {d[0]: d for d in self.call('ListDevices')[0]}
+        """ListDevices by name, each entry without its parent (the last
+        field; parents() has them)."""
+        return {d[0]: d[:8] for d in self.call('ListDevices')[0]}
+
+    def parents(self):
+        return {d[0]: d[8] for d in self.call('ListDevices')[0]}
 
     def types(self):
-        return {(t[0], t[1]): t for t in self.call('ListTypes')[0]}
+        """ListTypes by (parent, id): parent, id, name, available instances
+        (device API and description left out)."""
+        return {(t[0], t[1]): t[:4] for t in self.call('ListTypes')[0]}
 
     # the testbed backend's test interface
 

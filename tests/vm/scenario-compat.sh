@@ -32,7 +32,7 @@ step "the refusal carries the driver's error" expect_exit 1 "Bad address" "$ctl"
 step "temporary instances are gone" assert_eq "$before" "$(mdevs)"
 step "available_instances restored" assert_eq "$avail" "$(available)"
 step "the daemon lists them as before" assert_eq "$avail" \
-	"$("$ctl" types | awk '$1 == "mtty" && $2 == "mtty-1" { a = $NF } $1 == "mtty" && $2 == "mtty-2" { b = $NF } END { print a, b }')"
+	"$("$ctl" types | awk '$1 == "mtty" && $2 == "mtty-1" { a = $(NF - 1) } $1 == "mtty" && $2 == "mtty-2" { b = $(NF - 1) } END { print a, b }')"
 
 step "after probing: the verdict is mtty's" expect_exit 0 "compatible (basis: probe)" "$ctl" compat "$X" "$Y"
 step "device to device, other type: refused by the driver" expect_exit 1 "incompatible (basis: probe)" \

@@ -13,8 +13,8 @@ B=$(cat /proc/sys/kernel/random/uuid)
 C=$(cat /proc/sys/kernel/random/uuid)
 D=$(cat /proc/sys/kernel/random/uuid)
 
-# AVAILABLE column of "vfiomigctl types" for an mtty type
-listed_available() { "$ctl" types | awk -v t="$1" '$1 == "mtty" && $2 == t { print $NF }'; }
+# AVAILABLE column of "vfiomigctl types" for an mtty type (before DESCRIPTION, "-" for mtty)
+listed_available() { "$ctl" types | awk -v t="$1" '$1 == "mtty" && $2 == t { print $(NF - 1) }'; }
 kernel_available() { cat "$sysfs_types/$1/available_instances"; }
 listed() { "$ctl" list | awk 'NR > 1 { print $1 }' | sort | tr '\n' ' '; }
 field() { "$ctl" show "$1" | awk -v k="$2:" '$1 == k { print $2 }'; }

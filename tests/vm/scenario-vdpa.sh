@@ -138,8 +138,8 @@ daemon_lists() {
 	local out
 	out=$("$ctl" list) || return 1
 	vm_log "  ${out//$'\n'/$'\n  '}"
-	assert_eq "vA vdpa - vdpa-net" "$(awk '$1 == "vA" { print $1, $2, $3, $4 }' <<<"$out")" "vA in list" &&
-		assert_eq "vC vdpa - vdpa-blk" "$(awk '$1 == "vC" { print $1, $2, $3, $4 }' <<<"$out")" "vC in list" &&
+	assert_eq "vA vdpa - vduse vdpa-net" "$(awk '$1 == "vA" { print $1, $2, $3, $4, $5 }' <<<"$out")" "vA in list" &&
+		assert_eq "vC vdpa - vduse vdpa-blk" "$(awk '$1 == "vC" { print $1, $2, $3, $4, $5 }' <<<"$out")" "vC in list" &&
 		assert_eq "class=net offered=$(hex "$FEAT_A")" "$(vdpa_prop vA)" "vA Vdpa" &&
 		assert_eq "class=net offered=$(hex "$FEAT_B") mtu=9000" "$(vdpa_prop vB)" "vB Vdpa" &&
 		assert_eq "class=blk offered=$(hex "$FEAT_C") blk-size=4096 queues=2" "$(vdpa_prop vC)" "vC Vdpa" &&
