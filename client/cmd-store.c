@@ -57,7 +57,7 @@ int cmd_states(Ctl *ctl, int argc, char **argv) {
                 return EXIT_FAILED;
         }
         if (ctl->json)
-                json_print(json_node_init_array(json_node_alloc(), g_steal_pointer(&arr)));
+                json_print(json_node_init_array(json_node_alloc(), arr));
         else
                 table_print(t, "saved states");
         return EXIT_OK;
@@ -110,7 +110,7 @@ int cmd_probes(Ctl *ctl, int argc, char **argv) {
                 return EXIT_FAILED;
         }
         if (ctl->json)
-                json_print(json_node_init_array(json_node_alloc(), g_steal_pointer(&arr)));
+                json_print(json_node_init_array(json_node_alloc(), arr));
         else
                 table_print(t, "probe results");
         return EXIT_OK;
