@@ -123,7 +123,7 @@ daemon_lists() {
 	local out
 	wait_for "$ctl list | grep -q '^S2 ' && $ctl list | grep -q '^S1 '" 5 || return 1
 	out=$("$ctl" list) && vm_log "  ${out//$'\n'/$'\n  '}"
-	assert_eq "S1 vdpa vdpa-net" "$(awk '$1 == "S1" { print $1, $2, $4 }' <<<"$out")" "S1 in list" &&
+	assert_eq "S1 vdpa vdpasim_net vdpa-net" "$(awk '$1 == "S1" { print $1, $2, $4, $5 }' <<<"$out")" "S1 in list" &&
 		assert_eq "class=net offered=$(hex "$FEAT_S1")" "$(dev_vdpa S1)" "S1 Vdpa" &&
 		# vdpasim_net states its MTU (1500) once the device offers MTU
 		assert_eq "class=net offered=$(hex "$FEAT_S2") mtu=1500" "$(dev_vdpa S2)" "S2 Vdpa"
