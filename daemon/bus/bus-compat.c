@@ -303,6 +303,26 @@ static int read_probe_node(sd_bus_message *msg, NodeKind *ret_kind, char **ret, 
         return 0;
 }
 
+/* Probe() and ForgetProbe(): SOURCE, TARGET and the options. */
+static int read_probe_pair(sd_bus_message *msg, NodeKind *ret_source_kind, char **ret_source,
+                           NodeKind *ret_target_kind, char **ret_target, sd_bus_error *error) {
+        int r;
+
+        r = read_probe_node(msg, ret_source_kind, ret_source, error);
+        if (r >= 0)
+                r = read_probe_node(msg, ret_target_kind, ret_target, error);
+        if (r >= 0)
+                r = bus_read_options(msg, NULL, NULL, error);
+        return r;
+}
+
+/* One action for both: what a probe records, the manager may take back. */
+static int verify_probe_pair(sd_bus_message *msg, BusContext *c, const char *source, const char *target,
+                             sd_bus_error *error) {
+        return polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "source", source, "target", target, NULL },
+                             c->polkit, error);
+}
+
 static void unref_call(void *call) {
         sd_bus_message_unref(call);
 }
@@ -324,11 +344,7 @@ int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         NodeKind source_kind, target_kind;
         int r;
 
-        r = read_probe_node(msg, &source_kind, &source, error);
-        if (r >= 0)
-                r = read_probe_node(msg, &target_kind, &target, error);
-        if (r >= 0)
-                r = bus_read_options(msg, NULL, NULL, error);
+        r = read_probe_pair(msg, &source_kind, &source, &target_kind, &target, error);
         if (r < 0)
                 return r;
         /* Two temporary instances of one type are two devices; one device
@@ -337,8 +353,7 @@ int bus_method_probe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT,
                                          "%s cannot be its own target", source);
 
-        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "source", source, "target", target, NULL },
-                          c->polkit, error);
+        r = verify_probe_pair(msg, c, source, target, error);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -389,17 +404,11 @@ int bus_method_forget_probe(sd_bus_message *msg, void *userdata, sd_bus_error *e
         const Identity *s, *t;
         int r;
 
-        r = read_probe_node(msg, &source_kind, &source, error);
-        if (r >= 0)
-                r = read_probe_node(msg, &target_kind, &target, error);
-        if (r >= 0)
-                r = bus_read_options(msg, NULL, NULL, error);
+        r = read_probe_pair(msg, &source_kind, &source, &target_kind, &target, error);
         if (r < 0)
                 return r;
 
-        /* As Probe(): what a probe records, the manager may take back. */
-        r = polkit_verify(msg, VFIOMIG_POLKIT_MANAGE, (const char *[]) { "source", source, "target", target, NULL },
-                          c->polkit, error);
+        r = verify_probe_pair(msg, c, source, target, error);
         if (r < 0)
                 return r;
         if (r == 0)
