@@ -9,7 +9,6 @@ refusals) are in test_migration.py."""
 
 import json
 import os
-import pty
 import queue
 import re
 import signal
@@ -20,7 +19,7 @@ import time
 import unittest
 
 from vfiomigtest import (DEVICE, MIGRATION, VFIOMIGCTL, DaemonTestCase, SignalRecorder, busctl, ctl,
-                         device_path, main, wait_until)
+                         device_path, main, on_terminal, wait_until)
 
 
 def uuid(n):
@@ -489,8 +488,8 @@ class MessagesTest(ClientTestCase):
         self.assertEqual(self.state(src), 'running')
         self.assertEqual(self.call('ListMigrations')[0], [])
         for args, stream in ((['save', src, '-'], 'stdout'), (['load', src, '-'], 'stdin')):
-            out = on_terminal(args, stream)
-            self.assertIn('terminal', out, args)
+            terminal, other, _ = on_terminal(args, stream)
+            self.assertIn('terminal', terminal + other, args)
 
     def test_quiet(self):
         src = A[5]
@@ -504,36 +503,9 @@ class MessagesTest(ClientTestCase):
         src, tgt = A[6], B[6]
         self.tb('SetDirtyRate', '(st)', src, 64 * 1024 * 1024)
         self.addCleanup(self.tb, 'SetDirtyRate', '(st)', src, 0)
-        out = on_terminal(['--max-precopy-rounds=3', 'migrate', src, tgt], 'stderr')
+        out, _, _ = on_terminal(['--max-precopy-rounds=3', 'migrate', src, tgt], 'stderr')
         self.assertRegex(out, r'pre-copy round \d+: [\d.]+ [KMG]?i?B this round, [\d.]+ [KMG]?i?B in all')
         self.assertRegex(out, r'Migration \d+ done: ')
-
-
-def on_terminal(args, stream):
-    """vfiomigctl ARGS with one of its standard streams on a pseudo-terminal;
-    what it wrote there and to stderr."""
-    master, slave = pty.openpty()
-    files = {'stdin': subprocess.DEVNULL, 'stdout': subprocess.PIPE, 'stderr': subprocess.STDOUT}
-    files[stream] = slave
-    if stream == 'stderr':
-        files['stdout'] = subprocess.DEVNULL
-    p = subprocess.Popen([VFIOMIGCTL, *args], **files)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 4096)
-        except OSError:         # EIO: the other end is closed
-            break
-        if not data:
-            break
-        chunks.append(data)
-    p.wait(timeout=60)
-    os.close(master)
-    out = b''.join(chunks).decode(errors='replace')
-    if p.stdout:
-        out += p.stdout.read().decode(errors='replace')
-    return out
 
 
 if __name__ == '__main__':

@@ -7,13 +7,17 @@ project's own dbus/org.vfiomig1.conf: a call that works here works because
 our policy file allows it.
 """
 
+import fcntl
 import json
 import os
+import pty
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 import unittest
 
@@ -175,6 +179,37 @@ def run(args, user=None, check=False, input=None, timeout=30):
 
 def ctl(*args, **kw):
     return run([VFIOMIGCTL, *args], **kw)
+
+
+def on_terminal(args, stream='stdout', width=None, env=None):
+    """vfiomigctl ARGS with its standard stream stream on a pseudo-terminal
+    (width columns wide, if given), stdin otherwise from /dev/null, and the
+    output streams not on the terminal into one pipe. Returns what it wrote
+    on the terminal (line ends as a pipe has them), what it wrote into the
+    pipe, and its exit status."""
+    master, slave = pty.openpty()
+    if width:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 24, width, 0, 0))
+    files = {'stdin': subprocess.DEVNULL, 'stdout': subprocess.PIPE,
+             'stderr': subprocess.PIPE if stream == 'stdout' else subprocess.STDOUT}
+    files[stream] = slave
+    p = subprocess.Popen([VFIOMIGCTL, *args], env=env, **files)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:         # EIO: every writer has closed it
+            break
+        if not data:
+            break
+        chunks.append(data)
+    pipe = p.stdout or p.stderr
+    other = pipe.read().decode(errors='replace')
+    pipe.close()
+    p.wait(timeout=60)
+    os.close(master)
+    return b''.join(chunks).decode(errors='replace').replace('\r\n', '\n'), other, p.returncode
 
 
 def busctl(*args, **kw):
