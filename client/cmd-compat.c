@@ -25,7 +25,8 @@ static int print_judgement(Ctl *ctl, const char *what, sd_bus_message *reply) {
                 json_object_set_string_member(o, "reason", reason);
                 json_print(json_node_init_object(json_node_alloc(), o));
         } else
-                printf("%s: %s (basis: %s): %s\n", what, verdict, basis, reason);
+                printf("%s: %s%s%s (basis: %s): %s\n", what, color_on(stdout, verdict_color(verdict)), verdict,
+                       color_off(stdout, verdict_color(verdict)), basis, reason);
         return verdict_exit(verdict);
 }
 
@@ -205,6 +206,8 @@ int cmd_targets(Ctl *ctl, int argc, char **argv) {
                 return code;
 
         t = table_new("KIND", "NAME", "VERDICT", "BASIS", NULL);
+        table_keep_whole(t, "NAME");
+        table_set_color(t, "VERDICT", verdict_color);
         arr = json_array_new();
         r = sd_bus_message_enter_container(reply, 'a', "(ssss)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(ssss)", &kind, &name, &verdict, &basis)) > 0) {

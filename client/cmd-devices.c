@@ -11,6 +11,10 @@ static bool wanted(const char *filter, const char *value) {
         return !filter || g_str_equal(filter, value);
 }
 
+static Color state_color(const char *state) {
+        return g_str_equal(state, "error") ? COLOR_BAD : COLOR_NORMAL;
+}
+
 int cmd_list(Ctl *ctl, int argc, char **argv) {
         g_autoptr(Table) t = NULL;
         g_autoptr(JsonArray) a = NULL;
@@ -25,6 +29,8 @@ int cmd_list(Ctl *ctl, int argc, char **argv) {
                 return code;
 
         t = table_new("NAME", "KIND", "DRIVER", "PARENT", "TYPE", "MIGRATION", "STATE", "DOMAIN", NULL);
+        table_keep_whole(t, "NAME");
+        table_set_color(t, "STATE", state_color);
         a = json_array_new();
         r = sd_bus_message_enter_container(reply, 'a', "(sssssssss)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssssss)", &name, &kind, &driver, &type, &flags, &state,
@@ -79,6 +85,9 @@ int cmd_types(Ctl *ctl, int argc, char **argv) {
                 return code;
 
         t = table_new("PARENT", "TYPE", "NAME", "API", "AVAILABLE", "DESCRIPTION", NULL);
+        /* what create-mdev takes */
+        table_keep_whole(t, "PARENT");
+        table_keep_whole(t, "TYPE");
         a = json_array_new();
         r = sd_bus_message_enter_container(reply, 'a', "(sssuss)");
         while (r >= 0 &&

@@ -123,6 +123,7 @@ int cmd_domain(Ctl *ctl, int argc, char **argv) {
         }
 
         t = table_new("DEVICE", "KIND", "TYPE", "VERSION", "BASIS", "FROM", "HOLDER", "TARGETS", NULL);
+        table_keep_whole(t, "DEVICE");
         arr = json_array_new();
         for (guint i = 0; i < hostdevs->len; i++) {
                 const Hostdev *h = hostdevs->pdata[i];

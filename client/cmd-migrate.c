@@ -310,7 +310,8 @@ static int report(Job *j) {
         else if (!ok) {
                 g_autofree char *text = cli_error_text(j->error ?: "");
 
-                fprintf(stderr, "Migration %u %s: %s\n", j->id, j->result ?: "ended", text);
+                fprintf(stderr, "%sMigration %u %s: %s%s\n", color_on(stderr, COLOR_ERROR), j->id,
+                        j->result ?: "ended", text, color_off(stderr, COLOR_ERROR));
                 for (guint i = 0; i < j->devices->len; i++) {
                         g_auto(GStrv) f = g_strsplit(j->devices->pdata[i], "\t", 3);
 
@@ -634,6 +635,7 @@ int cmd_migrations(Ctl *ctl, int argc, char **argv) {
         if (code != EXIT_OK)
                 return code;
         t = table_new("ID", "KIND", "SOURCE", "TARGET", "PHASE", NULL);
+        table_keep_whole(t, "ID");
         a = json_array_new();
         r = sd_bus_message_enter_container(reply, 'a', "(usssso)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(usssso)", &id, &kind, &source, &target, &phase, &path)) > 0) {

@@ -14,6 +14,11 @@ static char *date_text(uint64_t usec) {
         return t ? g_date_time_format(t, "%Y-%m-%dT%H:%M:%S") : g_strdup("");
 }
 
+/* A state that is not complete is a save under way or one that broke off. */
+static Color complete_color(const char *complete) {
+        return g_str_equal(complete, "no") ? COLOR_WARN : COLOR_NORMAL;
+}
+
 static char *identity_text(const char *type, const char *version) {
         if (!*type)
                 return g_strdup("");    /* no header to read (yet) */
@@ -30,6 +35,8 @@ int cmd_states(Ctl *ctl, int argc, char **argv) {
 
         if (argc != 1)
                 return ctl_usage_error("states takes no arguments");
+        table_keep_whole(t, "NAME");
+        table_set_color(t, "COMPLETE", complete_color);
         code = ctl_call(ctl, "ListStates", &reply, "list saved states", NULL);
         if (code != EXIT_OK)
                 return code;
@@ -82,6 +89,7 @@ int cmd_probes(Ctl *ctl, int argc, char **argv) {
 
         if (argc != 1)
                 return ctl_usage_error("probes takes no arguments");
+        table_set_color(t, "VERDICT", verdict_color);
         code = ctl_call(ctl, "ListProbes", &reply, "list probe results", NULL);
         if (code != EXIT_OK)
                 return code;

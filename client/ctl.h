@@ -106,8 +106,35 @@ typedef enum JsonStyle {
 void output_set_json_style(JsonStyle style);
 /* Tables without their header and their "N things listed." footer. */
 void output_set_legend(bool legend);
+
+/* Colours go to a stream that is a terminal, unless NO_COLOR is set,
+ * SYSTEMD_COLORS says otherwise (it may also turn them on for a pipe) or
+ * TERM is unset or "dumb"; as systemd's tools decide. */
+typedef enum Color {
+        COLOR_NORMAL,
+        COLOR_HEADER,   /* bold */
+        COLOR_GOOD,     /* green */
+        COLOR_WARN,     /* yellow */
+        COLOR_BAD,      /* red */
+        COLOR_ERROR,    /* bold red: a line that says what failed */
+} Color;
+bool output_colors(FILE *f);
+/* The escape sequences that start and end color on f, or "". */
+const char *color_on(FILE *f, Color color);
+const char *color_off(FILE *f, Color color);
+/* compatible green, incompatible red, unknown yellow */
+Color verdict_color(const char *verdict);
+
+/* Tables: columns padded to their widest cell. On a terminal narrower
+ * than a table, cells of the widest columns end in an ellipsis so that
+ * rows fit, except in columns kept whole; never when stdout is not a
+ * terminal. */
 typedef struct Table Table;
 Table *table_new(const char *first_header, ...) G_GNUC_NULL_TERMINATED;
+/* The cells of the column under header in the colour color_of gives. */
+void table_set_color(Table *t, const char *header, Color (*color_of)(const char *cell));
+/* The column under header names what a user may type back: not cut. */
+void table_keep_whole(Table *t, const char *header);
 void table_add_row(Table *t, const char *first, ...) G_GNUC_NULL_TERMINATED;
 void table_print(Table *t, const char *noun_plural);
 void table_free(Table *t);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <getopt.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,10 +216,11 @@ static void help(void) {
 int ctl_usage_error(const char *format, ...) {
         va_list ap;
 
+        fputs(color_on(stderr, COLOR_ERROR), stderr);
         va_start(ap, format);
         vfprintf(stderr, format, ap);
         va_end(ap);
-        fputc('\n', stderr);
+        fprintf(stderr, "%s\n", color_off(stderr, COLOR_ERROR));
         return EXIT_USAGE;
 }
 
@@ -257,7 +259,8 @@ int ctl_send(Ctl *ctl, sd_bus_message *m, int r, sd_bus_message **reply, const c
         if (r < 0) {
                 g_autofree char *text = cli_error_text(sd_bus_error_is_set(&error) ? error.message : strerror(-r));
 
-                fprintf(stderr, "Failed to %s: %s\n", what, text);
+                fprintf(stderr, "%sFailed to %s: %s%s\n", color_on(stderr, COLOR_ERROR), what, text,
+                        color_off(stderr, COLOR_ERROR));
                 code = ctl_exit_code_for_error(&error, r);
         }
         if (ret_error)
@@ -469,6 +472,9 @@ int main(int argc, char *argv[]) {
         const char *verb;
         int r, code;
 
+        /* the character set alone, for the ellipsis: numbers print the
+         * same under every locale */
+        (void) setlocale(LC_CTYPE, "");
         r = parse_argv(argc, argv, &ctl, args, &seen);
         if (r <= 0)
                 return -r;
