@@ -24,8 +24,9 @@ min / median / max in microseconds:
   GetDevice, which does it too): that walk grows with the processes and
   open files on the machine, not with the devices;
 - end to end: the client's wall time for the call and its Ping, less
-  the median of a Ping alone;
-- map: the compatibility map's own time for the change (last-change-usec).
+  the median of a Ping alone.
+(The map's own last-change-usec would say nothing here: after a removal
+it is the no-op update of the type's node that follows.)
 
 RATIO lines compare the median per-event cost at 40,000 devices with
 that at 1,000 (goal <= 1.5: the cost of one event does not grow with the
@@ -138,12 +139,10 @@ class Session:
 
     def event(self, fn):
         """One event's costs (us): the daemon's own timing of it, its main
-        thread's CPU and the client's wall time (each with the Ping), and
-        the map's share."""
+        thread's CPU and the client's wall time (each with the Ping)."""
         cpu, wall = self.measure(fn)
         st = self.map_stats()
-        return {'own': st['last-hotplug-usec'] + st['last-derive-usec'], 'cpu': cpu, 'wall': wall,
-                'map': st['last-change-usec']}
+        return {'own': st['last-hotplug-usec'] + st['last-derive-usec'], 'cpu': cpu, 'wall': wall}
 
     def events(self, first, n):
         """Adds n devices, then removes them."""
@@ -178,7 +177,7 @@ class Session:
         result = {'ping': (base_cpu, base_wall), 'scan': statistics.median(c for c, _ in scans) - base_cpu}
         for kind, events in measured.items():
             result[kind] = {'own': [e['own'] for e in events], 'cpu': [e['cpu'] - base_cpu for e in events],
-                            'wall': [e['wall'] - base_wall for e in events], 'map': [e['map'] for e in events]}
+                            'wall': [e['wall'] - base_wall for e in events]}
         return result
 
 
@@ -223,8 +222,7 @@ def run():
                 for kind in ('add', 'remove'):
                     e = r[kind]
                     print(f'  {kind:6s} per event, min / median / max us: daemon own {mmm(e["own"])} | '
-                          f'daemon CPU {mmm(e["cpu"])} | end to end {mmm(e["wall"])} | map {mmm(e["map"])}',
-                          flush=True)
+                          f'daemon CPU {mmm(e["cpu"])} | end to end {mmm(e["wall"])}', flush=True)
         for classes in LAYOUTS:
             parts = [f'{kind} {ratio(results, classes, kind, "own"):.2f} (daemon CPU '
                      f'{ratio(results, classes, kind, "cpu"):.2f}, end to end {ratio(results, classes, kind, "wall"):.2f})'
