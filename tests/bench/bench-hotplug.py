@@ -28,9 +28,11 @@ min / median / max in microseconds:
 (The map's own last-change-usec would say nothing here: after a removal
 it is the no-op update of the type's node that follows.)
 
-RATIO lines compare the median per-event cost at 40,000 devices with
-that at 1,000 (goal <= 1.5: the cost of one event does not grow with the
-number of devices), the daemon's own timing first. Each testbed's
+The daemons of all sizes of a layout run side by side and take their
+events in turns (ROUNDS of them), so that a busy machine weighs on every
+size alike. RATIO lines compare the median per-event cost at 40,000
+devices with that at 1,000 (goal <= 1.5: the cost of one event does not
+grow with the number of devices), the daemon's own timing first. Each testbed's
 start-up time is printed too. The runtime directory (a node file per
 simulated device) is on tmpfs where there is one, as /run is on a host.
 VFIOMIG_BENCH_SIZES (e.g. "1000,10000") and VFIOMIG_BENCH_EVENTS change
@@ -51,7 +53,7 @@ from vfiomigtest import Daemon, PrivateBus  # noqa: E402
 SIZES = [int(s) for s in os.environ.get('VFIOMIG_BENCH_SIZES', '1000,10000,40000').split(',')]
 EVENTS = int(os.environ.get('VFIOMIG_BENCH_EVENTS', 200))
 WARMUP = 20
-PINGS = 200
+ROUNDS = 10
 LAYOUTS = [1, 50]       # identity classes: one mdev type each, with its own version
 
 
@@ -63,7 +65,7 @@ def conf(devices, classes):
     per_class = -(-devices // classes)
     lines = ['[Parent simgpu]', 'Driver=simgpu', 'Iommu=none', '']
     for c in range(classes):
-        lines += [f'[Type simgpu/cls-{c:02d}]', f'MaxInstances={per_class + EVENTS + WARMUP + 10}',
+        lines += [f'[Type simgpu/cls-{c:02d}]', f'MaxInstances={per_class + EVENTS + WARMUP}',
                   'MigrationFlags=stop-copy,p2p', 'StateSize=4K', 'MigrationType=bench-gpu',
                   f'MigrationVersion=ver-{c:02d}', '']
     for i in range(devices):
@@ -157,25 +159,34 @@ class Session:
             out['remove'].append(self.event(lambda: self.call('RemoveMdev', '(sa{sv})', (name, {}))))
         return out
 
-    def run(self, devices):
-        pings = [self.measure(lambda: None) for _ in range(PINGS)]
+    def start(self):
+        self.events(0x10000000, WARMUP)
+        self.verdicts = self.map_stats()['verdicts']
+        self.samples = {'ping': [], 'scan': [], 'add': [], 'remove': []}
+
+    def batch(self, first, n):
+        """n events of each kind, and the baselines beside them."""
+        self.samples['ping'] += [self.measure(lambda: None) for _ in range(n)]
         # the /proc walk for whoever else holds a device: RemoveMdev
         # does it, and GetDevice does it and little else
-        scans = [self.measure(lambda: self.call('GetDevice', '(s)', (uuid(0),))) for _ in range(PINGS // 4)]
-        self.events(0x10000000, WARMUP)
-        verdicts = self.map_stats()['verdicts']
-        measured = self.events(0x20000000, EVENTS)
-        judged = self.map_stats()['verdicts'] - verdicts
+        self.samples['scan'] += [self.measure(lambda: self.call('GetDevice', '(s)', (uuid(0),)))
+                                 for _ in range(max(n // 4, 1))]
+        for kind, events in self.events(first, n).items():
+            self.samples[kind] += events
+
+    def result(self, devices):
+        judged = self.map_stats()['verdicts'] - self.verdicts
         if judged:
             raise AssertionError(f'{judged} verdicts judged for devices of known classes')
         count = self.call('Get', '(ss)', ('org.vfiomig1.Manager', 'DeviceCount'),
                           interface='org.freedesktop.DBus.Properties')[0]
         if count != devices:
             raise AssertionError(f'{count} devices after as many adds as removes, not {devices}')
-        base_cpu = statistics.median(p[0] for p in pings)
-        base_wall = statistics.median(p[1] for p in pings)
-        result = {'ping': (base_cpu, base_wall), 'scan': statistics.median(c for c, _ in scans) - base_cpu}
-        for kind, events in measured.items():
+        base_cpu = statistics.median(c for c, _ in self.samples['ping'])
+        base_wall = statistics.median(w for _, w in self.samples['ping'])
+        result = {'ping': (base_cpu, base_wall), 'scan': statistics.median(c for c, _ in self.samples['scan']) - base_cpu}
+        for kind in ('add', 'remove'):
+            events = self.samples[kind]
             result[kind] = {'own': [e['own'] for e in events], 'cpu': [e['cpu'] - base_cpu for e in events],
                             'wall': [e['wall'] - base_wall for e in events]}
         return result
@@ -205,17 +216,27 @@ def ratio(results, classes, kind, what):
 def run():
     where = tmpfs_dir()
     print(f'runtime directories on {where + " (tmpfs)" if where else "the default temporary directory (not tmpfs)"}; '
-          f'{EVENTS} adds and {EVENTS} removes per size')
+          f'{EVENTS} adds and {EVENTS} removes per size, in {ROUNDS} rounds across the sizes')
     with tempfile.TemporaryDirectory(prefix='vfiomig-bench-hotplug-', dir=where) as tmp:
         results = {}
         for classes in LAYOUTS:
-            for devices in SIZES:
-                s = Session(tmp, devices, classes)
-                try:
-                    r = s.run(devices)
-                finally:
+            # every size at once, their events interleaved in rounds, so
+            # that the load of a busy machine falls on all of them alike
+            sessions = {}
+            try:
+                for devices in SIZES:
+                    sessions[devices] = Session(tmp, devices, classes)
+                    sessions[devices].start()
+                for r in range(ROUNDS):
+                    for s in sessions.values():
+                        s.batch(0x20000000 + r * 0x10000, EVENTS // ROUNDS)
+                for devices, s in sessions.items():
+                    results[(classes, devices)] = s.result(devices)
+            finally:
+                for s in sessions.values():
                     s.close()
-                results[(classes, devices)] = r
+            for devices, s in sessions.items():
+                r = results[(classes, devices)]
                 print(f'{devices:6d} devices in {classes:2d} class{"es" if classes > 1 else "  "}: '
                       f'start-up {s.startup * 1000:5.0f} ms; Ping alone: daemon CPU {r["ping"][0]:.0f} us, '
                       f'round trip {r["ping"][1]:.0f} us; holder scan: daemon CPU {r["scan"]:.0f} us', flush=True)
