@@ -15,6 +15,7 @@ struct Registry {
         GHashTable *parents;    /* name -> Parent */
         GHashTable *types;      /* key -> MdevType */
         GHashTable *devices;    /* name -> Device */
+        GHashTable *instances;  /* type key -> how many mdevs of that type there are */
         GArray *listeners;      /* Listener, in the order they subscribed */
 };
 
@@ -224,6 +225,7 @@ Registry *registry_new(void) {
         r->listeners = g_array_new(false, false, sizeof(Listener));
         r->types = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) mdev_type_free);
         r->devices = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) device_free);
+        r->instances = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         return r;
 }
 
@@ -231,6 +233,7 @@ void registry_free(Registry *r) {
         if (!r)
                 return;
         g_hash_table_destroy(r->devices);
+        g_hash_table_destroy(r->instances);
         g_hash_table_destroy(r->types);
         g_hash_table_destroy(r->parents);
         g_array_unref(r->listeners);
@@ -315,6 +318,22 @@ void registry_set_available(Registry *r, const char *key, unsigned available) {
         emit(r, REGISTRY_TYPE_CHANGED, t);
 }
 
+/* Kept as devices come and go: counting them when asked would scan every
+ * device, on every hotplug event of every type. */
+static void count_instance(Registry *r, const Device *d, int delta) {
+        g_autofree char *key = NULL;
+        unsigned n;
+
+        if (d->kind != DEVICE_KIND_MDEV)
+                return;
+        key = mdev_type_key(d->parent, d->mdev_type);
+        n = GPOINTER_TO_UINT(g_hash_table_lookup(r->instances, key)) + delta;
+        if (n == 0)
+                g_hash_table_remove(r->instances, key);
+        else
+                g_hash_table_replace(r->instances, g_steal_pointer(&key), GUINT_TO_POINTER(n));
+}
+
 void registry_add_device(Registry *r, Device *d) {
         Device *old = g_hash_table_lookup(r->devices, d->name);
 
@@ -339,6 +358,9 @@ void registry_add_device(Registry *r, Device *d) {
                 device_free(d);
                 return;
         }
+        if (old)
+                count_instance(r, old, -1);
+        count_instance(r, d, +1);
         g_hash_table_replace(r->devices, d->name, d);
         emit(r, old ? REGISTRY_DEVICE_CHANGED : REGISTRY_DEVICE_ADDED, d);
 }
@@ -349,6 +371,7 @@ bool registry_remove_device(Registry *r, const char *name) {
         if (!d)
                 return false;
         g_hash_table_steal(r->devices, name);
+        count_instance(r, d, -1);
         emit(r, REGISTRY_DEVICE_REMOVED, d);
         device_free(d);
         return true;
@@ -498,17 +521,7 @@ GPtrArray *registry_list_parent_types(Registry *r, const char *parent) {
 }
 
 unsigned registry_count_instances(Registry *r, const char *parent, const char *type_id) {
-        GHashTableIter i;
-        gpointer v;
-        unsigned n = 0;
+        g_autofree char *key = mdev_type_key(parent, type_id);
 
-        g_hash_table_iter_init(&i, r->devices);
-        while (g_hash_table_iter_next(&i, NULL, &v)) {
-                Device *d = v;
-
-                if (d->kind == DEVICE_KIND_MDEV &&
-                    g_str_equal(d->parent, parent) && g_str_equal(d->mdev_type, type_id))
-                        n++;
-        }
-        return n;
+        return GPOINTER_TO_UINT(g_hash_table_lookup(r->instances, key));
 }

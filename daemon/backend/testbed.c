@@ -39,6 +39,7 @@ typedef struct Testbed {
         GHashTable *parent_iommu;       /* parent name -> the IOMMU facet of its mdevs */
         char *persist_dir;
         unsigned next_iommu_group;
+        uint64_t last_hotplug_usec;     /* main thread CPU time of the last create or remove */
 } Testbed;
 
 static const char *const parent_keys[] = { "Driver", "Iommu", NULL };
@@ -534,6 +535,7 @@ static void refresh_available(Testbed *tb, const char *parent, const char *type_
 static int testbed_create_mdev(Backend *s, const MdevType *type, const char *uuid) {
         Testbed *tb = (Testbed *) s;
         const TestbedType *tt = g_hash_table_lookup(tb->types, type->key);
+        uint64_t t0 = now_usec(CLOCK_THREAD_CPUTIME_ID);
         Device *d;
 
         if (registry_get_device(s->registry, uuid))
@@ -557,6 +559,7 @@ static int testbed_create_mdev(Backend *s, const MdevType *type, const char *uui
         add_sim(tb, NULL, NULL, d, &(SimConfig) { .state_size = tt->state_size, .dirty_rate = tt->dirty_rate }, NULL);
         backend_add_device(s, d);
         refresh_available(tb, type->parent, type->id);
+        tb->last_hotplug_usec = now_usec(CLOCK_THREAD_CPUTIME_ID) - t0;
         return 0;
 }
 
@@ -564,6 +567,7 @@ static int testbed_remove_mdev(Backend *s, const Device *device) {
         Testbed *tb = (Testbed *) s;
         g_autofree char *parent = g_strdup(device->parent), *type_id = g_strdup(device->mdev_type);
         g_autofree char *name = g_strdup(device->name);
+        uint64_t t0 = now_usec(CLOCK_THREAD_CPUTIME_ID);
 
         if (device->kind != DEVICE_KIND_MDEV)
                 return -EINVAL;
@@ -575,6 +579,7 @@ static int testbed_remove_mdev(Backend *s, const Device *device) {
         g_hash_table_remove(tb->accept, name);
         backend_remove_device(s, name);
         refresh_available(tb, parent, type_id);
+        tb->last_hotplug_usec = now_usec(CLOCK_THREAD_CPUTIME_ID) - t0;
         return 0;
 }
 
@@ -599,6 +604,10 @@ static int testbed_vendor_judge(Backend *s, const Node *node, const char *versio
         if (!accept)
                 return -ENODEV;         /* no such attribute */
         return g_strv_contains((const char *const *) accept, version) ? 0 : -EINVAL;
+}
+
+uint64_t testbed_last_hotplug_usec(Backend *s) {
+        return backend_is_testbed(s) ? ((Testbed *) s)->last_hotplug_usec : 0;
 }
 
 SimDevice *testbed_get_sim(Backend *s, const char *name) {

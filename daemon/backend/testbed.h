@@ -19,5 +19,10 @@ extern const char testbed_default_conf[];
  * survives a daemon restart as a real device's would. */
 Backend *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError **error);
 
+/* The CPU time (main thread, us) the last CreateMdev or RemoveMdev took
+ * here: the simulated device, the registry and every listener of it
+ * (not the identity derived afterwards); 0 before the first. */
+uint64_t testbed_last_hotplug_usec(Backend *s);
+
 /* The simulated device behind a testbed device, or NULL. */
 SimDevice *testbed_get_sim(Backend *s, const char *name);

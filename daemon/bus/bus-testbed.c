@@ -174,7 +174,8 @@ static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-/* The compatibility map's work counters, for tests and benchmarks. */
+/* The compatibility map's work counters, and what the last hotplug
+ * event cost, for tests and benchmarks. */
 static int method_get_map_stats(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusContext *c = userdata;
         sd_bus_message *reply = NULL;
@@ -184,10 +185,12 @@ static int method_get_map_stats(sd_bus_message *msg, void *userdata, sd_bus_erro
         compat_map_stats(identities_map(c->identities), &st);
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "a{st}", 6, "nodes", (uint64_t) st.nodes,
+                r = sd_bus_message_append(reply, "a{st}", 8, "nodes", (uint64_t) st.nodes,
                                           "classes", (uint64_t) st.classes, "verdicts", st.verdicts,
                                           "vendor-checks", st.vendor_checks, "last-change-usec", st.last_change_usec,
-                                          "build-usec", identities_build_usec(c->identities));
+                                          "build-usec", identities_build_usec(c->identities),
+                                          "last-hotplug-usec", testbed_last_hotplug_usec(c->backend),
+                                          "last-derive-usec", identities_last_derive_usec(c->identities));
         if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
         sd_bus_message_unref(reply);

@@ -7,8 +7,17 @@
 
 typedef struct Class {
         Identity *identity;     /* also its key in classes */
-        GPtrArray *nodes;       /* Node; nodes->pdata[0] stands for the class */
+        GQueue members;         /* Member, oldest first: the head stands for the class */
 } Class;
+
+/* A node in its class. Linked into the class's queue and found by its
+ * node, so that a node leaves its class without a walk through a class
+ * of thousands. */
+typedef struct Member {
+        Node node;              /* the key in nodes */
+        Class *class;
+        GList link;
+} Member;
 
 /* A verdict's key: the two identities it judged (copies). */
 typedef struct Pair {
@@ -29,24 +38,26 @@ typedef struct Asked {
 struct CompatMap {
         JudgeOps ops;
         GHashTable *drivers;    /* Asked -> the driver's answer (int) */
-        GHashTable *nodes;      /* Node -> Class */
+        GHashTable *nodes;      /* Node -> Member */
         GHashTable *classes;    /* Identity -> Class */
         GHashTable *verdicts;   /* Pair -> Judgement */
         CompatMapStats stats;
         unsigned remote_verdicts;       /* at most; some may be gone */
 };
 
-static Node *node_dup(const Node *n) {
-        Node *c = g_new(Node, 1);
-
-        c->kind = n->kind;
-        c->name = g_strdup(n->name);
-        return c;
+static void member_free(Member *m) {
+        g_free((char *) m->node.name);
+        g_free(m);
 }
 
-static void node_free(Node *n) {
-        g_free((char *) n->name);
-        g_free(n);
+static Class *class_of(CompatMap *m, const Node *node) {
+        Member *member = g_hash_table_lookup(m->nodes, node);
+
+        return member ? member->class : NULL;
+}
+
+static const Node *class_head(const Class *c) {
+        return &((Member *) c->members.head->data)->node;
 }
 
 static guint node_hash(gconstpointer p) {
@@ -109,7 +120,6 @@ static void asked_free(Asked *a) {
 
 static void class_free(Class *c) {
         identity_free(c->identity);
-        g_ptr_array_unref(c->nodes);
         g_free(c);
 }
 
@@ -124,7 +134,7 @@ static void judgement_free(Judgement *j) {
  * driver. */
 static int counting_vendor(void *userdata, const Node *target, const char *version) {
         CompatMap *m = userdata;
-        Class *c = g_hash_table_lookup(m->nodes, target);
+        Class *c = class_of(m, target);
         Asked key = c ? (Asked) { c->identity->basis, c->identity->type, c->identity->version, (char *) version }
                       : (Asked) {};
         gpointer answer;
@@ -156,7 +166,7 @@ CompatMap *compat_map_new(const JudgeOps *ops) {
 
         m->ops = *ops;
         m->drivers = g_hash_table_new_full(asked_hash, asked_equal, (GDestroyNotify) asked_free, NULL);
-        m->nodes = g_hash_table_new_full(node_hash, node_equal, (GDestroyNotify) node_free, NULL);
+        m->nodes = g_hash_table_new_full(node_hash, node_equal, NULL, (GDestroyNotify) member_free);
         m->classes = g_hash_table_new_full(identity_hash, identity_equal, NULL, (GDestroyNotify) class_free);
         m->verdicts = g_hash_table_new_full(pair_hash, pair_equal, (GDestroyNotify) pair_free,
                                             (GDestroyNotify) judgement_free);
@@ -183,7 +193,7 @@ static const Judgement *judge(CompatMap *m, const Identity *source, const Class 
         if (!j && !g_hash_table_contains(m->classes, source))
                 m->remote_verdicts++;
         j = g_new(Judgement, 1);
-        *j = compat_judge(source, target->identity, target->nodes->pdata[0], &ops);
+        *j = compat_judge(source, target->identity, class_head(target), &ops);
         m->stats.verdicts++;
         g_hash_table_replace(m->verdicts, pair_dup(source, target->identity), j);
         return j;
@@ -218,17 +228,14 @@ static void forget_verdicts_of(CompatMap *m, const Identity *id) {
 }
 
 static void unlink_node(CompatMap *m, const Node *node) {
-        Class *c = g_hash_table_lookup(m->nodes, node);
+        Member *member = g_hash_table_lookup(m->nodes, node);
+        Class *c = member ? member->class : NULL;
 
         if (!c)
                 return;
+        g_queue_unlink(&c->members, &member->link);
         g_hash_table_remove(m->nodes, node);
-        for (guint i = 0; i < c->nodes->len; i++)
-                if (node_equal(c->nodes->pdata[i], node)) {
-                        g_ptr_array_remove_index(c->nodes, i);
-                        break;
-                }
-        if (c->nodes->len == 0) {
+        if (g_queue_is_empty(&c->members)) {
                 forget_verdicts_of(m, c->identity);
                 g_hash_table_remove(m->classes, c->identity);
         }
@@ -236,24 +243,28 @@ static void unlink_node(CompatMap *m, const Node *node) {
 
 static void link_node(CompatMap *m, const Node *node, Identity *id) {
         Class *c = g_hash_table_lookup(m->classes, id);
+        Member *member = g_new0(Member, 1);
         bool new = !c;
 
         if (new) {
                 c = g_new0(Class, 1);
                 c->identity = g_steal_pointer(&id);
-                c->nodes = g_ptr_array_new_with_free_func((GDestroyNotify) node_free);
+                g_queue_init(&c->members);
                 g_hash_table_insert(m->classes, c->identity, c);
         }
         identity_free(id);
-        g_ptr_array_add(c->nodes, node_dup(node));
-        g_hash_table_insert(m->nodes, node_dup(node), c);
+        member->node = (Node) { node->kind, g_strdup(node->name) };
+        member->class = c;
+        member->link.data = member;
+        g_queue_push_tail_link(&c->members, &member->link);
+        g_hash_table_insert(m->nodes, &member->node, member);
         if (new)
                 judge_class(m, c);
 }
 
 void compat_map_set(CompatMap *m, const Node *node, Identity *id) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
-        Class *c = g_hash_table_lookup(m->nodes, node);
+        Class *c = class_of(m, node);
 
         if (c && identity_equal(c->identity, id))
                 identity_free(id);
@@ -272,13 +283,13 @@ void compat_map_remove(CompatMap *m, const Node *node) {
 }
 
 const Identity *compat_map_identity(CompatMap *m, const Node *node) {
-        Class *c = g_hash_table_lookup(m->nodes, node);
+        Class *c = class_of(m, node);
 
         return c ? c->identity : NULL;
 }
 
 const Judgement *compat_map_verdict(CompatMap *m, const Node *source, const Node *target) {
-        Class *s = g_hash_table_lookup(m->nodes, source), *t = g_hash_table_lookup(m->nodes, target);
+        Class *s = class_of(m, source), *t = class_of(m, target);
 
         return s && t ? judge(m, s->identity, t) : NULL;
 }
@@ -299,7 +310,7 @@ static void forget_remote_verdicts(CompatMap *m) {
 }
 
 const Judgement *compat_map_verdict_for(CompatMap *m, const Identity *source, const Node *target) {
-        Class *t = g_hash_table_lookup(m->nodes, target);
+        Class *t = class_of(m, target);
 
         forget_remote_verdicts(m);
         return t ? judge(m, source, t) : NULL;
@@ -335,8 +346,8 @@ static GArray *collect_targets(CompatMap *m, const Identity *source, int worst_r
 
                 if (verdict_rank(j->verdict) > worst_rank)
                         continue;
-                for (guint n = 0; n < c->nodes->len; n++) {
-                        CompatTarget t = { *(const Node *) c->nodes->pdata[n], j };
+                for (GList *l = c->members.head; l; l = l->next) {
+                        CompatTarget t = { ((Member *) l->data)->node, j };
 
                         g_array_append_val(out, t);
                 }

@@ -19,6 +19,7 @@ struct IdentitySync {
         CompatMap *map;
         unsigned rules_files;
         uint64_t build_usec;            /* the first build, at start */
+        uint64_t last_derive_usec;      /* CPU time of the last deferred derivation */
         GHashTable *devices, *types;    /* names and type keys waiting to be derived */
         sd_event_source *defer;
 };
@@ -86,6 +87,7 @@ static void update_type(IdentitySync *sync, const MdevType *t) {
 static int on_defer(sd_event_source *s, void *userdata) {
         IdentitySync *sync = userdata;
         g_autoptr(GHashTable) devices = g_steal_pointer(&sync->devices), types = g_steal_pointer(&sync->types);
+        uint64_t t0 = now_usec(CLOCK_THREAD_CPUTIME_ID);
         GHashTableIter i;
         gpointer key;
 
@@ -105,6 +107,7 @@ static int on_defer(sd_event_source *s, void *userdata) {
                 if (d)
                         update_device(sync, d);
         }
+        sync->last_derive_usec = now_usec(CLOCK_THREAD_CPUTIME_ID) - t0;
         return sd_event_source_set_enabled(s, SD_EVENT_OFF);
 }
 
@@ -209,4 +212,8 @@ CompatMap *identities_map(IdentitySync *sync) {
 
 uint64_t identities_build_usec(IdentitySync *sync) {
         return sync->build_usec;
+}
+
+uint64_t identities_last_derive_usec(IdentitySync *sync) {
+        return sync->last_derive_usec;
 }

@@ -33,6 +33,10 @@ void identities_start(IdentitySync *sync);
 CompatMap *identities_map(IdentitySync *sync);
 /* How long the build at start took. */
 uint64_t identities_build_usec(IdentitySync *sync);
+/* The CPU time (us) the last derivation of the nodes that changed took,
+ * their places in the map included: what a hotplug event costs after
+ * the registry has heard of it. */
+uint64_t identities_last_derive_usec(IdentitySync *sync);
 
 /* An identity received from elsewhere (a stream header, another host):
  * with a version, the target's driver or rules judge it; without, only

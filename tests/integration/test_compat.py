@@ -935,6 +935,18 @@ class TestbedMigrationTest(TestbedCase):
         self.assertEqual(self.map_stats()['verdicts'], before['verdicts'])
         self.assertNotIn(new, [g[1] for g in self.targets('simgpu-plain', '1.0')])
 
+    def test_hotplug_cost_is_reported(self):
+        """What the last CreateMdev and RemoveMdev cost, and the identities
+        derived after them (which the next call waits for)."""
+        new = uuid(24)
+        for method, signature, args in (('CreateMdev', '(sssa{sv})', ('simgpu', 'gpu-v2', new, {})),
+                                        ('RemoveMdev', '(sa{sv})', (new, {}))):
+            self.call(method, signature, args)
+            stats = self.map_stats()
+            self.assertGreater(stats['last-hotplug-usec'], 0, method)
+            if method == 'CreateMdev':      # a device and its type derived
+                self.assertGreater(stats['last-derive-usec'], 0, method)
+
     def test_find_targets(self):
         got = self.targets('simgpu-plain', '1.0')
         for d in (V1A, V1B, V2A, V2B):

@@ -827,6 +827,81 @@ static void test_node_kinds(void) {
         g_assert_cmpstr(compat_map_identity(m, type)->version, ==, "v2");
 }
 
+/* The oldest node left in a class stands for it in a driver's check;
+ * nodes leave from anywhere in the class, and the others stay. */
+static int record_asked(void *userdata, const Node *target, const char *version) {
+        g_ptr_array_add(userdata, g_strdup_printf("%s<-%s", target->name, version));
+        return -EINVAL;
+}
+
+/* Which node of class v1 the driver was asked about for a new class of
+ * version, and that it was asked about no other. */
+static void check_head(GPtrArray *log, const char *version, const char *head) {
+        g_autofree char *want = g_strdup_printf("%s<-%s", head, version);
+        g_autofree char *suffix = g_strdup_printf("<-%s", version);
+        unsigned found = 0;
+
+        for (guint i = 0; i < log->len; i++) {
+                const char *entry = log->pdata[i];
+
+                if (g_str_equal(entry, want))
+                        found++;
+                else if (g_str_has_suffix(entry, suffix) && !g_str_has_prefix(entry, "x"))
+                        fail("a new class %s was judged against %s, not the head of its class, %s", version, entry,
+                             head);
+        }
+        if (found != 1)
+                fail("%s was asked about %u times for %s", head, found, version);
+        g_ptr_array_set_size(log, 0);
+}
+
+static void test_class_head(void) {
+        g_autoptr(GPtrArray) log = g_ptr_array_new_with_free_func(g_free);
+        JudgeOps ops = { record_asked, NULL, log };
+        g_autoptr(CompatMap) m = compat_map_new(&ops);
+        g_autoptr(GArray) targets = NULL;
+        g_autoptr(Identity) remote = identity_new("T", "v0", BASIS_VENDOR);
+        const char *const all[] = { "a", "b", "c", "d", "e", "f" };
+        const char *const left[] = { "a", "c", "e", "f" };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(all); i++)
+                compat_map_set(m, D(all[i]), identity_new("T", "v1", BASIS_VENDOR));
+        compat_map_set(m, D("x2"), identity_new("T", "v2", BASIS_VENDOR));
+        check_head(log, "v2", "a");
+
+        compat_map_remove(m, D("b"));           /* from the middle */
+        compat_map_remove(m, D("d"));
+        compat_map_set(m, D("x3"), identity_new("T", "v3", BASIS_VENDOR));
+        check_head(log, "v3", "a");
+        targets = compat_map_targets(m, remote);
+        g_assert_cmpuint(targets->len, ==, G_N_ELEMENTS(left) + 2);
+        for (size_t i = 0; i < G_N_ELEMENTS(left); i++) {
+                bool found = false;
+
+                for (guint t = 0; t < targets->len; t++)
+                        found = found || g_str_equal(g_array_index(targets, CompatTarget, t).node.name, left[i]);
+                g_assert_true(found);
+                g_assert_cmpstr(compat_map_identity(m, D(left[i]))->version, ==, "v1");
+        }
+        g_assert_null(compat_map_identity(m, D("b")));
+
+        compat_map_remove(m, D("a"));           /* the head: the next oldest stands */
+        compat_map_set(m, D("x4"), identity_new("T", "v4", BASIS_VENDOR));
+        check_head(log, "v4", "c");
+        /* a node that leaves for another class and comes back joins at the end */
+        compat_map_set(m, D("c"), identity_new("T", "v2", BASIS_VENDOR));
+        compat_map_set(m, D("c"), identity_new("T", "v1", BASIS_VENDOR));
+        g_ptr_array_set_size(log, 0);
+        compat_map_set(m, D("x5"), identity_new("T", "v5", BASIS_VENDOR));
+        check_head(log, "v5", "e");
+        compat_map_remove(m, D("e"));
+        compat_map_remove(m, D("f"));
+        compat_map_set(m, D("x6"), identity_new("T", "v6", BASIS_VENDOR));
+        check_head(log, "v6", "c");
+        compat_map_remove(m, D("c"));
+        g_assert_cmpuint(stats(m).classes, ==, 5);      /* v1 went with its last node */
+}
+
 int main(int argc, char *argv[]) {
         unit_test_init(argc, argv);
 
@@ -845,6 +920,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/compat-map/remote-sources-are-bounded", test_remote_sources_are_bounded);
         g_test_add_func("/compat-map/busy-driver", test_busy_driver);
         g_test_add_func("/compat-map/node-kinds", test_node_kinds);
+        g_test_add_func("/compat-map/class-head", test_class_head);
 
         return g_test_run();
 }

@@ -143,6 +143,52 @@ static void test_listeners(void) {
         g_ptr_array_unref(e.log);
 }
 
+/* Each type's instances, counted as devices come, change and go; a
+ * listener already sees the count the change leaves. */
+static unsigned heard_count;
+
+static void count_mtty_1(Registry *r, RegistryEvent event, const void *object, void *userdata) {
+        heard_count = registry_count_instances(r, "mtty", "mtty-1");
+}
+
+static void test_count_instances(void) {
+        g_autoptr(Registry) r = registry_new();
+        Device *moved, *pci = device_new("0000:3b:00.1", DEVICE_KIND_PCI);
+
+        registry_listen(r, count_mtty_1, NULL);
+        registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
+        g_assert_cmpuint(heard_count, ==, 1);
+        registry_add_device(r, mdev(U2, "mtty", "mtty-1"));
+        g_assert_cmpuint(heard_count, ==, 2);
+        /* not an mdev: counts for no type, whatever its fields say */
+        g_free(pci->parent);
+        pci->parent = g_strdup("mtty");
+        g_free(pci->mdev_type);
+        pci->mdev_type = g_strdup("mtty-1");
+        registry_add_device(r, pci);
+        g_assert_cmpuint(registry_count_instances(r, "mtty", "mtty-1"), ==, 2);
+        /* the same entry again, or another parent's type of that id: no change */
+        registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
+        registry_add_device(r, mdev("00000000-0000-0000-0000-000000000003", "other", "mtty-1"));
+        g_assert_cmpuint(registry_count_instances(r, "mtty", "mtty-1"), ==, 2);
+        g_assert_cmpuint(registry_count_instances(r, "other", "mtty-1"), ==, 1);
+
+        /* an entry replaced by one of another type moves between counts */
+        moved = mdev(U2, "mtty", "mtty-2");
+        registry_add_device(r, moved);
+        g_assert_cmpuint(heard_count, ==, 1);
+        g_assert_cmpuint(registry_count_instances(r, "mtty", "mtty-2"), ==, 1);
+
+        g_assert_true(registry_remove_device(r, U1));
+        g_assert_cmpuint(heard_count, ==, 0);
+        g_assert_false(registry_remove_device(r, U1));
+        g_assert_cmpuint(registry_count_instances(r, "mtty", "mtty-1"), ==, 0);
+        g_assert_true(registry_remove_device(r, U2));
+        g_assert_cmpuint(registry_count_instances(r, "mtty", "mtty-2"), ==, 0);
+        g_assert_true(registry_remove_device(r, "0000:3b:00.1"));
+        g_assert_cmpuint(registry_count_instances(r, "other", "mtty-1"), ==, 1);
+}
+
 /* What GetDevice() found holding a domain's device is its QEMU; when the
  * domain stops, that must not keep the device Busy. */
 static void test_domain_forgets_holder(void) {
@@ -230,6 +276,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/registry/devices", test_devices);
         g_test_add_func("/registry/types", test_types);
         g_test_add_func("/registry/listeners", test_listeners);
+        g_test_add_func("/registry/count-instances", test_count_instances);
         g_test_add_func("/registry/domain-forgets-holder", test_domain_forgets_holder);
         g_test_add_func("/registry/migration-support", test_migration_support);
         return g_test_run();
