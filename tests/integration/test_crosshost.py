@@ -15,14 +15,12 @@ import stat
 import subprocess
 import tempfile
 
-from vfiomigtest import (VFIOMIGCTL, Daemon, PrivateBus, TestbedTestCase, main, wait_until)
+from vfiomigtest import (SIM_PARENT, VFIOMIGCTL, Daemon, PrivateBus, TestbedTestCase, main, sim_mdevs, sim_type,
+                         wait_until)
+from vfiomigtest import sim_uuid as uuid
 
 CLIENT_DIR = os.path.dirname(VFIOMIGCTL)
 ERR = 'org.vfiomig1.Error.'
-
-
-def uuid(n):
-    return f'00000000-0000-4000-8000-{n:012d}'
 
 
 SRC = [uuid(i) for i in range(1, 9)]          # here
@@ -30,33 +28,10 @@ TGT = [uuid(i) for i in range(11, 19)]        # there
 OTHER = uuid(21)                              # there, of another type
 BIG_SRC, BIG_TGT = uuid(31), uuid(32)         # more than a load verifies before it touches the target
 
-TYPES = '''
-[Parent simgpu]
-Driver=simgpu
-
-[Type simgpu/sim-4m]
-MaxInstances=16
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=4M
-
-[Type simgpu/sim-other]
-MaxInstances=4
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=4M
-
-[Type simgpu/sim-big]
-MaxInstances=4
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=80M
-'''
-
-
-def devices(pairs):
-    return ''.join(f'\n[Device {n}]\nKind=mdev\nParent=simgpu\nType={t}\n' for n, t in pairs)
-
-
-LOCAL_TESTBED = TYPES + devices([(n, 'sim-4m') for n in SRC] + [(BIG_SRC, 'sim-big')])
-REMOTE_TESTBED = TYPES + devices([(n, 'sim-4m') for n in TGT] + [(OTHER, 'sim-other'), (BIG_TGT, 'sim-big')])
+TYPES = SIM_PARENT + sim_type('sim-4m', '4M') + sim_type('sim-other', '4M', instances=4) + \
+    sim_type('sim-big', '80M', instances=4)
+LOCAL_TESTBED = TYPES + sim_mdevs(SRC, 'sim-4m') + sim_mdevs([BIG_SRC], 'sim-big')
+REMOTE_TESTBED = TYPES + sim_mdevs(TGT, 'sim-4m') + sim_mdevs([OTHER], 'sim-other') + sim_mdevs([BIG_TGT], 'sim-big')
 
 # ssh as far as vfiomigctl sees it: "HOST COMMAND...", the command joined
 # and run by a shell there. Each call appends its host and command line

@@ -12,21 +12,17 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 
 import dbus
 from gi.repository import Gio, GLib
 
-from vfiomigtest import (MANAGER, MIGRATION, NOBODY, OBJECT_PATH, TESTBED, VFIOMIGCTL, DaemonTestCase,
-                         SignalRecorder, ctl, device_path, main, wait_until)
+from vfiomigtest import (MANAGER, MIGRATION, NOBODY, OBJECT_PATH, SIM_PARENT, TESTBED, VFIOMIGCTL, SignalRecorder,
+                         TestbedTestCase, ctl, device_path, main, sim_mdevs, sim_type, wait_until)
+from vfiomigtest import sim_uuid as uuid
 
 ERR = 'org.vfiomig1.Error.'
-
-def uuid(n):
-    return f'00000000-0000-4000-8000-{n:012d}'
-
 
 # Eight 4 MiB devices with every feature, two without P2P, one of another
 # type, one that shares the identity but whose "driver" refuses foreign
@@ -38,40 +34,10 @@ OTHER = uuid(31)
 PICKY = uuid(41)
 BIG = [uuid(51), uuid(52)]
 
-TESTBED_CONF = '''
-[Parent simgpu]
-Driver=simgpu
-
-[Type simgpu/sim-4m]
-MaxInstances=16
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=4M
-
-[Type simgpu/sim-nop2p]
-MaxInstances=4
-MigrationFlags=stop-copy,pre-copy
-StateSize=64K
-
-[Type simgpu/sim-other]
-MaxInstances=4
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=4M
-
-[Type simgpu/sim-big]
-MaxInstances=4
-MigrationFlags=stop-copy,p2p
-StateSize=80M
-''' + ''.join(f'''
-[Device {name}]
-Kind=mdev
-Parent=simgpu
-Type={type_id}
-{extra}''' for name, type_id, extra in
-    [(n, 'sim-4m', '') for n in A + B] +
-    [(n, 'sim-nop2p', '') for n in NOP2P] +
-    [(OTHER, 'sim-other', ''), (PICKY, 'sim-4m', 'VendorTag=mdev:sim-4m-firmware-2\n')] +
-    [(n, 'sim-big', '') for n in BIG])
-
+TESTBED_CONF = (SIM_PARENT + sim_type('sim-4m', '4M') + sim_type('sim-nop2p', '64K', 'stop-copy,pre-copy', 4) +
+                sim_type('sim-other', '4M', instances=4) + sim_type('sim-big', '80M', 'stop-copy,p2p', 4) +
+                sim_mdevs(A + B, 'sim-4m') + sim_mdevs(NOP2P, 'sim-nop2p') + sim_mdevs([OTHER], 'sim-other') +
+                sim_mdevs([PICKY], 'sim-4m', 'VendorTag=mdev:sim-4m-firmware-2\n') + sim_mdevs(BIG, 'sim-big'))
 
 
 def crc32c(data):
@@ -109,20 +75,11 @@ def with_identity(data, type_, version):
     header = data[:10] + new_len.to_bytes(2, 'little') + data[12:24] + body
     return header + crc32c(header).to_bytes(4, 'little') + data[header_len:]
 
-class MigrationTestCase(DaemonTestCase):
+class MigrationTestCase(TestbedTestCase):
     """A daemon on a testbed of our own, with its runtime and state
-    directories in the test's temporary directory."""
+    directories in the class's temporary directory."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='vfiomig-mig-')
-        conf = os.path.join(cls.tmp, 'testbed.conf')
-        with open(conf, 'w', encoding='utf-8') as f:
-            f.write(TESTBED_CONF)
-        cls.daemon_args = [f'--testbed={conf}']
-        cls.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(cls.tmp, 'run'),
-                          'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
-        super().setUpClass()
+    TESTBED = TESTBED_CONF
 
     def setUp(self):
         # every device running and healthy, as a VMM's reset leaves it

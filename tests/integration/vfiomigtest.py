@@ -336,26 +336,38 @@ class DaemonTestCase(unittest.TestCase):
         return final
 
 
-# A small simulated host: one parent and one type of small mdevs that
-# migrate with every feature; tests add their devices.
-SIM_TESTBED = '''
+# A simulated host: one parent, simgpu, whose types tests pick from
+# sim_type() and whose mdevs they add with sim_mdevs().
+SIM_PARENT = '''
 [Parent simgpu]
 Driver=simgpu
-
-[Type simgpu/sim]
-MaxInstances=8
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=64K
 '''
+
+ALL_FLAGS = 'stop-copy,p2p,pre-copy'
+
+
+def sim_type(type_id, state_size, flags=ALL_FLAGS, instances=16):
+    """A [Type] of simgpu whose devices hold state_size bytes of state."""
+    return f'''
+[Type simgpu/{type_id}]
+MaxInstances={instances}
+MigrationFlags={flags}
+StateSize={state_size}
+'''
+
+
+# small mdevs that migrate with every feature; tests add their devices
+SIM_TESTBED = SIM_PARENT + sim_type('sim', '64K', instances=8)
 
 
 def sim_uuid(n):
     return f'00000000-0000-4000-8000-{n:012d}'
 
 
-def sim_mdevs(names, type_id='sim'):
-    """[Device] sections for mdevs of simgpu's type_id."""
-    return ''.join(f'\n[Device {n}]\nKind=mdev\nParent=simgpu\nType={type_id}\n' for n in names)
+def sim_mdevs(names, type_id='sim', extra=''):
+    """[Device] sections for mdevs of simgpu's type_id, each with the
+    extra lines (keys of its own), if any."""
+    return ''.join(f'\n[Device {n}]\nKind=mdev\nParent=simgpu\nType={type_id}\n{extra}' for n in names)
 
 
 class TestbedTestCase(DaemonTestCase):
