@@ -11,6 +11,7 @@ namespace of its own, where it can (root, Debian's openssh-server)."""
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -37,6 +38,8 @@ REMOTE_TESTBED = TYPES + sim_mdevs(TGT, 'sim-4m') + sim_mdevs([OTHER], 'sim-othe
 # and run by a shell there. Each call appends its host and command line
 # to the log. STANDIN_DIE_ON=WORD: a command with WORD in it reads a
 # little of its input and then fails as a dropped connection does.
+# STANDIN_NOISE=N: N bytes on standard error first, as a chatty login
+# (banners, a shell's start-up files) prints them.
 STANDIN = '''#!/bin/sh
 host="$1"; shift
 printf '%s\\t%s\\n' "$host" "$*" >> {log}
@@ -48,13 +51,61 @@ case "$*" in
                 exit 255
         fi;;
 esac
+if [ -n "$STANDIN_NOISE" ]; then
+        head -c "$STANDIN_NOISE" /dev/zero | tr '\\0' . >&2
+        echo >&2
+fi
 DBUS_SYSTEM_BUS_ADDRESS={address} PATH={client}:$PATH exec sh -c "$*"
+'''
+
+# ssh as the command there sees it: its standard input a pipe of sshd's,
+# which sshd closes when the command ends, however it ends; ssh then exits
+# with the command's status, or 255 when a signal ended it. The stand-in
+# above hands its own standard input on, which outlives the command.
+RELAY = '''#!/usr/bin/python3
+import os, subprocess, sys, threading
+
+host, command = sys.argv[1], ' '.join(sys.argv[2:])
+with open('@LOG@', 'a', encoding='utf-8') as f:
+    f.write(host + '\\t' + command + '\\n')
+env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS='@ADDRESS@', PATH='@CLIENT@:' + os.environ['PATH'])
+child = subprocess.Popen(['sh', '-c', 'exec ' + command], stdin=subprocess.PIPE, env=env)
+
+
+def relay():
+    try:
+        while data := os.read(0, 65536):
+            child.stdin.write(data)
+            child.stdin.flush()
+        child.stdin.close()
+    except OSError:
+        pass
+
+
+threading.Thread(target=relay, daemon=True).start()
+status = child.wait()
+os._exit(255 if status < 0 else status)
 '''
 
 UNREACHABLE = '''#!/bin/sh
 echo "ssh: connect to host $1 port 22: Connection refused" >&2
 exit 255
 '''
+
+
+def pids_of(*words):
+    """The processes whose command line holds each of words as a word of
+    its own (as a shell there split it, not as ssh was given it)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                argv = f.read().decode(errors='replace').split('\0')
+        except OSError:
+            continue        # gone meanwhile
+        if all(w in argv for w in words):
+            pids.append(int(pid))
+    return pids
 
 
 def script(path, text):
@@ -96,6 +147,9 @@ class CrossHostTestCase(TestbedTestCase):
         cls.ssh = script(os.path.join(cls.remote_tmp, 'ssh-standin'),
                          STANDIN.format(log=cls.ssh_log, address=cls.remote_bus.address, client=CLIENT_DIR))
         cls.unreachable = script(os.path.join(cls.remote_tmp, 'ssh-unreachable'), UNREACHABLE)
+        cls.relay = script(os.path.join(cls.remote_tmp, 'ssh-relay'),
+                           RELAY.replace('@LOG@', cls.ssh_log).replace('@ADDRESS@', cls.remote_bus.address)
+                           .replace('@CLIENT@', CLIENT_DIR))
 
     def setUp(self):
         for name in SRC + [BIG_SRC]:
@@ -195,6 +249,18 @@ class MigrateTest(CrossHostTestCase):
         self.assertEqual({d['role']: d['outcome'] for d in out['devices']}, {'source': 'stop', 'target': 'running'})
         self.assertEqual(out['remote']['result'], 'done')
         self.assertEqual(self.remote.digest(tgt), self.digest(src))      # the source is stopped now
+
+    def test_what_the_remote_prints_is_read_as_it_comes(self):
+        """A login that prints much before the command there runs: read
+        only after the job here ends, it would fill the pipe and stop
+        ssh before the load there reads a byte, and the job here with it."""
+        src, tgt = SRC[0], TGT[0]
+        self.scramble(src)
+        before = self.digest(src)
+        p = self.ctl('migrate', src, f'far:{tgt}', env={'STANDIN_NOISE': str(1 << 20)}, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        self.assertEqual((self.state(src), self.remote.state(tgt), self.remote.digest(tgt)),
+                         ('stop', 'running', before))
 
     def test_target_state_goes_to_the_remote_load(self):
         src, tgt = SRC[2], TGT[2]
@@ -339,6 +405,33 @@ class FailureTest(CrossHostTestCase):
         # the load there never ran
         self.assertEqual((self.remote.state(tgt), self.remote.digest(tgt)), ('running', before[1]))
         self.assertEqual(self.migrations(self.conn), [])
+
+    def test_remote_command_killed_mid_stream(self):
+        """vfiomigctl there is killed while the source here is stuck in
+        the middle of its state (a driver that stalls): the job here
+        writes nothing that could fail, so it is cancelled as soon as ssh
+        ends, not when its I/O timeout runs out, and the source runs."""
+        src, tgt = SRC[4], TGT[4]
+        self.scramble(src)
+        before = (self.digest(src), self.remote.digest(tgt))
+        self.tb('InjectFault', '(ss)', src, 'stall after=1048576')
+        p = subprocess.Popen([VFIOMIGCTL, f'--ssh={self.relay}', '--io-timeout=600', 'migrate', src, f'far:{tgt}'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        wait_until(lambda: self.migrations(self.remote_conn) and self.migrations(self.conn), 30, 'both jobs')
+        loads = pids_of('vfiomigctl', 'load', tgt)
+        self.assertEqual(len(loads), 1, loads)
+        os.kill(loads[0], signal.SIGKILL)
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 6, err)
+        self.assertRegex(err, rf'Migration \d+ to far:{tgt} failed: ssh to far failed \(exit status 255\)\n')
+        self.assertRegex(err, rf'source {src}: (restored|reset) to running')
+        self.assertIn('(on this host: cancelled, as far had ended)', err)
+        self.assertEqual((self.state(src), self.digest(src)), ('running', before[0]))
+        # the load there read the end of its input, not the whole stream
+        wait_until(lambda: not self.migrations(self.remote_conn), 30, 'the load there to end')
+        self.assertEqual((self.remote.state(tgt), self.remote.digest(tgt)), ('running', before[1]))
 
     def test_remote_save_fails_and_the_source_runs_again(self):
         src, tgt = SRC[3], TGT[3]
