@@ -5,8 +5,8 @@
 Two vfiomigd on two private buses stand for two hosts. A stand-in for ssh
 takes "HOST COMMAND...", as ssh does, and runs the command line with
 sh -c, as the remote user's shell would, with the "remote" bus as its
-system bus. The last class runs the same through a real sshd, in a network
-namespace of its own, where it can (root, Debian's openssh-server)."""
+system bus. test_crosshost_sshd.py runs some of the same through a real
+sshd, in a network namespace of its own."""
 
 import json
 import os
@@ -16,7 +16,7 @@ import stat
 import subprocess
 import tempfile
 
-from vfiomigtest import (SIM_PARENT, VFIOMIGCTL, Daemon, PrivateBus, TestbedTestCase, main, sim_mdevs, sim_type,
+from vfiomigtest import (MIGRATION, SIM_PARENT, VFIOMIGCTL, Daemon, PrivateBus, TestbedTestCase, main, sim_mdevs, sim_type,
                          wait_until)
 from vfiomigtest import sim_uuid as uuid
 
@@ -213,6 +213,19 @@ class CrossHostTestCase(TestbedTestCase):
     def migrations(self, conn):
         return conn.call_sync('org.vfiomig1', '/org/vfiomig1', 'org.vfiomig1.Manager', 'ListMigrations', None,
                               None, 0, 10000, None).unpack()[0]
+
+    def kill_remote_load_when_stalled(self, tgt, stall_after):
+        """Once the job here has sent all that its stalled source gave
+        (and waits for more, writing nothing) and the load there runs,
+        kills the vfiomigctl that follows that load."""
+        def stalled():
+            jobs = self.migrations(self.conn)
+            return jobs and self.migrations(self.remote_conn) and \
+                self.get_property(jobs[0][5], MIGRATION, 'BytesTransferred') >= stall_after
+        wait_until(stalled, 60, 'the stream to stall')
+        loads = pids_of('vfiomigctl', 'load', tgt)
+        self.assertEqual(len(loads), 1, loads)
+        os.kill(loads[0], signal.SIGKILL)
 
 
 class MigrateTest(CrossHostTestCase):
@@ -419,10 +432,7 @@ class FailureTest(CrossHostTestCase):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(p.wait)
         self.addCleanup(p.kill)
-        wait_until(lambda: self.migrations(self.remote_conn) and self.migrations(self.conn), 30, 'both jobs')
-        loads = pids_of('vfiomigctl', 'load', tgt)
-        self.assertEqual(len(loads), 1, loads)
-        os.kill(loads[0], signal.SIGKILL)
+        self.kill_remote_load_when_stalled(tgt, 1048576)
         _, err = p.communicate(timeout=60)
         self.assertEqual(p.returncode, 6, err)
         self.assertRegex(err, rf'Migration \d+ to far:{tgt} failed: ssh to far failed \(exit status 255\)\n')
