@@ -405,6 +405,8 @@ static int append_options(Ctl *ctl, sd_bus_message *m) {
                 r = sd_bus_message_append(m, "{sv}", "allow-no-p2p", "b", 1);
         if (r >= 0 && ctl->allow_unknown)
                 r = sd_bus_message_append(m, "{sv}", "allow-unknown", "b", 1);
+        if (r >= 0 && ctl->no_prefetch)
+                r = sd_bus_message_append(m, "{sv}", "prefetch", "b", 0);
         if (r >= 0 && ctl->group->len > 0) {
                 g_ptr_array_add(ctl->group, NULL);
                 r = sd_bus_message_open_container(m, 'e', "sv");
@@ -560,6 +562,9 @@ int cmd_load(Ctl *ctl, int argc, char **argv) {
                                                isatty(fd) ? "a terminal" : "/dev/null", argv[1]);
                 return run_job(ctl, "LoadFd", argv[1], 'h', &fd, what);
         }
+        if (ctl->no_prefetch)
+                return ctl_usage_error("--no-prefetch applies to a stream on standard input (load %s -), not to "
+                                       "the saved state %s, which is verified whole", argv[1], argv[2]);
         /* a saved state has a plain name; a path is a file of the user's */
         if (strchr(argv[2], '/'))
                 return ctl_usage_error("%s is a path, and load takes the NAME of a saved state (see vfiomigctl "
@@ -739,6 +744,9 @@ static GStrv remote_load_words(Ctl *ctl, const RemoteTarget *rt) {
                 g_strv_builder_add(b, state);
         if (ctl->allow_unknown)
                 g_strv_builder_add(b, "--allow-unknown");
+        /* the source here waits for the target there: what arrives during
+         * pre-copy goes into it then, not in the downtime */
+        g_strv_builder_add(b, "--no-prefetch");
         g_strv_builder_add_many(b, "load", "--", rt->device, "-", NULL);
         return g_strv_builder_end(b);
 }

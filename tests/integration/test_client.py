@@ -455,6 +455,10 @@ class MessagesTest(ClientTestCase):
         p = ctl('load', src, '/tmp/some.state')
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn(f'vfiomigctl load {src} - < /tmp/some.state', p.stderr)
+        # a saved state is verified whole, always
+        p = ctl('load', '--no-prefetch', src, 'some-state')
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f'--no-prefetch applies to a stream on standard input (load {src} -)', p.stderr)
         # nothing was started: the device runs, untouched
         self.assertEqual(self.state(src), 'running')
         self.assertEqual(self.call('ListMigrations')[0], [])

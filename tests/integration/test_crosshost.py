@@ -219,8 +219,9 @@ class CrossHostTestCase(TestbedTestCase):
         (and waits for more, writing nothing) and the load there runs,
         kills the vfiomigctl that follows that load."""
         def stalled():
-            jobs = self.migrations(self.conn)
-            return jobs and self.migrations(self.remote_conn) and \
+            jobs, loads = self.migrations(self.conn), self.migrations(self.remote_conn)
+            # the load there writes the target as the stream comes, while the source here runs
+            return jobs and loads and loads[0][4] == 'resuming' and \
                 self.get_property(jobs[0][5], MIGRATION, 'BytesTransferred') >= stall_after
         wait_until(stalled, 60, 'the stream to stall')
         loads = pids_of('vfiomigctl', 'load', tgt)
@@ -247,7 +248,7 @@ class MigrateTest(CrossHostTestCase):
         calls = self.ssh_calls()
         self.assertEqual([c[0] for c in calls], ['root@far', 'root@far'])
         self.assertIn('check-identity', calls[0][1])
-        self.assertIn(f"'load' '--' '{tgt}' '-'", calls[1][1])
+        self.assertIn(f"'--no-prefetch' 'load' '--' '{tgt}' '-'", calls[1][1])
 
     def test_json_outcome_and_precopy_while_the_source_runs(self):
         src, tgt = SRC[1], TGT[1]

@@ -509,9 +509,9 @@ class StreamTestMixin:
         self.assertEqual(self.wait_job(job)['result'], 'done')
         return b''.join(chunks)
 
-    def load_bytes(self, device, data):
+    def load_bytes(self, device, data, options=None):
         r, w = os.pipe()
-        job = self.start_with_fd('LoadFd', device, r)
+        job = self.start_with_fd('LoadFd', device, r, options)
         os.close(r)
         writer = threading.Thread(target=write_all, args=(w, data))
         writer.start()
@@ -598,6 +598,46 @@ class SaveLoadTest(StreamTestMixin, MigrationTestCase):
                 self.assertFalse([a for a in self.arcs(tgt) if a[2] == 'resuming'], name)
         # and the intact stream still loads
         self.assertEqual(self.load_bytes(tgt, data)['result'], 'done')
+
+    def test_unprefetched_load_takes_records_as_they_come(self):
+        """prefetch false: the target enters RESUMING after the header and
+        takes what has come, while the writer has not sent the rest."""
+        src, tgt = A[0], B[0]
+        data = self.save_to_bytes(src)
+        r, w = os.pipe()
+        job = self.start_with_fd('LoadFd', tgt, r, {'prefetch': GLib.Variant('b', False)})
+        os.close(r)
+        write_all(w, data[:1 << 20])        # a quarter, and the daemon reads as it comes
+        wait_until(lambda: self.get_property(job['path'], MIGRATION, 'Phase') == 'resuming' and
+                   self.get_property(job['path'], MIGRATION, 'BytesTransferred') > 0, 20, 'data in the target')
+        write_all(w, data[1 << 20:])
+        os.close(w)
+        self.assertEqual(self.wait_job(job)['result'], 'done')
+        self.assertEqual((self.state(tgt), self.digest(tgt)), ('running', self.digest(src)))
+
+    def test_unprefetched_corrupt_streams_load_nothing(self):
+        """prefetch false: damage behind the header fails the load after
+        the target has taken part of the stream, and it is reset; it never
+        leaves RESUMING for STOP, so nothing is loaded."""
+        data = self.save_to_bytes(A[3])
+        tgt = B[3]
+        before = self.digest(tgt)
+        behind_the_header = {'payload bit flip', 'truncated mid-record', 'truncated before END', 'trailing garbage'}
+        for name, bad, error in self.corrupt_cases(data):
+            with self.subTest(case=name):
+                seen = len(self.tb('GetTransitions', '(s)', tgt)[0])
+                final = self.load_bytes(tgt, bad, {'prefetch': GLib.Variant('b', False)})
+                self.assertEqual(final['result'], 'failed', name)
+                self.assertEqual(final['ErrorName'], ERR + error, final['Error'])
+                self.assertEqual((self.state(tgt), self.digest(tgt)), ('running', before), name)
+                arcs = [a[1:] for a in self.tb('GetTransitions', '(s)', tgt)[0][seen:]]
+                self.assertNotIn(('resuming', 'stop'), arcs, name)
+                if name in behind_the_header:
+                    self.assertIn(('stop', 'resuming'), arcs, name)
+                    self.assertNotEqual(self.outcomes(final)[tgt], 'untouched', name)
+                else:
+                    self.assertEqual(self.outcomes(final)[tgt], 'untouched', name)
+        self.assertEqual(self.load_bytes(tgt, data, {'prefetch': GLib.Variant('b', False)})['result'], 'done')
 
     def test_hostile_identity_in_a_sound_stream(self):
         """A stream whose CRCs are right but whose identity strings are no
