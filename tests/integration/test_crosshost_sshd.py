@@ -28,7 +28,7 @@ import tempfile
 import unittest
 
 from test_crosshost import BIG_SRC, BIG_TGT, CLIENT_DIR, OTHER, SRC, TGT, CrossHostTestCase
-from vfiomigtest import VFIOMIGCTL, main, wait_until
+from vfiomigtest import VFIOMIGCTL, cannot_run, main, wait_until
 
 SSHD = '/usr/sbin/sshd'
 PRIVSEP_DIR = '/run/sshd'       # Debian's sshd refuses to start without it
@@ -281,19 +281,10 @@ class SshdTest(CrossHostTestCase):
         self.assertEqual((self.remote.state(tgt), self.remote.digest(tgt)), ('running', before[1]))
 
 
-def cannot_run(reason):
-    if os.environ.get('CI') == 'true':
-        print(f'FAIL: the sshd tests cannot run here because {reason} (CI=true, so this is a failure)',
-              file=sys.stderr)
-        sys.exit(1)
-    print(f'SKIP: the sshd tests cannot run here because {reason}', file=sys.stderr)
-    sys.exit(77)
-
-
 if __name__ == '__main__':
     reason = unavailable_reason()
     if reason:
-        cannot_run(reason)
+        cannot_run('sshd', reason)
     # a runner's SIGTERM (meson's timeout) still runs the cleanups and atexit
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     main()
