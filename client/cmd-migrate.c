@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,6 +27,7 @@ typedef struct Job {
         int64_t stopcopy_seen;  /* monotonic usec when we saw phase stopcopy, 0 if not */
         GPtrArray *devices;     /* "name role outcome" */
         bool removed, gone, tty, shown_bar;
+        bool cancelled;         /* by us, when the other host's end failed first */
 } Job;
 
 static void job_clear(Job *j) {
@@ -225,7 +228,53 @@ static void report_gone(Job *j) {
                 j->id, j->phase ?: "unknown", size);
 }
 
-static int wait_removed(Job *j) {
+/* The bus and, for a move to another host, the remote command's output:
+ * what ssh and vfiomigctl there print must be read as it comes, or a
+ * full pipe stalls them, and the stream with them. */
+static int wait_bus(Job *j, Remote *remote) {
+        struct pollfd p[3];
+        uint64_t until;
+        int timeout = -1, events, r;
+        unsigned n;
+
+        if (!remote)
+                return sd_bus_wait(j->ctl->bus, UINT64_MAX);
+        events = sd_bus_get_events(j->ctl->bus);
+        if (events < 0)
+                return events;
+        r = sd_bus_get_timeout(j->ctl->bus, &until);
+        if (r < 0)
+                return r;
+        if (until != UINT64_MAX) {
+                uint64_t now = (uint64_t) g_get_monotonic_time();
+
+                timeout = until > now ? (int) MIN((until - now + 999) / 1000, (uint64_t) INT_MAX) : 0;
+        }
+        p[0] = (struct pollfd) { .fd = sd_bus_get_fd(j->ctl->bus), .events = (short) events };
+        n = 1 + remote_poll_fds(remote, p + 1);
+        if (poll(p, n, timeout) < 0)
+                return errno == EINTR ? 0 : -errno;
+        remote_dispatch(remote, p + 1, n - 1);
+        return 0;
+}
+
+/* The command there failed while the job here runs: the stream has
+ * nowhere to go, and the job here would learn it only at its next
+ * write. */
+static bool cancel_for_remote(Job *j) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        /* it may have ended on its own meanwhile: then nothing to do */
+        r = sd_bus_call_method(j->ctl->bus, VFIOMIG_BUS_NAME, j->path, VFIOMIG_MIGRATION_INTERFACE, "Cancel",
+                               &error, NULL, NULL);
+        sd_bus_error_free(&error);
+        return r >= 0;
+}
+
+/* Until the job's end; with remote, reading its output meanwhile. */
+static int wait_removed(Job *j, Remote *remote) {
+        bool asked = false;
         int r;
 
         while (!j->removed) {
@@ -237,8 +286,13 @@ static int wait_removed(Job *j) {
                         report_gone(j);
                         return EXIT_UNREACHABLE;
                 }
+                if (r == 0 && remote && remote_ended(remote) && remote->status != EXIT_OK && !asked) {
+                        j->cancelled = cancel_for_remote(j);
+                        asked = true;
+                        continue;
+                }
                 if (r == 0)
-                        r = sd_bus_wait(j->ctl->bus, UINT64_MAX);
+                        r = wait_bus(j, remote);
                 if (r < 0 && r != -EINTR) {
                         fprintf(stderr, "Lost the connection to vfiomigd: %s\n", strerror(-r));
                         return EXIT_UNREACHABLE;
@@ -352,6 +406,8 @@ static int append_options(Ctl *ctl, sd_bus_message *m) {
                 r = sd_bus_message_append(m, "{sv}", "allow-no-p2p", "b", 1);
         if (r >= 0 && ctl->allow_unknown)
                 r = sd_bus_message_append(m, "{sv}", "allow-unknown", "b", 1);
+        if (r >= 0 && ctl->no_prefetch)
+                r = sd_bus_message_append(m, "{sv}", "prefetch", "b", 0);
         if (r >= 0 && ctl->group->len > 0) {
                 g_ptr_array_add(ctl->group, NULL);
                 r = sd_bus_message_open_container(m, 'e', "sv");
@@ -434,7 +490,7 @@ static int run_job(Ctl *ctl, const char *method, const char *device, char type, 
                         fprintf(ctl->out, "%u\n", j.id);
                 return EXIT_OK;
         }
-        code = wait_removed(&j);
+        code = wait_removed(&j, NULL);
         return code != EXIT_OK ? code : report(&j);
 }
 
@@ -507,6 +563,9 @@ int cmd_load(Ctl *ctl, int argc, char **argv) {
                                                isatty(fd) ? "a terminal" : "/dev/null", argv[1]);
                 return run_job(ctl, "LoadFd", argv[1], 'h', &fd, what);
         }
+        if (ctl->no_prefetch)
+                return ctl_usage_error("--no-prefetch applies to a stream on standard input (load %s -), not to "
+                                       "the saved state %s, which is verified whole", argv[1], argv[2]);
         /* a saved state has a plain name; a path is a file of the user's */
         if (strchr(argv[2], '/'))
                 return ctl_usage_error("%s is a path, and load takes the NAME of a saved state (see vfiomigctl "
@@ -617,7 +676,7 @@ int cmd_wait(Ctl *ctl, int argc, char **argv) {
                 }
         }
         sd_bus_error_free(&error);
-        code = wait_removed(&j);
+        code = wait_removed(&j, NULL);
         return code != EXIT_OK ? code : report(&j);
 }
 
@@ -687,6 +746,9 @@ static GStrv remote_load_words(Ctl *ctl, const RemoteTarget *rt) {
                 g_strv_builder_add(b, state);
         if (ctl->allow_unknown)
                 g_strv_builder_add(b, "--allow-unknown");
+        /* the source here waits for the target there: what arrives during
+         * pre-copy goes into it then, not in the downtime */
+        g_strv_builder_add(b, "--no-prefetch");
         g_strv_builder_add_many(b, "load", "--", rt->device, "-", NULL);
         return g_strv_builder_end(b);
 }
@@ -904,7 +966,9 @@ static int conclude_remote(Ctl *ctl, Job *j, int local_code, const Remote *r, co
         fprintf(stderr, "  source %s: %s\n", source, source_outcome ?: "unknown");
         fprintf(stderr, "  target %s: %s\n", rt->text, target_outcome);
         /* the other end's view, when it has one of its own */
-        if (end != END_LOCAL && !local_ok && j->error && *j->error)
+        if (end != END_LOCAL && j->cancelled && g_strcmp0(j->error_name, VFIOMIG_ERROR_CANCELLED) == 0)
+                fprintf(stderr, "  (on this host: cancelled, as %s had ended)\n", rt->host);
+        else if (end != END_LOCAL && !local_ok && j->error && *j->error)
                 fprintf(stderr, "  (on this host: %s)\n", j->error);
         if (end == END_LOCAL && ro.error && *ro.error)
                 fprintf(stderr, "  (on %s: %s)\n", rt->host, ro.error);
@@ -945,7 +1009,7 @@ static int run_remote(Ctl *ctl, const char *source, const RemoteTarget *rt) {
                 (void) remote_finish(&r);
                 return code;
         }
-        code = wait_removed(&j);
+        code = wait_removed(&j, &r);
         local_done = g_get_monotonic_time();
         if (remote_finish(&r) < 0) {
                 fprintf(stderr, "Failed to read what %s said: %m\n", rt->host);

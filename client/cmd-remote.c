@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <glib-unix.h>
+
 #include "remote.h"
 #include "vfiomig-names.h"
 
@@ -131,64 +133,91 @@ int remote_spawn(Ctl *ctl, const char *host, const char *const *words, Remote *r
 
         /* a remote end that goes away must not kill us as we write to it */
         signal(SIGPIPE, SIG_IGN);
-        *ret = (Remote) { .host = g_strdup(host), .in_fd = -1, .out_fd = -1, .err_fd = -1, .status = -1 };
+        *ret = (Remote) { .host = g_strdup(host), .in_fd = -1, .out_fd = -1, .err_fd = -1, .status = -1,
+                          .out = g_string_new(NULL), .err = g_string_new(NULL) };
         if (!g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL,
                                       NULL, &ret->pid, &ret->in_fd, &ret->out_fd, &ret->err_fd, &error)) {
                 fprintf(stderr, "Failed to run '%s' to reach %s: %s\n", ssh[0], host, error->message);
                 ret->pid = 0;
                 return EXIT_UNREACHABLE;
         }
+        /* read what there is whenever poll() says so, never waiting on
+         * one pipe while the other fills */
+        (void) g_unix_set_fd_nonblocking(ret->out_fd, true, NULL);
+        (void) g_unix_set_fd_nonblocking(ret->err_fd, true, NULL);
         return EXIT_OK;
 }
 
-/* Reads both pipes to their end together: the command may fill one while
- * we wait on the other. */
-static int drain(Remote *r) {
-        struct pollfd p[2] = { { .fd = r->out_fd, .events = POLLIN }, { .fd = r->err_fd, .events = POLLIN } };
-        GString *dest[2] = { r->out, r->err };
-        int open = 2;
+unsigned remote_poll_fds(const Remote *r, struct pollfd *p) {
+        unsigned n = 0;
 
-        while (open > 0) {
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
+        if (r->out_fd >= 0)
+                p[n++] = (struct pollfd) { .fd = r->out_fd, .events = POLLIN };
+        if (r->err_fd >= 0)
+                p[n++] = (struct pollfd) { .fd = r->err_fd, .events = POLLIN };
+        return n;
+}
+
+/* Everything the pipe holds now; false at its end (or a read error,
+ * which ends it all the same: nothing more comes from it). */
+static bool read_pipe(int fd, GString *dest) {
+        for (;;) {
+                char buf[65536];
+                ssize_t n = read(fd, buf, sizeof(buf));
+
+                if (n > 0) {
+                        g_string_append_len(dest, buf, n);
+                        continue;
                 }
-                for (int i = 0; i < 2; i++) {
-                        char buf[4096];
-                        ssize_t n;
+                if (n < 0 && errno == EINTR)
+                        continue;
+                return n < 0 && errno == EAGAIN;
+        }
+}
 
-                        if (p[i].fd < 0 || !p[i].revents)
-                                continue;
-                        n = read(p[i].fd, buf, sizeof(buf));
-                        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-                                continue;
-                        if (n <= 0) {
-                                p[i].fd = -1;   /* poll() skips it */
-                                open--;
-                                continue;
-                        }
-                        g_string_append_len(dest[i], buf, n);
+static void reap(Remote *r) {
+        int status = -1, k;
+
+        while ((k = waitpid(r->pid, &status, 0)) < 0 && errno == EINTR)
+                ;
+        r->pid = 0;
+        /* a child we cannot wait for (k < 0) is as good as killed */
+        r->status = k > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void remote_dispatch(Remote *r, const struct pollfd *p, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                int *fd = p[i].fd == r->out_fd ? &r->out_fd : &r->err_fd;
+
+                if (!p[i].revents || p[i].fd != *fd)
+                        continue;
+                if (!read_pipe(*fd, fd == &r->out_fd ? r->out : r->err)) {
+                        close(*fd);
+                        *fd = -1;
                 }
         }
-        return 0;
+        /* both at their end: ssh has exited, or is about to */
+        if (r->out_fd < 0 && r->err_fd < 0 && r->pid > 0)
+                reap(r);
+}
+
+bool remote_ended(const Remote *r) {
+        return r->pid == 0;
 }
 
 int remote_finish(Remote *r) {
-        int status, r2;
-
         if (r->in_fd >= 0)
                 close(r->in_fd);
         r->in_fd = -1;
-        r->out = g_string_new(NULL);
-        r->err = g_string_new(NULL);
-        r2 = drain(r);
-        while (waitpid(r->pid, &status, 0) < 0)
-                if (errno != EINTR)
+        while (r->pid > 0) {
+                struct pollfd p[2];
+                unsigned n = remote_poll_fds(r, p);
+
+                if (n > 0 && poll(p, n, -1) < 0 && errno != EINTR)
                         return -errno;
-        r->pid = 0;
-        r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        return r2;
+                remote_dispatch(r, p, n);
+        }
+        return 0;
 }
 
 char *remote_describe_failure(const Remote *r) {

@@ -27,6 +27,7 @@ typedef struct Ctl {
         bool ask_password;
         /* migrations */
         bool no_wait, no_precopy, overwrite, allow_no_p2p, allow_unknown;
+        bool no_prefetch;               /* load -: into the target as verified */
         int max_rounds;                 /* -1: the daemon's default */
         uint32_t io_timeout;            /* 0: the daemon's default */
         const char *target_state, *source_state;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <poll.h>
 #include <sys/types.h>
 
 #include "ctl.h"
@@ -28,8 +29,8 @@ typedef struct Remote {
         char *host;
         pid_t pid;
         int in_fd, out_fd, err_fd;
-        GString *out, *err;     /* what it printed, once finished */
-        int status;             /* its exit status; 255 when ssh failed, -1 when killed */
+        GString *out, *err;     /* what it printed so far */
+        int status;             /* its exit status once ended; 255 when ssh failed, -1 when killed */
 } Remote;
 
 void remote_clear(Remote *r);
@@ -38,6 +39,14 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Remote, remote_clear);
 /* Starts COMMAND HOST vfiomigctl WORDS..., each word quoted for the
  * remote shell, which ssh hands the command line to. */
 int remote_spawn(Ctl *ctl, const char *host, const char *const *words, Remote *ret);
+/* While something else runs too (a job here): its output pipes that are
+ * still open as pollfds in p (room for two); returns how many. */
+unsigned remote_poll_fds(const Remote *r, struct pollfd *p);
+/* Reads what poll() found in them; once both are at their end, reaps
+ * the command. A command that fills a pipe nobody reads would stall. */
+void remote_dispatch(Remote *r, const struct pollfd *p, unsigned n);
+/* Whether it has exited (and status says how). */
+bool remote_ended(const Remote *r);
 /* Closes its standard input, reads its output to the end and reaps it. */
 int remote_finish(Remote *r);
 /* What a failed remote command said, for one line of a message. */

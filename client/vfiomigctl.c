@@ -50,7 +50,7 @@ enum {
         ARG_VERSION = 0x100, ARG_NO_ASK_PASSWORD, ARG_NO_LEGEND, ARG_QUIET,
         ARG_JSON,
         ARG_NO_WAIT, ARG_NO_PRECOPY, ARG_MAX_ROUNDS, ARG_IO_TIMEOUT, ARG_TARGET_STATE, ARG_SOURCE_STATE,
-        ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN, ARG_OVERWRITE,
+        ARG_PAIR, ARG_ALLOW_NO_P2P, ARG_ALLOW_UNKNOWN, ARG_OVERWRITE, ARG_NO_PREFETCH,
         ARG_TYPE, ARG_TARGETS_VERSION, ARG_IOMMU, ARG_VDPA, ARG_INCLUDE_BUSY, ARG_EXISTING_ONLY, ARG_INCLUDE_UNKNOWN,
         ARG_ALL, ARG_PARENT, ARG_KIND, ARG_DOMAIN,
         ARG_SSH,
@@ -76,7 +76,7 @@ static const struct {
         { "migrate",     JOB_OPTIONS | PRECOPY_OPTIONS | BIT(ARG_TARGET_STATE) | BIT(ARG_PAIR) |
                          BIT(ARG_ALLOW_NO_P2P) | BIT(ARG_ALLOW_UNKNOWN) | BIT(ARG_SSH) },
         { "save",        JOB_OPTIONS | PRECOPY_OPTIONS | BIT(ARG_SOURCE_STATE) | BIT(ARG_OVERWRITE) | BIT(ARG_SSH) },
-        { "load",        JOB_OPTIONS | BIT(ARG_TARGET_STATE) | BIT(ARG_ALLOW_UNKNOWN) },
+        { "load",        JOB_OPTIONS | BIT(ARG_TARGET_STATE) | BIT(ARG_ALLOW_UNKNOWN) | BIT(ARG_NO_PREFETCH) },
         { "resume",      0 },
         { "migrations",  BIT(ARG_JSON) },
         { "cancel",      0 },
@@ -113,6 +113,7 @@ static const struct option options[] = {
         { "allow-no-p2p",       no_argument,       NULL, ARG_ALLOW_NO_P2P },
         { "allow-unknown",      no_argument,       NULL, ARG_ALLOW_UNKNOWN },
         { "overwrite",          no_argument,       NULL, ARG_OVERWRITE },
+        { "no-prefetch",        no_argument,       NULL, ARG_NO_PREFETCH },
         { "type",               required_argument, NULL, ARG_TYPE },
         { "iommu",              required_argument, NULL, ARG_IOMMU },
         { "vdpa",               required_argument, NULL, ARG_VDPA },
@@ -198,6 +199,9 @@ static void help(void) {
                "     --source-state=stop|running\n"
                "                              State of the source afterwards\n"
                "     --overwrite              Replace an existing saved state\n"
+               "Options of load:\n"
+               "     --no-prefetch            With -: write each record into the target as soon\n"
+               "                              as it is verified, not after the first 64 MiB\n"
                "Options of forget-probe:\n"
                "     --all                    Forget every probe result\n"
                "Options of list and types:\n"
@@ -358,6 +362,9 @@ static int parse_option(Ctl *ctl, int c, const char *value) {
                 break;
         case ARG_OVERWRITE:
                 ctl->overwrite = true;
+                break;
+        case ARG_NO_PREFETCH:
+                ctl->no_prefetch = true;
                 break;
         case ARG_TYPE:
                 ctl->targets.type = value;

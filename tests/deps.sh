@@ -16,11 +16,16 @@ build=(meson ninja-build pkg-config gcc libc6-dev
 # tests (not libvirt-daemon-system: no systemd units or policy are needed,
 # tests/integration/libvirtd.py makes the user and groups it would make;
 # the VM tier's scenario-libvirt.sh runs the same packages inside its guest,
-# which sees the host's root) and gdbus, which prints a D-Bus error's name
+# which sees the host's root) and gdbus, which prints a D-Bus error's name;
+# openssh's server and client for the cross-host test over a real sshd,
+# which runs its own sshd in a network namespace of its own (where systemd
+# runs, the package also enables and starts the machine's sshd: the tests
+# never use it)
 run=(dbus dbus-daemon systemd util-linux)
 test=(umockdev gir1.2-umockdev-1.0 python3 python3-gi python3-dbus python3-dbusmock
       python3-fuse fuse3 bsdutils python3-pyflakes clang libclang-rt-14-dev valgrind
-      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 libglib2.0-bin)
+      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 libglib2.0-bin
+      openssh-server openssh-client)
 
 want=("${build[@]}" "${run[@]}")
 [ "${1:-test}" = test ] && want+=("${test[@]}")

@@ -39,6 +39,8 @@ static int opt_bool(sd_bus_message *m, const char *name, void *userdata, sd_bus_
                 o->o.allow_no_p2p = b;
         else if (g_str_equal(name, "allow-unknown"))
                 o->o.allow_unknown = b;
+        else if (g_str_equal(name, "prefetch"))
+                o->o.prefetch = b;
         else
                 o->overwrite = b;
         return 0;
@@ -124,10 +126,22 @@ static const BusOption save_options[] = {
         {}
 };
 
+#define LOAD_OPTIONS \
+        { "io-timeout", "u", opt_uint }, \
+        { "target-state", "s", opt_state }, \
+        { "allow-unknown", "b", opt_bool }
+
 static const BusOption load_options[] = {
-        { "io-timeout", "u", opt_uint },
-        { "target-state", "s", opt_state },
-        { "allow-unknown", "b", opt_bool },
+        LOAD_OPTIONS,
+        {}
+};
+
+/* A stream that arrives while its source waits can go into the target
+ * as it is verified (migrate to another host); a saved state cannot
+ * gain from that. */
+static const BusOption load_fd_options[] = {
+        LOAD_OPTIONS,
+        { "prefetch", "b", opt_bool },
         {}
 };
 
@@ -477,7 +491,7 @@ static int method_fd(sd_bus_message *msg, BusContext *c, MigrationKind kind, sd_
         if (r >= 0)
                 r = sd_bus_message_read(msg, "h", &fd);
         if (r >= 0)
-                r = bus_read_options(msg, kind == MIGRATION_SAVE ? save_options : load_options, &o, error);
+                r = bus_read_options(msg, kind == MIGRATION_SAVE ? save_options : load_fd_options, &o, error);
         if (r < 0)
                 return r;
 

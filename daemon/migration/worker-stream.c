@@ -215,9 +215,14 @@ static void free_queue(GQueue *q) {
 /* The header first: nothing touches the device before we know the
  * stream is meant for it. Then as much as fits is verified before the
  * device sees a byte: a stream of up to PREFETCH_MAX is checked whole,
- * so a corrupt one loads nothing at all. */
+ * so a corrupt one leaves the device untouched. Without the option
+ * prefetch (a live stream: its source stops before the stream ends, and
+ * what we hold back reaches the device in the source's downtime), the
+ * device takes each record once its CRC and place are checked; a corrupt
+ * stream still loads nothing, as the device leaves RESUMING only after
+ * the END record, and the rollback resets it. */
 static int prefetch(Worker *w, StreamReader *reader, uint8_t *buf, GQueue *prefetched, bool *eof, bool *end) {
-        uint64_t bytes = 0;
+        uint64_t bytes = 0, limit = w->options.prefetch ? PREFETCH_MAX : 0;
         StreamEvent ev;
         int r;
 
@@ -226,7 +231,7 @@ static int prefetch(Worker *w, StreamReader *reader, uint8_t *buf, GQueue *prefe
                 r = worker_fail(w, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: empty stream", w->stream_label);
         if (r >= 0)
                 r = check_stream_identity(w, reader, worker_dev(w, 0));
-        while (r >= 0 && !*end && bytes < PREFETCH_MAX) {
+        while (r >= 0 && !*end && bytes < limit) {
                 r = next_event(w, reader, buf, &ev, eof);
                 if (r >= 0 && ev.type == STREAM_EVENT_DATA) {
                         g_queue_push_tail(prefetched, g_bytes_new(ev.data, ev.len));

@@ -44,6 +44,7 @@ void migration_options_init(MigrationOptions *o) {
                 .max_precopy_rounds = DEFAULT_MAX_ROUNDS,
                 .precopy_threshold = DEFAULT_THRESHOLD,
                 .target_running = true,
+                .prefetch = true,
                 .io_timeout_usec = DEFAULT_IO_TIMEOUT,
         };
 }

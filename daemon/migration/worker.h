@@ -52,6 +52,7 @@ typedef struct MigrationOptions {
         bool source_running;            /* save: source back to RUNNING */
         bool allow_no_p2p;              /* group members without P2P */
         bool allow_unknown;             /* go ahead when compatibility is unknown */
+        bool prefetch;                  /* load: verify up to 64 MiB of the stream before the target sees it */
         uint64_t io_timeout_usec;
 } MigrationOptions;
 

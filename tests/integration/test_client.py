@@ -13,42 +13,21 @@ import queue
 import re
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
-from vfiomigtest import (DEVICE, MIGRATION, VFIOMIGCTL, DaemonTestCase, SignalRecorder, busctl, ctl,
-                         device_path, main, on_terminal, wait_until)
-
-
-def uuid(n):
-    return f'00000000-0000-4000-8000-{n:012d}'
+from vfiomigtest import (DEVICE, MIGRATION, SIM_PARENT, VFIOMIGCTL, SignalRecorder, TestbedTestCase, busctl, ctl,
+                         device_path, main, on_terminal, sim_mdevs, sim_type, wait_until)
+from vfiomigtest import sim_uuid as uuid
 
 
 A = [uuid(i) for i in range(1, 9)]
 B = [uuid(i) for i in range(11, 19)]
 BIG = [uuid(51), uuid(52)]
 
-TESTBED_CONF = '''
-[Parent simgpu]
-Driver=simgpu
-
-[Type simgpu/sim-4m]
-MaxInstances=32
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=4M
-
-[Type simgpu/sim-big]
-MaxInstances=4
-MigrationFlags=stop-copy,p2p
-StateSize=80M
-''' + ''.join(f'''
-[Device {name}]
-Kind=mdev
-Parent=simgpu
-Type={type_id}
-''' for name, type_id in [(n, 'sim-4m') for n in A + B] + [(n, 'sim-big') for n in BIG])
+TESTBED_CONF = (SIM_PARENT + sim_type('sim-4m', '4M', instances=32) + sim_type('sim-big', '80M', 'stop-copy,p2p', 4) +
+                sim_mdevs(A + B, 'sim-4m') + sim_mdevs(BIG, 'sim-big'))
 
 # vfiomigctl with no bus to reach: a command that accepts its options gets
 # as far as connecting and fails with 6; a refused option fails with 2.
@@ -209,20 +188,11 @@ class OptionTest(unittest.TestCase):
         self.assertIn('--pair', p.stderr)
 
 
-class ClientTestCase(DaemonTestCase):
+class ClientTestCase(TestbedTestCase):
     """A daemon on a testbed of our own, with its runtime and state
-    directories in a temporary directory."""
+    directories in the class's temporary directory."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='vfiomig-client-')
-        conf = os.path.join(cls.tmp, 'testbed.conf')
-        with open(conf, 'w', encoding='utf-8') as f:
-            f.write(TESTBED_CONF)
-        cls.daemon_args = [f'--testbed={conf}']
-        cls.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(cls.tmp, 'run'),
-                          'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
-        super().setUpClass()
+    TESTBED = TESTBED_CONF
 
     def setUp(self):
         for name in A + B + BIG:
@@ -484,6 +454,10 @@ class MessagesTest(ClientTestCase):
         p = ctl('load', src, '/tmp/some.state')
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn(f'vfiomigctl load {src} - < /tmp/some.state', p.stderr)
+        # a saved state is verified whole, always
+        p = ctl('load', '--no-prefetch', src, 'some-state')
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f'--no-prefetch applies to a stream on standard input (load {src} -)', p.stderr)
         # nothing was started: the device runs, untouched
         self.assertEqual(self.state(src), 'running')
         self.assertEqual(self.call('ListMigrations')[0], [])

@@ -5,24 +5,23 @@
 Two vfiomigd on two private buses stand for two hosts. A stand-in for ssh
 takes "HOST COMMAND...", as ssh does, and runs the command line with
 sh -c, as the remote user's shell would, with the "remote" bus as its
-system bus. The last class runs the same through a real sshd, in a network
-namespace of its own, where it can (root, Debian's openssh-server)."""
+system bus. test_crosshost_sshd.py runs some of the same through a real
+sshd, in a network namespace of its own."""
 
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
 
-from vfiomigtest import (VFIOMIGCTL, Daemon, PrivateBus, TestbedTestCase, main, wait_until)
+from vfiomigtest import (MIGRATION, SIM_PARENT, VFIOMIGCTL, Daemon, PrivateBus, TestbedTestCase, main, sim_mdevs, sim_type,
+                         wait_until)
+from vfiomigtest import sim_uuid as uuid
 
 CLIENT_DIR = os.path.dirname(VFIOMIGCTL)
 ERR = 'org.vfiomig1.Error.'
-
-
-def uuid(n):
-    return f'00000000-0000-4000-8000-{n:012d}'
 
 
 SRC = [uuid(i) for i in range(1, 9)]          # here
@@ -30,38 +29,17 @@ TGT = [uuid(i) for i in range(11, 19)]        # there
 OTHER = uuid(21)                              # there, of another type
 BIG_SRC, BIG_TGT = uuid(31), uuid(32)         # more than a load verifies before it touches the target
 
-TYPES = '''
-[Parent simgpu]
-Driver=simgpu
-
-[Type simgpu/sim-4m]
-MaxInstances=16
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=4M
-
-[Type simgpu/sim-other]
-MaxInstances=4
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=4M
-
-[Type simgpu/sim-big]
-MaxInstances=4
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=80M
-'''
-
-
-def devices(pairs):
-    return ''.join(f'\n[Device {n}]\nKind=mdev\nParent=simgpu\nType={t}\n' for n, t in pairs)
-
-
-LOCAL_TESTBED = TYPES + devices([(n, 'sim-4m') for n in SRC] + [(BIG_SRC, 'sim-big')])
-REMOTE_TESTBED = TYPES + devices([(n, 'sim-4m') for n in TGT] + [(OTHER, 'sim-other'), (BIG_TGT, 'sim-big')])
+TYPES = SIM_PARENT + sim_type('sim-4m', '4M') + sim_type('sim-other', '4M', instances=4) + \
+    sim_type('sim-big', '80M', instances=4)
+LOCAL_TESTBED = TYPES + sim_mdevs(SRC, 'sim-4m') + sim_mdevs([BIG_SRC], 'sim-big')
+REMOTE_TESTBED = TYPES + sim_mdevs(TGT, 'sim-4m') + sim_mdevs([OTHER], 'sim-other') + sim_mdevs([BIG_TGT], 'sim-big')
 
 # ssh as far as vfiomigctl sees it: "HOST COMMAND...", the command joined
 # and run by a shell there. Each call appends its host and command line
 # to the log. STANDIN_DIE_ON=WORD: a command with WORD in it reads a
 # little of its input and then fails as a dropped connection does.
+# STANDIN_NOISE=N: N bytes on standard error first, as a chatty login
+# (banners, a shell's start-up files) prints them.
 STANDIN = '''#!/bin/sh
 host="$1"; shift
 printf '%s\\t%s\\n' "$host" "$*" >> {log}
@@ -73,13 +51,61 @@ case "$*" in
                 exit 255
         fi;;
 esac
+if [ -n "$STANDIN_NOISE" ]; then
+        head -c "$STANDIN_NOISE" /dev/zero | tr '\\0' . >&2
+        echo >&2
+fi
 DBUS_SYSTEM_BUS_ADDRESS={address} PATH={client}:$PATH exec sh -c "$*"
+'''
+
+# ssh as the command there sees it: its standard input a pipe of sshd's,
+# which sshd closes when the command ends, however it ends; ssh then exits
+# with the command's status, or 255 when a signal ended it. The stand-in
+# above hands its own standard input on, which outlives the command.
+RELAY = '''#!/usr/bin/python3
+import os, subprocess, sys, threading
+
+host, command = sys.argv[1], ' '.join(sys.argv[2:])
+with open('@LOG@', 'a', encoding='utf-8') as f:
+    f.write(host + '\\t' + command + '\\n')
+env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS='@ADDRESS@', PATH='@CLIENT@:' + os.environ['PATH'])
+child = subprocess.Popen(['sh', '-c', 'exec ' + command], stdin=subprocess.PIPE, env=env)
+
+
+def relay():
+    try:
+        while data := os.read(0, 65536):
+            child.stdin.write(data)
+            child.stdin.flush()
+        child.stdin.close()
+    except OSError:
+        pass
+
+
+threading.Thread(target=relay, daemon=True).start()
+status = child.wait()
+os._exit(255 if status < 0 else status)
 '''
 
 UNREACHABLE = '''#!/bin/sh
 echo "ssh: connect to host $1 port 22: Connection refused" >&2
 exit 255
 '''
+
+
+def pids_of(*words):
+    """The processes whose command line holds each of words as a word of
+    its own (as a shell there split it, not as ssh was given it)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                argv = f.read().decode(errors='replace').split('\0')
+        except OSError:
+            continue        # gone meanwhile
+        if all(w in argv for w in words):
+            pids.append(int(pid))
+    return pids
 
 
 def script(path, text):
@@ -121,6 +147,9 @@ class CrossHostTestCase(TestbedTestCase):
         cls.ssh = script(os.path.join(cls.remote_tmp, 'ssh-standin'),
                          STANDIN.format(log=cls.ssh_log, address=cls.remote_bus.address, client=CLIENT_DIR))
         cls.unreachable = script(os.path.join(cls.remote_tmp, 'ssh-unreachable'), UNREACHABLE)
+        cls.relay = script(os.path.join(cls.remote_tmp, 'ssh-relay'),
+                           RELAY.replace('@LOG@', cls.ssh_log).replace('@ADDRESS@', cls.remote_bus.address)
+                           .replace('@CLIENT@', CLIENT_DIR))
 
     def setUp(self):
         for name in SRC + [BIG_SRC]:
@@ -185,6 +214,20 @@ class CrossHostTestCase(TestbedTestCase):
         return conn.call_sync('org.vfiomig1', '/org/vfiomig1', 'org.vfiomig1.Manager', 'ListMigrations', None,
                               None, 0, 10000, None).unpack()[0]
 
+    def kill_remote_load_when_stalled(self, tgt, stall_after):
+        """Once the job here has sent all that its stalled source gave
+        (and waits for more, writing nothing) and the load there runs,
+        kills the vfiomigctl that follows that load."""
+        def stalled():
+            jobs, loads = self.migrations(self.conn), self.migrations(self.remote_conn)
+            # the load there writes the target as the stream comes, while the source here runs
+            return jobs and loads and loads[0][4] == 'resuming' and \
+                self.get_property(jobs[0][5], MIGRATION, 'BytesTransferred') >= stall_after
+        wait_until(stalled, 60, 'the stream to stall')
+        loads = pids_of('vfiomigctl', 'load', tgt)
+        self.assertEqual(len(loads), 1, loads)
+        os.kill(loads[0], signal.SIGKILL)
+
 
 class MigrateTest(CrossHostTestCase):
 
@@ -205,7 +248,7 @@ class MigrateTest(CrossHostTestCase):
         calls = self.ssh_calls()
         self.assertEqual([c[0] for c in calls], ['root@far', 'root@far'])
         self.assertIn('check-identity', calls[0][1])
-        self.assertIn(f"'load' '--' '{tgt}' '-'", calls[1][1])
+        self.assertIn(f"'--no-prefetch' 'load' '--' '{tgt}' '-'", calls[1][1])
 
     def test_json_outcome_and_precopy_while_the_source_runs(self):
         src, tgt = SRC[1], TGT[1]
@@ -220,6 +263,18 @@ class MigrateTest(CrossHostTestCase):
         self.assertEqual({d['role']: d['outcome'] for d in out['devices']}, {'source': 'stop', 'target': 'running'})
         self.assertEqual(out['remote']['result'], 'done')
         self.assertEqual(self.remote.digest(tgt), self.digest(src))      # the source is stopped now
+
+    def test_what_the_remote_prints_is_read_as_it_comes(self):
+        """A login that prints much before the command there runs: read
+        only after the job here ends, it would fill the pipe and stop
+        ssh before the load there reads a byte, and the job here with it."""
+        src, tgt = SRC[0], TGT[0]
+        self.scramble(src)
+        before = self.digest(src)
+        p = self.ctl('migrate', src, f'far:{tgt}', env={'STANDIN_NOISE': str(1 << 20)}, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        self.assertEqual((self.state(src), self.remote.state(tgt), self.remote.digest(tgt)),
+                         ('stop', 'running', before))
 
     def test_target_state_goes_to_the_remote_load(self):
         src, tgt = SRC[2], TGT[2]
@@ -364,6 +419,30 @@ class FailureTest(CrossHostTestCase):
         # the load there never ran
         self.assertEqual((self.remote.state(tgt), self.remote.digest(tgt)), ('running', before[1]))
         self.assertEqual(self.migrations(self.conn), [])
+
+    def test_remote_command_killed_mid_stream(self):
+        """vfiomigctl there is killed while the source here is stuck in
+        the middle of its state (a driver that stalls): the job here
+        writes nothing that could fail, so it is cancelled as soon as ssh
+        ends, not when its I/O timeout runs out, and the source runs."""
+        src, tgt = SRC[4], TGT[4]
+        self.scramble(src)
+        before = (self.digest(src), self.remote.digest(tgt))
+        self.tb('InjectFault', '(ss)', src, 'stall after=1048576')
+        p = subprocess.Popen([VFIOMIGCTL, f'--ssh={self.relay}', '--io-timeout=600', 'migrate', src, f'far:{tgt}'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        self.kill_remote_load_when_stalled(tgt, 1048576)
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 6, err)
+        self.assertRegex(err, rf'Migration \d+ to far:{tgt} failed: ssh to far failed \(exit status 255\)\n')
+        self.assertRegex(err, rf'source {src}: (restored|reset) to running')
+        self.assertIn('(on this host: cancelled, as far had ended)', err)
+        self.assertEqual((self.state(src), self.digest(src)), ('running', before[0]))
+        # the load there read the end of its input, not the whole stream
+        wait_until(lambda: not self.migrations(self.remote_conn), 30, 'the load there to end')
+        self.assertEqual((self.remote.state(tgt), self.remote.digest(tgt)), ('running', before[1]))
 
     def test_remote_save_fails_and_the_source_runs_again(self):
         src, tgt = SRC[3], TGT[3]

@@ -49,7 +49,7 @@ OPTIONS = {
     'Save': {**JOB, 'source-state': 's', 'overwrite': 'b'},
     'SaveFd': {**JOB, 'source-state': 's', 'overwrite': 'b'},
     'Load': {'io-timeout': 'u', 'target-state': 's', 'allow-unknown': 'b'},
-    'LoadFd': {'io-timeout': 'u', 'target-state': 's', 'allow-unknown': 'b'},
+    'LoadFd': {'io-timeout': 'u', 'target-state': 's', 'allow-unknown': 'b', 'prefetch': 'b'},
     'FindTargets': {'existing-only': 'b', 'include-unknown': 'b'},
     'CreateMdev': {}, 'RemoveMdev': {}, 'Probe': {}, 'RefreshDevice': {},
 }

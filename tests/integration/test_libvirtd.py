@@ -24,6 +24,7 @@ import xml.etree.ElementTree as ET
 
 import libvirtd
 from libvirtd import Libvirtd, RecordingHook, Unavailable
+from vfiomigtest import cannot_run
 
 HOOK = os.path.join(os.environ.get('VFIOMIG_BUILDDIR', 'build'), 'client', 'vfiomig-libvirt-hook')
 
@@ -183,26 +184,17 @@ exit $rc
 """
 
 
-def cannot_run(reason):
-    if os.environ.get('CI') == 'true':
-        print(f'FAIL: the libvirtd tests cannot run here because {reason} (CI=true, so this is a failure)',
-              file=sys.stderr)
-        sys.exit(1)
-    print(f'SKIP: the libvirtd tests cannot run here because {reason}', file=sys.stderr)
-    sys.exit(77)
-
-
 def main():
     reason = libvirtd.unavailable_reason()
     if reason:
-        cannot_run(reason)
+        cannot_run('libvirtd', reason)
     # a runner's SIGTERM (meson's timeout) still stops libvirtd and the domain
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     prog = unittest.main(exit=False, testRunner=unittest.TextTestRunner(stream=sys.stdout, verbosity=2))
     if not prog.result.wasSuccessful():
         sys.exit(1)
     if unavailable:
-        cannot_run(unavailable[0])
+        cannot_run('libvirtd', unavailable[0])
     sys.exit(0)
 
 

@@ -12,21 +12,17 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 
 import dbus
 from gi.repository import Gio, GLib
 
-from vfiomigtest import (MANAGER, MIGRATION, NOBODY, OBJECT_PATH, TESTBED, VFIOMIGCTL, DaemonTestCase,
-                         SignalRecorder, ctl, device_path, main, wait_until)
+from vfiomigtest import (MANAGER, MIGRATION, NOBODY, OBJECT_PATH, SIM_PARENT, TESTBED, VFIOMIGCTL, SignalRecorder,
+                         TestbedTestCase, ctl, device_path, main, sim_mdevs, sim_type, wait_until)
+from vfiomigtest import sim_uuid as uuid
 
 ERR = 'org.vfiomig1.Error.'
-
-def uuid(n):
-    return f'00000000-0000-4000-8000-{n:012d}'
-
 
 # Eight 4 MiB devices with every feature, two without P2P, one of another
 # type, one that shares the identity but whose "driver" refuses foreign
@@ -38,40 +34,10 @@ OTHER = uuid(31)
 PICKY = uuid(41)
 BIG = [uuid(51), uuid(52)]
 
-TESTBED_CONF = '''
-[Parent simgpu]
-Driver=simgpu
-
-[Type simgpu/sim-4m]
-MaxInstances=16
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=4M
-
-[Type simgpu/sim-nop2p]
-MaxInstances=4
-MigrationFlags=stop-copy,pre-copy
-StateSize=64K
-
-[Type simgpu/sim-other]
-MaxInstances=4
-MigrationFlags=stop-copy,p2p,pre-copy
-StateSize=4M
-
-[Type simgpu/sim-big]
-MaxInstances=4
-MigrationFlags=stop-copy,p2p
-StateSize=80M
-''' + ''.join(f'''
-[Device {name}]
-Kind=mdev
-Parent=simgpu
-Type={type_id}
-{extra}''' for name, type_id, extra in
-    [(n, 'sim-4m', '') for n in A + B] +
-    [(n, 'sim-nop2p', '') for n in NOP2P] +
-    [(OTHER, 'sim-other', ''), (PICKY, 'sim-4m', 'VendorTag=mdev:sim-4m-firmware-2\n')] +
-    [(n, 'sim-big', '') for n in BIG])
-
+TESTBED_CONF = (SIM_PARENT + sim_type('sim-4m', '4M') + sim_type('sim-nop2p', '64K', 'stop-copy,pre-copy', 4) +
+                sim_type('sim-other', '4M', instances=4) + sim_type('sim-big', '80M', 'stop-copy,p2p', 4) +
+                sim_mdevs(A + B, 'sim-4m') + sim_mdevs(NOP2P, 'sim-nop2p') + sim_mdevs([OTHER], 'sim-other') +
+                sim_mdevs([PICKY], 'sim-4m', 'VendorTag=mdev:sim-4m-firmware-2\n') + sim_mdevs(BIG, 'sim-big'))
 
 
 def crc32c(data):
@@ -109,20 +75,11 @@ def with_identity(data, type_, version):
     header = data[:10] + new_len.to_bytes(2, 'little') + data[12:24] + body
     return header + crc32c(header).to_bytes(4, 'little') + data[header_len:]
 
-class MigrationTestCase(DaemonTestCase):
+class MigrationTestCase(TestbedTestCase):
     """A daemon on a testbed of our own, with its runtime and state
-    directories in the test's temporary directory."""
+    directories in the class's temporary directory."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='vfiomig-mig-')
-        conf = os.path.join(cls.tmp, 'testbed.conf')
-        with open(conf, 'w', encoding='utf-8') as f:
-            f.write(TESTBED_CONF)
-        cls.daemon_args = [f'--testbed={conf}']
-        cls.daemon_env = {'RUNTIME_DIRECTORY': os.path.join(cls.tmp, 'run'),
-                          'STATE_DIRECTORY': os.path.join(cls.tmp, 'state')}
-        super().setUpClass()
+    TESTBED = TESTBED_CONF
 
     def setUp(self):
         # every device running and healthy, as a VMM's reset leaves it
@@ -552,9 +509,9 @@ class StreamTestMixin:
         self.assertEqual(self.wait_job(job)['result'], 'done')
         return b''.join(chunks)
 
-    def load_bytes(self, device, data):
+    def load_bytes(self, device, data, options=None):
         r, w = os.pipe()
-        job = self.start_with_fd('LoadFd', device, r)
+        job = self.start_with_fd('LoadFd', device, r, options)
         os.close(r)
         writer = threading.Thread(target=write_all, args=(w, data))
         writer.start()
@@ -641,6 +598,46 @@ class SaveLoadTest(StreamTestMixin, MigrationTestCase):
                 self.assertFalse([a for a in self.arcs(tgt) if a[2] == 'resuming'], name)
         # and the intact stream still loads
         self.assertEqual(self.load_bytes(tgt, data)['result'], 'done')
+
+    def test_unprefetched_load_takes_records_as_they_come(self):
+        """prefetch false: the target enters RESUMING after the header and
+        takes what has come, while the writer has not sent the rest."""
+        src, tgt = A[0], B[0]
+        data = self.save_to_bytes(src)
+        r, w = os.pipe()
+        job = self.start_with_fd('LoadFd', tgt, r, {'prefetch': GLib.Variant('b', False)})
+        os.close(r)
+        write_all(w, data[:1 << 20])        # a quarter, and the daemon reads as it comes
+        wait_until(lambda: self.get_property(job['path'], MIGRATION, 'Phase') == 'resuming' and
+                   self.get_property(job['path'], MIGRATION, 'BytesTransferred') > 0, 20, 'data in the target')
+        write_all(w, data[1 << 20:])
+        os.close(w)
+        self.assertEqual(self.wait_job(job)['result'], 'done')
+        self.assertEqual((self.state(tgt), self.digest(tgt)), ('running', self.digest(src)))
+
+    def test_unprefetched_corrupt_streams_load_nothing(self):
+        """prefetch false: damage behind the header fails the load after
+        the target has taken part of the stream, and it is reset; it never
+        leaves RESUMING for STOP, so nothing is loaded."""
+        data = self.save_to_bytes(A[3])
+        tgt = B[3]
+        before = self.digest(tgt)
+        behind_the_header = {'payload bit flip', 'truncated mid-record', 'truncated before END', 'trailing garbage'}
+        for name, bad, error in self.corrupt_cases(data):
+            with self.subTest(case=name):
+                seen = len(self.tb('GetTransitions', '(s)', tgt)[0])
+                final = self.load_bytes(tgt, bad, {'prefetch': GLib.Variant('b', False)})
+                self.assertEqual(final['result'], 'failed', name)
+                self.assertEqual(final['ErrorName'], ERR + error, final['Error'])
+                self.assertEqual((self.state(tgt), self.digest(tgt)), ('running', before), name)
+                arcs = [a[1:] for a in self.tb('GetTransitions', '(s)', tgt)[0][seen:]]
+                self.assertNotIn(('resuming', 'stop'), arcs, name)
+                if name in behind_the_header:
+                    self.assertIn(('stop', 'resuming'), arcs, name)
+                    self.assertNotEqual(self.outcomes(final)[tgt], 'untouched', name)
+                else:
+                    self.assertEqual(self.outcomes(final)[tgt], 'untouched', name)
+        self.assertEqual(self.load_bytes(tgt, data, {'prefetch': GLib.Variant('b', False)})['result'], 'done')
 
     def test_hostile_identity_in_a_sound_stream(self):
         """A stream whose CRCs are right but whose identity strings are no

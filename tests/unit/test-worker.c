@@ -452,6 +452,60 @@ static void test_load_refused(void) {
         check_load_refused(VERDICT_COMPATIBLE, false, NULL, "other", VFIOMIG_ERROR_DEVICE_FAILED, "reset");
 }
 
+/* Without prefetch the target takes each record once it is checked: a
+ * byte flipped late in the stream fails the load after the target took
+ * the records before it, and the target, reset, never left RESUMING for
+ * STOP with any of it. */
+static void test_load_unprefetched(void) {
+        /* records of at most 1 MiB: a few of them */
+        SimConfig c = { .flags = ALL_FLAGS, .state_size = 3 << 20, .tag = "t" };
+        SimDevice *src = sim_device_new("s0", &c, NULL);
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = NULL, *after = NULL;
+        bool resumed = false, loaded = false;
+        int fd = temp_stream();
+        GArray *arcs;
+        off_t at;
+        uint8_t b;
+        Rig r;
+
+        save_one(src, fd, ALL_FLAGS);
+        at = lseek(fd, 0, SEEK_END) * 3 / 4;
+        g_assert_cmpint(lseek(fd, 0, SEEK_SET), ==, 0);
+        g_assert_cmpint(pread(fd, &b, 1, at), ==, 1);
+        b ^= 0xff;
+        g_assert_cmpint(pwrite(fd, &b, 1, at), ==, 1);
+        /* rig_load()'s, with a target of the source's size */
+        rig_init(&r, MIGRATION_LOAD, NULL);
+        r.w.pairs = 1;
+        r.devices[r.n++] = sim_device_new("t0", &c, NULL);
+        rig_add(&r, r.devices[0], "t0", false);
+        g_assert_cmpint(xfer_end_from_client_fd(fd, false, &r.w.stream), ==, 0);
+        r.w.options.prefetch = false;
+        before = sim_device_digest(r.devices[0]);
+        s = run(&r, -1);
+        g_assert_cmpint(s.phase, ==, MIGRATION_FAILED);
+        g_assert_cmpstr(s.error_name, ==, VFIOMIG_ERROR_STREAM_CORRUPT);
+        g_assert_cmpuint(s.bytes, >, 0);
+        g_assert_cmpstr(s.devices[0].outcome, ==, "reset");
+        g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+        after = sim_device_digest(r.devices[0]);
+        g_assert_cmpstr(after, ==, before);
+        arcs = sim_device_history(r.devices[0]);
+        for (guint i = 0; i < arcs->len; i++) {
+                SimArc *a = &g_array_index(arcs, SimArc, i);
+
+                resumed |= a->to == VFIO_STATE_RESUMING;
+                loaded |= a->from == VFIO_STATE_RESUMING && a->to == VFIO_STATE_STOP;
+        }
+        g_array_unref(arcs);
+        g_assert_true(resumed);
+        g_assert_false(loaded);
+        rig_clear(&r);
+        sim_device_free(src);
+        close(fd);
+}
+
 /* ---- rollback ---- */
 
 /* A migrate of one pair with a fault on one device: it fails in the
@@ -598,6 +652,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/worker/migrate/group-p2p", test_migrate_group_p2p);
         g_test_add_func("/worker/save-and-load", test_save_and_load);
         g_test_add_func("/worker/load-refused", test_load_refused);
+        g_test_add_func("/worker/load-unprefetched", test_load_unprefetched);
         g_test_add_func("/worker/load-judged-by-iommu-facet", test_load_judged_by_iommu_facet);
         g_test_add_func("/worker/rollback", test_rollback);
         g_test_add_func("/worker/save-rollback", test_save_rollback);
