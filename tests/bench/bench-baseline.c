@@ -2,20 +2,24 @@
 /* Baselines for bench-migration.py: what a bare program takes to do the
  * work a migration, a save or a load does, on the same simulated devices
  * as the testbed's and the same files, with no daemon, no D-Bus, no job.
- * Each prints the seconds it took and the bytes it moved.
+ * Device data fds are used as vfiomigd's transfer.c uses them:
+ * non-blocking, with poll() when they cannot go on. Each prints the
+ * seconds it took and the bytes it moved.
  *
  *   bench-baseline relay BYTES       stop-copy session into a resuming one
  *                                    through a splice() loop, to the commit
  *   bench-baseline save FILE BYTES   a device's stop-copy data into FILE as
  *                                    a stream (CRC per record, the head and
  *                                    the payload written from one buffer),
- *                                    then fdatasync(FILE)
+ *                                    then fdatasync(FILE); FILE - is
+ *                                    standard output, not synced
  *   bench-baseline write FILE BYTES  BYTES written into FILE in save's
  *                                    shape (head, payload, ...) from
  *                                    memory, then fdatasync(FILE): the
  *                                    storage alone
  *   bench-baseline load FILE BYTES   the stream in FILE, every CRC checked,
- *                                    into a resuming device, to the commit
+ *                                    into a resuming device, to the commit;
+ *                                    FILE - is standard input
  *   bench-baseline read FILE         the same into /dev/null: the reading
  *                                    and checking alone
  *
@@ -24,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +49,26 @@ static void die(const char *what, int r) {
         exit(EXIT_FAILURE);
 }
 
+static void set_nonblock(int fd) {
+        int flags = fcntl(fd, F_GETFL);
+
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                die("O_NONBLOCK", -errno);
+}
+
+static void wait_for(int fd, short events) {
+        struct pollfd p = { .fd = fd, .events = events };
+
+        while (poll(&p, 1, -1) < 0)
+                if (errno != EINTR)
+                        die("poll", -errno);
+}
+
+/* To standard error when standard output carries a stream. */
+static FILE *report_to = NULL;
+
 static void report(uint64_t t0, uint64_t bytes) {
-        printf("%.6f %" PRIu64 "\n", (double) (now_usec(CLOCK_MONOTONIC) - t0) / 1e6, bytes);
+        fprintf(report_to ?: stdout, "%.6f %" PRIu64 "\n", (double) (now_usec(CLOCK_MONOTONIC) - t0) / 1e6, bytes);
 }
 
 static SimDevice *sim_new(const char *name, uint64_t size, DeviceHandle **ret) {
@@ -68,6 +91,7 @@ static int session(DeviceHandle *h, uint32_t state) {
 
         if (r < 0)
                 die(state == VFIO_STATE_RESUMING ? "target to RESUMING" : "source to STOP_COPY", r);
+        set_nonblock(fd);
         return fd;
 }
 
@@ -82,6 +106,10 @@ static void write_all(int fd, const void *p, size_t len) {
         while (len > 0) {
                 ssize_t n = write(fd, p, len);
 
+                if (n < 0 && errno == EAGAIN) {
+                        wait_for(fd, POLLOUT);
+                        continue;
+                }
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0)
@@ -110,7 +138,7 @@ static size_t read_full(int fd, void *p, size_t len) {
 }
 
 static int create(const char *path) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int fd = !strcmp(path, "-") ? dup(STDOUT_FILENO) : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
         if (fd < 0)
                 die(path, -errno);
@@ -118,7 +146,7 @@ static int create(const char *path) {
 }
 
 static void sync_close(int fd) {
-        if (fdatasync(fd) < 0)
+        if (fdatasync(fd) < 0 && errno != EINVAL)       /* EINVAL: a pipe, nothing to sync */
                 die("fdatasync", -errno);
         close(fd);
 }
@@ -130,8 +158,13 @@ static int relay(uint64_t size) {
         int dfd = session(dst, VFIO_STATE_RESUMING), sfd = session(src, VFIO_STATE_STOP_COPY);
 
         for (;;) {
-                ssize_t n = splice(sfd, NULL, dfd, NULL, CHUNK, SPLICE_F_MOVE);
+                ssize_t n = splice(sfd, NULL, dfd, NULL, CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
+                if (n < 0 && errno == EAGAIN) {
+                        wait_for(sfd, POLLIN);  /* either end may be the one */
+                        wait_for(dfd, POLLOUT);
+                        continue;
+                }
                 if (n < 0)
                         die("splice", -errno);
                 if (n == 0)
@@ -175,6 +208,10 @@ static int save(const char *path, uint64_t size) {
                 ssize_t n = read(sfd, buf, CHUNK);
                 uint8_t head[HEAD];
 
+                if (n < 0 && errno == EAGAIN) {
+                        wait_for(sfd, POLLIN);
+                        continue;
+                }
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
@@ -253,7 +290,7 @@ static uint64_t read_stream(int fd, int out) {
 }
 
 static int open_stream(const char *path) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        int fd = !strcmp(path, "-") ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC);
 
         if (fd < 0)
                 die(path, -errno);
@@ -293,8 +330,11 @@ int main(int argc, char *argv[]) {
 
         if (!strcmp(mode, "relay") && argc == 3)
                 return relay(strtoull(argv[2], NULL, 10));
-        if (!strcmp(mode, "save") && argc == 4)
+        if (!strcmp(mode, "save") && argc == 4) {
+                if (!strcmp(argv[2], "-"))
+                        report_to = stderr;
                 return save(argv[2], strtoull(argv[3], NULL, 10));
+        }
         if (!strcmp(mode, "write") && argc == 4)
                 return write_only(argv[2], strtoull(argv[3], NULL, 10));
         if (!strcmp(mode, "load") && argc == 4)

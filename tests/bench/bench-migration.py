@@ -24,6 +24,7 @@ daemon and baseline back to back, and printed as median (min, max).
 
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -104,23 +105,67 @@ def mib_s(seconds, size=SIZE):
     return size / seconds / (1 << 20)
 
 
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def baseline(*args):
-    """Seconds bench-baseline took for what args say."""
-    out = subprocess.run([os.path.join(BUILDDIR, 'tests', 'bench', 'bench-baseline'), *map(str, args)],
-                         capture_output=True, text=True, check=True).stdout.split()
-    return float(out[0])
+    """Seconds bench-baseline took for what args say, by its clock and in
+    CPU time."""
+    cpu = children_cpu()
+    with tempfile.TemporaryFile('w+') as out:
+        p = subprocess.Popen([os.path.join(BUILDDIR, 'tests', 'bench', 'bench-baseline'), *map(str, args)],
+                             stdout=out)
+        # waiting as for a job (SignalRecorder.wait_for): this process
+        # wakes every 10 ms either way
+        while p.poll() is None:
+            time.sleep(0.01)
+        if p.returncode != 0:
+            raise RuntimeError(f'bench-baseline {args} failed')
+        out.seek(0)
+        return float(out.read().split()[0]), children_cpu() - cpu
 
 
-def spread(values):
+def daemon_cpu(b):
+    with open(f'/proc/{b.daemon.proc.pid}/stat', encoding='ascii') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def job(b, *args):
+    """Seconds of a job, from the call to its end, and the CPU time vfiomigd
+    spent meanwhile."""
+    cpu = daemon_cpu(b)
+    wall = b.job(*args)
+    return wall, daemon_cpu(b) - cpu
+
+
+def spread(runs):
+    values = [r[0] for r in runs]
     return (f'min {min(values):7.3f}  median {statistics.median(values):7.3f}  max {max(values):7.3f} s  '
             f'(median {mib_s(statistics.median(values)):5.0f} MiB/s)')
 
 
 def ratio(name, daemon, base, goal=''):
-    """Throughput of the daemon over the baseline's, run by run."""
-    r = [t / d for d, t in zip(daemon, base)]
+    """Throughput of the daemon over the baseline's, run by run; daemon
+    and base are lists of (seconds, CPU seconds)."""
+    r = [t[0] / d[0] for d, t in zip(daemon, base)]
+    c = [t[1] / max(d[1], 1e-3) for d, t in zip(daemon, base)]
     print(f'RATIO {name}: median {statistics.median(r):.3f}  (min {min(r):.3f}, max {max(r):.3f} over {len(r)} runs)'
           f'{"   " + goal if goal else ""}')
+    print(f'  the same by CPU time (less swayed by a busy machine): median {statistics.median(c):.3f}  '
+          f'(min {min(c):.3f}, max {max(c):.3f})')
+
+
+def pair(i, daemon, bare):
+    """Runs both, the order alternating with i, so that what else the
+    machine does (writeback of the last run's file, say) falls on both."""
+    if i % 2:
+        b = bare()
+        return daemon(), b
+    d = daemon()
+    return d, bare()
 
 
 def bench_migrate(b):
@@ -128,29 +173,47 @@ def bench_migrate(b):
     for i in range(RUNS):
         src, tgt = (BIG[0], BIG[1]) if i % 2 == 0 else (BIG[1], BIG[0])
         b.reset(src)
-        daemon.append(b.job('Migrate', '(ssa{sv})', (src, tgt, {'precopy': GLib.Variant('b', False)})))
-        bare.append(baseline('relay', SIZE))
+        d, s = pair(i, lambda: job(b, 'Migrate', '(ssa{sv})', (src, tgt, {'precopy': GLib.Variant('b', False)})),
+                    lambda: baseline('relay', SIZE))
+        daemon.append(d)
+        bare.append(s)
     print(f'migrate {SIZE >> 20} MiB, {RUNS} runs:')
     print(f'  vfiomigd Migrate:                   {spread(daemon)}')
     print(f'  same devices, bare splice loop:     {spread(bare)}')
     ratio('migrate/bare-relay throughput', daemon, bare, '(goal >= 0.9)')
 
 
+def removed(path):
+    """Deletes path and waits for the file system to give its blocks back
+    (it is mounted with discard here, and the next fsync would pay for
+    it): every timed save and write starts from the same state."""
+    if os.path.exists(path):
+        os.unlink(path)
+    os.sync()
+
+
 def bench_save_load(b):
     saves, loads, bare_saves, writes, bare_loads, reads = [], [], [], [], [], []
     path = os.path.join(b.tmp, 'state', 'states', 'bench')
     bare = os.path.join(b.tmp, 'bare-save')     # the same file system as the saved state
+
+    def bare_save():
+        r = baseline('save', bare, SIZE)
+        removed(bare)
+        return r
+
     for i in range(RUNS):
-        if os.path.exists(path):
-            os.unlink(path)
+        removed(path)
         b.reset(BIG[0], BIG[1])
-        saves.append(b.job('Save', '(ssa{sv})', (BIG[0], 'bench', {'precopy': GLib.Variant('b', False)})))
-        bare_saves.append(baseline('save', bare, SIZE))
-        os.unlink(bare)
+        s, t = pair(i, lambda: job(b, 'Save', '(ssa{sv})', (BIG[0], 'bench', {'precopy': GLib.Variant('b', False)})),
+                    bare_save)
+        saves.append(s)
+        bare_saves.append(t)
         writes.append(baseline('write', bare, os.path.getsize(path)))
-        os.unlink(bare)
-        loads.append(b.job('Load', '(ssa{sv})', (BIG[1], 'bench', {})))
-        bare_loads.append(baseline('load', path, SIZE))
+        removed(bare)
+        s, t = pair(i, lambda: job(b, 'Load', '(ssa{sv})', (BIG[1], 'bench', {})), lambda: baseline('load', path, SIZE))
+        loads.append(s)
+        bare_loads.append(t)
         reads.append(baseline('read', path))
     size = os.path.getsize(path)
     print(f'save {size >> 20} MiB to a file, {RUNS} runs:')
