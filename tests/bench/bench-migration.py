@@ -185,8 +185,8 @@ def bench_migrate(b):
 
 def removed(path):
     """Deletes path and waits for the file system to give its blocks back
-    (it is mounted with discard here, and the next fsync would pay for
-    it): every timed save and write starts from the same state."""
+    (mounted with discard, it would make the next fsync pay for them):
+    every timed save and write starts from the same state."""
     if os.path.exists(path):
         os.unlink(path)
     os.sync()
