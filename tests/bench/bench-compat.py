@@ -6,8 +6,8 @@ reaches a driver is counted by the map). Prints, never asserts time:
 
 - map build time and the vendor checks it took, against the naive
   all-pairs search (10,000 x 9,999 writes) the seeds' protocol implies;
-- FindTargets latency over D-Bus, next to a bare D-Bus round trip
-  measured in the same run.
+- FindTargets latency over D-Bus, next to a bare sd-bus server giving
+  the same reply over the same kind of bus, in the same run.
 
 What a hotplugged device costs, at 1,000 to 40,000 devices, is
 bench-hotplug.py.
@@ -15,6 +15,7 @@ bench-hotplug.py.
 
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,11 +23,12 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration'))
 
 from gi.repository import GLib  # noqa: E402
-from vfiomigtest import Daemon, PrivateBus  # noqa: E402
+from vfiomigtest import BUILDDIR, Daemon, PrivateBus  # noqa: E402
 
 DEVICES = int(os.environ.get('VFIOMIG_BENCH_DEVICES', 10000))
 CLASSES = 50
 PER_CLASS = DEVICES // CLASSES
+FIND_RUNS = 100
 FAMILY = 5      # a newer version in a family takes the older ones' state
 
 
@@ -56,13 +58,73 @@ def stats(conn):
     return call(conn, 'GetMapStats', interface='org.vfiomig1.Testbed')[0]
 
 
-def timed(fn, n):
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def spread(values):
+    return (f'min {min(values) * 1000:.3f}  median {statistics.median(values) * 1000:.3f}  '
+            f'max {max(values) * 1000:.3f} ms')
+
+
+def cpu_seconds(pid):
+    """CPU time of all of pid's threads, to the nanosecond (schedstat)."""
+    total = 0
+    for task in os.listdir(f'/proc/{pid}/task'):
+        with open(f'/proc/{pid}/task/{task}/schedstat', encoding='ascii') as f:
+            total += int(f.read().split()[0])
+    return total / 1e9
+
+
+def find_targets(tmp, conn, daemon_pid):
+    """FindTargets against a bare sd-bus server (bench-bus-reply) that owns
+    org.vfiomig1 on a bus of its own and gives the same reply without
+    looking anything up: the same dbus-daemon, marshalling and parsing,
+    the calls interleaved."""
+    args = ('bench-gpu', 'ver-07', {})
+    rows = call(conn, 'FindTargets', '(ssa{sv})', args)[0]
+    path = os.path.join(tmp, 'find-targets-reply')
+    with open(path, 'w', encoding='utf-8') as f:
+        f.writelines('\t'.join(row) + '\n' for row in rows)
+    bus = PrivateBus()      # the last bus made is the environment's: nothing else uses it from here on
+    server = subprocess.Popen([os.path.join(BUILDDIR, 'tests', 'bench', 'bench-bus-reply'), path],
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, 'DBUS_SYSTEM_BUS_ADDRESS': bus.address})
+    bare_conn = None
+    try:
+        if server.stdout.readline().strip() != 'ready':
+            raise RuntimeError('bench-bus-reply did not start')
+        bare_conn = bus.connect()
+        if call(bare_conn, 'FindTargets', '(ssa{sv})', args)[0] != rows:
+            raise RuntimeError('bench-bus-reply gives another reply')
+        find, bare, ping = [], [], []
+        find_cpu, bare_cpu = cpu_seconds(daemon_pid), cpu_seconds(server.pid)
+        for _ in range(FIND_RUNS):
+            find.append(timed(lambda: raw_call(conn, 'FindTargets', '(ssa{sv})', args)))
+            bare.append(timed(lambda: raw_call(bare_conn, 'FindTargets', '(ssa{sv})', args)))
+        # the servers' CPU time over all calls (vfiomigd's includes what
+        # little it does between calls)
+        find_cpu, bare_cpu = cpu_seconds(daemon_pid) - find_cpu, cpu_seconds(server.pid) - bare_cpu
+        for _ in range(FIND_RUNS):
+            ping.append(timed(lambda: raw_call(conn, 'Ping', interface='org.freedesktop.DBus.Peer')))
+    finally:
+        if bare_conn:
+            bare_conn.close_sync(None)
+        server.kill()
+        server.wait()
+        bus.stop()
+    r = [b / f for f, b in zip(find, bare)]
+    print(f'FINDTARGETS over D-Bus, {len(rows)} candidates, {FIND_RUNS} calls each:')
+    print(f'  vfiomigd:                            {spread(find)}')
+    print(f'  bare sd-bus server, the same reply:  {spread(bare)}')
+    print(f'  Peer.Ping to vfiomigd, empty reply:  {spread(ping)}')
+    print(f'RATIO findtargets/bare-reply: median {statistics.median(r):.3f}  (min {min(r):.3f}, max {max(r):.3f} '
+          f'over {FIND_RUNS} pairs)   (the lookup is the difference)')
+    print(f'  the servers\' CPU time per call: vfiomigd {find_cpu / FIND_RUNS * 1000:.3f} ms, bare '
+          f'{bare_cpu / FIND_RUNS * 1000:.3f} ms, ratio {bare_cpu / max(find_cpu, 1e-6):.3f} '
+          f'(less swayed by a busy machine)')
 
 
 def run():
@@ -90,11 +152,7 @@ def run():
 
             # the round trip only: turning 600 tuples into Python objects
             # takes longer than vfiomigd does to find them
-            find = timed(lambda: raw_call(conn, 'FindTargets', '(ssa{sv})', ('bench-gpu', 'ver-07', {})), 30)
-            n = len(call(conn, 'FindTargets', '(ssa{sv})', ('bench-gpu', 'ver-07', {}))[0])
-            ping = timed(lambda: raw_call(conn, 'Ping', interface='org.freedesktop.DBus.Peer'), 30)
-            print(f'FINDTARGETS over D-Bus: median {find * 1000:.2f} ms for {n} candidates | bare D-Bus round trip '
-                  f'(Peer.Ping): {ping * 1000:.3f} ms  RATIO {find / ping:.1f}x')
+            find_targets(tmp, conn, daemon.proc.pid)
         finally:
             conn.close_sync(None)
             daemon.stop()

@@ -5,17 +5,26 @@ to a baseline measured in the same run (these machines are noisy; nothing
 here asserts a time).
 
 1. Local migrate throughput of a 1 GiB testbed state, against the same two
-   simulated devices joined by a bare splice() loop (bench-sim-copy): what
-   the daemon costs on top of the device's own stream. Also printed: a
-   plain 1 GiB pipe copy (cat), the ceiling no device stream reaches.
-2. Save to a file and load from it, against cat of a file of that size.
-3. Downtime the daemon adds beyond the devices' own transitions and the
+   simulated devices joined by a bare splice() loop (bench-baseline relay):
+   what the daemon costs on top of the devices' own streams.
+2. Save to a file, against a bare program that reads the same device,
+   CRCs and writes each record the same way and fdatasync()s that file
+   (bench-baseline save); and against writing the same bytes from memory
+   plus fdatasync (bench-baseline write: the storage alone).
+3. Load from that file, against a bare program that reads it, checks
+   every CRC and feeds the same kind of device (bench-baseline load); and
+   against the same into /dev/null (bench-baseline read: reading and
+   checking alone).
+4. Downtime the daemon adds beyond the devices' own transitions and the
    stop-copy data transfer, median over 20 migrations.
+Timed figures are min/median/max over RUNS runs; a RATIO is taken per run,
+daemon and baseline back to back, and printed as median (min, max).
 (The stream's CRC overhead is bench-stream, in the same suite.)
 """
 
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,7 +38,7 @@ from vfiomigtest import BUILDDIR, Daemon, PrivateBus, SignalRecorder  # noqa: E4
 
 GIB = 1 << 30
 SIZE = int(os.environ.get('VFIOMIG_BENCH_SIZE', GIB))
-RUNS = 3
+RUNS = int(os.environ.get('VFIOMIG_BENCH_RUNS', 5))
 DOWNTIME_RUNS = 20
 
 
@@ -96,65 +105,129 @@ def mib_s(seconds, size=SIZE):
     return size / seconds / (1 << 20)
 
 
-def sim_copy():
-    out = subprocess.run([os.path.join(BUILDDIR, 'tests', 'bench', 'bench-sim-copy'), str(SIZE)],
-                         capture_output=True, text=True, check=True).stdout.split()
-    return float(out[0])
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
-def cat_pipe():
-    t0 = time.monotonic()
-    subprocess.run(f'head -c {SIZE} /dev/zero | cat > /dev/null', shell=True, check=True)
-    return time.monotonic() - t0
+def baseline(*args):
+    """Seconds bench-baseline took for what args say, by its clock and in
+    CPU time."""
+    cpu = children_cpu()
+    with tempfile.TemporaryFile('w+') as out:
+        p = subprocess.Popen([os.path.join(BUILDDIR, 'tests', 'bench', 'bench-baseline'), *map(str, args)],
+                             stdout=out)
+        # waiting as for a job (SignalRecorder.wait_for): this process
+        # wakes every 10 ms either way
+        while p.poll() is None:
+            time.sleep(0.01)
+        if p.returncode != 0:
+            raise RuntimeError(f'bench-baseline {args} failed')
+        out.seek(0)
+        return float(out.read().split()[0]), children_cpu() - cpu
 
 
-def timed(cmd):
-    t0 = time.monotonic()
-    subprocess.run(cmd, shell=True, check=True)
-    return time.monotonic() - t0
+def daemon_cpu(b):
+    with open(f'/proc/{b.daemon.proc.pid}/stat', encoding='ascii') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-DEVICE_CEILING = []     # the bare relay's time, for save and load too
+def job(b, *args):
+    """Seconds of a job, from the call to its end, and the CPU time vfiomigd
+    spent meanwhile."""
+    cpu = daemon_cpu(b)
+    wall = b.job(*args)
+    return wall, daemon_cpu(b) - cpu
+
+
+def spread(runs):
+    values = [r[0] for r in runs]
+    return (f'min {min(values):7.3f}  median {statistics.median(values):7.3f}  max {max(values):7.3f} s  '
+            f'(median {mib_s(statistics.median(values)):5.0f} MiB/s)')
+
+
+def ratio(name, daemon, base, goal=''):
+    """Throughput of the daemon over the baseline's, run by run; daemon
+    and base are lists of (seconds, CPU seconds)."""
+    r = [t[0] / d[0] for d, t in zip(daemon, base)]
+    c = [t[1] / max(d[1], 1e-3) for d, t in zip(daemon, base)]
+    print(f'RATIO {name}: median {statistics.median(r):.3f}  (min {min(r):.3f}, max {max(r):.3f} over {len(r)} runs)'
+          f'{"   " + goal if goal else ""}')
+    print(f'  the same by CPU time (less swayed by a busy machine): median {statistics.median(c):.3f}  '
+          f'(min {min(c):.3f}, max {max(c):.3f})')
+
+
+def pair(i, daemon, bare):
+    """Runs both, the order alternating with i, so that what else the
+    machine does (writeback of the last run's file, say) falls on both."""
+    if i % 2:
+        b = bare()
+        return daemon(), b
+    d = daemon()
+    return d, bare()
 
 
 def bench_migrate(b):
-    daemon, direct, plain = [], [], []
+    daemon, bare = [], []
     for i in range(RUNS):
         src, tgt = (BIG[0], BIG[1]) if i % 2 == 0 else (BIG[1], BIG[0])
         b.reset(src)
-        daemon.append(b.job('Migrate', '(ssa{sv})', (src, tgt, {'precopy': GLib.Variant('b', False)})))
-        direct.append(sim_copy())
-        plain.append(cat_pipe())
-    d, s, p = min(daemon), min(direct), min(plain)
-    DEVICE_CEILING.append(s)
-    print(f'migrate {SIZE >> 20} MiB via vfiomigd:   {d:7.3f} s  {mib_s(d):8.0f} MiB/s   (best of {RUNS})')
-    print(f'same devices, bare splice loop: {s:7.3f} s  {mib_s(s):8.0f} MiB/s')
-    print(f'plain pipe copy (cat):          {p:7.3f} s  {mib_s(p):8.0f} MiB/s')
-    print(f'RATIO migrate/bare-relay throughput: {s / d:.3f}   (goal >= 0.9)')
-    print(f'      migrate/plain-pipe throughput: {p / d:.3f}   (simulated devices generate and check every byte)')
+        d, s = pair(i, lambda: job(b, 'Migrate', '(ssa{sv})', (src, tgt, {'precopy': GLib.Variant('b', False)})),
+                    lambda: baseline('relay', SIZE))
+        daemon.append(d)
+        bare.append(s)
+    print(f'migrate {SIZE >> 20} MiB, {RUNS} runs:')
+    print(f'  vfiomigd Migrate:                   {spread(daemon)}')
+    print(f'  same devices, bare splice loop:     {spread(bare)}')
+    ratio('migrate/bare-relay throughput', daemon, bare, '(goal >= 0.9)')
+
+
+def removed(path):
+    """Deletes path and waits for the file system to give its blocks back
+    (mounted with discard, it would make the next fsync pay for them):
+    every timed save and write starts from the same state."""
+    if os.path.exists(path):
+        os.unlink(path)
+    os.sync()
 
 
 def bench_save_load(b):
-    saves, loads, cat_w, cat_r = [], [], [], []
+    saves, loads, bare_saves, writes, bare_loads, reads = [], [], [], [], [], []
     path = os.path.join(b.tmp, 'state', 'states', 'bench')
+    bare = os.path.join(b.tmp, 'bare-save')     # the same file system as the saved state
+
+    def bare_save():
+        r = baseline('save', bare, SIZE)
+        removed(bare)
+        return r
+
     for i in range(RUNS):
-        if os.path.exists(path):
-            os.unlink(path)
+        removed(path)
         b.reset(BIG[0], BIG[1])
-        saves.append(b.job('Save', '(ssa{sv})', (BIG[0], 'bench', {'precopy': GLib.Variant('b', False)})))
-        loads.append(b.job('Load', '(ssa{sv})', (BIG[1], 'bench', {})))
-        copy = os.path.join(b.tmp, 'copy')
-        cat_w.append(timed(f'cat {path} > {copy} && sync -f {copy}'))
-        os.unlink(copy)
-        cat_r.append(timed(f'cat {path} > /dev/null'))
+        s, t = pair(i, lambda: job(b, 'Save', '(ssa{sv})', (BIG[0], 'bench', {'precopy': GLib.Variant('b', False)})),
+                    bare_save)
+        saves.append(s)
+        bare_saves.append(t)
+        writes.append(baseline('write', bare, os.path.getsize(path)))
+        removed(bare)
+        s, t = pair(i, lambda: job(b, 'Load', '(ssa{sv})', (BIG[1], 'bench', {})), lambda: baseline('load', path, SIZE))
+        loads.append(s)
+        bare_loads.append(t)
+        reads.append(baseline('read', path))
     size = os.path.getsize(path)
-    s, l, w, r = min(saves), min(loads), min(cat_w), min(cat_r)
-    print(f'save {size >> 20} MiB to a file: {s:7.3f} s {mib_s(s, size):8.0f} MiB/s | '
-          f'cat file > file: {w:7.3f} s  RATIO {w / s:.3f}')
-    print(f'load {size >> 20} MiB from file: {l:7.3f} s {mib_s(l, size):8.0f} MiB/s | '
-          f'cat file > /dev/null: {r:7.3f} s  RATIO {r / l:.3f}')
-    print(f'  (a device takes state no faster than the bare relay feeds it: load/bare-relay RATIO '
-          f'{DEVICE_CEILING[0] / l:.3f}, save/bare-relay {DEVICE_CEILING[0] / s:.3f})')
+    print(f'save {size >> 20} MiB to a file, {RUNS} runs:')
+    print(f'  vfiomigd Save:                      {spread(saves)}')
+    print(f'  bare: device, CRC, write, fdatasync {spread(bare_saves)}')
+    print(f'  bare: write + fdatasync only        {spread(writes)}')
+    ratio('save/bare-save throughput', saves, bare_saves, '(the same device, CRCs, writes and sync)')
+    ratio('save/write+fdatasync throughput', saves, writes, '(the storage alone)')
+    print(f'load {size >> 20} MiB from that file, {RUNS} runs:')
+    print(f'  vfiomigd Load:                      {spread(loads)}')
+    print(f'  bare: read, CRC, into the device    {spread(bare_loads)}')
+    print(f'  bare: read, CRC, into /dev/null     {spread(reads)}')
+    ratio('load/bare-load throughput', loads, bare_loads, '(the same file, CRCs and device)')
+    ratio('load/read+CRC throughput', loads, reads, '(reading and checking alone; the device is the rest)')
 
 
 def bench_downtime(b):
