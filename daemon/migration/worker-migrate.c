@@ -60,18 +60,20 @@ static int drive_all(Worker *w, bool sources, uint32_t want) {
         return 0;
 }
 
-/* Every source's last data into its target. The target's session is
- * closed at its end: it checks what it got when it leaves RESUMING. The
- * source's waits for the window to close. */
+/* Every source's last data into its target, and the end of it: the
+ * target's session is closed (its driver sees the end of the stream, and
+ * checks what it got when it leaves RESUMING). The source's session waits
+ * for the window to close. */
 static int copy_stopcopy(Worker *w) {
         for (unsigned p = 0; p < w->pairs; p++) {
                 uint64_t t0 = now_usec(CLOCK_MONOTONIC);
                 int r = copy_pair(w, p, UINT64_MAX, false);
 
+                if (r >= 0)
+                        worker_close_session(target_of(w, p));
                 worker_down_data(w, now_usec(CLOCK_MONOTONIC) - t0);
                 if (r < 0)
                         return r;
-                worker_close_session(target_of(w, p));
         }
         return 0;
 }

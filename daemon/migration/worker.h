@@ -89,7 +89,8 @@ typedef enum DownPhase {
 } DownPhase;
 
 /* Where the downtime went: wall time per phase, and in each the time
- * inside device calls and moving stop-copy data; the rest is ours. */
+ * inside device calls and moving stop-copy data (to its end: the
+ * target's session closed); the rest is ours. */
 typedef struct Downtime {
         uint64_t begin_usec, mark_usec; /* CLOCK_MONOTONIC: the window's start, the phase's */
         DownPhase phase;

@@ -3,9 +3,9 @@
  * devices, persisted in DIR as the daemon's are in its runtime
  * directory, driven through the daemon's sequence with nothing else: the
  * target to RESUMING, the source through one pre-copy round, then the
- * window (source to STOP_COPY, its last data spliced across, both
- * sessions closed, the target to RUNNING in one SET) and the source to
- * STOP after it. The two devices swap roles every run, as the
+ * window (source to STOP_COPY, its last data spliced across and the
+ * target's session closed, the target to RUNNING in one SET) and the
+ * source's session closed and the source to STOP after it. The two devices swap roles every run, as the
  * benchmark's migrations do.
  *
  * Prints one line per run, microseconds: the window, the time inside
@@ -96,12 +96,12 @@ static void migrate(DeviceHandle *src, DeviceHandle *dst, uint8_t *buf) {
         (void) set(src, VFIO_STATE_STOP_COPY, &a);     /* keeps the pre-copy session */
         t1 = now_usec(CLOCK_MONOTONIC);
         splice_all(sfd, dfd);
+        close(dfd);                                     /* the end of the data */
         a.data += now_usec(CLOCK_MONOTONIC) - t1;
-        close(sfd);
-        close(dfd);
         (void) set(dst, VFIO_STATE_RUNNING, &a);
         total = now_usec(CLOCK_MONOTONIC) - t0;
 
+        close(sfd);
         (void) set(src, VFIO_STATE_STOP, NULL);
         printf("%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", total, a.device, a.data,
                total - MIN(total, a.device + a.data));
