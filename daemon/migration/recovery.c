@@ -117,7 +117,7 @@ static void recover_member(Jobs *jobs, const JournalEntry *e, bool committed, Me
 }
 
 /* A committed job had all its data in and asked its targets to load it
- * (the commit is one write just before they leave RESUMING): those that
+ * (the commit is one byte, just before they leave RESUMING): those that
  * left RESUMING hold the state. One that did not, or that cannot be
  * looked at, holds nothing, and the state is only in the sources. */
 static bool targets_hold_state(const Member *m, size_t n) {

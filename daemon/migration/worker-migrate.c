@@ -15,7 +15,7 @@
  *
  * The downtime window, from the first source that stops until the last
  * target runs, holds only what cannot be done before or after it: the
- * sources' SETs to STOP_COPY, their last data, one write of the journal
+ * sources' SETs to STOP_COPY, their last data, one byte of the journal
  * and the targets' SETs to RUNNING. The main loop hears of it all once
  * the targets run (worker_quiet()); the buffer and the journal's commit
  * were made ready when the job began; the sources leave STOP_COPY for
