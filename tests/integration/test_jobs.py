@@ -181,7 +181,10 @@ class CommittedRecoveryTest(MigrationTestCase):
         moved = self.digest(src)
         self.fault(tgt, 'transition from=stop to=running-p2p delay=3000 errno=0')
         job = self.start('Migrate', '(ssa{sv})', (src, tgt, {}))
-        wait_until(lambda: self.get_property(job['path'], MIGRATION, 'Phase') == 'finishing', 10, 'finishing')
+        # the target loads and starts in one request: it holds the state
+        # once that request has taken it to STOP, on its way to RUNNING
+        wait_until(lambda: self.get_property(job['path'], MIGRATION, 'Phase') == 'finishing' and
+                   self.state(tgt) == 'stop', 10, 'finishing, the target loaded')
         self.kill_and_restart()
         self.assertEqual((self.state(src), self.state(tgt)), ('stop', 'running'))
         self.assertEqual(self.digest(tgt), moved)
