@@ -67,6 +67,7 @@ struct SimDevice {
         uint32_t state;
         uint64_t seed;
         uint32_t *versions;
+        bool versions_saved;    /* the persisted copy is current */
         uint8_t *dirty;         /* changed since last sent or queued */
         uint64_t dirty_rate, dirty_last_usec, dirty_counter;
         double dirty_carry;
@@ -143,6 +144,7 @@ static void advance(SimDevice *d) {
                         d->dirty[p] = 1;
                 }
                 d->dirty_carry = 0;
+                d->versions_saved = false;
                 return;
         }
         n = (uint64_t) (bytes / d->page_size);
@@ -153,6 +155,7 @@ static void advance(SimDevice *d) {
                 d->versions[p]++;
                 d->dirty[p] = 1;
         }
+        d->versions_saved &= n == 0;
 }
 
 static void persist(SimDevice *d) {
@@ -166,8 +169,10 @@ static void persist(SimDevice *d) {
         path = g_strconcat(d->persist_base, ".sim", NULL);
         vpath = g_strconcat(d->persist_base, ".versions", NULL);
         /* no fsync: this lives in /run and must not add milliseconds to
-         * every state change */
-        r = write_file_atomic(vpath, d->versions, d->npages * sizeof(uint32_t));
+         * every state change; the pages only when they changed (a 64 GiB
+         * state has 64 MiB of versions) */
+        r = d->versions_saved ? 0 : write_file_atomic(vpath, d->versions, d->npages * sizeof(uint32_t));
+        d->versions_saved = r >= 0;
         if (r >= 0)
                 r = write_file_atomic(path, keyfile, strlen(keyfile));
         if (r < 0)
@@ -761,6 +766,7 @@ static int finish_resume(SimDevice *d) {
         }
         d->seed = s->in_seed;
         memcpy(d->versions, s->in_versions, d->npages * sizeof(uint32_t));
+        d->versions_saved = false;
         d->session = NULL;
         session_free(s);
         return 0;
@@ -813,6 +819,14 @@ static int apply_arc(SimDevice *d, uint32_t from, uint32_t to, int *ret_fd) {
         return 0;
 }
 
+static void record_arc(SimDevice *d, uint32_t from, uint32_t to) {
+        SimArc arc = { (uint32_t) g_atomic_int_add(&history_seq, 1), from, to };
+
+        if (d->history->len >= HISTORY_MAX)
+                g_array_remove_index(d->history, 0);
+        g_array_append_val(d->history, arc);
+}
+
 static int sim_set_state(DeviceHandle *h, uint32_t want, int *ret_data_fd) {
         SimDevice *d = dev_of(h);
         uint32_t path[FSM_MAX_PATH];
@@ -827,8 +841,6 @@ static int sim_set_state(DeviceHandle *h, uint32_t want, int *ret_data_fd) {
                 SimFault f;
                 bool fault;
 
-                if (fd >= 0)
-                        close(fd), fd = -1;
                 fault = take_fault(d, SIM_FAULT_TRANSITION, (int) d->state, (int) path[i], &f);
 
                 if (fault && f.delay_ms > 0) {
@@ -847,21 +859,26 @@ static int sim_set_state(DeviceHandle *h, uint32_t want, int *ret_data_fd) {
                         if (f.land >= 0) {
                                 session_end(d);
                                 d->state = (uint32_t) f.land;
+                                persist(d);
                         }
                         r = -f.error;
                         break;
                 }
                 r = apply_arc(d, d->state, path[i], &fd);
-                if (r >= 0) {
-                        SimArc arc = { (uint32_t) g_atomic_int_add(&history_seq, 1), d->state, path[i] };
-
-                        if (d->history->len >= HISTORY_MAX)
-                                g_array_remove_index(d->history, 0);
-                        g_array_append_val(d->history, arc);
-                        d->state = path[i];
+                if (r < 0)
+                        break;
+                record_arc(d, d->state, path[i]);
+                d->state = path[i];
+                /* A driver's state moves with each step: a user that dies
+                 * mid-request finds the device there. */
+                persist(d);
+                if (fd >= 0 && i + 1 < n) {
+                        /* as drivers do (mtty_set_state()): no session opens
+                         * before the end of a request */
+                        close(fd), fd = -1;
+                        r = -EINVAL;
                 }
         }
-        persist(d);
         g_mutex_unlock(&d->lock);
         if (r < 0 && fd >= 0)
                 close(fd), fd = -1;

@@ -9,31 +9,66 @@
 #include "log.h"
 #include "vfio-uapi.h"
 
+/* How many arcs of path (n of them, from `from` on) one SET takes: up to
+ * the first that opens a data session, that one included. */
+static size_t stretch(uint32_t from, const uint32_t *path, size_t n) {
+        for (size_t k = 0; k < n; k++)
+                if (fsm_arc_opens_session(k == 0 ? from : path[k - 1], path[k]))
+                        return k + 1;
+        return n;
+}
+
+/* After a failed SET from `from` along path[0..n): the device is where
+ * the kernel's walk stopped, on the path or off it (ERROR). */
+static void locate_failure(DeviceHandle *h, uint32_t from, const uint32_t *path, size_t n, DriveFailure *ret) {
+        uint32_t now;
+
+        if (h->ops->get_state(h, &now) < 0)
+                now = VFIO_STATE_ERROR;
+        *ret = (DriveFailure) { .from = from, .to = path[n - 1], .now = now };
+        if (now == from) {
+                ret->to = path[0];
+                return;
+        }
+        for (size_t j = 0; j + 1 < n; j++)
+                if (path[j] == now) {
+                        ret->from = now;
+                        ret->to = path[j + 1];
+                        return;
+                }
+}
+
 int drive_walk(DeviceHandle *h, uint32_t flags, uint32_t *state, uint32_t want, const DriveHooks *hooks,
-               void *userdata, uint32_t *ret_arc) {
+               void *userdata, DriveFailure *ret_failure) {
         uint32_t path[FSM_MAX_PATH];
         size_t n;
         int r;
 
-        *ret_arc = VFIO_STATE_ERROR;
         r = fsm_path(*state, want, flags, path, &n);
-        if (r < 0)
+        if (r < 0) {
+                if (ret_failure)
+                        *ret_failure = (DriveFailure) { VFIO_STATE_ERROR, VFIO_STATE_ERROR, *state };
                 return r;
-        for (size_t i = 0; i < n; i++) {
+        }
+        for (size_t i = 0; i < n;) {
+                size_t k = stretch(*state, path + i, n - i);
+                uint32_t to = path[i + k - 1];
                 int fd = -1;
 
-                *ret_arc = path[i];
                 if (hooks && hooks->before)
-                        hooks->before(userdata, *state, path[i]);
-                r = h->ops->set_state(h, path[i], &fd);
+                        hooks->before(userdata, *state, to);
+                r = h->ops->set_state(h, to, &fd);
                 if (r < 0) {
                         if (fd >= 0)
                                 close(fd);
+                        if (ret_failure)
+                                locate_failure(h, *state, path + i, k, ret_failure);
                         return r;
                 }
-                *state = path[i];
+                *state = to;
+                i += k;
                 if (hooks && hooks->arrived)
-                        r = hooks->arrived(userdata, path[i], fd);
+                        r = hooks->arrived(userdata, to, fd);
                 else if (fd >= 0)
                         close(fd);
                 if (r < 0)
@@ -55,15 +90,15 @@ static int keep_fd(void *userdata, uint32_t to, int fd) {
 
 int drive_to(DeviceHandle *h, uint32_t flags, uint32_t want, int *ret_fd) {
         static const DriveHooks hooks = { .arrived = keep_fd };
-        uint32_t cur, arc;
+        uint32_t cur;
         int r;
 
         r = h->ops->get_state(h, &cur);
-        return r < 0 ? r : drive_walk(h, flags, &cur, want, &hooks, ret_fd, &arc);
+        return r < 0 ? r : drive_walk(h, flags, &cur, want, &hooks, ret_fd, NULL);
 }
 
 char *drive_restore(DeviceHandle *h, uint32_t flags) {
-        uint32_t actual = VFIO_STATE_ERROR, cur, arc;
+        uint32_t actual = VFIO_STATE_ERROR, cur;
         FsmRecovery rec;
         int r;
 
@@ -74,7 +109,7 @@ char *drive_restore(DeviceHandle *h, uint32_t flags) {
                 return g_strdup("running");
         if (rec == FSM_RECOVERY_SET) {
                 cur = actual;
-                r = drive_walk(h, flags, &cur, VFIO_STATE_RUNNING, NULL, NULL, &arc);
+                r = drive_walk(h, flags, &cur, VFIO_STATE_RUNNING, NULL, NULL, NULL);
                 if (r >= 0)
                         return g_strdup_printf("restored to running (was %s)", fsm_state_to_string(actual));
                 log_warning("%s: %s -> running failed: %s; resetting", h->name, fsm_state_to_string(actual),

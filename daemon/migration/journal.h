@@ -14,7 +14,10 @@
 typedef struct JournalEntry {
         uint32_t id;
         char *kind;             /* "migrate", "save", "load" */
-        bool committed;         /* targets hold the state now: sources stay stopped */
+        /* The data is all in: the targets were asked to load it (those
+         * that left RESUMING hold the state, the sources stay stopped),
+         * or the stream is complete. */
+        bool committed;
         /* what the job was to leave behind, so that recovery can finish a
          * committed job as it would have */
         bool target_running, source_running;
@@ -25,8 +28,18 @@ typedef struct JournalEntry {
 void journal_entry_free(JournalEntry *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(JournalEntry, journal_entry_free);
 
-/* Atomically replaces the entry's file; dir exists (the manager made it). */
-int journal_write(const char *dir, const JournalEntry *e);
+/* An entry being written by its job: the file stays open and mapped, so
+ * that its commit mark, the last line, is one byte written (a store into
+ * the mapping; pwrite() where the file cannot be mapped). */
+typedef struct JournalFile JournalFile;
+
+/* Writes the entry's file whole (dir exists: the manager made it),
+ * committed as e says, and keeps it open. */
+int journal_begin(const char *dir, const JournalEntry *e, JournalFile **ret);
+/* Sets the commit mark: one byte, no system call where it is mapped. */
+int journal_mark(JournalFile *f, bool committed);
+/* Closes f (NULL: none was opened) and removes the entry. */
+int journal_end(const char *dir, uint32_t id, JournalFile *f);
 int journal_remove(const char *dir, uint32_t id);
 /* Every readable entry, by id; unreadable files are logged and removed. */
 GPtrArray *journal_load(const char *dir);

@@ -27,11 +27,19 @@ struct Migration {
         char *temp_path, *final_path;   /* save into the state directory */
         bool overwrite;                 /* save: may replace final_path */
         char *state_name;               /* save, load by name */
+        JournalFile *journal;           /* the worker's, while it runs */
 
         GThread *thread;
         uint64_t ended_usec;            /* CLOCK_MONOTONIC; 0 while running */
         int notify_fd;
         sd_event_source *notify_source;
+        sd_event_source *idle_source;   /* the main loop has done what a wake-up asked */
+
+        /* the worker waits before its downtime window until the main loop
+         * has caught up with its changes (on_settle()) */
+        GMutex settle_lock;
+        GCond settled;
+        uint64_t wakeups, caught_up, handling;
 
         /* the worker asks the main loop (which owns the map) for a verdict */
         GMutex ask_lock;
@@ -48,10 +56,15 @@ static WorkerDevice *dev(Migration *j, unsigned i) {
 
 /* ---- the worker's hooks (worker thread) ---- */
 
-static void on_changed(void *userdata) {
+static void on_changed(void *userdata, bool deferred) {
         Migration *j = userdata;
         uint64_t one = 1;
 
+        if (deferred)
+                return;         /* the window's changes, published together once it closes */
+        g_mutex_lock(&j->settle_lock);
+        j->wakeups++;
+        g_mutex_unlock(&j->settle_lock);
         if (write(j->notify_fd, &one, sizeof(one)) < 0)
                 log_debug("migration %u: cannot wake the main loop: %m", j->w.id);
 }
@@ -72,16 +85,27 @@ static JournalEntry *journal_entry(Migration *j, bool committed) {
         return e;
 }
 
+/* Everything the commit needs is made at BEGIN, before any device
+ * changes state: the commit, in the downtime, is one byte. */
 static int on_journal(void *userdata, WorkerRecord what, char **ret_error) {
         Migration *j = userdata;
         const char *dir = j->env->runtime_dir;
         g_autoptr(JournalEntry) e = NULL;
         int r;
 
-        if (what == WORKER_RECORD_END)
-                return journal_remove(dir, j->w.id);
-        e = journal_entry(j, what == WORKER_RECORD_COMMIT);
-        r = journal_write(dir, e);
+        switch (what) {
+        case WORKER_RECORD_BEGIN:
+                e = journal_entry(j, false);
+                r = journal_begin(dir, e, &j->journal);
+                break;
+        case WORKER_RECORD_COMMIT:
+        case WORKER_RECORD_ABORT:
+                r = j->journal ? journal_mark(j->journal, what == WORKER_RECORD_COMMIT) : -EBADF;
+                break;
+        default:
+                r = journal_end(dir, j->w.id, g_steal_pointer(&j->journal));
+                break;
+        }
         if (r < 0)
                 return errno_message(ret_error, r, "cannot record the migration in %s", dir);
         return 0;
@@ -97,7 +121,7 @@ static Verdict on_judge(void *userdata, const StreamHeader *source, char **ret_r
         j->ask_version = g_strdup(source->migration_version);
         j->ask_iommu = g_strdup(source->iommu);
         g_mutex_unlock(&j->ask_lock);
-        on_changed(j);
+        on_changed(j, false);
         g_mutex_lock(&j->ask_lock);
         while (j->ask_type && !j->ask_cancelled)
                 g_cond_wait(&j->answered, &j->ask_lock);
@@ -119,11 +143,30 @@ static int on_publish(void *userdata, char **ret_error) {
         return r;
 }
 
+/* The main loop answers a wake-up with D-Bus messages, and the registry
+ * changes it makes have identities derived next: all of that must be
+ * over before a source stops, not compete with the downtime window for
+ * the CPUs. Bounded: a main loop busy with something else is not
+ * waited for. */
+#define SETTLE_MAX_USEC (5 * 1000)
+
+static void on_settle(void *userdata) {
+        Migration *j = userdata;
+        gint64 deadline = g_get_monotonic_time() + SETTLE_MAX_USEC;
+
+        g_mutex_lock(&j->settle_lock);
+        while (j->caught_up < j->wakeups)
+                if (!g_cond_wait_until(&j->settled, &j->settle_lock, deadline))
+                        break;
+        g_mutex_unlock(&j->settle_lock);
+}
+
 static const WorkerHooks worker_hooks = {
         .changed = on_changed,
         .journal = on_journal,
         .judge = on_judge,
         .publish = on_publish,
+        .settle = on_settle,
 };
 
 static gpointer run_worker(gpointer userdata) {
@@ -167,20 +210,33 @@ static void sync_registry(Migration *j, const MigrationSnapshot *s) {
         }
 }
 
+/* The worker has ended: its downtime's account is ours to read. */
 static void log_end(Migration *j, const MigrationSnapshot *s) {
         Worker *w = &j->w;
+        g_autofree char *down = NULL;
 
-        if (s->error)
+        if (s->error) {
                 log_notice("Migration %u %s: %s", w->id, migration_phase_to_string(s->phase), s->error);
-        else
-                log_info("Migration %u done: %s -> %s, %" PRIu64 " bytes, downtime %" PRIu64 " us "
-                         "(devices %" PRIu64 " us, data %" PRIu64 " us, vfiomigd %" PRIu64 " us)",
-                         w->id, j->source_label, j->target_label, s->bytes, s->downtime_usec,
-                         w->down_device_usec, w->down_transfer_usec,
-                         s->downtime_usec - MIN(s->downtime_usec, w->down_device_usec + w->down_transfer_usec));
+                return;
+        }
+        down = downtime_describe(&w->down);
+        log_info("Migration %u done: %s -> %s, %" PRIu64 " bytes, %s", w->id, j->source_label, j->target_label,
+                 s->bytes, down);
 }
 
 static void retire(Migration *j);
+
+/* At the lowest priority: everything the last wake-up set off (messages,
+ * identities derived from the registry's changes) has run. */
+static int on_main_loop_idle(sd_event_source *source, void *userdata) {
+        Migration *j = userdata;
+
+        g_mutex_lock(&j->settle_lock);
+        j->caught_up = MAX(j->caught_up, j->handling);
+        g_cond_broadcast(&j->settled);
+        g_mutex_unlock(&j->settle_lock);
+        return 0;
+}
 
 static int on_worker_notify(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         Migration *j = userdata;
@@ -188,6 +244,11 @@ static int on_worker_notify(sd_event_source *source, int fd, uint32_t revents, v
         uint64_t count;
 
         (void) read(fd, &count, sizeof(count));
+        g_mutex_lock(&j->settle_lock);
+        j->handling = j->wakeups;
+        g_mutex_unlock(&j->settle_lock);
+        if (j->idle_source)
+                (void) sd_event_source_set_enabled(j->idle_source, SD_EVENT_ONESHOT);
         answer_question(j);
         worker_snapshot(&j->w, &s);
         sync_registry(j, &s);
@@ -209,6 +270,7 @@ static int on_worker_notify(sd_event_source *source, int fd, uint32_t revents, v
  * learns the outcome. */
 static void retire(Migration *j) {
         j->notify_source = sd_event_source_disable_unref(j->notify_source);
+        j->idle_source = sd_event_source_disable_unref(j->idle_source);
         j->ended_usec = now_usec(CLOCK_MONOTONIC);
         j->owner_ops->ended(j->owner_userdata, j);
 }
@@ -224,11 +286,14 @@ void migration_free(Migration *j) {
                 g_thread_join(j->thread);
         }
         sd_event_source_disable_unref(j->notify_source);
+        sd_event_source_disable_unref(j->idle_source);
         if (j->notify_fd >= 0)
                 close(j->notify_fd);
         worker_clear(&j->w);
         g_mutex_clear(&j->ask_lock);
         g_cond_clear(&j->answered);
+        g_mutex_clear(&j->settle_lock);
+        g_cond_clear(&j->settled);
         g_free(j->ask_type);
         g_free(j->ask_version);
         g_free(j->ask_iommu);
@@ -349,6 +414,8 @@ int migration_prepare(const MigrationEnv *env, const MigrationRequest *req, cons
         j->notify_fd = -1;
         g_mutex_init(&j->ask_lock);
         g_cond_init(&j->answered);
+        g_mutex_init(&j->settle_lock);
+        g_cond_init(&j->settled);
         j->source_label = req->sources ? g_strjoinv(",", req->sources) : g_strdup(req->stream_label);
         j->target_label = req->targets ? g_strjoinv(",", req->targets) : g_strdup(req->stream_label);
         r = worker_init(&j->w, req->kind, &req->options, &worker_hooks, j);
@@ -365,6 +432,12 @@ int migration_prepare(const MigrationEnv *env, const MigrationRequest *req, cons
         if (j->notify_fd < 0)
                 return errno_message(ret_error, errno, "Cannot create eventfd: %s", g_strerror(errno));
         r = sd_event_add_io(env->event, &j->notify_source, j->notify_fd, EPOLLIN, on_worker_notify, j);
+        if (r >= 0)
+                r = sd_event_add_defer(env->event, &j->idle_source, on_main_loop_idle, j);
+        if (r >= 0)
+                r = sd_event_source_set_priority(j->idle_source, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(j->idle_source, SD_EVENT_OFF);
         if (r < 0)
                 return errno_message(ret_error, r, "Cannot watch the worker: %s", g_strerror(-r));
         *ret = g_steal_pointer(&j);

@@ -55,55 +55,102 @@ typedef enum RecoverGoal {
 
 /* Puts one device where the job would have left it. */
 static char *recover_to(DeviceHandle *h, RecoverGoal goal) {
-        uint32_t st = VFIO_STATE_ERROR;
+        uint32_t st = VFIO_STATE_ERROR, flags = 0;
+        int fd = -1;
 
         if (goal == RECOVER_RESET)
                 return drive_reset(h);
         (void) h->ops->get_state(h, &st);
         if (goal == RECOVER_STOP && st == VFIO_STATE_STOP)
                 return g_strdup("left stopped, as the job asked");
+        /* a source whose session the job would have ended after the
+         * targets ran */
+        if (goal == RECOVER_STOP && st == VFIO_STATE_STOP_COPY && h->ops->get_flags(h, &flags) >= 0 &&
+            drive_to(h, flags, VFIO_STATE_STOP, &fd) >= 0)
+                return g_strdup("stopped, as the job asked (was stop-copy)");
         /* elsewhere a stopped device has no state to keep: not half-way */
         return recover_device(h, true);
 }
 
-static void recover_one(Jobs *jobs, const JournalEntry *e, const char *name, bool source, RecoverGoal goal) {
-        const Device *d = registry_get_device(jobs->env.registry, name);
-        g_autoptr(DeviceHandle) h = NULL;
-        g_autofree char *why = NULL, *outcome = NULL;
-        uint32_t st;
-        int r;
+typedef struct Member {
+        const char *name;
+        bool source;
+        DeviceHandle *handle;   /* NULL: gone, or held by another */
+        uint32_t state;
+} Member;
 
-        if (!d) {
-                log_warning("Migration %u: %s %s is gone, nothing to restore", e->id, source ? "source" : "target",
-                            name);
-                return;
-        }
-        r = backend_open_device(jobs->env.backend, d, &h, &why);
-        if (r < 0) {
-                log_warning("Migration %u: cannot restore %s: %s", e->id, name, why ? why : g_strerror(-r));
-                return;
-        }
-        outcome = recover_to(h, goal);
-        if (h->ops->get_state(h, &st) >= 0)
-                registry_set_device_state(jobs->env.registry, name, fsm_state_to_string(st));
-        log_notice("Migration %u was interrupted by a daemon restart%s: %s %s %s", e->id,
-                   e->committed ? " after its commit point" : "", source ? "source" : "target", name, outcome);
+static void member_clear(Member *m) {
+        g_clear_pointer(&m->handle, device_handle_close);
 }
 
-/* A job that committed moved the state: it is finished as it would have
- * been (targets to RUNNING if asked; a saved source to RUNNING if asked,
- * else it stays stopped). One that did not is rolled back. */
-static void recover_entry(Jobs *jobs, const JournalEntry *e) {
-        bool save = g_strcmp0(e->kind, "save") == 0;
-        RecoverGoal source_goal = !e->committed ? RECOVER_RUNNING :
-                                  save && e->source_running ? RECOVER_RUNNING : RECOVER_STOP;
-        RecoverGoal target_goal = !e->committed ? RECOVER_RESET :
-                                  e->target_running ? RECOVER_RUNNING : RECOVER_STOP;
+static void open_member(Jobs *jobs, const JournalEntry *e, Member *m) {
+        const Device *d = registry_get_device(jobs->env.registry, m->name);
+        g_autofree char *why = NULL;
+        int r;
 
-        for (char **n = e->sources; n && *n; n++)
-                recover_one(jobs, e, *n, true, source_goal);
-        for (char **n = e->targets; n && *n; n++)
-                recover_one(jobs, e, *n, false, target_goal);
+        m->state = VFIO_STATE_ERROR;
+        if (!d) {
+                log_warning("Migration %u: %s %s is gone, nothing to restore", e->id, m->source ? "source" : "target",
+                            m->name);
+                return;
+        }
+        r = backend_open_device(jobs->env.backend, d, &m->handle, &why);
+        if (r < 0) {
+                log_warning("Migration %u: cannot restore %s: %s", e->id, m->name, why ? why : g_strerror(-r));
+                return;
+        }
+        if (m->handle->ops->get_state(m->handle, &m->state) < 0)
+                m->state = VFIO_STATE_ERROR;
+}
+
+static void recover_member(Jobs *jobs, const JournalEntry *e, bool committed, Member *m, RecoverGoal goal) {
+        g_autofree char *outcome = NULL;
+        uint32_t st;
+
+        if (!m->handle)
+                return;
+        outcome = recover_to(m->handle, goal);
+        if (m->handle->ops->get_state(m->handle, &st) >= 0)
+                registry_set_device_state(jobs->env.registry, m->name, fsm_state_to_string(st));
+        log_notice("Migration %u was interrupted by a daemon restart%s: %s %s %s", e->id,
+                   committed ? " after its commit point" : "", m->source ? "source" : "target", m->name, outcome);
+}
+
+/* A committed job had all its data in and asked its targets to load it
+ * (the commit is one byte, just before they leave RESUMING): those that
+ * left RESUMING hold the state. One that did not, or that cannot be
+ * looked at, holds nothing, and the state is only in the sources. */
+static bool targets_hold_state(const Member *m, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!m[i].source && (!m[i].handle || m[i].state == VFIO_STATE_RESUMING ||
+                                     m[i].state == VFIO_STATE_ERROR))
+                        return false;
+        return true;
+}
+
+/* A job whose targets hold the state is finished as it would have been
+ * (targets to RUNNING if asked; a saved source to RUNNING if asked, else
+ * it stays stopped). Any other is rolled back. */
+static void recover_entry(Jobs *jobs, const JournalEntry *e) {
+        bool save = g_strcmp0(e->kind, "save") == 0, committed;
+        size_t ns = e->sources ? g_strv_length(e->sources) : 0, nt = e->targets ? g_strv_length(e->targets) : 0;
+        g_autofree Member *m = g_new0(Member, ns + nt + 1);
+        RecoverGoal source_goal, target_goal;
+
+        for (size_t i = 0; i < ns + nt; i++) {
+                m[i] = (Member) { .name = i < ns ? e->sources[i] : e->targets[i - ns], .source = i < ns };
+                open_member(jobs, e, &m[i]);
+        }
+        committed = e->committed && targets_hold_state(m, ns + nt);
+        if (e->committed && !committed)
+                log_notice("Migration %u was interrupted by a daemon restart after its commit point, before its "
+                           "targets held the state: rolling it back", e->id);
+        source_goal = !committed ? RECOVER_RUNNING : save && e->source_running ? RECOVER_RUNNING : RECOVER_STOP;
+        target_goal = !committed ? RECOVER_RESET : e->target_running ? RECOVER_RUNNING : RECOVER_STOP;
+        for (size_t i = 0; i < ns + nt; i++) {
+                recover_member(jobs, e, committed, &m[i], m[i].source ? source_goal : target_goal);
+                member_clear(&m[i]);
+        }
 }
 
 void migration_recover_journal(Jobs *jobs) {

@@ -296,7 +296,9 @@ static int64_t copy_splice(const Xfer *x, const XferEnd *src, const XferEnd *dst
 
 int64_t xfer_copy(const Xfer *x, const XferEnd *src, const XferEnd *dst, uint64_t limit, bool temporary_end,
                   XferProgress progress, void *userdata, bool *ret_dst_failed) {
-        g_autofree uint8_t *buf = NULL;
+        g_autofree uint8_t *own = NULL;
+        uint8_t *buf = x->buf;
+        size_t size = x->buf_size;
         int64_t total = 0;
 
         *ret_dst_failed = false;
@@ -306,9 +308,10 @@ int64_t xfer_copy(const Xfer *x, const XferEnd *src, const XferEnd *dst, uint64_
                         return total;
                 total = 0;
         }
-        buf = g_malloc(COPY_BUFFER);
+        if (!buf)
+                buf = own = g_malloc(size = COPY_BUFFER);
         while ((uint64_t) total < limit) {
-                ssize_t n = xfer_read(x, src, buf, (size_t) MIN(limit - (uint64_t) total, COPY_BUFFER));
+                ssize_t n = xfer_read(x, src, buf, (size_t) MIN(limit - (uint64_t) total, size));
                 int r;
 
                 if (n == -ENOMSG && temporary_end)

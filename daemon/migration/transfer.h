@@ -17,6 +17,10 @@
 typedef struct Xfer {
         int cancel_fd;
         uint64_t io_timeout_usec;
+        /* xfer_copy()'s buffer, made by the caller ahead of time; NULL:
+         * it makes one of its own when it needs one */
+        uint8_t *buf;
+        size_t buf_size;
 } Xfer;
 
 typedef struct XferEnd {

@@ -23,9 +23,24 @@ void worker_progress(void *userdata, uint64_t delta);
 bool worker_cancelled(Worker *w);
 Xfer worker_xfer(Worker *w);
 void worker_close_session(WorkerDevice *d);
+
+/* The downtime window opens when the first source leaves a running
+ * state (worker_drive() sees it); then its phases follow, and it closes
+ * when the last target runs, or holds the state. */
+void worker_down_phase(Worker *w, DownPhase p);
+/* Time spent moving stop-copy data, inside the window. */
+void worker_down_data(Worker *w, uint64_t usec);
 void worker_end_downtime(Worker *w);
-/* Wakes the main loop to read the status. */
+
+/* Tells the job that the status changed, for it to wake the main loop;
+ * while quiet, deferred to when quiet ends. Quiet is for the downtime
+ * window: the main loop would answer every change with D-Bus messages
+ * and identity updates, on the CPUs the window needs. */
 void worker_poke(Worker *w);
+void worker_quiet(Worker *w, bool quiet);
+/* Right before the window: lets the main loop finish what the last
+ * changes set off, then goes quiet. -ECANCELED if a cancel came. */
+int worker_open_window(Worker *w);
 void worker_report_state(Worker *w, WorkerDevice *d, uint32_t state);
 /* Takes outcome. */
 void worker_set_outcome(Worker *w, WorkerDevice *d, char *outcome);

@@ -2,6 +2,8 @@
 #include <errno.h>
 
 #include "fsm.h"
+#include "log.h"
+#include "migration/drive.h"
 #include "util.h"
 #include "vfio-uapi.h"
 #include "vfiomig-names.h"
@@ -9,7 +11,15 @@
 
 /* Device to device: targets wait in RESUMING, sources go through
  * pre-copy (when all have it) and stop-copy, the data goes straight
- * from session to session. */
+ * from session to session.
+ *
+ * The downtime window, from the first source that stops until the last
+ * target runs, holds only what cannot be done before or after it: the
+ * sources' SETs to STOP_COPY, their last data, one byte of the journal
+ * and the targets' SETs to RUNNING. The main loop hears of it all once
+ * the targets run (worker_quiet()); the buffer and the journal's commit
+ * were made ready when the job began; the sources leave STOP_COPY for
+ * STOP after the targets run, as QEMU does. */
 
 static WorkerDevice *target_of(Worker *w, unsigned pair) {
         return worker_dev(w, w->kind == MIGRATION_MIGRATE ? pair + w->pairs : pair);
@@ -50,6 +60,63 @@ static int drive_all(Worker *w, bool sources, uint32_t want) {
         return 0;
 }
 
+/* Every source's last data into its target, and the end of it: the
+ * target's session is closed (its driver sees the end of the stream, and
+ * checks what it got when it leaves RESUMING). The source's session waits
+ * for the window to close. */
+static int copy_stopcopy(Worker *w) {
+        for (unsigned p = 0; p < w->pairs; p++) {
+                uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+                int r = copy_pair(w, p, UINT64_MAX, false);
+
+                if (r >= 0)
+                        worker_close_session(target_of(w, p));
+                worker_down_data(w, now_usec(CLOCK_MONOTONIC) - t0);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The targets load what they got and start, in one SET each where the
+ * kernel walks RESUMING -> STOP -> RUNNING_P2P -> RUNNING itself. In a
+ * group no target runs before every one has loaded: they wait in
+ * RUNNING_P2P when the group is quiesced (each may be the target of
+ * another's DMA then, none starts any), else in STOP. */
+static int start_targets(Worker *w, bool quiesce) {
+        int r;
+
+        if (!w->options.target_running)
+                return drive_all(w, false, VFIO_STATE_STOP);
+        if (w->pairs > 1) {
+                r = drive_all(w, false, quiesce ? VFIO_STATE_RUNNING_P2P : VFIO_STATE_STOP);
+                if (r < 0)
+                        return r;
+        }
+        return drive_all(w, false, VFIO_STATE_RUNNING);
+}
+
+/* The state has moved and the targets run: a source that does not reach
+ * STOP stays stopped where it is, and the job is done all the same. */
+static void stop_sources(Worker *w) {
+        for (unsigned p = 0; p < w->pairs; p++) {
+                WorkerDevice *s = worker_dev(w, p);
+                uint32_t cur = s->state;
+                DriveFailure f;
+                int r;
+
+                worker_close_session(s);
+                r = drive_walk(s->handle, s->flags, &cur, VFIO_STATE_STOP, NULL, NULL, &f);
+                if (r < 0) {
+                        log_warning("migration %u: source %s: %s -> %s failed: %s; it stays stopped in %s", w->id,
+                                    s->name, fsm_state_to_string(f.from), fsm_state_to_string(f.to), g_strerror(-r),
+                                    fsm_state_to_string(f.now));
+                        cur = f.now;
+                }
+                worker_report_state(w, s, cur);
+        }
+}
+
 int worker_run_migrate(Worker *w) {
         bool precopy = w->options.precopy && all_have(w, VFIO_MIGRATION_PRE_COPY);
         /* quiesce a group: everyone stops initiating P2P before anyone stops */
@@ -75,40 +142,32 @@ int worker_run_migrate(Worker *w) {
                 if (r < 0)
                         return r;
         }
-        r = drive_all(w, true, VFIO_STATE_STOP_COPY);
-        for (unsigned p = 0; r >= 0 && p < w->pairs; p++) {
-                uint64_t t0 = now_usec(CLOCK_MONOTONIC);
 
-                r = copy_pair(w, p, UINT64_MAX, false);
-                if (r < 0)
-                        break;
-                w->down_transfer_usec += now_usec(CLOCK_MONOTONIC) - t0;
-                worker_close_session(worker_dev(w, p));
-                r = worker_drive(w, worker_dev(w, p), VFIO_STATE_STOP);
-        }
+        r = worker_open_window(w);
         if (r < 0)
                 return r;
-
+        r = drive_all(w, true, VFIO_STATE_STOP_COPY);
+        worker_down_phase(w, DOWN_COPY);
+        if (r >= 0)
+                r = copy_stopcopy(w);
+        if (r < 0)
+                return r;
         worker_set_phase(w, MIGRATION_RESUMING);
-        for (unsigned p = 0; p < w->pairs; p++) {
-                WorkerDevice *t = target_of(w, p);
-
-                worker_close_session(t);        /* end of data: the device checks it now */
-                r = worker_drive(w, t, VFIO_STATE_STOP);
-                if (r < 0)
-                        return r;
-        }
-        /* The targets hold the state: from here on sources stay stopped. */
+        /* The data is all in: from here on a cancel is refused, and if
+         * the daemon dies the journal has the targets finish what they
+         * loaded, or the sources run again where a target did not. */
+        worker_down_phase(w, DOWN_COMMIT);
         r = worker_commit(w);
         if (r < 0)
                 return r;
         worker_set_phase(w, MIGRATION_FINISHING);
-        if (w->options.target_running) {
-                r = drive_all(w, false, VFIO_STATE_RUNNING);
-                if (r < 0)
-                        return r;
-        }
+        worker_down_phase(w, DOWN_START);
+        r = start_targets(w, quiesce);
+        if (r < 0)
+                return r;
         worker_end_downtime(w);
+        worker_quiet(w, false);
+
+        stop_sources(w);
         return 0;
 }
-

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <sys/mman.h>
+
 #include "fsm.h"
 #include "log.h"
 #include "migration/drive.h"
@@ -33,10 +36,33 @@ static void success_outcomes(Worker *w) {
         }
 }
 
+/* The job's buffer, in its own mapping: faulted in before the downtime
+ * needs it, and given back to the kernel, not to malloc's arenas, when
+ * the job ends. */
+static int make_buffer(Worker *w) {
+        void *p = mmap(NULL, WORKER_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+        if (p == MAP_FAILED)
+                return worker_fail(w, -errno, VFIOMIG_ERROR_DEVICE_FAILED, "Cannot allocate a buffer: %s",
+                                   g_strerror(errno));
+        w->buf = p;
+        w->buf_size = WORKER_CHUNK;
+        return 0;
+}
+
+static void free_buffer(Worker *w) {
+        if (w->buf)
+                (void) munmap(w->buf, w->buf_size);
+        w->buf = NULL;
+        w->buf_size = 0;
+}
+
 int worker_run(Worker *w) {
         int r;
 
-        r = worker_journal(w, WORKER_RECORD_BEGIN);
+        r = make_buffer(w);
+        if (r >= 0)
+                r = worker_journal(w, WORKER_RECORD_BEGIN);
         if (r >= 0 && w->kind == MIGRATION_MIGRATE)
                 r = worker_run_migrate(w);
         else if (r >= 0 && w->kind == MIGRATION_SAVE)
@@ -44,10 +70,14 @@ int worker_run(Worker *w) {
         else if (r >= 0)
                 r = worker_run_load(w);
 
+        worker_quiet(w, false);
+        if (r < 0 && w->committed)
+                (void) worker_journal(w, WORKER_RECORD_ABORT);
         if (r < 0)
                 rollback(w);
         else
                 success_outcomes(w);
+        free_buffer(w);
         for (guint i = 0; i < w->devices->len; i++) {
                 worker_close_session(worker_dev(w, i));
                 g_clear_pointer(&worker_dev(w, i)->handle, device_handle_close);

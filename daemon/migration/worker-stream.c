@@ -49,11 +49,11 @@ static int flush_stream(Worker *w) {
 /* Reads up to limit bytes of device data as records of one kind. */
 static int save_records(Worker *w, StreamRecordKind kind, uint64_t limit, Records *rec) {
         WorkerDevice *s = worker_dev(w, 0);
-        g_autofree uint8_t *buf = g_malloc(WORKER_CHUNK);
+        uint8_t *buf = w->buf;
         Xfer x = worker_xfer(w);
 
         while (limit > 0) {
-                ssize_t n = xfer_read(&x, &s->data, buf, (size_t) MIN(limit, WORKER_CHUNK));
+                ssize_t n = xfer_read(&x, &s->data, buf, (size_t) MIN(limit, w->buf_size));
                 uint8_t head[24];
                 int r;
 
@@ -103,13 +103,22 @@ int worker_run_save(Worker *w) {
                 return r;
 
         worker_set_phase(w, MIGRATION_STOPCOPY);
-        r = worker_drive(w, s, VFIO_STATE_STOP_COPY);
+        /* the downtime: the source stops until its data is in the stream */
+        r = worker_open_window(w);
         if (r >= 0)
+                r = worker_drive(w, s, VFIO_STATE_STOP_COPY);
+        worker_down_phase(w, DOWN_COPY);
+        if (r >= 0) {
+                uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+
                 r = save_records(w, STREAM_RECORD_STOPCOPY, UINT64_MAX, &rec);
+                worker_down_data(w, now_usec(CLOCK_MONOTONIC) - t0);
+        }
         if (r < 0)
                 return r;
         worker_close_session(s);
         worker_end_downtime(w);
+        worker_quiet(w, false);
         g_byte_array_set_size(out, 0);
         r = write_bytes(w, out, stream_write_end(out, rec.seq, rec.total, rec.count));
         if (r >= 0)
@@ -153,7 +162,7 @@ static int next_event(Worker *w, StreamReader *reader, uint8_t *buf, StreamEvent
                         return corrupt(w, r, reader);
                 if (ev->type != STREAM_EVENT_NONE || *eof)
                         return 0;
-                n = xfer_read(&x, &w->stream, buf, WORKER_CHUNK);
+                n = xfer_read(&x, &w->stream, buf, w->buf_size);
                 if (n < 0)
                         return worker_fail(w, (int) n, VFIOMIG_ERROR_DEVICE_FAILED, "reading %s: %s", w->stream_label,
                                            g_strerror((int) -n));
@@ -245,7 +254,7 @@ static int prefetch(Worker *w, StreamReader *reader, uint8_t *buf, GQueue *prefe
 int worker_run_load(Worker *w) {
         WorkerDevice *t = worker_dev(w, 0);
         g_autoptr(StreamReader) reader = stream_reader_new();
-        g_autofree uint8_t *buf = g_malloc(WORKER_CHUNK);
+        uint8_t *buf = w->buf;
         GQueue *prefetched = g_queue_new();
         bool eof = false, end = false;
         StreamEvent ev;
@@ -271,12 +280,12 @@ int worker_run_load(Worker *w) {
         if (r < 0)
                 return r;
 
+        /* The data is all in; the target checks it as it leaves RESUMING,
+         * in the same SET that starts it (worker-migrate.c's commit). */
         worker_close_session(t);
-        r = worker_drive(w, t, VFIO_STATE_STOP);
-        if (r >= 0)
-                r = worker_commit(w);
+        r = worker_commit(w);
         if (r < 0)
                 return r;
         worker_set_phase(w, MIGRATION_FINISHING);
-        return w->options.target_running ? worker_drive(w, t, VFIO_STATE_RUNNING) : 0;
+        return worker_drive(w, t, w->options.target_running ? VFIO_STATE_RUNNING : VFIO_STATE_STOP);
 }

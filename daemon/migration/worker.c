@@ -38,6 +38,39 @@ const char *migration_phase_to_string(MigrationPhase p) {
         return p < _MIGRATION_PHASE_MAX ? phase_names[p] : NULL;
 }
 
+static const char *const down_phase_names[_DOWN_PHASE_MAX] = {
+        [DOWN_STOP] = "stop", [DOWN_COPY] = "copy", [DOWN_COMMIT] = "commit", [DOWN_START] = "start",
+};
+
+static uint64_t sum(const uint64_t v[_DOWN_PHASE_MAX]) {
+        uint64_t total = 0;
+
+        for (unsigned p = 0; p < _DOWN_PHASE_MAX; p++)
+                total += v[p];
+        return total;
+}
+
+static uint64_t ours(uint64_t wall, uint64_t device, uint64_t data) {
+        return wall - MIN(wall, device + data);
+}
+
+char *downtime_describe(const Downtime *d) {
+        uint64_t wall = sum(d->wall), device = sum(d->device), data = sum(d->data);
+        GString *s = g_string_new(NULL);
+        const char *sep = "; window: ";
+
+        g_string_append_printf(s, "downtime %" PRIu64 " us (devices %" PRIu64 " us, data %" PRIu64 " us, "
+                               "vfiomigd %" PRIu64 " us)", wall, device, data, ours(wall, device, data));
+        for (unsigned p = 0; p < _DOWN_PHASE_MAX; p++) {
+                if (!(d->entered & (1u << p)))
+                        continue;
+                g_string_append_printf(s, "%s%s %" PRIu64 " us (vfiomigd %" PRIu64 " us)", sep, down_phase_names[p],
+                                       d->wall[p], ours(d->wall[p], d->device[p], d->data[p]));
+                sep = ", ";
+        }
+        return g_string_free(s, false);
+}
+
 void migration_options_init(MigrationOptions *o) {
         *o = (MigrationOptions) {
                 .precopy = true,
@@ -52,8 +85,29 @@ void migration_options_init(MigrationOptions *o) {
 /* ---- reporting ---- */
 
 void worker_poke(Worker *w) {
+        w->poke_pending |= w->quiet;
         if (w->hooks->changed)
-                w->hooks->changed(w->userdata);
+                w->hooks->changed(w->userdata, w->quiet);
+}
+
+int worker_open_window(Worker *w) {
+        if (w->hooks->settle)
+                w->hooks->settle(w->userdata);
+        if (worker_cancelled(w))
+                return worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+        worker_quiet(w, true);
+        return 0;
+}
+
+void worker_quiet(Worker *w, bool quiet) {
+        if (w->quiet == quiet)
+                return;
+        w->quiet = quiet;
+        if (quiet || !w->poke_pending)
+                return;
+        w->poke_pending = false;
+        log_debug("migration %u: %s", w->id, migration_phase_to_string(w->phase));
+        worker_poke(w);
 }
 
 int worker_fail(Worker *w, int r, const char *name, const char *format, ...) {
@@ -87,7 +141,8 @@ void worker_set_phase(Worker *w, MigrationPhase p) {
         g_mutex_lock(&w->lock);
         w->phase = p;
         g_mutex_unlock(&w->lock);
-        log_debug("migration %u: %s", w->id, phase_names[p]);
+        if (!w->quiet)
+                log_debug("migration %u: %s", w->id, phase_names[p]);
         worker_poke(w);
 }
 
@@ -117,7 +172,13 @@ void worker_progress(void *userdata, uint64_t delta) {
         if (signal)
                 w->last_signal_usec = now;
         g_mutex_unlock(&w->lock);
-        if (signal)
+        if (!signal)
+                return;
+        /* A stop-copy of gigabytes still shows progress, from its first
+         * interval on, when a message costs it a thousandth. */
+        if (w->quiet && w->down.open && now - w->down.begin_usec >= SIGNAL_INTERVAL_USEC && w->hooks->changed)
+                w->hooks->changed(w->userdata, false);
+        else
                 worker_poke(w);
 }
 
@@ -134,7 +195,10 @@ bool worker_cancelled(Worker *w) {
 }
 
 Xfer worker_xfer(Worker *w) {
-        return (Xfer) { .cancel_fd = w->cancel_fd, .io_timeout_usec = w->options.io_timeout_usec };
+        return (Xfer) {
+                .cancel_fd = w->cancel_fd, .io_timeout_usec = w->options.io_timeout_usec,
+                .buf = w->buf, .buf_size = w->buf_size,
+        };
 }
 
 WorkerDevice *worker_dev(Worker *w, unsigned i) {
@@ -147,10 +211,48 @@ void worker_close_session(WorkerDevice *d) {
         d->data = (XferEnd) { .fd = -1 };
 }
 
+/* ---- the downtime window ---- */
+
+static bool down_counting(const Worker *w) {
+        return w->down.open && !w->down.closed;
+}
+
+static void open_downtime(Worker *w) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (w->down.open)
+                return;
+        w->down = (Downtime) { .begin_usec = now, .mark_usec = now, .phase = DOWN_STOP, .open = true,
+                               .entered = 1u << DOWN_STOP };
+}
+
+static void close_phase(Worker *w, uint64_t now) {
+        w->down.wall[w->down.phase] += now - w->down.mark_usec;
+        w->down.mark_usec = now;
+}
+
+void worker_down_phase(Worker *w, DownPhase p) {
+        if (!down_counting(w) || w->down.phase == p)
+                return;
+        close_phase(w, now_usec(CLOCK_MONOTONIC));
+        w->down.phase = p;
+        w->down.entered |= 1u << p;
+}
+
+void worker_down_data(Worker *w, uint64_t usec) {
+        if (down_counting(w))
+                w->down.data[w->down.phase] += usec;
+}
+
 void worker_end_downtime(Worker *w) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (!down_counting(w))
+                return;
+        close_phase(w, now);
+        w->down.closed = true;
         g_mutex_lock(&w->lock);
-        if (w->down_start_usec)
-                w->downtime_usec = now_usec(CLOCK_MONOTONIC) - w->down_start_usec;
+        w->downtime_usec = now - w->down.begin_usec;
         g_mutex_unlock(&w->lock);
 }
 
@@ -160,24 +262,25 @@ typedef struct Step {
         Worker *w;
         WorkerDevice *d;
         uint64_t t0;
+        bool hook_failed;
 } Step;
 
 static void account_device_time(Step *s) {
-        if (s->w->down_start_usec && !s->w->downtime_usec)
-                s->w->down_device_usec += now_usec(CLOCK_MONOTONIC) - s->t0;
+        if (down_counting(s->w))
+                s->w->down.device[s->w->down.phase] += now_usec(CLOCK_MONOTONIC) - s->t0;
 }
 
-static void before_arc(void *userdata, uint32_t from, uint32_t to) {
+static void before_set(void *userdata, uint32_t from, uint32_t to) {
         Step *s = userdata;
 
-        if (s->d->source && fsm_state_is_running(from) && !fsm_state_is_running(to) && s->w->down_start_usec == 0)
-                s->w->down_start_usec = now_usec(CLOCK_MONOTONIC);
+        if (s->d->source && fsm_state_is_running(from) && !fsm_state_is_running(to))
+                open_downtime(s->w);
         if (!s->d->source)
                 s->d->touched = true;
         s->t0 = now_usec(CLOCK_MONOTONIC);
 }
 
-static int after_arc(void *userdata, uint32_t to, int fd) {
+static int after_set(void *userdata, uint32_t to, int fd) {
         Step *s = userdata;
         int r;
 
@@ -187,6 +290,7 @@ static int after_arc(void *userdata, uint32_t to, int fd) {
                 r = xfer_end_from_device(s->d->handle, fd, &s->d->data);
                 if (r < 0) {
                         close(fd);
+                        s->hook_failed = true;
                         return worker_fail_device(s->w, r, s->d, "data fd");
                 }
         }
@@ -195,25 +299,23 @@ static int after_arc(void *userdata, uint32_t to, int fd) {
 }
 
 int worker_drive(Worker *w, WorkerDevice *d, uint32_t want) {
-        static const DriveHooks hooks = { .before = before_arc, .arrived = after_arc };
+        static const DriveHooks hooks = { .before = before_set, .arrived = after_set };
         Step s = { .w = w, .d = d };
-        uint32_t cur = d->state, arc, actual;
+        uint32_t cur = d->state;
+        DriveFailure f;
         int r;
 
-        r = drive_walk(d->handle, d->flags, &cur, want, &hooks, &s, &arc);
-        if (r >= 0)
-                return 0;
-        if (arc == VFIO_STATE_ERROR)
+        r = drive_walk(d->handle, d->flags, &cur, want, &hooks, &s, &f);
+        if (r >= 0 || s.hook_failed)
+                return r;       /* a hook that failed has said why */
+        if (f.to == VFIO_STATE_ERROR)
                 return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: no way from %s to %s", d->name,
                                    fsm_state_to_string(d->state), fsm_state_to_string(want));
-        if (cur == arc)
-                return r;       /* the arc was taken; what failed after it has said so */
         account_device_time(&s);
-        if (d->handle->ops->get_state(d->handle, &actual) >= 0)
-                worker_report_state(w, d, actual);
+        worker_report_state(w, d, f.now);
         return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s -> %s failed: %s (device now %s)", d->name,
-                           fsm_state_to_string(cur), fsm_state_to_string(arc), g_strerror(-r),
-                           fsm_state_to_string(d->state));
+                           fsm_state_to_string(f.from), fsm_state_to_string(f.to), g_strerror(-r),
+                           fsm_state_to_string(f.now));
 }
 
 uint64_t worker_expected_bytes(Worker *w) {
@@ -235,7 +337,7 @@ int worker_journal(Worker *w, WorkerRecord what) {
         g_autofree char *why = NULL;
         int r = w->hooks->journal(w->userdata, what, &why);
 
-        if (r < 0 && what != WORKER_RECORD_END)
+        if (r < 0 && (what == WORKER_RECORD_BEGIN || what == WORKER_RECORD_COMMIT))
                 return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s", why);
         return 0;
 }

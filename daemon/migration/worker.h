@@ -74,13 +74,42 @@ typedef struct WorkerDevice {
 /* Where the job is in its journal entry. */
 typedef enum WorkerRecord {
         WORKER_RECORD_BEGIN,            /* before any device changes state */
-        WORKER_RECORD_COMMIT,           /* the targets (or the stream) hold the state */
+        WORKER_RECORD_COMMIT,           /* the data is all in: the targets load it, or the stream holds it */
+        WORKER_RECORD_ABORT,            /* a job past its commit rolls back after all */
         WORKER_RECORD_END,              /* finished or rolled back */
 } WorkerRecord;
 
+/* The phases of the downtime window, from the first source that stops
+ * until the last target runs. */
+typedef enum DownPhase {
+        DOWN_STOP,                      /* the sources stop */
+        DOWN_COPY,                      /* their last data moves */
+        DOWN_COMMIT,                    /* the journal's commit */
+        DOWN_START,                     /* the targets load it and start */
+        _DOWN_PHASE_MAX,
+} DownPhase;
+
+/* Where the downtime went: wall time per phase, and in each the time
+ * inside device calls and moving stop-copy data (to its end: the
+ * target's session closed); the rest is ours. */
+typedef struct Downtime {
+        uint64_t begin_usec, mark_usec; /* CLOCK_MONOTONIC: the window's start, the phase's */
+        DownPhase phase;
+        bool open, closed;
+        unsigned entered;               /* bit per phase */
+        uint64_t wall[_DOWN_PHASE_MAX], device[_DOWN_PHASE_MAX], data[_DOWN_PHASE_MAX];
+} Downtime;
+
+/* "downtime T us (devices D us, data X us, vfiomigd V us); window: stop
+ * ... us (vfiomigd ... us), copy ...", for the log. */
+char *downtime_describe(const Downtime *d);
+
 typedef struct WorkerHooks {
-        /* Phase, counters or a device's state changed; may be NULL. */
-        void (*changed)(void *userdata);
+        /* Phase, counters or a device's state changed; may be NULL.
+         * deferred: inside the downtime window, where nobody should be
+         * woken to publish it; the worker calls again, not deferred, when
+         * the window closes. */
+        void (*changed)(void *userdata, bool deferred);
         /* -errno and a message fail the job (END's are only logged). */
         int (*journal)(void *userdata, WorkerRecord what, char **ret_error);
         /* Load: may a stream with this source identity (type, version,
@@ -90,6 +119,10 @@ typedef struct WorkerHooks {
         /* Save: the stream is complete and synced; put it where it
          * belongs (-EEXIST: the name was taken meanwhile). May be NULL. */
         int (*publish)(void *userdata, char **ret_error);
+        /* Before the downtime window: returns once what changed has been
+         * published and the main loop has nothing left to do for it, or
+         * after a short while. May be NULL. */
+        void (*settle)(void *userdata);
 } WorkerHooks;
 
 typedef struct Worker {
@@ -107,10 +140,11 @@ typedef struct Worker {
 
         /* the worker's own */
         uint64_t last_signal_usec;
-        uint64_t down_start_usec;
-        /* where the downtime went: inside device calls, moving stop-copy
-         * data; the rest is ours */
-        uint64_t down_device_usec, down_transfer_usec;
+        Downtime down;                  /* read by others once the worker has ended */
+        /* in the downtime window, changes are kept for one wake-up after it */
+        bool quiet, poke_pending;
+        uint8_t *buf;                   /* for data that cannot be spliced, made before it is needed */
+        size_t buf_size;
 
         GMutex lock;                    /* guards what the worker reports: */
         MigrationPhase phase;

@@ -181,12 +181,39 @@ class CommittedRecoveryTest(MigrationTestCase):
         moved = self.digest(src)
         self.fault(tgt, 'transition from=stop to=running-p2p delay=3000 errno=0')
         job = self.start('Migrate', '(ssa{sv})', (src, tgt, {}))
-        wait_until(lambda: self.get_property(job['path'], MIGRATION, 'Phase') == 'finishing', 10, 'finishing')
+        # the target loads and starts in one request: it holds the state
+        # once that request has taken it to STOP, on its way to RUNNING
+        wait_until(lambda: self.get_property(job['path'], MIGRATION, 'Phase') == 'finishing' and
+                   self.state(tgt) == 'stop', 10, 'finishing, the target loaded')
         self.kill_and_restart()
         self.assertEqual((self.state(src), self.state(tgt)), ('stop', 'running'))
         self.assertEqual(self.digest(tgt), moved)
         self.assertIn(f'Migration {job["id"]} was interrupted by a daemon restart after its commit point',
                       self.daemon.output())
+        self.assertEqual([n for n in os.listdir(os.path.join(self.tmp, 'run')) if n.endswith('.journal')], [])
+
+    def test_kill_before_the_target_loaded_rolls_back(self):
+        """The commit is one byte written just before the target is asked
+        to load and start: killed while the target is still RESUMING, the
+        restarted daemon finds a committed entry whose target holds
+        nothing, and puts the source back to RUNNING with its state."""
+        src, tgt = A[2], B[2]
+        self.scramble(src)
+        moved, target_before = self.digest(src), self.digest(tgt)
+        self.fault(tgt, 'transition from=resuming to=stop delay=3000 errno=0')
+        job = self.start('Migrate', '(ssa{sv})', (src, tgt, {}))
+        wait_until(lambda: self.get_property(job['path'], MIGRATION, 'Phase') == 'finishing', 10, 'finishing')
+        with open(os.path.join(self.tmp, 'run', f'migration-{job["id"]}.journal'), encoding='utf-8') as f:
+            self.assertTrue(f.read().endswith('\nCommitted=1\n'))
+        self.assertEqual((self.state(src), self.state(tgt)), ('stop-copy', 'resuming'))
+        self.kill_and_restart()
+        self.assertEqual((self.state(src), self.state(tgt)), ('running', 'running'))
+        self.assertEqual(self.digest(src), moved)
+        self.assertEqual(self.digest(tgt), target_before)
+        log = self.daemon.output()
+        self.assertIn(f'Migration {job["id"]} was interrupted by a daemon restart after its commit point, '
+                      'before its targets held the state: rolling it back', log)
+        self.assertIn(f'Migration {job["id"]} was interrupted by a daemon restart: target {tgt} reset', log)
         self.assertEqual([n for n in os.listdir(os.path.join(self.tmp, 'run')) if n.endswith('.journal')], [])
 
     def test_recovery_follows_what_the_journal_asked(self):

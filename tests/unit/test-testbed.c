@@ -267,6 +267,51 @@ static void test_delay_without_lock(void) {
         sim_device_free(d);
 }
 
+/* A request the kernel walks in several steps: each step is where the
+ * device is, for whoever looks (a daemon restarted mid-request) and for
+ * the error of a step that fails. */
+static void test_multi_step_request(void) {
+        g_autofree char *dir = g_dir_make_tmp("test-testbed-XXXXXX", NULL);
+        SimConfig c = { .flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P, .state_size = 4096, .tag = "t" };
+        SimDevice *d = sim_device_new("dev", &c, dir), *seen;
+        Transition t = { .to = VFIO_STATE_STOP };
+        DeviceHandle *h = NULL;
+        GThread *thread;
+        GArray *arcs;
+        SimFault f;
+        int fd = -1;
+
+        g_assert_cmpint(sim_fault_parse("transition from=running-p2p to=stop delay=1000 errno=0", &f, NULL), ==, 0);
+        sim_device_add_fault(d, &f);
+        g_assert_cmpint(sim_device_open(d, &h, NULL), ==, 0);
+        t.h = h;
+        thread = g_thread_new("transition", set_state_thread, &t);
+        g_usleep(300 * 1000);                   /* inside the last step's delay */
+        seen = sim_device_new("dev", &c, dir);  /* what a restarted daemon would find */
+        g_assert_cmpuint(sim_device_state(seen), ==, VFIO_STATE_RUNNING_P2P);
+        sim_device_free(seen);
+        g_thread_join(thread);
+        g_assert_cmpint(t.r, ==, 0);
+        g_assert_cmpuint(sim_device_state(d), ==, VFIO_STATE_STOP);
+        arcs = sim_device_history(d);          /* running -> running-p2p -> stop */
+        g_assert_cmpuint(arcs->len, ==, 2);
+        g_array_unref(arcs);
+
+        /* a step that fails leaves the device on the path */
+        g_assert_cmpint(sim_fault_parse("transition from=stop to=running-p2p errno=EIO", &f, NULL), ==, 0);
+        sim_device_add_fault(d, &f);
+        g_assert_cmpint(h->ops->set_state(h, VFIO_STATE_RUNNING, &fd), ==, -EIO);
+        g_assert_cmpint(fd, ==, -1);
+        g_assert_cmpuint(sim_device_state(d), ==, VFIO_STATE_STOP);
+        seen = sim_device_new("dev", &c, dir);
+        g_assert_cmpuint(sim_device_state(seen), ==, VFIO_STATE_STOP);
+        sim_device_free(seen);
+        device_handle_close(h);
+        sim_device_forget(d);
+        sim_device_free(d);
+        g_assert_cmpint(rmdir(dir), ==, 0);
+}
+
 #define M1 "00000000-0000-0000-0000-000000000001"
 #define M2 "00000000-0000-0000-0000-000000000002"
 #define M3 "00000000-0000-0000-0000-000000000003"
@@ -370,6 +415,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/testbed/dirty-rate-bounds", test_dirty_rate_bounds);
         g_test_add_func("/testbed/fault-bounds", test_fault_bounds);
         g_test_add_func("/testbed/delay-without-lock", test_delay_without_lock);
+        g_test_add_func("/testbed/multi-step-request", test_multi_step_request);
         g_test_add_func("/testbed/migration-support", test_migration_support);
         return g_test_run();
 }

@@ -36,11 +36,16 @@ typedef struct Rig {
         MigrationPhase cancel_at;
         int cancel_result;              /* 1: not tried */
         MigrationPhase last_phase;      /* the last one before the end */
+        unsigned deferred;              /* changes reported inside the downtime window */
+        bool woken_after_window;        /* and one not deferred after the last of them */
 } Rig;
 
-static void on_changed(void *userdata) {
+static void on_changed(void *userdata, bool deferred) {
         Rig *r = userdata;
         MigrationPhase p;
+
+        r->deferred += deferred;
+        r->woken_after_window = r->deferred > 0 && !deferred;
 
         g_mutex_lock(&r->w.lock);
         p = r->w.phase;
@@ -123,12 +128,17 @@ static void rig_add(Rig *r, SimDevice *d, const char *name, bool source) {
         (void) worker_add_device(&r->w, name, source, h, flags, state);
 }
 
-static void rig_fault(SimDevice *d, const char *spec) {
-        g_autofree char *why = NULL;
-        SimFault f;
+/* One fault, or several separated by ';'. */
+static void rig_fault(SimDevice *d, const char *specs) {
+        g_auto(GStrv) each = g_strsplit(specs, ";", 0);
 
-        g_assert_cmpint(sim_fault_parse(spec, &f, &why), ==, 0);
-        sim_device_add_fault(d, &f);
+        for (char **spec = each; *spec; spec++) {
+                g_autofree char *why = NULL;
+                SimFault f;
+
+                g_assert_cmpint(sim_fault_parse(*spec, &f, &why), ==, 0);
+                sim_device_add_fault(d, &f);
+        }
 }
 
 static void rig_clear(Rig *r) {
@@ -180,11 +190,28 @@ static bool journal_has(Rig *r, WorkerRecord what) {
         return false;
 }
 
+/* The commit mark as the journal last had it before END: what a daemon
+ * restarted at that moment would go by. */
+static bool journal_committed(Rig *r) {
+        bool committed = false;
+
+        for (guint i = 0; i < r->records->len; i++) {
+                WorkerRecord what = g_array_index(r->records, WorkerRecord, i);
+
+                if (what == WORKER_RECORD_COMMIT || what == WORKER_RECORD_ABORT)
+                        committed = what == WORKER_RECORD_COMMIT;
+        }
+        return committed;
+}
+
 static void assert_journal(Rig *r, bool committed) {
         g_assert_cmpuint(r->records->len, >=, 2);
         g_assert_cmpint(g_array_index(r->records, WorkerRecord, 0), ==, WORKER_RECORD_BEGIN);
         g_assert_cmpint(g_array_index(r->records, WorkerRecord, r->records->len - 1), ==, WORKER_RECORD_END);
-        g_assert_cmpint(journal_has(r, WORKER_RECORD_COMMIT), ==, committed);
+        g_assert_cmpint(journal_committed(r), ==, committed);
+        /* an abort only ever takes a commit back */
+        if (journal_has(r, WORKER_RECORD_ABORT))
+                g_assert_true(journal_has(r, WORKER_RECORD_COMMIT));
 }
 
 /* ---- successes ---- */
@@ -274,6 +301,172 @@ static void test_migrate_group_p2p(void) {
         }
         g_assert_cmpuint(last_p2p, >, 0);
         g_assert_cmpuint(last_p2p, <, first_stop);
+        rig_clear(&r);
+}
+
+/* ---- the downtime window ---- */
+
+/* The SETs each device was asked for: its handle's ops table is a copy
+ * of the simulator's whose set_state writes them down first. */
+typedef struct SetLog {
+        DeviceHandle *handle;
+        const DeviceOps *real;
+        DeviceOps counted;
+        GArray *states;         /* uint32_t */
+} SetLog;
+
+static SetLog set_logs[4];
+
+static int logged_set_state(DeviceHandle *h, uint32_t state, int *ret_data_fd) {
+        for (unsigned i = 0; i < G_N_ELEMENTS(set_logs); i++)
+                if (set_logs[i].handle == h) {
+                        g_array_append_val(set_logs[i].states, state);
+                        return set_logs[i].real->set_state(h, state, ret_data_fd);
+                }
+        g_assert_not_reached();
+}
+
+static void log_sets(Rig *r) {
+        for (unsigned i = 0; i < r->w.devices->len; i++) {
+                SetLog *l = &set_logs[i];
+                DeviceHandle *h = worker_dev(&r->w, i)->handle;
+
+                *l = (SetLog) { .handle = h, .real = h->ops, .counted = *h->ops,
+                                .states = g_array_new(false, false, sizeof(uint32_t)) };
+                l->counted.set_state = logged_set_state;
+                h->ops = &l->counted;
+        }
+}
+
+static void assert_sets(unsigned device, const uint32_t *want, unsigned n) {
+        GArray *got = set_logs[device].states;
+
+        g_assert_cmpuint(got->len, ==, n);
+        for (unsigned i = 0; i < n; i++)
+                g_assert_cmpstr(fsm_state_to_string(g_array_index(got, uint32_t, i)), ==, fsm_state_to_string(want[i]));
+}
+
+static void clear_set_logs(void) {
+        for (unsigned i = 0; i < G_N_ELEMENTS(set_logs); i++) {
+                if (set_logs[i].states)
+                        g_array_unref(set_logs[i].states);
+                set_logs[i] = (SetLog) {};
+        }
+}
+
+/* The sequence number of a device's first arc into state (from any, or
+ * from `from` unless it is -1); 0 if there is none. */
+static uint32_t arc_seq(SimDevice *d, int from, uint32_t to) {
+        GArray *arcs = sim_device_history(d);
+        uint32_t seq = 0;
+
+        for (guint i = 0; i < arcs->len && !seq; i++) {
+                SimArc *a = &g_array_index(arcs, SimArc, i);
+
+                if (a->to == to && (from < 0 || a->from == (uint32_t) from))
+                        seq = a->seq;
+        }
+        g_array_unref(arcs);
+        return seq;
+}
+
+/* One pair: the target goes RESUMING -> RUNNING in one SET, which the
+ * kernel walks; the source leaves STOP_COPY only after the target runs;
+ * what changed in the window reaches the job once, after it; the
+ * downtime's phases account for all of it. */
+static void test_window(void) {
+        static const uint32_t source_sets[] = { VFIO_STATE_PRE_COPY, VFIO_STATE_STOP_COPY, VFIO_STATE_STOP };
+        static const uint32_t target_sets[] = { VFIO_STATE_RESUMING, VFIO_STATE_RUNNING };
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = NULL, *after = NULL, *text = NULL;
+        uint64_t wall = 0;
+        Rig r;
+
+        rig_migrate(&r, 1, ALL_FLAGS, 0, NULL);
+        log_sets(&r);
+        before = sim_device_digest(r.devices[0]);
+        s = run(&r, 0);
+        after = sim_device_digest(r.devices[1]);
+        g_assert_cmpstr(after, ==, before);
+        assert_sets(0, source_sets, G_N_ELEMENTS(source_sets));
+        assert_sets(1, target_sets, G_N_ELEMENTS(target_sets));
+        /* the kernel's path, taken by the device in that one request */
+        g_assert_cmpuint(arc_seq(r.devices[1], VFIO_STATE_RESUMING, VFIO_STATE_STOP), <,
+                         arc_seq(r.devices[1], VFIO_STATE_STOP, VFIO_STATE_RUNNING_P2P));
+        g_assert_cmpuint(arc_seq(r.devices[1], VFIO_STATE_RUNNING_P2P, VFIO_STATE_RUNNING), <,
+                         arc_seq(r.devices[0], VFIO_STATE_STOP_COPY, VFIO_STATE_STOP));
+        g_assert_cmpuint(r.deferred, >, 0);
+        g_assert_true(r.woken_after_window);
+
+        g_assert_cmpuint(r.w.down.entered, ==, (1u << _DOWN_PHASE_MAX) - 1);
+        for (unsigned p = 0; p < _DOWN_PHASE_MAX; p++) {
+                wall += r.w.down.wall[p];
+                g_assert_cmpuint(r.w.down.device[p] + r.w.down.data[p], <=, r.w.down.wall[p]);
+        }
+        g_assert_cmpuint(wall, ==, s.downtime_usec);
+        g_assert_cmpuint(r.w.down.device[DOWN_STOP], >, 0);
+        g_assert_cmpuint(r.w.down.device[DOWN_START], >, 0);
+        g_assert_cmpuint(r.w.down.device[DOWN_COMMIT] + r.w.down.data[DOWN_COMMIT], ==, 0);
+        text = downtime_describe(&r.w.down);
+        g_assert_true(g_str_has_prefix(text, "downtime "));
+        g_assert_nonnull(strstr(text, "; window: stop "));
+        g_assert_nonnull(strstr(text, ", start "));
+        rig_clear(&r);
+        clear_set_logs();
+}
+
+/* A group: no target runs before every one has loaded its state. They
+ * wait in RUNNING_P2P when the group is quiesced, else in STOP. */
+static void check_group_targets(uint32_t flags, uint32_t wait_in) {
+        const uint32_t target_sets[] = { VFIO_STATE_RESUMING, wait_in, VFIO_STATE_RUNNING };
+        g_auto(MigrationSnapshot) s = {};
+        MigrationOptions o;
+        uint32_t last_wait = 0, first_run = G_MAXUINT32;
+        Rig r;
+
+        migration_options_init(&o);
+        o.allow_no_p2p = true;
+        rig_migrate(&r, 2, flags, 0, &o);
+        log_sets(&r);
+        s = run(&r, 0);
+        g_assert_cmpint(s.phase, ==, MIGRATION_DONE);
+        for (unsigned i = 2; i < 4; i++) {
+                assert_sets(i, target_sets, G_N_ELEMENTS(target_sets));
+                last_wait = MAX(last_wait, arc_seq(r.devices[i], -1, wait_in));
+                first_run = MIN(first_run, arc_seq(r.devices[i], -1, VFIO_STATE_RUNNING));
+                g_assert_cmpuint(sim_device_state(r.devices[i]), ==, VFIO_STATE_RUNNING);
+        }
+        g_assert_cmpuint(last_wait, >, 0);
+        g_assert_cmpuint(last_wait, <, first_run);
+        rig_clear(&r);
+        clear_set_logs();
+}
+
+static void test_group_targets(void) {
+        check_group_targets(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P, VFIO_STATE_RUNNING_P2P);
+        check_group_targets(VFIO_MIGRATION_STOP_COPY, VFIO_STATE_STOP);
+}
+
+/* Once the target runs with the state, the job is done: a source that
+ * then fails to leave STOP_COPY stays stopped, and nothing rolls back. */
+static void test_source_stop_after_target_runs(void) {
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = NULL, *after = NULL;
+        Rig r;
+
+        rig_migrate_fault(&r, 1, VFIO_MIGRATION_STOP_COPY, 0, NULL,
+                          "transition from=stop-copy to=stop errno=EIO land=error", 0);
+        before = sim_device_digest(r.devices[0]);
+        s = run(&r, 0);
+        g_assert_cmpint(s.phase, ==, MIGRATION_DONE);
+        assert_journal(&r, true);
+        after = sim_device_digest(r.devices[1]);
+        g_assert_cmpstr(after, ==, before);
+        g_assert_cmpuint(sim_device_state(r.devices[1]), ==, VFIO_STATE_RUNNING);
+        g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_ERROR);
+        g_assert_cmpstr(s.devices[0].outcome, ==, "error");
+        g_assert_cmpstr(s.devices[1].outcome, ==, "running");
+        g_assert_cmpuint(s.downtime_usec, >, 0);
         rig_clear(&r);
 }
 
@@ -526,6 +719,10 @@ static void check_rollback(const char *fault, bool on_source, uint32_t flags, Mi
         g_assert_cmpstr(s.error_name, ==, VFIOMIG_ERROR_DEVICE_FAILED);
         g_assert_nonnull(strstr(s.error, on_source ? "s0" : "t0"));
         assert_journal(&r, false);
+        /* past the commit only when the targets were asked to load: the
+         * commit was taken back before the rollback */
+        g_assert_cmpint(journal_has(&r, WORKER_RECORD_COMMIT), ==, failed_in == MIGRATION_FINISHING);
+        g_assert_cmpint(journal_has(&r, WORKER_RECORD_ABORT), ==, failed_in == MIGRATION_FINISHING);
         g_assert_cmpint(r.last_phase, ==, failed_in);
         if (failed_in == MIGRATION_PREPARING)
                 g_assert_nonnull(strstr(s.error, "t0: stop -> resuming failed"));
@@ -549,12 +746,14 @@ static void test_rollback(void) {
         /* stop-copy: reading the source's state fails half-way */
         check_rollback("read-error after=4096 errno=EIO", true, VFIO_MIGRATION_STOP_COPY, MIGRATION_STOPCOPY,
                        "restored to running (was stop-copy)", "reset");
-        /* resuming: the target refuses the data at its end and lands in ERROR */
+        /* resuming: the target refuses the data at its end and lands in
+         * ERROR; it loads and starts in one request, after the commit, and
+         * the source has not left STOP_COPY yet */
         check_rollback("transition from=resuming to=stop errno=EINVAL land=error", false, VFIO_MIGRATION_STOP_COPY,
-                       MIGRATION_RESUMING, "restored to running (was stop)", "reset");
+                       MIGRATION_FINISHING, "restored to running (was stop-copy)", "reset");
         /* the walk back fails: QEMU's rule, reset */
-        check_rollback("transition from=stop-copy to=stop errno=EIO land=error", true, VFIO_MIGRATION_STOP_COPY,
-                       MIGRATION_STOPCOPY, "reset to running (was error)", "reset");
+        check_rollback("read-error after=4096 errno=EIO;transition from=stop-copy to=stop errno=EIO land=error", true,
+                       VFIO_MIGRATION_STOP_COPY, MIGRATION_STOPCOPY, "reset to running (was stop-copy)", "reset");
 }
 
 /* A failing save leaves the source running and publishes nothing. */
@@ -638,7 +837,7 @@ static void test_commit_point(void) {
         f = run(&r, -1);
         g_assert_cmpint(f.phase, ==, MIGRATION_FAILED);
         g_assert_cmpstr(f.error, ==, "journal full");
-        g_assert_cmpstr(f.devices[0].outcome, ==, "restored to running (was stop)");
+        g_assert_cmpstr(f.devices[0].outcome, ==, "restored to running (was stop-copy)");
         g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
         g_assert_cmpuint(sim_device_state(r.devices[1]), ==, VFIO_STATE_RUNNING);
         rig_clear(&r);
@@ -658,5 +857,8 @@ int main(int argc, char **argv) {
         g_test_add_func("/worker/save-rollback", test_save_rollback);
         g_test_add_func("/worker/cancel", test_cancel);
         g_test_add_func("/worker/commit-point", test_commit_point);
+        g_test_add_func("/worker/window", test_window);
+        g_test_add_func("/worker/group-targets", test_group_targets);
+        g_test_add_func("/worker/source-stop-after-target-runs", test_source_stop_after_target_runs);
         return g_test_run();
 }
