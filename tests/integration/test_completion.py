@@ -19,16 +19,27 @@ VFS = ['0000:3b:00.1', '0000:3b:00.2']
 DEVICES = sorted(VFS + [MTTY1, MTTY2, MTTY3, GPU, 'vdpa0', 'vdpa1'])
 
 
+# bash's default COMP_WORDBREAKS, less the blanks
+BREAKS = '"\'@><=;|&(:'
+
+
 def complete(line):
-    """What bash would offer for the last word of line (a trailing space
-    starts a new, empty word)."""
-    words = line.split(' ')
-    script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
-              '_vfiomigctl; printf "%s\\n" "${COMPREPLY[@]}"')
+    """What bash would make of the last word of line (a trailing space
+    starts a new, empty word). As bash does, COMP_WORDS splits the line at
+    the characters of COMP_WORDBREAKS too, so "--kind=" and "0000:3b:00."
+    are several words, COMP_LINE and COMP_POINT hold the line, and a reply
+    replaces only what follows the last of those characters in the word."""
+    word = line.split(' ')[-1]
+    comp_words = []
+    for w in line.split(' '):
+        comp_words += re.findall(f'[^{re.escape(BREAKS)}]+|[{re.escape(BREAKS)}]+', w) or ['']
+    head = word[:max(word.rfind(c) for c in BREAKS) + 1]
+    script = ('source "$1"; shift; COMP_LINE=$1; COMP_POINT=${#1}; shift; COMP_WORDS=("$@"); '
+              'COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _vfiomigctl; printf "%s\\n" "${COMPREPLY[@]}"')
     env = dict(os.environ, PATH=os.path.dirname(VFIOMIGCTL) + ':' + os.environ['PATH'])
-    p = subprocess.run(['bash', '-c', script, 'bash', SCRIPT, *words], capture_output=True, text=True,
+    p = subprocess.run(['bash', '-c', script, 'bash', SCRIPT, line, *comp_words], capture_output=True, text=True,
                        env=env, timeout=30, check=True)
-    return sorted(w for w in p.stdout.split('\n') if w)
+    return sorted(head + w for w in p.stdout.split('\n') if w)
 
 
 class CompletionTest(DaemonTestCase):
@@ -74,6 +85,16 @@ class CompletionTest(DaemonTestCase):
     def test_option_values(self):
         self.assertEqual(complete('vfiomigctl load --target-state '), ['running', 'stop'])
         self.assertEqual(complete('vfiomigctl save --source-state=r'), ['--source-state=running'])
+        self.assertEqual(complete('vfiomigctl list --kind='), ['--kind=mdev', '--kind=pci', '--kind=vdpa'])
+
+    def test_words_that_bash_splits(self):
+        # ":" and "=" are in COMP_WORDBREAKS: a reply must replace only
+        # what follows them, and the verb is still the verb after --json=
+        self.assertEqual(complete('vfiomigctl show 0000:3b:00.'), VFS)
+        self.assertEqual(complete(f'vfiomigctl compat {VFS[0]} 0000:3b:'), VFS)
+        self.assertEqual(complete('vfiomigctl --json=short li'), ['list'])
+        self.assertEqual(complete('vfiomigctl --json=short list --ki'), ['--kind='])
+        self.assertEqual(complete('vfiomigctl -h sh'), ['show'])
 
     def test_migrations(self):
         job = int(subprocess.run([VFIOMIGCTL, '--no-wait', '--source-state=running', 'save', VFS[0], 'c'],
