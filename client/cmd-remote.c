@@ -280,6 +280,13 @@ static const char *member(JsonObject *o, const char *name) {
                 ? json_node_get_string(n) : NULL;
 }
 
+/* Empty input parses too, to no root at all. */
+static JsonObject *root_object(JsonParser *parser) {
+        JsonNode *root = json_parser_get_root(parser);
+
+        return root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+}
+
 int remote_check_identity(Ctl *ctl, const char *source, const RemoteTarget *rt) {
         const char *words[] = { "--json", "--no-ask-password", "check-identity", "--", rt->device, NULL };
         g_auto(Remote) r = {};
@@ -300,9 +307,7 @@ int remote_check_identity(Ctl *ctl, const char *source, const RemoteTarget *rt) 
         if (remote_finish(&r) < 0)
                 return EXIT_FAILED;
 
-        o = json_parser_load_from_data(parser, r.out->str, -1, NULL) &&
-            JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser)) ? json_node_get_object(json_parser_get_root(parser))
-                                                                  : NULL;
+        o = json_parser_load_from_data(parser, r.out->str, -1, NULL) ? root_object(parser) : NULL;
         verdict = o ? member(o, "verdict") : NULL;
         basis = o ? member(o, "basis") : NULL;
         reason = o ? member(o, "reason") : NULL;
@@ -345,9 +350,9 @@ static int read_identity(JsonObject **ret, JsonParser *parser) {
                 return ctl_usage_error("The identity on standard input is longer than %d bytes", IDENTITY_MAX);
         if (!json_parser_load_from_data(parser, buf, (gssize) len, &error))
                 return ctl_usage_error("The identity on standard input is no JSON: %s", error->message);
-        if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser)))
+        *ret = root_object(parser);
+        if (!*ret)
                 return ctl_usage_error("The identity on standard input is no JSON object");
-        *ret = json_node_get_object(json_parser_get_root(parser));
         return EXIT_OK;
 }
 

@@ -340,7 +340,13 @@ class RefusalTest(CrossHostTestCase):
         p = self.ctl('migrate', src, f'far:{uuid(99)}')
         self.assertEqual(p.returncode, 3, p.stderr)          # NoSuchDevice, as vfiomigctl there says
         self.assertIn(f'Failed to ask far whether {uuid(99)} takes the state of {src}', p.stderr)
+        self.assertNotIn('CRITICAL', p.stderr)     # vfiomigctl there printed nothing on stdout
         self.assertEqual(self.state(src), 'running')
+
+    def test_empty_identity_is_refused(self):
+        p = subprocess.run([VFIOMIGCTL, 'check-identity', SRC[0]], input='', capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual((p.returncode, p.stderr), (2, 'The identity on standard input is no JSON object\n'))
 
     def test_unreachable_host_is_refused_before_the_source_stops(self):
         src, tgt = SRC[2], TGT[2]
