@@ -502,7 +502,9 @@ int cmd_migrate(Ctl *ctl, int argc, char **argv) {
 
         if (argc != 3)
                 return ctl_usage_error("migrate takes SOURCE [[USER@]HOST:]TARGET");
-        if (remote_target_parse(argv[2], false, &rt))
+        /* a mistyped PCI address such as 0000:3b:00.9 is no host "0000":
+         * vfiomigd here says what is wrong with it */
+        if (remote_target_parse(argv[2], true, &rt))
                 return run_remote(ctl, argv[1], &rt);
         if (ctl->ssh)
                 return ctl_usage_error("--ssh applies only to a target on another host, not %s", argv[2]);

@@ -18,8 +18,9 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RemoteTarget, remote_target_clear);
 
 /* Whether arg names a device on another host, and which. A PCI address
  * has colons of its own: an argument that is one stays local. With
- * device_only, the part after the host must be a device name too (for
- * save, whose second argument may be a saved state's name with a colon).
+ * device_only, the part after the host must be a device name too: for
+ * save, whose second argument may be a saved state's name with a colon,
+ * and for migrate, where anything else is a local name mistyped.
  * Returns true and fills ret, or false for a local argument. */
 bool remote_target_parse(const char *arg, bool device_only, RemoteTarget *ret);
 

@@ -357,6 +357,15 @@ class RefusalTest(CrossHostTestCase):
                       'Connection refused', p.stderr)
         self.assert_nothing_changed(src, tgt, before)
 
+    def test_a_mistyped_pci_address_is_no_host(self):
+        # "0000:3b:00.9" has no function 9; it is no device "3b:00.9" on a host "0000"
+        p = subprocess.run([VFIOMIGCTL, 'migrate', SRC[5], '0000:3b:00.9'], capture_output=True, text=True,
+                           env={**os.environ, 'VFIOMIG_SSH': self.ssh}, timeout=60)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("'0000:3b:00.9' is not a device name", p.stderr)
+        self.assertEqual(self.ssh_calls(), [])
+        self.assertEqual(self.state(SRC[5]), 'running')
+
     def test_options_that_do_not_cross(self):
         for opts in (['--no-wait'], [f'--pair={SRC[3]}={SRC[4]}']):
             p = self.ctl(*opts, 'migrate', SRC[3], f'far:{TGT[3]}')
