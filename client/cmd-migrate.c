@@ -819,8 +819,9 @@ static const char *local_outcome(const Job *j, const char *role) {
         for (guint i = 0; j->devices && i < j->devices->len; i++) {
                 const char *d = j->devices->pdata[i], *tab = strchr(d, '\t');
 
+                /* empty until the job has ended */
                 if (tab && g_str_has_prefix(tab + 1, role) && tab[1 + strlen(role)] == '\t')
-                        return tab + 2 + strlen(role);
+                        return tab[2 + strlen(role)] ? tab + 2 + strlen(role) : NULL;
         }
         return NULL;
 }
@@ -894,6 +895,9 @@ static int conclude_remote(Ctl *ctl, Job *j, int local_code, const Remote *r, co
                 /* the save here succeeded: the source stopped for nothing */
                 resumed = resume_source(ctl, source);
         source_outcome = resumed ?: local_outcome(j, "source");
+        if (!source_outcome && j->gone)
+                source_outcome = "unknown (vfiomigd here left the bus; it sets the source running again as it "
+                                 "exits or starts again)";
         target_outcome = ro.target ?: (end == END_SSH ? "unknown (ssh failed)" : "unknown");
 
         switch (end) {
@@ -933,7 +937,9 @@ static int conclude_remote(Ctl *ctl, Job *j, int local_code, const Remote *r, co
                 break;
         case END_LOCAL:
                 error_name = j->error_name;
-                error = j->error && *j->error ? j->error : j->result ?: "the job's end is unknown";
+                error = j->error && *j->error ? j->error
+                        : j->gone              ? "vfiomigd left the bus"
+                                               : j->result ?: "the job's end is unknown";
                 if (local_code != EXIT_OK)
                         code = local_code;
                 else if (j->error_name && *j->error_name) {

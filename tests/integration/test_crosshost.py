@@ -467,5 +467,30 @@ class FailureTest(CrossHostTestCase):
         self.assertEqual(self.state(src), 'running')
 
 
+class LocalDaemonKilledTest(CrossHostTestCase):
+    """vfiomigd here is killed in the middle of a move to another host."""
+
+    def test_the_report_says_so_and_a_restart_sets_the_source_running(self):
+        src, tgt = SRC[0], TGT[0]
+        self.tb('InjectFault', '(ss)', src, 'stall after=1048576')
+        p = subprocess.Popen([VFIOMIGCTL, f'--ssh={self.ssh}', '--io-timeout=600', 'migrate', src, f'far:{tgt}'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        wait_until(lambda: self.migrations(self.conn) and self.migrations(self.remote_conn), 30,
+                   'the save here and the load there')
+        self.daemon.proc.kill()
+        self.daemon.proc.wait()
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 6, err)
+        self.assertIn(f'Migration 1 to far:{tgt} failed on this host: vfiomigd left the bus\n', err)
+        # not an empty outcome: what will become of it
+        self.assertIn(f'source {src}: unknown (vfiomigd here left the bus; it sets the source running again', err)
+        self.restart_daemon()
+        self.assertEqual(self.state(src), 'running')
+        wait_until(lambda: not self.migrations(self.remote_conn), 30, 'the load there to end')
+        self.assertEqual(self.remote.state(tgt), 'running')
+
+
 if __name__ == '__main__':
     main()
