@@ -135,7 +135,9 @@ class StatesTest(TestbedTestCase):
 
     def test_state_being_loaded_is_busy(self):
         self.save(S1, 'one')
-        self.tb('InjectFault', '(ss)', S2, 'stall after=0')
+        # a stall holds only saving sessions: hold the load at the target's
+        # way into RESUMING instead, before any data
+        self.tb('InjectFault', '(ss)', S2, 'transition to=resuming delay=3000 errno=0')
         job = self.start('Load', '(ssa{sv})', (S2, 'one', {}))
         try:
             self.assert_dbus_error(ERR + 'Busy', self.remove, 'one')
