@@ -80,7 +80,7 @@ int cmd_remove_state(Ctl *ctl, int argc, char **argv) {
 }
 
 int cmd_probes(Ctl *ctl, int argc, char **argv) {
-        g_autoptr(Table) t = table_new("SOURCE", "TARGET", "VERDICT", "DATE", "REASON", NULL);
+        g_autoptr(Table) t = table_new("SOURCE", "TARGET", "VERDICT", "DRIVERS", "KERNEL", "DATE", "REASON", NULL);
         g_autoptr(JsonArray) arr = json_array_new();
         sd_bus_message *reply = NULL;
         const char *st, *sv, *tt, *tv, *verdict, *reason, *drivers, *kernel;
@@ -98,6 +98,9 @@ int cmd_probes(Ctl *ctl, int argc, char **argv) {
                                                   &drivers, &kernel, &when)) > 0) {
                 g_autofree char *source = identity_text(st, sv), *target = identity_text(tt, tv);
                 g_autofree char *date = date_text(when);
+                /* one word per cell, as every other column, for awk */
+                g_auto(GStrv) pair = g_strsplit(drivers, " -> ", 2);
+                g_autofree char *driver_pair = g_strjoinv("->", pair);
                 JsonObject *o = json_object_new();
 
                 json_object_set_string_member(o, "source_type", st);
@@ -110,7 +113,7 @@ int cmd_probes(Ctl *ctl, int argc, char **argv) {
                 json_object_set_string_member(o, "kernel", kernel);
                 json_object_set_int_member(o, "time_usec", (gint64) when);
                 json_array_add_object_element(arr, o);
-                table_add_row(t, source, target, verdict, date, reason, NULL);
+                table_add_row(t, source, target, verdict, driver_pair, kernel, date, reason, NULL);
         }
         sd_bus_message_unref(reply);
         if (r < 0) {

@@ -291,9 +291,11 @@ class ProbesTest(TestbedTestCase):
         self.assertEqual([(p['verdict'], p['kernel'], p['drivers']) for p in listing],
                          [('incompatible', os.uname().release, 'simgpu -> simgpu')])
         self.assertGreater(listing[0]['time_usec'], 0)
-        rows = [line.split(None, 4) for line in ctl('probes', check=True).stdout.splitlines()]
-        self.assertEqual(rows[0], ['SOURCE', 'TARGET', 'VERDICT', 'DATE', 'REASON'])
-        self.assertEqual(rows[1][:3], [listing[0]['source_type'], listing[0]['target_type'], 'incompatible'])
+        rows = [line.split(None, 6) for line in ctl('probes', check=True).stdout.splitlines()]
+        self.assertEqual(rows[0], ['SOURCE', 'TARGET', 'VERDICT', 'DRIVERS', 'KERNEL', 'DATE', 'REASON'])
+        self.assertEqual(rows[1][:5], [listing[0]['source_type'], listing[0]['target_type'], 'incompatible',
+                                       'simgpu->simgpu', os.uname().release])
+        self.assertEqual(rows[1][6], listing[0]['reason'])
         self.assertEqual(ctl('forget-probe', A1).returncode, 2)
         self.assertEqual(ctl('forget-probe', '--all', A1, B1).returncode, 2)
         self.assertEqual(ctl('forget-probe', 'a/b/c', B1).returncode, 2)
