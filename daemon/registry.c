@@ -15,6 +15,11 @@ struct Registry {
         GHashTable *parents;    /* name -> Parent */
         GHashTable *types;      /* key -> MdevType */
         GHashTable *devices;    /* name -> Device */
+        /* The listings, sorted by name or key and shared with their
+         * callers: dropped when an entry comes or goes (sorted again by
+         * the next listing, not by every event), patched in place when
+         * one replaces another. NULL until a listing asks. */
+        GPtrArray *device_order, *type_order;
         GArray *listeners;      /* Listener, in the order they subscribed */
 };
 
@@ -230,6 +235,8 @@ Registry *registry_new(void) {
 void registry_free(Registry *r) {
         if (!r)
                 return;
+        g_clear_pointer(&r->device_order, g_ptr_array_unref);
+        g_clear_pointer(&r->type_order, g_ptr_array_unref);
         g_hash_table_destroy(r->devices);
         g_hash_table_destroy(r->types);
         g_hash_table_destroy(r->parents);
@@ -250,6 +257,36 @@ void registry_unlisten(Registry *r, RegistryNotify notify, void *userdata) {
                         return;
                 }
         }
+}
+
+/* Device and MdevType both start with their key. */
+static const char *first_string(const void *entry) {
+        return *(const char *const *) entry;
+}
+
+/* An entry took the place of another of the same key: the listing
+ * keeps its order, so the new pointer goes where the old one was. A
+ * caller still holding the listing sees the live entry. */
+static void order_replace(GPtrArray **order, const void *old, void *entry) {
+        const char *key = first_string(entry);
+        guint lo = 0, hi = *order ? (*order)->len : 0;
+
+        while (lo < hi) {
+                guint mid = lo + (hi - lo) / 2;
+                int c = strcmp(first_string((*order)->pdata[mid]), key);
+
+                if (c == 0 && (*order)->pdata[mid] == old) {
+                        (*order)->pdata[mid] = entry;
+                        return;
+                }
+                if (c == 0)
+                        break;
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        g_clear_pointer(order, g_ptr_array_unref);
 }
 
 static void emit(Registry *r, RegistryEvent event, const void *object) {
@@ -292,6 +329,11 @@ void registry_add_type(Registry *r, MdevType *t) {
                 mdev_type_free(t);
                 return;
         }
+        /* while the old entry, which the table frees, is still there */
+        if (old)
+                order_replace(&r->type_order, old, t);
+        else
+                g_clear_pointer(&r->type_order, g_ptr_array_unref);
         g_hash_table_replace(r->types, t->key, t);
         emit(r, old ? REGISTRY_TYPE_CHANGED : REGISTRY_TYPE_ADDED, t);
 }
@@ -302,6 +344,7 @@ void registry_remove_type(Registry *r, const char *key) {
         if (!t)
                 return;
         g_hash_table_steal(r->types, key);
+        g_clear_pointer(&r->type_order, g_ptr_array_unref);
         emit(r, REGISTRY_TYPE_REMOVED, t);
         mdev_type_free(t);
 }
@@ -339,6 +382,11 @@ void registry_add_device(Registry *r, Device *d) {
                 device_free(d);
                 return;
         }
+        /* while the old entry, which the table frees, is still there */
+        if (old)
+                order_replace(&r->device_order, old, d);
+        else
+                g_clear_pointer(&r->device_order, g_ptr_array_unref);
         g_hash_table_replace(r->devices, d->name, d);
         emit(r, old ? REGISTRY_DEVICE_CHANGED : REGISTRY_DEVICE_ADDED, d);
 }
@@ -349,6 +397,7 @@ bool registry_remove_device(Registry *r, const char *name) {
         if (!d)
                 return false;
         g_hash_table_steal(r->devices, name);
+        g_clear_pointer(&r->device_order, g_ptr_array_unref);
         emit(r, REGISTRY_DEVICE_REMOVED, d);
         device_free(d);
         return true;
@@ -460,12 +509,11 @@ unsigned registry_device_count(Registry *r) {
 }
 
 static int compare_by_first_string(gconstpointer a, gconstpointer b) {
-        /* Device and MdevType both start with their key */
-        return strcmp(**(char ***) a, **(char ***) b);
+        return strcmp(first_string(*(void **) a), first_string(*(void **) b));
 }
 
 static GPtrArray *sorted_values(GHashTable *h) {
-        GPtrArray *a = g_ptr_array_new();
+        GPtrArray *a = g_ptr_array_sized_new(g_hash_table_size(h));
         GHashTableIter i;
         gpointer v;
 
@@ -476,12 +524,18 @@ static GPtrArray *sorted_values(GHashTable *h) {
         return a;
 }
 
+static GPtrArray *listing(GPtrArray **order, GHashTable *h) {
+        if (!*order)
+                *order = sorted_values(h);
+        return g_ptr_array_ref(*order);
+}
+
 GPtrArray *registry_list_devices(Registry *r) {
-        return sorted_values(r->devices);
+        return listing(&r->device_order, r->devices);
 }
 
 GPtrArray *registry_list_types(Registry *r) {
-        return sorted_values(r->types);
+        return listing(&r->type_order, r->types);
 }
 
 GPtrArray *registry_list_parent_types(Registry *r, const char *parent) {

@@ -187,7 +187,11 @@ const MdevType *registry_find_type(Registry *r, const char *parent, const char *
 const Device *registry_get_device(Registry *r, const char *name);
 unsigned registry_device_count(Registry *r);
 
-/* Snapshots sorted by name/key; the array does not own the entries. */
+/* Sorted by name/key; the array does not own the entries. The first two
+ * are a reference to the registry's own listing, sorted again only after
+ * entries come or go, not on every call: read them, never change them.
+ * An entry replaced under its name shows in its place; one removed is
+ * freed all the same, so keep no listing across changes. */
 GPtrArray *registry_list_devices(Registry *r);
 GPtrArray *registry_list_types(Registry *r);
 GPtrArray *registry_list_parent_types(Registry *r, const char *parent);
