@@ -57,8 +57,9 @@ typedef struct Session {
 } Session;
 
 struct SimDevice {
-        char *name, *tag, *persist_base;
-        char *node;             /* NULL: none */
+        char *name, *tag;
+        const char *persist_dir;        /* the testbed's, kept: NULL, no persistence */
+        const char *node_dir;           /* the node is node_dir/name; NULL: none */
         int node_fd;            /* flock()ed while a handle is open */
         uint32_t flags, page_size, npages;
         uint64_t size;
@@ -155,16 +156,26 @@ static void advance(SimDevice *d) {
         }
 }
 
+/* Where the state is kept, made when needed: what every device would
+ * hold for good is few bytes more than the name. */
+static char *persist_path(const SimDevice *d, const char *suffix) {
+        return g_strconcat(d->persist_dir, "/", d->name, suffix, NULL);
+}
+
+static char *node_path(const SimDevice *d) {
+        return d->node_dir ? g_strconcat(d->node_dir, "/", d->name, NULL) : NULL;
+}
+
 static void persist(SimDevice *d) {
         g_autofree char *keyfile = NULL, *path = NULL, *vpath = NULL;
         int r;
 
-        if (!d->persist_base)
+        if (!d->persist_dir)
                 return;
         keyfile = g_strdup_printf("[Device]\nState=%s\nSeed=%" G_GUINT64_FORMAT "\n",
                                   fsm_state_to_string(d->state), d->seed);
-        path = g_strconcat(d->persist_base, ".sim", NULL);
-        vpath = g_strconcat(d->persist_base, ".versions", NULL);
+        path = persist_path(d, ".sim");
+        vpath = persist_path(d, ".versions");
         /* no fsync: this lives in /run and must not add milliseconds to
          * every state change */
         r = write_file_atomic(vpath, d->versions, d->npages * sizeof(uint32_t));
@@ -174,14 +185,17 @@ static void persist(SimDevice *d) {
                 log_warning("testbed %s: cannot persist state: %s", d->name, g_strerror(-r));
 }
 
-static void restore(SimDevice *d) {
-        g_autofree char *path = g_strconcat(d->persist_base, ".sim", NULL);
-        g_autofree char *vpath = g_strconcat(d->persist_base, ".versions", NULL);
+void sim_device_restore(SimDevice *d) {
+        g_autofree char *path = NULL, *vpath = NULL;
         g_autoptr(GKeyFile) k = g_key_file_new();
         g_autofree char *state = NULL, *versions = NULL;
         gsize len;
         int s;
 
+        if (!d->persist_dir)
+                return;
+        path = persist_path(d, ".sim");
+        vpath = persist_path(d, ".versions");
         if (!g_key_file_load_from_file(k, path, G_KEY_FILE_NONE, NULL))
                 return;
         state = g_key_file_get_string(k, "Device", "State", NULL);
@@ -1082,10 +1096,7 @@ SimDevice *sim_device_new(const char *name, const SimConfig *c, const char *pers
         d->history = g_array_new(FALSE, FALSE, sizeof(SimArc));
         d->dirty_last_usec = now_usec(CLOCK_MONOTONIC);
         g_mutex_init(&d->lock);
-        if (persist_dir) {
-                d->persist_base = g_build_filename(persist_dir, name, NULL);
-                restore(d);
-        }
+        d->persist_dir = persist_dir;
         return d;
 }
 
@@ -1100,22 +1111,23 @@ void sim_device_free(SimDevice *d) {
         g_array_unref(d->history);
         g_free(d->versions);
         g_free(d->dirty);
-        g_free(d->persist_base);
-        g_free(d->node);
         g_free(d->tag);
         g_free(d->name);
         g_free(d);
 }
 
 void sim_device_forget(SimDevice *d) {
-        g_autofree char *path = NULL, *vpath = NULL;
+        g_autofree char *node = NULL, *path = NULL, *vpath = NULL;
 
-        if (d && d->node)
-                (void) unlink(d->node);
-        if (!d || !d->persist_base)
+        if (!d)
                 return;
-        path = g_strconcat(d->persist_base, ".sim", NULL);
-        vpath = g_strconcat(d->persist_base, ".versions", NULL);
+        node = node_path(d);
+        if (node)
+                (void) unlink(node);
+        if (!d->persist_dir)
+                return;
+        path = persist_path(d, ".sim");
+        vpath = persist_path(d, ".versions");
         (void) unlink(path);
         (void) unlink(vpath);
 }
@@ -1127,23 +1139,18 @@ static bool has_io_faults(SimDevice *d) {
                peek_fault(d, SIM_FAULT_SHORT_IO, &f);
 }
 
-int sim_device_set_node(SimDevice *d, const char *path) {
-        int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
-
-        if (fd < 0)
-                return -errno;
-        close(fd);
-        free_and_strdup(&d->node, path);
-        return 0;
+void sim_device_set_node_dir(SimDevice *d, const char *dir) {
+        d->node_dir = dir;
 }
 
 /* As the kernel's open of a group someone else holds: EBUSY. */
 static int take_node(SimDevice *d) {
+        g_autofree char *node = node_path(d);
         int fd;
 
-        if (!d->node)
+        if (!node)
                 return 0;
-        fd = open(d->node, O_RDONLY | O_CLOEXEC);
+        fd = open(node, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -1161,10 +1168,12 @@ int sim_device_open(SimDevice *d, DeviceHandle **ret, char **ret_error) {
         g_mutex_lock(&d->lock);
         r = d->open ? -EBUSY : take_node(d);
         if (r < 0) {
+                g_autofree char *node = node_path(d);
+
                 g_mutex_unlock(&d->lock);
                 if (ret_error)
                         *ret_error = r == -EBUSY ? g_strdup_printf("%s: device is in use by another process", d->name)
-                                                 : g_strdup_printf("%s: cannot open %s: %s", d->name, d->node,
+                                                 : g_strdup_printf("%s: cannot open %s: %s", d->name, node,
                                                                    g_strerror(-r));
                 return r;
         }

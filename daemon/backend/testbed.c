@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conffile.h"
 #include "log.h"
@@ -38,6 +40,13 @@ typedef struct Testbed {
         GHashTable *accept;             /* device name -> versions its simulated driver takes */
         GHashTable *parent_iommu;       /* parent name -> the IOMMU facet of its mdevs */
         char *persist_dir;
+        char *node_dir;                 /* persist_dir/dev, the devices' nodes; NULL: none */
+        int node_dir_fd;
+        /* While the file is read: the nodes and persisted states a daemon
+         * before this one left, so that the devices of the file cost no
+         * system call each (NULL later: every device asks) */
+        GHashTable *found_nodes, *found_states;
+        GStringChunk *found_names;
         unsigned next_iommu_group;
 } Testbed;
 
@@ -298,20 +307,64 @@ static char *sim_tag(const Device *d) {
         return g_strdup_printf("pci:%s:%s:%s", d->driver, d->vendor_id, d->device_id);
 }
 
+/* The names in dir, those ending in suffix without it: one pass over
+ * the directory, not one look per device. */
+static GHashTable *list_dir(const char *dir, const char *suffix, GStringChunk *chunk) {
+        GHashTable *names = g_hash_table_new(g_str_hash, g_str_equal);
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        size_t slen = suffix ? strlen(suffix) : 0;
+        const char *n;
+
+        while (d && (n = g_dir_read_name(d))) {
+                size_t len = strlen(n);
+
+                if (len > slen && (!suffix || g_str_has_suffix(n, suffix)))
+                        g_hash_table_add(names, g_string_chunk_insert_len(chunk, n, (gssize) (len - slen)));
+        }
+        return names;
+}
+
+/* The nodes and states a daemon before this one left: looked up once. */
+static void find_leftovers(Testbed *tb) {
+        if (!tb->persist_dir)
+                return;
+        tb->node_dir = g_build_filename(tb->persist_dir, "dev", NULL);
+        if (g_mkdir_with_parents(tb->node_dir, 0700) < 0 ||
+            (tb->node_dir_fd = open(tb->node_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+                log_warning("Cannot make %s, the testbed's device nodes: %m", tb->node_dir);
+                g_clear_pointer(&tb->node_dir, g_free);
+                return;
+        }
+        tb->found_names = g_string_chunk_new(4096);
+        tb->found_nodes = list_dir(tb->node_dir, NULL, tb->found_names);
+        tb->found_states = list_dir(tb->persist_dir, ".sim", tb->found_names);
+}
+
+static void forget_leftovers(Testbed *tb) {
+        g_clear_pointer(&tb->found_nodes, g_hash_table_unref);
+        g_clear_pointer(&tb->found_states, g_hash_table_unref);
+        if (tb->found_names)
+                g_string_chunk_free(g_steal_pointer(&tb->found_names));
+}
+
 /* Each simulated device gets a file that plays its VFIO node (the cdev,
  * one per device): whoever holds it locked holds the device. */
 static void add_node(Testbed *tb, SimDevice *dev, Device *d) {
-        g_autofree char *dir = NULL, *node = NULL;
+        int fd;
 
-        if (!tb->persist_dir)
+        if (!tb->node_dir)
                 return;
-        dir = g_build_filename(tb->persist_dir, "dev", NULL);
-        node = g_build_filename(dir, d->name, NULL);
-        if (g_mkdir_with_parents(dir, 0700) < 0 || sim_device_set_node(dev, node) < 0) {
-                log_warning("%s: cannot make %s: %m", d->name, node);
-                return;
+        if (!tb->found_nodes || !g_hash_table_contains(tb->found_nodes, d->name)) {
+                fd = openat(tb->node_dir_fd, d->name, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+                if (fd < 0) {
+                        log_warning("%s: cannot make its node in %s: %m", d->name, tb->node_dir);
+                        return;
+                }
+                close(fd);
         }
-        free_and_strdup(&d->vfio_dev, node);
+        sim_device_set_node_dir(dev, tb->node_dir);
+        g_free(d->vfio_dev);
+        d->vfio_dev = g_strconcat(tb->node_dir, "/", d->name, NULL);
 }
 
 static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimConfig *sim,
@@ -333,6 +386,8 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimC
         if (d->migration_support != MIGRATION_SUPPORT_SUPPORTED)
                 d->migration_flags = 0;
         dev = sim_device_new(d->name, sim, tb->persist_dir);
+        if (!tb->found_states || g_hash_table_contains(tb->found_states, d->name))
+                sim_device_restore(dev);
         add_node(tb, dev, d);
         g_hash_table_replace(tb->sims, g_strdup(d->name), dev);
         if (!c)
@@ -612,6 +667,10 @@ static void testbed_free(Backend *s) {
         g_hash_table_destroy(tb->sims);
         g_hash_table_destroy(tb->accept);
         g_hash_table_destroy(tb->parent_iommu);
+        forget_leftovers(tb);
+        if (tb->node_dir)
+                close(tb->node_dir_fd);
+        g_free(tb->node_dir);
         g_free(tb->persist_dir);
         g_free(tb);
 }
@@ -643,10 +702,13 @@ Backend *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError *
         tb->parent_iommu = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         tb->sims = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) sim_device_free);
         tb->persist_dir = g_strdup(persist_dir);
+        tb->node_dir_fd = -1;
         tb->next_iommu_group = FIRST_SYNTHETIC_IOMMU_GROUP;
 
+        find_leftovers(tb);
         if (!parse_all(tb, c, &parsed, error) || !check_devices(tb, c, &parsed, error))
                 return NULL;
+        forget_leftovers(tb);
         populate(tb, &parsed);
         return g_steal_pointer(&s);
 }
