@@ -101,9 +101,9 @@ char *vdpa_type_id(uint32_t device_id) {
 void device_set_vdpa(Device *d, const char *facet) {
         VdpaFacet f;
 
-        free_and_strdup(&d->vdpa, facet);
-        g_free(d->mdev_type);
-        d->mdev_type = vdpa_facet_parse(facet, &f, NULL) >= 0 && f.known ? vdpa_type_id(f.device_id) : g_strdup("");
+        device_set_string(&d->vdpa, facet);
+        device_take_string(&d->mdev_type, vdpa_facet_parse(facet, &f, NULL) >= 0 && f.known
+                                                  ? vdpa_type_id(f.device_id) : NULL);
 }
 
 MdevType *vdpa_type_new(const char *mgmtdev, uint32_t device_id) {
@@ -139,22 +139,54 @@ void mdev_type_free(MdevType *t) {
         g_free(t);
 }
 
-/* Every string field of a Device, so new/free/equal cannot drift apart. */
-#define DEVICE_STRING_FIELDS(X) \
-        X(sysfs_path) X(driver) X(parent) X(mdev_type) X(iommu_group) X(iommu) X(vdpa) \
-        X(vfio_dev) X(vendor_id) X(device_id) X(subsystem_vendor_id) \
-        X(subsystem_device_id) X(vendor_migration_type) X(vendor_migration_version) \
+/* Every string field of a Device but its name, so new/free/copy/equal
+ * cannot drift apart: those it owns, and those it shares (interned). */
+#define DEVICE_OWN_FIELDS(X) X(sysfs_path) X(iommu_group) X(vfio_dev)
+#define DEVICE_SHARED_FIELDS(X) \
+        X(driver) X(parent) X(mdev_type) X(iommu) X(vdpa) X(vendor_id) X(device_id) \
+        X(subsystem_vendor_id) X(subsystem_device_id) X(vendor_migration_type) X(vendor_migration_version) \
         X(migration_type) X(migration_version) X(migration_basis) X(migration_state) X(holder) \
         X(domain) X(held_by)
+#define DEVICE_STRING_FIELDS(X) DEVICE_OWN_FIELDS(X) DEVICE_SHARED_FIELDS(X)
+
+/* The empty string, interned once and kept: what most fields hold. */
+static char *empty_string(void) {
+        static char *empty;
+
+        if (g_once_init_enter(&empty))
+                g_once_init_leave(&empty, g_ref_string_new_intern(""));
+        return g_ref_string_acquire(empty);
+}
+
+void device_set_string(const char **field, const char *value) {
+        char *s;
+
+        if (!value)
+                value = "";
+        if (*field && (*field == value || strcmp(*field, value) == 0))
+                return;
+        s = *value ? g_ref_string_new_intern(value) : empty_string();
+        if (*field)
+                g_ref_string_release((char *) *field);
+        *field = s;
+}
+
+void device_take_string(const char **field, char *value) {
+        device_set_string(field, value);
+        g_free(value);
+}
 
 Device *device_new(const char *name, DeviceKind kind) {
         Device *d = g_new0(Device, 1);
 
         d->name = g_strdup(name);
         d->kind = kind;
-#define INIT(f) d->f = g_strdup("");
-        DEVICE_STRING_FIELDS(INIT)
-#undef INIT
+#define INIT_OWN(f) d->f = g_strdup("");
+#define INIT_SHARED(f) d->f = empty_string();
+        DEVICE_OWN_FIELDS(INIT_OWN)
+        DEVICE_SHARED_FIELDS(INIT_SHARED)
+#undef INIT_OWN
+#undef INIT_SHARED
         return d;
 }
 
@@ -162,9 +194,12 @@ void device_free(Device *d) {
         if (!d)
                 return;
         g_free(d->name);
-#define FREE(f) g_free(d->f);
-        DEVICE_STRING_FIELDS(FREE)
-#undef FREE
+#define FREE_OWN(f) g_free(d->f);
+#define FREE_SHARED(f) g_ref_string_release((char *) d->f);
+        DEVICE_OWN_FIELDS(FREE_OWN)
+        DEVICE_SHARED_FIELDS(FREE_SHARED)
+#undef FREE_OWN
+#undef FREE_SHARED
         g_free(d);
 }
 
@@ -187,11 +222,16 @@ char *device_describe_holder(const Device *d) {
 }
 
 Device *device_copy(const Device *d) {
-        Device *c = device_new(d->name, d->kind);
+        Device *c = g_new0(Device, 1);
 
-#define COPY(f) g_free(c->f); c->f = g_strdup(d->f);
-        DEVICE_STRING_FIELDS(COPY)
-#undef COPY
+        c->name = g_strdup(d->name);
+        c->kind = d->kind;
+#define COPY_OWN(f) c->f = g_strdup(d->f);
+#define COPY_SHARED(f) c->f = g_ref_string_acquire((char *) d->f);
+        DEVICE_OWN_FIELDS(COPY_OWN)
+        DEVICE_SHARED_FIELDS(COPY_SHARED)
+#undef COPY_OWN
+#undef COPY_SHARED
         c->migration_support = d->migration_support;
         c->migration_flags = d->migration_flags;
         c->busy = d->busy;
@@ -199,7 +239,8 @@ Device *device_copy(const Device *d) {
 }
 
 bool device_equal(const Device *a, const Device *b) {
-#define SAME(f) && g_strcmp0(a->f, b->f) == 0
+        /* the same text is the same string, nearly always */
+#define SAME(f) && (a->f == b->f || strcmp(a->f, b->f) == 0)
         return g_strcmp0(a->name, b->name) == 0 &&
                a->kind == b->kind &&
                a->busy == b->busy &&
@@ -319,6 +360,16 @@ static bool set_identity(char **type, char **version, char **basis, const char *
         return true;
 }
 
+static bool set_device_identity(Device *d, const char *t, const char *v, const char *b) {
+        if (g_str_equal(d->migration_type, t) && g_str_equal(d->migration_version, v) &&
+            g_str_equal(d->migration_basis, b))
+                return false;
+        device_set_string(&d->migration_type, t);
+        device_set_string(&d->migration_version, v);
+        device_set_string(&d->migration_basis, b);
+        return true;
+}
+
 void registry_add_type(Registry *r, MdevType *t) {
         MdevType *old = g_hash_table_lookup(r->types, t->key);
 
@@ -363,9 +414,9 @@ void registry_add_device(Registry *r, Device *d) {
 
         if (old) {
                 d->busy = old->busy;
-                free_and_strdup(&d->holder, old->holder);
-                free_and_strdup(&d->domain, old->domain);
-                free_and_strdup(&d->held_by, old->held_by);
+                device_set_string(&d->holder, old->holder);
+                device_set_string(&d->domain, old->domain);
+                device_set_string(&d->held_by, old->held_by);
                 /* what was learned holds for the same driver only: a
                  * driver bound anew is asked again */
                 if (d->migration_support == MIGRATION_SUPPORT_UNKNOWN && g_str_equal(d->driver, old->driver)) {
@@ -373,10 +424,9 @@ void registry_add_device(Registry *r, Device *d) {
                         d->migration_flags = old->migration_flags;
                 }
                 if (!*d->migration_basis)
-                        set_identity(&d->migration_type, &d->migration_version, &d->migration_basis,
-                                     old->migration_type, old->migration_version, old->migration_basis);
+                        set_device_identity(d, old->migration_type, old->migration_version, old->migration_basis);
                 if (!*d->migration_state)
-                        free_and_strdup(&d->migration_state, old->migration_state);
+                        device_set_string(&d->migration_state, old->migration_state);
         }
         if (old && device_equal(old, d)) {
                 device_free(d);
@@ -409,17 +459,17 @@ void registry_set_device_busy(Registry *r, const char *name, const char *holder)
         if (!d || g_str_equal(d->holder, holder ?: ""))
                 return;
         d->busy = holder != NULL;
-        free_and_strdup(&d->holder, holder ?: "");
+        device_set_string(&d->holder, holder);
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
 static void set_device_string(Registry *r, const char *name, size_t offset, const char *value) {
         Device *d = g_hash_table_lookup(r->devices, name);
-        char **field = d ? G_STRUCT_MEMBER_P(d, offset) : NULL;
+        const char **field = d ? G_STRUCT_MEMBER_P(d, offset) : NULL;
 
         if (!d || g_str_equal(*field, value ?: ""))
                 return;
-        free_and_strdup(field, value ?: "");
+        device_set_string(field, value);
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
@@ -432,8 +482,8 @@ void registry_set_device_domain(Registry *r, const char *name, const char *domai
 
         if (!d || g_str_equal(d->domain, domain ?: ""))
                 return;
-        free_and_strdup(&d->domain, domain ?: "");
-        free_and_strdup(&d->held_by, "");
+        device_set_string(&d->domain, domain);
+        device_set_string(&d->held_by, NULL);
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
@@ -450,8 +500,7 @@ void registry_set_device_state(Registry *r, const char *name, const char *state)
 
         if (!d || g_str_equal(d->migration_state, state))
                 return;
-        g_free(d->migration_state);
-        d->migration_state = g_strdup(state);
+        device_set_string(&d->migration_state, state);
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
@@ -478,8 +527,7 @@ bool registry_set_identity(Registry *r, const Node *node, const char *type, cons
         } else {
                 Device *d = g_hash_table_lookup(r->devices, node->name);
 
-                if (!d || !set_identity(&d->migration_type, &d->migration_version, &d->migration_basis, type,
-                                        version, basis))
+                if (!d || !set_device_identity(d, type, version, basis))
                         return false;
                 emit(r, REGISTRY_DEVICE_IDENTITY_CHANGED, d);
         }

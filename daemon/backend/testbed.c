@@ -107,6 +107,17 @@ static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *re
         return true;
 }
 
+/* conf_file_get_string() into one of a Device's strings. */
+static bool get_device_string(ConfFile *c, const char *group, const char *key, const char *def,
+                              const char **field, GError **error) {
+        g_autofree char *v = NULL;
+
+        if (!conf_file_get_string(c, group, key, def, &v, error))
+                return false;
+        device_set_string(field, v);
+        return true;
+}
+
 /* MigrationType=, MigrationVersion= (what the simulated driver's
  * attributes read) and AcceptVersions= (which versions a write into its
  * migration_version accepts; its own by default). */
@@ -127,13 +138,23 @@ static bool parse_vendor(ConfFile *c, const char *group, char **type, char **ver
         return true;
 }
 
-static bool parse_device_vendor(Testbed *tb, ConfFile *c, const char *group, Device *d,
-                                const char *const *def_accept, GError **error) {
+/* A device's own vendor attributes and the versions its driver takes.
+ * An mdev that has neither AcceptVersions= nor MigrationVersion= of its own
+ * takes what its type takes, found there when asked (testbed_vendor_judge()),
+ * not copied for every instance. */
+static bool parse_device_vendor(Testbed *tb, ConfFile *c, const char *group, Device *d, bool mdev,
+                                GError **error) {
+        g_autofree char *type = g_strdup(d->vendor_migration_type), *version = g_strdup(d->vendor_migration_version);
+        GKeyFile *k = conf_file_keyfile(c);
         char **accept = NULL;
 
-        if (!parse_vendor(c, group, &d->vendor_migration_type, &d->vendor_migration_version, def_accept, &accept,
-                          error))
+        if (!parse_vendor(c, group, &type, &version, NULL, &accept, error))
                 return false;
+        device_set_string(&d->vendor_migration_type, type);
+        device_set_string(&d->vendor_migration_version, version);
+        if (mdev && !g_key_file_has_key(k, group, "AcceptVersions", NULL) &&
+            !g_key_file_has_key(k, group, "MigrationVersion", NULL))
+                g_clear_pointer(&accept, g_strfreev);
         if (accept)
                 g_hash_table_replace(tb->accept, g_strdup(d->name), accept);
         return true;
@@ -255,8 +276,8 @@ static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, S
         const TestbedType *tt;
         g_autofree char *key = NULL;
 
-        if (!conf_file_get_string(c, group, "Parent", NULL, &d->parent, error) ||
-            !conf_file_get_string(c, group, "Type", NULL, &d->mdev_type, error))
+        if (!get_device_string(c, group, "Parent", NULL, &d->parent, error) ||
+            !get_device_string(c, group, "Type", NULL, &d->mdev_type, error))
                 return false;
         key = mdev_type_key(d->parent, d->mdev_type);
         tt = g_hash_table_lookup(tb->types, key);
@@ -264,11 +285,11 @@ static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, S
                 return conf_file_error(c, error, group, "Type", "no [Type %s] section", key);
         sim->state_size = tt->state_size;
         sim->dirty_rate = tt->dirty_rate;
-        free_and_strdup(&d->iommu, g_hash_table_lookup(tb->parent_iommu, d->parent));
+        device_set_string(&d->iommu, g_hash_table_lookup(tb->parent_iommu, d->parent));
         /* an instance reads its type's attributes unless it has its own */
-        free_and_strdup(&d->vendor_migration_type, tt->vendor_type);
-        free_and_strdup(&d->vendor_migration_version, tt->vendor_version);
-        if (!parse_device_vendor(tb, c, group, d, (const char *const *) tt->accept, error))
+        device_set_string(&d->vendor_migration_type, tt->vendor_type);
+        device_set_string(&d->vendor_migration_version, tt->vendor_version);
+        if (!parse_device_vendor(tb, c, group, d, true, error))
                 return false;
         return get_flags(c, group, tt->migration_flags, &d->migration_flags, error);
 }
@@ -280,21 +301,22 @@ static bool parse_pci(Testbed *tb, ConfFile *c, const char *group, Device *d, GE
                 { "SubsystemVendor", G_STRUCT_OFFSET(Device, subsystem_vendor_id) },
                 { "SubsystemDevice", G_STRUCT_OFFSET(Device, subsystem_device_id) },
         };
+        g_autofree char *iommu = NULL;
 
         if (!name_is_pci_address(d->name))
                 return conf_file_error(c, error, group, NULL, "a pci device must be named by its PCI address");
-        if (!parse_device_vendor(tb, c, group, d, NULL, error))
+        if (!parse_device_vendor(tb, c, group, d, false, error))
                 return false;
-        if (!conf_file_get_string(c, group, "Parent", "", &d->parent, error) || !get_iommu(c, group, &d->iommu, error))
+        if (!get_device_string(c, group, "Parent", "", &d->parent, error) || !get_iommu(c, group, &iommu, error))
                 return false;
+        device_set_string(&d->iommu, iommu);
         for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
-                char **field = G_STRUCT_MEMBER_P(d, ids[i].offset);
+                const char **field = G_STRUCT_MEMBER_P(d, ids[i].offset);
                 uint64_t v;
 
                 if (!conf_file_get_uint64(c, group, ids[i].key, 0, 0, 0xffff, &v, error))
                         return false;
-                g_free(*field);
-                *field = g_strdup_printf("0x%04" G_GINT64_MODIFIER "x", v);
+                device_take_string(field, g_strdup_printf("0x%04" G_GINT64_MODIFIER "x", v));
         }
         return get_flags(c, group, 0, &d->migration_flags, error);
 }
@@ -413,8 +435,8 @@ static bool parse_vdpa_device(Testbed *tb, ConfFile *c, const char *group, const
         if (!name_is_vdpa(name))
                 return conf_file_error(c, error, group, NULL, "'%s' is not a vDPA device name", name);
         if (!conf_file_check_keys(c, group, vdpa_device_keys, error) ||
-            !conf_file_get_string(c, group, "Parent", NULL, &d->parent, error) ||
-            !conf_file_get_string(c, group, "Driver", "", &d->driver, error) ||
+            !get_device_string(c, group, "Parent", NULL, &d->parent, error) ||
+            !get_device_string(c, group, "Driver", "", &d->driver, error) ||
             !conf_file_get_string(c, group, "Vdpa", NULL, &text, error))
                 return false;
         parent_group = g_strconcat("VdpaMgmt ", d->parent, NULL);
@@ -457,7 +479,7 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
         if (!ok)
                 return false;
 
-        if (!conf_file_get_string(c, group, "Driver", k == DEVICE_KIND_PCI ? "vfio-pci" : "", &d->driver, error) ||
+        if (!get_device_string(c, group, "Driver", k == DEVICE_KIND_PCI ? "vfio-pci" : "", &d->driver, error) ||
             !conf_file_get_uint64(c, group, "IommuGroup", tb->next_iommu_group, 0, 1u << 20, &group_nr, error) ||
             !get_bounded_size(c, group, "StateSize", sim.state_size, SIM_STATE_SIZE_MAX, &sim.state_size, error) ||
             !get_bounded_size(c, group, "DirtyRate", sim.dirty_rate, SIM_DIRTY_RATE_MAX, &sim.dirty_rate, error))
@@ -546,7 +568,7 @@ static bool check_devices(Testbed *tb, ConfFile *c, Parsed *out, GError **error)
                 }
                 g_hash_table_replace(used, key, GUINT_TO_POINTER(n));
                 if (!*d->driver)
-                        free_and_strdup(&d->driver, g_hash_table_lookup(drivers, d->parent));
+                        device_set_string(&d->driver, g_hash_table_lookup(drivers, d->parent));
         }
         return true;
 }
@@ -563,7 +585,7 @@ static void populate(Testbed *tb, Parsed *p) {
                 /* as the device itself says: its state may have been persisted
                  * by a daemon that died mid-migration */
                 if (sim)
-                        free_and_strdup(&d->migration_state, fsm_state_to_string(sim_device_state(sim)));
+                        device_set_string(&d->migration_state, fsm_state_to_string(sim_device_state(sim)));
                 backend_add_device(&tb->backend, d);
         }
         for (guint i = 0; i < p->types->len; i++) {
@@ -597,18 +619,17 @@ static int testbed_create_mdev(Backend *s, const MdevType *type, const char *uui
                 return -EUSERS;         /* what mdev_device_create() returns */
 
         d = device_new(uuid, DEVICE_KIND_MDEV);
-        free_and_strdup(&d->parent, type->parent);
-        free_and_strdup(&d->mdev_type, type->id);
-        free_and_strdup(&d->iommu, type->iommu);
-        free_and_strdup(&d->driver, registry_get_parent(s->registry, type->parent)->driver);
+        device_set_string(&d->parent, type->parent);
+        device_set_string(&d->mdev_type, type->id);
+        device_set_string(&d->iommu, type->iommu);
+        device_set_string(&d->driver, registry_get_parent(s->registry, type->parent)->driver);
         g_free(d->iommu_group);
         d->iommu_group = g_strdup_printf("%u", tb->next_iommu_group++);
-        free_and_strdup(&d->migration_state, "running");
+        device_set_string(&d->migration_state, "running");
         d->migration_flags = tt->migration_flags;
-        free_and_strdup(&d->vendor_migration_type, tt->vendor_type);
-        free_and_strdup(&d->vendor_migration_version, tt->vendor_version);
-        if (tt->accept)
-                g_hash_table_replace(tb->accept, g_strdup(uuid), g_strdupv(tt->accept));
+        /* its type's attributes, and the versions its type takes */
+        device_set_string(&d->vendor_migration_type, tt->vendor_type);
+        device_set_string(&d->vendor_migration_version, tt->vendor_version);
         add_sim(tb, NULL, NULL, d, &(SimConfig) { .state_size = tt->state_size, .dirty_rate = tt->dirty_rate }, NULL);
         backend_add_device(s, d);
         refresh_available(tb, type->parent, type->id);
@@ -644,12 +665,28 @@ static int testbed_open_device(Backend *s, const Device *d, DeviceHandle **ret, 
         return sim_device_open(sim, ret, ret_error);
 }
 
+/* The versions a write into a node's migration_version takes: its own,
+ * or, for an instance that has none of its own, its type's. */
+static char **accepted_versions(Testbed *tb, const Node *node) {
+        const TestbedType *tt = NULL;
+        const Device *d;
+        char **accept;
+
+        if (node->kind == NODE_MDEV_TYPE)
+                tt = g_hash_table_lookup(tb->types, node->name);
+        else if ((accept = g_hash_table_lookup(tb->accept, node->name)))
+                return accept;
+        else if ((d = registry_get_device(tb->backend.registry, node->name)) && d->kind == DEVICE_KIND_MDEV) {
+                g_autofree char *key = mdev_type_key(d->parent, d->mdev_type);
+
+                tt = g_hash_table_lookup(tb->types, key);
+        }
+        return tt ? tt->accept : NULL;
+}
+
 /* The simulated driver's answer to a write into migration_version. */
 static int testbed_vendor_judge(Backend *s, const Node *node, const char *version) {
-        Testbed *tb = (Testbed *) s;
-        const TestbedType *tt = node->kind == NODE_MDEV_TYPE ? g_hash_table_lookup(tb->types, node->name) : NULL;
-        char **accept = node->kind == NODE_DEVICE ? g_hash_table_lookup(tb->accept, node->name)
-                                                  : tt ? tt->accept : NULL;
+        char **accept = accepted_versions((Testbed *) s, node);
 
         if (!accept)
                 return -ENODEV;         /* no such attribute */

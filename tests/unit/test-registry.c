@@ -27,10 +27,8 @@ static void record(Registry *r, RegistryEvent event, const void *object, void *u
 static Device *mdev(const char *uuid, const char *parent, const char *type) {
         Device *d = device_new(uuid, DEVICE_KIND_MDEV);
 
-        g_free(d->parent);
-        d->parent = g_strdup(parent);
-        g_free(d->mdev_type);
-        d->mdev_type = g_strdup(type);
+        device_set_string(&d->parent, parent);
+        device_set_string(&d->mdev_type, type);
         return d;
 }
 
@@ -60,8 +58,7 @@ static void test_devices(void) {
         registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
         assert_log(&e, (const char *[]) { NULL });
         changed = mdev(U1, "mtty", "mtty-1");
-        g_free(changed->driver);
-        changed->driver = g_strdup("mtty");
+        device_set_string(&changed->driver, "mtty");
         registry_add_device(r, changed);
         assert_log(&e, (const char *[]) { "device-changed:" U1, NULL });
         g_assert_cmpstr(registry_get_device(r, U1)->driver, ==, "mtty");
@@ -205,8 +202,7 @@ static void test_migration_support(void) {
 
         /* another driver: unknown again */
         again = mdev(U1, "mtty", "mtty-1");
-        g_free(again->driver);
-        again->driver = g_strdup("other");
+        device_set_string(&again->driver, "other");
         registry_add_device(r, again);
         assert_log(&e, (const char *[]) { "device-changed:" U1, NULL });
         d = registry_get_device(r, U1);
