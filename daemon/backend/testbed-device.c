@@ -72,10 +72,10 @@ struct SimDevice {
         uint64_t dirty_rate, dirty_last_usec, dirty_counter;
         double dirty_carry;
         bool open;
-        GArray *faults;         /* SimFault */
+        GArray *faults;         /* SimFault; NULL until one is injected */
         Session *session;
         uint64_t io_read, io_written;   /* through read_data/write_data, this session */
-        GArray *history;        /* SimArc, the last HISTORY_MAX */
+        GArray *history;        /* SimArc, the last HISTORY_MAX; NULL until the first */
 };
 
 #define HISTORY_MAX 256
@@ -362,7 +362,7 @@ fail:
 
 /* The matching fault, consumed if it fires a limited number of times. */
 static bool take_fault(SimDevice *d, SimFaultType type, int from, int to, SimFault *ret) {
-        for (guint i = 0; i < d->faults->len; i++) {
+        for (guint i = 0; d->faults && i < d->faults->len; i++) {
                 SimFault *f = &g_array_index(d->faults, SimFault, i);
 
                 if (f->type != type || (f->from >= 0 && f->from != from) || (f->to >= 0 && f->to != to))
@@ -376,7 +376,7 @@ static bool take_fault(SimDevice *d, SimFaultType type, int from, int to, SimFau
 }
 
 static bool peek_fault(SimDevice *d, SimFaultType type, SimFault *ret) {
-        for (guint i = 0; i < d->faults->len; i++)
+        for (guint i = 0; d->faults && i < d->faults->len; i++)
                 if (g_array_index(d->faults, SimFault, i).type == type) {
                         *ret = g_array_index(d->faults, SimFault, i);
                         return true;
@@ -869,6 +869,8 @@ static int sim_set_state(DeviceHandle *h, uint32_t want, int *ret_data_fd) {
                 if (r >= 0) {
                         SimArc arc = { (uint32_t) g_atomic_int_add(&history_seq, 1), d->state, path[i] };
 
+                        if (!d->history)
+                                d->history = g_array_new(FALSE, FALSE, sizeof(SimArc));
                         if (d->history->len >= HISTORY_MAX)
                                 g_array_remove_index(d->history, 0);
                         g_array_append_val(d->history, arc);
@@ -1081,7 +1083,7 @@ SimDevice *sim_device_new(const char *name, const SimConfig *c, const char *pers
 
         d->name = g_strdup(name);
         d->node_fd = -1;
-        d->tag = g_strdup(c->tag);
+        d->tag = g_ref_string_new_intern(c->tag);       /* one per type, mostly */
         d->flags = c->flags;
         /* testbed.c refuses larger values; never more than the bounds */
         d->size = CLAMP(c->state_size, 1, SIM_STATE_SIZE_MAX);
@@ -1090,14 +1092,17 @@ SimDevice *sim_device_new(const char *name, const SimConfig *c, const char *pers
         d->dirty_rate = MIN(c->dirty_rate, SIM_DIRTY_RATE_MAX);
         d->state = VFIO_STATE_RUNNING;
         d->seed = mix(g_str_hash(name));        /* every device starts different */
-        d->versions = g_new0(uint32_t, d->npages);
-        d->dirty = g_new0(uint8_t, d->npages);
-        d->faults = g_array_new(FALSE, FALSE, sizeof(SimFault));
-        d->history = g_array_new(FALSE, FALSE, sizeof(SimArc));
+        /* one block: a device of one page holds 5 bytes of it */
+        d->versions = g_malloc0(d->npages * (sizeof(uint32_t) + 1));
+        d->dirty = (uint8_t *) (d->versions + d->npages);
         d->dirty_last_usec = now_usec(CLOCK_MONOTONIC);
         g_mutex_init(&d->lock);
         d->persist_dir = persist_dir;
         return d;
+}
+
+const char *sim_device_name(SimDevice *d) {
+        return d->name;
 }
 
 void sim_device_free(SimDevice *d) {
@@ -1107,11 +1112,12 @@ void sim_device_free(SimDevice *d) {
         session_end(d);
         g_mutex_unlock(&d->lock);
         g_mutex_clear(&d->lock);
-        g_array_unref(d->faults);
-        g_array_unref(d->history);
+        if (d->faults)
+                g_array_unref(d->faults);
+        if (d->history)
+                g_array_unref(d->history);
         g_free(d->versions);
-        g_free(d->dirty);
-        g_free(d->tag);
+        g_ref_string_release(d->tag);
         g_free(d->name);
         g_free(d);
 }
@@ -1235,6 +1241,8 @@ int sim_device_reset(SimDevice *d) {
 
 void sim_device_add_fault(SimDevice *d, const SimFault *f) {
         g_mutex_lock(&d->lock);
+        if (!d->faults)
+                d->faults = g_array_new(FALSE, FALSE, sizeof(SimFault));
         g_array_append_val(d->faults, *f);
         g_mutex_unlock(&d->lock);
 }
@@ -1243,13 +1251,14 @@ GArray *sim_device_history(SimDevice *d) {
         GArray *copy;
 
         g_mutex_lock(&d->lock);
-        copy = g_array_copy(d->history);
+        copy = d->history ? g_array_copy(d->history) : g_array_new(FALSE, FALSE, sizeof(SimArc));
         g_mutex_unlock(&d->lock);
         return copy;
 }
 
 void sim_device_clear_faults(SimDevice *d) {
         g_mutex_lock(&d->lock);
-        g_array_set_size(d->faults, 0);
+        if (d->faults)
+                g_array_set_size(d->faults, 0);
         g_mutex_unlock(&d->lock);
 }

@@ -86,6 +86,7 @@ void sim_device_restore(SimDevice *d);
  * /proc shows who. dir is kept, not copied. */
 void sim_device_set_node_dir(SimDevice *d, const char *dir);
 void sim_device_free(SimDevice *d);
+const char *sim_device_name(SimDevice *d);
 /* Deletes the persisted state: the device is gone for good. */
 void sim_device_forget(SimDevice *d);
 

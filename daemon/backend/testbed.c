@@ -411,7 +411,8 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimC
         if (!tb->found_states || g_hash_table_contains(tb->found_states, d->name))
                 sim_device_restore(dev);
         add_node(tb, dev, d);
-        g_hash_table_replace(tb->sims, g_strdup(d->name), dev);
+        /* keyed by the device's own name: replace, not insert, keeps the key alive */
+        g_hash_table_replace(tb->sims, (char *) sim_device_name(dev), dev);
         if (!c)
                 return true;
         faults = g_key_file_get_string_list(conf_file_keyfile(c), group, "Fault", NULL, NULL);
@@ -737,7 +738,7 @@ Backend *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError *
         tb->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) testbed_type_free);
         tb->accept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_strfreev);
         tb->parent_iommu = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        tb->sims = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) sim_device_free);
+        tb->sims = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) sim_device_free);
         tb->persist_dir = g_strdup(persist_dir);
         tb->node_dir_fd = -1;
         tb->next_iommu_group = FIRST_SYNTHETIC_IOMMU_GROUP;
