@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +230,14 @@ static int run(int argc, char *argv[]) {
 
         /* A client that closes its end of a stream must not kill us. */
         signal(SIGPIPE, SIG_IGN);
+
+        /* Buffers of 256 KiB and more (a job's copy buffer, a listing's
+         * message) are mapped on their own and unmapped when freed. Left
+         * to itself, malloc raises that threshold to the largest block
+         * freed, after which a 1 MiB buffer comes from the job thread's
+         * arena and stays there, with 2 MiB of arena top it never trims:
+         * RSS grew by 3 MiB with the first few jobs and never went back. */
+        (void) mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
         /* sd-event delivers these as events; block them first. */
         sigemptyset(&mask);
