@@ -156,7 +156,7 @@ static int parse_libvirt(ConfFile *c, Options *o, GError **error) {
         g_autofree char *uri = NULL;
         uint64_t timeout;
 
-        if (!g_key_file_has_group(conf_file_keyfile(c), "Libvirt"))
+        if (!conf_file_has_group(c, "Libvirt"))
                 return 0;
         if (!conf_file_check_keys(c, "Libvirt", libvirt_keys, error) ||
             !conf_file_get_string(c, "Libvirt", "URI", DEFAULT_LIBVIRT_URI, &uri, error) ||
@@ -187,7 +187,7 @@ static int parse_config(Options *o) {
         c = conf_file_load(path, &error);
         if (!c || !conf_file_check_groups(c, groups, &error) || parse_libvirt(c, o, &error) < 0)
                 return log_error_errno(EINVAL, "Invalid configuration: %s", error->message);
-        if (!g_key_file_has_group(conf_file_keyfile(c), "Daemon"))
+        if (!conf_file_has_group(c, "Daemon"))
                 return 0;
         if (!conf_file_check_keys(c, "Daemon", keys, &error) ||
             !conf_file_get_string(c, "Daemon", "Testbed", "", &testbed, &error) ||

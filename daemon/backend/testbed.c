@@ -123,12 +123,12 @@ static bool get_device_string(ConfFile *c, const char *group, const char *key, c
  * migration_version accepts; its own by default). */
 static bool parse_vendor(ConfFile *c, const char *group, char **type, char **version,
                          const char *const *def_accept, char ***ret_accept, GError **error) {
-        g_auto(GStrv) accept = g_key_file_get_string_list(conf_file_keyfile(c), group, "AcceptVersions", NULL, NULL);
+        g_auto(GStrv) accept = conf_file_get_string_list(c, group, "AcceptVersions", NULL);
 
         if (!conf_file_get_string(c, group, "MigrationType", *type, type, error) ||
             !conf_file_get_string(c, group, "MigrationVersion", *version, version, error))
                 return false;
-        if (!accept && def_accept && !g_key_file_has_key(conf_file_keyfile(c), group, "MigrationVersion", NULL))
+        if (!accept && def_accept && !conf_file_has_key(c, group, "MigrationVersion"))
                 accept = g_strdupv((char **) def_accept);
         if (!accept && **version)
                 accept = g_strdupv((char *[]) { *version, NULL });
@@ -145,15 +145,13 @@ static bool parse_vendor(ConfFile *c, const char *group, char **type, char **ver
 static bool parse_device_vendor(Testbed *tb, ConfFile *c, const char *group, Device *d, bool mdev,
                                 GError **error) {
         g_autofree char *type = g_strdup(d->vendor_migration_type), *version = g_strdup(d->vendor_migration_version);
-        GKeyFile *k = conf_file_keyfile(c);
         char **accept = NULL;
 
         if (!parse_vendor(c, group, &type, &version, NULL, &accept, error))
                 return false;
         device_set_string(&d->vendor_migration_type, type);
         device_set_string(&d->vendor_migration_version, version);
-        if (mdev && !g_key_file_has_key(k, group, "AcceptVersions", NULL) &&
-            !g_key_file_has_key(k, group, "MigrationVersion", NULL))
+        if (mdev && !conf_file_has_key(c, group, "AcceptVersions") && !conf_file_has_key(c, group, "MigrationVersion"))
                 g_clear_pointer(&accept, g_strfreev);
         if (accept)
                 g_hash_table_replace(tb->accept, g_strdup(d->name), accept);
@@ -213,7 +211,7 @@ static bool parse_vdpa_mgmt(Testbed *tb, ConfFile *c, const char *group, const c
                                            g_ascii_string_to_unsigned(features + 2, 16, 0, UINT64_MAX, &f.offered, NULL)))
                 return conf_file_error(c, error, group, "SupportedFeatures", "'%s' is not a hex feature mask (0x...)",
                                        features);
-        classes = g_key_file_get_string_list(conf_file_keyfile(c), group, "Classes", NULL, NULL);
+        classes = conf_file_get_string_list(c, group, "Classes", NULL);
         if (!classes || !*classes)
                 return conf_file_error(c, error, group, "Classes", "missing: the virtio classes it makes (net, blk, ...)");
         for (char **k = classes; *k; k++) {
@@ -243,7 +241,7 @@ static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *
                 return conf_file_error(c, error, group, NULL, "expected [Type PARENT/TYPE-ID]");
         parent = g_strndup(key, slash - key);
         parent_group = g_strconcat("Parent ", parent, NULL);
-        if (!g_key_file_has_group(conf_file_keyfile(c), parent_group))
+        if (!conf_file_has_group(c, parent_group))
                 return conf_file_error(c, error, group, NULL, "no [Parent %s] section", parent);
         if (!conf_file_check_keys(c, group, type_keys, error))
                 return false;
@@ -415,7 +413,7 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimC
         g_hash_table_replace(tb->sims, (char *) sim_device_name(dev), dev);
         if (!c)
                 return true;
-        faults = g_key_file_get_string_list(conf_file_keyfile(c), group, "Fault", NULL, NULL);
+        faults = conf_file_get_string_list(c, group, "Fault", NULL);
         for (char **f = faults; f && *f; f++) {
                 g_autofree char *msg = NULL;
                 SimFault fault;
@@ -441,7 +439,7 @@ static bool parse_vdpa_device(Testbed *tb, ConfFile *c, const char *group, const
             !conf_file_get_string(c, group, "Vdpa", NULL, &text, error))
                 return false;
         parent_group = g_strconcat("VdpaMgmt ", d->parent, NULL);
-        if (!g_key_file_has_group(conf_file_keyfile(c), parent_group))
+        if (!conf_file_has_group(c, parent_group))
                 return conf_file_error(c, error, group, "Parent", "no [VdpaMgmt %s] section", d->parent);
         if (vdpa_facet_canonicalize(text, &facet, &why) < 0 || !*facet)
                 return conf_file_error(c, error, group, "Vdpa", "%s", why ? why : "the class is missing");
@@ -523,10 +521,10 @@ static bool parse_group(Testbed *tb, ConfFile *c, const char *group, Parsed *out
  * earlier one wherever it appears in the file. */
 static bool parse_all(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
         static const char *const order[] = { "Parent ", "VdpaMgmt ", "Type ", "Device " };
-        g_auto(GStrv) groups = g_key_file_get_groups(conf_file_keyfile(c), NULL);
+        const char *const *groups = conf_file_groups(c);
 
         for (size_t pass = 0; pass < G_N_ELEMENTS(order); pass++)
-                for (char **g = groups; *g; g++) {
+                for (const char *const *g = groups; *g; g++) {
                         bool known = false;
 
                         for (size_t i = 0; i < G_N_ELEMENTS(order); i++)
