@@ -231,13 +231,15 @@ static int run(int argc, char *argv[]) {
         /* A client that closes its end of a stream must not kill us. */
         signal(SIGPIPE, SIG_IGN);
 
-        /* Buffers of 256 KiB and more (a job's copy buffer, a listing's
-         * message) are mapped on their own and unmapped when freed. Left
-         * to itself, malloc raises that threshold to the largest block
-         * freed, after which a 1 MiB buffer comes from the job thread's
-         * arena and stays there, with 2 MiB of arena top it never trims:
-         * RSS grew by 3 MiB with the first few jobs and never went back. */
-        (void) mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+        /* One malloc arena for every thread. A job's threads would each get
+         * an arena of their own, and what they free stays there: malloc
+         * trims a thread arena's top only past a threshold it raises to
+         * twice the largest block freed, so a 1 MiB copy buffer left 2 MiB
+         * in each, and RSS grew by 3 MiB over the first jobs for good. In
+         * the one arena, malloc_trim() when work ends (manager.c) gives it
+         * all back, while a listing's large message still reuses the heap
+         * from one call to the next rather than faulting in fresh pages. */
+        (void) mallopt(M_ARENA_MAX, 1);
 
         /* sd-event delivers these as events; block them first. */
         sigemptyset(&mask);

@@ -225,10 +225,10 @@ static int setup_idle_exit(Manager *m) {
         return arm_idle_timer(m, m->last_activity_usec + m->idle_timeout_usec);
 }
 
-/* A job or probe ends on its own thread, and what the threads of the
- * job freed stays in malloc's arenas, kept by the process until used
- * again: when work ends, free pages go back to the system (with the
- * large buffers mapped on their own, see main(), the rest is small). */
+/* What a job's or probe's threads freed stays in malloc's heap, kept by
+ * the process until used again, megabytes after a migration: when work
+ * ends, free pages go back to the system (main() keeps every thread in
+ * the one arena this trims). */
 static int on_post_give_back(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         unsigned working = jobs_running(m->jobs) + probes_running(m->probes);
