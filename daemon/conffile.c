@@ -65,7 +65,8 @@ static bool scan_error(ConfFile *c, GError **error, unsigned line, const char *f
 static const ConfGroup *find_group(ConfFile *c, const char *group) {
         guint i;
 
-        if (c->last && strcmp(c->last->name, group) == 0)
+        /* the name conf_file_groups() gave, mostly */
+        if (c->last && (c->last->name == group || strcmp(c->last->name, group) == 0))
                 return c->last;
         i = GPOINTER_TO_UINT(g_hash_table_lookup(c->by_name, group));
         if (i == 0)
@@ -79,7 +80,8 @@ static const ConfEntry *find_entry(ConfFile *c, const char *group, const char *k
         for (unsigned i = 0; g && i < g->n; i++) {
                 const ConfEntry *e = &g_array_index(c->entries, ConfEntry, g->first + i);
 
-                if (strcmp(e->key, key) == 0)
+                /* most keys asked for are absent: their first letter tells */
+                if (e->key[0] == key[0] && strcmp(e->key, key) == 0)
                         return e;
         }
         return NULL;
@@ -180,18 +182,26 @@ static bool parse_lines(ConfFile *c, GError **error) {
         return true;
 }
 
-ConfFile *conf_file_parse(const char *data, const char *filename, GError **error) {
+/* Takes text, which it cuts. */
+static ConfFile *parse_text(char *text, const char *filename, GError **error) {
         g_autoptr(ConfFile) c = g_new0(ConfFile, 1);
+        guint lines = 1, sections = 1;
 
         c->filename = g_strdup(filename);
-        c->groups = g_array_new(FALSE, FALSE, sizeof(ConfGroup));
-        c->entries = g_array_new(FALSE, FALSE, sizeof(ConfEntry));
+        c->text = text;
+        /* room for every line as an entry and every "\n[" as a section:
+         * no array grows by copying while a large file is read */
+        for (const char *p = text; (p = strchr(p, '\n')); p++) {
+                lines++;
+                sections += p[1] == '[';
+        }
+        c->groups = g_array_sized_new(FALSE, FALSE, sizeof(ConfGroup), sections);
+        c->entries = g_array_sized_new(FALSE, FALSE, sizeof(ConfEntry), lines);
         c->by_name = g_hash_table_new(g_str_hash, g_str_equal);
-        if (!g_utf8_validate(data, -1, NULL)) {
+        if (!g_utf8_validate(text, -1, NULL)) {
                 g_set_error(error, CONF_FILE_ERROR, EINVAL, "%s: not valid UTF-8", filename);
                 return NULL;
         }
-        c->text = g_strdup(data);
         if (!parse_lines(c, error))
                 return NULL;
         c->names = g_new(const char *, c->groups->len + 1);
@@ -200,6 +210,10 @@ ConfFile *conf_file_parse(const char *data, const char *filename, GError **error
         c->names[c->groups->len] = NULL;
         c->last = NULL;         /* the array moved while it grew */
         return g_steal_pointer(&c);
+}
+
+ConfFile *conf_file_parse(const char *data, const char *filename, GError **error) {
+        return parse_text(g_strdup(data), filename, error);
 }
 
 ConfFile *conf_file_load(const char *path, GError **error) {
@@ -212,7 +226,7 @@ ConfFile *conf_file_load(const char *path, GError **error) {
                 g_set_error(error, CONF_FILE_ERROR, EINVAL, "%s: contains a NUL byte", path);
                 return NULL;
         }
-        return conf_file_parse(data, path, error);
+        return parse_text(g_steal_pointer(&data), path, error);
 }
 
 const char *conf_file_name(ConfFile *c) {
@@ -327,12 +341,14 @@ bool conf_file_get_string(ConfFile *c, const char *group, const char *key,
                 if (!def)
                         return conf_file_error(c, error, group, NULL, "missing required key %s", key);
                 v = g_strdup(def);
-        } else {
+        } else if (!strchr(e->value, '\\'))
+                v = g_strchomp(g_strdup(e->value));     /* blanks at the end are no part of it */
+        else {
                 g_autoptr(GPtrArray) one = g_ptr_array_new_with_free_func(g_free);
 
                 if (!unescape(e->value, 0, one))
                         return conf_file_error(c, error, group, key, "invalid escape sequence");
-                v = g_strchomp(g_ptr_array_steal_index(one, 0));   /* blanks at the end are no part of it */
+                v = g_strchomp(g_ptr_array_steal_index(one, 0));
         }
         g_free(*ret);
         *ret = g_steal_pointer(&v);

@@ -406,7 +406,8 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimC
         if (d->migration_support != MIGRATION_SUPPORT_SUPPORTED)
                 d->migration_flags = 0;
         dev = sim_device_new(d->name, sim, tb->persist_dir);
-        if (!tb->found_states || g_hash_table_contains(tb->found_states, d->name))
+        if (!tb->found_states ||
+            (g_hash_table_size(tb->found_states) > 0 && g_hash_table_contains(tb->found_states, d->name)))
                 sim_device_restore(dev);
         add_node(tb, dev, d);
         /* keyed by the device's own name: replace, not insert, keeps the key alive */
@@ -465,7 +466,7 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
                 return conf_file_error(c, error, group, "Kind", "'%s' is not mdev, pci or vdpa", kind);
         if (k == DEVICE_KIND_VDPA)
                 return parse_vdpa_device(tb, c, group, name, out, error);
-        if (!normalized || name_is_vdpa(name))
+        if (!normalized || (!name_is_uuid(normalized) && !name_is_pci_address(normalized)))
                 return conf_file_error(c, error, group, NULL,
                                        "'%s' is neither an mdev UUID nor a PCI address", name);
         if (!conf_file_check_keys(c, group, device_keys, error))
@@ -499,39 +500,42 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
         return true;
 }
 
-static bool parse_group(Testbed *tb, ConfFile *c, const char *group, Parsed *out, GError **error) {
-        static const struct {
-                const char *prefix;
-                bool (*parse)(Testbed *, ConfFile *, const char *, const char *, Parsed *, GError **);
-        } sections[] = {
-                { "Parent ", parse_parent },
-                { "VdpaMgmt ", parse_vdpa_mgmt },
-                { "Type ", parse_type },
-                { "Device ", parse_device },
-        };
+static const struct {
+        const char *prefix;
+        bool (*parse)(Testbed *, ConfFile *, const char *, const char *, Parsed *, GError **);
+} sections[] = {
+        { "Parent ", parse_parent },
+        { "VdpaMgmt ", parse_vdpa_mgmt },
+        { "Type ", parse_type },
+        { "Device ", parse_device },
+};
 
+static int section_kind(const char *group) {
         for (size_t i = 0; i < G_N_ELEMENTS(sections); i++)
                 if (g_str_has_prefix(group, sections[i].prefix))
-                        return sections[i].parse(tb, c, group, group + strlen(sections[i].prefix), out, error);
-        return conf_file_error(c, error, group, NULL,
-                               "unknown section (expected Parent, Type, Device or VdpaMgmt)");
+                        return (int) i;
+        return -1;
 }
 
 /* Parents first, then types, then devices: a later kind may refer to an
- * earlier one wherever it appears in the file. */
+ * earlier one wherever it appears in the file. An unknown section is
+ * refused in the first pass, where it stands. */
 static bool parse_all(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
-        static const char *const order[] = { "Parent ", "VdpaMgmt ", "Type ", "Device " };
         const char *const *groups = conf_file_groups(c);
+        guint n = g_strv_length((char **) groups);
+        g_autofree int *kinds = g_new(int, n);
 
-        for (size_t pass = 0; pass < G_N_ELEMENTS(order); pass++)
-                for (const char *const *g = groups; *g; g++) {
-                        bool known = false;
+        for (guint i = 0; i < n; i++)
+                kinds[i] = section_kind(groups[i]);
+        for (int pass = 0; pass < (int) G_N_ELEMENTS(sections); pass++)
+                for (guint i = 0; i < n; i++) {
+                        const char *g = groups[i];
 
-                        for (size_t i = 0; i < G_N_ELEMENTS(order); i++)
-                                known = known || g_str_has_prefix(*g, order[i]);
-                        if ((known && !g_str_has_prefix(*g, order[pass])) || (!known && pass > 0))
-                                continue;
-                        if (!parse_group(tb, c, *g, out, error))
+                        if (pass == 0 && kinds[i] < 0)
+                                return conf_file_error(c, error, g, NULL,
+                                                       "unknown section (expected Parent, Type, Device or VdpaMgmt)");
+                        if (kinds[i] == pass &&
+                            !sections[pass].parse(tb, c, g, g + strlen(sections[pass].prefix), out, error))
                                 return false;
                 }
         return true;

@@ -27,6 +27,17 @@ static void test_uuid(void) {
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
                 g_assert_false(name_is_uuid(bad[i]));
         g_assert_false(name_is_uuid(NULL));
+
+        /* what GLib says of every one-character change, and of every length */
+        for (size_t pos = 0; pos < 37; pos++)
+                for (const char *c = "0aF-gz \x80"; *c; c++) {
+                        char s[40] = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
+
+                        s[pos] = *c;
+                        g_assert_cmpint(name_is_uuid(s), ==, g_uuid_string_is_valid(s));
+                        s[pos] = '\0';
+                        g_assert_cmpint(name_is_uuid(s), ==, g_uuid_string_is_valid(s));
+                }
 }
 
 static void test_pci(void) {
