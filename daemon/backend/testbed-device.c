@@ -66,12 +66,12 @@ struct SimDevice {
 
         GMutex lock;
         uint32_t state;
+        bool open;
         uint64_t seed;
         uint32_t *versions;
         uint8_t *dirty;         /* changed since last sent or queued */
         uint64_t dirty_rate, dirty_last_usec, dirty_counter;
         double dirty_carry;
-        bool open;
         GArray *faults;         /* SimFault; NULL until one is injected */
         Session *session;
         uint64_t io_read, io_written;   /* through read_data/write_data, this session */
