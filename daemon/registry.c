@@ -149,17 +149,28 @@ void mdev_type_free(MdevType *t) {
         X(domain) X(held_by)
 #define DEVICE_STRING_FIELDS(X) DEVICE_OWN_FIELDS(X) DEVICE_SHARED_FIELDS(X)
 
-/* The empty string, interned once and kept: what most fields hold. */
-static char *empty_string(void) {
+/* The empty string, interned once and kept: what most fields hold. It is
+ * shared by every device and counted by none, which spares two atomic
+ * operations a field and a device. */
+static const char *empty_string(void) {
         static char *empty;
 
         if (g_once_init_enter(&empty))
                 g_once_init_leave(&empty, g_ref_string_new_intern(""));
-        return g_ref_string_acquire(empty);
+        return empty;
+}
+
+static const char *string_ref(const char *s) {
+        return *s ? g_ref_string_acquire((char *) s) : s;
+}
+
+static void string_unref(const char *s) {
+        if (*s)
+                g_ref_string_release((char *) s);
 }
 
 void device_set_string(const char **field, const char *value) {
-        char *s;
+        const char *s;
 
         if (!value)
                 value = "";
@@ -167,7 +178,7 @@ void device_set_string(const char **field, const char *value) {
                 return;
         s = *value ? g_ref_string_new_intern(value) : empty_string();
         if (*field)
-                g_ref_string_release((char *) *field);
+                string_unref(*field);
         *field = s;
 }
 
@@ -178,11 +189,12 @@ void device_take_string(const char **field, char *value) {
 
 Device *device_new(const char *name, DeviceKind kind) {
         Device *d = g_new0(Device, 1);
+        const char *empty = empty_string();
 
         d->name = g_strdup(name);
         d->kind = kind;
 #define INIT_OWN(f) d->f = g_strdup("");
-#define INIT_SHARED(f) d->f = empty_string();
+#define INIT_SHARED(f) d->f = empty;
         DEVICE_OWN_FIELDS(INIT_OWN)
         DEVICE_SHARED_FIELDS(INIT_SHARED)
 #undef INIT_OWN
@@ -195,7 +207,7 @@ void device_free(Device *d) {
                 return;
         g_free(d->name);
 #define FREE_OWN(f) g_free(d->f);
-#define FREE_SHARED(f) g_ref_string_release((char *) d->f);
+#define FREE_SHARED(f) string_unref(d->f);
         DEVICE_OWN_FIELDS(FREE_OWN)
         DEVICE_SHARED_FIELDS(FREE_SHARED)
 #undef FREE_OWN
@@ -227,7 +239,7 @@ Device *device_copy(const Device *d) {
         c->name = g_strdup(d->name);
         c->kind = d->kind;
 #define COPY_OWN(f) c->f = g_strdup(d->f);
-#define COPY_SHARED(f) c->f = g_ref_string_acquire((char *) d->f);
+#define COPY_SHARED(f) c->f = string_ref(d->f);
         DEVICE_OWN_FIELDS(COPY_OWN)
         DEVICE_SHARED_FIELDS(COPY_SHARED)
 #undef COPY_OWN
