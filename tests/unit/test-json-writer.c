@@ -21,7 +21,7 @@ static char *generate(JsonNode *root, bool pretty) {
 
 /* The tree a listing would be, built with json-glib. */
 static JsonNode *tree(guint rows) {
-        JsonArray *a = json_array_new();
+        g_autoptr(JsonArray) a = json_array_new();      /* the node takes a reference of its own */
 
         for (guint i = 0; i < rows; i++) {
                 JsonObject *o = json_object_new();
