@@ -78,6 +78,18 @@ static void parsed_clear(Parsed *p) {
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Parsed, parsed_clear);
 
+/* A group number as its decimal text, without printf's machinery:
+ * start-up formats one for every device. */
+static char *group_string(uint64_t n) {
+        char buf[24], *p = buf + sizeof(buf);
+
+        *--p = '\0';
+        do
+                *--p = (char) ('0' + n % 10);
+        while ((n /= 10) > 0);
+        return g_strdup(p);
+}
+
 /* A size up to max: the simulation's bounds (testbed-device.h). */
 static bool get_bounded_size(ConfFile *c, const char *group, const char *key, uint64_t def, uint64_t max,
                              uint64_t *ret, GError **error) {
@@ -107,11 +119,16 @@ static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *re
         return true;
 }
 
-/* conf_file_get_string() into one of a Device's strings. */
+/* conf_file_get_string() into one of a Device's strings (a default
+ * taken as it is: most keys of most devices are absent). */
 static bool get_device_string(ConfFile *c, const char *group, const char *key, const char *def,
                               const char **field, GError **error) {
         g_autofree char *v = NULL;
 
+        if (def && !conf_file_has_key(c, group, key)) {
+                device_set_string(field, def);
+                return true;
+        }
         if (!conf_file_get_string(c, group, key, def, &v, error))
                 return false;
         device_set_string(field, v);
@@ -125,8 +142,11 @@ static bool parse_vendor(ConfFile *c, const char *group, char **type, char **ver
                          const char *const *def_accept, char ***ret_accept, GError **error) {
         g_auto(GStrv) accept = conf_file_get_string_list(c, group, "AcceptVersions", NULL);
 
-        if (!conf_file_get_string(c, group, "MigrationType", *type, type, error) ||
-            !conf_file_get_string(c, group, "MigrationVersion", *version, version, error))
+        /* absent, each keeps what it holds */
+        if ((conf_file_has_key(c, group, "MigrationType") &&
+             !conf_file_get_string(c, group, "MigrationType", NULL, type, error)) ||
+            (conf_file_has_key(c, group, "MigrationVersion") &&
+             !conf_file_get_string(c, group, "MigrationVersion", NULL, version, error)))
                 return false;
         if (!accept && def_accept && !conf_file_has_key(c, group, "MigrationVersion"))
                 accept = g_strdupv((char **) def_accept);
@@ -395,7 +415,8 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimC
 
         /* VendorTag= plays a driver that refuses data its identity promised
          * to take (a firmware mismatch, say). */
-        if (c && !conf_file_get_string(c, group, "VendorTag", tag, &tag, error))
+        if (c && conf_file_has_key(c, group, "VendorTag") &&
+            !conf_file_get_string(c, group, "VendorTag", NULL, &tag, error))
                 return false;
         sim->flags = d->migration_flags;
         sim->tag = tag;
@@ -485,7 +506,7 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
             !get_bounded_size(c, group, "DirtyRate", sim.dirty_rate, SIM_DIRTY_RATE_MAX, &sim.dirty_rate, error))
                 return false;
         g_free(d->iommu_group);
-        d->iommu_group = g_strdup_printf("%" G_GUINT64_FORMAT, group_nr);
+        d->iommu_group = group_string(group_nr);
         tb->next_iommu_group = MAX(tb->next_iommu_group, (unsigned) group_nr + 1);
         if (!add_sim(tb, c, group, d, &sim, error))
                 return false;
@@ -627,7 +648,7 @@ static int testbed_create_mdev(Backend *s, const MdevType *type, const char *uui
         device_set_string(&d->iommu, type->iommu);
         device_set_string(&d->driver, registry_get_parent(s->registry, type->parent)->driver);
         g_free(d->iommu_group);
-        d->iommu_group = g_strdup_printf("%u", tb->next_iommu_group++);
+        d->iommu_group = group_string(tb->next_iommu_group++);
         device_set_string(&d->migration_state, "running");
         d->migration_flags = tt->migration_flags;
         /* its type's attributes, and the versions its type takes */
