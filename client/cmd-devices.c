@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "json-writer.h"
 #include "vfiomig-names.h"
 
 /* --parent, --type, --kind and --domain narrow a listing down: an empty
@@ -15,11 +16,43 @@ static Color state_color(const char *state) {
         return g_str_equal(state, "error") ? COLOR_BAD : COLOR_NORMAL;
 }
 
+/* A row of ListDevices, pointing into the reply. */
+typedef struct DeviceRow {
+        const char *name, *kind, *driver, *type, *flags, *state, *domain, *support, *parent;
+} DeviceRow;
+
+static bool device_wanted(Ctl *ctl, const DeviceRow *d) {
+        return wanted(ctl->filter.parent, d->parent) && wanted(ctl->targets.type, d->type) &&
+               wanted(ctl->filter.kind, d->kind) && wanted(ctl->filter.domain, d->domain);
+}
+
+/* The MIGRATION cell: the flags, or "none" or "unknown" alone. */
+static const char *migration_cell(const DeviceRow *d) {
+        return g_str_equal(d->support, "supported") ? d->flags : d->support;
+}
+
+static void write_device_json(JsonWriter *w, const DeviceRow *d) {
+        json_writer_begin_object(w);
+        json_writer_member_string(w, "name", d->name);
+        json_writer_member_string(w, "kind", d->kind);
+        json_writer_member_string(w, "driver", d->driver);
+        json_writer_member_string(w, "parent", d->parent);
+        json_writer_member_string(w, "mdev_type", d->type);
+        json_writer_member_string(w, "migration_support", d->support);
+        json_writer_member_list(w, "migration_flags", d->flags, ',');
+        json_writer_member_string(w, "state", d->state);
+        json_writer_member_string(w, "domain", d->domain);
+        json_writer_end_object(w);
+}
+
+/* Rows go from the reply straight to the chosen output: JSON as it is
+ * read, a table from strings the reply still holds. A listing of
+ * thousands of devices then costs little more than reading it. */
 int cmd_list(Ctl *ctl, int argc, char **argv) {
         g_autoptr(Table) t = NULL;
-        g_autoptr(JsonArray) a = NULL;
         sd_bus_message *reply = NULL;
-        const char *name, *kind, *driver, *type, *flags, *state, *domain, *support, *parent;
+        JsonWriter w;
+        DeviceRow d;
         int r, code;
 
         if (argc != 1)
@@ -28,54 +61,47 @@ int cmd_list(Ctl *ctl, int argc, char **argv) {
         if (code != EXIT_OK)
                 return code;
 
-        t = table_new("NAME", "KIND", "DRIVER", "PARENT", "TYPE", "MIGRATION", "STATE", "DOMAIN", NULL);
-        table_keep_whole(t, "NAME");
-        table_set_color(t, "STATE", state_color);
-        a = json_array_new();
-        r = sd_bus_message_enter_container(reply, 'a', "(sssssssss)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssssss)", &name, &kind, &driver, &type, &flags, &state,
-                                                   &domain, &support, &parent)) > 0) {
-                JsonObject *o;
-                g_auto(GStrv) flagv = NULL;
-                g_autofree char *migration = NULL;
-
-                if (!wanted(ctl->filter.parent, parent) || !wanted(ctl->targets.type, type) ||
-                    !wanted(ctl->filter.kind, kind) || !wanted(ctl->filter.domain, domain))
-                        continue;
-                o = json_object_new();
-                flagv = *flags ? g_strsplit(flags, ",", -1) : g_new0(char *, 1);
-                /* a table cell: "none" alone */
-                migration = g_str_equal(support, "none") ? g_strdup("none") : migration_text(support, flags);
-                json_object_set_string_member(o, "name", name);
-                json_object_set_string_member(o, "kind", kind);
-                json_object_set_string_member(o, "driver", driver);
-                json_object_set_string_member(o, "parent", parent);
-                json_object_set_string_member(o, "mdev_type", type);
-                json_object_set_string_member(o, "migration_support", support);
-                json_object_set_member(o, "migration_flags", json_strv_node(flagv));
-                json_object_set_string_member(o, "state", state);
-                json_object_set_string_member(o, "domain", domain);
-                json_array_add_object_element(a, o);
-                table_add_row(t, name, kind, driver, parent, type, migration, state, domain, NULL);
+        if (ctl->json) {
+                json_writer_init(&w, stdout, output_json_pretty(stdout));
+                json_writer_begin_array(&w);
+        } else {
+                t = table_new("NAME", "KIND", "DRIVER", "PARENT", "TYPE", "MIGRATION", "STATE", "DOMAIN", NULL);
+                table_keep_whole(t, "NAME");
+                table_set_color(t, "STATE", state_color);
         }
-        sd_bus_message_unref(reply);
+        r = sd_bus_message_enter_container(reply, 'a', "(sssssssss)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssssss)", &d.name, &d.kind, &d.driver, &d.type, &d.flags,
+                                                   &d.state, &d.domain, &d.support, &d.parent)) > 0) {
+                if (!device_wanted(ctl, &d))
+                        continue;
+                if (ctl->json)
+                        write_device_json(&w, &d);
+                else
+                        table_add_row(t, d.name, d.kind, d.driver, d.parent, d.type, migration_cell(&d), d.state,
+                                      d.domain, NULL);
+        }
         if (r < 0) {
+                sd_bus_message_unref(reply);
+                if (ctl->json)
+                        putchar('\n');
                 fprintf(stderr, "Failed to parse the device list: %s\n", strerror(-r));
                 return EXIT_FAILED;
         }
-        if (ctl->json)
-                json_print(json_node_init_array(json_node_alloc(), a));
-        else
+        if (ctl->json) {
+                json_writer_end_array(&w);
+                putchar('\n');
+        } else
                 table_print(t, "devices");
+        sd_bus_message_unref(reply);
         return EXIT_OK;
 }
 
 int cmd_types(Ctl *ctl, int argc, char **argv) {
         g_autoptr(Table) t = NULL;
-        g_autoptr(JsonArray) a = NULL;
         sd_bus_message *reply = NULL;
         const char *parent, *id, *name, *api, *description;
         uint32_t available;
+        JsonWriter w;
         int r, code;
 
         if (argc != 1)
@@ -84,40 +110,51 @@ int cmd_types(Ctl *ctl, int argc, char **argv) {
         if (code != EXIT_OK)
                 return code;
 
-        t = table_new("PARENT", "TYPE", "NAME", "API", "AVAILABLE", "DESCRIPTION", NULL);
-        /* what create-mdev takes */
-        table_keep_whole(t, "PARENT");
-        table_keep_whole(t, "TYPE");
-        a = json_array_new();
+        if (ctl->json) {
+                json_writer_init(&w, stdout, output_json_pretty(stdout));
+                json_writer_begin_array(&w);
+        } else {
+                t = table_new("PARENT", "TYPE", "NAME", "API", "AVAILABLE", "DESCRIPTION", NULL);
+                /* what create-mdev takes */
+                table_keep_whole(t, "PARENT");
+                table_keep_whole(t, "TYPE");
+        }
         r = sd_bus_message_enter_container(reply, 'a', "(sssuss)");
         while (r >= 0 &&
                (r = sd_bus_message_read(reply, "(sssuss)", &parent, &id, &name, &available, &api, &description)) > 0) {
-                JsonObject *o;
-                g_autofree char *avail = NULL;
+                char avail[16] = "unlimited";  /* a vDPA management device states no limit */
 
                 if (!wanted(ctl->filter.parent, parent))
                         continue;
-                o = json_object_new();
-                /* a vDPA management device states no limit */
-                avail = available == UINT32_MAX ? g_strdup("unlimited") : g_strdup_printf("%u", available);
-                json_object_set_string_member(o, "parent", parent);
-                json_object_set_string_member(o, "id", id);
-                json_object_set_string_member(o, "name", name);
-                json_object_set_int_member(o, "available_instances", available);
-                json_object_set_string_member(o, "device_api", api);
-                json_object_set_string_member(o, "description", description);
-                json_array_add_object_element(a, o);
-                table_add_row(t, parent, id, name, api, avail, description, NULL);
+                if (!ctl->json) {
+                        if (available != UINT32_MAX)
+                                snprintf(avail, sizeof(avail), "%u", available);
+                        table_add_row(t, parent, id, name, api, avail, description, NULL);
+                        continue;
+                }
+                json_writer_begin_object(&w);
+                json_writer_member_string(&w, "parent", parent);
+                json_writer_member_string(&w, "id", id);
+                json_writer_member_string(&w, "name", name);
+                json_writer_key(&w, "available_instances");
+                json_writer_int(&w, available);
+                json_writer_member_string(&w, "device_api", api);
+                json_writer_member_string(&w, "description", description);
+                json_writer_end_object(&w);
         }
-        sd_bus_message_unref(reply);
         if (r < 0) {
+                sd_bus_message_unref(reply);
+                if (ctl->json)
+                        putchar('\n');
                 fprintf(stderr, "Failed to parse the type list: %s\n", strerror(-r));
                 return EXIT_FAILED;
         }
-        if (ctl->json)
-                json_print(json_node_init_array(json_node_alloc(), a));
-        else
+        if (ctl->json) {
+                json_writer_end_array(&w);
+                putchar('\n');
+        } else
                 table_print(t, "mdev types");
+        sd_bus_message_unref(reply);
         return EXIT_OK;
 }
 

@@ -105,6 +105,8 @@ typedef enum JsonStyle {
         JSON_STYLE_SHORT,
 } JsonStyle;
 void output_set_json_style(JsonStyle style);
+/* Whether JSON written to f is pretty: asked for, or a terminal. */
+bool output_json_pretty(FILE *f);
 /* Tables without their header and their "N things listed." footer. */
 void output_set_legend(bool legend);
 

@@ -264,6 +264,10 @@ void table_free(Table *t) {
         g_free(t);
 }
 
+bool output_json_pretty(FILE *f) {
+        return json_style == JSON_STYLE_PRETTY || (json_style == JSON_STYLE_AUTO && isatty(fileno(f)));
+}
+
 /* Takes node: every caller builds it for this alone, and the generator
  * works on a copy. */
 void json_print_to(FILE *f, JsonNode *node) {
@@ -271,8 +275,7 @@ void json_print_to(FILE *f, JsonNode *node) {
         g_autoptr(JsonNode) n = node;
         g_autofree char *s = NULL;
 
-        json_generator_set_pretty(g, json_style == JSON_STYLE_PRETTY ||
-                                             (json_style == JSON_STYLE_AUTO && isatty(fileno(f))));
+        json_generator_set_pretty(g, output_json_pretty(f));
         json_generator_set_root(g, n);
         s = json_generator_to_data(g, NULL);
         fprintf(f, "%s\n", s);

@@ -5,24 +5,46 @@
 
 #include "conffile.h"
 
+/* The file is read once into a copy cut in place: each line ends where
+ * it ended, each key where its name ends, and every group and entry
+ * points into it, so that a file of 10,000 sections costs a few large
+ * allocations rather than several per line. The syntax is GKeyFile's
+ * (whose escapes and lists the getters follow), stricter: duplicate
+ * sections or keys, stray lines and locale keys are errors, not merged
+ * or ignored, and every error names its line. */
+
+typedef struct ConfEntry {
+        const char *key;
+        const char *value;      /* raw: leading blanks dropped, escapes kept */
+        unsigned line;
+} ConfEntry;
+
+typedef struct ConfGroup {
+        const char *name;
+        unsigned line;
+        unsigned first, n;      /* its entries */
+} ConfGroup;
+
 struct ConfFile {
-        GKeyFile *keyfile;
         char *filename;
-        GHashTable *lines;      /* "group" or "group\nkey" -> line number */
+        char *text;
+        GArray *groups;         /* ConfGroup, in the order of the file */
+        GArray *entries;        /* ConfEntry, a group's together */
+        GHashTable *by_name;    /* group name -> index in groups + 1 */
+        const char **names;     /* group names, in order, NULL-terminated */
+        const ConfGroup *last;  /* the group looked up last: getters ask of one group in a row */
 };
 
 G_DEFINE_QUARK(vfiomig-conf-file-error-quark, conf_file_error)
 
-static char *line_key(const char *group, const char *key) {
-        return key ? g_strconcat(group, "\n", key, NULL) : g_strdup(group);
-}
-
 void conf_file_free(ConfFile *c) {
         if (!c)
                 return;
-        if (c->keyfile)
-                g_key_file_unref(c->keyfile);
-        g_hash_table_destroy(c->lines);
+        g_array_unref(c->groups);
+        g_array_unref(c->entries);
+        g_hash_table_destroy(c->by_name);
+        g_free(c->names);
+        g_free(c->text);
         g_free(c->filename);
         g_free(c);
 }
@@ -40,70 +62,158 @@ static bool scan_error(ConfFile *c, GError **error, unsigned line, const char *f
         return false;
 }
 
-/* GKeyFile knows no line numbers and merges duplicates, so index the
- * text ourselves first, rejecting anything it would silently accept. */
-static bool index_lines(ConfFile *c, const char *data, GError **error) {
-        g_auto(GStrv) lines = g_strsplit(data, "\n", -1);
-        g_autofree char *group = NULL;
+static const ConfGroup *find_group(ConfFile *c, const char *group) {
+        guint i;
 
-        for (unsigned n = 0; lines[n]; n++) {
-                unsigned lineno = n + 1;
-                const char *l = lines[n], *eq;
-                g_autofree char *key = NULL, *k = NULL;
+        /* the name conf_file_groups() gave, mostly */
+        if (c->last && (c->last->name == group || strcmp(c->last->name, group) == 0))
+                return c->last;
+        i = GPOINTER_TO_UINT(g_hash_table_lookup(c->by_name, group));
+        if (i == 0)
+                return NULL;
+        return c->last = &g_array_index(c->groups, ConfGroup, i - 1);
+}
 
+static const ConfEntry *find_entry(ConfFile *c, const char *group, const char *key) {
+        const ConfGroup *g = find_group(c, group);
+
+        for (unsigned i = 0; g && i < g->n; i++) {
+                const ConfEntry *e = &g_array_index(c->entries, ConfEntry, g->first + i);
+
+                /* most keys asked for are absent: their first letter tells */
+                if (e->key[0] == key[0] && strcmp(e->key, key) == 0)
+                        return e;
+        }
+        return NULL;
+}
+
+static bool has_control(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+/* A section header, cut in place: "[name]" and blanks. */
+static bool parse_header(ConfFile *c, char *l, unsigned lineno, GError **error) {
+        char *end = strchr(l, ']');
+        ConfGroup g = { .name = l + 1, .line = lineno, .first = c->entries->len };
+        guint first;
+
+        if (!end || end == l + 1 || end[strspn(end + 1, " \t\r") + 1] != '\0')
+                return scan_error(c, error, lineno, "malformed section header: %s", l);
+        *end = '\0';
+        if (strchr(g.name, '[') || has_control(g.name))
+                return scan_error(c, error, lineno, "invalid section name: %s", g.name);
+        first = GPOINTER_TO_UINT(g_hash_table_lookup(c->by_name, g.name));
+        if (first)
+                return scan_error(c, error, lineno, "duplicate section [%s] (first on line %u)", g.name,
+                                  g_array_index(c->groups, ConfGroup, first - 1).line);
+        g_array_append_val(c->groups, g);
+        g_hash_table_insert(c->by_name, (char *) g.name, GUINT_TO_POINTER(c->groups->len));
+        return true;
+}
+
+/* "key = value", cut in place; keys seen in the current section so far
+ * are in seen once there are many. */
+static bool parse_entry(ConfFile *c, char *l, unsigned lineno, GHashTable **seen, GError **error) {
+        char *eq = strchr(l, '='), *kend;
+        ConfGroup *g;
+        ConfEntry e = { .line = lineno };
+
+        if (!eq || eq == l)
+                return scan_error(c, error, lineno, "expected [section], key=value or # comment, got: %s", l);
+        if (c->groups->len == 0)
+                return scan_error(c, error, lineno, "key outside of any [section]");
+        g = &g_array_index(c->groups, ConfGroup, c->groups->len - 1);
+        for (kend = eq; kend > l && g_ascii_isspace(kend[-1]); kend--)
+                ;
+        e.value = eq + 1;
+        while (g_ascii_isspace(*e.value))
+                e.value++;
+        *kend = '\0';
+        e.key = l;
+        /* GKeyFile would take key[locale] as another key */
+        if (strpbrk(e.key, "[]") || has_control(e.key))
+                return scan_error(c, error, lineno, "invalid key name: %s", e.key);
+        if (g->n == 16 && !*seen) {
+                *seen = g_hash_table_new(g_str_hash, g_str_equal);
+                for (unsigned i = 0; i < g->n; i++)
+                        g_hash_table_add(*seen, (char *) g_array_index(c->entries, ConfEntry, g->first + i).key);
+        }
+        for (unsigned i = 0; !*seen && i < g->n; i++) {
+                const ConfEntry *o = &g_array_index(c->entries, ConfEntry, g->first + i);
+
+                if (strcmp(o->key, e.key) == 0)
+                        return scan_error(c, error, lineno, "duplicate key %s in [%s] (first on line %u)", e.key,
+                                          g->name, o->line);
+        }
+        if (*seen && !g_hash_table_add(*seen, (char *) e.key))
+                return scan_error(c, error, lineno, "duplicate key %s in [%s] (first on line %u)", e.key, g->name,
+                                  conf_file_line(c, g->name, e.key));
+        g_array_append_val(c->entries, e);
+        g->n++;
+        return true;
+}
+
+static bool parse_lines(ConfFile *c, GError **error) {
+        g_autoptr(GHashTable) seen = NULL;
+        unsigned lineno = 1;
+
+        for (char *p = c->text; *p; lineno++) {
+                char *nl = strchr(p, '\n'), *l = p, *end = nl ? nl : p + strlen(p);
+
+                p = nl ? nl + 1 : end;
+                /* a line ends at \n, or at \r\n as GKeyFile reads it */
+                if (end > l && end[-1] == '\r')
+                        end--;
+                *end = '\0';
                 while (g_ascii_isspace(*l))
                         l++;
                 if (*l == '\0' || *l == '#')
                         continue;
                 if (*l == '[') {
-                        const char *end = strchr(l, ']');
-
-                        if (!end || end == l + 1 || end[strspn(end + 1, " \t\r") + 1] != '\0')
-                                return scan_error(c, error, lineno, "malformed section header: %s", l);
-                        g_free(group);
-                        group = g_strndup(l + 1, end - l - 1);
-                        if (g_hash_table_contains(c->lines, group))
-                                return scan_error(c, error, lineno, "duplicate section [%s] (first on line %u)",
-                                                  group, GPOINTER_TO_UINT(g_hash_table_lookup(c->lines, group)));
-                        g_hash_table_insert(c->lines, g_strdup(group), GUINT_TO_POINTER(lineno));
-                        continue;
-                }
-                eq = strchr(l, '=');
-                if (!eq || eq == l)
-                        return scan_error(c, error, lineno, "expected [section], key=value or # comment, got: %s", l);
-                if (!group)
-                        return scan_error(c, error, lineno, "key outside of any [section]");
-                key = g_strstrip(g_strndup(l, eq - l));
-                /* GKeyFile would refuse these without saying where */
-                if (strpbrk(key, "[]") || !g_utf8_validate(key, -1, NULL))
-                        return scan_error(c, error, lineno, "invalid key name: %s", key);
-                k = line_key(group, key);
-                if (g_hash_table_contains(c->lines, k))
-                        return scan_error(c, error, lineno, "duplicate key %s in [%s] (first on line %u)", key, group,
-                                          GPOINTER_TO_UINT(g_hash_table_lookup(c->lines, k)));
-                g_hash_table_insert(c->lines, g_steal_pointer(&k), GUINT_TO_POINTER(lineno));
+                        g_clear_pointer(&seen, g_hash_table_unref);
+                        if (!parse_header(c, l, lineno, error))
+                                return false;
+                } else if (!parse_entry(c, l, lineno, &seen, error))
+                        return false;
         }
         return true;
 }
 
-ConfFile *conf_file_parse(const char *data, const char *filename, GError **error) {
+/* Takes text, which it cuts. */
+static ConfFile *parse_text(char *text, const char *filename, GError **error) {
         g_autoptr(ConfFile) c = g_new0(ConfFile, 1);
-        g_autoptr(GError) e = NULL;
+        guint lines = 1, sections = 1;
 
         c->filename = g_strdup(filename);
-        c->lines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        if (!g_utf8_validate(data, -1, NULL)) {
+        c->text = text;
+        /* room for every line as an entry and every "\n[" as a section:
+         * no array grows by copying while a large file is read */
+        for (const char *p = text; (p = strchr(p, '\n')); p++) {
+                lines++;
+                sections += p[1] == '[';
+        }
+        c->groups = g_array_sized_new(FALSE, FALSE, sizeof(ConfGroup), sections);
+        c->entries = g_array_sized_new(FALSE, FALSE, sizeof(ConfEntry), lines);
+        c->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+        if (!g_utf8_validate(text, -1, NULL)) {
                 g_set_error(error, CONF_FILE_ERROR, EINVAL, "%s: not valid UTF-8", filename);
                 return NULL;
         }
-        if (!index_lines(c, data, error))
+        if (!parse_lines(c, error))
                 return NULL;
-        c->keyfile = g_key_file_new();
-        if (!g_key_file_load_from_data(c->keyfile, data, -1, G_KEY_FILE_NONE, &e)) {
-                g_set_error(error, CONF_FILE_ERROR, EINVAL, "%s: %s", filename, e->message);
-                return NULL;
-        }
+        c->names = g_new(const char *, c->groups->len + 1);
+        for (guint i = 0; i < c->groups->len; i++)
+                c->names[i] = g_array_index(c->groups, ConfGroup, i).name;
+        c->names[c->groups->len] = NULL;
+        c->last = NULL;         /* the array moved while it grew */
         return g_steal_pointer(&c);
+}
+
+ConfFile *conf_file_parse(const char *data, const char *filename, GError **error) {
+        return parse_text(g_strdup(data), filename, error);
 }
 
 ConfFile *conf_file_load(const char *path, GError **error) {
@@ -116,21 +226,94 @@ ConfFile *conf_file_load(const char *path, GError **error) {
                 g_set_error(error, CONF_FILE_ERROR, EINVAL, "%s: contains a NUL byte", path);
                 return NULL;
         }
-        return conf_file_parse(data, path, error);
-}
-
-GKeyFile *conf_file_keyfile(ConfFile *c) {
-        return c->keyfile;
+        return parse_text(g_steal_pointer(&data), path, error);
 }
 
 const char *conf_file_name(ConfFile *c) {
         return c->filename;
 }
 
-unsigned conf_file_line(ConfFile *c, const char *group, const char *key) {
-        g_autofree char *k = line_key(group, key);
+const char *const *conf_file_groups(ConfFile *c) {
+        return c->names;
+}
 
-        return GPOINTER_TO_UINT(g_hash_table_lookup(c->lines, k));
+bool conf_file_has_group(ConfFile *c, const char *group) {
+        return find_group(c, group) != NULL;
+}
+
+bool conf_file_has_key(ConfFile *c, const char *group, const char *key) {
+        return find_entry(c, group, key) != NULL;
+}
+
+char **conf_file_get_keys(ConfFile *c, const char *group) {
+        const ConfGroup *g = find_group(c, group);
+        char **keys;
+
+        if (!g)
+                return NULL;
+        keys = g_new(char *, g->n + 1);
+        for (unsigned i = 0; i < g->n; i++)
+                keys[i] = g_strdup(g_array_index(c->entries, ConfEntry, g->first + i).key);
+        keys[g->n] = NULL;
+        return keys;
+}
+
+unsigned conf_file_line(ConfFile *c, const char *group, const char *key) {
+        const ConfGroup *g;
+        const ConfEntry *e;
+
+        if (!key)
+                return (g = find_group(c, group)) ? g->line : 0;
+        return (e = find_entry(c, group, key)) ? e->line : 0;
+}
+
+/* A value as GKeyFile reads it: \s, \n, \t, \r and \\ are escapes,
+ * anything else after a backslash is an error. With sep, a list: split
+ * where sep stands unescaped, a last empty element dropped. */
+static bool unescape(const char *raw, char sep, GPtrArray *out) {
+        g_autoptr(GString) s = g_string_sized_new(strlen(raw));
+
+        for (const char *p = raw; *p; p++) {
+                if (sep && *p == sep) {
+                        g_ptr_array_add(out, g_strdup(s->str));
+                        g_string_truncate(s, 0);
+                        continue;
+                }
+                if (*p != '\\') {
+                        g_string_append_c(s, *p);
+                        continue;
+                }
+                switch (*++p) {
+                case 's': g_string_append_c(s, ' '); break;
+                case 'n': g_string_append_c(s, '\n'); break;
+                case 't': g_string_append_c(s, '\t'); break;
+                case 'r': g_string_append_c(s, '\r'); break;
+                case '\\': g_string_append_c(s, '\\'); break;
+                default:
+                        if (!sep || *p != sep)
+                                return false;
+                        g_string_append_c(s, sep);
+                }
+        }
+        if (!sep || s->len > 0)
+                g_ptr_array_add(out, g_string_free(g_steal_pointer(&s), FALSE));
+        return true;
+}
+
+char **conf_file_get_string_list(ConfFile *c, const char *group, const char *key, GError **error) {
+        const ConfEntry *e = find_entry(c, group, key);
+        g_autoptr(GPtrArray) items = NULL;
+
+        if (!e)
+                return NULL;
+        items = g_ptr_array_new_with_free_func(g_free);
+        if (!unescape(e->value, ';', items)) {
+                conf_file_error(c, error, group, key, "invalid escape sequence");
+                return NULL;
+        }
+        g_ptr_array_set_free_func(items, NULL);
+        g_ptr_array_add(items, NULL);
+        return (char **) g_ptr_array_free(g_steal_pointer(&items), FALSE);
 }
 
 bool conf_file_error(ConfFile *c, GError **error, const char *group, const char *key,
@@ -151,36 +334,43 @@ bool conf_file_error(ConfFile *c, GError **error, const char *group, const char 
 
 bool conf_file_get_string(ConfFile *c, const char *group, const char *key,
                           const char *def, char **ret, GError **error) {
+        const ConfEntry *e = find_entry(c, group, key);
         g_autofree char *v = NULL;
 
-        if (!g_key_file_has_key(c->keyfile, group, key, NULL)) {
+        if (!e) {
                 if (!def)
                         return conf_file_error(c, error, group, NULL, "missing required key %s", key);
                 v = g_strdup(def);
-        } else {
-                g_autoptr(GError) e = NULL;
+        } else if (!strchr(e->value, '\\'))
+                v = g_strchomp(g_strdup(e->value));     /* blanks at the end are no part of it */
+        else {
+                g_autoptr(GPtrArray) one = g_ptr_array_new_with_free_func(g_free);
 
-                /* GLib returns the raw text and reports a bad escape only here */
-                v = g_key_file_get_string(c->keyfile, group, key, &e);
-                if (!v || e)
+                if (!unescape(e->value, 0, one))
                         return conf_file_error(c, error, group, key, "invalid escape sequence");
-                g_strchomp(v);  /* GKeyFile keeps trailing blanks */
+                v = g_strchomp(g_ptr_array_steal_index(one, 0));
         }
         g_free(*ret);
         *ret = g_steal_pointer(&v);
         return true;
 }
 
+/* The raw value without blanks around it, or NULL. */
+static char *get_value(ConfFile *c, const char *group, const char *key) {
+        const ConfEntry *e = find_entry(c, group, key);
+
+        return e ? g_strstrip(g_strdup(e->value)) : NULL;
+}
+
 bool conf_file_get_uint64(ConfFile *c, const char *group, const char *key,
                           uint64_t def, uint64_t min, uint64_t max, uint64_t *ret, GError **error) {
-        g_autofree char *v = NULL;
+        g_autofree char *v = get_value(c, group, key);
         guint64 n;
 
-        if (!g_key_file_has_key(c->keyfile, group, key, NULL)) {
+        if (!v) {
                 *ret = def;
                 return true;
         }
-        v = g_strstrip(g_key_file_get_value(c->keyfile, group, key, NULL));
         if (!(g_str_has_prefix(v, "0x") ? g_ascii_string_to_unsigned(v + 2, 16, min, max, &n, NULL)
                                         : g_ascii_string_to_unsigned(v, 10, min, max, &n, NULL)))
                 return conf_file_error(c, error, group, key, "'%s' is not a number in [%" G_GUINT64_FORMAT
@@ -191,13 +381,12 @@ bool conf_file_get_uint64(ConfFile *c, const char *group, const char *key,
 
 bool conf_file_get_bool(ConfFile *c, const char *group, const char *key, bool def, bool *ret, GError **error) {
         static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
-        g_autofree char *v = NULL;
+        g_autofree char *v = get_value(c, group, key);
 
-        if (!g_key_file_has_key(c->keyfile, group, key, NULL)) {
+        if (!v) {
                 *ret = def;
                 return true;
         }
-        v = g_strstrip(g_key_file_get_value(c->keyfile, group, key, NULL));
         for (size_t i = 0; i < G_N_ELEMENTS(yes); i++)
                 if (g_ascii_strcasecmp(v, yes[i]) == 0 || g_ascii_strcasecmp(v, no[i]) == 0) {
                         *ret = g_ascii_strcasecmp(v, yes[i]) == 0;
@@ -208,16 +397,15 @@ bool conf_file_get_bool(ConfFile *c, const char *group, const char *key, bool de
 
 bool conf_file_get_size(ConfFile *c, const char *group, const char *key,
                         uint64_t def, uint64_t *ret, GError **error) {
-        g_autofree char *v = NULL;
+        g_autofree char *v = get_value(c, group, key);
         unsigned shift = 0;
         guint64 n;
         size_t len;
 
-        if (!g_key_file_has_key(c->keyfile, group, key, NULL)) {
+        if (!v) {
                 *ret = def;
                 return true;
         }
-        v = g_strstrip(g_key_file_get_value(c->keyfile, group, key, NULL));
         len = strlen(v);
         if (len > 0) {
                 const char *suffixes = "KMGT";
@@ -235,22 +423,23 @@ bool conf_file_get_size(ConfFile *c, const char *group, const char *key,
 }
 
 bool conf_file_check_groups(ConfFile *c, const char *const *allowed, GError **error) {
-        g_auto(GStrv) groups = g_key_file_get_groups(c->keyfile, NULL);
-
-        for (char **g = groups; *g; g++)
+        for (const char *const *g = c->names; *g; g++)
                 if (!g_strv_contains(allowed, *g))
                         return conf_file_error(c, error, *g, NULL, "unknown section");
         return true;
 }
 
 bool conf_file_check_keys(ConfFile *c, const char *group, const char *const *allowed, GError **error) {
-        g_auto(GStrv) keys = g_key_file_get_keys(c->keyfile, group, NULL, NULL);
+        const ConfGroup *g = find_group(c, group);
 
-        for (char **k = keys; k && *k; k++)
-                if (!g_strv_contains(allowed, *k)) {
+        for (unsigned i = 0; g && i < g->n; i++) {
+                const char *key = g_array_index(c->entries, ConfEntry, g->first + i).key;
+
+                if (!g_strv_contains(allowed, key)) {
                         g_autofree char *list = g_strjoinv(", ", (char **) allowed);
 
-                        return conf_file_error(c, error, group, *k, "unknown key (known: %s)", list);
+                        return conf_file_error(c, error, group, key, "unknown key (known: %s)", list);
                 }
+        }
         return true;
 }

@@ -6,9 +6,10 @@
 
 #include <glib.h>
 
-/* A GKeyFile that remembers where each section and key came from, so
- * every error can say "file:line: ...". Stricter than GKeyFile: duplicate
- * sections or keys and stray lines are errors, not silently merged. */
+/* A keyfile (GKeyFile's syntax) that remembers where each section and
+ * key came from, so every error can say "file:line: ...". Stricter than
+ * GKeyFile: duplicate sections or keys and stray lines are errors, not
+ * silently merged. */
 
 typedef struct ConfFile ConfFile;
 
@@ -20,8 +21,15 @@ ConfFile *conf_file_load(const char *path, GError **error);
 void conf_file_free(ConfFile *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ConfFile, conf_file_free);
 
-GKeyFile *conf_file_keyfile(ConfFile *c);
 const char *conf_file_name(ConfFile *c);
+/* The section names in the order of the file, NULL-terminated; valid
+ * while c is. */
+const char *const *conf_file_groups(ConfFile *c);
+bool conf_file_has_group(ConfFile *c, const char *group);
+bool conf_file_has_key(ConfFile *c, const char *group, const char *key);
+/* The keys of a section in the order of the file; NULL if there is no
+ * such section. */
+char **conf_file_get_keys(ConfFile *c, const char *group);
 /* Line of a section header (key == NULL) or a key; 0 if absent. */
 unsigned conf_file_line(ConfFile *c, const char *group, const char *key);
 
@@ -37,6 +45,10 @@ bool conf_file_get_string(ConfFile *c, const char *group, const char *key,
                           const char *def, char **ret, GError **error);
 bool conf_file_get_uint64(ConfFile *c, const char *group, const char *key,
                           uint64_t def, uint64_t min, uint64_t max, uint64_t *ret, GError **error);
+/* A list separated by ';' (an escaped "\;" is part of an element, a
+ * last empty element is dropped), as GKeyFile reads one; NULL if the key
+ * is absent or, with error set, holds an invalid escape. */
+char **conf_file_get_string_list(ConfFile *c, const char *group, const char *key, GError **error);
 /* yes/no, true/false, on/off or 1/0, in any case. */
 bool conf_file_get_bool(ConfFile *c, const char *group, const char *key, bool def, bool *ret, GError **error);
 /* Accepts an optional K/M/G (binary) suffix. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,7 +156,7 @@ static int parse_libvirt(ConfFile *c, Options *o, GError **error) {
         g_autofree char *uri = NULL;
         uint64_t timeout;
 
-        if (!g_key_file_has_group(conf_file_keyfile(c), "Libvirt"))
+        if (!conf_file_has_group(c, "Libvirt"))
                 return 0;
         if (!conf_file_check_keys(c, "Libvirt", libvirt_keys, error) ||
             !conf_file_get_string(c, "Libvirt", "URI", DEFAULT_LIBVIRT_URI, &uri, error) ||
@@ -186,7 +187,7 @@ static int parse_config(Options *o) {
         c = conf_file_load(path, &error);
         if (!c || !conf_file_check_groups(c, groups, &error) || parse_libvirt(c, o, &error) < 0)
                 return log_error_errno(EINVAL, "Invalid configuration: %s", error->message);
-        if (!g_key_file_has_group(conf_file_keyfile(c), "Daemon"))
+        if (!conf_file_has_group(c, "Daemon"))
                 return 0;
         if (!conf_file_check_keys(c, "Daemon", keys, &error) ||
             !conf_file_get_string(c, "Daemon", "Testbed", "", &testbed, &error) ||
@@ -229,6 +230,16 @@ static int run(int argc, char *argv[]) {
 
         /* A client that closes its end of a stream must not kill us. */
         signal(SIGPIPE, SIG_IGN);
+
+        /* One malloc arena for every thread. A job's threads would each get
+         * an arena of their own, and what they free stays there: malloc
+         * trims a thread arena's top only past a threshold it raises to
+         * twice the largest block freed, so a 1 MiB copy buffer left 2 MiB
+         * in each, and RSS grew by 3 MiB over the first jobs for good. In
+         * the one arena, malloc_trim() when work ends (manager.c) gives it
+         * all back, while a listing's large message still reuses the heap
+         * from one call to the next rather than faulting in fresh pages. */
+        (void) mallopt(M_ARENA_MAX, 1);
 
         /* sd-event delivers these as events; block them first. */
         sigemptyset(&mask);

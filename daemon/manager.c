@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "config.h"
@@ -40,6 +41,9 @@ struct Manager {
         uint64_t prepared_timeout_usec;
         char *runtime_dir;              /* journal of in-flight jobs, testbed device state */
         char *state_dir;                /* saved states, probe results */
+
+        sd_event_source *give_back;     /* after every dispatch: did work end? */
+        unsigned working;               /* jobs and probes running at the last look */
 
         uint64_t idle_timeout_usec;     /* 0: never exit on idle */
         uint64_t last_activity_usec;
@@ -109,6 +113,7 @@ void manager_free(Manager *m) {
         if (!m)
                 return;
         sd_event_source_disable_unref(m->idle_timer);
+        sd_event_source_disable_unref(m->give_back);
         /* Running jobs roll back before anything they use goes away. */
         jobs_free(m->jobs);
         probes_free(m->probes);
@@ -220,6 +225,20 @@ static int setup_idle_exit(Manager *m) {
         return arm_idle_timer(m, m->last_activity_usec + m->idle_timeout_usec);
 }
 
+/* What a job's or probe's threads freed stays in malloc's heap, kept by
+ * the process until used again, megabytes after a migration: when work
+ * ends, free pages go back to the system (main() keeps every thread in
+ * the one arena this trims). */
+static int on_post_give_back(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        unsigned working = jobs_running(m->jobs) + probes_running(m->probes);
+
+        if (working < m->working)
+                (void) malloc_trim(0);
+        m->working = working;
+        return 0;
+}
+
 /* Each module gets what it uses. The map comes first (jobs and probes
  * consult it), but is built only after recovery has put the devices
  * back. */
@@ -298,6 +317,10 @@ int manager_start(Manager *m) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up idle exit: %m");
         }
+
+        r = sd_event_add_post(m->event, &m->give_back, on_post_give_back, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch for ended work: %m");
 
         r = sd_bus_request_name(m->bus, VFIOMIG_BUS_NAME, 0);
         if (r < 0)

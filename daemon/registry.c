@@ -16,6 +16,11 @@ struct Registry {
         GHashTable *types;      /* key -> MdevType */
         GHashTable *devices;    /* name -> Device */
         GHashTable *instances;  /* type key -> how many mdevs of that type there are */
+        /* The listings, sorted by name or key and shared with their
+         * callers: dropped when an entry comes or goes (sorted again by
+         * the next listing, not by every event), patched in place when
+         * one replaces another. NULL until a listing asks. */
+        GPtrArray *device_order, *type_order;
         GArray *listeners;      /* Listener, in the order they subscribed */
 };
 
@@ -97,9 +102,9 @@ char *vdpa_type_id(uint32_t device_id) {
 void device_set_vdpa(Device *d, const char *facet) {
         VdpaFacet f;
 
-        free_and_strdup(&d->vdpa, facet);
-        g_free(d->mdev_type);
-        d->mdev_type = vdpa_facet_parse(facet, &f, NULL) >= 0 && f.known ? vdpa_type_id(f.device_id) : g_strdup("");
+        device_set_string(&d->vdpa, facet);
+        device_take_string(&d->mdev_type, vdpa_facet_parse(facet, &f, NULL) >= 0 && f.known
+                                                  ? vdpa_type_id(f.device_id) : NULL);
 }
 
 MdevType *vdpa_type_new(const char *mgmtdev, uint32_t device_id) {
@@ -135,22 +140,66 @@ void mdev_type_free(MdevType *t) {
         g_free(t);
 }
 
-/* Every string field of a Device, so new/free/equal cannot drift apart. */
-#define DEVICE_STRING_FIELDS(X) \
-        X(sysfs_path) X(driver) X(parent) X(mdev_type) X(iommu_group) X(iommu) X(vdpa) \
-        X(vfio_dev) X(vendor_id) X(device_id) X(subsystem_vendor_id) \
-        X(subsystem_device_id) X(vendor_migration_type) X(vendor_migration_version) \
+/* Every string field of a Device but its name, so new/free/copy/equal
+ * cannot drift apart: those it owns, and those it shares (interned). */
+#define DEVICE_OWN_FIELDS(X) X(sysfs_path) X(iommu_group) X(vfio_dev)
+#define DEVICE_SHARED_FIELDS(X) \
+        X(driver) X(parent) X(mdev_type) X(iommu) X(vdpa) X(vendor_id) X(device_id) \
+        X(subsystem_vendor_id) X(subsystem_device_id) X(vendor_migration_type) X(vendor_migration_version) \
         X(migration_type) X(migration_version) X(migration_basis) X(migration_state) X(holder) \
         X(domain) X(held_by)
+#define DEVICE_STRING_FIELDS(X) DEVICE_OWN_FIELDS(X) DEVICE_SHARED_FIELDS(X)
+
+/* The empty string, interned once and kept: what most fields hold. It is
+ * shared by every device and counted by none, which spares two atomic
+ * operations a field and a device. */
+static const char *empty_string(void) {
+        static char *empty;
+
+        if (g_once_init_enter(&empty))
+                g_once_init_leave(&empty, g_ref_string_new_intern(""));
+        return empty;
+}
+
+static const char *string_ref(const char *s) {
+        return *s ? g_ref_string_acquire((char *) s) : s;
+}
+
+static void string_unref(const char *s) {
+        if (*s)
+                g_ref_string_release((char *) s);
+}
+
+void device_set_string(const char **field, const char *value) {
+        const char *s;
+
+        if (!value)
+                value = "";
+        if (*field && (*field == value || strcmp(*field, value) == 0))
+                return;
+        s = *value ? g_ref_string_new_intern(value) : empty_string();
+        if (*field)
+                string_unref(*field);
+        *field = s;
+}
+
+void device_take_string(const char **field, char *value) {
+        device_set_string(field, value);
+        g_free(value);
+}
 
 Device *device_new(const char *name, DeviceKind kind) {
         Device *d = g_new0(Device, 1);
+        const char *empty = empty_string();
 
         d->name = g_strdup(name);
         d->kind = kind;
-#define INIT(f) d->f = g_strdup("");
-        DEVICE_STRING_FIELDS(INIT)
-#undef INIT
+#define INIT_OWN(f) d->f = g_strdup("");
+#define INIT_SHARED(f) d->f = empty;
+        DEVICE_OWN_FIELDS(INIT_OWN)
+        DEVICE_SHARED_FIELDS(INIT_SHARED)
+#undef INIT_OWN
+#undef INIT_SHARED
         return d;
 }
 
@@ -158,9 +207,12 @@ void device_free(Device *d) {
         if (!d)
                 return;
         g_free(d->name);
-#define FREE(f) g_free(d->f);
-        DEVICE_STRING_FIELDS(FREE)
-#undef FREE
+#define FREE_OWN(f) g_free(d->f);
+#define FREE_SHARED(f) string_unref(d->f);
+        DEVICE_OWN_FIELDS(FREE_OWN)
+        DEVICE_SHARED_FIELDS(FREE_SHARED)
+#undef FREE_OWN
+#undef FREE_SHARED
         g_free(d);
 }
 
@@ -183,11 +235,16 @@ char *device_describe_holder(const Device *d) {
 }
 
 Device *device_copy(const Device *d) {
-        Device *c = device_new(d->name, d->kind);
+        Device *c = g_new0(Device, 1);
 
-#define COPY(f) g_free(c->f); c->f = g_strdup(d->f);
-        DEVICE_STRING_FIELDS(COPY)
-#undef COPY
+        c->name = g_strdup(d->name);
+        c->kind = d->kind;
+#define COPY_OWN(f) c->f = g_strdup(d->f);
+#define COPY_SHARED(f) c->f = string_ref(d->f);
+        DEVICE_OWN_FIELDS(COPY_OWN)
+        DEVICE_SHARED_FIELDS(COPY_SHARED)
+#undef COPY_OWN
+#undef COPY_SHARED
         c->migration_support = d->migration_support;
         c->migration_flags = d->migration_flags;
         c->busy = d->busy;
@@ -195,7 +252,8 @@ Device *device_copy(const Device *d) {
 }
 
 bool device_equal(const Device *a, const Device *b) {
-#define SAME(f) && g_strcmp0(a->f, b->f) == 0
+        /* the same text is the same string, nearly always */
+#define SAME(f) && (a->f == b->f || strcmp(a->f, b->f) == 0)
         return g_strcmp0(a->name, b->name) == 0 &&
                a->kind == b->kind &&
                a->busy == b->busy &&
@@ -232,6 +290,8 @@ Registry *registry_new(void) {
 void registry_free(Registry *r) {
         if (!r)
                 return;
+        g_clear_pointer(&r->device_order, g_ptr_array_unref);
+        g_clear_pointer(&r->type_order, g_ptr_array_unref);
         g_hash_table_destroy(r->devices);
         g_hash_table_destroy(r->instances);
         g_hash_table_destroy(r->types);
@@ -253,6 +313,36 @@ void registry_unlisten(Registry *r, RegistryNotify notify, void *userdata) {
                         return;
                 }
         }
+}
+
+/* Device and MdevType both start with their key. */
+static const char *first_string(const void *entry) {
+        return *(const char *const *) entry;
+}
+
+/* An entry took the place of another of the same key: the listing
+ * keeps its order, so the new pointer goes where the old one was. A
+ * caller still holding the listing sees the live entry. */
+static void order_replace(GPtrArray **order, const void *old, void *entry) {
+        const char *key = first_string(entry);
+        guint lo = 0, hi = *order ? (*order)->len : 0;
+
+        while (lo < hi) {
+                guint mid = lo + (hi - lo) / 2;
+                int c = strcmp(first_string((*order)->pdata[mid]), key);
+
+                if (c == 0 && (*order)->pdata[mid] == old) {
+                        (*order)->pdata[mid] = entry;
+                        return;
+                }
+                if (c == 0)
+                        break;
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        g_clear_pointer(order, g_ptr_array_unref);
 }
 
 static void emit(Registry *r, RegistryEvent event, const void *object) {
@@ -285,6 +375,16 @@ static bool set_identity(char **type, char **version, char **basis, const char *
         return true;
 }
 
+static bool set_device_identity(Device *d, const char *t, const char *v, const char *b) {
+        if (g_str_equal(d->migration_type, t) && g_str_equal(d->migration_version, v) &&
+            g_str_equal(d->migration_basis, b))
+                return false;
+        device_set_string(&d->migration_type, t);
+        device_set_string(&d->migration_version, v);
+        device_set_string(&d->migration_basis, b);
+        return true;
+}
+
 void registry_add_type(Registry *r, MdevType *t) {
         MdevType *old = g_hash_table_lookup(r->types, t->key);
 
@@ -295,6 +395,11 @@ void registry_add_type(Registry *r, MdevType *t) {
                 mdev_type_free(t);
                 return;
         }
+        /* while the old entry, which the table frees, is still there */
+        if (old)
+                order_replace(&r->type_order, old, t);
+        else
+                g_clear_pointer(&r->type_order, g_ptr_array_unref);
         g_hash_table_replace(r->types, t->key, t);
         emit(r, old ? REGISTRY_TYPE_CHANGED : REGISTRY_TYPE_ADDED, t);
 }
@@ -305,6 +410,7 @@ void registry_remove_type(Registry *r, const char *key) {
         if (!t)
                 return;
         g_hash_table_steal(r->types, key);
+        g_clear_pointer(&r->type_order, g_ptr_array_unref);
         emit(r, REGISTRY_TYPE_REMOVED, t);
         mdev_type_free(t);
 }
@@ -339,9 +445,9 @@ void registry_add_device(Registry *r, Device *d) {
 
         if (old) {
                 d->busy = old->busy;
-                free_and_strdup(&d->holder, old->holder);
-                free_and_strdup(&d->domain, old->domain);
-                free_and_strdup(&d->held_by, old->held_by);
+                device_set_string(&d->holder, old->holder);
+                device_set_string(&d->domain, old->domain);
+                device_set_string(&d->held_by, old->held_by);
                 /* what was learned holds for the same driver only: a
                  * driver bound anew is asked again */
                 if (d->migration_support == MIGRATION_SUPPORT_UNKNOWN && g_str_equal(d->driver, old->driver)) {
@@ -349,17 +455,20 @@ void registry_add_device(Registry *r, Device *d) {
                         d->migration_flags = old->migration_flags;
                 }
                 if (!*d->migration_basis)
-                        set_identity(&d->migration_type, &d->migration_version, &d->migration_basis,
-                                     old->migration_type, old->migration_version, old->migration_basis);
+                        set_device_identity(d, old->migration_type, old->migration_version, old->migration_basis);
                 if (!*d->migration_state)
-                        free_and_strdup(&d->migration_state, old->migration_state);
+                        device_set_string(&d->migration_state, old->migration_state);
         }
         if (old && device_equal(old, d)) {
                 device_free(d);
                 return;
         }
-        if (old)
+        /* while the old entry, which the table frees, is still there */
+        if (old) {
                 count_instance(r, old, -1);
+                order_replace(&r->device_order, old, d);
+        } else
+                g_clear_pointer(&r->device_order, g_ptr_array_unref);
         count_instance(r, d, +1);
         g_hash_table_replace(r->devices, d->name, d);
         emit(r, old ? REGISTRY_DEVICE_CHANGED : REGISTRY_DEVICE_ADDED, d);
@@ -372,6 +481,7 @@ bool registry_remove_device(Registry *r, const char *name) {
                 return false;
         g_hash_table_steal(r->devices, name);
         count_instance(r, d, -1);
+        g_clear_pointer(&r->device_order, g_ptr_array_unref);
         emit(r, REGISTRY_DEVICE_REMOVED, d);
         device_free(d);
         return true;
@@ -383,17 +493,17 @@ void registry_set_device_busy(Registry *r, const char *name, const char *holder)
         if (!d || g_str_equal(d->holder, holder ?: ""))
                 return;
         d->busy = holder != NULL;
-        free_and_strdup(&d->holder, holder ?: "");
+        device_set_string(&d->holder, holder);
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
 static void set_device_string(Registry *r, const char *name, size_t offset, const char *value) {
         Device *d = g_hash_table_lookup(r->devices, name);
-        char **field = d ? G_STRUCT_MEMBER_P(d, offset) : NULL;
+        const char **field = d ? G_STRUCT_MEMBER_P(d, offset) : NULL;
 
         if (!d || g_str_equal(*field, value ?: ""))
                 return;
-        free_and_strdup(field, value ?: "");
+        device_set_string(field, value);
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
@@ -406,8 +516,8 @@ void registry_set_device_domain(Registry *r, const char *name, const char *domai
 
         if (!d || g_str_equal(d->domain, domain ?: ""))
                 return;
-        free_and_strdup(&d->domain, domain ?: "");
-        free_and_strdup(&d->held_by, "");
+        device_set_string(&d->domain, domain);
+        device_set_string(&d->held_by, NULL);
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
@@ -424,8 +534,7 @@ void registry_set_device_state(Registry *r, const char *name, const char *state)
 
         if (!d || g_str_equal(d->migration_state, state))
                 return;
-        g_free(d->migration_state);
-        d->migration_state = g_strdup(state);
+        device_set_string(&d->migration_state, state);
         emit(r, REGISTRY_DEVICE_CHANGED, d);
 }
 
@@ -452,8 +561,7 @@ bool registry_set_identity(Registry *r, const Node *node, const char *type, cons
         } else {
                 Device *d = g_hash_table_lookup(r->devices, node->name);
 
-                if (!d || !set_identity(&d->migration_type, &d->migration_version, &d->migration_basis, type,
-                                        version, basis))
+                if (!d || !set_device_identity(d, type, version, basis))
                         return false;
                 emit(r, REGISTRY_DEVICE_IDENTITY_CHANGED, d);
         }
@@ -483,12 +591,11 @@ unsigned registry_device_count(Registry *r) {
 }
 
 static int compare_by_first_string(gconstpointer a, gconstpointer b) {
-        /* Device and MdevType both start with their key */
-        return strcmp(**(char ***) a, **(char ***) b);
+        return strcmp(first_string(*(void **) a), first_string(*(void **) b));
 }
 
 static GPtrArray *sorted_values(GHashTable *h) {
-        GPtrArray *a = g_ptr_array_new();
+        GPtrArray *a = g_ptr_array_sized_new(g_hash_table_size(h));
         GHashTableIter i;
         gpointer v;
 
@@ -499,12 +606,18 @@ static GPtrArray *sorted_values(GHashTable *h) {
         return a;
 }
 
+static GPtrArray *listing(GPtrArray **order, GHashTable *h) {
+        if (!*order)
+                *order = sorted_values(h);
+        return g_ptr_array_ref(*order);
+}
+
 GPtrArray *registry_list_devices(Registry *r) {
-        return sorted_values(r->devices);
+        return listing(&r->device_order, r->devices);
 }
 
 GPtrArray *registry_list_types(Registry *r) {
-        return sorted_values(r->types);
+        return listing(&r->type_order, r->types);
 }
 
 GPtrArray *registry_list_parent_types(Registry *r, const char *parent) {

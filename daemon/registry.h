@@ -59,35 +59,46 @@ typedef struct MdevType {
         unsigned available_instances;   /* vDPA: UINT_MAX, no limit stated */
 } MdevType;
 
+/* The strings a device shares with most others (its driver, type,
+ * state, identity, the empty string...) are const: interned GRefStrings,
+ * held once however many devices hold them. Set them only with
+ * device_set_string(); never free one. Those of its own (name, paths,
+ * group) are plain strings it owns. */
 typedef struct Device {
         char *name;             /* mdev UUID or PCI address: the key */
         DeviceKind kind;
         char *sysfs_path;
-        char *driver;
-        char *parent;           /* mdev parent; PCI: physical function or "" */
-        char *mdev_type;        /* type id for mdevs, else "" */
+        const char *driver;
+        const char *parent;     /* mdev parent; PCI: physical function or "" */
+        const char *mdev_type;  /* type id for mdevs, else "" */
         char *iommu_group;
         char *vfio_dev;         /* device node to open it with */
-        char *iommu;            /* IOMMU facet, canonical text (iommu-facet.h) */
-        char *vdpa;             /* vDPA facet, canonical text (vdpa-facet.h); "" for others */
-        char *vendor_id, *device_id, *subsystem_vendor_id, *subsystem_device_id;
+        const char *iommu;      /* IOMMU facet, canonical text (iommu-facet.h) */
+        const char *vdpa;       /* vDPA facet, canonical text (vdpa-facet.h); "" for others */
+        const char *vendor_id, *device_id, *subsystem_vendor_id, *subsystem_device_id;
         /* the driver's migration_type and migration_version attributes,
          * "" when it has none */
-        char *vendor_migration_type, *vendor_migration_version;
+        const char *vendor_migration_type, *vendor_migration_version;
         /* learned from the device (or a sibling, see backend.h); the
          * flags are 0 unless it is SUPPORTED. Kept when a uevent replaces
          * the entry with the same driver. */
         MigrationSupport migration_support;
         uint32_t migration_flags;
         /* derived by identities.c, kept when a uevent replaces the entry */
-        char *migration_type, *migration_version, *migration_basis;
+        const char *migration_type, *migration_version, *migration_basis;
         /* runtime status, kept when a uevent replaces the entry */
-        char *migration_state;  /* "" when unknown */
+        const char *migration_state;    /* "" when unknown */
         bool busy;              /* held by a job of ours */
-        char *holder;           /* which: "migration 3", "probe 2"; "" when not busy */
-        char *domain;           /* the running libvirt domain it is assigned to, or "" */
-        char *held_by;          /* another process found holding it: "pid 7 (qemu)", or "" */
+        const char *holder;     /* which: "migration 3", "probe 2"; "" when not busy */
+        const char *domain;     /* the running libvirt domain it is assigned to, or "" */
+        const char *held_by;    /* another process found holding it: "pid 7 (qemu)", or "" */
 } Device;
+
+/* Sets a shared string of a Device (NULL: ""), letting go of what it
+ * held. */
+void device_set_string(const char **field, const char *value);
+/* The same with a string of the caller's, which it frees. */
+void device_take_string(const char **field, char *value);
 
 Parent *parent_new(const char *name);
 void parent_free(Parent *p);
@@ -187,7 +198,11 @@ const MdevType *registry_find_type(Registry *r, const char *parent, const char *
 const Device *registry_get_device(Registry *r, const char *name);
 unsigned registry_device_count(Registry *r);
 
-/* Snapshots sorted by name/key; the array does not own the entries. */
+/* Sorted by name/key; the array does not own the entries. The first two
+ * are a reference to the registry's own listing, sorted again only after
+ * entries come or go, not on every call: read them, never change them.
+ * An entry replaced under its name shows in its place; one removed is
+ * freed all the same, so keep no listing across changes. */
 GPtrArray *registry_list_devices(Registry *r);
 GPtrArray *registry_list_types(Registry *r);
 GPtrArray *registry_list_parent_types(Registry *r, const char *parent);

@@ -158,6 +158,17 @@ char *migration_flags_to_string(uint32_t flags, const char *sep) {
         return g_strjoinv(sep, v);
 }
 
+const char *migration_flags_text(uint32_t flags) {
+        /* indexed by the three bits, stop-copy (1), p2p (2), pre-copy (4) */
+        static const char *const text[8] = {
+                "", "stop-copy", "p2p", "stop-copy,p2p",
+                "pre-copy", "stop-copy,pre-copy", "p2p,pre-copy", "stop-copy,p2p,pre-copy",
+        };
+
+        G_STATIC_ASSERT(VFIO_MIGRATION_STOP_COPY == 1 && VFIO_MIGRATION_P2P == 2 && VFIO_MIGRATION_PRE_COPY == 4);
+        return text[flags & 7];
+}
+
 /* Accepts the names separated by ',', ';' or whitespace. */
 int migration_flags_from_string(const char *s, uint32_t *ret) {
         g_auto(GStrv) words = g_strsplit_set(s, ",; \t", -1);

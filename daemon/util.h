@@ -32,6 +32,8 @@ uint64_t now_usec(int clock);
 /* "stop-copy,p2p,pre-copy" <-> VFIO_MIGRATION_* bits. */
 char *migration_flags_to_string(uint32_t flags, const char *sep);
 char **migration_flags_to_strv(uint32_t flags);
+/* The same joined by ",", from a table: nothing to free. */
+const char *migration_flags_text(uint32_t flags);
 int migration_flags_from_string(const char *s, uint32_t *ret);
 
 /* For logic that reports to a caller: *ret_error = the message, returns

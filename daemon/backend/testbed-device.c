@@ -57,25 +57,26 @@ typedef struct Session {
 } Session;
 
 struct SimDevice {
-        char *name, *tag, *persist_base;
-        char *node;             /* NULL: none */
+        char *name, *tag;
+        const char *persist_dir;        /* the testbed's, kept: NULL, no persistence */
+        const char *node_dir;           /* the node is node_dir/name; NULL: none */
         int node_fd;            /* flock()ed while a handle is open */
         uint32_t flags, page_size, npages;
         uint64_t size;
 
         GMutex lock;
         uint32_t state;
+        bool open;
         uint64_t seed;
         uint32_t *versions;
         bool versions_saved;    /* the persisted copy is current */
         uint8_t *dirty;         /* changed since last sent or queued */
         uint64_t dirty_rate, dirty_last_usec, dirty_counter;
         double dirty_carry;
-        bool open;
-        GArray *faults;         /* SimFault */
+        GArray *faults;         /* SimFault; NULL until one is injected */
         Session *session;
         uint64_t io_read, io_written;   /* through read_data/write_data, this session */
-        GArray *history;        /* SimArc, the last HISTORY_MAX */
+        GArray *history;        /* SimArc, the last HISTORY_MAX; NULL until the first */
 };
 
 #define HISTORY_MAX 256
@@ -158,16 +159,26 @@ static void advance(SimDevice *d) {
         d->versions_saved &= n == 0;
 }
 
+/* Where the state is kept, made when needed: what every device would
+ * hold for good is few bytes more than the name. */
+static char *persist_path(const SimDevice *d, const char *suffix) {
+        return g_strconcat(d->persist_dir, "/", d->name, suffix, NULL);
+}
+
+static char *node_path(const SimDevice *d) {
+        return d->node_dir ? g_strconcat(d->node_dir, "/", d->name, NULL) : NULL;
+}
+
 static void persist(SimDevice *d) {
         g_autofree char *keyfile = NULL, *path = NULL, *vpath = NULL;
         int r;
 
-        if (!d->persist_base)
+        if (!d->persist_dir)
                 return;
         keyfile = g_strdup_printf("[Device]\nState=%s\nSeed=%" G_GUINT64_FORMAT "\n",
                                   fsm_state_to_string(d->state), d->seed);
-        path = g_strconcat(d->persist_base, ".sim", NULL);
-        vpath = g_strconcat(d->persist_base, ".versions", NULL);
+        path = persist_path(d, ".sim");
+        vpath = persist_path(d, ".versions");
         /* no fsync: this lives in /run and must not add milliseconds to
          * every state change; the pages only when they changed (a 64 GiB
          * state has 64 MiB of versions) */
@@ -179,14 +190,17 @@ static void persist(SimDevice *d) {
                 log_warning("testbed %s: cannot persist state: %s", d->name, g_strerror(-r));
 }
 
-static void restore(SimDevice *d) {
-        g_autofree char *path = g_strconcat(d->persist_base, ".sim", NULL);
-        g_autofree char *vpath = g_strconcat(d->persist_base, ".versions", NULL);
+void sim_device_restore(SimDevice *d) {
+        g_autofree char *path = NULL, *vpath = NULL;
         g_autoptr(GKeyFile) k = g_key_file_new();
         g_autofree char *state = NULL, *versions = NULL;
         gsize len;
         int s;
 
+        if (!d->persist_dir)
+                return;
+        path = persist_path(d, ".sim");
+        vpath = persist_path(d, ".versions");
         if (!g_key_file_load_from_file(k, path, G_KEY_FILE_NONE, NULL))
                 return;
         state = g_key_file_get_string(k, "Device", "State", NULL);
@@ -353,7 +367,7 @@ fail:
 
 /* The matching fault, consumed if it fires a limited number of times. */
 static bool take_fault(SimDevice *d, SimFaultType type, int from, int to, SimFault *ret) {
-        for (guint i = 0; i < d->faults->len; i++) {
+        for (guint i = 0; d->faults && i < d->faults->len; i++) {
                 SimFault *f = &g_array_index(d->faults, SimFault, i);
 
                 if (f->type != type || (f->from >= 0 && f->from != from) || (f->to >= 0 && f->to != to))
@@ -367,7 +381,7 @@ static bool take_fault(SimDevice *d, SimFaultType type, int from, int to, SimFau
 }
 
 static bool peek_fault(SimDevice *d, SimFaultType type, SimFault *ret) {
-        for (guint i = 0; i < d->faults->len; i++)
+        for (guint i = 0; d->faults && i < d->faults->len; i++)
                 if (g_array_index(d->faults, SimFault, i).type == type) {
                         *ret = g_array_index(d->faults, SimFault, i);
                         return true;
@@ -822,6 +836,8 @@ static int apply_arc(SimDevice *d, uint32_t from, uint32_t to, int *ret_fd) {
 static void record_arc(SimDevice *d, uint32_t from, uint32_t to) {
         SimArc arc = { (uint32_t) g_atomic_int_add(&history_seq, 1), from, to };
 
+        if (!d->history)
+                d->history = g_array_new(FALSE, FALSE, sizeof(SimArc));
         if (d->history->len >= HISTORY_MAX)
                 g_array_remove_index(d->history, 0);
         g_array_append_val(d->history, arc);
@@ -1084,7 +1100,7 @@ SimDevice *sim_device_new(const char *name, const SimConfig *c, const char *pers
 
         d->name = g_strdup(name);
         d->node_fd = -1;
-        d->tag = g_strdup(c->tag);
+        d->tag = g_ref_string_new_intern(c->tag);       /* one per type, mostly */
         d->flags = c->flags;
         /* testbed.c refuses larger values; never more than the bounds */
         d->size = CLAMP(c->state_size, 1, SIM_STATE_SIZE_MAX);
@@ -1093,17 +1109,17 @@ SimDevice *sim_device_new(const char *name, const SimConfig *c, const char *pers
         d->dirty_rate = MIN(c->dirty_rate, SIM_DIRTY_RATE_MAX);
         d->state = VFIO_STATE_RUNNING;
         d->seed = mix(g_str_hash(name));        /* every device starts different */
-        d->versions = g_new0(uint32_t, d->npages);
-        d->dirty = g_new0(uint8_t, d->npages);
-        d->faults = g_array_new(FALSE, FALSE, sizeof(SimFault));
-        d->history = g_array_new(FALSE, FALSE, sizeof(SimArc));
+        /* one block: a device of one page holds 5 bytes of it */
+        d->versions = g_malloc0(d->npages * (sizeof(uint32_t) + 1));
+        d->dirty = (uint8_t *) (d->versions + d->npages);
         d->dirty_last_usec = now_usec(CLOCK_MONOTONIC);
         g_mutex_init(&d->lock);
-        if (persist_dir) {
-                d->persist_base = g_build_filename(persist_dir, name, NULL);
-                restore(d);
-        }
+        d->persist_dir = persist_dir;
         return d;
+}
+
+const char *sim_device_name(SimDevice *d) {
+        return d->name;
 }
 
 void sim_device_free(SimDevice *d) {
@@ -1113,26 +1129,28 @@ void sim_device_free(SimDevice *d) {
         session_end(d);
         g_mutex_unlock(&d->lock);
         g_mutex_clear(&d->lock);
-        g_array_unref(d->faults);
-        g_array_unref(d->history);
+        if (d->faults)
+                g_array_unref(d->faults);
+        if (d->history)
+                g_array_unref(d->history);
         g_free(d->versions);
-        g_free(d->dirty);
-        g_free(d->persist_base);
-        g_free(d->node);
-        g_free(d->tag);
+        g_ref_string_release(d->tag);
         g_free(d->name);
         g_free(d);
 }
 
 void sim_device_forget(SimDevice *d) {
-        g_autofree char *path = NULL, *vpath = NULL;
+        g_autofree char *node = NULL, *path = NULL, *vpath = NULL;
 
-        if (d && d->node)
-                (void) unlink(d->node);
-        if (!d || !d->persist_base)
+        if (!d)
                 return;
-        path = g_strconcat(d->persist_base, ".sim", NULL);
-        vpath = g_strconcat(d->persist_base, ".versions", NULL);
+        node = node_path(d);
+        if (node)
+                (void) unlink(node);
+        if (!d->persist_dir)
+                return;
+        path = persist_path(d, ".sim");
+        vpath = persist_path(d, ".versions");
         (void) unlink(path);
         (void) unlink(vpath);
 }
@@ -1144,23 +1162,18 @@ static bool has_io_faults(SimDevice *d) {
                peek_fault(d, SIM_FAULT_SHORT_IO, &f);
 }
 
-int sim_device_set_node(SimDevice *d, const char *path) {
-        int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
-
-        if (fd < 0)
-                return -errno;
-        close(fd);
-        free_and_strdup(&d->node, path);
-        return 0;
+void sim_device_set_node_dir(SimDevice *d, const char *dir) {
+        d->node_dir = dir;
 }
 
 /* As the kernel's open of a group someone else holds: EBUSY. */
 static int take_node(SimDevice *d) {
+        g_autofree char *node = node_path(d);
         int fd;
 
-        if (!d->node)
+        if (!node)
                 return 0;
-        fd = open(d->node, O_RDONLY | O_CLOEXEC);
+        fd = open(node, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -1178,10 +1191,12 @@ int sim_device_open(SimDevice *d, DeviceHandle **ret, char **ret_error) {
         g_mutex_lock(&d->lock);
         r = d->open ? -EBUSY : take_node(d);
         if (r < 0) {
+                g_autofree char *node = node_path(d);
+
                 g_mutex_unlock(&d->lock);
                 if (ret_error)
                         *ret_error = r == -EBUSY ? g_strdup_printf("%s: device is in use by another process", d->name)
-                                                 : g_strdup_printf("%s: cannot open %s: %s", d->name, d->node,
+                                                 : g_strdup_printf("%s: cannot open %s: %s", d->name, node,
                                                                    g_strerror(-r));
                 return r;
         }
@@ -1243,6 +1258,8 @@ int sim_device_reset(SimDevice *d) {
 
 void sim_device_add_fault(SimDevice *d, const SimFault *f) {
         g_mutex_lock(&d->lock);
+        if (!d->faults)
+                d->faults = g_array_new(FALSE, FALSE, sizeof(SimFault));
         g_array_append_val(d->faults, *f);
         g_mutex_unlock(&d->lock);
 }
@@ -1251,13 +1268,14 @@ GArray *sim_device_history(SimDevice *d) {
         GArray *copy;
 
         g_mutex_lock(&d->lock);
-        copy = g_array_copy(d->history);
+        copy = d->history ? g_array_copy(d->history) : g_array_new(FALSE, FALSE, sizeof(SimArc));
         g_mutex_unlock(&d->lock);
         return copy;
 }
 
 void sim_device_clear_faults(SimDevice *d) {
         g_mutex_lock(&d->lock);
-        g_array_set_size(d->faults, 0);
+        if (d->faults)
+                g_array_set_size(d->faults, 0);
         g_mutex_unlock(&d->lock);
 }

@@ -75,13 +75,18 @@ typedef struct SimFault {
  * exceeds. */
 int sim_fault_parse(const char *spec, SimFault *ret, char **ret_error);
 
-/* persist_dir may be NULL (no persistence). */
+/* The device keeps its state in persist_dir, which may be NULL (no
+ * persistence); the string is kept, not copied, and must outlive it. */
 SimDevice *sim_device_new(const char *name, const SimConfig *c, const char *persist_dir);
-/* A file that plays the device's VFIO node: another process that holds
- * it open with an exclusive flock(2) holds the device (the kernel's
- * EBUSY for a second open), and /proc shows who. Made if missing. */
-int sim_device_set_node(SimDevice *d, const char *path);
+/* Takes up the state a daemon before this one persisted, if any. */
+void sim_device_restore(SimDevice *d);
+/* dir/NAME is a file that plays the device's VFIO node, which the
+ * caller makes: another process that holds it open with an exclusive
+ * flock(2) holds the device (the kernel's EBUSY for a second open), and
+ * /proc shows who. dir is kept, not copied. */
+void sim_device_set_node_dir(SimDevice *d, const char *dir);
 void sim_device_free(SimDevice *d);
+const char *sim_device_name(SimDevice *d);
 /* Deletes the persisted state: the device is gone for good. */
 void sim_device_forget(SimDevice *d);
 

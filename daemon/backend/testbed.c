@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conffile.h"
 #include "log.h"
@@ -38,6 +40,13 @@ typedef struct Testbed {
         GHashTable *accept;             /* device name -> versions its simulated driver takes */
         GHashTable *parent_iommu;       /* parent name -> the IOMMU facet of its mdevs */
         char *persist_dir;
+        char *node_dir;                 /* persist_dir/dev, the devices' nodes; NULL: none */
+        int node_dir_fd;
+        /* While the file is read: the nodes and persisted states a daemon
+         * before this one left, so that the devices of the file cost no
+         * system call each (NULL later: every device asks) */
+        GHashTable *found_nodes, *found_states;
+        GStringChunk *found_names;
         unsigned next_iommu_group;
         uint64_t last_hotplug_usec;     /* main thread CPU time of the last create or remove */
 } Testbed;
@@ -70,6 +79,18 @@ static void parsed_clear(Parsed *p) {
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Parsed, parsed_clear);
 
+/* A group number as its decimal text, without printf's machinery:
+ * start-up formats one for every device. */
+static char *group_string(uint64_t n) {
+        char buf[24], *p = buf + sizeof(buf);
+
+        *--p = '\0';
+        do
+                *--p = (char) ('0' + n % 10);
+        while ((n /= 10) > 0);
+        return g_strdup(p);
+}
+
 /* A size up to max: the simulation's bounds (testbed-device.h). */
 static bool get_bounded_size(ConfFile *c, const char *group, const char *key, uint64_t def, uint64_t max,
                              uint64_t *ret, GError **error) {
@@ -99,17 +120,36 @@ static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *re
         return true;
 }
 
+/* conf_file_get_string() into one of a Device's strings (a default
+ * taken as it is: most keys of most devices are absent). */
+static bool get_device_string(ConfFile *c, const char *group, const char *key, const char *def,
+                              const char **field, GError **error) {
+        g_autofree char *v = NULL;
+
+        if (def && !conf_file_has_key(c, group, key)) {
+                device_set_string(field, def);
+                return true;
+        }
+        if (!conf_file_get_string(c, group, key, def, &v, error))
+                return false;
+        device_set_string(field, v);
+        return true;
+}
+
 /* MigrationType=, MigrationVersion= (what the simulated driver's
  * attributes read) and AcceptVersions= (which versions a write into its
  * migration_version accepts; its own by default). */
 static bool parse_vendor(ConfFile *c, const char *group, char **type, char **version,
                          const char *const *def_accept, char ***ret_accept, GError **error) {
-        g_auto(GStrv) accept = g_key_file_get_string_list(conf_file_keyfile(c), group, "AcceptVersions", NULL, NULL);
+        g_auto(GStrv) accept = conf_file_get_string_list(c, group, "AcceptVersions", NULL);
 
-        if (!conf_file_get_string(c, group, "MigrationType", *type, type, error) ||
-            !conf_file_get_string(c, group, "MigrationVersion", *version, version, error))
+        /* absent, each keeps what it holds */
+        if ((conf_file_has_key(c, group, "MigrationType") &&
+             !conf_file_get_string(c, group, "MigrationType", NULL, type, error)) ||
+            (conf_file_has_key(c, group, "MigrationVersion") &&
+             !conf_file_get_string(c, group, "MigrationVersion", NULL, version, error)))
                 return false;
-        if (!accept && def_accept && !g_key_file_has_key(conf_file_keyfile(c), group, "MigrationVersion", NULL))
+        if (!accept && def_accept && !conf_file_has_key(c, group, "MigrationVersion"))
                 accept = g_strdupv((char **) def_accept);
         if (!accept && **version)
                 accept = g_strdupv((char *[]) { *version, NULL });
@@ -119,13 +159,21 @@ static bool parse_vendor(ConfFile *c, const char *group, char **type, char **ver
         return true;
 }
 
-static bool parse_device_vendor(Testbed *tb, ConfFile *c, const char *group, Device *d,
-                                const char *const *def_accept, GError **error) {
+/* A device's own vendor attributes and the versions its driver takes.
+ * An mdev that has neither AcceptVersions= nor MigrationVersion= of its own
+ * takes what its type takes, found there when asked (testbed_vendor_judge()),
+ * not copied for every instance. */
+static bool parse_device_vendor(Testbed *tb, ConfFile *c, const char *group, Device *d, bool mdev,
+                                GError **error) {
+        g_autofree char *type = g_strdup(d->vendor_migration_type), *version = g_strdup(d->vendor_migration_version);
         char **accept = NULL;
 
-        if (!parse_vendor(c, group, &d->vendor_migration_type, &d->vendor_migration_version, def_accept, &accept,
-                          error))
+        if (!parse_vendor(c, group, &type, &version, NULL, &accept, error))
                 return false;
+        device_set_string(&d->vendor_migration_type, type);
+        device_set_string(&d->vendor_migration_version, version);
+        if (mdev && !conf_file_has_key(c, group, "AcceptVersions") && !conf_file_has_key(c, group, "MigrationVersion"))
+                g_clear_pointer(&accept, g_strfreev);
         if (accept)
                 g_hash_table_replace(tb->accept, g_strdup(d->name), accept);
         return true;
@@ -184,7 +232,7 @@ static bool parse_vdpa_mgmt(Testbed *tb, ConfFile *c, const char *group, const c
                                            g_ascii_string_to_unsigned(features + 2, 16, 0, UINT64_MAX, &f.offered, NULL)))
                 return conf_file_error(c, error, group, "SupportedFeatures", "'%s' is not a hex feature mask (0x...)",
                                        features);
-        classes = g_key_file_get_string_list(conf_file_keyfile(c), group, "Classes", NULL, NULL);
+        classes = conf_file_get_string_list(c, group, "Classes", NULL);
         if (!classes || !*classes)
                 return conf_file_error(c, error, group, "Classes", "missing: the virtio classes it makes (net, blk, ...)");
         for (char **k = classes; *k; k++) {
@@ -214,7 +262,7 @@ static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *
                 return conf_file_error(c, error, group, NULL, "expected [Type PARENT/TYPE-ID]");
         parent = g_strndup(key, slash - key);
         parent_group = g_strconcat("Parent ", parent, NULL);
-        if (!g_key_file_has_group(conf_file_keyfile(c), parent_group))
+        if (!conf_file_has_group(c, parent_group))
                 return conf_file_error(c, error, group, NULL, "no [Parent %s] section", parent);
         if (!conf_file_check_keys(c, group, type_keys, error))
                 return false;
@@ -247,8 +295,8 @@ static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, S
         const TestbedType *tt;
         g_autofree char *key = NULL;
 
-        if (!conf_file_get_string(c, group, "Parent", NULL, &d->parent, error) ||
-            !conf_file_get_string(c, group, "Type", NULL, &d->mdev_type, error))
+        if (!get_device_string(c, group, "Parent", NULL, &d->parent, error) ||
+            !get_device_string(c, group, "Type", NULL, &d->mdev_type, error))
                 return false;
         key = mdev_type_key(d->parent, d->mdev_type);
         tt = g_hash_table_lookup(tb->types, key);
@@ -256,11 +304,11 @@ static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, S
                 return conf_file_error(c, error, group, "Type", "no [Type %s] section", key);
         sim->state_size = tt->state_size;
         sim->dirty_rate = tt->dirty_rate;
-        free_and_strdup(&d->iommu, g_hash_table_lookup(tb->parent_iommu, d->parent));
+        device_set_string(&d->iommu, g_hash_table_lookup(tb->parent_iommu, d->parent));
         /* an instance reads its type's attributes unless it has its own */
-        free_and_strdup(&d->vendor_migration_type, tt->vendor_type);
-        free_and_strdup(&d->vendor_migration_version, tt->vendor_version);
-        if (!parse_device_vendor(tb, c, group, d, (const char *const *) tt->accept, error))
+        device_set_string(&d->vendor_migration_type, tt->vendor_type);
+        device_set_string(&d->vendor_migration_version, tt->vendor_version);
+        if (!parse_device_vendor(tb, c, group, d, true, error))
                 return false;
         return get_flags(c, group, tt->migration_flags, &d->migration_flags, error);
 }
@@ -272,21 +320,22 @@ static bool parse_pci(Testbed *tb, ConfFile *c, const char *group, Device *d, GE
                 { "SubsystemVendor", G_STRUCT_OFFSET(Device, subsystem_vendor_id) },
                 { "SubsystemDevice", G_STRUCT_OFFSET(Device, subsystem_device_id) },
         };
+        g_autofree char *iommu = NULL;
 
         if (!name_is_pci_address(d->name))
                 return conf_file_error(c, error, group, NULL, "a pci device must be named by its PCI address");
-        if (!parse_device_vendor(tb, c, group, d, NULL, error))
+        if (!parse_device_vendor(tb, c, group, d, false, error))
                 return false;
-        if (!conf_file_get_string(c, group, "Parent", "", &d->parent, error) || !get_iommu(c, group, &d->iommu, error))
+        if (!get_device_string(c, group, "Parent", "", &d->parent, error) || !get_iommu(c, group, &iommu, error))
                 return false;
+        device_set_string(&d->iommu, iommu);
         for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
-                char **field = G_STRUCT_MEMBER_P(d, ids[i].offset);
+                const char **field = G_STRUCT_MEMBER_P(d, ids[i].offset);
                 uint64_t v;
 
                 if (!conf_file_get_uint64(c, group, ids[i].key, 0, 0, 0xffff, &v, error))
                         return false;
-                g_free(*field);
-                *field = g_strdup_printf("0x%04" G_GINT64_MODIFIER "x", v);
+                device_take_string(field, g_strdup_printf("0x%04" G_GINT64_MODIFIER "x", v));
         }
         return get_flags(c, group, 0, &d->migration_flags, error);
 }
@@ -299,20 +348,64 @@ static char *sim_tag(const Device *d) {
         return g_strdup_printf("pci:%s:%s:%s", d->driver, d->vendor_id, d->device_id);
 }
 
+/* The names in dir, those ending in suffix without it: one pass over
+ * the directory, not one look per device. */
+static GHashTable *list_dir(const char *dir, const char *suffix, GStringChunk *chunk) {
+        GHashTable *names = g_hash_table_new(g_str_hash, g_str_equal);
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        size_t slen = suffix ? strlen(suffix) : 0;
+        const char *n;
+
+        while (d && (n = g_dir_read_name(d))) {
+                size_t len = strlen(n);
+
+                if (len > slen && (!suffix || g_str_has_suffix(n, suffix)))
+                        g_hash_table_add(names, g_string_chunk_insert_len(chunk, n, (gssize) (len - slen)));
+        }
+        return names;
+}
+
+/* The nodes and states a daemon before this one left: looked up once. */
+static void find_leftovers(Testbed *tb) {
+        if (!tb->persist_dir)
+                return;
+        tb->node_dir = g_build_filename(tb->persist_dir, "dev", NULL);
+        if (g_mkdir_with_parents(tb->node_dir, 0700) < 0 ||
+            (tb->node_dir_fd = open(tb->node_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+                log_warning("Cannot make %s, the testbed's device nodes: %m", tb->node_dir);
+                g_clear_pointer(&tb->node_dir, g_free);
+                return;
+        }
+        tb->found_names = g_string_chunk_new(4096);
+        tb->found_nodes = list_dir(tb->node_dir, NULL, tb->found_names);
+        tb->found_states = list_dir(tb->persist_dir, ".sim", tb->found_names);
+}
+
+static void forget_leftovers(Testbed *tb) {
+        g_clear_pointer(&tb->found_nodes, g_hash_table_unref);
+        g_clear_pointer(&tb->found_states, g_hash_table_unref);
+        if (tb->found_names)
+                g_string_chunk_free(g_steal_pointer(&tb->found_names));
+}
+
 /* Each simulated device gets a file that plays its VFIO node (the cdev,
  * one per device): whoever holds it locked holds the device. */
 static void add_node(Testbed *tb, SimDevice *dev, Device *d) {
-        g_autofree char *dir = NULL, *node = NULL;
+        int fd;
 
-        if (!tb->persist_dir)
+        if (!tb->node_dir)
                 return;
-        dir = g_build_filename(tb->persist_dir, "dev", NULL);
-        node = g_build_filename(dir, d->name, NULL);
-        if (g_mkdir_with_parents(dir, 0700) < 0 || sim_device_set_node(dev, node) < 0) {
-                log_warning("%s: cannot make %s: %m", d->name, node);
-                return;
+        if (!tb->found_nodes || !g_hash_table_contains(tb->found_nodes, d->name)) {
+                fd = openat(tb->node_dir_fd, d->name, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+                if (fd < 0) {
+                        log_warning("%s: cannot make its node in %s: %m", d->name, tb->node_dir);
+                        return;
+                }
+                close(fd);
         }
-        free_and_strdup(&d->vfio_dev, node);
+        sim_device_set_node_dir(dev, tb->node_dir);
+        g_free(d->vfio_dev);
+        d->vfio_dev = g_strconcat(tb->node_dir, "/", d->name, NULL);
 }
 
 static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimConfig *sim,
@@ -323,7 +416,8 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimC
 
         /* VendorTag= plays a driver that refuses data its identity promised
          * to take (a firmware mismatch, say). */
-        if (c && !conf_file_get_string(c, group, "VendorTag", tag, &tag, error))
+        if (c && conf_file_has_key(c, group, "VendorTag") &&
+            !conf_file_get_string(c, group, "VendorTag", NULL, &tag, error))
                 return false;
         sim->flags = d->migration_flags;
         sim->tag = tag;
@@ -334,11 +428,15 @@ static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimC
         if (d->migration_support != MIGRATION_SUPPORT_SUPPORTED)
                 d->migration_flags = 0;
         dev = sim_device_new(d->name, sim, tb->persist_dir);
+        if (!tb->found_states ||
+            (g_hash_table_size(tb->found_states) > 0 && g_hash_table_contains(tb->found_states, d->name)))
+                sim_device_restore(dev);
         add_node(tb, dev, d);
-        g_hash_table_replace(tb->sims, g_strdup(d->name), dev);
+        /* keyed by the device's own name: replace, not insert, keeps the key alive */
+        g_hash_table_replace(tb->sims, (char *) sim_device_name(dev), dev);
         if (!c)
                 return true;
-        faults = g_key_file_get_string_list(conf_file_keyfile(c), group, "Fault", NULL, NULL);
+        faults = conf_file_get_string_list(c, group, "Fault", NULL);
         for (char **f = faults; f && *f; f++) {
                 g_autofree char *msg = NULL;
                 SimFault fault;
@@ -359,12 +457,12 @@ static bool parse_vdpa_device(Testbed *tb, ConfFile *c, const char *group, const
         if (!name_is_vdpa(name))
                 return conf_file_error(c, error, group, NULL, "'%s' is not a vDPA device name", name);
         if (!conf_file_check_keys(c, group, vdpa_device_keys, error) ||
-            !conf_file_get_string(c, group, "Parent", NULL, &d->parent, error) ||
-            !conf_file_get_string(c, group, "Driver", "", &d->driver, error) ||
+            !get_device_string(c, group, "Parent", NULL, &d->parent, error) ||
+            !get_device_string(c, group, "Driver", "", &d->driver, error) ||
             !conf_file_get_string(c, group, "Vdpa", NULL, &text, error))
                 return false;
         parent_group = g_strconcat("VdpaMgmt ", d->parent, NULL);
-        if (!g_key_file_has_group(conf_file_keyfile(c), parent_group))
+        if (!conf_file_has_group(c, parent_group))
                 return conf_file_error(c, error, group, "Parent", "no [VdpaMgmt %s] section", d->parent);
         if (vdpa_facet_canonicalize(text, &facet, &why) < 0 || !*facet)
                 return conf_file_error(c, error, group, "Vdpa", "%s", why ? why : "the class is missing");
@@ -390,7 +488,7 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
                 return conf_file_error(c, error, group, "Kind", "'%s' is not mdev, pci or vdpa", kind);
         if (k == DEVICE_KIND_VDPA)
                 return parse_vdpa_device(tb, c, group, name, out, error);
-        if (!normalized || name_is_vdpa(name))
+        if (!normalized || (!name_is_uuid(normalized) && !name_is_pci_address(normalized)))
                 return conf_file_error(c, error, group, NULL,
                                        "'%s' is neither an mdev UUID nor a PCI address", name);
         if (!conf_file_check_keys(c, group, device_keys, error))
@@ -403,13 +501,13 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
         if (!ok)
                 return false;
 
-        if (!conf_file_get_string(c, group, "Driver", k == DEVICE_KIND_PCI ? "vfio-pci" : "", &d->driver, error) ||
+        if (!get_device_string(c, group, "Driver", k == DEVICE_KIND_PCI ? "vfio-pci" : "", &d->driver, error) ||
             !conf_file_get_uint64(c, group, "IommuGroup", tb->next_iommu_group, 0, 1u << 20, &group_nr, error) ||
             !get_bounded_size(c, group, "StateSize", sim.state_size, SIM_STATE_SIZE_MAX, &sim.state_size, error) ||
             !get_bounded_size(c, group, "DirtyRate", sim.dirty_rate, SIM_DIRTY_RATE_MAX, &sim.dirty_rate, error))
                 return false;
         g_free(d->iommu_group);
-        d->iommu_group = g_strdup_printf("%" G_GUINT64_FORMAT, group_nr);
+        d->iommu_group = group_string(group_nr);
         tb->next_iommu_group = MAX(tb->next_iommu_group, (unsigned) group_nr + 1);
         if (!add_sim(tb, c, group, d, &sim, error))
                 return false;
@@ -424,39 +522,42 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
         return true;
 }
 
-static bool parse_group(Testbed *tb, ConfFile *c, const char *group, Parsed *out, GError **error) {
-        static const struct {
-                const char *prefix;
-                bool (*parse)(Testbed *, ConfFile *, const char *, const char *, Parsed *, GError **);
-        } sections[] = {
-                { "Parent ", parse_parent },
-                { "VdpaMgmt ", parse_vdpa_mgmt },
-                { "Type ", parse_type },
-                { "Device ", parse_device },
-        };
+static const struct {
+        const char *prefix;
+        bool (*parse)(Testbed *, ConfFile *, const char *, const char *, Parsed *, GError **);
+} sections[] = {
+        { "Parent ", parse_parent },
+        { "VdpaMgmt ", parse_vdpa_mgmt },
+        { "Type ", parse_type },
+        { "Device ", parse_device },
+};
 
+static int section_kind(const char *group) {
         for (size_t i = 0; i < G_N_ELEMENTS(sections); i++)
                 if (g_str_has_prefix(group, sections[i].prefix))
-                        return sections[i].parse(tb, c, group, group + strlen(sections[i].prefix), out, error);
-        return conf_file_error(c, error, group, NULL,
-                               "unknown section (expected Parent, Type, Device or VdpaMgmt)");
+                        return (int) i;
+        return -1;
 }
 
 /* Parents first, then types, then devices: a later kind may refer to an
- * earlier one wherever it appears in the file. */
+ * earlier one wherever it appears in the file. An unknown section is
+ * refused in the first pass, where it stands. */
 static bool parse_all(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
-        static const char *const order[] = { "Parent ", "VdpaMgmt ", "Type ", "Device " };
-        g_auto(GStrv) groups = g_key_file_get_groups(conf_file_keyfile(c), NULL);
+        const char *const *groups = conf_file_groups(c);
+        guint n = g_strv_length((char **) groups);
+        g_autofree int *kinds = g_new(int, n);
 
-        for (size_t pass = 0; pass < G_N_ELEMENTS(order); pass++)
-                for (char **g = groups; *g; g++) {
-                        bool known = false;
+        for (guint i = 0; i < n; i++)
+                kinds[i] = section_kind(groups[i]);
+        for (int pass = 0; pass < (int) G_N_ELEMENTS(sections); pass++)
+                for (guint i = 0; i < n; i++) {
+                        const char *g = groups[i];
 
-                        for (size_t i = 0; i < G_N_ELEMENTS(order); i++)
-                                known = known || g_str_has_prefix(*g, order[i]);
-                        if ((known && !g_str_has_prefix(*g, order[pass])) || (!known && pass > 0))
-                                continue;
-                        if (!parse_group(tb, c, *g, out, error))
+                        if (pass == 0 && kinds[i] < 0)
+                                return conf_file_error(c, error, g, NULL,
+                                                       "unknown section (expected Parent, Type, Device or VdpaMgmt)");
+                        if (kinds[i] == pass &&
+                            !sections[pass].parse(tb, c, g, g + strlen(sections[pass].prefix), out, error))
                                 return false;
                 }
         return true;
@@ -492,7 +593,7 @@ static bool check_devices(Testbed *tb, ConfFile *c, Parsed *out, GError **error)
                 }
                 g_hash_table_replace(used, key, GUINT_TO_POINTER(n));
                 if (!*d->driver)
-                        free_and_strdup(&d->driver, g_hash_table_lookup(drivers, d->parent));
+                        device_set_string(&d->driver, g_hash_table_lookup(drivers, d->parent));
         }
         return true;
 }
@@ -509,7 +610,7 @@ static void populate(Testbed *tb, Parsed *p) {
                 /* as the device itself says: its state may have been persisted
                  * by a daemon that died mid-migration */
                 if (sim)
-                        free_and_strdup(&d->migration_state, fsm_state_to_string(sim_device_state(sim)));
+                        device_set_string(&d->migration_state, fsm_state_to_string(sim_device_state(sim)));
                 backend_add_device(&tb->backend, d);
         }
         for (guint i = 0; i < p->types->len; i++) {
@@ -544,18 +645,17 @@ static int testbed_create_mdev(Backend *s, const MdevType *type, const char *uui
                 return -EUSERS;         /* what mdev_device_create() returns */
 
         d = device_new(uuid, DEVICE_KIND_MDEV);
-        free_and_strdup(&d->parent, type->parent);
-        free_and_strdup(&d->mdev_type, type->id);
-        free_and_strdup(&d->iommu, type->iommu);
-        free_and_strdup(&d->driver, registry_get_parent(s->registry, type->parent)->driver);
+        device_set_string(&d->parent, type->parent);
+        device_set_string(&d->mdev_type, type->id);
+        device_set_string(&d->iommu, type->iommu);
+        device_set_string(&d->driver, registry_get_parent(s->registry, type->parent)->driver);
         g_free(d->iommu_group);
-        d->iommu_group = g_strdup_printf("%u", tb->next_iommu_group++);
-        free_and_strdup(&d->migration_state, "running");
+        d->iommu_group = group_string(tb->next_iommu_group++);
+        device_set_string(&d->migration_state, "running");
         d->migration_flags = tt->migration_flags;
-        free_and_strdup(&d->vendor_migration_type, tt->vendor_type);
-        free_and_strdup(&d->vendor_migration_version, tt->vendor_version);
-        if (tt->accept)
-                g_hash_table_replace(tb->accept, g_strdup(uuid), g_strdupv(tt->accept));
+        /* its type's attributes, and the versions its type takes */
+        device_set_string(&d->vendor_migration_type, tt->vendor_type);
+        device_set_string(&d->vendor_migration_version, tt->vendor_version);
         add_sim(tb, NULL, NULL, d, &(SimConfig) { .state_size = tt->state_size, .dirty_rate = tt->dirty_rate }, NULL);
         backend_add_device(s, d);
         refresh_available(tb, type->parent, type->id);
@@ -594,12 +694,28 @@ static int testbed_open_device(Backend *s, const Device *d, DeviceHandle **ret, 
         return sim_device_open(sim, ret, ret_error);
 }
 
+/* The versions a write into a node's migration_version takes: its own,
+ * or, for an instance that has none of its own, its type's. */
+static char **accepted_versions(Testbed *tb, const Node *node) {
+        const TestbedType *tt = NULL;
+        const Device *d;
+        char **accept;
+
+        if (node->kind == NODE_MDEV_TYPE)
+                tt = g_hash_table_lookup(tb->types, node->name);
+        else if ((accept = g_hash_table_lookup(tb->accept, node->name)))
+                return accept;
+        else if ((d = registry_get_device(tb->backend.registry, node->name)) && d->kind == DEVICE_KIND_MDEV) {
+                g_autofree char *key = mdev_type_key(d->parent, d->mdev_type);
+
+                tt = g_hash_table_lookup(tb->types, key);
+        }
+        return tt ? tt->accept : NULL;
+}
+
 /* The simulated driver's answer to a write into migration_version. */
 static int testbed_vendor_judge(Backend *s, const Node *node, const char *version) {
-        Testbed *tb = (Testbed *) s;
-        const TestbedType *tt = node->kind == NODE_MDEV_TYPE ? g_hash_table_lookup(tb->types, node->name) : NULL;
-        char **accept = node->kind == NODE_DEVICE ? g_hash_table_lookup(tb->accept, node->name)
-                                                  : tt ? tt->accept : NULL;
+        char **accept = accepted_versions((Testbed *) s, node);
 
         if (!accept)
                 return -ENODEV;         /* no such attribute */
@@ -621,6 +737,10 @@ static void testbed_free(Backend *s) {
         g_hash_table_destroy(tb->sims);
         g_hash_table_destroy(tb->accept);
         g_hash_table_destroy(tb->parent_iommu);
+        forget_leftovers(tb);
+        if (tb->node_dir)
+                close(tb->node_dir_fd);
+        g_free(tb->node_dir);
         g_free(tb->persist_dir);
         g_free(tb);
 }
@@ -650,12 +770,15 @@ Backend *testbed_new(ConfFile *c, Registry *r, const char *persist_dir, GError *
         tb->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) testbed_type_free);
         tb->accept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_strfreev);
         tb->parent_iommu = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        tb->sims = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) sim_device_free);
+        tb->sims = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) sim_device_free);
         tb->persist_dir = g_strdup(persist_dir);
+        tb->node_dir_fd = -1;
         tb->next_iommu_group = FIRST_SYNTHETIC_IOMMU_GROUP;
 
+        find_leftovers(tb);
         if (!parse_all(tb, c, &parsed, error) || !check_devices(tb, c, &parsed, error))
                 return NULL;
+        forget_leftovers(tb);
         populate(tb, &parsed);
         return g_steal_pointer(&s);
 }

@@ -123,15 +123,18 @@ static bool is_vfio_device(struct udev_device *dev) {
 
 static void fill_common(Device *d, struct udev_device *dev) {
         const char *syspath = udev_device_get_syspath(dev);
+        g_autofree char *type = g_strdup(""), *version = g_strdup("");
         char *v;
 
         free_and_strdup(&d->sysfs_path, syspath);
-        free_and_strdup(&d->driver, udev_device_get_driver(dev));
+        device_set_string(&d->driver, udev_device_get_driver(dev));
         if (sysfs_link_basename(syspath, "iommu_group", &v) >= 0)
                 g_free(d->iommu_group), d->iommu_group = v;
         g_free(d->vfio_dev);
         d->vfio_dev = vfio_dev_node(syspath, d->iommu_group);
-        read_vendor_identity(syspath, &d->vendor_migration_type, &d->vendor_migration_version);
+        read_vendor_identity(syspath, &type, &version);
+        device_set_string(&d->vendor_migration_type, type);
+        device_set_string(&d->vendor_migration_version, version);
         /* Its migration support stays unknown: only an open device tells,
          * and opening a vfio-pci function resets it, while a VMM may be
          * about to take it. A call that opens it anyway learns it
@@ -148,11 +151,10 @@ static Device *device_from_mdev(struct udev_device *dev) {
                 return NULL;
         d = device_new(name, DEVICE_KIND_MDEV);
         fill_common(d, dev);
-        free_and_strdup(&d->parent, udev_device_get_sysname(parent));
-        g_free(d->iommu);
-        d->iommu = iommu_sysfs_mdev_facet(udev_device_get_syspath(parent));
+        device_set_string(&d->parent, udev_device_get_sysname(parent));
+        device_take_string(&d->iommu, iommu_sysfs_mdev_facet(udev_device_get_syspath(parent)));
         if (sysfs_link_basename(udev_device_get_syspath(dev), "mdev_type", &v) >= 0)
-                g_free(d->mdev_type), d->mdev_type = v;
+                device_take_string(&d->mdev_type, v);
         return d;
 }
 
@@ -173,16 +175,12 @@ static Device *device_from_pci(struct udev_device *dev) {
         d = device_new(name, DEVICE_KIND_PCI);
         fill_common(d, dev);
         if (iommu_sysfs_facet(syspath, &v) >= 0)
-                g_free(d->iommu), d->iommu = v;
+                device_take_string(&d->iommu, v);
         for (size_t i = 0; i < G_N_ELEMENTS(ids); i++)
-                if (sysfs_read(syspath, ids[i].attr, &v) >= 0) {
-                        char **field = G_STRUCT_MEMBER_P(d, ids[i].offset);
-
-                        g_free(*field);
-                        *field = v;
-                }
+                if (sysfs_read(syspath, ids[i].attr, &v) >= 0)
+                        device_take_string(G_STRUCT_MEMBER_P(d, ids[i].offset), v);
         if (sysfs_link_basename(syspath, "physfn", &v) >= 0)
-                g_free(d->parent), d->parent = v;
+                device_take_string(&d->parent, v);
         return d;
 }
 

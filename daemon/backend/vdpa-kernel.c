@@ -106,7 +106,7 @@ Device *vdpa_kernel_device(VdpaKernel *k, const char *name, const char *syspath,
         if (r == -ENODEV)
                 return NULL;
         free_and_strdup(&d->sysfs_path, syspath);
-        free_and_strdup(&d->driver, driver ?: "");
+        device_set_string(&d->driver, driver);
         d->migration_support = MIGRATION_SUPPORT_NONE;
         if (r < 0) {
                 if (nl)
@@ -115,7 +115,7 @@ Device *vdpa_kernel_device(VdpaKernel *k, const char *name, const char *syspath,
                 return g_steal_pointer(&d);
         }
         if (info.mgmtdev && name_is_sysfs_component(vdpa_kernel_mgmt_parent(info.mgmtdev)))
-                free_and_strdup(&d->parent, vdpa_kernel_mgmt_parent(info.mgmtdev));
+                device_set_string(&d->parent, vdpa_kernel_mgmt_parent(info.mgmtdev));
         facet = vdpa_kernel_device_facet(&info);
         device_set_vdpa(d, facet);
         return g_steal_pointer(&d);

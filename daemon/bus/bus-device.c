@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stddef.h>
+#include <string.h>
 
 #include "bus/bus-objects.h"
 #include "bus/bus-util.h"
@@ -7,28 +8,40 @@
 #include "vfiomig-names.h"
 
 /* Property getters receive the Device found by find_device(), plus the
- * vtable entry's offset: the generic string getter reads *(char **). */
+ * vtable entry's offset: the generic string getter reads *(char **).
+ * GetManagedObjects calls them for every device: they make nothing. */
 int bus_property_get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const char *const *s = userdata;
 
-        return sd_bus_message_append(reply, "s", *s ? *s : "");
+        return bus_append_string(reply, *s ? *s : "");
 }
 
 static int property_get_kind(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const Device *d = userdata;
 
-        return sd_bus_message_append(reply, "s", device_kind_to_string(d->kind));
+        return bus_append_string(reply, device_kind_to_string(d->kind));
 }
 
 static int property_get_migration_flags(sd_bus *bus, const char *path, const char *interface,
                                         const char *property, sd_bus_message *reply, void *userdata,
                                         sd_bus_error *error) {
         const Device *d = userdata;
-        g_auto(GStrv) flags = migration_flags_to_strv(d->migration_flags);
+        const char *text = migration_flags_text(d->migration_flags);
+        int r = sd_bus_message_open_container(reply, 'a', "s");
 
-        return sd_bus_message_append_strv(reply, flags);
+        /* "stop-copy,p2p" from the table, cut at its commas */
+        while (r >= 0 && *text) {
+                size_t len = strcspn(text, ",");
+                char *p;
+
+                r = sd_bus_message_append_string_space(reply, len, &p);
+                if (r >= 0)
+                        memcpy(p, text, len);
+                text += len + (text[len] == ',');
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
 static int property_get_migration_support(sd_bus *bus, const char *path, const char *interface,
@@ -36,7 +49,7 @@ static int property_get_migration_support(sd_bus *bus, const char *path, const c
                                           sd_bus_error *error) {
         const Device *d = userdata;
 
-        return sd_bus_message_append(reply, "s", migration_support_to_string(d->migration_support));
+        return bus_append_string(reply, migration_support_to_string(d->migration_support));
 }
 
 static int property_get_busy(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -48,9 +61,12 @@ static int property_get_busy(sd_bus *bus, const char *path, const char *interfac
 
 static int property_get_holder(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        g_autofree char *holder = device_describe_holder(userdata);
+        g_autofree char *holder = NULL;
 
-        return sd_bus_message_append(reply, "s", holder);
+        if (!device_is_held(userdata))
+                return bus_append_string(reply, "");
+        holder = device_describe_holder(userdata);
+        return bus_append_string(reply, holder);
 }
 
 #define STRING_PROPERTY(name, field) \

@@ -30,6 +30,23 @@ static int property_get_device_count(sd_bus *bus, const char *path, const char *
         return sd_bus_message_append(reply, "u", registry_device_count(c->registry));
 }
 
+/* One row of ListDevices: strings the registry holds or tables give,
+ * none made for the row. */
+static int append_device_row(sd_bus_message *reply, const Device *d) {
+        const char *const fields[] = {
+                d->name, device_kind_to_string(d->kind), d->driver, d->mdev_type,
+                migration_flags_text(d->migration_flags), d->migration_state, d->domain,
+                migration_support_to_string(d->migration_support), d->parent,
+        };
+        int r = sd_bus_message_open_container(reply, 'r', "sssssssss");
+
+        for (size_t i = 0; r >= 0 && i < G_N_ELEMENTS(fields); i++)
+                r = bus_append_string(reply, fields[i]);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
 static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusContext *c = userdata;
         g_autoptr(GPtrArray) devices = registry_list_devices(c->registry);
@@ -39,14 +56,8 @@ static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(sssssssss)");
-        for (guint i = 0; r >= 0 && i < devices->len; i++) {
-                const Device *d = devices->pdata[i];
-                g_autofree char *flags = migration_flags_to_string(d->migration_flags, ",");
-
-                r = sd_bus_message_append(reply, "(sssssssss)", d->name, device_kind_to_string(d->kind),
-                                          d->driver, d->mdev_type, flags, d->migration_state, d->domain,
-                                          migration_support_to_string(d->migration_support), d->parent);
-        }
+        for (guint i = 0; r >= 0 && i < devices->len; i++)
+                r = append_device_row(reply, devices->pdata[i]);
         return bus_send_array_reply(reply, r);
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 
 #include "bus/bus-objects.h"
 #include "bus/bus-util.h"
@@ -197,6 +198,23 @@ static int method_get_map_stats(sd_bus_message *msg, void *userdata, sd_bus_erro
         return r;
 }
 
+/* What the heap holds, for benchmarks: mallinfo2() over every arena. */
+static int method_get_heap_stats(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct mallinfo2 mi = mallinfo2();
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "a{st}", 4, "in-use", (uint64_t) (mi.uordblks + mi.hblkhd),
+                                          "free", (uint64_t) mi.fordblks, "arena", (uint64_t) mi.arena,
+                                          "mmapped", (uint64_t) mi.hblkhd);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
 static int method_drive_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusContext *c = userdata;
         const char *name, *action;
@@ -223,6 +241,8 @@ const sd_bus_vtable bus_testbed_vtable[] = {
                                 method_get_device_state, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetMapStats", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{st}", stats),
                                 method_get_map_stats, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetHeapStats", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{st}", stats),
+                                method_get_heap_stats, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetTransitions", SD_BUS_ARGS("s", device), SD_BUS_RESULT("a(uss)", arcs),
                                 method_get_transitions, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("InjectFault", SD_BUS_ARGS("s", device, "s", fault), SD_BUS_NO_RESULT,

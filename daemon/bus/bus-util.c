@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <glib.h>
@@ -98,6 +99,37 @@ char *bus_device_path(const char *name) {
 
 char *bus_type_path(const char *key) {
         return encode_path(VFIOMIG_TYPE_PATH_PREFIX, key);
+}
+
+static bool is_ascii(const char *s, size_t len) {
+        const uint64_t high = UINT64_C(0x8080808080808080);
+        size_t i = 0;
+
+        for (; i + 8 <= len; i += 8) {
+                uint64_t w;
+
+                memcpy(&w, s + i, 8);
+                if (w & high)
+                        return false;
+        }
+        for (; i < len; i++)
+                if (s[i] & 0x80)
+                        return false;
+        return true;
+}
+
+int bus_append_string(sd_bus_message *m, const char *s) {
+        size_t len = strlen(s);
+        char *p;
+        int r;
+
+        if (!is_ascii(s, len))
+                return sd_bus_message_append_basic(m, 's', s);
+        r = sd_bus_message_append_string_space(m, len, &p);
+        if (r < 0)
+                return r;
+        memcpy(p, s, len);
+        return 0;
 }
 
 int bus_send_array_reply(sd_bus_message *reply, int r) {

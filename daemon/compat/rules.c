@@ -76,7 +76,7 @@ static char *normalize_id(const char *s) {
 /* IgnoreFacets=iommu: the operator knows that a facet does not matter
  * for these devices. */
 static bool get_ignore_facets(ConfFile *c, const char *group, unsigned *ret, GError **error) {
-        g_auto(GStrv) names = g_key_file_get_string_list(conf_file_keyfile(c), group, "IgnoreFacets", NULL, NULL);
+        g_auto(GStrv) names = conf_file_get_string_list(c, group, "IgnoreFacets", NULL);
 
         *ret = 0;
         for (char **n = names; n && *n; n++) {
@@ -103,7 +103,7 @@ static bool parse_rule(ConfFile *c, const char *group, Rule **ret, GError **erro
         for (size_t i = 0; i < G_N_ELEMENTS(match_keys); i++) {
                 char **field = G_STRUCT_MEMBER_P(rule, match_keys[i].offset);
 
-                if (!g_key_file_has_key(conf_file_keyfile(c), group, match_keys[i].key, NULL))
+                if (!conf_file_has_key(c, group, match_keys[i].key))
                         continue;
                 if (!conf_file_get_string(c, group, match_keys[i].key, "", field, error))
                         return false;
@@ -129,7 +129,7 @@ static bool parse_rule(ConfFile *c, const char *group, Rule **ret, GError **erro
             !conf_file_get_string(c, group, "Compare", "exact", &compare, error))
                 return false;
         /* the map keys classes by these: printable ASCII only */
-        if ((g_key_file_has_key(conf_file_keyfile(c), group, "Version", NULL) || !rule->ignore_facets) &&
+        if ((conf_file_has_key(c, group, "Version") || !rule->ignore_facets) &&
             !vendor_string_valid(rule->version))
                 return conf_file_error(c, error, group, "Version", "must be 1 to 4096 printable ASCII characters");
         if (*rule->type && !vendor_string_valid(rule->type))
@@ -147,12 +147,9 @@ static bool parse_rule(ConfFile *c, const char *group, Rule **ret, GError **erro
 bool rules_add_data(Rules *r, const char *data, const char *filename, GError **error) {
         g_autoptr(ConfFile) c = conf_file_parse(data, filename, error);
         g_autoptr(GPtrArray) parsed = g_ptr_array_new_with_free_func((GDestroyNotify) rule_free);
-        g_auto(GStrv) groups = NULL;
-
         if (!c)
                 return false;
-        groups = g_key_file_get_groups(conf_file_keyfile(c), NULL);
-        for (char **g = groups; *g; g++) {
+        for (const char *const *g = conf_file_groups(c); *g; g++) {
                 Rule *rule = NULL;
 
                 if (!g_str_has_prefix(*g, "Rule ") || !(*g)[5])

@@ -4,6 +4,7 @@
 
 #include "libvirt/domain-xml.h"
 #include "libvirt/domains.h"
+#include "libvirt/virt-api.h"
 #include "libvirt/virt-event.h"
 #include "log.h"
 #include "util.h"
@@ -12,6 +13,10 @@
 #define RETRY_MAX_USEC (60 * USEC_PER_SEC)
 
 enum { EV_LIFECYCLE, EV_DEVICE_ADDED, EV_DEVICE_REMOVED, EV_METADATA, _EV_MAX };
+
+/* libvirt, once the first connection is tried (virt-api.h): nothing
+ * calls it before, as nothing is connected. */
+static const VirtApi *virt;
 
 struct Domains {
         sd_event *event;
@@ -101,7 +106,7 @@ static void queue_refresh(Domains *d, const char *name, uint64_t delay_usec) {
 static bool domain_has_job(Domains *d, virDomainPtr dom, const char *name) {
         virDomainJobInfo job = {};
 
-        if (virDomainGetJobInfo(dom, &job) < 0 || job.type == VIR_DOMAIN_JOB_NONE)
+        if (virt->DomainGetJobInfo(dom, &job) < 0 || job.type == VIR_DOMAIN_JOB_NONE)
                 return false;
         queue_refresh(d, name, 5 * USEC_PER_SEC);
         return true;
@@ -121,30 +126,30 @@ static void update_metadata(Domains *d, virDomainPtr dom, const DomainInfo *info
                 log_warning("libvirt domain %s: cannot describe its devices: %s", info->name, error);
                 return;
         }
-        if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, DOMAIN_XML_NS_KEY, DOMAIN_XML_NS_URI,
+        if (virt->DomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, DOMAIN_XML_NS_KEY, DOMAIN_XML_NS_URI,
                                  VIR_DOMAIN_AFFECT_LIVE) < 0) {
                 log_warning("libvirt domain %s: cannot record its devices' identities: %s", info->name,
-                            virGetLastErrorMessage());
+                            virt->GetLastErrorMessage());
                 return;
         }
         log_info("libvirt domain %s: recorded the identities of %u devices", info->name, wanted->len);
 }
 
 static void domains_refresh(Domains *d, virDomainPtr dom) {
-        const char *name = virDomainGetName(dom);
+        const char *name = virt->DomainGetName(dom);
         g_autofree char *xml = NULL, *error = NULL;
         g_autoptr(DomainInfo) info = NULL;
 
         if (!name)
                 return;
-        if (virDomainIsActive(dom) != 1) {
+        if (virt->DomainIsActive(dom) != 1) {
                 forget_domain(d, name);
                 return;
         }
-        xml = virDomainGetXMLDesc(dom, 0);
+        xml = virt->DomainGetXMLDesc(dom, 0);
         if (!xml || domain_xml_parse(xml, strlen(xml), &info, &error) < 0) {
                 log_warning("libvirt domain %s: cannot read its devices: %s", name,
-                            xml ? error : virGetLastErrorMessage());
+                            xml ? error : virt->GetLastErrorMessage());
                 return;
         }
         index_info(d, info);
@@ -152,12 +157,12 @@ static void domains_refresh(Domains *d, virDomainPtr dom) {
 }
 
 static void refresh_by_name(Domains *d, const char *name) {
-        virDomainPtr dom = d->conn ? virDomainLookupByName(d->conn, name) : NULL;
+        virDomainPtr dom = d->conn ? virt->DomainLookupByName(d->conn, name) : NULL;
 
         if (!dom)
                 return;
         domains_refresh(d, dom);
-        virDomainFree(dom);
+        virt->DomainFree(dom);
 }
 
 static int on_metadata_retry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -175,15 +180,15 @@ static int on_metadata_retry(sd_event_source *s, uint64_t usec, void *userdata) 
 
 static void index_all(Domains *d) {
         virDomainPtr *doms = NULL;
-        int n = virConnectListAllDomains(d->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+        int n = virt->ConnectListAllDomains(d->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
 
         if (n < 0) {
-                log_warning("libvirt: cannot list domains: %s", virGetLastErrorMessage());
+                log_warning("libvirt: cannot list domains: %s", virt->GetLastErrorMessage());
                 return;
         }
         for (int i = 0; i < n; i++) {
                 domains_refresh(d, doms[i]);
-                virDomainFree(doms[i]);
+                virt->DomainFree(doms[i]);
         }
         free(doms);
         log_info("libvirt: %s, %d running domains, %u of their devices indexed", d->uri, n,
@@ -226,7 +231,7 @@ static void on_registry(Registry *r, RegistryEvent event, const void *object, vo
  * ours would wait for them, and they for us. */
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
         Domains *d = opaque;
-        const char *name = virDomainGetName(dom);       /* no call: the event carries it */
+        const char *name = virt->DomainGetName(dom);       /* no call: the event carries it */
 
         if (!name)
                 return 0;
@@ -252,9 +257,9 @@ static void disconnect(Domains *d) {
                 return;
         for (int i = 0; i < _EV_MAX; i++)
                 if (d->callbacks[i] >= 0)
-                        (void) virConnectDomainEventDeregisterAny(d->conn, d->callbacks[i]);
-        (void) virConnectUnregisterCloseCallback(d->conn, NULL);
-        virConnectClose(d->conn);
+                        (void) virt->ConnectDomainEventDeregisterAny(d->conn, d->callbacks[i]);
+        (void) virt->ConnectUnregisterCloseCallback(d->conn, NULL);
+        virt->ConnectClose(d->conn);
         d->conn = NULL;
         forget_all(d);
 }
@@ -269,20 +274,20 @@ static void on_close(virConnectPtr conn, int reason, void *opaque) {
 }
 
 static int register_events(Domains *d) {
-        d->callbacks[EV_LIFECYCLE] = virConnectDomainEventRegisterAny(
+        d->callbacks[EV_LIFECYCLE] = virt->ConnectDomainEventRegisterAny(
                 d->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), d, NULL);
-        d->callbacks[EV_DEVICE_ADDED] = virConnectDomainEventRegisterAny(
+        d->callbacks[EV_DEVICE_ADDED] = virt->ConnectDomainEventRegisterAny(
                 d->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, VIR_DOMAIN_EVENT_CALLBACK(on_device), d, NULL);
-        d->callbacks[EV_DEVICE_REMOVED] = virConnectDomainEventRegisterAny(
+        d->callbacks[EV_DEVICE_REMOVED] = virt->ConnectDomainEventRegisterAny(
                 d->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_CALLBACK(on_device), d, NULL);
-        d->callbacks[EV_METADATA] = virConnectDomainEventRegisterAny(
+        d->callbacks[EV_METADATA] = virt->ConnectDomainEventRegisterAny(
                 d->conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE, VIR_DOMAIN_EVENT_CALLBACK(on_metadata), d, NULL);
         if (d->callbacks[EV_LIFECYCLE] < 0 || d->callbacks[EV_DEVICE_ADDED] < 0 ||
             d->callbacks[EV_DEVICE_REMOVED] < 0)
                 return -EIO;
         /* metadata events came with libvirt 3.0; not having them costs
          * only freshness of what others write */
-        return virConnectRegisterCloseCallback(d->conn, on_close, d, NULL) < 0 ? -EIO : 0;
+        return virt->ConnectRegisterCloseCallback(d->conn, on_close, d, NULL) < 0 ? -EIO : 0;
 }
 
 /* libvirt reports its errors to stderr by default; ours go to the log
@@ -290,21 +295,46 @@ static int register_events(Domains *d) {
 static void quiet(void *userdata, virErrorPtr error) {
 }
 
+/* libvirt is loaded and its events run on our loop from the first
+ * connection on, after start-up rather than before it. */
+static bool load_libvirt(Domains *d) {
+        g_autofree char *why = NULL;
+        int r;
+
+        if (virt)
+                return true;
+        virt = virt_api(&why);
+        if (!virt) {
+                log_warning("libvirt: cannot load it (%s); domains stay unknown", why);
+                return false;
+        }
+        r = virt_event_register(d->event);
+        if (r < 0 && r != -EALREADY) {
+                log_error_errno(r, "Cannot run libvirt's events on our loop: %m");
+                virt = NULL;
+                return false;
+        }
+        virt->SetErrorFunc(NULL, quiet);
+        return true;
+}
+
 static int on_connect(sd_event_source *s, uint64_t usec, void *userdata) {
         Domains *d = userdata;
 
+        if (!load_libvirt(d))
+                return 0;
         disconnect(d);
         for (int i = 0; i < _EV_MAX; i++)
                 d->callbacks[i] = -1;
-        d->conn = virConnectOpen(d->uri);
+        d->conn = virt->ConnectOpen(d->uri);
         if (d->conn && register_events(d) < 0) {
-                log_warning("libvirt: %s: cannot follow domain events: %s", d->uri, virGetLastErrorMessage());
+                log_warning("libvirt: %s: cannot follow domain events: %s", d->uri, virt->GetLastErrorMessage());
                 disconnect(d);
         }
         if (!d->conn) {
                 if (!d->told_unreachable)
                         log_info("libvirt: %s not reachable (%s); domains stay unknown until it is",
-                                 d->uri, virGetLastErrorMessage());
+                                 d->uri, virt->GetLastErrorMessage());
                 d->told_unreachable = true;
                 d->retry_usec = CLAMP(d->retry_usec * 2, RETRY_MIN_USEC, RETRY_MAX_USEC);
                 return schedule_connect(d, d->retry_usec);
@@ -319,9 +349,12 @@ static int schedule_connect(Domains *d, uint64_t delay_usec) {
         uint64_t when = now_usec(CLOCK_MONOTONIC) + delay_usec;
         int r;
 
-        if (!d->retry)
-                return sd_event_add_time(d->event, &d->retry, CLOCK_MONOTONIC, when, USEC_PER_SEC / 10,
-                                         on_connect, d);
+        if (!d->retry) {
+                r = sd_event_add_time(d->event, &d->retry, CLOCK_MONOTONIC, when, USEC_PER_SEC / 10, on_connect, d);
+                /* after whatever else is pending: loading libvirt takes a while, and the first
+                 * clients come first */
+                return r < 0 ? r : sd_event_source_set_priority(d->retry, SD_EVENT_PRIORITY_IDLE);
+        }
         r = sd_event_source_set_time(d->retry, when);
         return r < 0 ? r : sd_event_source_set_enabled(d->retry, SD_EVENT_ONESHOT);
 }
@@ -339,10 +372,6 @@ int domains_new(sd_event *event, Registry *registry, const char *uri, Domains **
                 d->callbacks[i] = -1;
         if (uri && *uri) {
                 d->uri = g_strdup(uri);
-                r = virt_event_register(event);
-                if (r < 0 && r != -EALREADY)
-                        return log_error_errno(r, "Cannot run libvirt's events on our loop: %m");
-                virSetErrorFunc(NULL, quiet);
                 r = schedule_connect(d, 0);
                 if (r < 0)
                         return log_error_errno(r, "Cannot schedule connecting to libvirt: %m");
@@ -381,13 +410,13 @@ int domains_drive_test_domain(Domains *d, const char *name, const char *action, 
                 return errno_message(ret_error, ENOTCONN, "Not connected to libvirt");
         if (!g_str_equal(action, "start") && !g_str_equal(action, "destroy"))
                 return errno_message(ret_error, EINVAL, "'%s' is neither start nor destroy", action);
-        dom = virDomainLookupByName(d->conn, name);
+        dom = virt->DomainLookupByName(d->conn, name);
         if (!dom)
                 return errno_message(ret_error, ENOENT, "No domain %s", name);
-        r = g_str_equal(action, "start") ? virDomainCreate(dom) : virDomainDestroy(dom);
+        r = g_str_equal(action, "start") ? virt->DomainCreate(dom) : virt->DomainDestroy(dom);
         if (r < 0)
-                r = errno_message(ret_error, EIO, "Cannot %s %s: %s", action, name, virGetLastErrorMessage());
-        virDomainFree(dom);
+                r = errno_message(ret_error, EIO, "Cannot %s %s: %s", action, name, virt->GetLastErrorMessage());
+        virt->DomainFree(dom);
         return r < 0 ? r : 0;
 }
 
@@ -398,14 +427,14 @@ int domains_get(Domains *d, const char *name, bool *ret_running, DomainInfo **re
 
         if (!d->conn)
                 return errno_message(ret_error, ENOTCONN, "Not connected to libvirt (%s)", d->uri ?: "none configured");
-        dom = virDomainLookupByName(d->conn, name);
+        dom = virt->DomainLookupByName(d->conn, name);
         if (!dom)
                 return errno_message(ret_error, ENOENT, "No domain %s", name);
-        *ret_running = virDomainIsActive(dom) == 1;
-        xml = virDomainGetXMLDesc(dom, 0);
-        virDomainFree(dom);
+        *ret_running = virt->DomainIsActive(dom) == 1;
+        xml = virt->DomainGetXMLDesc(dom, 0);
+        virt->DomainFree(dom);
         if (!xml)
-                return errno_message(ret_error, EIO, "Cannot read domain %s: %s", name, virGetLastErrorMessage());
+                return errno_message(ret_error, EIO, "Cannot read domain %s: %s", name, virt->GetLastErrorMessage());
         r = domain_xml_parse(xml, strlen(xml), ret, &error);
         if (r < 0)
                 return errno_message(ret_error, EIO, "Cannot read domain %s: %s", name, error);

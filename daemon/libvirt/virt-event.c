@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "util.h"
+#include "libvirt/virt-api.h"
 #include "libvirt/virt-event.h"
 
 #define USEC_PER_MSEC ((uint64_t) 1000)
@@ -277,14 +278,18 @@ static int remove_timeout(int id) {
 }
 
 int virt_event_register(sd_event *e) {
+        const VirtApi *virt;
+
         if (loop.event)
                 return -EALREADY;
+        virt = virt_api(NULL);
+        if (!virt)
+                return -ELIBACC;
         loop.event = sd_event_ref(e);
         loop.tid = gettid();
         loop.watches = g_hash_table_new(NULL, NULL);
         loop.reaping = g_ptr_array_new();
         loop.next_id = 1;
-        virEventRegisterImpl(add_handle, update_handle, remove_handle,
-                             add_timeout, update_timeout, remove_timeout);
+        virt->EventRegisterImpl(add_handle, update_handle, remove_handle, add_timeout, update_timeout, remove_timeout);
         return 0;
 }

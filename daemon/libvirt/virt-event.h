@@ -23,7 +23,8 @@
  * referenced for the rest of the process. Every libvirt call must come
  * from the thread that runs e: libvirt adds and changes its watches
  * inside API calls, and sd-event is not thread-safe; calls from another
- * thread are refused and logged. */
+ * thread are refused and logged. -ELIBACC if libvirt cannot be loaded
+ * (virt-api.h). */
 int virt_event_register(sd_event *e);
 
 /* Runs the free functions of removed watches and timers now rather than

@@ -14,7 +14,7 @@ static void read_daemon_section(ConfFile *c) {
         uint64_t idle = 0;
 
         if (!conf_file_check_groups(c, groups, &error) ||
-            !g_key_file_has_group(conf_file_keyfile(c), "Daemon") ||
+            !conf_file_has_group(c, "Daemon") ||
             !conf_file_check_keys(c, "Daemon", keys, &error) ||
             !conf_file_get_string(c, "Daemon", "Testbed", "", &testbed, &error) ||
             !conf_file_get_uint64(c, "Daemon", "IdleTimeoutSec", 0, 0, G_MAXUINT64 / 1000000, &idle, &error) ||
@@ -24,10 +24,8 @@ static void read_daemon_section(ConfFile *c) {
 }
 
 static void read_every_key(ConfFile *c) {
-        g_auto(GStrv) groups = g_key_file_get_groups(conf_file_keyfile(c), NULL);
-
-        for (char **g = groups; *g; g++) {
-                g_auto(GStrv) keys = g_key_file_get_keys(conf_file_keyfile(c), *g, NULL, NULL);
+        for (const char *const *g = conf_file_groups(c); *g; g++) {
+                g_auto(GStrv) keys = conf_file_get_keys(c, *g);
 
                 check(conf_file_line(c, *g, NULL) > 0);
                 for (char **k = keys; k && *k; k++) {

@@ -18,18 +18,13 @@ static void match_devices(Rules *rules) {
         g_autoptr(Device) mdev = device_new("83b8f4f2-509f-382f-3c1e-e6bfe0fa1001", DEVICE_KIND_MDEV);
         g_autofree char *driver = NULL;
 
-        g_free(pci->driver);
-        pci->driver = g_strdup("mlx5_vfio_pci");
-        g_free(pci->vendor_id);
-        pci->vendor_id = g_strdup("0x15b3");
-        g_free(pci->device_id);
-        pci->device_id = g_strdup("0x101e");
+        device_set_string(&pci->driver, "mlx5_vfio_pci");
+        device_set_string(&pci->vendor_id, "0x15b3");
+        device_set_string(&pci->device_id, "0x101e");
         check_rule(rules_match(rules, pci));
 
-        g_free(mdev->mdev_type);
-        mdev->mdev_type = g_strdup("mtty-2");
-        g_free(mdev->driver);
-        mdev->driver = g_strdup("mtty");
+        device_set_string(&mdev->mdev_type, "mtty-2");
+        device_set_string(&mdev->driver, "mtty");
         check_rule(rules_match(rules, mdev));
 
         driver = rules_mdev_driver("i915-GVTg_V5_4", "i915");

@@ -10,10 +10,9 @@
  * design: a file of many huge devices needs gigabytes and is no parser
  * bug. Leave out inputs of more than 64 GiB of simulated state in all. */
 static bool too_big(ConfFile *c) {
-        g_auto(GStrv) groups = g_key_file_get_groups(conf_file_keyfile(c), NULL);
         uint64_t devices = 0, largest = 64 * 1024;
 
-        for (char **g = groups; *g; g++) {
+        for (const char *const *g = conf_file_groups(c); *g; g++) {
                 g_autoptr(GError) e = NULL;
                 uint64_t size = 0;
 

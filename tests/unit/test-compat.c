@@ -21,7 +21,7 @@ static Device *pci(const char *driver, const char *vendor, const char *device, c
                    const char *subdevice, uint32_t flags) {
         Device *d = device_new("0000:65:00.1", DEVICE_KIND_PCI);
 
-#define SET(f, v) g_free(d->f); d->f = g_strdup(v);
+#define SET(f, v) device_set_string(&d->f, v);
         SET(driver, driver);
         SET(vendor_id, vendor);
         SET(device_id, device);
@@ -35,12 +35,9 @@ static Device *pci(const char *driver, const char *vendor, const char *device, c
 static Device *mdev(const char *driver, const char *type, uint32_t flags) {
         Device *d = device_new("00000000-0000-0000-0000-000000000001", DEVICE_KIND_MDEV);
 
-        g_free(d->driver);
-        d->driver = g_strdup(driver);
-        g_free(d->parent);
-        d->parent = g_strdup("mtty");
-        g_free(d->mdev_type);
-        d->mdev_type = g_strdup(type);
+        device_set_string(&d->driver, driver);
+        device_set_string(&d->parent, "mtty");
+        device_set_string(&d->mdev_type, type);
         d->migration_flags = flags;
         return d;
 }
@@ -710,7 +707,7 @@ static void test_identity_iommu(void) {
         g_autoptr(Rules) relax = rules("[Rule edu]\nVendor=0x1234\nDevice=0x11e8\nIgnoreFacets=iommu\n");
         g_autoptr(Identity) plain = NULL, relaxed = NULL, copy = NULL;
 
-        free_and_strdup(&d->iommu, "width=48 dirty=no");
+        device_set_string(&d->iommu, "width=48 dirty=no");
         plain = identity_of_device(d, NULL, NULL, NULL, NULL);
         g_assert_cmpstr(plain->iommu, ==, "width=48 dirty=no");
         g_assert_cmpuint(plain->ignore_facets, ==, 0);

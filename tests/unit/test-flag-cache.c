@@ -17,7 +17,7 @@
 static Device *pci(const char *name, const char *driver, const char *subdevice) {
         Device *d = device_new(name, DEVICE_KIND_PCI);
 
-#define SET(f, v) g_free(d->f); d->f = g_strdup(v);
+#define SET(f, v) device_set_string(&d->f, v);
         SET(driver, driver);
         SET(vendor_id, "0x15b3");
         SET(device_id, "0x101e");
@@ -31,12 +31,9 @@ static Device *pci(const char *name, const char *driver, const char *subdevice) 
 static Device *mdev(const char *name, const char *parent, const char *type) {
         Device *d = device_new(name, DEVICE_KIND_MDEV);
 
-        g_free(d->driver);
-        d->driver = g_strdup("mtty");
-        g_free(d->parent);
-        d->parent = g_strdup(parent);
-        g_free(d->mdev_type);
-        d->mdev_type = g_strdup(type);
+        device_set_string(&d->driver, "mtty");
+        device_set_string(&d->parent, parent);
+        device_set_string(&d->mdev_type, type);
         return d;
 }
 

@@ -5,6 +5,7 @@
 
 #include "names.h"
 #include "unit-test.h"
+#include "util.h"
 
 static void test_uuid(void) {
         static const char *const good[] = {
@@ -26,6 +27,17 @@ static void test_uuid(void) {
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
                 g_assert_false(name_is_uuid(bad[i]));
         g_assert_false(name_is_uuid(NULL));
+
+        /* what GLib says of every one-character change, and of every length */
+        for (size_t pos = 0; pos < 37; pos++)
+                for (const char *c = "0aF-gz \x80"; *c; c++) {
+                        char s[40] = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
+
+                        s[pos] = *c;
+                        g_assert_cmpint(name_is_uuid(s), ==, g_uuid_string_is_valid(s));
+                        s[pos] = '\0';
+                        g_assert_cmpint(name_is_uuid(s), ==, g_uuid_string_is_valid(s));
+                }
 }
 
 static void test_pci(void) {
@@ -161,6 +173,19 @@ static void test_quote(void) {
         }
 }
 
+/* The table ListDevices reads says what the joined list says, and
+ * ignores bits it does not know, as the list does. */
+static void test_flags_text(void) {
+        for (uint32_t f = 0; f < 16; f++) {
+                g_autofree char *joined = migration_flags_to_string(f | (f << 8), ",");
+                uint32_t back = 0;
+
+                g_assert_cmpstr(migration_flags_text(f | (f << 8)), ==, joined);
+                g_assert_cmpint(migration_flags_from_string(joined, &back), ==, 0);
+                g_assert_cmpuint(back, ==, f & 7);
+        }
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/names/uuid", test_uuid);
@@ -170,5 +195,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/names/components", test_components);
         g_test_add_func("/names/plain-file-length", test_plain_file_length);
         g_test_add_func("/names/quote", test_quote);
+        g_test_add_func("/names/flags-text", test_flags_text);
         return g_test_run();
 }

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
 #include <glib.h>
 
 #include "registry.h"
@@ -25,10 +27,8 @@ static void record(Registry *r, RegistryEvent event, const void *object, void *u
 static Device *mdev(const char *uuid, const char *parent, const char *type) {
         Device *d = device_new(uuid, DEVICE_KIND_MDEV);
 
-        g_free(d->parent);
-        d->parent = g_strdup(parent);
-        g_free(d->mdev_type);
-        d->mdev_type = g_strdup(type);
+        device_set_string(&d->parent, parent);
+        device_set_string(&d->mdev_type, type);
         return d;
 }
 
@@ -58,8 +58,7 @@ static void test_devices(void) {
         registry_add_device(r, mdev(U1, "mtty", "mtty-1"));
         assert_log(&e, (const char *[]) { NULL });
         changed = mdev(U1, "mtty", "mtty-1");
-        g_free(changed->driver);
-        changed->driver = g_strdup("mtty");
+        device_set_string(&changed->driver, "mtty");
         registry_add_device(r, changed);
         assert_log(&e, (const char *[]) { "device-changed:" U1, NULL });
         g_assert_cmpstr(registry_get_device(r, U1)->driver, ==, "mtty");
@@ -161,10 +160,8 @@ static void test_count_instances(void) {
         registry_add_device(r, mdev(U2, "mtty", "mtty-1"));
         g_assert_cmpuint(heard_count, ==, 2);
         /* not an mdev: counts for no type, whatever its fields say */
-        g_free(pci->parent);
-        pci->parent = g_strdup("mtty");
-        g_free(pci->mdev_type);
-        pci->mdev_type = g_strdup("mtty-1");
+        device_set_string(&pci->parent, "mtty");
+        device_set_string(&pci->mdev_type, "mtty-1");
         registry_add_device(r, pci);
         g_assert_cmpuint(registry_count_instances(r, "mtty", "mtty-1"), ==, 2);
         /* the same entry again, or another parent's type of that id: no change */
@@ -249,8 +246,7 @@ static void test_migration_support(void) {
 
         /* another driver: unknown again */
         again = mdev(U1, "mtty", "mtty-1");
-        g_free(again->driver);
-        again->driver = g_strdup("other");
+        device_set_string(&again->driver, "other");
         registry_add_device(r, again);
         assert_log(&e, (const char *[]) { "device-changed:" U1, NULL });
         d = registry_get_device(r, U1);
@@ -271,9 +267,53 @@ static void test_migration_support(void) {
         g_ptr_array_unref(e.log);
 }
 
+static void assert_sorted(GPtrArray *list, guint n) {
+        g_assert_cmpuint(list->len, ==, n);
+        for (guint i = 1; i < list->len; i++)
+                g_assert_cmpint(strcmp(((Device *) list->pdata[i - 1])->name, ((Device *) list->pdata[i])->name), <, 0);
+}
+
+/* The listing is kept between calls: sorted again after a device comes
+ * or goes, the new entry in place of the old when one replaces another. */
+static void test_listing(void) {
+        g_autoptr(Registry) r = registry_new();
+        g_autoptr(GPtrArray) first = NULL, second = NULL, third = NULL, fourth = NULL;
+        const char *names[] = { "00000000-0000-0000-0000-000000000005", U2, "00000000-0000-0000-0000-000000000009",
+                                U1, "00000000-0000-0000-0000-000000000007" };
+        Device *d;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
+                registry_add_device(r, mdev(names[i], "mtty", "mtty-1"));
+        first = registry_list_devices(r);
+        assert_sorted(first, 5);
+        g_assert_cmpstr(((Device *) first->pdata[0])->name, ==, U1);
+
+        /* a replacement: same listing, the live entry where the old one was */
+        d = mdev(U2, "mtty", "mtty-2");
+        registry_add_device(r, d);
+        second = registry_list_devices(r);
+        g_assert_true(second == first);
+        g_assert_true(second->pdata[1] == d);
+        g_assert_true(registry_get_device(r, U2) == d);
+
+        /* a new device: a new listing; the one a caller holds is left alone */
+        registry_add_device(r, mdev("00000000-0000-0000-0000-000000000003", "mtty", "mtty-1"));
+        third = registry_list_devices(r);
+        g_assert_true(third != first);
+        assert_sorted(third, 6);
+        g_assert_cmpuint(first->len, ==, 5);
+        g_assert_cmpstr(((Device *) third->pdata[2])->name, ==, "00000000-0000-0000-0000-000000000003");
+
+        g_assert_true(registry_remove_device(r, U1));
+        fourth = registry_list_devices(r);
+        assert_sorted(fourth, 5);
+        g_assert_cmpstr(((Device *) fourth->pdata[0])->name, ==, U2);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/registry/devices", test_devices);
+        g_test_add_func("/registry/listing", test_listing);
         g_test_add_func("/registry/types", test_types);
         g_test_add_func("/registry/listeners", test_listeners);
         g_test_add_func("/registry/count-instances", test_count_instances);

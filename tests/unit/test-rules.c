@@ -17,7 +17,7 @@ static Device *pci(const char *name, const char *driver, const char *vendor, con
                    const char *subvendor, const char *subdevice) {
         Device *d = device_new(name, DEVICE_KIND_PCI);
 
-#define SET(f, v) g_free(d->f); d->f = g_strdup(v);
+#define SET(f, v) device_set_string(&d->f, v);
         SET(driver, driver);
         SET(vendor_id, vendor);
         SET(device_id, device);
@@ -30,12 +30,9 @@ static Device *pci(const char *name, const char *driver, const char *vendor, con
 static Device *mdev(const char *name, const char *driver, const char *parent, const char *type) {
         Device *d = device_new(name, DEVICE_KIND_MDEV);
 
-        g_free(d->driver);
-        d->driver = g_strdup(driver);
-        g_free(d->parent);
-        d->parent = g_strdup(parent);
-        g_free(d->mdev_type);
-        d->mdev_type = g_strdup(type);
+        device_set_string(&d->driver, driver);
+        device_set_string(&d->parent, parent);
+        device_set_string(&d->mdev_type, type);
         return d;
 }
 
@@ -98,10 +95,10 @@ static void test_parse_good(void) {
 
         /* read back through a device that matches every key of [Rule full] */
         d = mdev("00000000-0000-0000-0000-000000000001", "mlx5_vfio_pci", "p", "mlx5_vfio_pci-x");
-        g_free(d->vendor_id), d->vendor_id = g_strdup("0x15b3");
-        g_free(d->device_id), d->device_id = g_strdup("0x101e");
-        g_free(d->subsystem_vendor_id), d->subsystem_vendor_id = g_strdup("0x15b3");
-        g_free(d->subsystem_device_id), d->subsystem_device_id = g_strdup("0x0047");
+        device_set_string(&d->vendor_id, "0x15b3");
+        device_set_string(&d->device_id, "0x101e");
+        device_set_string(&d->subsystem_vendor_id, "0x15b3");
+        device_set_string(&d->subsystem_device_id, "0x0047");
         rule = rules_match(r, d);
         g_assert_nonnull(rule);
         g_assert_cmpstr(rule->name, ==, "t.rules:Rule full");
@@ -146,7 +143,7 @@ static void test_each_match_key(void) {
                 g_autoptr(Rules) r = parse_ok(text, "k.rules");
                 g_autoptr(Device) good = pci("0000:01:00.0", "drv", "0x1234", "0x5678", "0x9abc", "0xdef0");
                 g_autoptr(Device) bad = device_copy(good);
-                char **f = NULL;
+                const char **f = NULL;
 
                 if (g_str_equal(keys[i].field, "driver"))
                         f = &bad->driver;
@@ -158,8 +155,7 @@ static void test_each_match_key(void) {
                         f = &bad->subsystem_vendor_id;
                 else
                         f = &bad->subsystem_device_id;
-                g_free(*f);
-                *f = g_strdup(g_str_equal(keys[i].field, "driver") ? "other-driver" : "0x0001");
+                device_set_string(f, g_str_equal(keys[i].field, "driver") ? "other-driver" : "0x0001");
 
                 if (!rules_match(r, good))
                         fail("%s=%s: does not match a device with that value", keys[i].key,
@@ -249,8 +245,7 @@ static void test_mdev_vs_pci(void) {
         /* a PCI function does not have an mdev type, whatever the field holds */
         g_autoptr(Device) p = pci("0000:01:00.0", "mtty", "0x1", "0x1", "0x0", "0x0");
 
-        g_free(p->mdev_type);
-        p->mdev_type = g_strdup("mtty-2");
+        device_set_string(&p->mdev_type, "mtty-2");
         g_assert_cmpstr(rule_name(rules_match(r, m2)), ==, "m.rules:Rule mtty2");
         g_assert_cmpstr(rule_name(rules_match(r, m1)), ==, "m.rules:Rule any-mtty");
         g_assert_cmpstr(rule_name(rules_match(r, own_driver)), ==, "m.rules:Rule mtty2");
