@@ -153,7 +153,7 @@ int cmd_types(Ctl *ctl, int argc, char **argv) {
                 json_writer_end_array(&w);
                 putchar('\n');
         } else
-                table_print(t, "mdev types");
+                table_print(t, "types");
         sd_bus_message_unref(reply);
         return EXIT_OK;
 }

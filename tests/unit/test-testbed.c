@@ -288,6 +288,7 @@ static void test_multi_step_request(void) {
         thread = g_thread_new("transition", set_state_thread, &t);
         g_usleep(300 * 1000);                   /* inside the last step's delay */
         seen = sim_device_new("dev", &c, dir);  /* what a restarted daemon would find */
+        sim_device_restore(seen);
         g_assert_cmpuint(sim_device_state(seen), ==, VFIO_STATE_RUNNING_P2P);
         sim_device_free(seen);
         g_thread_join(thread);
@@ -304,6 +305,7 @@ static void test_multi_step_request(void) {
         g_assert_cmpint(fd, ==, -1);
         g_assert_cmpuint(sim_device_state(d), ==, VFIO_STATE_STOP);
         seen = sim_device_new("dev", &c, dir);
+        sim_device_restore(seen);
         g_assert_cmpuint(sim_device_state(seen), ==, VFIO_STATE_STOP);
         sim_device_free(seen);
         device_handle_close(h);
