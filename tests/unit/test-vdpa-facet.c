@@ -123,6 +123,11 @@ static void test_judge_features(void) {
                 { B " negotiated=0x300008021", A, VDPA_VERDICT_INCOMPATIBLE,
                   "target lacks VIRTIO_NET_F_MRG_RXBUF (the source negotiated it)" },
                 { A, "class=net", VDPA_VERDICT_UNKNOWN, "the target's features are not known" },
+                /* a target known only by what its driver took offered at least that */
+                { A " negotiated=0x300000021", "class=net negotiated=0x300000021", VDPA_VERDICT_COMPATIBLE,
+                  "source negotiated" },
+                { A " negotiated=0x300000021", "class=net negotiated=0x300000001", VDPA_VERDICT_UNKNOWN,
+                  "the target's features are not known" },
                 { "class=net", A, VDPA_VERDICT_UNKNOWN, "the source's features are not known" },
                 /* a management device offers what its devices may */
                 { B, "class=net offered=0x3ffffffff config=any", VDPA_VERDICT_COMPATIBLE, "every feature" },
