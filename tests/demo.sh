@@ -77,6 +77,12 @@ if [[ $mode == shell ]]; then
 fi
 
 ctl=build/client/vfiomigctl
+# Commands in bold, as vfiomigctl colours: on a terminal, unless NO_COLOR
+# is set or TERM is dumb.
+bold='' plain=''
+if [ -t 1 ] && [ -z "${NO_COLOR+set}" ] && [ "${TERM:-dumb}" != dumb ]; then
+        bold=$'\033[1m' plain=$'\033[0m'
+fi
 # Every command is printed as a shell would read it, then run as printed.
 show() {
         local out='' a
@@ -86,11 +92,11 @@ show() {
                 esac
                 out+="${out:+ }$a"
         done
-        printf '\n\033[1m$ %s\033[0m\n' "$out"
+        printf '\n%s$ %s%s\n' "$bold" "$out" "$plain"
 }
 step() { show "$@"; "$@"; }
 # a pipeline, given as the one line that is printed and run
-pipeline() { printf '\n\033[1m$ %s\033[0m\n' "$1"; eval "$1"; }
+pipeline() { printf '\n%s$ %s%s\n' "$bold" "$1" "$plain"; eval "$1"; }
 
 echo "vfiomigd is running on a private system bus with the embedded testbed (simulated devices)."
 step "$ctl" list

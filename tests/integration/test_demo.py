@@ -32,6 +32,7 @@ class DemoTest(unittest.TestCase):
         self.assertIn('vdpa1 -> vdpa0: incompatible (basis: features)', p.stdout)
         self.assertIn('Every VFIO device runs again', p.stdout)
         self.assertRegex(p.stdout, r'/tmp/vfiomig-demo\.\w+/state/states')
+        self.assertNotIn('\x1b', p.stdout)                # not a terminal: no bold, no colour
 
     def test_shell(self):
         p = self.run_demo('--shell', stdin='vfiomigctl show vdpa0 | head -2\n'
