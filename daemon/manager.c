@@ -8,6 +8,7 @@
 #include "bus/bus-error.h"
 #include "bus/bus-objects.h"
 #include "conffile.h"
+#include "heap.h"
 #include "log.h"
 #include "compat/identities.h"
 #include "manager.h"
@@ -233,6 +234,7 @@ static int on_post_give_back(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         unsigned working = jobs_running(m->jobs) + probes_running(m->probes);
 
+        heap_release();         /* what start-up reserved and did not use */
         if (working < m->working)
                 (void) malloc_trim(0);
         m->working = working;
