@@ -1024,6 +1024,41 @@ static void test_commit_point(void) {
         rig_clear(&r);
 }
 
+/* A save's point of no return is its complete stream: a cancel that
+ * comes while it is published is refused, and the job completes with
+ * what it published. Once finishing, neither a save nor a load can be
+ * cancelled. */
+static void test_stream_commit_point(void) {
+        SimConfig c = { .flags = VFIO_MIGRATION_STOP_COPY, .state_size = SIZE, .tag = "t" };
+        SimDevice *src = sim_device_new("s0", &c, NULL);
+        g_auto(MigrationSnapshot) s = {}, l = {};
+        int fd = temp_stream();
+        Rig r;
+
+        rig_save(&r, src, fd, VFIO_MIGRATION_STOP_COPY);
+        r.cancel_in_publish = true;
+        s = run(&r, 0);
+        g_assert_cmpint(r.publish_cancel_result, ==, -EBUSY);
+        g_assert_cmpint(s.phase, ==, MIGRATION_DONE);
+        g_assert_null(s.error);
+        g_assert_cmpstr(r.published, ==, "yes");
+        assert_journal(&r, true);
+        g_assert_cmpuint(sim_device_state(src), ==, VFIO_STATE_STOP);
+        r.n = 0;
+        rig_clear(&r);
+
+        rig_load(&r, VFIO_MIGRATION_STOP_COPY, NULL, fd);
+        r.cancel_at = MIGRATION_FINISHING;
+        l = run(&r, 0);
+        g_assert_cmpint(r.cancel_result, ==, -EBUSY);
+        g_assert_cmpint(l.phase, ==, MIGRATION_DONE);
+        assert_journal(&r, true);
+        g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+        rig_clear(&r);
+        sim_device_free(src);
+        close(fd);
+}
+
 int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);       /* as vfiomigd: a closed pipe is EPIPE */
         g_test_init(&argc, &argv, NULL);
@@ -1040,6 +1075,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/worker/load-commit-failure", test_load_commit_failure);
         g_test_add_func("/worker/cancel", test_cancel);
         g_test_add_func("/worker/stream-cancel", test_stream_cancel);
+        g_test_add_func("/worker/stream-commit-point", test_stream_commit_point);
         g_test_add_func("/worker/commit-point", test_commit_point);
         g_test_add_func("/worker/window", test_window);
         g_test_add_func("/worker/group-targets", test_group_targets);
