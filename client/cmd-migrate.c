@@ -333,16 +333,37 @@ static void hint_allow_unknown(const char *error_name) {
 }
 
 /* A source must run; one that an earlier migration or save left stopped
- * is not vfiomigd's to start again unasked. */
-static void hint_resume(const sd_bus_error *error) {
-        const char *end;
+ * is not vfiomigd's to start again unasked. Its object says so, not the
+ * error's text. */
+static void hint_resume_source(Ctl *ctl, const char *device) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        g_autofree char *state = NULL, *name = NULL;
+        const char *path;
 
-        if (!sd_bus_error_has_name(error, VFIOMIG_ERROR_BUSY) || !error->message)
+        if (sd_bus_call_method(ctl->bus, VFIOMIG_BUS_NAME, VFIOMIG_OBJECT_PATH, VFIOMIG_MANAGER_INTERFACE, "GetDevice",
+                               &error, &reply, "s", device) >= 0 &&
+            sd_bus_message_read(reply, "o", &path) >= 0 &&
+            sd_bus_get_property_string(ctl->bus, VFIOMIG_BUS_NAME, path, VFIOMIG_DEVICE_INTERFACE, "MigrationState",
+                                       &error, &state) >= 0 &&
+            g_str_equal(state, "stop") &&
+            sd_bus_get_property_string(ctl->bus, VFIOMIG_BUS_NAME, path, VFIOMIG_DEVICE_INTERFACE, "Name", &error,
+                                       &name) >= 0)
+                fprintf(stderr, "If nothing else uses it, 'vfiomigctl resume %s' sets it running again.\n", name);
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+}
+
+/* Busy: the sources of a migrate or save, the group's too, asked in turn. */
+static void hint_resume(Ctl *ctl, const sd_bus_error *error, const char *method, const char *device) {
+        if (!sd_bus_error_has_name(error, VFIOMIG_ERROR_BUSY) || g_str_has_prefix(method, "Load"))
                 return;
-        end = strstr(error->message, " is in state stop, not running");
-        if (end)
-                fprintf(stderr, "If nothing else uses it, 'vfiomigctl resume %.*s' sets it running again.\n",
-                        (int) (end - error->message), error->message);
+        hint_resume_source(ctl, device);
+        for (guint i = 0; i < ctl->group->len; i++) {
+                g_autofree char *source = g_strndup(ctl->group->pdata[i], strcspn(ctl->group->pdata[i], "="));
+
+                hint_resume_source(ctl, source);
+        }
 }
 
 static int report(Job *j) {
@@ -453,7 +474,7 @@ static int job_start(Ctl *ctl, Job *j, const char *method, const char *device, c
         code = ctl_send(ctl, m, r, &reply, what, &error);
         if (code != EXIT_OK) {
                 hint_allow_unknown(error.name);
-                hint_resume(&error);
+                hint_resume(ctl, &error, method, device);
                 sd_bus_error_free(&error);
                 return code;
         }

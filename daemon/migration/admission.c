@@ -79,6 +79,8 @@ static int open_device(const Admission *a, WorkerDevice *d, char **ret_error) {
                 r = d->handle->ops->get_state(d->handle, &d->state);
         if (r < 0)
                 return errno_message(ret_error, EIO, "%s: cannot query migration: %s", d->name, g_strerror(-r));
+        /* learned, as its support is: MigrationState shows it, a refusal below included */
+        registry_set_device_state(a->registry, d->name, fsm_state_to_string(d->state));
         /* A source must run; a target may also be stopped, e.g. the source
          * of an earlier migration taking its state back. */
         if (d->state != VFIO_STATE_RUNNING && (d->source || d->state != VFIO_STATE_STOP))

@@ -59,8 +59,10 @@ int worker_drive(Worker *w, WorkerDevice *d, uint32_t want);
 typedef int (*WorkerMove)(Worker *w, unsigned pair, uint64_t limit, void *userdata);
 int worker_precopy(Worker *w, WorkerMove move, void *userdata);
 
-/* The point of no return: a cancel that came first wins; one that comes
- * later is refused. */
+/* The point of no return for a cancel: one that came first wins
+ * (-ECANCELED); one that comes later is refused. */
+int worker_seal(Worker *w);
+/* The commit: sealed, and recorded in the journal. */
 int worker_commit(Worker *w);
 
 int worker_run_migrate(Worker *w);

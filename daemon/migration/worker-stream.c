@@ -123,6 +123,11 @@ int worker_run_save(Worker *w) {
         r = write_bytes(w, out, stream_write_end(out, rec.seq, rec.total, rec.count));
         if (r >= 0)
                 r = flush_stream(w);
+        /* The stream is complete: a cancel that comes while it is
+         * published would otherwise win over a state already in place
+         * (replacing an older one, with overwrite). */
+        if (r >= 0)
+                r = worker_seal(w);
         if (r >= 0 && w->hooks->publish) {
                 g_autofree char *why = NULL;
 

@@ -374,15 +374,22 @@ int worker_precopy(Worker *w, WorkerMove move, void *userdata) {
         return 0;
 }
 
-int worker_commit(Worker *w) {
+int worker_seal(Worker *w) {
         bool cancel;
 
         g_mutex_lock(&w->lock);
         cancel = w->cancel_requested;
-        w->committed = !cancel;
+        w->sealed = !cancel;
         g_mutex_unlock(&w->lock);
-        if (cancel)
-                return worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+        return cancel ? worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled") : 0;
+}
+
+int worker_commit(Worker *w) {
+        int r = worker_seal(w);
+
+        if (r < 0)
+                return r;
+        w->committed = true;
         return worker_journal(w, WORKER_RECORD_COMMIT);
 }
 
@@ -439,7 +446,7 @@ int worker_cancel(Worker *w, const char *who) {
         uint64_t one = 1;
 
         g_mutex_lock(&w->lock);
-        if (w->committed || w->phase >= MIGRATION_FINISHING) {
+        if (w->sealed || w->phase >= MIGRATION_FINISHING) {
                 g_mutex_unlock(&w->lock);
                 return -EBUSY;
         }

@@ -145,6 +145,7 @@ typedef struct Worker {
         bool quiet, poke_pending;
         uint8_t *buf;                   /* for data that cannot be spliced, made before it is needed */
         size_t buf_size;
+        bool committed;                 /* sealed, and the journal says so */
 
         GMutex lock;                    /* guards what the worker reports: */
         MigrationPhase phase;
@@ -152,7 +153,8 @@ typedef struct Worker {
         uint32_t rounds;
         uint64_t downtime_usec;
         char *error_name, *error;
-        bool cancel_requested, committed, finished;
+        bool cancel_requested, finished;
+        bool sealed;                    /* past the point of no return: cancels are refused */
 } Worker;
 
 /* An empty worker: no devices, no stream, a cancel eventfd (-errno). */

@@ -403,6 +403,20 @@ class ResumeTest(ClientTestCase):
         self.assertEqual(ctl('resume', tgt).returncode, 0)
         self.assertEqual((self.migration_state(tgt), self.digest(tgt)), ('running', before))
 
+    def test_resume_hint_names_the_stopped_sources(self):
+        """The hint comes from the devices' objects: each stopped source of
+        the call, a group's too, as vfiomigd spells it; none for a source
+        that runs."""
+        stopped, running = A[2], A[3]
+        p = ctl('migrate', stopped, B[2], '--target-state=stop')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = ctl('migrate', running, B[3], f'--pair={stopped.upper()}={B[4]}')
+        self.assertEqual(p.returncode, 5, p.stderr)
+        self.assertIn(f'{stopped} is in state stop', p.stderr)
+        self.assertIn(f"'vfiomigctl resume {stopped}'", p.stderr)
+        self.assertNotIn(f"'vfiomigctl resume {running}'", p.stderr)
+        self.assertEqual(self.migration_state(running), 'running')
+
     def test_resume_refusals(self):
         src, tgt = A[1], B[1]
         self.assertEqual(ctl('resume', uuid(999)).returncode, 3)

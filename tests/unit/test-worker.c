@@ -30,10 +30,15 @@ typedef struct Rig {
         Verdict verdict;                /* what judge() answers, unless: */
         const char *target_iommu;       /* non-NULL: judge() asks compat_judge() with this target facet */
         unsigned judged;
+        bool cancel_in_judge;           /* a cancel while the judge is asked, as the main loop's */
         char *published;
+        int publish_failure;            /* the store's answer to publish() */
+        bool cancel_in_publish;         /* a cancel while the stream is published */
+        int publish_cancel_result;      /* what that cancel got */
         /* a cancel when the worker reports this phase (or, for PREPARING,
          * its first change) */
         MigrationPhase cancel_at;
+        bool cancel_in_window;          /* ... on a change inside the downtime window */
         int cancel_result;              /* 1: not tried */
         MigrationPhase last_phase;      /* the last one before the end */
         unsigned deferred;              /* changes reported inside the downtime window */
@@ -52,7 +57,8 @@ static void on_changed(void *userdata, bool deferred) {
         g_mutex_unlock(&r->w.lock);
         if (p < MIGRATION_DONE)
                 r->last_phase = p;
-        if (r->cancel_result == 1 && p == r->cancel_at && p != _MIGRATION_PHASE_MAX)
+        if (r->cancel_result == 1 && p == r->cancel_at && p != _MIGRATION_PHASE_MAX &&
+            (deferred || !r->cancel_in_window))
                 r->cancel_result = worker_cancel(&r->w, "the test");
 }
 
@@ -73,6 +79,8 @@ static Verdict on_judge(void *userdata, const StreamHeader *source, char **ret_r
         Judgement j;
 
         r->judged++;
+        if (r->cancel_in_judge)
+                g_assert_cmpint(worker_cancel(&r->w, "the test"), ==, 0);
         if (!r->target_iommu) {
                 *ret_reason = g_strdup_printf("the test says so for %s", source->migration_type);
                 return r->verdict;
@@ -91,6 +99,12 @@ static Verdict on_judge(void *userdata, const StreamHeader *source, char **ret_r
 static int on_publish(void *userdata, char **ret_error) {
         Rig *r = userdata;
 
+        if (r->cancel_in_publish)
+                r->publish_cancel_result = worker_cancel(&r->w, "the test");
+        if (r->publish_failure) {
+                *ret_error = g_strdup("the name was taken meanwhile");
+                return r->publish_failure;
+        }
         r->published = g_strdup("yes");
         return 0;
 }
@@ -782,6 +796,97 @@ static void test_save_rollback(void) {
         close(fd);
 }
 
+/* A save that fails in a phase: the source runs again with the state it
+ * had, nothing is published and the journal never committed. */
+typedef struct SaveFailure {
+        const char *fault;              /* on the source, before it opens */
+        uint32_t flags;
+        int publish_failure;
+        bool broken_stream;             /* a pipe nobody reads */
+        MigrationPhase failed_in;
+        const char *error_name, *outcome;
+} SaveFailure;
+
+static void check_save_failure(const SaveFailure *f) {
+        SimConfig c = { .flags = f->flags, .state_size = SIZE, .tag = "t" };
+        SimDevice *src = sim_device_new("s0", &c, NULL);
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = sim_device_digest(src), *after = NULL;
+        int fds[2] = { -1, -1 }, fd;
+        Rig r;
+
+        if (f->broken_stream) {
+                g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
+                close(fds[0]);
+                fd = fds[1];
+        } else
+                fd = temp_stream();
+        if (f->fault)
+                rig_fault(src, f->fault);
+        rig_save(&r, src, fd, f->flags);
+        r.publish_failure = f->publish_failure;
+        s = run(&r, -1);
+        g_assert_cmpint(s.phase, ==, MIGRATION_FAILED);
+        g_assert_cmpstr(s.error_name, ==, f->error_name);
+        g_assert_cmpint(r.last_phase, ==, f->failed_in);
+        g_assert_null(r.published);
+        assert_journal(&r, false);
+        g_assert_false(journal_has(&r, WORKER_RECORD_COMMIT));
+        g_assert_cmpstr(s.devices[0].outcome, ==, f->outcome);
+        g_assert_cmpuint(sim_device_state(src), ==, VFIO_STATE_RUNNING);
+        after = sim_device_digest(src);
+        g_assert_cmpstr(after, ==, before);
+        r.n = 0;
+        rig_clear(&r);
+        sim_device_free(src);
+        close(fd);
+}
+
+static void test_save_failures(void) {
+        /* preparing: the stream cannot take the header; the source was
+         * never asked anything */
+        check_save_failure(&(SaveFailure) { .flags = ALL_FLAGS, .broken_stream = true,
+                                            .failed_in = MIGRATION_PREPARING,
+                                            .error_name = VFIOMIG_ERROR_DEVICE_FAILED, .outcome = "running" });
+        /* stop-copy: reading the source's state fails half-way */
+        check_save_failure(&(SaveFailure) { .fault = "read-error after=4096 errno=EIO",
+                                            .flags = VFIO_MIGRATION_STOP_COPY, .failed_in = MIGRATION_STOPCOPY,
+                                            .error_name = VFIOMIG_ERROR_DEVICE_FAILED,
+                                            .outcome = "restored to running (was stop-copy)" });
+        /* the stream is whole, but its name was taken meanwhile */
+        check_save_failure(&(SaveFailure) { .flags = VFIO_MIGRATION_STOP_COPY, .publish_failure = -EEXIST,
+                                            .failed_in = MIGRATION_STOPCOPY,
+                                            .error_name = VFIOMIG_ERROR_ALREADY_EXISTS,
+                                            .outcome = "restored to running (was stop-copy)" });
+}
+
+/* A load whose journal cannot record the commit: the target, which took
+ * the data, is reset and runs as it was. */
+static void test_load_commit_failure(void) {
+        SimConfig c = { .flags = ALL_FLAGS, .state_size = SIZE, .tag = "t" };
+        SimDevice *src = sim_device_new("s0", &c, NULL);
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = NULL, *after = NULL;
+        int fd = temp_stream();
+        Rig r;
+
+        save_one(src, fd, ALL_FLAGS);
+        rig_load(&r, ALL_FLAGS, NULL, fd);
+        r.commit_failure = -ENOSPC;
+        before = sim_device_digest(r.devices[0]);
+        s = run(&r, -1);
+        g_assert_cmpint(s.phase, ==, MIGRATION_FAILED);
+        g_assert_cmpstr(s.error, ==, "journal full");
+        g_assert_cmpint(r.last_phase, ==, MIGRATION_RESUMING);
+        g_assert_cmpstr(s.devices[0].outcome, ==, "reset");
+        g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+        after = sim_device_digest(r.devices[0]);
+        g_assert_cmpstr(after, ==, before);
+        rig_clear(&r);
+        sim_device_free(src);
+        close(fd);
+}
+
 /* ---- cancel ---- */
 
 static void check_cancel(MigrationPhase at, uint32_t flags) {
@@ -811,6 +916,82 @@ static void test_cancel(void) {
         check_cancel(MIGRATION_PRECOPY, ALL_FLAGS);
         check_cancel(MIGRATION_STOPCOPY, VFIO_MIGRATION_STOP_COPY);
         check_cancel(MIGRATION_RESUMING, VFIO_MIGRATION_STOP_COPY);
+}
+
+/* A save cancelled in a phase: the source runs again with its state and
+ * nothing is published. */
+static void check_save_cancel(MigrationPhase at, bool in_window, uint32_t flags, const char *outcome) {
+        SimConfig c = { .flags = flags, .state_size = SIZE, .tag = "t" };
+        SimDevice *src = sim_device_new("s0", &c, NULL);
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = sim_device_digest(src), *after = NULL;
+        int fd = temp_stream();
+        Rig r;
+
+        rig_save(&r, src, fd, flags);
+        r.cancel_at = at;
+        r.cancel_in_window = in_window;
+        s = run(&r, -1);
+        g_assert_cmpint(r.cancel_result, ==, 0);
+        g_assert_cmpint(s.phase, ==, MIGRATION_CANCELLED);
+        g_assert_cmpstr(s.error, ==, "Cancelled by the test");
+        g_assert_null(r.published);
+        assert_journal(&r, false);
+        g_assert_false(journal_has(&r, WORKER_RECORD_COMMIT));
+        g_assert_cmpstr(s.devices[0].outcome, ==, outcome);
+        g_assert_cmpuint(sim_device_state(src), ==, VFIO_STATE_RUNNING);
+        after = sim_device_digest(src);
+        g_assert_cmpstr(after, ==, before);
+        r.n = 0;
+        rig_clear(&r);
+        sim_device_free(src);
+        close(fd);
+}
+
+/* A load cancelled while its stream is judged or while the target takes
+ * the data: the target runs as it was, untouched or reset. */
+static void check_load_cancel(MigrationPhase at, bool in_judge, const char *outcome) {
+        SimConfig c = { .flags = ALL_FLAGS, .state_size = SIZE, .tag = "t" };
+        SimDevice *src = sim_device_new("s0", &c, NULL);
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = NULL, *after = NULL;
+        int fd = temp_stream();
+        Rig r;
+
+        save_one(src, fd, ALL_FLAGS);
+        rig_load(&r, ALL_FLAGS, NULL, fd);
+        r.cancel_at = at;
+        r.cancel_in_judge = in_judge;
+        before = sim_device_digest(r.devices[0]);
+        s = run(&r, -1);
+        g_assert_cmpint(s.phase, ==, MIGRATION_CANCELLED);
+        g_assert_cmpstr(s.error, ==, "Cancelled by the test");
+        g_assert_cmpint(r.last_phase, ==, at);
+        assert_journal(&r, false);
+        g_assert_false(journal_has(&r, WORKER_RECORD_COMMIT));
+        g_assert_cmpstr(s.devices[0].outcome, ==, outcome);
+        g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+        after = sim_device_digest(r.devices[0]);
+        g_assert_cmpstr(after, ==, before);
+        if (g_str_equal(outcome, "untouched")) {
+                GArray *arcs = sim_device_history(r.devices[0]);
+
+                g_assert_cmpuint(arcs->len, ==, 0);
+                g_array_unref(arcs);
+        }
+        rig_clear(&r);
+        sim_device_free(src);
+        close(fd);
+}
+
+static void test_stream_cancel(void) {
+        check_save_cancel(MIGRATION_PRECOPY, false, ALL_FLAGS, "restored to running (was pre-copy)");
+        /* as stop-copy begins, before the source stops; and while its
+         * last data goes into the stream */
+        check_save_cancel(MIGRATION_STOPCOPY, false, VFIO_MIGRATION_STOP_COPY, "running");
+        check_save_cancel(MIGRATION_STOPCOPY, true, VFIO_MIGRATION_STOP_COPY, "restored to running (was stop-copy)");
+        check_load_cancel(MIGRATION_PREPARING, true, "untouched");
+        check_load_cancel(MIGRATION_RESUMING, false, "reset");
 }
 
 /* ---- the commit point ---- */
@@ -843,6 +1024,41 @@ static void test_commit_point(void) {
         rig_clear(&r);
 }
 
+/* A save's point of no return is its complete stream: a cancel that
+ * comes while it is published is refused, and the job completes with
+ * what it published. Once finishing, neither a save nor a load can be
+ * cancelled. */
+static void test_stream_commit_point(void) {
+        SimConfig c = { .flags = VFIO_MIGRATION_STOP_COPY, .state_size = SIZE, .tag = "t" };
+        SimDevice *src = sim_device_new("s0", &c, NULL);
+        g_auto(MigrationSnapshot) s = {}, l = {};
+        int fd = temp_stream();
+        Rig r;
+
+        rig_save(&r, src, fd, VFIO_MIGRATION_STOP_COPY);
+        r.cancel_in_publish = true;
+        s = run(&r, 0);
+        g_assert_cmpint(r.publish_cancel_result, ==, -EBUSY);
+        g_assert_cmpint(s.phase, ==, MIGRATION_DONE);
+        g_assert_null(s.error);
+        g_assert_cmpstr(r.published, ==, "yes");
+        assert_journal(&r, true);
+        g_assert_cmpuint(sim_device_state(src), ==, VFIO_STATE_STOP);
+        r.n = 0;
+        rig_clear(&r);
+
+        rig_load(&r, VFIO_MIGRATION_STOP_COPY, NULL, fd);
+        r.cancel_at = MIGRATION_FINISHING;
+        l = run(&r, 0);
+        g_assert_cmpint(r.cancel_result, ==, -EBUSY);
+        g_assert_cmpint(l.phase, ==, MIGRATION_DONE);
+        assert_journal(&r, true);
+        g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+        rig_clear(&r);
+        sim_device_free(src);
+        close(fd);
+}
+
 int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);       /* as vfiomigd: a closed pipe is EPIPE */
         g_test_init(&argc, &argv, NULL);
@@ -855,7 +1071,11 @@ int main(int argc, char **argv) {
         g_test_add_func("/worker/load-judged-by-iommu-facet", test_load_judged_by_iommu_facet);
         g_test_add_func("/worker/rollback", test_rollback);
         g_test_add_func("/worker/save-rollback", test_save_rollback);
+        g_test_add_func("/worker/save-failures", test_save_failures);
+        g_test_add_func("/worker/load-commit-failure", test_load_commit_failure);
         g_test_add_func("/worker/cancel", test_cancel);
+        g_test_add_func("/worker/stream-cancel", test_stream_cancel);
+        g_test_add_func("/worker/stream-commit-point", test_stream_commit_point);
         g_test_add_func("/worker/commit-point", test_commit_point);
         g_test_add_func("/worker/window", test_window);
         g_test_add_func("/worker/group-targets", test_group_targets);
