@@ -8,13 +8,16 @@ function's address, ignoring a domain without hostdevs, activating the
 daemon, and removing what it made for a VM that never came."""
 
 import os
+import shutil
 import subprocess
+import tempfile
+import unittest
 import xml.etree.ElementTree as ET
 
 from gi.repository import GLib
 
-from vfiomigtest import (BUILDDIR, SIM_TESTBED, DaemonTestCase, PrivateBus, TestbedTestCase, device_path, hold, main,
-                         name_has_owner, sim_mdevs, sim_uuid, wait_until)
+from vfiomigtest import (BUILDDIR, SIM_TESTBED, VFIOMIGD, DaemonTestCase, PrivateBus, TestbedTestCase, device_path,
+                         hold, main, name_has_owner, sim_mdevs, sim_uuid, wait_until)
 
 HOOK = os.path.join(BUILDDIR, 'client', 'vfiomig-libvirt-hook')
 DEVICE = 'org.vfiomig1.Device'
@@ -215,6 +218,47 @@ class HookTest(TestbedTestCase):
         self.assertEqual(p.stdout, '')
         p = subprocess.run([HOOK], capture_output=True, text=True, check=False)
         self.assertEqual(p.returncode, 1)
+
+
+class HookIdleTest(unittest.TestCase):
+    """vfiomigd as the hook's call activates it, idle after a second: an
+    mdev made for a VM that never came keeps it until the mdev is removed,
+    then it exits."""
+
+    def setUp(self):
+        tmp = tempfile.mkdtemp(prefix='vfiomig-HookIdleTest-')
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        for name, text in (('testbed.conf', TESTBED_CONF), ('vfiomigd.conf', '[Libvirt]\nPreparedTimeoutSec=4\n')):
+            with open(os.path.join(tmp, name), 'w', encoding='utf-8') as f:
+                f.write(text)
+        services = os.path.join(tmp, 'services')
+        os.mkdir(services)
+        with open(os.path.join(services, 'org.vfiomig1.service'), 'w', encoding='utf-8') as f:
+            f.write(f'[D-BUS Service]\nName=org.vfiomig1\nExec={VFIOMIGD} --testbed={tmp}/testbed.conf '
+                    f'--config={tmp}/vfiomigd.conf --idle-timeout=1 --libvirt-uri= --log-level=debug\n')
+        self.bus = PrivateBus(servicedir=services)
+        self.addCleanup(self.bus.stop)
+        self.conn = self.bus.connect()
+        self.addCleanup(self.conn.close_sync, None)
+
+    def call(self, method, signature, args, path='/org/vfiomig1', interface='org.vfiomig1.Manager'):
+        return self.conn.call_sync('org.vfiomig1', path, interface, method, GLib.Variant(signature, args), None,
+                                   0, 10000, None).unpack()
+
+    def test_stays_until_the_unused_mdev_is_gone(self):
+        t, v = self.call('GetIdentity', '(s)', (SIM,))
+        basis = self.call('Get', '(ss)', (DEVICE, 'MigrationBasis'), path=device_path(SIM),
+                          interface='org.freedesktop.DBus.Properties')[0]
+        p = hook('ghost', 'migrate', 'begin', domain_xml('ghost', [mdev(GHOST)], [(GHOST, t, v, basis)]))
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        wait_until(lambda: not name_has_owner(self.conn), 60, 'vfiomigd to leave')
+        with open(os.path.join(self.bus.dir, 'bus.log'), encoding='utf-8', errors='replace') as f:
+            out = f.read()
+        created = out.find(f'Created mdev {GHOST} ')
+        self.assertGreaterEqual(created, 0, out)
+        removed = out.find(f'Removed mdev {GHOST}, made for an incoming domain that never came', created)
+        self.assertGreaterEqual(removed, 0, 'the daemon left before removing the mdev:\n' + out)
+        self.assertGreater(out.find('Idle, exiting.', created), removed, out)
 
 
 class HookActivationTest(DaemonTestCase):
