@@ -23,7 +23,7 @@ HOOK = os.path.join(BUILDDIR, 'client', 'vfiomig-libvirt-hook')
 DEVICE = 'org.vfiomig1.Device'
 
 
-SIM, OTHER, NEW, NEW2, GHOST = (sim_uuid(n) for n in (1, 2, 9, 8, 7))
+SIM, OTHER, NEW, NEW2, GHOST, NEW3, LEFT, KEPT = (sim_uuid(n) for n in (1, 2, 9, 8, 7, 6, 5, 4))
 P1, P2, P3 = '0000:3b:00.1', '0000:3b:00.2', '0000:5e:00.1'
 P4 = '0000:6a:00.0'         # behind a 39-bit IOMMU
 WIDE = 'width=48 ranges=0x0-0xfedfffff,0xfef00000-0xffffffffffff pgsizes=0x40201000 dirty=no'
@@ -131,6 +131,31 @@ class HookTest(TestbedTestCase):
             'vm-c', OTHER)
         self.assertIn('incompatible', line)
         # the mdev made for the first hostdev went again
+        self.assertEqual(self.devices(), before)
+
+    def test_stopped_end_releases(self):
+        """A VM that stops here (rather than being released) takes the
+        mdev made for it along too."""
+        xml = domain_xml('vm-s', [mdev(NEW3)], [self.as_meta(NEW3, SIM)])
+        p = hook('vm-s', 'restore', 'begin', xml)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        self.assertIn(NEW3, self.devices())
+        # another domain's end leaves it alone
+        p = hook('vm-other', 'stopped', 'end', domain_xml('vm-other', [mdev(NEW3)]))
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        self.assertIn(NEW3, self.devices())
+        p = hook('vm-s', 'stopped', 'end', xml)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        self.assertNotIn(NEW3, self.devices())
+
+    def test_refuse_when_no_type_can_take_it(self):
+        """The VM carries an identity no mdev type here can take (that of
+        a PCI function): nothing is created, and the line says so."""
+        before = self.devices()
+        line = self.assert_refused(
+            hook('vm-t', 'migrate', 'begin', domain_xml('vm-t', [mdev(NEW2)], [self.as_meta(NEW2, P3)])),
+            'vm-t', NEW2)
+        self.assertIn('no mdev type here can take the state of', line)
         self.assertEqual(self.devices(), before)
 
     def test_refuse_missing_without_identity(self):
@@ -259,6 +284,36 @@ class HookIdleTest(unittest.TestCase):
         removed = out.find(f'Removed mdev {GHOST}, made for an incoming domain that never came', created)
         self.assertGreaterEqual(removed, 0, 'the daemon left before removing the mdev:\n' + out)
         self.assertGreater(out.find('Idle, exiting.', created), removed, out)
+
+
+class HookRecordTest(TestbedTestCase):
+    """What an earlier vfiomigd made for incoming VMs, as its record in the
+    state directory says: one mdev no domain ever used goes after the
+    timeout, one that a domain used stays until that domain is released."""
+    TESTBED = TESTBED_CONF + sim_mdevs([LEFT, KEPT])
+
+    @classmethod
+    def more_args(cls):
+        cfg = os.path.join(cls.tmp, 'vfiomigd.conf')
+        with open(cfg, 'w', encoding='utf-8') as f:
+            f.write('[Libvirt]\nPreparedTimeoutSec=1\n')
+        os.makedirs(os.path.join(cls.tmp, 'state'))
+        with open(os.path.join(cls.tmp, 'state', 'prepared.conf'), 'w', encoding='utf-8') as f:
+            f.write(f'[Mdev {LEFT}]\nDomain=vm-gone\nCreatedUsec=1\nUsed=false\n\n'
+                    f'[Mdev {KEPT}]\nDomain=vm-kept\nCreatedUsec=1\nUsed=true\n')
+        return [f'--config={cfg}']
+
+    def test_record_read_at_start(self):
+        wait_until(lambda: LEFT not in self.devices(), 30, 'the unused mdev to go')
+        self.assertIn(f'Removed mdev {LEFT}, made for an incoming domain that never came', self.daemon.output())
+        self.assertIn(KEPT, self.devices())
+        self.assertEqual(self.call('ReleaseDomain', '(sa{sv})', ('vm-gone', {})), (0,))
+        self.assertEqual(self.call('ReleaseDomain', '(sa{sv})', ('vm-kept', {})), (1,))
+        self.assertNotIn(KEPT, self.devices())
+        with open(os.path.join(self.tmp, 'state', 'prepared.conf'), encoding='utf-8') as f:
+            record = f.read()
+        self.assertNotIn(LEFT, record)
+        self.assertNotIn(KEPT, record)
 
 
 class HookActivationTest(DaemonTestCase):
