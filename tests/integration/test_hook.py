@@ -316,6 +316,23 @@ class HookRecordTest(TestbedTestCase):
         self.assertNotIn(KEPT, record)
 
 
+class HookInstallTest(unittest.TestCase):
+    """meson install puts the hook where libvirt (6.5 and later) runs qemu
+    hooks from, whatever the prefix."""
+
+    def test_installed_into_qemu_d(self):
+        dest = tempfile.mkdtemp(prefix='vfiomig-HookInstallTest-')
+        self.addCleanup(shutil.rmtree, dest, ignore_errors=True)
+        p = subprocess.run(['meson', 'install', '-C', BUILDDIR, '--no-rebuild', '--quiet', '--destdir', dest],
+                           capture_output=True, text=True, timeout=120, check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        installed = os.path.join(dest, 'etc', 'libvirt', 'hooks', 'qemu.d', 'vfiomig-libvirt-hook')
+        self.assertTrue(os.access(installed, os.X_OK), installed)
+        p = subprocess.run([installed], capture_output=True, text=True, timeout=10, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is libvirt's qemu hook", p.stderr)
+
+
 class HookActivationTest(DaemonTestCase):
     """The hook starts vfiomigd when it is not running."""
 
