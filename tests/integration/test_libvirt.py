@@ -10,7 +10,7 @@ import os
 
 from gi.repository import GLib
 
-from vfiomigtest import (SIM_TESTBED, DaemonTestCase, SignalRecorder, TestbedTestCase, ctl, device_path, main,
+from vfiomigtest import (SIM_TESTBED, DaemonTestCase, SignalRecorder, TestbedTestCase, ctl, device_path, hold, main,
                          sim_mdevs, sim_uuid, wait_until)
 
 ERR = 'org.vfiomig1.Error.'
@@ -114,6 +114,21 @@ class LibvirtTest(TestbedTestCase):
         self.assertIn(U1, self.devices())
         self.assertEqual(self.tb('GetDigest', '(s)', U1), before)
         self.assertFalse(self.prop(U3, 'Busy'))
+
+    def test_domains_process_named(self):
+        """Whoever has a domain's device open is taken for its QEMU, and a
+        refusal names both, RemoveMdev's as the others'."""
+        p = hold(self, self.prop(U1, 'VfioDevNode'))
+        msg = self.assert_dbus_error(ERR + 'Busy', self.call, 'RemoveMdev', '(sa{sv})', (U1, {}))
+        self.assertIn(f'{U1} is held by domain vm1 (qemu pid {p.pid})', msg)
+        self.assertEqual(self.prop(U1, 'Holder'), f'domain vm1 (qemu pid {p.pid})')
+        msg = self.assert_dbus_error(ERR + 'Busy', self.call, 'Migrate', '(ssa{sv})', (U1, U3, {}))
+        self.assertIn(f'{U1} is held by domain vm1 (qemu pid {p.pid})', msg)
+        p.kill()
+        p.wait()
+        self.call('GetDevice', '(s)', (U1,))
+        self.assertEqual(self.prop(U1, 'Holder'), 'domain vm1')
+        self.assertIn(U1, self.devices())
 
     def test_events_follow_domains(self):
         props = SignalRecorder(self.conn, member='PropertiesChanged', path=device_path(U2))
