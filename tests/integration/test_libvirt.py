@@ -7,11 +7,13 @@ that follow. The test driver's domains live in vfiomigd's own connection
 
 import json
 import os
+import subprocess
+import unittest
 
 from gi.repository import GLib
 
-from vfiomigtest import (SIM_TESTBED, DaemonTestCase, SignalRecorder, TestbedTestCase, ctl, device_path, hold, main,
-                         sim_mdevs, sim_uuid, wait_until)
+from vfiomigtest import (SIM_TESTBED, VFIOMIGD, DaemonTestCase, PrivateBus, SignalRecorder, TestbedTestCase, ctl,
+                         device_path, hold, main, sim_mdevs, sim_uuid, wait_until)
 
 ERR = 'org.vfiomig1.Error.'
 DEVICE = 'org.vfiomig1.Device'
@@ -291,6 +293,47 @@ class MetadataAtStartTest(TestbedTestCase):
         _, devs = self.call('GetDomain', '(s)', ('vmw',))
         self.assertEqual(devs[0][3], self.get_property(device_path(U2), DEVICE, 'MigrationVersion'))
         self.assertTrue(devs[0][6])
+
+
+class ConfigUriTest(unittest.TestCase):
+    """[Libvirt] URI= in vfiomigd.conf says where libvirt is; --libvirt-uri=
+    wins over it. (The harness's Daemon passes --libvirt-uri= always.)"""
+
+    def setUp(self):
+        self.bus = PrivateBus()
+        self.addCleanup(self.bus.stop)
+        self.node = os.path.join(self.bus.dir, 'node.xml')
+        with open(self.node, 'w', encoding='utf-8') as f:
+            f.write(NODE)
+        self.conf = os.path.join(self.bus.dir, 'vfiomigd.conf')
+        with open(self.conf, 'w', encoding='utf-8') as f:
+            f.write(f'[Libvirt]\nURI=test://{self.node}\n')
+
+    def output_of(self, args, until):
+        """vfiomigd's log once it says until."""
+        log = os.path.join(self.bus.dir, f'vfiomigd-{len(args)}.log')
+        with open(log, 'w', encoding='utf-8') as f:
+            proc = subprocess.Popen([VFIOMIGD, '--testbed=default', f'--config={self.conf}', '--log-level=debug',
+                                     *args], stdout=f, stderr=subprocess.STDOUT,
+                                    env={**os.environ, **self.bus.daemon_env})
+        try:
+            def text():
+                with open(log, encoding='utf-8', errors='replace') as f:
+                    return f.read()
+            wait_until(lambda: until in text() or proc.poll() is not None, 20, until)
+            return text()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+    def test_uri_from_the_file(self):
+        out = self.output_of([], f'libvirt: test://{self.node}, 3 running domains')
+        self.assertIn(f'libvirt: test://{self.node}, 3 running domains', out)
+
+    def test_command_line_wins(self):
+        out = self.output_of(['--libvirt-uri=qemu+unix:///system?socket=/nonexistent/sock'], 'not reachable')
+        self.assertIn('libvirt: qemu+unix:///system?socket=/nonexistent/sock not reachable', out)
+        self.assertNotIn('test://', out)
 
 
 class NoLibvirtTest(DaemonTestCase):
