@@ -142,7 +142,7 @@ sd_event *manager_get_event(Manager *m) {
 
 static bool manager_is_idle(Manager *m) {
         return polkit_registry_pending(m->polkit) == 0 && (!m->jobs || jobs_running(m->jobs) == 0) &&
-               (!m->probes || probes_running(m->probes) == 0);
+               (!m->probes || probes_running(m->probes) == 0) && !preparer_waiting(m->preparer);
 }
 
 /* Runs after every dispatch once the name is gone: work that was in

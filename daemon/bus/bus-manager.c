@@ -224,10 +224,9 @@ static int method_remove_mdev(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (d->busy)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s; cancel or wait for it first",
                                          name, d->holder);
-        if (*d->domain)
-                return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by domain %s", name, d->domain);
         /* the kernel's remove would wait for the holder to let go, and
-         * the daemon with it */
+         * the daemon with it; a domain's device is refused too, with its
+         * QEMU named when /proc shows it */
         holder = backend_find_holder(c->backend, name);
         if (*holder)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_BUSY, "%s is held by %s", name, holder);

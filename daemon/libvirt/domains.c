@@ -102,11 +102,20 @@ static void queue_refresh(Domains *d, const char *name, uint64_t delay_usec) {
 }
 
 /* A domain with a job (a migration under way) would make libvirt wait for
- * it, and the loop with it: try again later. */
+ * it, and the loop with it: try again later. The destination of a
+ * migration is told of the domain's start while its incoming job runs,
+ * and libvirt reports no job there but refuses to say ("migration
+ * statistics are available only on the source host"): a refusal counts
+ * as a job, unless the driver cannot report jobs at all. */
 static bool domain_has_job(Domains *d, virDomainPtr dom, const char *name) {
         virDomainJobInfo job = {};
 
-        if (virt->DomainGetJobInfo(dom, &job) < 0 || job.type == VIR_DOMAIN_JOB_NONE)
+        if (virt->DomainGetJobInfo(dom, &job) < 0) {
+                if (virt->GetLastErrorCode() == VIR_ERR_NO_SUPPORT)
+                        return false;
+                log_debug("libvirt domain %s: no word of its job (%s); its metadata waits",
+                          name, virt->GetLastErrorMessage());
+        } else if (job.type == VIR_DOMAIN_JOB_NONE)
                 return false;
         queue_refresh(d, name, 5 * USEC_PER_SEC);
         return true;

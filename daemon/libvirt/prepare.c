@@ -16,6 +16,7 @@ typedef struct Made {
         char *domain;
         uint64_t created_usec;          /* CLOCK_REALTIME: survives a restart */
         bool used;                      /* a running domain held it once */
+        bool tried;                     /* removal tried after its timeout */
 } Made;
 
 struct Preparer {
@@ -124,6 +125,19 @@ unsigned preparer_release(Preparer *p, const char *domain) {
         return n;
 }
 
+bool preparer_waiting(const Preparer *p) {
+        GHashTableIter i;
+        gpointer value;
+
+        if (!p)
+                return false;
+        g_hash_table_iter_init(&i, p->made);
+        while (g_hash_table_iter_next(&i, NULL, &value))
+                if (!((Made *) value)->used && !((Made *) value)->tried)
+                        return true;
+        return false;
+}
+
 static int arm_sweep(Preparer *p);
 
 /* Made for a migration that failed before the domain ever ran here. */
@@ -143,6 +157,7 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
                         m->used = changed = true;
                 if (m->used || now < m->created_usec + p->timeout_usec)
                         continue;
+                m->tried = true;
                 if (remove_made(p, key, NULL)) {
                         g_hash_table_iter_remove(&i);
                         changed = true;

@@ -46,3 +46,8 @@ int preparer_prepare(Preparer *p, const char *xml, size_t len, bool mdevs_only, 
 /* The domain is gone from this host (stopped, or released): the mdevs
  * made for it go, unless something else holds them. Returns how many. */
 unsigned preparer_release(Preparer *p, const char *domain);
+/* Whether an mdev made for a domain that has not run here yet waits for
+ * its timeout: the daemon must not exit on idle before that, or nothing
+ * would remove it (a daemon started by the hook's call is idle long
+ * before a migration that failed would be noticed). */
+bool preparer_waiting(const Preparer *p);

@@ -14,7 +14,7 @@
         X(ConnectListAllDomains) X(ConnectOpen) X(ConnectRegisterCloseCallback) \
         X(ConnectUnregisterCloseCallback) X(DomainCreate) X(DomainDestroy) X(DomainFree) X(DomainGetJobInfo) \
         X(DomainGetName) X(DomainGetXMLDesc) X(DomainIsActive) X(DomainLookupByName) X(DomainSetMetadata) \
-        X(EventRegisterImpl) X(GetLastErrorMessage) X(SetErrorFunc)
+        X(EventRegisterImpl) X(GetLastErrorCode) X(GetLastErrorMessage) X(SetErrorFunc)
 
 typedef struct VirtApi {
 #define VIRT_API_FIELD(f) __typeof__(vir##f) *f;

@@ -8,19 +8,22 @@ function's address, ignoring a domain without hostdevs, activating the
 daemon, and removing what it made for a VM that never came."""
 
 import os
+import shutil
 import subprocess
+import tempfile
+import unittest
 import xml.etree.ElementTree as ET
 
 from gi.repository import GLib
 
-from vfiomigtest import (BUILDDIR, SIM_TESTBED, DaemonTestCase, PrivateBus, TestbedTestCase, device_path, hold, main,
-                         name_has_owner, sim_mdevs, sim_uuid, wait_until)
+from vfiomigtest import (BUILDDIR, SIM_TESTBED, VFIOMIGD, DaemonTestCase, PrivateBus, TestbedTestCase, device_path,
+                         hold, main, name_has_owner, sim_mdevs, sim_uuid, wait_until)
 
 HOOK = os.path.join(BUILDDIR, 'client', 'vfiomig-libvirt-hook')
 DEVICE = 'org.vfiomig1.Device'
 
 
-SIM, OTHER, NEW, NEW2, GHOST = (sim_uuid(n) for n in (1, 2, 9, 8, 7))
+SIM, OTHER, NEW, NEW2, GHOST, NEW3, LEFT, KEPT = (sim_uuid(n) for n in (1, 2, 9, 8, 7, 6, 5, 4))
 P1, P2, P3 = '0000:3b:00.1', '0000:3b:00.2', '0000:5e:00.1'
 P4 = '0000:6a:00.0'         # behind a 39-bit IOMMU
 WIDE = 'width=48 ranges=0x0-0xfedfffff,0xfef00000-0xffffffffffff pgsizes=0x40201000 dirty=no'
@@ -130,6 +133,31 @@ class HookTest(TestbedTestCase):
         # the mdev made for the first hostdev went again
         self.assertEqual(self.devices(), before)
 
+    def test_stopped_end_releases(self):
+        """A VM that stops here (rather than being released) takes the
+        mdev made for it along too."""
+        xml = domain_xml('vm-s', [mdev(NEW3)], [self.as_meta(NEW3, SIM)])
+        p = hook('vm-s', 'restore', 'begin', xml)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        self.assertIn(NEW3, self.devices())
+        # another domain's end leaves it alone
+        p = hook('vm-other', 'stopped', 'end', domain_xml('vm-other', [mdev(NEW3)]))
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        self.assertIn(NEW3, self.devices())
+        p = hook('vm-s', 'stopped', 'end', xml)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        self.assertNotIn(NEW3, self.devices())
+
+    def test_refuse_when_no_type_can_take_it(self):
+        """The VM carries an identity no mdev type here can take (that of
+        a PCI function): nothing is created, and the line says so."""
+        before = self.devices()
+        line = self.assert_refused(
+            hook('vm-t', 'migrate', 'begin', domain_xml('vm-t', [mdev(NEW2)], [self.as_meta(NEW2, P3)])),
+            'vm-t', NEW2)
+        self.assertIn('no mdev type here can take the state of', line)
+        self.assertEqual(self.devices(), before)
+
     def test_refuse_missing_without_identity(self):
         line = self.assert_refused(hook('vm-d', 'restore', 'begin', domain_xml('vm-d', [mdev(NEW2)])), 'vm-d', NEW2)
         self.assertIn('no vfiomig identity', line)
@@ -215,6 +243,94 @@ class HookTest(TestbedTestCase):
         self.assertEqual(p.stdout, '')
         p = subprocess.run([HOOK], capture_output=True, text=True, check=False)
         self.assertEqual(p.returncode, 1)
+
+
+class HookIdleTest(unittest.TestCase):
+    """vfiomigd as the hook's call activates it, idle after a second: an
+    mdev made for a VM that never came keeps it until the mdev is removed,
+    then it exits."""
+
+    def setUp(self):
+        tmp = tempfile.mkdtemp(prefix='vfiomig-HookIdleTest-')
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        for name, text in (('testbed.conf', TESTBED_CONF), ('vfiomigd.conf', '[Libvirt]\nPreparedTimeoutSec=4\n')):
+            with open(os.path.join(tmp, name), 'w', encoding='utf-8') as f:
+                f.write(text)
+        services = os.path.join(tmp, 'services')
+        os.mkdir(services)
+        with open(os.path.join(services, 'org.vfiomig1.service'), 'w', encoding='utf-8') as f:
+            f.write(f'[D-BUS Service]\nName=org.vfiomig1\nExec={VFIOMIGD} --testbed={tmp}/testbed.conf '
+                    f'--config={tmp}/vfiomigd.conf --idle-timeout=1 --libvirt-uri= --log-level=debug\n')
+        self.bus = PrivateBus(servicedir=services)
+        self.addCleanup(self.bus.stop)
+        self.conn = self.bus.connect()
+        self.addCleanup(self.conn.close_sync, None)
+
+    def call(self, method, signature, args, path='/org/vfiomig1', interface='org.vfiomig1.Manager'):
+        return self.conn.call_sync('org.vfiomig1', path, interface, method, GLib.Variant(signature, args), None,
+                                   0, 10000, None).unpack()
+
+    def test_stays_until_the_unused_mdev_is_gone(self):
+        t, v = self.call('GetIdentity', '(s)', (SIM,))
+        basis = self.call('Get', '(ss)', (DEVICE, 'MigrationBasis'), path=device_path(SIM),
+                          interface='org.freedesktop.DBus.Properties')[0]
+        p = hook('ghost', 'migrate', 'begin', domain_xml('ghost', [mdev(GHOST)], [(GHOST, t, v, basis)]))
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, '', ''))
+        wait_until(lambda: not name_has_owner(self.conn), 60, 'vfiomigd to leave')
+        with open(os.path.join(self.bus.dir, 'bus.log'), encoding='utf-8', errors='replace') as f:
+            out = f.read()
+        created = out.find(f'Created mdev {GHOST} ')
+        self.assertGreaterEqual(created, 0, out)
+        removed = out.find(f'Removed mdev {GHOST}, made for an incoming domain that never came', created)
+        self.assertGreaterEqual(removed, 0, 'the daemon left before removing the mdev:\n' + out)
+        self.assertGreater(out.find('Idle, exiting.', created), removed, out)
+
+
+class HookRecordTest(TestbedTestCase):
+    """What an earlier vfiomigd made for incoming VMs, as its record in the
+    state directory says: one mdev no domain ever used goes after the
+    timeout, one that a domain used stays until that domain is released."""
+    TESTBED = TESTBED_CONF + sim_mdevs([LEFT, KEPT])
+
+    @classmethod
+    def more_args(cls):
+        cfg = os.path.join(cls.tmp, 'vfiomigd.conf')
+        with open(cfg, 'w', encoding='utf-8') as f:
+            f.write('[Libvirt]\nPreparedTimeoutSec=1\n')
+        os.makedirs(os.path.join(cls.tmp, 'state'))
+        with open(os.path.join(cls.tmp, 'state', 'prepared.conf'), 'w', encoding='utf-8') as f:
+            f.write(f'[Mdev {LEFT}]\nDomain=vm-gone\nCreatedUsec=1\nUsed=false\n\n'
+                    f'[Mdev {KEPT}]\nDomain=vm-kept\nCreatedUsec=1\nUsed=true\n')
+        return [f'--config={cfg}']
+
+    def test_record_read_at_start(self):
+        wait_until(lambda: LEFT not in self.devices(), 30, 'the unused mdev to go')
+        self.assertIn(f'Removed mdev {LEFT}, made for an incoming domain that never came', self.daemon.output())
+        self.assertIn(KEPT, self.devices())
+        self.assertEqual(self.call('ReleaseDomain', '(sa{sv})', ('vm-gone', {})), (0,))
+        self.assertEqual(self.call('ReleaseDomain', '(sa{sv})', ('vm-kept', {})), (1,))
+        self.assertNotIn(KEPT, self.devices())
+        with open(os.path.join(self.tmp, 'state', 'prepared.conf'), encoding='utf-8') as f:
+            record = f.read()
+        self.assertNotIn(LEFT, record)
+        self.assertNotIn(KEPT, record)
+
+
+class HookInstallTest(unittest.TestCase):
+    """meson install puts the hook where libvirt (6.5 and later) runs qemu
+    hooks from, whatever the prefix."""
+
+    def test_installed_into_qemu_d(self):
+        dest = tempfile.mkdtemp(prefix='vfiomig-HookInstallTest-')
+        self.addCleanup(shutil.rmtree, dest, ignore_errors=True)
+        p = subprocess.run(['meson', 'install', '-C', BUILDDIR, '--no-rebuild', '--quiet', '--destdir', dest],
+                           capture_output=True, text=True, timeout=120, check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        installed = os.path.join(dest, 'etc', 'libvirt', 'hooks', 'qemu.d', 'vfiomig-libvirt-hook')
+        self.assertTrue(os.access(installed, os.X_OK), installed)
+        p = subprocess.run([installed], capture_output=True, text=True, timeout=10, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is libvirt's qemu hook", p.stderr)
 
 
 class HookActivationTest(DaemonTestCase):

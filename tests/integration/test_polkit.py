@@ -12,8 +12,8 @@ import tempfile
 import dbus
 from gi.repository import Gio, GLib
 
-from vfiomigtest import (MANAGER, OBJECT_PATH, TESTBED, VFIOMIGCTL, DaemonTestCase, NOBODY, busctl, ctl, main,
-                         run, wait_until)
+from vfiomigtest import (DEVICE, MANAGER, OBJECT_PATH, TESTBED, VFIOMIGCTL, DaemonTestCase, NOBODY, busctl, ctl,
+                         device_path, main, run, wait_until)
 
 UUID = '11111111-2222-3333-4444-555555555555'
 
@@ -68,6 +68,38 @@ class PolkitTest(DaemonTestCase):
         self.assertEqual(ctl('create-mdev', 'mtty', 'mtty-1', UUID).returncode, 0)
         self.assertEqual(ctl('remove-mdev', UUID).returncode, 0)
         self.assertFalse(self.polkit_obj.HaveHangingCalls())
+
+    def test_prepare_and_release_domain_need_manage(self):
+        """PrepareDomain() creates mdevs for an incoming VM, ReleaseDomain()
+        removes them: both are org.vfiomig1.manage."""
+        # the identity of an mdev of the type, as the VM's metadata has it
+        self.call('CreateMdev', '(sssa{sv})', ('mtty', 'mtty-1', UUID, {}))
+        t, v = self.call('GetIdentity', '(s)', (UUID,))
+        basis = self.call('Get', '(ss)', (DEVICE, 'MigrationBasis'), path=device_path(UUID),
+                          interface='org.freedesktop.DBus.Properties')[0]
+        self.call('RemoveMdev', '(sa{sv})', (UUID, {}))
+        xml = (f"<domain><name>incoming</name><uuid>{UUID}</uuid><metadata><vfiomig:devices "
+               f"xmlns:vfiomig='urn:vfiomig:domain:1'><vfiomig:device key='{UUID}' type='{t}' version='{v}' "
+               f"basis='{basis}'/></vfiomig:devices></metadata><devices><hostdev mode='subsystem' type='mdev' "
+               f"model='vfio-pci'><source><address uuid='{UUID}'/></source></hostdev></devices></domain>")
+
+        def as_nobody(method, *args):
+            return busctl('call', 'org.vfiomig1', OBJECT_PATH, MANAGER, method, 'sa{sv}', *args, '0', user='nobody')
+
+        self.assertNotEqual(as_nobody('PrepareDomain', xml).returncode, 0)
+        self.assertNotIn(UUID, self.devices())
+        self.polkit_obj.SetAllowed(['org.vfiomig1.manage'])
+        p = as_nobody('PrepareDomain', xml)
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, 's ""'), p.stderr)
+        self.assertIn(UUID, self.devices())
+
+        self.polkit_obj.SetAllowed(['org.vfiomig1.migrate'])
+        self.assertNotEqual(as_nobody('ReleaseDomain', 'incoming').returncode, 0)
+        self.assertIn(UUID, self.devices())
+        self.polkit_obj.SetAllowed(['org.vfiomig1.manage'])
+        p = as_nobody('ReleaseDomain', 'incoming')
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, 'u 1'), p.stderr)
+        self.assertNotIn(UUID, self.devices())
 
     def test_check_is_asynchronous(self):
         """While polkit sits on a check, the daemon keeps serving others."""

@@ -132,6 +132,13 @@ live_metadata() {
 	out=$(virsh metadata --live "$dom" urn:vfiomig:domain:1) && vm_log "  $out" &&
 		assert_contains "$out" "key=\"$U\" type=\"mtty-2\"" "live metadata"
 }
+# Another writer's element in our namespace (here, one listing nothing):
+# libvirt's metadata event has vfiomigd put its own back, once.
+overwritten_metadata() {
+	virsh metadata --live "$dom" urn:vfiomig:domain:1 --key vfiomig --set '<devices/>' >/dev/null &&
+		wait_for "(( \$(grep -c 'libvirt domain $dom: recorded the identities of 1 devices' \$VM_RESULTS/vfiomigd.log) == 2 ))" 10 &&
+		live_metadata
+}
 saved_metadata() {
 	local out
 	out=$(virsh save-image-dumpxml "$1" | grep "$U") &&
@@ -178,6 +185,7 @@ step "vfiomigd records U's identity in the live metadata" timed "metadata writte
 step "virsh metadata --live: U is an mtty-2" live_metadata
 step "vfiomigctl domain: U's identity comes from the domain" eval \
 	"\"$ctl\" --json domain $dom | grep -q '\"recorded\" *: *true'"
+step "metadata overwritten by another: vfiomigd writes it again" overwritten_metadata
 
 step "virsh save $dom" timed "virsh save" virsh save "$dom" "$image"
 step "$dom is shut off" assert_eq "shut off" "$(virsh domstate "$dom" 2>&1)"
