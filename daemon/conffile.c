@@ -341,6 +341,19 @@ static bool unescape(const char *raw, char sep, GPtrArray *out) {
         return true;
 }
 
+bool conf_file_peek_string(ConfFile *c, const char *group, const char *key, const char **ret) {
+        const ConfEntry *e = find_entry(c, group, key);
+        size_t len;
+
+        if (!e || strchr(e->value, '\\'))
+                return false;
+        len = strlen(e->value);
+        if (len > 0 && g_ascii_isspace(e->value[len - 1]))
+                return false;   /* conf_file_get_string() drops those */
+        *ret = e->value;
+        return true;
+}
+
 char **conf_file_get_string_list(ConfFile *c, const char *group, const char *key, GError **error) {
         const ConfEntry *e = find_entry(c, group, key);
         g_autoptr(GPtrArray) items = NULL;

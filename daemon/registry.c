@@ -15,7 +15,7 @@ struct Registry {
         GHashTable *parents;    /* name -> Parent */
         GHashTable *types;      /* key -> MdevType */
         GHashTable *devices;    /* name -> Device */
-        GHashTable *instances;  /* type key -> how many mdevs of that type there are */
+        GHashTable *instances;  /* type key -> InstanceCount: how many mdevs of that type there are */
         /* The listings, sorted by name or key and shared with their
          * callers: dropped when an entry comes or goes (sorted again by
          * the next listing, not by every event), patched in place when
@@ -71,6 +71,18 @@ void parent_free(Parent *p) {
 
 char *mdev_type_key(const char *parent, const char *id) {
         return g_strconcat(parent, "/", id, NULL);
+}
+
+const char *mdev_type_key_in(char buf[MDEV_TYPE_KEY_BUF], const char *parent, const char *id, char **ret_alloc) {
+        size_t p = strlen(parent), i = strlen(id);
+
+        *ret_alloc = NULL;
+        if (p + 1 + i >= MDEV_TYPE_KEY_BUF)
+                return *ret_alloc = mdev_type_key(parent, id);
+        memcpy(buf, parent, p);
+        buf[p] = '/';
+        memcpy(buf + p + 1, id, i + 1);
+        return buf;
 }
 
 MdevType *mdev_type_new(const char *parent, const char *id) {
@@ -283,7 +295,7 @@ Registry *registry_new(void) {
         r->listeners = g_array_new(false, false, sizeof(Listener));
         r->types = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) mdev_type_free);
         r->devices = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) device_free);
-        r->instances = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        r->instances = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
         return r;
 }
 
@@ -426,18 +438,31 @@ void registry_set_available(Registry *r, const char *key, unsigned available) {
 
 /* Kept as devices come and go: counting them when asked would scan every
  * device, on every hotplug event of every type. */
-static void count_instance(Registry *r, const Device *d, int delta) {
-        g_autofree char *key = NULL;
+typedef struct InstanceCount {
         unsigned n;
+        char key[];             /* the table's key too */
+} InstanceCount;
+
+static void count_instance(Registry *r, const Device *d, int delta) {
+        char buf[MDEV_TYPE_KEY_BUF];
+        g_autofree char *alloc = NULL;
+        const char *key;
+        InstanceCount *c;
 
         if (d->kind != DEVICE_KIND_MDEV)
                 return;
-        key = mdev_type_key(d->parent, d->mdev_type);
-        n = GPOINTER_TO_UINT(g_hash_table_lookup(r->instances, key)) + delta;
-        if (n == 0)
+        key = mdev_type_key_in(buf, d->parent, d->mdev_type, &alloc);
+        c = g_hash_table_lookup(r->instances, key);
+        if (!c) {
+                size_t len = strlen(key) + 1;
+
+                c = g_malloc0(sizeof(InstanceCount) + len);
+                memcpy(c->key, key, len);
+                g_hash_table_insert(r->instances, c->key, c);
+        }
+        c->n += delta;
+        if (c->n == 0)
                 g_hash_table_remove(r->instances, key);
-        else
-                g_hash_table_replace(r->instances, g_steal_pointer(&key), GUINT_TO_POINTER(n));
 }
 
 void registry_add_device(Registry *r, Device *d) {
@@ -577,9 +602,10 @@ const MdevType *registry_get_type(Registry *r, const char *key) {
 }
 
 const MdevType *registry_find_type(Registry *r, const char *parent, const char *id) {
-        g_autofree char *key = mdev_type_key(parent, id);
+        char buf[MDEV_TYPE_KEY_BUF];
+        g_autofree char *alloc = NULL;
 
-        return registry_get_type(r, key);
+        return registry_get_type(r, mdev_type_key_in(buf, parent, id, &alloc));
 }
 
 const Device *registry_get_device(Registry *r, const char *name) {
@@ -634,7 +660,9 @@ GPtrArray *registry_list_parent_types(Registry *r, const char *parent) {
 }
 
 unsigned registry_count_instances(Registry *r, const char *parent, const char *type_id) {
-        g_autofree char *key = mdev_type_key(parent, type_id);
+        char buf[MDEV_TYPE_KEY_BUF];
+        g_autofree char *alloc = NULL;
+        const InstanceCount *c = g_hash_table_lookup(r->instances, mdev_type_key_in(buf, parent, type_id, &alloc));
 
-        return GPOINTER_TO_UINT(g_hash_table_lookup(r->instances, key));
+        return c ? c->n : 0;
 }

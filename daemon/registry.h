@@ -128,6 +128,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Device, device_free);
 
 /* "<parent>/<id>", the key and object-path id of a type. */
 char *mdev_type_key(const char *parent, const char *id);
+/* The same key in buf when it fits (*ret_alloc NULL), else in a copy
+ * returned in *ret_alloc for the caller to free: the lookups start-up
+ * makes for every device need no allocation. */
+#define MDEV_TYPE_KEY_BUF 256
+const char *mdev_type_key_in(char buf[MDEV_TYPE_KEY_BUF], const char *parent, const char *id, char **ret_alloc);
 
 /* What can take a device's state, and so what the compatibility map and
  * the drivers' checks are about: a device, or an mdev type that could

@@ -107,10 +107,14 @@ static bool get_bounded_size(ConfFile *c, const char *group, const char *key, ui
 }
 
 static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *ret, GError **error) {
-        g_autofree char *s = NULL;
+        g_autofree char *copy = NULL;
+        const char *s = "";
 
-        if (!conf_file_get_string(c, group, "MigrationFlags", "", &s, error))
-                return false;
+        if (conf_file_has_key(c, group, "MigrationFlags") && !conf_file_peek_string(c, group, "MigrationFlags", &s)) {
+                if (!conf_file_get_string(c, group, "MigrationFlags", "", &copy, error))
+                        return false;
+                s = copy;
+        }
         if (!*s) {
                 *ret = def;
                 return true;
@@ -126,9 +130,14 @@ static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *re
 static bool get_device_string(ConfFile *c, const char *group, const char *key, const char *def,
                               const char **field, GError **error) {
         g_autofree char *v = NULL;
+        const char *plain;
 
         if (def && !conf_file_has_key(c, group, key)) {
                 device_set_string(field, def);
+                return true;
+        }
+        if (conf_file_peek_string(c, group, key, &plain)) {
+                device_set_string(field, plain);
                 return true;
         }
         if (!conf_file_get_string(c, group, key, def, &v, error))
@@ -166,9 +175,15 @@ static bool parse_vendor(ConfFile *c, const char *group, char **type, char **ver
  * not copied for every instance. */
 static bool parse_device_vendor(Testbed *tb, ConfFile *c, const char *group, Device *d, bool mdev,
                                 GError **error) {
-        g_autofree char *type = g_strdup(d->vendor_migration_type), *version = g_strdup(d->vendor_migration_version);
+        g_autofree char *type = NULL, *version = NULL;
         char **accept = NULL;
 
+        /* most instances: their type's, which parse_mdev() gave them */
+        if (mdev && !conf_file_has_key(c, group, "MigrationType") && !conf_file_has_key(c, group, "MigrationVersion") &&
+            !conf_file_has_key(c, group, "AcceptVersions"))
+                return true;
+        type = g_strdup(d->vendor_migration_type);
+        version = g_strdup(d->vendor_migration_version);
         if (!parse_vendor(c, group, &type, &version, NULL, &accept, error))
                 return false;
         device_set_string(&d->vendor_migration_type, type);
@@ -294,12 +309,14 @@ static bool parse_type(Testbed *tb, ConfFile *c, const char *group, const char *
 static bool parse_mdev(Testbed *tb, ConfFile *c, const char *group, Device *d, SimConfig *sim,
                        GError **error) {
         const TestbedType *tt;
-        g_autofree char *key = NULL;
+        g_autofree char *alloc = NULL;
+        char buf[MDEV_TYPE_KEY_BUF];
+        const char *key;
 
         if (!get_device_string(c, group, "Parent", NULL, &d->parent, error) ||
             !get_device_string(c, group, "Type", NULL, &d->mdev_type, error))
                 return false;
-        key = mdev_type_key(d->parent, d->mdev_type);
+        key = mdev_type_key_in(buf, d->parent, d->mdev_type, &alloc);
         tt = g_hash_table_lookup(tb->types, key);
         if (!tt)
                 return conf_file_error(c, error, group, "Type", "no [Type %s] section", key);
@@ -475,15 +492,19 @@ static bool parse_vdpa_device(Testbed *tb, ConfFile *c, const char *group, const
 
 static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char *name,
                          Parsed *out, GError **error) {
-        g_autofree char *kind = NULL, *normalized = name_normalize_device(name);
+        g_autofree char *copy = NULL, *normalized = name_normalize_device(name);
         g_autoptr(Device) d = NULL;
         SimConfig sim = { .state_size = DEFAULT_STATE_SIZE };
+        const char *kind;
         uint64_t group_nr;
         DeviceKind k;
         bool ok, known;
 
-        if (!conf_file_get_string(c, group, "Kind", NULL, &kind, error))
-                return false;
+        if (!conf_file_peek_string(c, group, "Kind", &kind)) {
+                if (!conf_file_get_string(c, group, "Kind", NULL, &copy, error))
+                        return false;
+                kind = copy;
+        }
         k = device_kind_from_string(kind);
         if (k < 0)
                 return conf_file_error(c, error, group, "Kind", "'%s' is not mdev, pci or vdpa", kind);
@@ -565,7 +586,7 @@ static bool parse_all(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
 }
 
 static bool check_devices(Testbed *tb, ConfFile *c, Parsed *out, GError **error) {
-        g_autoptr(GHashTable) used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_autoptr(GHashTable) used = g_hash_table_new(NULL, NULL);  /* TestbedType -> instances */
         g_autoptr(GHashTable) drivers = g_hash_table_new(g_str_hash, g_str_equal);
 
         for (guint j = 0; j < out->parents->len; j++) {
@@ -575,24 +596,23 @@ static bool check_devices(Testbed *tb, ConfFile *c, Parsed *out, GError **error)
         }
         for (guint i = 0; i < out->devices->len; i++) {
                 Device *d = out->devices->pdata[i];
-                g_autofree char *group = NULL;
-                char *key;
+                g_autofree char *group = NULL, *alloc = NULL;
+                char buf[MDEV_TYPE_KEY_BUF];
+                const char *key;
                 TestbedType *tt;
                 unsigned n;
 
                 if (d->kind != DEVICE_KIND_MDEV)
                         continue;
-                key = mdev_type_key(d->parent, d->mdev_type);
+                key = mdev_type_key_in(buf, d->parent, d->mdev_type, &alloc);
                 tt = g_hash_table_lookup(tb->types, key);
-                n = GPOINTER_TO_UINT(g_hash_table_lookup(used, key)) + 1;
+                n = GPOINTER_TO_UINT(g_hash_table_lookup(used, tt)) + 1;
                 if (n > tt->max_instances) {
                         group = g_strconcat("Device ", d->name, NULL);
-                        conf_file_error(c, error, group, "Type", "more instances of %s than its MaxInstances=%u",
-                                        key, tt->max_instances);
-                        g_free(key);
-                        return false;
+                        return conf_file_error(c, error, group, "Type", "more instances of %s than its MaxInstances=%u",
+                                               key, tt->max_instances);
                 }
-                g_hash_table_replace(used, key, GUINT_TO_POINTER(n));
+                g_hash_table_insert(used, tt, GUINT_TO_POINTER(n));
                 if (!*d->driver)
                         device_set_string(&d->driver, g_hash_table_lookup(drivers, d->parent));
         }

@@ -241,18 +241,17 @@ static void unlink_node(CompatMap *m, const Node *node) {
         }
 }
 
-static void link_node(CompatMap *m, const Node *node, Identity *id) {
+static void link_node(CompatMap *m, const Node *node, const Identity *id) {
         Class *c = g_hash_table_lookup(m->classes, id);
         Member *member = g_new0(Member, 1);
         bool new = !c;
 
         if (new) {
                 c = g_new0(Class, 1);
-                c->identity = g_steal_pointer(&id);
+                c->identity = identity_copy(id);
                 g_queue_init(&c->members);
                 g_hash_table_insert(m->classes, c->identity, c);
         }
-        identity_free(id);
         member->node = (Node) { node->kind, g_strdup(node->name) };
         member->class = c;
         member->link.data = member;
@@ -262,17 +261,20 @@ static void link_node(CompatMap *m, const Node *node, Identity *id) {
                 judge_class(m, c);
 }
 
-void compat_map_set(CompatMap *m, const Node *node, Identity *id) {
+void compat_map_set_view(CompatMap *m, const Node *node, const Identity *id) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         Class *c = class_of(m, node);
 
-        if (c && identity_equal(c->identity, id))
-                identity_free(id);
-        else {
+        if (!c || !identity_equal(c->identity, id)) {
                 unlink_node(m, node);
                 link_node(m, node, id);
         }
         m->stats.last_change_usec = now_usec(CLOCK_MONOTONIC) - t0;
+}
+
+void compat_map_set(CompatMap *m, const Node *node, Identity *id) {
+        compat_map_set_view(m, node, id);
+        identity_free(id);
 }
 
 void compat_map_remove(CompatMap *m, const Node *node) {

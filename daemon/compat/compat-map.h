@@ -21,6 +21,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CompatMap, compat_map_free);
 
 /* Adds a node or changes its identity (takes ownership of id). */
 void compat_map_set(CompatMap *m, const Node *node, Identity *id);
+/* The same, id only read: a new class copies it. */
+void compat_map_set_view(CompatMap *m, const Node *node, const Identity *id);
 void compat_map_remove(CompatMap *m, const Node *node);
 const Identity *compat_map_identity(CompatMap *m, const Node *node);
 

@@ -39,13 +39,13 @@ Identity *identity_new(const char *type, const char *version, Basis basis) {
 }
 
 Identity *identity_copy(const Identity *id) {
-        Identity *c = identity_new(id->type, id->version, id->basis);
+        Identity *c = g_new(Identity, 1);
 
-        c->compare = id->compare;
-        c->flags = id->flags;
-        free_and_strdup(&c->iommu, id->iommu);
-        free_and_strdup(&c->vdpa, id->vdpa);
-        c->ignore_facets = id->ignore_facets;
+        *c = *id;
+        c->type = g_strdup(id->type);
+        c->version = g_strdup(id->version ?: "");
+        c->iommu = g_strdup(id->iommu ?: "");
+        c->vdpa = g_strdup(id->vdpa ?: "");
         return c;
 }
 
@@ -90,11 +90,9 @@ char *compat_type_match_type(const Device *d) {
                                d->subsystem_vendor_id, d->subsystem_device_id);
 }
 
-/* vendor, then rule, then type-match */
-static Identity *derive(const char *fallback_type, const Rule *rule, const char *vendor_type,
-                        const char *vendor_version, uint32_t flags, const char *iommu, char **ret_warning) {
-        Identity *id;
-
+/* vendor, then rule, then type-match; the strings are the arguments' */
+static void derive(Identity *ret, const char *fallback_type, const Rule *rule, const char *vendor_type,
+                   const char *vendor_version, uint32_t flags, const char *iommu, char **ret_warning) {
         if (vendor_version && !vendor_string_valid(vendor_version)) {
                 if (ret_warning)
                         *ret_warning = g_strdup("its migration_version is not 1 to 4096 printable ASCII "
@@ -107,50 +105,65 @@ static Identity *derive(const char *fallback_type, const Rule *rule, const char 
                                                 "ignoring it");
                 vendor_type = NULL;
         }
-        if (vendor_version)
-                id = identity_new(vendor_type ? vendor_type : fallback_type, vendor_version, BASIS_VENDOR);
-        else if (rule && *rule->version) {
-                id = identity_new(*rule->type ? rule->type : fallback_type, rule->version, BASIS_RULE);
-                id->compare = rule->compare;
-        } else
-                id = identity_new(fallback_type, "", BASIS_TYPE_MATCH);
-        id->flags = flags;
-        free_and_strdup(&id->iommu, iommu);
-        id->ignore_facets = rule ? rule->ignore_facets : 0;
-        return id;
+        *ret = (Identity) { .type = (char *) fallback_type, .version = (char *) "", .basis = BASIS_TYPE_MATCH,
+                            .flags = flags, .iommu = (char *) (iommu ?: ""), .vdpa = (char *) "",
+                            .ignore_facets = rule ? rule->ignore_facets : 0 };
+        if (vendor_version) {
+                ret->type = (char *) (vendor_type ?: fallback_type);
+                ret->version = (char *) vendor_version;
+                ret->basis = BASIS_VENDOR;
+        } else if (rule && *rule->version) {
+                ret->type = *rule->type ? rule->type : (char *) fallback_type;
+                ret->version = rule->version;
+                ret->basis = BASIS_RULE;
+                ret->compare = rule->compare;
+        }
 }
 
 /* Neither vendor attributes nor rules speak of vDPA devices: what the
  * kernel states of them is their identity. */
-static Identity *vdpa_identity(const char *facet) {
-        Identity *id = identity_new(VDPA_MIGRATION_TYPE, "", BASIS_FEATURES);
+static void vdpa_identity(Identity *ret, const char *facet) {
+        *ret = (Identity) { .type = (char *) VDPA_MIGRATION_TYPE, .version = (char *) "", .basis = BASIS_FEATURES,
+                            .iommu = (char *) "", .vdpa = (char *) facet };
+}
 
-        free_and_strdup(&id->vdpa, facet);
-        return id;
+void identity_view_of_device(const Device *d, const char *vendor_type, const char *vendor_version,
+                             const Rules *rules, Identity *ret, char **ret_scratch, char **ret_warning) {
+        uint32_t flags = d->migration_support == MIGRATION_SUPPORT_NONE ? IDENTITY_FLAGS_NOT_MIGRATABLE
+                                                                          : d->migration_flags;
+        const char *type = d->mdev_type;
+
+        *ret_scratch = NULL;
+        if (d->kind == DEVICE_KIND_VDPA)
+                return vdpa_identity(ret, d->vdpa);
+        if (d->kind != DEVICE_KIND_MDEV)
+                type = *ret_scratch = compat_type_match_type(d);
+        derive(ret, type, rules ? rules_match(rules, d) : NULL, vendor_type, vendor_version, flags, d->iommu,
+               ret_warning);
 }
 
 Identity *identity_of_device(const Device *d, const char *vendor_type, const char *vendor_version,
                              const Rules *rules, char **ret_warning) {
-        g_autofree char *type = NULL;
-        uint32_t flags = d->migration_support == MIGRATION_SUPPORT_NONE ? IDENTITY_FLAGS_NOT_MIGRATABLE
-                                                                          : d->migration_flags;
+        g_autofree char *scratch = NULL;
+        Identity view;
 
-        if (d->kind == DEVICE_KIND_VDPA)
-                return vdpa_identity(d->vdpa);
-        type = compat_type_match_type(d);
-        return derive(type, rules ? rules_match(rules, d) : NULL, vendor_type, vendor_version, flags, d->iommu,
-                      ret_warning);
+        identity_view_of_device(d, vendor_type, vendor_version, rules, &view, &scratch, ret_warning);
+        return identity_copy(&view);
 }
 
 Identity *identity_of_type(const MdevType *t, const char *parent_driver, const char *vendor_type,
                            const char *vendor_version, const Rules *rules, char **ret_warning) {
         g_autofree char *driver = NULL;
+        Identity view;
 
         if (t->kind == DEVICE_KIND_VDPA)
-                return vdpa_identity(t->vdpa);
-        driver = rules_mdev_driver(t->id, parent_driver);
-        return derive(t->id, rules ? rules_match_type(rules, driver, t->id) : NULL, vendor_type, vendor_version, 0,
-                      t->iommu, ret_warning);
+                vdpa_identity(&view, t->vdpa);
+        else {
+                driver = rules_mdev_driver(t->id, parent_driver);
+                derive(&view, t->id, rules ? rules_match_type(rules, driver, t->id) : NULL, vendor_type,
+                       vendor_version, 0, t->iommu, ret_warning);
+        }
+        return identity_copy(&view);
 }
 
 void judgement_clear(Judgement *j) {

@@ -83,6 +83,11 @@ char *compat_type_match_type(const Device *d);
  * *ret_warning saying why. */
 Identity *identity_of_device(const Device *d, const char *vendor_type, const char *vendor_version,
                              const Rules *rules, char **ret_warning);
+/* The same without a copy: *ret borrows its strings from d, the
+ * arguments, the rules and *ret_scratch (to be freed by the caller), for
+ * as long as those live. Start-up derives one for every device. */
+void identity_view_of_device(const Device *d, const char *vendor_type, const char *vendor_version,
+                             const Rules *rules, Identity *ret, char **ret_scratch, char **ret_warning);
 /* The same for an instantiable mdev type (its future instances). Rules
  * match its Driver= against the driver name the kernel put into the
  * type id ("<driver>-<name>"), as a virtual parent may have no driver. */

@@ -48,12 +48,12 @@ static void warn(const Node *node, char *warning, bool changed) {
 }
 
 /* Publishes a node's identity on its object and in the map. */
-static void apply(IdentitySync *sync, const Node *node, Identity *id, char *warning) {
+static void apply(IdentitySync *sync, const Node *node, const Identity *id, char *warning) {
         bool changed;
 
         changed = registry_set_identity(sync->registry, node, id->type, id->version, basis_to_string(id->basis));
         warn(node, warning, changed);
-        compat_map_set(sync->map, node, id);
+        compat_map_set_view(sync->map, node, id);
 }
 
 static void update_device(IdentitySync *sync, const Device *d) {
@@ -63,17 +63,19 @@ static void update_device(IdentitySync *sync, const Device *d) {
         bool own = *d->vendor_migration_version || *d->vendor_migration_type;
         const char *vtype = own || !t ? d->vendor_migration_type : t->vendor_migration_type;
         const char *vversion = own || !t ? d->vendor_migration_version : t->vendor_migration_version;
+        g_autofree char *scratch = NULL;
         char *warning = NULL;
-        Identity *id;
+        Identity id;
 
-        id = identity_of_device(d, *vtype ? vtype : NULL, *vversion ? vversion : NULL, sync->rules, &warning);
-        apply(sync, &NODE_OF_DEVICE(d->name), id, warning);
+        identity_view_of_device(d, *vtype ? vtype : NULL, *vversion ? vversion : NULL, sync->rules, &id, &scratch,
+                                &warning);
+        apply(sync, &NODE_OF_DEVICE(d->name), &id, warning);
 }
 
 static void update_type(IdentitySync *sync, const MdevType *t) {
         const Parent *p = registry_get_parent(sync->registry, t->parent);
+        g_autoptr(Identity) id = NULL;
         char *warning = NULL;
-        Identity *id;
 
         id = identity_of_type(t, p ? p->driver : "", *t->vendor_migration_type ? t->vendor_migration_type : NULL,
                               *t->vendor_migration_version ? t->vendor_migration_version : NULL, sync->rules,

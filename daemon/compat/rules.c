@@ -234,6 +234,8 @@ char *rules_mdev_driver(const char *type_id, const char *fallback) {
 const Rule *rules_match(const Rules *r, const Device *d) {
         g_autofree char *driver = NULL;
 
+        if (r->rules->len == 0)
+                return NULL;    /* most hosts: no rule, and nothing to work out for one */
         if (d->kind != DEVICE_KIND_MDEV)
                 return match(r, d->driver, NULL, d);
         /* as for its type: an mdev and its type must not part ways */
