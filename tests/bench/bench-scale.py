@@ -12,9 +12,11 @@ time; fails only when an answer is wrong.
 - GETMANAGEDOBJECTS: the same figures as ListDevices, and their ratio.
 - STARTUP: from exec until the first reply on org.vfiomig1, with 2,500,
   5,000 and 10,000 devices, against bench-bare-bus, which takes the name
-  and answers; the cost per device. "cold" starts with an empty runtime
-  directory (the first start after boot: the testbed makes its device
-  nodes), "warm" with the one the last run left (a restart on demand).
+  and answers; the cost per device. "warm" starts with the runtime
+  directory the last run left (a restart on demand, and what every start
+  on a real host is: the kernel made the device nodes); "cold" with an
+  empty one, where the testbed first makes a file per device standing
+  for its VFIO node: the simulation's work, so it has no goal.
 - MEMORY: heap per device (mallinfo2 through Testbed.GetHeapStats, and
   the PSS of anonymous memory), RSS and PSS idle and after each kind of
   job on a small testbed, where what a job leaves shows most, beside a
@@ -214,8 +216,13 @@ class Bench:
             print(f'  {mode}: {per_device:.2f} us per device ({lo}..{hi}); per device {lo}..{mid} vs {mid}..{hi}: '
                   f'RATIO {second / first if first > 0 else float("inf"):.2f} (1.0 is linear)')
             used = statistics.median(cpu[(mode, hi)])
-            print(f'STARTUP {mode} {hi} devices: median {med[hi]:.1f} ms (goal <= 100) | bare sd-bus program '
-                  f'{base:.1f} ms  RATIO {med[hi] / base:.1f}x (goal <= 12); CPU {used:.1f} ms RATIO '
+            # warm is a real host's start: its device nodes are the
+            # kernel's and exist already; cold adds the simulation making
+            # one file per device, work no daemon does on a real host
+            goal = (' (goal <= 100)', ' (goal <= 12)') if mode == 'warm' else \
+                ('', ' (no goal: includes the testbed making its device nodes)')
+            print(f'STARTUP {mode} {hi} devices: median {med[hi]:.1f} ms{goal[0]} | bare sd-bus program '
+                  f'{base:.1f} ms  RATIO {med[hi] / base:.1f}x{goal[1]}; CPU {used:.1f} ms RATIO '
                   f'{used / statistics.median(bare_cpu):.1f}x the bare program\'s')
 
     # ---- listings ----
