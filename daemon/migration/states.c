@@ -49,9 +49,24 @@ int states_create_temp(const char *final_path, char **ret_temp_path, char **ret_
         return fd;
 }
 
+/* The rename is durable once its directory is synced: without it a crash
+ * soon after a save could leave the old state, or none, under the name.
+ * The state is complete and in place by then, so a failing sync is
+ * worth a warning, not a failed save. */
+static void sync_directory(const char *final_path) {
+        g_autofree char *dir = g_path_get_dirname(final_path);
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 || (fsync(fd) < 0 && errno != EINVAL && errno != EROFS))
+                log_warning("Saved %s, but cannot sync %s: %m", final_path, dir);
+        if (fd >= 0)
+                close(fd);
+}
+
 int states_publish(const char *temp_path, const char *final_path, bool overwrite, char **ret_error) {
         if (renameat2(AT_FDCWD, temp_path, AT_FDCWD, final_path, overwrite ? 0 : RENAME_NOREPLACE) < 0)
                 return errno_message(ret_error, errno, "cannot save as %s: %s", final_path, g_strerror(errno));
+        sync_directory(final_path);
         return 0;
 }
 
