@@ -200,13 +200,23 @@ void device_take_string(const char **field, char *value) {
         g_free(value);
 }
 
+/* What a device's own strings hold until set: not a copy each (three
+ * allocations a device, at start-up replaced at once), and never freed. */
+static const char unset[] = "";
+
+void device_set_own(char **field, char *value) {
+        if (*field != unset)
+                g_free(*field);
+        *field = value ?: (char *) unset;
+}
+
 Device *device_new(const char *name, DeviceKind kind) {
         Device *d = g_new0(Device, 1);
         const char *empty = empty_string();
 
         d->name = g_strdup(name);
         d->kind = kind;
-#define INIT_OWN(f) d->f = g_strdup("");
+#define INIT_OWN(f) d->f = (char *) unset;
 #define INIT_SHARED(f) d->f = empty;
         DEVICE_OWN_FIELDS(INIT_OWN)
         DEVICE_SHARED_FIELDS(INIT_SHARED)
@@ -219,7 +229,7 @@ void device_free(Device *d) {
         if (!d)
                 return;
         g_free(d->name);
-#define FREE_OWN(f) g_free(d->f);
+#define FREE_OWN(f) device_set_own(&d->f, NULL);
 #define FREE_SHARED(f) string_unref(d->f);
         DEVICE_OWN_FIELDS(FREE_OWN)
         DEVICE_SHARED_FIELDS(FREE_SHARED)
@@ -251,7 +261,7 @@ Device *device_copy(const Device *d) {
 
         c->name = g_strdup(d->name);
         c->kind = d->kind;
-#define COPY_OWN(f) c->f = g_strdup(d->f);
+#define COPY_OWN(f) c->f = *d->f ? g_strdup(d->f) : (char *) unset;
 #define COPY_SHARED(f) c->f = string_ref(d->f);
         DEVICE_OWN_FIELDS(COPY_OWN)
         DEVICE_SHARED_FIELDS(COPY_SHARED)

@@ -99,6 +99,10 @@ typedef struct Device {
 void device_set_string(const char **field, const char *value);
 /* The same with a string of the caller's, which it frees. */
 void device_take_string(const char **field, char *value);
+/* Sets one of a device's own strings (sysfs_path, iommu_group, vfio_dev)
+ * to value, taken; NULL: "". Only through this: an unset one is not
+ * to be freed. */
+void device_set_own(char **field, char *value);
 
 Parent *parent_new(const char *name);
 void parent_free(Parent *p);

@@ -422,8 +422,7 @@ static void add_node(Testbed *tb, SimDevice *dev, Device *d) {
                 close(fd);
         }
         sim_device_set_node_dir(dev, tb->node_dir);
-        g_free(d->vfio_dev);
-        d->vfio_dev = g_strconcat(tb->node_dir, "/", d->name, NULL);
+        device_set_own(&d->vfio_dev, g_strconcat(tb->node_dir, "/", d->name, NULL));
 }
 
 static bool add_sim(Testbed *tb, ConfFile *c, const char *group, Device *d, SimConfig *sim,
@@ -528,8 +527,7 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
             !get_bounded_size(c, group, "StateSize", sim.state_size, SIM_STATE_SIZE_MAX, &sim.state_size, error) ||
             !get_bounded_size(c, group, "DirtyRate", sim.dirty_rate, SIM_DIRTY_RATE_MAX, &sim.dirty_rate, error))
                 return false;
-        g_free(d->iommu_group);
-        d->iommu_group = group_string(group_nr);
+        device_set_own(&d->iommu_group, group_string(group_nr));
         tb->next_iommu_group = MAX(tb->next_iommu_group, (unsigned) group_nr + 1);
         if (!add_sim(tb, c, group, d, &sim, error))
                 return false;
@@ -670,8 +668,7 @@ static int testbed_create_mdev(Backend *s, const MdevType *type, const char *uui
         device_set_string(&d->mdev_type, type->id);
         device_set_string(&d->iommu, type->iommu);
         device_set_string(&d->driver, registry_get_parent(s->registry, type->parent)->driver);
-        g_free(d->iommu_group);
-        d->iommu_group = group_string(tb->next_iommu_group++);
+        device_set_own(&d->iommu_group, group_string(tb->next_iommu_group++));
         device_set_string(&d->migration_state, "running");
         d->migration_flags = tt->migration_flags;
         /* its type's attributes, and the versions its type takes */

@@ -126,12 +126,11 @@ static void fill_common(Device *d, struct udev_device *dev) {
         g_autofree char *type = g_strdup(""), *version = g_strdup("");
         char *v;
 
-        free_and_strdup(&d->sysfs_path, syspath);
+        device_set_own(&d->sysfs_path, g_strdup(syspath));
         device_set_string(&d->driver, udev_device_get_driver(dev));
         if (sysfs_link_basename(syspath, "iommu_group", &v) >= 0)
-                g_free(d->iommu_group), d->iommu_group = v;
-        g_free(d->vfio_dev);
-        d->vfio_dev = vfio_dev_node(syspath, d->iommu_group);
+                device_set_own(&d->iommu_group, v);
+        device_set_own(&d->vfio_dev, vfio_dev_node(syspath, d->iommu_group));
         read_vendor_identity(syspath, &type, &version);
         device_set_string(&d->vendor_migration_type, type);
         device_set_string(&d->vendor_migration_version, version);

@@ -105,7 +105,7 @@ Device *vdpa_kernel_device(VdpaKernel *k, const char *name, const char *syspath,
 
         if (r == -ENODEV)
                 return NULL;
-        free_and_strdup(&d->sysfs_path, syspath);
+        device_set_own(&d->sysfs_path, g_strdup(syspath));
         device_set_string(&d->driver, driver);
         d->migration_support = MIGRATION_SUPPORT_NONE;
         if (r < 0) {
