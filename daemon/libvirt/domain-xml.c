@@ -5,25 +5,56 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <libxml/parser.h>
-#include <libxml/parserInternals.h>
-#include <libxml/tree.h>
-#include <libxml/xmlerror.h>
-#include <libxml/xmlsave.h>
-#include <libxml/xpath.h>
-#include <libxml/xpathInternals.h>
-
 #include "compat/compat.h"
 #include "iommu-facet.h"
 #include "libvirt/domain-xml.h"
+#include "libvirt/xml-api.h"
 #include "names.h"
 #include "util.h"
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlParserCtxt, xmlFreeParserCtxt);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlXPathContext, xmlXPathFreeContext);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlXPathObject, xmlXPathFreeObject);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlBuffer, xmlBufferFree);
+/* libxml2, once an entry point has loaded it (xml_ready()): every call
+ * into the library goes through this table. */
+static const XmlApi *libxml(void) {
+        return xml_api(NULL);
+}
+
+static int xml_ready(char **error) {
+        g_autofree char *why = NULL;
+
+        if (xml_api(&why))
+                return 0;
+        return errno_message(error, ELIBACC, "%s", why);
+}
+
+static void doc_free(xmlDoc *doc) {
+        libxml()->FreeDoc(doc);
+}
+
+static void parser_free(xmlParserCtxt *ctxt) {
+        libxml()->FreeParserCtxt(ctxt);
+}
+
+static void xpath_context_free(xmlXPathContext *xp) {
+        libxml()->XPathFreeContext(xp);
+}
+
+static void xpath_object_free(xmlXPathObject *o) {
+        libxml()->XPathFreeObject(o);
+}
+
+static void buffer_free(xmlBuffer *buf) {
+        libxml()->BufferFree(buf);
+}
+
+static void xml_free(void *p) {
+        (*libxml()->Free)(p);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, doc_free);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlParserCtxt, parser_free);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlXPathContext, xpath_context_free);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlXPathObject, xpath_object_free);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlBuffer, buffer_free);
 
 #define BASIS_WORD_MAX 32
 
@@ -113,7 +144,7 @@ static void on_doctype(void *ctx, const xmlChar *name, const xmlChar *external_i
         ParseState *st = ctxt->_private;
 
         st->doctype = true;
-        xmlStopParser(ctxt);
+        libxml()->StopParser(ctxt);
 }
 
 static int xml_read(const char *xml, size_t len, xmlDoc **ret, char **error) {
@@ -122,35 +153,37 @@ static int xml_read(const char *xml, size_t len, xmlDoc **ret, char **error) {
         xmlStructuredErrorFunc saved_handler;
         void *saved_context;
         ParseState st = {};
-        int r = 0;
+        int r;
 
+        r = xml_ready(error);
+        if (r < 0)
+                return r;
         if (len == 0)
                 return errno_message(error, EBADMSG, "empty document");
         if (len > DOMAIN_XML_MAX)
                 return errno_message(error, EFBIG, "document of %zu bytes, more than the %u allowed",
                                      len, DOMAIN_XML_MAX);
-        xmlInitParser();
-        ctxt = xmlCreateMemoryParserCtxt(xml, (int) len);
+        ctxt = libxml()->CreateMemoryParserCtxt(xml, (int) len);
         if (!ctxt)
                 return errno_message(error, ENOMEM, "cannot create an XML parser");
         /* no NOENT, DTDLOAD, DTDATTR, XINCLUDE or HUGE: nothing is
          * substituted or loaded, and libxml2's size limits stay on */
-        (void) xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        (void) libxml()->CtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
         ctxt->sax->internalSubset = on_doctype;
         ctxt->_private = &st;
 
         /* Thread-local in libxml2: catches what the parser reports
          * outside its context too, and nothing reaches stderr. */
-        saved_handler = xmlStructuredError;
-        saved_context = xmlStructuredErrorContext;
-        xmlSetStructuredErrorFunc(&st, on_xml_error);
-        (void) xmlParseDocument(ctxt);
-        xmlSetStructuredErrorFunc(saved_context, saved_handler);
+        saved_handler = *libxml()->StructuredError();
+        saved_context = *libxml()->StructuredErrorContext();
+        libxml()->SetStructuredErrorFunc(&st, on_xml_error);
+        (void) libxml()->ParseDocument(ctxt);
+        libxml()->SetStructuredErrorFunc(saved_context, saved_handler);
 
         doc = g_steal_pointer(&ctxt->myDoc);
         if (st.doctype)
                 r = errno_message(error, EBADMSG, "a DOCTYPE is not allowed in domain XML");
-        else if (!ctxt->wellFormed || !doc || !xmlDocGetRootElement(doc))
+        else if (!ctxt->wellFormed || !doc || !libxml()->DocGetRootElement(doc))
                 r = errno_message(error, EBADMSG, "not well-formed XML: %s", st.error ?: "no document");
         g_free(st.error);
         if (r < 0)
@@ -161,13 +194,13 @@ static int xml_read(const char *xml, size_t len, xmlDoc **ret, char **error) {
 
 /* An attribute without a namespace, as libvirt writes them all. */
 static char *prop(xmlNode *n, const char *name) {
-        xmlChar *v = xmlGetNoNsProp(n, (const xmlChar *) name);
+        xmlChar *v = libxml()->GetNoNsProp(n, (const xmlChar *) name);
         char *s;
 
         if (!v)
                 return NULL;
         s = g_strdup((const char *) v);
-        xmlFree(v);
+        xml_free(v);
         return s;
 }
 
@@ -180,7 +213,7 @@ static bool is_element(xmlNode *n, const char *name, const char *ns_uri) {
 }
 
 static xmlNode *root_element(xmlDoc *doc, const char *name, const char *ns_uri, char **error) {
-        xmlNode *root = xmlDocGetRootElement(doc);
+        xmlNode *root = libxml()->DocGetRootElement(doc);
 
         if (is_element(root, name, ns_uri) || (ns_uri && is_element(root, name, NULL)))
                 return root;
@@ -193,7 +226,7 @@ static xmlNode *root_element(xmlDoc *doc, const char *name, const char *ns_uri, 
  * or no memory. */
 static xmlXPathObject *xpath(xmlXPathContext *xp, xmlNode *node, const char *expr) {
         xp->node = node;
-        return xmlXPathEvalExpression((const xmlChar *) expr, xp);
+        return libxml()->XPathEvalExpression((const xmlChar *) expr, xp);
 }
 
 static unsigned xpath_count(const xmlXPathObject *o) {
@@ -213,9 +246,9 @@ static char *xpath_text(xmlXPathContext *xp, xmlNode *node, const char *expr) {
 
         if (!n)
                 return NULL;
-        v = xmlNodeGetContent(n);
+        v = libxml()->NodeGetContent(n);
         s = g_strdup(v ? (const char *) v : "");
-        xmlFree(v);
+        xml_free(v);
         return s;
 }
 
@@ -464,12 +497,12 @@ static void parse_domain_metadata(xmlXPathContext *xp, xmlNode *root, DomainInfo
 }
 
 static xmlXPathContext *xpath_new(xmlDoc *doc) {
-        xmlXPathContext *xp = xmlXPathNewContext(doc);
+        xmlXPathContext *xp = libxml()->XPathNewContext(doc);
 
         /* the prefix in our expressions, whatever the document calls it */
-        if (xp && xmlXPathRegisterNs(xp, (const xmlChar *) DOMAIN_XML_NS_KEY,
+        if (xp && libxml()->XPathRegisterNs(xp, (const xmlChar *) DOMAIN_XML_NS_KEY,
                                      (const xmlChar *) DOMAIN_XML_NS_URI) < 0)
-                g_clear_pointer(&xp, xmlXPathFreeContext);
+                g_clear_pointer(&xp, xpath_context_free);
         return xp;
 }
 
@@ -535,7 +568,7 @@ int domain_xml_metadata_parse(const char *xml, size_t len, GPtrArray **ret, char
 /* Writing */
 
 static int xml_write(xmlDoc *doc, bool declaration, char **ret, char **error) {
-        g_autoptr(xmlBuffer) buf = xmlBufferCreate();
+        g_autoptr(xmlBuffer) buf = libxml()->BufferCreate();
         xmlSaveCtxt *save;
         long r;
 
@@ -543,28 +576,33 @@ static int xml_write(xmlDoc *doc, bool declaration, char **ret, char **error) {
                 return errno_message(error, ENOMEM, "cannot allocate an XML buffer");
         /* UTF-8, so that text outside ASCII stays as it was rather than
          * turning into character references */
-        save = xmlSaveToBuffer(buf, "UTF-8", declaration ? 0 : XML_SAVE_NO_DECL);
+        save = libxml()->SaveToBuffer(buf, "UTF-8", declaration ? 0 : XML_SAVE_NO_DECL);
         if (!save)
                 return errno_message(error, ENOMEM, "cannot serialize XML");
-        r = xmlSaveDoc(save, doc);
-        if (xmlSaveClose(save) < 0 || r < 0)
+        r = libxml()->SaveDoc(save, doc);
+        if (libxml()->SaveClose(save) < 0 || r < 0)
                 return errno_message(error, EIO, "cannot serialize XML");
-        *ret = g_strndup((const char *) xmlBufferContent(buf), xmlBufferLength(buf));
+        *ret = g_strndup((const char *) libxml()->BufferContent(buf), libxml()->BufferLength(buf));
         return 0;
 }
 
 static void add_prop(xmlNode *n, const char *name, const char *value) {
         if (*value)
-                xmlNewProp(n, (const xmlChar *) name, (const xmlChar *) value);
+                libxml()->NewProp(n, (const xmlChar *) name, (const xmlChar *) value);
 }
 
 int domain_xml_metadata_format(const GPtrArray *entries, char **ret, char **error) {
         g_autoptr(GPtrArray) sorted = g_ptr_array_new();
-        g_autoptr(xmlDoc) doc = xmlNewDoc((const xmlChar *) "1.0");
-        g_autoptr(xmlBuffer) buf = xmlBufferCreate();
+        g_autoptr(xmlDoc) doc = NULL;
+        g_autoptr(xmlBuffer) buf = NULL;
         xmlNode *root;
         int r;
 
+        r = xml_ready(error);
+        if (r < 0)
+                return r;
+        doc = libxml()->NewDoc((const xmlChar *) "1.0");
+        buf = libxml()->BufferCreate();
         if (!doc || !buf)
                 return errno_message(error, ENOMEM, "cannot build XML");
         for (unsigned i = 0; i < entries->len; i++) {
@@ -575,8 +613,8 @@ int domain_xml_metadata_format(const GPtrArray *entries, char **ret, char **erro
         }
         g_ptr_array_sort(sorted, meta_compare);
 
-        root = xmlNewDocNode(doc, NULL, (const xmlChar *) "devices", NULL);
-        xmlDocSetRootElement(doc, root);
+        root = libxml()->NewDocNode(doc, NULL, (const xmlChar *) "devices", NULL);
+        libxml()->DocSetRootElement(doc, root);
         for (unsigned i = 0; i < sorted->len; i++) {
                 const DomainDeviceMeta *m = sorted->pdata[i];
                 g_autofree char *flags = g_strdup_printf("%" PRIu32, m->flags);
@@ -584,7 +622,7 @@ int domain_xml_metadata_format(const GPtrArray *entries, char **ret, char **erro
 
                 if (i > 0 && meta_compare(&sorted->pdata[i - 1], &sorted->pdata[i]) == 0)
                         return errno_message(error, EINVAL, "device %s is listed twice", m->key);
-                n = xmlNewChild(root, NULL, (const xmlChar *) "device", NULL);
+                n = libxml()->NewChild(root, NULL, (const xmlChar *) "device", NULL);
                 add_prop(n, "key", m->key);
                 add_prop(n, "type", m->migration_type);
                 add_prop(n, "version", m->migration_version);
@@ -595,9 +633,9 @@ int domain_xml_metadata_format(const GPtrArray *entries, char **ret, char **erro
                 if (*m->iommu)
                         add_prop(n, "iommu", m->iommu);
         }
-        if (xmlNodeDump(buf, doc, root, 0, 1) < 0)
+        if (libxml()->NodeDump(buf, doc, root, 0, 1) < 0)
                 return errno_message(error, ENOMEM, "cannot serialize XML");
-        *ret = g_strndup((const char *) xmlBufferContent(buf), xmlBufferLength(buf));
+        *ret = g_strndup((const char *) libxml()->BufferContent(buf), libxml()->BufferLength(buf));
         return 0;
 }
 
@@ -655,13 +693,13 @@ static void set_pci_address(xmlNode *addr, const char *pci) {
                 g_assert_not_reached();
         /* libvirt's own spelling */
         snprintf(v, sizeof(v), "0x%04x", domain);
-        xmlSetProp(addr, (const xmlChar *) "domain", (const xmlChar *) v);
+        libxml()->SetProp(addr, (const xmlChar *) "domain", (const xmlChar *) v);
         snprintf(v, sizeof(v), "0x%02x", bus);
-        xmlSetProp(addr, (const xmlChar *) "bus", (const xmlChar *) v);
+        libxml()->SetProp(addr, (const xmlChar *) "bus", (const xmlChar *) v);
         snprintf(v, sizeof(v), "0x%02x", slot);
-        xmlSetProp(addr, (const xmlChar *) "slot", (const xmlChar *) v);
+        libxml()->SetProp(addr, (const xmlChar *) "slot", (const xmlChar *) v);
         snprintf(v, sizeof(v), "0x%x", function);
-        xmlSetProp(addr, (const xmlChar *) "function", (const xmlChar *) v);
+        libxml()->SetProp(addr, (const xmlChar *) "function", (const xmlChar *) v);
 }
 
 /* The one PCI hostdev at old, when new is nobody's. */
@@ -688,10 +726,10 @@ static int find_pci_source(GPtrArray *hostdevs, GPtrArray *addrs, const char *ol
 }
 
 static xmlNode *next_element(xmlNode *n, xmlNode *root) {
-        xmlNode *next = xmlFirstElementChild(n);
+        xmlNode *next = libxml()->FirstElementChild(n);
 
         for (; !next && n != root; n = n->parent)
-                next = xmlNextElementSibling(n);
+                next = libxml()->NextElementSibling(n);
         return next;
 }
 
@@ -706,7 +744,7 @@ static int check_namespaces_writable(xmlNode *root, char **error) {
                                 if (*c == '<' || *c == '&' || *c < 0x20)
                                         return errno_message(error, EBADMSG,
                                                              "line %ld: a namespace URI with a character that "
-                                                             "cannot be written back", xmlGetLineNo(n));
+                                                             "cannot be written back", libxml()->GetLineNo(n));
         return 0;
 }
 
