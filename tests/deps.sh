@@ -4,7 +4,9 @@
 # nothing when they are all present. Usage: tests/deps.sh [build|test]
 set -euo pipefail
 
-# libxml2-dev: libvirt-dev does not pull it in. The unit tests' libvirt
+# libxml2-dev: libvirt-dev does not pull it in (its headers only: vfiomigd
+# and the hook load libxml2 itself when they first read domain XML, so
+# nothing links it and run lists the library). The unit tests' libvirt
 # test driver (test:///) is part of libvirt0 itself.
 build=(meson ninja-build pkg-config gcc libc6-dev
        libsystemd-dev libglib2.0-dev libudev-dev libmnl-dev libvirt-dev libxml2-dev libjson-glib-dev scdoc)
@@ -21,7 +23,7 @@ build=(meson ninja-build pkg-config gcc libc6-dev
 # which runs its own sshd in a network namespace of its own (where systemd
 # runs, the package also enables and starts the machine's sshd: the tests
 # never use it)
-run=(dbus dbus-daemon systemd util-linux)
+run=(dbus dbus-daemon systemd util-linux libxml2)
 test=(umockdev gir1.2-umockdev-1.0 python3 python3-gi python3-dbus python3-dbusmock
       python3-fuse fuse3 bsdutils python3-pyflakes clang libclang-rt-14-dev valgrind
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 libglib2.0-bin

@@ -18,7 +18,8 @@
  * substitutes entities, loads no DTD and touches no network or file.
  * Every function returns -errno and sets *error (required) to a message
  * on failure: -EFBIG too large, -EBADMSG not XML or not a domain as
- * described here, -EINVAL a bad argument. */
+ * described here, -EINVAL a bad argument, -ELIBACC libxml2 cannot be
+ * loaded (xml-api.h; the message names it and says why). */
 
 #define DOMAIN_XML_MAX (4U * 1024U * 1024U)
 
