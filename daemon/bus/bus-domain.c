@@ -96,7 +96,10 @@ static int read_domain_xml(sd_bus_message *msg, const char **ret_xml, char **ret
                 r = bus_read_options(msg, prepare_options, ret_mdevs_only, error);
         if (r < 0)
                 return r;
-        if (domain_xml_parse(xml, strlen(xml), &info, &why) < 0)
+        r = domain_xml_parse(xml, strlen(xml), &info, &why);
+        if (r == -ELIBACC)      /* no libxml2 here: no fault of the caller's */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED, "Cannot read domain XML: %s", why);
+        if (r < 0)
                 return sd_bus_error_setf(error, VFIOMIG_ERROR_INVALID_ARGUMENT, "Not a domain's XML: %s", why);
         *ret_xml = xml;
         *ret_name = g_strdup(info->name);
