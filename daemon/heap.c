@@ -13,6 +13,9 @@
  * freed), so each comes from the heap, and each costs one fault for its
  * header: a few hundred at most. */
 #define BLOCK (120 * 1024)
+/* Beyond this start-up pays its faults as before, rather than pinning a
+ * testbed's worth of memory someone asked too much of. */
+#define RESERVE_MAX ((size_t) 64 << 20)
 #define PAGE_DOWN(p, ps) ((uintptr_t) (p) & ~((uintptr_t) (ps) - 1))
 #define PAGE_UP(p, ps) PAGE_DOWN((uintptr_t) (p) + (ps) - 1, ps)
 
@@ -21,7 +24,7 @@
 static void *fence;
 
 void heap_reserve(size_t bytes) {
-        size_t n = bytes / BLOCK, ps = (size_t) sysconf(_SC_PAGESIZE), top = 0;
+        size_t n = MIN(bytes, RESERVE_MAX) / BLOCK, ps = (size_t) sysconf(_SC_PAGESIZE), top = 0;
         g_autofree void **blocks = NULL;
         uintptr_t lo = UINTPTR_MAX, hi = 0;
 
