@@ -12,7 +12,7 @@
 
 /* Records the first error only (later ones are consequences); whatever
  * step a cancel interrupts, the job was cancelled. Returns r, or -EIO. */
-int worker_fail(Worker *w, int r, const char *name, const char *format, ...) G_GNUC_PRINTF(4, 5);
+int worker_fail(Worker *w, int r, MigrationError class, const char *format, ...) G_GNUC_PRINTF(4, 5);
 /* A device error, named after the device and the step. */
 int worker_fail_device(Worker *w, int r, WorkerDevice *d, const char *step);
 void worker_set_phase(Worker *w, MigrationPhase p);

@@ -6,7 +6,6 @@
 #include "migration/drive.h"
 #include "util.h"
 #include "vfio-uapi.h"
-#include "vfiomig-names.h"
 #include "migration/worker-internal.h"
 
 /* Device to device: targets wait in RESUMING, sources go through
@@ -136,7 +135,7 @@ int worker_run_migrate(Worker *w) {
 
         worker_set_phase(w, MIGRATION_STOPCOPY);
         if (worker_cancelled(w))
-                return worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+                return worker_fail(w, -ECANCELED, MIGRATION_ERROR_CANCELLED, "Cancelled");
         if (quiesce) {
                 r = drive_all(w, true, precopy ? VFIO_STATE_PRE_COPY_P2P : VFIO_STATE_RUNNING_P2P);
                 if (r < 0)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -40,6 +41,21 @@ typedef enum MigrationPhase {
         MIGRATION_CANCELLED,
         _MIGRATION_PHASE_MAX,
 } MigrationPhase;
+
+/* Why a job failed: what its ErrorName says, named by the bus. Each
+ * class is the errno that the one errno <-> D-Bus error table
+ * (bus/bus-error.c) names, so no name is chosen here; a class is not the
+ * errno of the step that failed (a device's EINVAL or ENOENT is
+ * MIGRATION_ERROR_DEVICE all the same). */
+typedef enum MigrationError {
+        MIGRATION_ERROR_NONE = 0,
+        MIGRATION_ERROR_DEVICE = EIO,                   /* a device, the stream's I/O, the journal, memory */
+        MIGRATION_ERROR_STREAM_CORRUPT = EBADMSG,       /* the stream is not what its writer wrote */
+        MIGRATION_ERROR_INCOMPATIBLE = EPROTONOSUPPORT, /* the target cannot take this state */
+        MIGRATION_ERROR_COMPATIBILITY_UNKNOWN = ENOANO, /* nothing says it can, and allow-unknown was not given */
+        MIGRATION_ERROR_CANCELLED = ECANCELED,
+        MIGRATION_ERROR_ALREADY_EXISTS = EEXIST,        /* a save's name was taken meanwhile */
+} MigrationError;
 
 const char *migration_kind_to_string(MigrationKind k);
 const char *migration_phase_to_string(MigrationPhase p);
@@ -152,7 +168,8 @@ typedef struct Worker {
         uint64_t bytes, expected;
         uint32_t rounds;
         uint64_t downtime_usec;
-        char *error_name, *error;
+        MigrationError error_class;
+        char *error;
         bool cancel_requested, finished;
         bool sealed;                    /* past the point of no return: cancels are refused */
 } Worker;
@@ -187,7 +204,8 @@ typedef struct MigrationSnapshot {
         uint64_t bytes, expected;
         uint32_t rounds;
         uint64_t downtime_usec;
-        char *error_name, *error;       /* NULL while there is none */
+        MigrationError error_class;     /* NONE while there is no error */
+        char *error;                    /* NULL while there is none */
         MigrationSnapshotDevice *devices;
         unsigned n_devices;
         bool finished;                  /* the worker has returned */
