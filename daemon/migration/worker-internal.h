@@ -65,6 +65,9 @@ int worker_seal(Worker *w);
 /* The commit: sealed, and recorded in the journal. */
 int worker_commit(Worker *w);
 
+/* Migrate: the pairs marked ask_again are judged once more, through the
+ * judge hook, before anything moves; a refusal fails the job. */
+int worker_ask_again(Worker *w);
 int worker_run_migrate(Worker *w);
 int worker_run_save(Worker *w);
 int worker_run_load(Worker *w);

@@ -60,6 +60,8 @@ int worker_run(Worker *w) {
         int r;
 
         r = make_buffer(w);
+        if (r >= 0 && w->kind == MIGRATION_MIGRATE)
+                r = worker_ask_again(w);        /* nothing to journal yet: nothing has moved */
         if (r >= 0)
                 r = worker_journal(w, WORKER_RECORD_BEGIN);
         if (r >= 0 && w->kind == MIGRATION_MIGRATE)

@@ -196,7 +196,7 @@ static int check_stream_identity(Worker *w, StreamReader *reader, WorkerDevice *
         if (iommu_facet_canonicalize(h->iommu, &facet, &reason) < 0)
                 return worker_fail(w, -EBADMSG, MIGRATION_ERROR_STREAM_CORRUPT, "%s: the stream's %s", w->stream_label,
                                    reason);
-        v = w->hooks->judge(w->userdata, h, &reason);
+        v = w->hooks->judge(w->userdata, &(WorkerQuestion) { .header = h, .target = t->name }, &reason);
         if (worker_cancelled(w))
                 return worker_fail(w, -ECANCELED, MIGRATION_ERROR_CANCELLED, "Cancelled");
         if (v == VERDICT_INCOMPATIBLE || (v == VERDICT_UNKNOWN && !w->options.allow_unknown))

@@ -79,6 +79,9 @@ typedef struct WorkerDevice {
         bool source;
         DeviceHandle *handle;           /* closed when the worker ends */
         uint32_t flags;
+        /* a source whose target's driver was busy when the job was admitted
+         * (on allow-unknown): the worker asks again before anything moves */
+        bool ask_again;
         /* the worker's */
         XferEnd data;                   /* data.fd < 0: no session */
         bool touched;                   /* a target whose state we changed */
@@ -120,6 +123,15 @@ typedef struct Downtime {
  * ... us (vfiomigd ... us), copy ...", for the log. */
 char *downtime_describe(const Downtime *d);
 
+/* The compatibility question a worker asks its job: may the state of a
+ * stream (load: header, its source's identity) or of a device of the job
+ * (migrate: source) go into target, a device of the job? */
+typedef struct WorkerQuestion {
+        const StreamHeader *header;
+        const char *source;
+        const char *target;
+} WorkerQuestion;
+
 typedef struct WorkerHooks {
         /* Phase, counters or a device's state changed; may be NULL.
          * deferred: inside the downtime window, where nobody should be
@@ -129,9 +141,11 @@ typedef struct WorkerHooks {
         /* -errno and a message fail the job (END's are only logged). */
         int (*journal)(void *userdata, WorkerRecord what, char **ret_error);
         /* Load: may a stream with this source identity (type, version,
-         * IOMMU facet of the header) go into the target? Blocks until
-         * answered; a cancel ends the wait (UNKNOWN). */
-        Verdict (*judge)(void *userdata, const StreamHeader *source, char **ret_reason);
+         * IOMMU facet of the header) go into the target? Migrate: may a
+         * source whose target's driver was busy go there after all? The
+         * job answers on its main loop, which may ask the driver; this
+         * blocks until then. A cancel ends the wait (UNKNOWN). */
+        Verdict (*judge)(void *userdata, const WorkerQuestion *q, char **ret_reason);
         /* Save: the stream is complete and synced; put it where it
          * belongs (-EEXIST: the name was taken meanwhile). May be NULL. */
         int (*publish)(void *userdata, char **ret_error);
