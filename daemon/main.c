@@ -40,15 +40,24 @@ static void options_clear(Options *o) {
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Options, options_clear);
 
+/* A build without the testbed (-Dtestbed=false) still takes the option,
+ * to refuse it with a reason, but does not offer it. */
+#if HAVE_TESTBED
+#define TESTBED_HELP                                                                            \
+        "     --testbed=FILE|default\n"                                                          \
+        "                          Serve simulated devices from FILE, or the built-in set,\n"    \
+        "                          instead of the kernel's\n"
+#else
+#define TESTBED_HELP ""
+#endif
+
 static void help(void) {
         printf("%s [OPTIONS...]\n\n"
                "The VFIO device migration service (org.vfiomig1 on the system bus).\n\n"
                "  -h --help                Show this help\n"
                "     --version            Show package version\n"
                "     --config=FILE        Read FILE instead of %s\n"
-               "     --testbed=FILE|default\n"
-               "                          Serve simulated devices from FILE, or the built-in set,\n"
-               "                          instead of the kernel's\n"
+               TESTBED_HELP
                "     --idle-timeout=SEC   Exit after SEC seconds without clients' work (0: never;\n"
                "                          default 60 when activated by D-Bus or systemd, else 0)\n"
                "     --log-level=LEVEL    err, warning, notice, info or debug\n"

@@ -660,7 +660,10 @@ static int property_get_error(sd_bus *bus, const char *path, const char *interfa
         g_auto(MigrationSnapshot) s = {};
 
         migration_snapshot(userdata, &s);
-        return sd_bus_message_append(reply, "s", g_str_equal(property, "Error") ? (s.error ?: "") : (s.error_name ?: ""));
+        if (g_str_equal(property, "Error"))
+                return sd_bus_message_append(reply, "s", s.error ?: "");
+        /* the job's class of error, named by the one table */
+        return sd_bus_message_append(reply, "s", s.error ? bus_error_name_for_errno(s.error_class) : "");
 }
 
 static int property_get_devices(sd_bus *bus, const char *path, const char *interface, const char *property,

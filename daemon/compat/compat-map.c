@@ -296,6 +296,13 @@ const Judgement *compat_map_verdict(CompatMap *m, const Node *source, const Node
         return s && t ? judge(m, s->identity, t) : NULL;
 }
 
+const Judgement *compat_map_kept_verdict(CompatMap *m, const Node *source, const Node *target) {
+        Class *s = class_of(m, source), *t = class_of(m, target);
+
+        /* every pair of classes was judged when the later of them came */
+        return s && t ? g_hash_table_lookup(m->verdicts, &(Pair) { s->identity, t->identity }) : NULL;
+}
+
 /* Called before a query, never during one: callers hold pointers to
  * verdicts until they are done. */
 static void forget_remote_verdicts(CompatMap *m) {

@@ -26,8 +26,13 @@ void compat_map_set_view(CompatMap *m, const Node *node, const Identity *id);
 void compat_map_remove(CompatMap *m, const Node *node);
 const Identity *compat_map_identity(CompatMap *m, const Node *node);
 
-/* NULL if either node is unknown. */
+/* NULL if either node is unknown. A verdict a busy driver left (retry)
+ * is judged again, which asks that driver. */
 const Judgement *compat_map_verdict(CompatMap *m, const Node *source, const Node *target);
+/* The verdict as the map holds it, never judged here, so no driver is
+ * asked: one a busy driver left is returned as it stands (unknown,
+ * retry set). NULL if either node is unknown. */
+const Judgement *compat_map_kept_verdict(CompatMap *m, const Node *source, const Node *target);
 /* For a source not in the map (another host's, say): judged on demand
  * against the target's class, cached by class. */
 const Judgement *compat_map_verdict_for(CompatMap *m, const Identity *source, const Node *target);

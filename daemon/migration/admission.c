@@ -42,10 +42,15 @@ static int add_device(const Admission *a, Worker *w, const char *name, bool sour
         return 0;
 }
 
+/* From the verdicts the map keeps: the call that starts a job asks no
+ * driver anything before it has replied. A verdict a busy driver left is
+ * unknown, and refused as such without allow-unknown; with it, the job's
+ * worker has the driver asked again before anything moves. */
 static int check_compatibility(const Admission *a, Worker *w, char **ret_error) {
         for (unsigned p = 0; p < w->pairs && w->kind == MIGRATION_MIGRATE; p++) {
-                const char *s = worker_dev(w, p)->name, *t = worker_dev(w, p + w->pairs)->name;
-                const Judgement *v = compat_map_verdict(a->map, &NODE_OF_DEVICE(s), &NODE_OF_DEVICE(t));
+                WorkerDevice *source = worker_dev(w, p);
+                const char *s = source->name, *t = worker_dev(w, p + w->pairs)->name;
+                const Judgement *v = compat_map_kept_verdict(a->map, &NODE_OF_DEVICE(s), &NODE_OF_DEVICE(t));
 
                 if (v && v->verdict == VERDICT_UNKNOWN && !w->options.allow_unknown)
                         return errno_message(ret_error, ENOANO, "%s cannot go into %s: %s (option allow-unknown)", s, t,
@@ -53,6 +58,7 @@ static int check_compatibility(const Admission *a, Worker *w, char **ret_error) 
                 if (!v || v->verdict == VERDICT_INCOMPATIBLE)
                         return errno_message(ret_error, EPROTONOSUPPORT, "%s cannot go into %s: %s", s, t,
                                     v ? v->reason : "no identity");
+                source->ask_again = v->verdict == VERDICT_UNKNOWN && v->retry;
         }
         return 0;
 }

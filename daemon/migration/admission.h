@@ -8,8 +8,10 @@
 /* The checks before a job starts, so that a job that starts can run:
  * every device named exists, is free, is not known to lack migration
  * (MigrationSupport "none", learned before) and appears once; each source is
- * compatible with its target (the map); then each opens, can migrate and
- * is where a job may start from, and a group can be quiesced together.
+ * compatible with its target (the verdicts the map keeps: no driver is
+ * asked here, and a pair a busy driver left unknown is marked ask_again
+ * for the worker); then each opens, can migrate and is where a job may
+ * start from, and a group can be quiesced together.
  * Nothing is opened before the checks that need no device have passed.
  *
  * Fills w's devices (sources, then targets) with their handles, and a

@@ -44,7 +44,10 @@ struct Migration {
         /* the worker asks the main loop (which owns the map) for a verdict */
         GMutex ask_lock;
         GCond answered;
-        char *ask_type, *ask_version, *ask_iommu;       /* ask_type non-NULL: a question is waiting */
+        bool asking;                                    /* a question is waiting */
+        char *ask_type, *ask_version, *ask_iommu;       /* load: the stream's source */
+        char *ask_source;                               /* migrate: a device of the job */
+        char *ask_target;
         Verdict answer;
         char *answer_reason;
         bool ask_cancelled;
@@ -111,22 +114,38 @@ static int on_journal(void *userdata, WorkerRecord what, char **ret_error) {
         return 0;
 }
 
+/* Under ask_lock. */
+static void clear_question(Migration *j) {
+        j->asking = false;
+        g_clear_pointer(&j->ask_type, g_free);
+        g_clear_pointer(&j->ask_version, g_free);
+        g_clear_pointer(&j->ask_iommu, g_free);
+        g_clear_pointer(&j->ask_source, g_free);
+        g_clear_pointer(&j->ask_target, g_free);
+}
+
 /* The map is the main loop's: ask it and wait for the answer. */
-static Verdict on_judge(void *userdata, const StreamHeader *source, char **ret_reason) {
+static Verdict on_judge(void *userdata, const WorkerQuestion *q, char **ret_reason) {
         Migration *j = userdata;
         Verdict v;
 
         g_mutex_lock(&j->ask_lock);
-        j->ask_type = g_strdup(source->migration_type);
-        j->ask_version = g_strdup(source->migration_version);
-        j->ask_iommu = g_strdup(source->iommu);
+        if (q->header) {
+                j->ask_type = g_strdup(q->header->migration_type);
+                j->ask_version = g_strdup(q->header->migration_version);
+                j->ask_iommu = g_strdup(q->header->iommu);
+        }
+        j->ask_source = g_strdup(q->source);
+        j->ask_target = g_strdup(q->target);
+        j->asking = true;
         g_mutex_unlock(&j->ask_lock);
         on_changed(j, false);
         g_mutex_lock(&j->ask_lock);
-        while (j->ask_type && !j->ask_cancelled)
+        while (j->asking && !j->ask_cancelled)
                 g_cond_wait(&j->answered, &j->ask_lock);
-        v = j->ask_type ? VERDICT_UNKNOWN : j->answer;
-        *ret_reason = j->ask_type ? g_strdup("cancelled") : g_steal_pointer(&j->answer_reason);
+        v = j->asking ? VERDICT_UNKNOWN : j->answer;
+        *ret_reason = j->asking ? g_strdup("cancelled") : g_steal_pointer(&j->answer_reason);
+        clear_question(j);      /* a cancelled one is not worth a driver's time */
         g_mutex_unlock(&j->ask_lock);
         return v;
 }
@@ -178,24 +197,32 @@ static gpointer run_worker(gpointer userdata) {
 
 /* ---- the main loop's side ---- */
 
-/* The worker's side is on_judge(). */
+/* The worker's side is on_judge(). Either question may reach a driver
+ * (a stream's version new to it, or one whose driver was busy), here,
+ * after the call that started the job has replied. */
 static void answer_question(Migration *j) {
         g_autoptr(Identity) id = NULL;
         const Judgement *judgement;
 
         g_mutex_lock(&j->ask_lock);
-        if (!j->ask_type) {
+        if (!j->asking) {
                 g_mutex_unlock(&j->ask_lock);
                 return;
         }
-        id = identities_remote(j->ask_type, j->ask_version);
-        free_and_strdup(&id->iommu, j->ask_iommu);
-        judgement = compat_map_verdict_for(j->env->map, id, &NODE_OF_DEVICE(dev(j, 0)->name));
-        j->answer = judgement ? judgement->verdict : VERDICT_UNKNOWN;
-        j->answer_reason = g_strdup(judgement ? judgement->reason : "the target has no identity");
-        g_clear_pointer(&j->ask_type, g_free);
-        g_clear_pointer(&j->ask_version, g_free);
-        g_clear_pointer(&j->ask_iommu, g_free);
+        if (j->ask_source) {
+                judgement = compat_map_verdict(j->env->map, &NODE_OF_DEVICE(j->ask_source),
+                                               &NODE_OF_DEVICE(j->ask_target));
+                /* as the admission has it: a device without an identity cannot go */
+                j->answer = judgement ? judgement->verdict : VERDICT_INCOMPATIBLE;
+                j->answer_reason = g_strdup(judgement ? judgement->reason : "no identity");
+        } else {
+                id = identities_remote(j->ask_type, j->ask_version);
+                free_and_strdup(&id->iommu, j->ask_iommu);
+                judgement = compat_map_verdict_for(j->env->map, id, &NODE_OF_DEVICE(j->ask_target));
+                j->answer = judgement ? judgement->verdict : VERDICT_UNKNOWN;
+                j->answer_reason = g_strdup(judgement ? judgement->reason : "the target has no identity");
+        }
+        clear_question(j);
         g_cond_signal(&j->answered);
         g_mutex_unlock(&j->ask_lock);
 }
@@ -294,9 +321,7 @@ void migration_free(Migration *j) {
         g_cond_clear(&j->answered);
         g_mutex_clear(&j->settle_lock);
         g_cond_clear(&j->settled);
-        g_free(j->ask_type);
-        g_free(j->ask_version);
-        g_free(j->ask_iommu);
+        clear_question(j);
         g_free(j->answer_reason);
         g_free(j->path);
         g_free(j->source_label);

@@ -12,7 +12,7 @@
 
 /* Records the first error only (later ones are consequences); whatever
  * step a cancel interrupts, the job was cancelled. Returns r, or -EIO. */
-int worker_fail(Worker *w, int r, const char *name, const char *format, ...) G_GNUC_PRINTF(4, 5);
+int worker_fail(Worker *w, int r, MigrationError class, const char *format, ...) G_GNUC_PRINTF(4, 5);
 /* A device error, named after the device and the step. */
 int worker_fail_device(Worker *w, int r, WorkerDevice *d, const char *step);
 void worker_set_phase(Worker *w, MigrationPhase p);
@@ -65,6 +65,9 @@ int worker_seal(Worker *w);
 /* The commit: sealed, and recorded in the journal. */
 int worker_commit(Worker *w);
 
+/* Migrate: the pairs marked ask_again are judged once more, through the
+ * judge hook, before anything moves; a refusal fails the job. */
+int worker_ask_again(Worker *w);
 int worker_run_migrate(Worker *w);
 int worker_run_save(Worker *w);
 int worker_run_load(Worker *w);

@@ -6,7 +6,6 @@
 #include "migration/drive.h"
 #include "util.h"
 #include "vfio-uapi.h"
-#include "vfiomig-names.h"
 #include "migration/worker-internal.h"
 
 /* Device to device: targets wait in RESUMING, sources go through
@@ -117,6 +116,34 @@ static void stop_sources(Worker *w) {
         }
 }
 
+/* A pair whose verdict a busy driver left open was admitted on consent
+ * to the unknown without asking that driver again: the call that starts
+ * a job asks no driver anything before it has replied. The driver is
+ * asked now, before the journal entry and before any device moves, so
+ * that a refusal leaves every device as it was. */
+int worker_ask_again(Worker *w) {
+        for (unsigned p = 0; p < w->pairs; p++) {
+                WorkerDevice *s = worker_dev(w, p), *t = target_of(w, p);
+                g_autofree char *reason = NULL;
+                Verdict v;
+
+                if (!s->ask_again)
+                        continue;
+                v = w->hooks->judge(w->userdata, &(WorkerQuestion) { .source = s->name, .target = t->name }, &reason);
+                if (worker_cancelled(w))
+                        return worker_fail(w, -ECANCELED, MIGRATION_ERROR_CANCELLED, "Cancelled");
+                if (v == VERDICT_INCOMPATIBLE)
+                        return worker_fail(w, -EPROTONOSUPPORT, MIGRATION_ERROR_INCOMPATIBLE,
+                                           "%s cannot go into %s: %s (its driver, busy before, was asked again as "
+                                           "the job began)", s->name, t->name, reason);
+                if (v == VERDICT_UNKNOWN && !w->options.allow_unknown)
+                        return worker_fail(w, -ENOANO, MIGRATION_ERROR_COMPATIBILITY_UNKNOWN,
+                                           "%s cannot go into %s: %s (option allow-unknown)", s->name, t->name, reason);
+                log_debug("migration %u: %s -> %s asked again: %s", w->id, s->name, t->name, reason);
+        }
+        return 0;
+}
+
 int worker_run_migrate(Worker *w) {
         bool precopy = w->options.precopy && all_have(w, VFIO_MIGRATION_PRE_COPY);
         /* quiesce a group: everyone stops initiating P2P before anyone stops */
@@ -136,7 +163,7 @@ int worker_run_migrate(Worker *w) {
 
         worker_set_phase(w, MIGRATION_STOPCOPY);
         if (worker_cancelled(w))
-                return worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+                return worker_fail(w, -ECANCELED, MIGRATION_ERROR_CANCELLED, "Cancelled");
         if (quiesce) {
                 r = drive_all(w, true, precopy ? VFIO_STATE_PRE_COPY_P2P : VFIO_STATE_RUNNING_P2P);
                 if (r < 0)

@@ -6,7 +6,6 @@
 #include "log.h"
 #include "migration/drive.h"
 #include "migration/worker-internal.h"
-#include "vfiomig-names.h"
 
 /* A job from beginning to end: the journal entry, the work of its kind
  * (worker-migrate.c, worker-stream.c), and a rollback or the outcomes. */
@@ -43,7 +42,7 @@ static int make_buffer(Worker *w) {
         void *p = mmap(NULL, WORKER_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 
         if (p == MAP_FAILED)
-                return worker_fail(w, -errno, VFIOMIG_ERROR_DEVICE_FAILED, "Cannot allocate a buffer: %s",
+                return worker_fail(w, -errno, MIGRATION_ERROR_DEVICE, "Cannot allocate a buffer: %s",
                                    g_strerror(errno));
         w->buf = p;
         w->buf_size = WORKER_CHUNK;
@@ -61,6 +60,8 @@ int worker_run(Worker *w) {
         int r;
 
         r = make_buffer(w);
+        if (r >= 0 && w->kind == MIGRATION_MIGRATE)
+                r = worker_ask_again(w);        /* nothing to journal yet: nothing has moved */
         if (r >= 0)
                 r = worker_journal(w, WORKER_RECORD_BEGIN);
         if (r >= 0 && w->kind == MIGRATION_MIGRATE)
@@ -89,8 +90,7 @@ int worker_run(Worker *w) {
         if (r >= 0)
                 w->phase = MIGRATION_DONE;
         else
-                w->phase = g_strcmp0(w->error_name, VFIOMIG_ERROR_CANCELLED) == 0 ? MIGRATION_CANCELLED
-                                                                                  : MIGRATION_FAILED;
+                w->phase = w->error_class == MIGRATION_ERROR_CANCELLED ? MIGRATION_CANCELLED : MIGRATION_FAILED;
         w->finished = true;
         g_mutex_unlock(&w->lock);
         worker_poke(w);

@@ -7,7 +7,6 @@
 #include "names.h"
 #include "util.h"
 #include "vfio-uapi.h"
-#include "vfiomig-names.h"
 #include "migration/worker-internal.h"
 
 /* A device's state through a stream: save writes the stream format
@@ -28,7 +27,7 @@ static int write_stream(Worker *w, const void *data, size_t len) {
         int r = xfer_write_all(&x, &w->stream, data, len);
 
         if (r < 0)
-                return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "writing %s: %s", w->stream_label,
+                return worker_fail(w, r, MIGRATION_ERROR_DEVICE, "writing %s: %s", w->stream_label,
                                    g_strerror(-r));
         return 0;
 }
@@ -38,10 +37,10 @@ static int flush_stream(Worker *w) {
         int r = xfer_flush(&x, &w->stream);
 
         if (r < 0)
-                return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "writing %s: %s", w->stream_label,
+                return worker_fail(w, r, MIGRATION_ERROR_DEVICE, "writing %s: %s", w->stream_label,
                                    g_strerror(-r));
         if (!w->stream.socket && fsync(w->stream.fd) < 0 && errno != EINVAL && errno != EROFS)
-                return worker_fail(w, -errno, VFIOMIG_ERROR_DEVICE_FAILED, "writing %s: %s", w->stream_label,
+                return worker_fail(w, -errno, MIGRATION_ERROR_DEVICE, "writing %s: %s", w->stream_label,
                                    g_strerror(errno));
         return 0;
 }
@@ -133,7 +132,7 @@ int worker_run_save(Worker *w) {
 
                 r = w->hooks->publish(w->userdata, &why);
                 if (r < 0)
-                        r = worker_fail(w, r, r == -EEXIST ? VFIOMIG_ERROR_ALREADY_EXISTS : VFIOMIG_ERROR_DEVICE_FAILED,
+                        r = worker_fail(w, r, r == -EEXIST ? MIGRATION_ERROR_ALREADY_EXISTS : MIGRATION_ERROR_DEVICE,
                                         "%s", why);
         }
         if (r >= 0)
@@ -148,7 +147,7 @@ int worker_run_save(Worker *w) {
 /* ---- load ---- */
 
 static int corrupt(Worker *w, int r, StreamReader *reader) {
-        return worker_fail(w, r, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: %s", w->stream_label, stream_reader_error(reader));
+        return worker_fail(w, r, MIGRATION_ERROR_STREAM_CORRUPT, "%s: %s", w->stream_label, stream_reader_error(reader));
 }
 
 /* Next verified stream event, reading as needed; at the end of input
@@ -161,7 +160,7 @@ static int next_event(Worker *w, StreamReader *reader, uint8_t *buf, StreamEvent
                 int r = stream_reader_next(reader, ev);
 
                 if (r == -EPROTONOSUPPORT)      /* a format version we do not know is not corruption */
-                        return worker_fail(w, r, VFIOMIG_ERROR_INCOMPATIBLE, "%s: %s", w->stream_label,
+                        return worker_fail(w, r, MIGRATION_ERROR_INCOMPATIBLE, "%s: %s", w->stream_label,
                                            stream_reader_error(reader));
                 if (r < 0)
                         return corrupt(w, r, reader);
@@ -169,7 +168,7 @@ static int next_event(Worker *w, StreamReader *reader, uint8_t *buf, StreamEvent
                         return 0;
                 n = xfer_read(&x, &w->stream, buf, w->buf_size);
                 if (n < 0)
-                        return worker_fail(w, (int) n, VFIOMIG_ERROR_DEVICE_FAILED, "reading %s: %s", w->stream_label,
+                        return worker_fail(w, (int) n, MIGRATION_ERROR_DEVICE, "reading %s: %s", w->stream_label,
                                            g_strerror((int) -n));
                 if (n == 0) {
                         *eof = true;
@@ -189,21 +188,21 @@ static int check_stream_identity(Worker *w, StreamReader *reader, WorkerDevice *
         /* The CRC says the bytes are the writer's, not that the writer was
          * honest: these strings may be written into drivers' attributes. */
         if (!vendor_string_valid(h->migration_type))
-                return worker_fail(w, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: the stream's migration type is "
+                return worker_fail(w, -EBADMSG, MIGRATION_ERROR_STREAM_CORRUPT, "%s: the stream's migration type is "
                                    "not 1 to 4096 printable ASCII characters", w->stream_label);
         if (*h->migration_version && !vendor_string_valid(h->migration_version))
-                return worker_fail(w, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: the stream's migration version "
+                return worker_fail(w, -EBADMSG, MIGRATION_ERROR_STREAM_CORRUPT, "%s: the stream's migration version "
                                    "is not 0 to 4096 printable ASCII characters", w->stream_label);
         if (iommu_facet_canonicalize(h->iommu, &facet, &reason) < 0)
-                return worker_fail(w, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: the stream's %s", w->stream_label,
+                return worker_fail(w, -EBADMSG, MIGRATION_ERROR_STREAM_CORRUPT, "%s: the stream's %s", w->stream_label,
                                    reason);
-        v = w->hooks->judge(w->userdata, h, &reason);
+        v = w->hooks->judge(w->userdata, &(WorkerQuestion) { .header = h, .target = t->name }, &reason);
         if (worker_cancelled(w))
-                return worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+                return worker_fail(w, -ECANCELED, MIGRATION_ERROR_CANCELLED, "Cancelled");
         if (v == VERDICT_INCOMPATIBLE || (v == VERDICT_UNKNOWN && !w->options.allow_unknown))
                 return worker_fail(w, v == VERDICT_UNKNOWN ? -ENOANO : -EPROTONOSUPPORT,
-                                   v == VERDICT_UNKNOWN ? VFIOMIG_ERROR_COMPATIBILITY_UNKNOWN
-                                                        : VFIOMIG_ERROR_INCOMPATIBLE,
+                                   v == VERDICT_UNKNOWN ? MIGRATION_ERROR_COMPATIBILITY_UNKNOWN
+                                                        : MIGRATION_ERROR_INCOMPATIBLE,
                                    "%s: state of a %s device%s%s cannot go into %s: %s%s", w->stream_label,
                                    h->migration_type, *h->migration_version ? " version " : "",
                                    h->migration_version, t->name, reason,
@@ -242,7 +241,7 @@ static int prefetch(Worker *w, StreamReader *reader, uint8_t *buf, GQueue *prefe
 
         r = next_event(w, reader, buf, &ev, eof);
         if (r >= 0 && ev.type != STREAM_EVENT_HEADER)
-                r = worker_fail(w, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: empty stream", w->stream_label);
+                r = worker_fail(w, -EBADMSG, MIGRATION_ERROR_STREAM_CORRUPT, "%s: empty stream", w->stream_label);
         if (r >= 0)
                 r = check_stream_identity(w, reader, worker_dev(w, 0));
         while (r >= 0 && !*end && bytes < limit) {
@@ -280,7 +279,7 @@ int worker_run_load(Worker *w) {
                 else if (r >= 0 && ev.type == STREAM_EVENT_END)
                         end = true;
                 else if (r >= 0 && eof && !end)
-                        r = worker_fail(w, -EBADMSG, VFIOMIG_ERROR_STREAM_CORRUPT, "%s: truncated", w->stream_label);
+                        r = worker_fail(w, -EBADMSG, MIGRATION_ERROR_STREAM_CORRUPT, "%s: truncated", w->stream_label);
         }
         if (r < 0)
                 return r;

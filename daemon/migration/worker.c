@@ -11,7 +11,6 @@
 #include "log.h"
 #include "util.h"
 #include "vfio-uapi.h"
-#include "vfiomig-names.h"
 #include "migration/worker-internal.h"
 
 #define DEFAULT_MAX_ROUNDS      16
@@ -94,7 +93,7 @@ int worker_open_window(Worker *w) {
         if (w->hooks->settle)
                 w->hooks->settle(w->userdata);
         if (worker_cancelled(w))
-                return worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+                return worker_fail(w, -ECANCELED, MIGRATION_ERROR_CANCELLED, "Cancelled");
         worker_quiet(w, true);
         return 0;
 }
@@ -110,18 +109,18 @@ void worker_quiet(Worker *w, bool quiet) {
         worker_poke(w);
 }
 
-int worker_fail(Worker *w, int r, const char *name, const char *format, ...) {
+int worker_fail(Worker *w, int r, MigrationError class, const char *format, ...) {
         va_list ap;
 
         g_mutex_lock(&w->lock);
         if (!w->error && r == -ECANCELED) {
                 w->error = g_strdup("Cancelled");
-                w->error_name = g_strdup(VFIOMIG_ERROR_CANCELLED);
+                w->error_class = MIGRATION_ERROR_CANCELLED;
         } else if (!w->error) {
                 va_start(ap, format);
                 w->error = g_strdup_vprintf(format, ap);
                 va_end(ap);
-                w->error_name = g_strdup(name);
+                w->error_class = class;
         }
         g_mutex_unlock(&w->lock);
         return r < 0 ? r : -EIO;
@@ -129,12 +128,12 @@ int worker_fail(Worker *w, int r, const char *name, const char *format, ...) {
 
 int worker_fail_device(Worker *w, int r, WorkerDevice *d, const char *step) {
         if (r == -ETIMEDOUT)
-                return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s: no progress for %" PRIu64 " s",
+                return worker_fail(w, r, MIGRATION_ERROR_DEVICE, "%s: %s: no progress for %" PRIu64 " s",
                                    d->name, step, w->options.io_timeout_usec / USEC_PER_SEC);
         if (r == -EPIPE && !d->source)  /* it closed its end: the driver refused the data */
-                return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s: the device refused the data",
+                return worker_fail(w, r, MIGRATION_ERROR_DEVICE, "%s: %s: the device refused the data",
                                    d->name, step);
-        return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s: %s", d->name, step, g_strerror(-r));
+        return worker_fail(w, r, MIGRATION_ERROR_DEVICE, "%s: %s: %s", d->name, step, g_strerror(-r));
 }
 
 void worker_set_phase(Worker *w, MigrationPhase p) {
@@ -309,11 +308,11 @@ int worker_drive(Worker *w, WorkerDevice *d, uint32_t want) {
         if (r >= 0 || s.hook_failed)
                 return r;       /* a hook that failed has said why */
         if (f.to == VFIO_STATE_ERROR)
-                return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: no way from %s to %s", d->name,
+                return worker_fail(w, r, MIGRATION_ERROR_DEVICE, "%s: no way from %s to %s", d->name,
                                    fsm_state_to_string(d->state), fsm_state_to_string(want));
         account_device_time(&s);
         worker_report_state(w, d, f.now);
-        return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s: %s -> %s failed: %s (device now %s)", d->name,
+        return worker_fail(w, r, MIGRATION_ERROR_DEVICE, "%s: %s -> %s failed: %s (device now %s)", d->name,
                            fsm_state_to_string(f.from), fsm_state_to_string(f.to), g_strerror(-r),
                            fsm_state_to_string(f.now));
 }
@@ -338,7 +337,7 @@ int worker_journal(Worker *w, WorkerRecord what) {
         int r = w->hooks->journal(w->userdata, what, &why);
 
         if (r < 0 && (what == WORKER_RECORD_BEGIN || what == WORKER_RECORD_COMMIT))
-                return worker_fail(w, r, VFIOMIG_ERROR_DEVICE_FAILED, "%s", why);
+                return worker_fail(w, r, MIGRATION_ERROR_DEVICE, "%s", why);
         return 0;
 }
 
@@ -347,7 +346,7 @@ int worker_precopy(Worker *w, WorkerMove move, void *userdata) {
                 bool converged = true;
 
                 if (worker_cancelled(w))
-                        return worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+                        return worker_fail(w, -ECANCELED, MIGRATION_ERROR_CANCELLED, "Cancelled");
                 for (unsigned p = 0; p < w->pairs; p++) {
                         WorkerDevice *s = worker_dev(w, p);
                         uint64_t initial, dirty;
@@ -381,7 +380,7 @@ int worker_seal(Worker *w) {
         cancel = w->cancel_requested;
         w->sealed = !cancel;
         g_mutex_unlock(&w->lock);
-        return cancel ? worker_fail(w, -ECANCELED, VFIOMIG_ERROR_CANCELLED, "Cancelled") : 0;
+        return cancel ? worker_fail(w, -ECANCELED, MIGRATION_ERROR_CANCELLED, "Cancelled") : 0;
 }
 
 int worker_commit(Worker *w) {
@@ -425,7 +424,6 @@ void worker_clear(Worker *w) {
         g_mutex_clear(&w->lock);
         g_free(w->stream_label);
         g_free(w->error);
-        g_free(w->error_name);
 }
 
 WorkerDevice *worker_add_device(Worker *w, const char *name, bool source, DeviceHandle *handle, uint32_t flags,
@@ -452,7 +450,7 @@ int worker_cancel(Worker *w, const char *who) {
         }
         if (!w->error) {
                 w->error = g_strdup_printf("Cancelled by %s", who);
-                w->error_name = g_strdup(VFIOMIG_ERROR_CANCELLED);
+                w->error_class = MIGRATION_ERROR_CANCELLED;
         }
         w->cancel_requested = true;
         g_mutex_unlock(&w->lock);
@@ -465,7 +463,7 @@ void worker_snapshot(Worker *w, MigrationSnapshot *ret) {
         g_mutex_lock(&w->lock);
         *ret = (MigrationSnapshot) {
                 .phase = w->phase, .bytes = w->bytes, .expected = w->expected, .rounds = w->rounds,
-                .downtime_usec = w->downtime_usec, .error_name = g_strdup(w->error_name),
+                .downtime_usec = w->downtime_usec, .error_class = w->error_class,
                 .error = g_strdup(w->error), .finished = w->finished,
                 .devices = g_new0(MigrationSnapshotDevice, w->devices->len), .n_devices = w->devices->len,
         };
@@ -487,7 +485,7 @@ void migration_snapshot_clear(MigrationSnapshot *s) {
         }
         g_clear_pointer(&s->devices, g_free);
         s->n_devices = 0;
-        g_clear_pointer(&s->error_name, g_free);
+        s->error_class = MIGRATION_ERROR_NONE;
         g_clear_pointer(&s->error, g_free);
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -41,6 +42,21 @@ typedef enum MigrationPhase {
         _MIGRATION_PHASE_MAX,
 } MigrationPhase;
 
+/* Why a job failed: what its ErrorName says, named by the bus. Each
+ * class is the errno that the one errno <-> D-Bus error table
+ * (bus/bus-error.c) names, so no name is chosen here; a class is not the
+ * errno of the step that failed (a device's EINVAL or ENOENT is
+ * MIGRATION_ERROR_DEVICE all the same). */
+typedef enum MigrationError {
+        MIGRATION_ERROR_NONE = 0,
+        MIGRATION_ERROR_DEVICE = EIO,                   /* a device, the stream's I/O, the journal, memory */
+        MIGRATION_ERROR_STREAM_CORRUPT = EBADMSG,       /* the stream is not what its writer wrote */
+        MIGRATION_ERROR_INCOMPATIBLE = EPROTONOSUPPORT, /* the target cannot take this state */
+        MIGRATION_ERROR_COMPATIBILITY_UNKNOWN = ENOANO, /* nothing says it can, and allow-unknown was not given */
+        MIGRATION_ERROR_CANCELLED = ECANCELED,
+        MIGRATION_ERROR_ALREADY_EXISTS = EEXIST,        /* a save's name was taken meanwhile */
+} MigrationError;
+
 const char *migration_kind_to_string(MigrationKind k);
 const char *migration_phase_to_string(MigrationPhase p);
 
@@ -63,6 +79,9 @@ typedef struct WorkerDevice {
         bool source;
         DeviceHandle *handle;           /* closed when the worker ends */
         uint32_t flags;
+        /* a source whose target's driver was busy when the job was admitted
+         * (on allow-unknown): the worker asks again before anything moves */
+        bool ask_again;
         /* the worker's */
         XferEnd data;                   /* data.fd < 0: no session */
         bool touched;                   /* a target whose state we changed */
@@ -104,6 +123,15 @@ typedef struct Downtime {
  * ... us (vfiomigd ... us), copy ...", for the log. */
 char *downtime_describe(const Downtime *d);
 
+/* The compatibility question a worker asks its job: may the state of a
+ * stream (load: header, its source's identity) or of a device of the job
+ * (migrate: source) go into target, a device of the job? */
+typedef struct WorkerQuestion {
+        const StreamHeader *header;
+        const char *source;
+        const char *target;
+} WorkerQuestion;
+
 typedef struct WorkerHooks {
         /* Phase, counters or a device's state changed; may be NULL.
          * deferred: inside the downtime window, where nobody should be
@@ -113,9 +141,11 @@ typedef struct WorkerHooks {
         /* -errno and a message fail the job (END's are only logged). */
         int (*journal)(void *userdata, WorkerRecord what, char **ret_error);
         /* Load: may a stream with this source identity (type, version,
-         * IOMMU facet of the header) go into the target? Blocks until
-         * answered; a cancel ends the wait (UNKNOWN). */
-        Verdict (*judge)(void *userdata, const StreamHeader *source, char **ret_reason);
+         * IOMMU facet of the header) go into the target? Migrate: may a
+         * source whose target's driver was busy go there after all? The
+         * job answers on its main loop, which may ask the driver; this
+         * blocks until then. A cancel ends the wait (UNKNOWN). */
+        Verdict (*judge)(void *userdata, const WorkerQuestion *q, char **ret_reason);
         /* Save: the stream is complete and synced; put it where it
          * belongs (-EEXIST: the name was taken meanwhile). May be NULL. */
         int (*publish)(void *userdata, char **ret_error);
@@ -152,7 +182,8 @@ typedef struct Worker {
         uint64_t bytes, expected;
         uint32_t rounds;
         uint64_t downtime_usec;
-        char *error_name, *error;
+        MigrationError error_class;
+        char *error;
         bool cancel_requested, finished;
         bool sealed;                    /* past the point of no return: cancels are refused */
 } Worker;
@@ -187,7 +218,8 @@ typedef struct MigrationSnapshot {
         uint64_t bytes, expected;
         uint32_t rounds;
         uint64_t downtime_usec;
-        char *error_name, *error;       /* NULL while there is none */
+        MigrationError error_class;     /* NONE while there is no error */
+        char *error;                    /* NULL while there is none */
         MigrationSnapshotDevice *devices;
         unsigned n_devices;
         bool finished;                  /* the worker has returned */

@@ -30,7 +30,7 @@ import tempfile
 import time
 
 import dbus
-from gi.repository import GLib
+from gi.repository import Gio, GLib
 
 from vfiomigtest import (DEVICE, MANAGER, MDEV_TYPE, MIGRATION, VFIOMIGCTL, DaemonTestCase, SignalRecorder,
                          busctl, ctl, device_path, main, object_path, wait_until)
@@ -609,6 +609,42 @@ class KernelVendorTest(KernelCase):
         self.assertIn('allow-unknown', msg)
         # its own version goes elsewhere as usual
         self.assert_verdict(self.check(VFB, VF1), 'incompatible', 'vendor', 'CX7-28.36', PROTO)
+
+    def test_migrate_asks_no_driver_before_it_replies(self):
+        """Migrate judges from the verdicts the map keeps: a target whose
+        driver last answered busy is not asked again inside the call. Without
+        allow-unknown the kept verdict (unknown) refuses it; with it, the job
+        would have its worker ask after the reply (test-migration covers that
+        part: umockdev has no VFIO, so here the call stops at the open)."""
+        busy = os.strerror(errno.EBUSY)
+        self.assert_verdict(self.check(VF1, VFB), 'unknown', 'vendor', busy)
+        before = self.fs.stats()
+        msg = self.assert_dbus_error(ERR + 'CompatibilityUnknown', self.call, 'Migrate', '(ssa{sv})', (VF1, VFB, {}))
+        for text in (VF1, VFB, busy, 'allow-unknown'):
+            self.assertIn(text, msg)
+        after = self.fs.stats()
+        # the reply has come: no write reached any driver before it
+        self.assertEqual(after['writes'], before['writes'])
+        self.assertEqual(after['log'], before['log'])
+        self.assertEqual(after['opens'], before['opens'])
+
+        # with consent: past the compatibility check without a write, as
+        # far as opening the devices (which fails: no VFIO under umockdev)
+        with self.assertRaises(GLib.Error) as cm:
+            self.call('Migrate', '(ssa{sv})', (VF1, VFB, {'allow-unknown': GLib.Variant('b', True)}))
+        remote = Gio.DBusError.get_remote_error(cm.exception)
+        self.assertNotIn(remote, (ERR + 'CompatibilityUnknown', ERR + 'Incompatible'), cm.exception.message)
+        later = self.fs.stats()
+        self.assertEqual(later['writes'], before['writes'])
+        self.assertEqual(later['log'], before['log'])
+        self.assertGreater(sum(later['opens'].values()), sum(before['opens'].values()))
+        self.assertEqual(self.call('ListMigrations')[0], [])
+        for d in (VF1, VFB):
+            self.assertFalse(self.get_property(device_path(d), DEVICE, 'Busy'))
+
+        # the question asked as such still reaches the driver
+        self.assert_verdict(self.check(VF1, VFB), 'unknown', 'vendor', busy)
+        self.assertEqual(self.fs.stats()['writes']['vfbusy'], before['writes']['vfbusy'] + 1)
 
     def test_invalid_vendor_attribute_is_ignored(self):
         self.assertEqual((self.identity(T5), self.basis(T5)), ((ICE_TYPE, ''), 'type-match'))

@@ -47,6 +47,11 @@ def page(name):
     return read('man', name)
 
 
+def built_with_testbed():
+    with open(os.path.join(BUILDDIR, 'config.h'), encoding='utf-8') as f:
+        return re.search(r'^#define HAVE_TESTBED 1$', f.read(), re.M) is not None
+
+
 def help_text(binary):
     p = subprocess.run([binary, '--help'], capture_output=True, text=True, timeout=30, check=True)
     return p.stdout
@@ -243,6 +248,12 @@ class DaemonPageTest(DocTestCase):
     def test_options_match_help(self):
         code = help_options(help_text(VFIOMIGD))
         docs = doc_options(self.sections['OPTIONS'])
+        # documented for every build, and said to be a testbed build's only
+        entry = re.search(r'^\*--testbed=\*.*?(?=^\S|\Z)', self.sections['OPTIONS'], re.S | re.M).group(0)
+        self.assertIn('-Dtestbed=false', entry)
+        if not built_with_testbed():
+            self.assertNotIn('--testbed', code, 'a build without the testbed offers --testbed')
+            del docs['--testbed']
         self.assertSameSet(code, docs, 'vfiomigd options')
         for name in code:
             self.assertEqual(code[name], docs[name], f'vfiomigd {name}: --help and the page disagree')

@@ -789,6 +789,36 @@ static void test_busy_driver(void) {
         g_assert_cmpuint(calls, ==, 2);
 }
 
+/* The kept verdict is what the map holds, a busy driver's included: a
+ * method that must not ask a driver before it replies reads it. */
+static void test_kept_verdict(void) {
+        unsigned calls = 0;
+        JudgeOps ops = { busy_once, NULL, &calls };
+        g_autoptr(CompatMap) m = compat_map_new(&ops);
+        const Judgement *j;
+
+        compat_map_set(m, D("x"), identity_new("T", "v1", BASIS_VENDOR));
+        g_assert_cmpuint(calls, ==, 1);
+        g_assert_null(compat_map_kept_verdict(m, D("x"), D("nobody")));
+        g_assert_null(compat_map_kept_verdict(m, D("nobody"), D("x")));
+        j = compat_map_kept_verdict(m, D("x"), D("x"));
+        g_assert_nonnull(j);
+        g_assert_cmpint(j->verdict, ==, VERDICT_UNKNOWN);
+        g_assert_true(j->retry);
+        g_assert_nonnull(strstr(j->reason, "busy"));
+        j = compat_map_kept_verdict(m, D("x"), D("x"));
+        g_assert_true(j->retry);
+        g_assert_cmpuint(calls, ==, 1);         /* nobody asked */
+        g_assert_cmpuint(stats(m).vendor_checks, ==, 1);
+        /* asking judges it again; what is kept then is the answer */
+        j = compat_map_verdict(m, D("x"), D("x"));
+        g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
+        j = compat_map_kept_verdict(m, D("x"), D("x"));
+        g_assert_cmpint(j->verdict, ==, VERDICT_COMPATIBLE);
+        g_assert_false(j->retry);
+        g_assert_cmpuint(calls, ==, 2);
+}
+
 /* A device and an mdev type are nodes of different kinds, even under one
  * name: each keeps its own identity, and the driver is asked about the
  * kind of node the verdict is for. */
@@ -919,6 +949,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/compat-map/invalidate-remote", test_invalidate_remote);
         g_test_add_func("/compat-map/remote-sources-are-bounded", test_remote_sources_are_bounded);
         g_test_add_func("/compat-map/busy-driver", test_busy_driver);
+        g_test_add_func("/compat-map/kept-verdict", test_kept_verdict);
         g_test_add_func("/compat-map/node-kinds", test_node_kinds);
         g_test_add_func("/compat-map/class-head", test_class_head);
 

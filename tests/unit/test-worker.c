@@ -10,6 +10,7 @@
 
 #include <glib.h>
 
+#include "bus/bus-error.h"
 #include "fsm.h"
 #include "backend/testbed-device.h"
 #include "vfio-uapi.h"
@@ -30,6 +31,8 @@ typedef struct Rig {
         Verdict verdict;                /* what judge() answers, unless: */
         const char *target_iommu;       /* non-NULL: judge() asks compat_judge() with this target facet */
         unsigned judged;
+        char *asked;                    /* migrate: "SOURCE -> TARGET" of each question, in order */
+        bool moved_before_judged;       /* a device had been asked anything, or the journal written */
         bool cancel_in_judge;           /* a cancel while the judge is asked, as the main loop's */
         char *published;
         int publish_failure;            /* the store's answer to publish() */
@@ -73,14 +76,35 @@ static int on_journal(void *userdata, WorkerRecord what, char **ret_error) {
         return 0;
 }
 
-static Verdict on_judge(void *userdata, const StreamHeader *source, char **ret_reason) {
+static bool anything_moved(Rig *r) {
+        bool moved = r->records->len > 0;
+
+        for (unsigned i = 0; i < r->n; i++) {
+                GArray *arcs = sim_device_history(r->devices[i]);
+
+                moved |= arcs->len > 0;
+                g_array_unref(arcs);
+        }
+        return moved;
+}
+
+static Verdict on_judge(void *userdata, const WorkerQuestion *q, char **ret_reason) {
         Rig *r = userdata;
+        const StreamHeader *source = q->header;
         g_autoptr(Identity) src = NULL, tgt = NULL;
         Judgement j;
 
         r->judged++;
+        r->moved_before_judged |= anything_moved(r);
         if (r->cancel_in_judge)
                 g_assert_cmpint(worker_cancel(&r->w, "the test"), ==, 0);
+        if (!source) {          /* migrate: a pair a busy driver left open */
+                g_autofree char *was = r->asked;
+
+                r->asked = g_strdup_printf("%s%s%s -> %s", was ?: "", was ? ", " : "", q->source, q->target);
+                *ret_reason = g_strdup_printf("the test says so for %s", q->target);
+                return r->verdict;
+        }
         if (!r->target_iommu) {
                 *ret_reason = g_strdup_printf("the test says so for %s", source->migration_type);
                 return r->verdict;
@@ -161,6 +185,7 @@ static void rig_clear(Rig *r) {
                 sim_device_free(r->devices[i]);
         g_array_unref(r->records);
         g_free(r->published);
+        g_free(r->asked);
 }
 
 /* A migrate job of n pairs: sources s0.., targets t0..; a fault, if
@@ -184,6 +209,12 @@ static void rig_migrate_fault(Rig *r, unsigned n, uint32_t flags, uint64_t dirty
 
 static void rig_migrate(Rig *r, unsigned n, uint32_t flags, uint64_t dirty_rate, const MigrationOptions *o) {
         rig_migrate_fault(r, n, flags, dirty_rate, o, NULL, 0);
+}
+
+/* The job's ErrorName as the bus names its class: through the one
+ * errno <-> D-Bus error table, as bus-migration.c does. */
+static const char *error_name_of(const MigrationSnapshot *s) {
+        return s->error ? bus_error_name_for_errno(s->error_class) : NULL;
 }
 
 static MigrationSnapshot run(Rig *r, int expect) {
@@ -315,6 +346,96 @@ static void test_migrate_group_p2p(void) {
         }
         g_assert_cmpuint(last_p2p, >, 0);
         g_assert_cmpuint(last_p2p, <, first_stop);
+        rig_clear(&r);
+}
+
+/* ---- a target whose driver was busy ---- */
+
+/* A pair admitted on allow-unknown while its target's driver was busy:
+ * the worker has it asked again before any device is asked anything or
+ * the journal written, and a refusal ends the job with every device as
+ * it was. */
+static void check_asked_again(Verdict verdict, bool allow_unknown, bool cancel, MigrationPhase phase,
+                              const char *error_name, const char *message) {
+        g_auto(MigrationSnapshot) s = {};
+        g_autofree char *before = NULL, *target_before = NULL, *after = NULL;
+        Rig r;
+
+        rig_migrate(&r, 1, ALL_FLAGS, 0, NULL);
+        worker_dev(&r.w, 0)->ask_again = true;
+        r.w.options.allow_unknown = allow_unknown;
+        r.verdict = verdict;
+        r.cancel_in_judge = cancel;
+        before = sim_device_digest(r.devices[0]);
+        target_before = sim_device_digest(r.devices[1]);
+        s = run(&r, phase == MIGRATION_DONE ? 0 : -1);
+        g_assert_cmpuint(r.judged, ==, 1);
+        g_assert_cmpstr(r.asked, ==, "s0 -> t0");
+        g_assert_false(r.moved_before_judged);
+        g_assert_cmpint(s.phase, ==, phase);
+        g_assert_cmpuint(sim_device_state(r.devices[1]), ==, VFIO_STATE_RUNNING);
+        if (phase == MIGRATION_DONE) {
+                g_assert_null(s.error);
+                assert_journal(&r, true);
+                after = sim_device_digest(r.devices[1]);
+                g_assert_cmpstr(after, ==, before);
+                rig_clear(&r);
+                return;
+        }
+        g_assert_cmpstr(error_name_of(&s), ==, error_name);
+        g_assert_nonnull(strstr(s.error, message));
+        /* nothing moved, nothing was journalled but the end */
+        g_assert_false(journal_has(&r, WORKER_RECORD_BEGIN));
+        g_assert_cmpstr(s.devices[0].outcome, ==, "running");
+        g_assert_cmpstr(s.devices[1].outcome, ==, "untouched");
+        g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
+        for (unsigned i = 0; i < 2; i++) {
+                GArray *arcs = sim_device_history(r.devices[i]);
+
+                g_assert_cmpuint(arcs->len, ==, 0);
+                g_array_unref(arcs);
+        }
+        after = sim_device_digest(r.devices[0]);
+        g_assert_cmpstr(after, ==, before);
+        g_free(after);
+        after = sim_device_digest(r.devices[1]);
+        g_assert_cmpstr(after, ==, target_before);
+        rig_clear(&r);
+}
+
+static void test_migrate_asked_again(void) {
+        /* the driver is free now and takes the state */
+        check_asked_again(VERDICT_COMPATIBLE, true, false, MIGRATION_DONE, NULL, NULL);
+        /* still busy: allow-unknown was given */
+        check_asked_again(VERDICT_UNKNOWN, true, false, MIGRATION_DONE, NULL, NULL);
+        /* it refuses: both devices and the driver's cause are named */
+        check_asked_again(VERDICT_INCOMPATIBLE, true, false, MIGRATION_FAILED, VFIOMIG_ERROR_INCOMPATIBLE,
+                          "s0 cannot go into t0: the test says so for t0 (its driver, busy before, was asked again");
+        check_asked_again(VERDICT_UNKNOWN, false, false, MIGRATION_FAILED, VFIOMIG_ERROR_COMPATIBILITY_UNKNOWN,
+                          "s0 cannot go into t0: the test says so for t0 (option allow-unknown)");
+        /* a cancel while the main loop is asked */
+        check_asked_again(VERDICT_COMPATIBLE, true, true, MIGRATION_CANCELLED, VFIOMIG_ERROR_CANCELLED, "Cancelled");
+}
+
+/* In a group only the pairs marked are asked about. */
+static void test_migrate_asked_again_group(void) {
+        g_auto(MigrationSnapshot) s = {};
+        Rig r;
+
+        rig_migrate(&r, 2, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P, 0, NULL);
+        worker_dev(&r.w, 1)->ask_again = true;
+        s = run(&r, 0);
+        g_assert_cmpint(s.phase, ==, MIGRATION_DONE);
+        g_assert_cmpuint(r.judged, ==, 1);
+        g_assert_cmpstr(r.asked, ==, "s1 -> t1");
+        g_assert_false(r.moved_before_judged);
+        rig_clear(&r);
+
+        /* and a pair not marked is not asked about */
+        rig_migrate(&r, 1, ALL_FLAGS, 0, NULL);
+        migration_snapshot_clear(&s);
+        s = run(&r, 0);
+        g_assert_cmpuint(r.judged, ==, 0);
         rig_clear(&r);
 }
 
@@ -580,7 +701,7 @@ static void check_load_refused(Verdict verdict, bool allow_unknown, const char *
         before = sim_device_digest(r.devices[0]);
         s = run(&r, -1);
         g_assert_cmpint(s.phase, ==, MIGRATION_FAILED);
-        g_assert_cmpstr(s.error_name, ==, error_name);
+        g_assert_cmpstr(error_name_of(&s), ==, error_name);
         assert_journal(&r, false);
         g_assert_cmpstr(s.devices[0].outcome, ==, target_outcome);
         g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
@@ -635,7 +756,7 @@ static void test_load_judged_by_iommu_facet(void) {
                 g_assert_cmpuint(r.judged, ==, 1);
                 g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
                 if (cases[i].phase == MIGRATION_FAILED) {
-                        g_assert_cmpstr(s.error_name, ==, VFIOMIG_ERROR_INCOMPATIBLE);
+                        g_assert_cmpstr(error_name_of(&s), ==, VFIOMIG_ERROR_INCOMPATIBLE);
                         g_assert_nonnull(strstr(s.error, "target IOMMU maps 39 bits, source 48"));
                         g_assert_cmpstr(s.devices[0].outcome, ==, "untouched");
                         after = sim_device_digest(r.devices[0]);
@@ -692,7 +813,7 @@ static void test_load_unprefetched(void) {
         before = sim_device_digest(r.devices[0]);
         s = run(&r, -1);
         g_assert_cmpint(s.phase, ==, MIGRATION_FAILED);
-        g_assert_cmpstr(s.error_name, ==, VFIOMIG_ERROR_STREAM_CORRUPT);
+        g_assert_cmpstr(error_name_of(&s), ==, VFIOMIG_ERROR_STREAM_CORRUPT);
         g_assert_cmpuint(s.bytes, >, 0);
         g_assert_cmpstr(s.devices[0].outcome, ==, "reset");
         g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
@@ -730,7 +851,7 @@ static void check_rollback(const char *fault, bool on_source, uint32_t flags, Mi
          * journal never saw a commit unless it was reached */
         worker_snapshot(&r.w, &s);
         g_assert_cmpint(s.phase, ==, MIGRATION_FAILED);
-        g_assert_cmpstr(s.error_name, ==, VFIOMIG_ERROR_DEVICE_FAILED);
+        g_assert_cmpstr(error_name_of(&s), ==, VFIOMIG_ERROR_DEVICE_FAILED);
         g_assert_nonnull(strstr(s.error, on_source ? "s0" : "t0"));
         assert_journal(&r, false);
         /* past the commit only when the targets were asked to load: the
@@ -827,7 +948,7 @@ static void check_save_failure(const SaveFailure *f) {
         r.publish_failure = f->publish_failure;
         s = run(&r, -1);
         g_assert_cmpint(s.phase, ==, MIGRATION_FAILED);
-        g_assert_cmpstr(s.error_name, ==, f->error_name);
+        g_assert_cmpstr(error_name_of(&s), ==, f->error_name);
         g_assert_cmpint(r.last_phase, ==, f->failed_in);
         g_assert_null(r.published);
         assert_journal(&r, false);
@@ -900,7 +1021,7 @@ static void check_cancel(MigrationPhase at, uint32_t flags) {
         s = run(&r, -1);
         g_assert_cmpint(r.cancel_result, ==, 0);
         g_assert_cmpint(s.phase, ==, MIGRATION_CANCELLED);
-        g_assert_cmpstr(s.error_name, ==, VFIOMIG_ERROR_CANCELLED);
+        g_assert_cmpstr(error_name_of(&s), ==, VFIOMIG_ERROR_CANCELLED);
         g_assert_cmpstr(s.error, ==, "Cancelled by the test");
         assert_journal(&r, false);
         g_assert_cmpuint(sim_device_state(r.devices[0]), ==, VFIO_STATE_RUNNING);
@@ -1065,6 +1186,8 @@ int main(int argc, char **argv) {
         g_test_add_func("/worker/migrate/stopcopy", test_migrate_stopcopy);
         g_test_add_func("/worker/migrate/precopy", test_migrate_precopy);
         g_test_add_func("/worker/migrate/group-p2p", test_migrate_group_p2p);
+        g_test_add_func("/worker/migrate/asked-again", test_migrate_asked_again);
+        g_test_add_func("/worker/migrate/asked-again-group", test_migrate_asked_again_group);
         g_test_add_func("/worker/save-and-load", test_save_and_load);
         g_test_add_func("/worker/load-refused", test_load_refused);
         g_test_add_func("/worker/load-unprefetched", test_load_unprefetched);
