@@ -149,7 +149,7 @@ static int device_from_sysfs(const char *arg, Device **ret) {
         g_autoptr(Device) d = NULL;
         g_autoptr(GDir) dir = NULL;
         const char *n;
-        char *group = NULL;
+        char *group = NULL, *node = NULL;
 
         if (!name) {
                 fail(-EINVAL, "%s is not a device name", arg);
@@ -157,30 +157,29 @@ static int device_from_sysfs(const char *arg, Device **ret) {
         }
 
         d = device_new(name, name_is_uuid(name) ? DEVICE_KIND_MDEV : DEVICE_KIND_PCI);
-        g_free(d->sysfs_path);
-        d->sysfs_path = g_strconcat(d->kind == DEVICE_KIND_MDEV ? "/sys/bus/mdev/devices/" : "/sys/bus/pci/devices/",
-                                    name, NULL);
+        device_set_own(&d->sysfs_path, g_strconcat(d->kind == DEVICE_KIND_MDEV ? "/sys/bus/mdev/devices/"
+                                                                                : "/sys/bus/pci/devices/",
+                                                   name, NULL));
         if (access(d->sysfs_path, F_OK) < 0) {
                 fail(-errno, "%s", d->sysfs_path);
                 return -ENODEV;
         }
         if (sysfs_link_basename(d->sysfs_path, "iommu_group", &group) >= 0)
-                g_free(d->iommu_group), d->iommu_group = group;
+                device_set_own(&d->iommu_group, group);
 
-        g_free(d->vfio_dev);
-        d->vfio_dev = NULL;
         vfio_dir = g_build_filename(d->sysfs_path, "vfio-dev", NULL);
         dir = g_dir_open(vfio_dir, 0, NULL);
-        while (dir && !d->vfio_dev && (n = g_dir_read_name(dir))) {
+        while (dir && !node && (n = g_dir_read_name(dir))) {
                 g_autofree char *sub = g_build_filename(vfio_dir, n, NULL);
 
                 if (g_str_has_prefix(n, "vfio") && sysfs_exists(sub, "dev"))
-                        d->vfio_dev = g_strconcat("/dev/vfio/devices/", n, NULL);
+                        node = g_strconcat("/dev/vfio/devices/", n, NULL);
         }
         if (arg_node)
-                free_and_strdup(&d->vfio_dev, arg_node);
-        else if (!d->vfio_dev)
-                d->vfio_dev = g_strconcat("/dev/vfio/", d->iommu_group, NULL);
+                free_and_strdup(&node, arg_node);
+        else if (!node)
+                node = g_strconcat("/dev/vfio/", d->iommu_group, NULL);
+        device_set_own(&d->vfio_dev, node);
 
         if (arg_debug)
                 fprintf(stderr, "vfio-tool: %s: group %s, node %s\n", d->name, d->iommu_group, d->vfio_dev);
