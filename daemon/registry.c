@@ -204,10 +204,10 @@ void device_take_string(const char **field, char *value) {
  * allocations a device, at start-up replaced at once), and never freed. */
 static const char unset[] = "";
 
-void device_set_own(char **field, char *value) {
+void device_set_own(const char **field, char *value) {
         if (*field != unset)
-                g_free(*field);
-        *field = value ?: (char *) unset;
+                g_free((char *) *field);
+        *field = value ?: unset;
 }
 
 Device *device_new(const char *name, DeviceKind kind) {
@@ -216,7 +216,7 @@ Device *device_new(const char *name, DeviceKind kind) {
 
         d->name = g_strdup(name);
         d->kind = kind;
-#define INIT_OWN(f) d->f = (char *) unset;
+#define INIT_OWN(f) d->f = unset;
 #define INIT_SHARED(f) d->f = empty;
         DEVICE_OWN_FIELDS(INIT_OWN)
         DEVICE_SHARED_FIELDS(INIT_SHARED)
@@ -261,7 +261,7 @@ Device *device_copy(const Device *d) {
 
         c->name = g_strdup(d->name);
         c->kind = d->kind;
-#define COPY_OWN(f) c->f = *d->f ? g_strdup(d->f) : (char *) unset;
+#define COPY_OWN(f) c->f = *d->f ? g_strdup(d->f) : unset;
 #define COPY_SHARED(f) c->f = string_ref(d->f);
         DEVICE_OWN_FIELDS(COPY_OWN)
         DEVICE_SHARED_FIELDS(COPY_SHARED)

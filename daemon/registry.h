@@ -62,17 +62,18 @@ typedef struct MdevType {
 /* The strings a device shares with most others (its driver, type,
  * state, identity, the empty string...) are const: interned GRefStrings,
  * held once however many devices hold them. Set them only with
- * device_set_string(); never free one. Those of its own (name, paths,
- * group) are plain strings it owns. */
+ * device_set_string(); never free one. Those of its own (paths, group)
+ * it owns, set only with device_set_own(): const, so that nothing frees
+ * the shared empty string they start as. */
 typedef struct Device {
         char *name;             /* mdev UUID or PCI address: the key */
         DeviceKind kind;
-        char *sysfs_path;
+        const char *sysfs_path;
         const char *driver;
         const char *parent;     /* mdev parent; PCI: physical function or "" */
         const char *mdev_type;  /* type id for mdevs, else "" */
-        char *iommu_group;
-        char *vfio_dev;         /* device node to open it with */
+        const char *iommu_group;
+        const char *vfio_dev;   /* device node to open it with */
         const char *iommu;      /* IOMMU facet, canonical text (iommu-facet.h) */
         const char *vdpa;       /* vDPA facet, canonical text (vdpa-facet.h); "" for others */
         const char *vendor_id, *device_id, *subsystem_vendor_id, *subsystem_device_id;
@@ -102,7 +103,7 @@ void device_take_string(const char **field, char *value);
 /* Sets one of a device's own strings (sysfs_path, iommu_group, vfio_dev)
  * to value, taken; NULL: "". Only through this: an unset one is not
  * to be freed. */
-void device_set_own(char **field, char *value);
+void device_set_own(const char **field, char *value);
 
 Parent *parent_new(const char *name);
 void parent_free(Parent *p);
