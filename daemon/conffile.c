@@ -341,16 +341,24 @@ static bool unescape(const char *raw, char sep, GPtrArray *out) {
         return true;
 }
 
-bool conf_file_peek_string(ConfFile *c, const char *group, const char *key, const char **ret) {
+bool conf_file_get_string_view(ConfFile *c, const char *group, const char *key, const char *def,
+                               const char **ret, char **ret_copy, GError **error) {
         const ConfEntry *e = find_entry(c, group, key);
-        size_t len;
+        size_t len = e ? strlen(e->value) : 0;
 
-        if (!e || strchr(e->value, '\\'))
+        *ret_copy = NULL;
+        if (!e && def) {
+                *ret = def;
+                return true;
+        }
+        /* as the file has it: no escapes, no blanks the getter would drop */
+        if (e && !strchr(e->value, '\\') && (len == 0 || !g_ascii_isspace(e->value[len - 1]))) {
+                *ret = e->value;
+                return true;
+        }
+        if (!conf_file_get_string(c, group, key, def, ret_copy, error))
                 return false;
-        len = strlen(e->value);
-        if (len > 0 && g_ascii_isspace(e->value[len - 1]))
-                return false;   /* conf_file_get_string() drops those */
-        *ret = e->value;
+        *ret = *ret_copy;
         return true;
 }
 

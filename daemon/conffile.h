@@ -48,11 +48,13 @@ bool conf_file_get_uint64(ConfFile *c, const char *group, const char *key,
 /* A list separated by ';' (an escaped "\;" is part of an element, a
  * last empty element is dropped), as GKeyFile reads one; NULL if the key
  * is absent or, with error set, holds an invalid escape. */
-/* The value of key as the file has it, when that is what
- * conf_file_get_string() would return (no escapes, no trailing blanks:
- * most values): no copy, valid as long as c. False otherwise, absent
- * included: conf_file_get_string() then. */
-bool conf_file_peek_string(ConfFile *c, const char *group, const char *key, const char **ret);
+/* conf_file_get_string() without a copy where none is needed: *ret is
+ * the value as the file has it when that is the answer (no escapes, no
+ * trailing blanks: most values), valid as long as c, or def itself when
+ * the key is absent; otherwise a copy in *ret_copy, for the caller to
+ * free. */
+bool conf_file_get_string_view(ConfFile *c, const char *group, const char *key, const char *def,
+                               const char **ret, char **ret_copy, GError **error);
 char **conf_file_get_string_list(ConfFile *c, const char *group, const char *key, GError **error);
 /* yes/no, true/false, on/off or 1/0, in any case. */
 bool conf_file_get_bool(ConfFile *c, const char *group, const char *key, bool def, bool *ret, GError **error);

@@ -108,13 +108,10 @@ static bool get_bounded_size(ConfFile *c, const char *group, const char *key, ui
 
 static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *ret, GError **error) {
         g_autofree char *copy = NULL;
-        const char *s = "";
+        const char *s;
 
-        if (conf_file_has_key(c, group, "MigrationFlags") && !conf_file_peek_string(c, group, "MigrationFlags", &s)) {
-                if (!conf_file_get_string(c, group, "MigrationFlags", "", &copy, error))
-                        return false;
-                s = copy;
-        }
+        if (!conf_file_get_string_view(c, group, "MigrationFlags", "", &s, &copy, error))
+                return false;
         if (!*s) {
                 *ret = def;
                 return true;
@@ -125,22 +122,13 @@ static bool get_flags(ConfFile *c, const char *group, uint32_t def, uint32_t *re
         return true;
 }
 
-/* conf_file_get_string() into one of a Device's strings (a default
- * taken as it is: most keys of most devices are absent). */
+/* A keyfile value into one of a Device's strings, copied by neither. */
 static bool get_device_string(ConfFile *c, const char *group, const char *key, const char *def,
                               const char **field, GError **error) {
-        g_autofree char *v = NULL;
-        const char *plain;
+        g_autofree char *copy = NULL;
+        const char *v;
 
-        if (def && !conf_file_has_key(c, group, key)) {
-                device_set_string(field, def);
-                return true;
-        }
-        if (conf_file_peek_string(c, group, key, &plain)) {
-                device_set_string(field, plain);
-                return true;
-        }
-        if (!conf_file_get_string(c, group, key, def, &v, error))
+        if (!conf_file_get_string_view(c, group, key, def, &v, &copy, error))
                 return false;
         device_set_string(field, v);
         return true;
@@ -499,11 +487,8 @@ static bool parse_device(Testbed *tb, ConfFile *c, const char *group, const char
         DeviceKind k;
         bool ok, known;
 
-        if (!conf_file_peek_string(c, group, "Kind", &kind)) {
-                if (!conf_file_get_string(c, group, "Kind", NULL, &copy, error))
-                        return false;
-                kind = copy;
-        }
+        if (!conf_file_get_string_view(c, group, "Kind", NULL, &kind, &copy, error))
+                return false;
         k = device_kind_from_string(kind);
         if (k < 0)
                 return conf_file_error(c, error, group, "Kind", "'%s' is not mdev, pci or vdpa", kind);

@@ -135,11 +135,41 @@ static void test_lines(void) {
         g_assert_null(conf_file_get_string_list(c, "A", "j", NULL));
 }
 
+/* The view is what conf_file_get_string() gives, copied only where the
+ * file's text is not that already. */
+static void test_string_view(void) {
+        g_autoptr(ConfFile) c = conf_file_parse("[G]\nPlain=abc def\nEscaped=a\\sb\nTrailing=x  \nEmpty=\n",
+                                               "view", NULL);
+        static const struct { const char *key; bool copied; } cases[] = {
+                { "Plain", false }, { "Escaped", true }, { "Trailing", true }, { "Empty", false },
+        };
+        const char *def = "the default", *v;
+        g_autofree char *copy = NULL;
+
+        g_assert_nonnull(c);
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autofree char *expected = NULL;
+
+                g_clear_pointer(&copy, g_free);
+                g_assert_true(conf_file_get_string(c, "G", cases[i].key, NULL, &expected, NULL));
+                g_assert_true(conf_file_get_string_view(c, "G", cases[i].key, NULL, &v, &copy, NULL));
+                g_assert_cmpstr(v, ==, expected);
+                g_assert_true((copy != NULL) == cases[i].copied);
+        }
+        g_clear_pointer(&copy, g_free);
+        g_assert_true(conf_file_get_string_view(c, "G", "Absent", def, &v, &copy, NULL));
+        g_assert_true(v == def);
+        g_assert_null(copy);
+        g_assert_false(conf_file_get_string_view(c, "G", "Absent", NULL, &v, &copy, NULL));
+        g_assert_null(copy);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/conffile/values", test_values);
         g_test_add_func("/conffile/corpus", test_corpus);
         g_test_add_func("/conffile/stricter", test_stricter);
         g_test_add_func("/conffile/lines", test_lines);
+        g_test_add_func("/conffile/string-view", test_string_view);
         return g_test_run();
 }
