@@ -55,31 +55,34 @@ static void test_fewer_faults_child(gboolean reserve) {
                 g_assert_cmpint(faults, >, 1500);
 }
 
-static void test_fewer_faults(void) {
+/* True in the case's own child; in the parent, runs it there (and
+ * checks it passed) and returns false. */
+static bool in_child(void) {
         if (skip_sanitized())
-                return;
+                return false;
+        if (g_test_subprocess())
+                return true;
+        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+        g_test_trap_assert_passed();
+        return false;
+}
+
+static void test_fewer_faults(void) {
         if (g_test_subprocess()) {
                 test_fewer_faults_child(g_strcmp0(g_getenv("HEAP_RESERVE"), "1") == 0);
                 return;
         }
         g_setenv("HEAP_RESERVE", "0", TRUE);
-        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
-        g_test_trap_assert_passed();
+        in_child();
         g_setenv("HEAP_RESERVE", "1", TRUE);
-        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
-        g_test_trap_assert_passed();
+        in_child();
 }
 
 static void test_release_gives_back(void) {
         struct mallinfo2 reserved, released;
 
-        if (skip_sanitized())
+        if (!in_child())
                 return;
-        if (!g_test_subprocess()) {
-                g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
-                g_test_trap_assert_passed();
-                return;
-        }
         heap_reserve(RESERVE);
         reserved = mallinfo2();
         g_assert_cmpuint(reserved.arena, >=, RESERVE - (1u << 20));
@@ -93,13 +96,8 @@ static void test_release_gives_back(void) {
 static void test_reserve_once(void) {
         struct mallinfo2 first, second;
 
-        if (skip_sanitized())
+        if (!in_child())
                 return;
-        if (!g_test_subprocess()) {
-                g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
-                g_test_trap_assert_passed();
-                return;
-        }
         heap_reserve(RESERVE);
         first = mallinfo2();
         heap_reserve(RESERVE);  /* a second one while the first is held: nothing */
