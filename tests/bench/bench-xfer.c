@@ -8,8 +8,9 @@
  *   allocation) and a thread splices the destination pipe into
  *   /dev/null. The bare loop makes the same calls: splice() with
  *   SPLICE_F_NONBLOCK and, when it cannot go on, poll() of the end that
- *   is not ready; a copy that can be cancelled and time out must wait in
- *   poll(). For scale, a blocking splice() loop, which can do neither.
+ *   is not ready and of a cancel eventfd, with a timeout: a copy that can
+ *   be cancelled and time out must wait so. For scale, a blocking
+ *   splice() loop, which can do neither.
  * - read() and write() through a buffer, the path every real VFIO data fd
  *   takes: /dev/zero into /dev/null, which, like VFIO data fds, cannot be
  *   spliced to each other, so xfer_copy() gets there the way it does for
@@ -178,10 +179,12 @@ static uint64_t xfer(int from, int to, uint64_t bytes) {
         return (uint64_t) n;
 }
 
-static void wait_for(int fd, short events) {
-        struct pollfd p = { .fd = fd, .events = events };
+/* A cancellable wait, as any copy that can be stopped needs: the fd and
+ * an eventfd nobody writes, with the daemon's inactivity timeout. */
+static void wait_for(int fd, short events, int cancel_fd) {
+        struct pollfd p[2] = { { .fd = fd, .events = events }, { .fd = cancel_fd, .events = POLLIN } };
 
-        while (poll(&p, 1, -1) < 0)
+        while (poll(p, 2, 60 * 1000) < 0)
                 if (errno != EINTR)
                         die("poll", -errno);
 }
@@ -199,8 +202,11 @@ static void set_nonblock(int fd) {
  * no faster: measured. */
 static uint64_t bare_splice(int from, int to, uint64_t bytes) {
         bool to_blocked = false, waited = false;
+        int cancel_fd = eventfd(0, EFD_CLOEXEC);
         uint64_t total = 0;
 
+        if (cancel_fd < 0)
+                die("eventfd", -errno);
         set_nonblock(from);
         set_nonblock(to);
         while (total < bytes) {
@@ -218,9 +224,10 @@ static uint64_t bare_splice(int from, int to, uint64_t bytes) {
                         die("splice", -errno);
                 if (waited)
                         to_blocked = !to_blocked;
-                wait_for(to_blocked ? to : from, to_blocked ? POLLOUT : POLLIN);
+                wait_for(to_blocked ? to : from, to_blocked ? POLLOUT : POLLIN, cancel_fd);
                 waited = true;
         }
+        close(cancel_fd);
         close(from);
         close(to);
         return total;
